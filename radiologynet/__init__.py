@@ -1,0 +1,24 @@
+"""RadiologyNET foundation models for medical-imaging transfer learning, built on timm."""
+
+from radiologynet._version import __version__
+from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture, list_models
+from radiologynet.weights import (
+    Preprocessing,
+    WeightRecord,
+    get_weights,
+    list_weights,
+    register_weights,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "Preprocessing",
+    "WeightRecord",
+    "__version__",
+    "get_architecture",
+    "get_weights",
+    "list_models",
+    "list_weights",
+    "register_weights",
+]

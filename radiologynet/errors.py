@@ -1,0 +1,46 @@
+"""The library's exception types. Each message names the file, weight or argument at fault
+and says what to do about it."""
+
+from __future__ import annotations
+
+
+class RadiologyNetError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class UnknownModelError(RadiologyNetError, KeyError):
+    """An architecture name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownWeightsError(RadiologyNetError, KeyError):
+    """A weight tag or version that does not exist (for that architecture)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotReleasedError(RadiologyNetError):
+    """A weight the paper describes but its authors never published."""
+
+
+class WeightsNotFoundError(RadiologyNetError, FileNotFoundError):
+    """A weight that could not be found in any of the places looked."""
+
+
+class ChecksumError(RadiologyNetError):
+    """A downloaded or cached file whose sha256 differs from the recorded one."""
+
+
+class CheckpointFormatError(RadiologyNetError, ValueError):
+    """A checkpoint or archive that is not in a format the converter knows."""
+
+
+class ImageReadError(RadiologyNetError, ValueError):
+    """An image or volume that could not be read; the message names the file and reason."""
+
+
+class DatasetNotFoundError(RadiologyNetError, FileNotFoundError):
+    """A dataset missing or laid out differently from its public release."""

@@ -1,0 +1,371 @@
+"""One typed, frozen record per weight: where it lives, what it expects, what it is.
+
+A weight is named ``<arch>.<tag>[@<version>]`` (``resnet50.radiologynet@v1``). The tags:
+
+- ``radiologynet``: the multi-modality RadiologyNET weights (all ten architectures);
+- ``radiologynet-mr`` / ``-cr`` / ``-ct``: the paper's single-modality variants (described,
+  never released by the authors);
+- ``imagenet``: the torchvision ImageNet weights the paper compared against.
+
+``weights=None`` (random initialisation, the paper's baseline) has no record.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+
+from radiologynet.errors import UnknownWeightsError
+from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
+
+#: Every published weight lives at ``f"{HUB_ORG}/{arch}.{tag}"`` on the Hugging Face Hub.
+HUB_ORG = "radiologynet"
+#: The authors' download server (one ``<Name>.tar.gz`` per architecture).
+ORIGINAL_BASE_URL = "http://radiologynet.riteh.hr/models"
+
+PAPER = (
+    "Napravnik M, Hrzic F, Urschler M, Miletic D, Stajduhar I. Lessons learned from "
+    "RadiologyNET foundation models for transfer learning in medical radiology. "
+    "Scientific Reports 15, 21622 (2025). doi:10.1038/s41598-025-05009-w"
+)
+PAPER_DOI = "10.1038/s41598-025-05009-w"
+DATASET_PAPER = (
+    "Napravnik M, et al. Building RadiologyNET: an unsupervised approach to annotating a "
+    "large-scale multimodal medical database. BioData Mining 17 (2024)."
+)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: The 36 pseudo-label classes of pretraining. The authors identify them by cluster
+#: number only (50 clusters, 14 excluded as incoherent); the names are therefore indices.
+RADIOLOGYNET_LABELS: tuple[str, ...] = tuple(f"cluster_{i:02d}" for i in range(36))
+IMAGENET_NUM_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a weight expects as input.
+
+    Images are grayscale, letterboxed to ``input_size`` (longest side resized with
+    ``interpolation``, aspect kept, centred zero padding), scaled to [0, 1], repeated to
+    three channels when ``grayscale_to_rgb``, then normalised with ``mean``/``std`` when
+    those are not ``None``.
+    """
+
+    input_size: int
+    interpolation: str = "bilinear"
+    letterbox: bool = True
+    grayscale_to_rgb: bool = True
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def timm_cfg(self) -> dict[str, object]:
+        """The keys of a timm ``pretrained_cfg`` that describe this preprocessing."""
+        return {
+            "input_size": (3, self.input_size, self.input_size),
+            "interpolation": self.interpolation,
+            "crop_pct": 1.0,
+            "crop_mode": "border" if self.letterbox else "center",
+            "mean": tuple(self.mean) if self.mean is not None else (0.0, 0.0, 0.0),
+            "std": tuple(self.std) if self.std is not None else (1.0, 1.0, 1.0),
+        }
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One number from the paper's Tables 2-6 (``paper-results.csv``)."""
+
+    table: int
+    task: str
+    model: str
+    statistic: str  # "mean" (over five runs) or "best" (single best run)
+    init: str  # "baseline" (random), "imagenet", "radiologynet", ...
+    lr: str
+    metric: str
+    value: float
+    std: float | None
+
+
+@dataclass(frozen=True)
+class WeightRecord:
+    """Everything known about one weight.
+
+    Attributes:
+        arch: the architecture name (a key of :data:`radiologynet.registry.ARCHITECTURES`).
+        tag: ``radiologynet``, ``radiologynet-mr``, ``imagenet``, ...
+        version: release version (``v1``); ``arch.tag@version`` pins it.
+        description: one line on what the weight is.
+        hub_repo_id: where the converted weight lives (or will live) on the Hub.
+        hub_revision: the pinned Hub commit; ``None`` while the weight is not published.
+        filename: the weight file inside the Hub repo / weights folder.
+        sha256: of ``filename`` at ``hub_revision``; ``None`` while not published (the
+            cache then records the converted file's hash on first use).
+        source_url: where the unconverted original comes from (the authors' archive,
+            or torchvision's ImageNet checkpoint); ``None`` when there is none.
+        source_member: the file inside ``source_url`` when it is an archive.
+        timm_hub_id: for ImageNet weights timm carries, the Hub repo of timm's copy.
+        preprocessing: what the weight expects as input.
+        num_classes / label_names: the pretraining head.
+        modalities: the imaging modalities of the pretraining data.
+        training_data: a sentence on the pretraining data and its limits.
+        license: SPDX-like identifier; ``license_note`` says more where needed.
+        released: ``False`` for weights the paper describes that were never published.
+    """
+
+    arch: str
+    tag: str
+    version: str
+    description: str
+    preprocessing: Preprocessing
+    num_classes: int
+    label_names: tuple[str, ...]
+    modalities: tuple[str, ...]
+    training_data: str
+    license: str
+    license_note: str = ""
+    hub_repo_id: str = ""
+    hub_revision: str | None = None
+    filename: str = "model.safetensors"
+    sha256: str | None = None
+    source_url: str | None = None
+    source_member: str | None = None
+    timm_hub_id: str | None = None
+    paper: str = PAPER
+    released: bool = True
+    extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        """``arch.tag`` (without the version)."""
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def full_name(self) -> str:
+        """``arch.tag@version``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def architecture(self) -> Architecture:
+        """The registry entry of this weight's architecture."""
+        return ARCHITECTURES[self.arch]
+
+    @property
+    def published(self) -> bool:
+        """Whether the converted weight is pinned on the Hub (revision and sha256 known)."""
+        return self.hub_revision is not None and self.sha256 is not None
+
+    @property
+    def results(self) -> tuple[PaperResult, ...]:
+        """The paper's downstream results for this architecture (all initialisations)."""
+        return tuple(r for r in paper_results() if r.model == self.arch)
+
+    def pretrained_cfg(self) -> dict[str, object]:
+        """A timm ``pretrained_cfg`` (only keys timm accepts) describing this weight."""
+        arch = self.architecture
+        return {
+            **self.preprocessing.timm_cfg(),
+            "num_classes": self.num_classes,
+            "first_conv": arch.first_conv,
+            "classifier": arch.classifier,
+            "license": self.license,
+            "paper_ids": f"doi:{PAPER_DOI}",
+            "origin_url": self.source_url or "",
+            "hf_hub_id": self.hub_repo_id,
+            "tag": self.tag,
+            "architecture": arch.timm_name,
+        }
+
+    def summary(self) -> str:
+        """One line: name, availability and description."""
+        state = "published" if self.published else ("unreleased" if not self.released else
+                                                      "from source")
+        return f"{self.full_name:42s} [{state}] {self.description}"
+
+
+@cache
+def paper_results() -> tuple[PaperResult, ...]:
+    """The paper's Tables 2-6 as shipped in the package (``data/paper-results.csv``)."""
+    text = resources.files("radiologynet").joinpath("data/paper-results.csv").read_text()
+    rows = csv.DictReader(text.splitlines())
+    return tuple(
+        PaperResult(
+            table=int(r["table"]), task=r["task"], model=r["model"], statistic=r["statistic"],
+            init=r["init"], lr=r["lr"], metric=r["metric"], value=float(r["value"]),
+            std=float(r["std"]) if r["std"] else None,
+        )
+        for r in rows
+    )
+
+
+_RADIOLOGYNET_DATA = (
+    "About 1.9 million radiology images (CT, MR, CR/DX, XA, ...) from the Clinical "
+    "Hospital Centre Rijeka (2008-2017), pseudo-labelled into 50 clusters from DICOM tags, "
+    "images and text, 36 coherent clusters kept. Single-centre data: expect a domain shift "
+    "on scanners, populations and protocols the hospital did not have."
+)
+_MODALITY_DATA = {
+    "mr": ("MR", "The MR images of the RadiologyNET dataset only."),
+    "cr": ("CR", "The CR/DX radiographs of the RadiologyNET dataset only."),
+    "ct": ("CT", "The CT images of the RadiologyNET dataset only."),
+}
+#: The single-modality variants the paper evaluated, per tag.
+MODALITY_VARIANTS: dict[str, tuple[str, ...]] = {
+    "radiologynet-mr": ("mobilenet_v3_small", "resnet50"),
+    "radiologynet-cr": ("densenet121", "resnet34", "efficientnet_b3", "inception_v3",
+                        "mobilenet_v3_large", "resnet18"),
+    "radiologynet-ct": ("resnet50",),
+}
+_RADIOLOGYNET_LICENSE_NOTE = (
+    "The authors publish these weights beside their GPL-3.0 repository "
+    "(AIlab-RITEH/RadiologyNET-TL-models) without a separate weights licence."
+)
+#: torchvision ImageNet checkpoints for the architectures whose torchvision weights timm
+#: does not carry; they are converted with the same key mapping as the original wrappers.
+_TORCHVISION_IMAGENET_URLS = {
+    "efficientnet_b3": "https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth",
+    "efficientnet_b4": "https://download.pytorch.org/models/efficientnet_b4_rwightman-23ab8bcd.pth",
+    "mobilenet_v3_small": "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
+    "mobilenet_v3_large": "https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth",
+}
+
+
+def hub_repo_id(arch: str, tag: str) -> str:
+    """The Hub repository of ``arch.tag`` (one pattern, from :data:`HUB_ORG`)."""
+    return f"{HUB_ORG}/{arch}.{tag}"
+
+
+def _radiologynet(arch: Architecture) -> WeightRecord:
+    return WeightRecord(
+        arch=arch.name, tag="radiologynet", version="v1",
+        description=f"{arch.original_name} pretrained on RadiologyNET (multi-modality, 36 "
+                    "pseudo-label classes)",
+        preprocessing=Preprocessing(input_size=arch.input_size),
+        num_classes=36, label_names=RADIOLOGYNET_LABELS,
+        modalities=("CT", "MR", "CR", "DX", "XA", "RF", "MG", "PT", "NM"),
+        training_data=_RADIOLOGYNET_DATA,
+        license="gpl-3.0", license_note=_RADIOLOGYNET_LICENSE_NOTE,
+        hub_repo_id=hub_repo_id(arch.name, "radiologynet"),
+        source_url=f"{ORIGINAL_BASE_URL}/{arch.original_name}.tar.gz",
+        source_member=f"{arch.original_name}.pth",
+    )
+
+
+def _modality(arch: Architecture, tag: str) -> WeightRecord:
+    modality, data = _MODALITY_DATA[tag.rsplit("-", 1)[1]]
+    return WeightRecord(
+        arch=arch.name, tag=tag, version="v1",
+        description=f"{arch.original_name} pretrained on the {modality} images of "
+                    "RadiologyNET only (described in the paper, not released)",
+        preprocessing=Preprocessing(input_size=arch.input_size),
+        num_classes=36, label_names=RADIOLOGYNET_LABELS, modalities=(modality,),
+        training_data=data, license="gpl-3.0", license_note=_RADIOLOGYNET_LICENSE_NOTE,
+        hub_repo_id=hub_repo_id(arch.name, tag), released=False,
+    )
+
+
+def _imagenet(arch: Architecture) -> WeightRecord:
+    tv_url = _TORCHVISION_IMAGENET_URLS.get(arch.name)
+    return WeightRecord(
+        arch=arch.name, tag="imagenet", version="v1",
+        description=f"torchvision's ImageNet-1k {arch.torchvision_name} weights (IMAGENET1K_V1),"
+                    " the paper's ImageNet comparison",
+        preprocessing=Preprocessing(input_size=arch.input_size, mean=IMAGENET_MEAN,
+                                    std=IMAGENET_STD),
+        num_classes=IMAGENET_NUM_CLASSES, label_names=(),
+        modalities=(), training_data="ImageNet-1k (1.28 million natural photographs).",
+        license="bsd-3-clause",
+        license_note="torchvision's weights; ImageNet's terms of access apply to the data.",
+        hub_repo_id=hub_repo_id(arch.name, "imagenet"),
+        source_url=tv_url,
+        timm_hub_id=None if tv_url else f"timm/{arch.timm_name}.tv_in1k",
+    )
+
+
+def _build_records() -> dict[tuple[str, str, str], WeightRecord]:
+    records: list[WeightRecord] = []
+    for arch in ARCHITECTURES.values():
+        records.append(_radiologynet(arch))
+        for tag, archs in MODALITY_VARIANTS.items():
+            if arch.name in archs:
+                records.append(_modality(arch, tag))
+        records.append(_imagenet(arch))
+    return {(r.arch, r.tag, r.version): r for r in records}
+
+
+_RECORDS: dict[tuple[str, str, str], WeightRecord] = _build_records()
+RANDOM_TAGS = ("random", "none", "baseline")
+
+
+def register_weights(record: WeightRecord) -> WeightRecord:
+    """Add (or replace) a weight record, e.g. one of your own published weights."""
+    get_architecture(record.arch)
+    _RECORDS[(record.arch, record.tag, record.version)] = record
+    return record
+
+
+def split_name(name: str) -> tuple[str, str | None, str | None]:
+    """``"resnet50.radiologynet@v1"`` -> ``("resnet50", "radiologynet", "v1")``."""
+    version = None
+    if "@" in name:
+        name, version = name.split("@", 1)
+    tag = None
+    if "." in name:
+        name, tag = name.split(".", 1)
+    return name, tag, version
+
+
+def list_weights(arch: str | None = None) -> list[WeightRecord]:
+    """Every weight record (latest version first), or those of one architecture."""
+    records = sorted(_RECORDS.values(), key=lambda r: (list(ARCHITECTURES).index(r.arch),
+                                                        r.tag, r.version), reverse=False)
+    if arch is None:
+        return records
+    name = get_architecture(arch).name
+    return [r for r in records if r.arch == name]
+
+
+def get_weights(name: str, tag: str | None = None, version: str | None = None) -> WeightRecord:
+    """The record of ``arch.tag[@version]``; the latest version when none is given.
+
+    Raises:
+        UnknownModelError: an unknown architecture.
+        UnknownWeightsError: a tag or version that does not exist for the architecture;
+            the message lists the valid ones.
+    """
+    arch_name, name_tag, name_version = split_name(name)
+    arch = get_architecture(arch_name)
+    tag = tag or name_tag
+    version = version or name_version
+    if tag is not None and "@" in tag:
+        tag, version = tag.split("@", 1)
+    if tag is None:
+        tag = "radiologynet"
+    candidates = [r for r in _RECORDS.values() if r.arch == arch.name and r.tag == tag]
+    if not candidates:
+        valid = sorted({r.tag for r in _RECORDS.values() if r.arch == arch.name})
+        raise UnknownWeightsError(
+            f"No weights {tag!r} for {arch.name}. Valid tags for {arch.name}: "
+            f"{', '.join(valid)}, or None for random initialisation (a path to a weights "
+            "folder or file also works)."
+        )
+    if version is None:
+        return max(candidates, key=lambda r: _version_key(r.version))
+    for record in candidates:
+        if record.version == version:
+            return record
+    raise UnknownWeightsError(
+        f"No version {version!r} of {arch.name}.{tag}. Valid versions: "
+        f"{', '.join(sorted(r.version for r in candidates))}."
+    )
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    digits = version.lstrip("v").split(".")
+    return tuple(int(d) if d.isdigit() else 0 for d in digits)
+
+
+def with_pin(record: WeightRecord, revision: str, sha256: str) -> WeightRecord:
+    """A copy of ``record`` pinned to a Hub revision and file hash (after publishing)."""
+    return replace(record, hub_revision=revision, sha256=sha256)
