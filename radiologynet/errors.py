@@ -44,3 +44,18 @@ class ImageReadError(RadiologyNetError, ValueError):
 
 class DatasetNotFoundError(RadiologyNetError, FileNotFoundError):
     """A dataset missing or laid out differently from its public release."""
+
+
+class DatasetFormatError(RadiologyNetError, ValueError):
+    """A dataset file (sheet, CSV) whose columns or values are not those of its release."""
+
+
+class UnknownTaskError(RadiologyNetError, KeyError):
+    """A benchmark task name that is not in ``radiologynet.datasets.TASKS``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgumentError(RadiologyNetError, ValueError):
+    """An argument outside its allowed range (a fraction, a split ratio, a seed)."""
