@@ -1,0 +1,35 @@
+"""The paper's downstream protocol: a grid of tasks x models x inits x lrs x runs.
+
+``run(...)`` executes (a shard of) the grid into one results folder per run;
+:class:`TaskSpec` / :func:`register_task` plug a task in (see :mod:`.tasks`).
+"""
+
+from radiologynet.benchmarks.tasks import (
+    DataRequest,
+    ModelRequest,
+    TaskData,
+    TaskSpec,
+    UnknownTaskError,
+    get_task,
+    list_tasks,
+    register_task,
+)
+
+__all__ = [
+    "DataRequest",
+    "ModelRequest",
+    "TaskData",
+    "TaskSpec",
+    "UnknownTaskError",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]
+
+
+def __getattr__(name: str):  # the runner pulls in the trainer; load it on first use
+    if name in ("run", "RunSpec", "plan", "run_one"):
+        from radiologynet.benchmarks import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

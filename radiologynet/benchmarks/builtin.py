@@ -1,0 +1,1 @@
+"""The built-in tasks (filled in by the runner's task module)."""
