@@ -59,3 +59,11 @@ class UnknownTaskError(RadiologyNetError, KeyError):
 
 class InvalidArgumentError(RadiologyNetError, ValueError):
     """An argument outside its allowed range (a fraction, a split ratio, a seed)."""
+
+
+class StatisticsInputError(RadiologyNetError, ValueError):
+    """Groups a statistical test cannot be run on (too few groups or values, NaNs)."""
+
+
+class ResultsFormatError(RadiologyNetError, ValueError):
+    """A results folder missing, empty or not in the run-results format."""
