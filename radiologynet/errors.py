@@ -67,3 +67,7 @@ class StatisticsInputError(RadiologyNetError, ValueError):
 
 class ResultsFormatError(RadiologyNetError, ValueError):
     """A results folder missing, empty or not in the run-results format."""
+
+
+class ArchiveError(RadiologyNetError, ValueError):
+    """An image archive that cannot be pseudo-labelled or pretrained on as given."""
