@@ -1,6 +1,7 @@
 """RadiologyNET foundation models for medical-imaging transfer learning, built on timm."""
 
 from radiologynet._version import __version__
+from radiologynet.models import create_model
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture, list_models
 from radiologynet.weights import (
     Preprocessing,
@@ -16,6 +17,7 @@ __all__ = [
     "Preprocessing",
     "WeightRecord",
     "__version__",
+    "create_model",
     "get_architecture",
     "get_weights",
     "list_models",

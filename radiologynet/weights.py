@@ -172,8 +172,9 @@ class WeightRecord:
             "license": self.license,
             "paper_ids": f"doi:{PAPER_DOI}",
             "origin_url": self.source_url or "",
-            "hf_hub_id": self.hub_repo_id,
             "tag": self.tag,
+            "label_names": self.label_names or None,
+            "description": self.description,
             "architecture": arch.timm_name,
         }
 
