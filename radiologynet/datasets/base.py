@@ -1,0 +1,339 @@
+"""The contract every benchmark loader returns: samples, deterministic splits, and the
+helpers that make them (seeded per-class cuts, training-only data fractions, the
+"dataset not found" error).
+
+A loader lists files and labels; it never decodes images (that is ``radiologynet.io``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+
+T = TypeVar("T")
+
+KINDS = ("multiclass", "binary", "regression")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a benchmark.
+
+    Attributes:
+        path: absolute path of the image file.
+        target: class index (``int``) for classification, months (``float``) for bone age.
+        sex: bone age only: 1 male, 0 female; ``None`` elsewhere.
+        group: the patient id where the dataset has one (GRAZPEDWRI-DX), else ``None``.
+    """
+
+    path: str
+    target: int | float
+    sex: int | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A benchmark's train/validation/test samples, reproducible from ``seed``.
+
+    Attributes:
+        task: ``"btmr"``, ``"covid19"``, ``"boneage"`` or ``"grazpedwri"``.
+        kind: ``"multiclass"``, ``"binary"`` or ``"regression"``.
+        classes: class names in index order (``()`` for regression).
+        train, val, test: the samples of each split, sorted by path.
+        seed: the seed the splits (and the fraction) were drawn with.
+        fraction: the share of the training split kept (``None``: all of it).
+        root: the dataset folder the paths live under (for relative paths in CSVs).
+    """
+
+    task: str
+    kind: str
+    classes: tuple[str, ...]
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...]
+    test: tuple[Sample, ...]
+    seed: int
+    fraction: float | None
+    root: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidArgumentError(f"Splits.kind must be one of {KINDS}, got {self.kind!r}")
+
+    def split(self, name: str) -> tuple[Sample, ...]:
+        """The samples of split ``name`` (``"train"``, ``"val"`` or ``"test"``)."""
+        if name not in SPLIT_NAMES:
+            raise InvalidArgumentError(f"split must be one of {SPLIT_NAMES}, got {name!r}")
+        return getattr(self, name)
+
+    def _relative(self, path: str) -> str:
+        if self.root:
+            try:
+                return Path(path).relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path
+
+    def to_csv_text(self) -> str:
+        """The splits as CSV text: ``split, path, target, sex, group``, one row per sample;
+        paths relative to ``root`` where they lie under it."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["split", "path", "target", "sex", "group"])
+        for name in SPLIT_NAMES:
+            for s in self.split(name):
+                writer.writerow([
+                    name,
+                    self._relative(s.path),
+                    s.target,
+                    "" if s.sex is None else s.sex,
+                    "" if s.group is None else s.group,
+                ])
+        return buffer.getvalue()
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_csv_text` to ``path`` atomically (temp file, then rename)."""
+        atomic_write_text(Path(path), self.to_csv_text())
+
+    def counts(self) -> dict[str, Counter]:
+        """Per split, how many samples each class (name) has; for regression the key is
+        ``"all"``."""
+        out: dict[str, Counter] = {}
+        for name in SPLIT_NAMES:
+            if self.kind == "regression":
+                out[name] = Counter({"all": len(self.split(name))})
+            else:
+                out[name] = Counter(self.classes[int(s.target)] for s in self.split(name))
+        return out
+
+    def summary(self) -> str:
+        """A short human-readable table: counts per split and class (regression: count,
+        mean and range of the target, and the male share)."""
+        frac = "all" if self.fraction is None else f"{self.fraction:g}"
+        lines = [f"{self.task} ({self.kind}), seed {self.seed}, training fraction {frac}"]
+        for name in SPLIT_NAMES:
+            samples = self.split(name)
+            if self.kind == "regression":
+                t = np.array([s.target for s in samples], dtype=float)
+                sexes = [s.sex for s in samples if s.sex is not None]
+                stats = (
+                    f"target mean {t.mean():.1f}, range {t.min():g}-{t.max():g}" if len(t) else ""
+                )
+                male = f", male {np.mean(sexes):.0%}" if sexes else ""
+                lines.append(f"  {name:<5} {len(samples):>6}  {stats}{male}")
+            else:
+                c = self.counts()[name]
+                per = ", ".join(f"{cls} {c.get(cls, 0)}" for cls in self.classes)
+                lines.append(f"  {name:<5} {len(samples):>6}  ({per})")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark as the trainer and CLI see it: what it predicts and how to load it.
+
+    Attributes:
+        name: the task id (``"btmr"``).
+        title: the dataset's public name.
+        kind: ``"multiclass"``, ``"binary"`` or ``"regression"``.
+        classes: class names in index order (``()`` for regression).
+        num_outputs: the head's output count (classes for multiclass, 1 otherwise).
+        input_needs_sex: whether the model takes the sex input (bone age).
+        download_url: where to get the dataset.
+        expected_tree: the folder layout the loader reads (shown in errors and docs).
+        load: ``load(root, *, seed=0, fraction=None) -> Splits``.
+    """
+
+    name: str
+    title: str
+    kind: str
+    classes: tuple[str, ...]
+    num_outputs: int
+    input_needs_sex: bool
+    download_url: str
+    expected_tree: str
+    load: Callable[..., Splits] = field(repr=False, compare=False)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_seed(seed: int) -> int:
+    """Validate a split seed (a non-negative integer) and return it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_fraction(fraction: float | None) -> float | None:
+    """Validate a training-data fraction (``None`` or in (0, 1]) and return it."""
+    if fraction is None:
+        return None
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise InvalidArgumentError(
+            f"fraction must be in (0, 1] (e.g. 0.05, 0.25, 0.5) or None, got {fraction!r}"
+        )
+    return value
+
+
+def cut_sizes(n: int, ratios: Sequence[float]) -> list[int]:
+    """Sizes of consecutive parts of ``n`` items in ``ratios`` (summing to 1): every part
+    but the last rounded, the last takes the rest (3616 in 0.75/0.125/0.125 ->
+    2712/452/452)."""
+    sizes = [int(round(n * r)) for r in ratios[:-1]]
+    sizes.append(n - sum(sizes))
+    return sizes
+
+
+def split_per_class(
+    items: Sequence[T],
+    labels: Sequence[Hashable],
+    ratios: Sequence[float],
+    rng: np.random.Generator,
+) -> list[list[T]]:
+    """Split ``items`` into ``len(ratios)`` parts, each class in the same ratios.
+
+    Classes are visited in sorted order and each is shuffled with ``rng``, so the result
+    depends only on the items' order, the labels and the generator's seed. Returns one
+    list per ratio.
+    """
+    parts: list[list[T]] = [[] for _ in ratios]
+    labels = list(labels)
+    for label in sorted(set(labels)):
+        members = [item for item, lab in zip(items, labels, strict=True) if lab == label]
+        order = rng.permutation(len(members))
+        start = 0
+        for part, size in zip(parts, cut_sizes(len(members), ratios), strict=True):
+            part.extend(members[i] for i in order[start : start + size])
+            start += size
+    return parts
+
+
+def stratify_labels(samples: Sequence[Sample], kind: str, bins: int = 10) -> list[Hashable]:
+    """The labels to stratify on: the class for classification, the target's quantile bin
+    (``bins`` bins) for regression."""
+    targets = np.array([s.target for s in samples], dtype=float)
+    if kind != "regression":
+        return [int(t) for t in targets]
+    if len(targets) == 0:
+        return []
+    edges = np.unique(np.quantile(targets, np.linspace(0, 1, bins + 1)[1:-1]))
+    return [int(b) for b in np.digitize(targets, edges)]
+
+
+def subsample_training(
+    samples: Sequence[Sample], fraction: float | None, seed: int, kind: str
+) -> tuple[Sample, ...]:
+    """Keep ``fraction`` of the training samples, per class (classification) or per
+    target decile (regression), at least one per stratum.
+
+    The draw depends on ``seed`` but not on ``fraction``: each stratum is shuffled once and
+    its first ``round(fraction * n)`` samples kept, so a 5 % subset lies inside the 25 %
+    subset of the same seed. Returns the kept samples sorted by path.
+    """
+    fraction = check_fraction(fraction)
+    if fraction is None or fraction == 1.0:
+        return tuple(samples)
+    rng = np.random.default_rng([seed, 0xF4AC])  # a stream separate from the split's
+    labels = stratify_labels(samples, kind)
+    kept: list[Sample] = []
+    for label in sorted(set(labels)):
+        members = [s for s, lab in zip(samples, labels, strict=True) if lab == label]
+        order = rng.permutation(len(members))
+        count = max(1, int(round(fraction * len(members))))
+        kept.extend(members[i] for i in order[:count])
+    return tuple(sorted(kept, key=lambda s: s.path))
+
+
+def sorted_samples(samples: Sequence[Sample]) -> tuple[Sample, ...]:
+    """``samples`` sorted by path (the canonical order inside a split)."""
+    return tuple(sorted(samples, key=lambda s: s.path))
+
+
+def describe_found(root: Path, limit: int = 12) -> str:
+    """A short listing of what is at ``root`` (for "not found" errors)."""
+    if not root.exists():
+        return f"{root} does not exist"
+    if not root.is_dir():
+        return f"{root} is a file, not a folder"
+    entries = sorted(root.iterdir(), key=lambda p: p.name)
+    if not entries:
+        return f"{root} is empty"
+    shown = [f"  {p.name}{'/' if p.is_dir() else ''}" for p in entries[:limit]]
+    if len(entries) > limit:
+        shown.append(f"  ... and {len(entries) - limit} more")
+    return f"{root} holds:\n" + "\n".join(shown)
+
+
+def dataset_not_found(
+    title: str, root: Path, download_url: str, expected_tree: str, problem: str
+) -> DatasetNotFoundError:
+    """The error for a missing or mis-laid dataset: what is wrong, where to download it,
+    the layout expected and what was found instead."""
+    return DatasetNotFoundError(
+        f"{title}: {problem}\n"
+        f"Download it from {download_url} and pass the folder laid out as:\n"
+        f"{expected_tree.rstrip()}\n"
+        f"Found instead: {describe_found(root)}"
+    )
+
+
+def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | None:
+    """``root`` itself, or the one sub-folder of it (an archive's top folder), for which
+    ``is_dataset`` holds; ``None`` when neither does."""
+    if is_dataset(root):
+        return root
+    if root.is_dir():
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            if is_dataset(child):
+                return child
+    return None
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The PNG/JPEG files directly in ``folder``, sorted by name (hidden files skipped)."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def require_columns(frame, columns: Sequence[str], source: Path) -> None:
+    """Raise :class:`DatasetFormatError` unless ``frame`` has all ``columns``."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DatasetFormatError(
+            f"{source}: missing column(s) {missing}; found {list(frame.columns)}. "
+            "Use the file as published, unmodified."
+        )
