@@ -1,0 +1,112 @@
+"""The registry and the weight records: one source of truth, consistent with timm."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import timm
+
+import radiologynet
+from radiologynet.errors import UnknownModelError, UnknownWeightsError
+from radiologynet.registry import ARCHITECTURES
+from radiologynet.weights import MODALITY_VARIANTS
+
+PAPER_NAMES = [
+    "resnet18", "resnet34", "resnet50", "vgg16", "efficientnet_b3", "efficientnet_b4",
+    "inception_v3", "densenet121", "mobilenet_v3_small", "mobilenet_v3_large",
+]
+
+
+def test_the_ten_architectures_under_the_papers_names():
+    assert radiologynet.list_models() == PAPER_NAMES
+
+
+@pytest.mark.parametrize("arch", PAPER_NAMES)
+def test_architecture_matches_timm(arch):
+    spec = ARCHITECTURES[arch]
+    assert spec.timm_name in timm.list_models()
+    model = timm.create_model(spec.timm_name, pretrained=False, **spec.model_args_dict)
+    modules = dict(model.named_modules())
+    assert spec.first_conv in modules, "first_conv must name a module (in_chans adaptation)"
+    assert spec.classifier in modules, "classifier must name a module (head reset)"
+    assert spec.gradcam_layer in modules, "gradcam_layer must name a module"
+    assert model.pretrained_cfg["first_conv"] == spec.first_conv
+    assert model.pretrained_cfg["classifier"] == spec.classifier
+
+
+def test_aliases_resolve_to_the_same_architecture():
+    assert radiologynet.get_architecture("mobilenetv3_small_100").name == "mobilenet_v3_small"
+    assert radiologynet.get_architecture("ResNet50").name == "resnet50"
+    assert radiologynet.get_architecture("efficientnetb4").name == "efficientnet_b4"
+
+
+def test_unknown_architecture_lists_valid_names():
+    with pytest.raises(UnknownModelError, match="resnet50"):
+        radiologynet.get_architecture("resnet51")
+
+
+def test_weight_tags_per_architecture():
+    tags = {a: {r.tag for r in radiologynet.list_weights(a)} for a in PAPER_NAMES}
+    for arch in PAPER_NAMES:
+        assert {"radiologynet", "imagenet"} <= tags[arch]
+    for tag, archs in MODALITY_VARIANTS.items():
+        for arch in PAPER_NAMES:
+            assert (tag in tags[arch]) == (arch in archs)
+    assert MODALITY_VARIANTS["radiologynet-mr"] == ("mobilenet_v3_small", "resnet50")
+    assert MODALITY_VARIANTS["radiologynet-ct"] == ("resnet50",)
+    assert len(MODALITY_VARIANTS["radiologynet-cr"]) == 6
+
+
+def test_records_are_frozen_and_complete():
+    for record in radiologynet.list_weights():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.tag = "x"  # type: ignore[misc]
+        assert record.hub_repo_id == f"radiologynet/{record.arch}.{record.tag}"
+        assert record.preprocessing.input_size == ARCHITECTURES[record.arch].input_size
+        assert record.license
+        if record.tag.startswith("radiologynet"):
+            assert record.num_classes == 36 and len(record.label_names) == 36
+            assert record.preprocessing.mean is None and record.preprocessing.std is None
+        if record.tag == "radiologynet":
+            assert record.released
+            assert record.source_url.endswith(f"{record.architecture.original_name}.tar.gz")
+        if record.tag in MODALITY_VARIANTS:
+            assert not record.released
+        if record.tag == "imagenet":
+            assert record.preprocessing.mean == (0.485, 0.456, 0.406)
+            assert (record.timm_hub_id is None) != (record.source_url is None)
+        # not published yet: no pin, resolved from the source
+        assert not record.published
+
+
+def test_input_sizes_follow_the_paper():
+    sizes = {a.name: a.input_size for a in ARCHITECTURES.values()}
+    assert sizes["efficientnet_b3"] == 300 and sizes["efficientnet_b4"] == 380
+    assert sizes["inception_v3"] == 299
+    assert {s for n, s in sizes.items() if not n.startswith(("eff", "incep"))} == {224}
+
+
+def test_paper_results_attached_to_records():
+    results = radiologynet.get_weights("resnet50.radiologynet").results
+    assert {r.task for r in results} == {"btmr"}
+    f1 = [r for r in results if r.metric == "f1" and r.init == "radiologynet"]
+    assert f1 and f1[0].value == pytest.approx(98.9)  # the paper reports F1 in percent
+
+
+def test_tag_and_version_lookup():
+    assert radiologynet.get_weights("resnet50.radiologynet@v1").version == "v1"
+    assert radiologynet.get_weights("resnet50", tag="imagenet").tag == "imagenet"
+    with pytest.raises(UnknownWeightsError, match="Valid tags for vgg16: imagenet, radiologynet"):
+        radiologynet.get_weights("vgg16.radiologynet-mr")
+    with pytest.raises(UnknownWeightsError, match="Valid versions: v1"):
+        radiologynet.get_weights("resnet50.radiologynet@v9")
+    with pytest.raises(UnknownWeightsError):
+        radiologynet.get_weights("resnet50.imagenet21k")
+
+
+def test_pretrained_cfg_only_has_keys_timm_accepts():
+    from timm.models import PretrainedCfg
+
+    for record in radiologynet.list_weights():
+        PretrainedCfg(**record.pretrained_cfg())  # raises TypeError on an unknown key
