@@ -1,0 +1,1 @@
+"""Tables, figures and reports from a sweep's results folder; model-card results."""
