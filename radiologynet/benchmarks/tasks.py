@@ -50,16 +50,9 @@ from typing import Any
 
 import torch
 
-from radiologynet.errors import RadiologyNetError
+from radiologynet.errors import UnknownTaskError
 
 TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
-
-
-class UnknownTaskError(RadiologyNetError, KeyError):
-    """A task name that no plug-in registered."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

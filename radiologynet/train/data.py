@@ -1,0 +1,174 @@
+"""From benchmark samples to training batches: decoded-image datasets and the batched
+device transform (scaling, augmentation, normalisation on the accelerator).
+
+Images are decoded once to 8-bit grayscale, letterboxed to the model's input side and kept
+as ``uint8`` (in memory, or memory-mapped through :mod:`radiologynet.data` when a cache
+folder is given), so an epoch after the first costs no decoding. Everything float happens
+on the device, per batch, in :class:`DeviceTransform`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from radiologynet.errors import ImageReadError
+
+#: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX.
+PAPER_AUGMENT = {"hflip": 0.5, "rotate": 15.0, "brightness": (0.8, 1.2),
+                 "contrast": (0.8, 1.3), "translate": 0.0, "scale": (1.0, 1.0)}
+#: The paper's augmentation for bone age.
+BONE_AGE_AUGMENT = {"hflip": 0.5, "rotate": 20.0, "brightness": (1.0, 1.0),
+                    "contrast": (1.0, 1.0), "translate": 0.2, "scale": (0.8, 1.2)}
+
+
+def read_gray_uint8(path: str | Path) -> np.ndarray:
+    """An image file as 8-bit grayscale ``(H, W)`` (16-bit images scaled over their full
+    range), through :mod:`radiologynet.io` when available."""
+    try:
+        from radiologynet.io import read_image, to_radiologynet_uint8
+    except ImportError:
+        read_image = None
+    if read_image is not None:
+        return to_radiologynet_uint8(read_image(path))
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img)
+    except (OSError, ValueError) as err:
+        raise ImageReadError(f"{path}: cannot read the image ({err}).") from err
+    if array.ndim == 3:
+        array = np.asarray(Image.fromarray(array[..., :3]).convert("L"))
+    if array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        low, high = float(array.min()), float(array.max())
+        array = np.rint((array - low) * (255.0 / max(high - low, 1e-12))).astype(np.uint8)
+    return array
+
+
+def letterbox(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` resized (bilinear, aspect kept) so its longest side is ``size``, centred
+    on a ``size x size`` black canvas."""
+    height, width = array.shape[:2]
+    scale = size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    resized = np.asarray(Image.fromarray(array).resize((new_w, new_h), Image.BILINEAR))
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """Benchmark samples as ``(image, target)`` items (``((image, sex), target)`` when
+    ``with_sex``); ``image`` is a ``uint8`` tensor ``(1, size, size)``.
+
+    Decoded images are kept in memory after first use, so later epochs skip decoding.
+    """
+
+    def __init__(self, samples: Sequence[Any], size: int, *, with_sex: bool = False,
+                 target_dtype: torch.dtype = torch.long) -> None:
+        self.samples = tuple(samples)
+        self.size = int(size)
+        self.with_sex = with_sex
+        self.target_dtype = target_dtype
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def image(self, index: int) -> torch.Tensor:
+        """The decoded, letterboxed ``uint8`` image of sample ``index``."""
+        cached = self._cache.get(index)
+        if cached is None:
+            array = letterbox(read_gray_uint8(self.samples[index].path), self.size)
+            cached = torch.from_numpy(array).unsqueeze(0)
+            self._cache[index] = cached
+        return cached
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        sample = self.samples[index]
+        target = torch.tensor(sample.target, dtype=self.target_dtype)
+        if self.with_sex:
+            sex = torch.tensor(float(sample.sex or 0), dtype=torch.float32)
+            return (self.image(index), sex), target
+        return self.image(index), target
+
+
+class DeviceTransform:
+    """The batched device path: ``uint8`` batch -> float in [0, 1] -> augmentation
+    (training only) -> channel repeat -> normalisation.
+
+    Random parameters come from the ``generator`` the trainer passes (CPU, seeded per
+    epoch), so a resumed run draws the same augmentation as an uninterrupted one.
+    """
+
+    def __init__(self, *, in_chans: int = 3, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, augment: dict[str, Any] | None = None
+                 ) -> None:
+        self.in_chans = in_chans
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
+        self.augment = augment
+
+    def __call__(self, inputs: Any, target: torch.Tensor, *, train: bool,
+                 generator: torch.Generator | None = None) -> tuple[Any, torch.Tensor]:
+        image, rest = (inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list)) \
+            else (inputs, None)
+        image = image.float().div_(255.0)
+        if train and self.augment:
+            image = self._augment(image, generator)
+        if image.shape[1] != self.in_chans:
+            image = image.expand(-1, self.in_chans, -1, -1)
+        if self.mean is not None and self.std is not None:
+            mean = self.mean[: self.in_chans].to(image.device).view(1, -1, 1, 1)
+            std = self.std[: self.in_chans].to(image.device).view(1, -1, 1, 1)
+            image = (image - mean) / std
+        image = image.contiguous()
+        return ((image, *rest) if rest is not None else image), target
+
+    def _augment(self, image: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        aug = self.augment or {}
+        n = image.shape[0]
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return torch.rand(n, generator=generator) * (high - low) + low
+
+        flip = torch.rand(n, generator=generator) < aug.get("hflip", 0.0)
+        angle = uniform(-aug.get("rotate", 0.0), aug.get("rotate", 0.0)) * (math.pi / 180)
+        scale = uniform(*aug.get("scale", (1.0, 1.0)))
+        shift = aug.get("translate", 0.0)
+        tx, ty = uniform(-shift, shift), uniform(-shift, shift)
+        brightness = uniform(*aug.get("brightness", (1.0, 1.0)))
+        contrast = uniform(*aug.get("contrast", (1.0, 1.0)))
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        sign = torch.where(flip, -1.0, 1.0)
+        theta = torch.stack([torch.stack([cos * sign, -sin, tx * 2], 1),
+                             torch.stack([sin * sign, cos, ty * 2], 1)], 1)
+        theta = theta.to(image.device, image.dtype)
+        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+        image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
+                              align_corners=False)
+        dev = image.device
+        image = image * brightness.to(dev).view(-1, 1, 1, 1)
+        mean = image.mean(dim=(1, 2, 3), keepdim=True)
+        image = (image - mean) * contrast.to(dev).view(-1, 1, 1, 1) + mean
+        return image.clamp_(0.0, 1.0)
+
+
+def model_preprocessing(model: torch.nn.Module) -> dict[str, Any]:
+    """The input side and normalisation a zoo model expects, from its ``pretrained_cfg``
+    (ImageNet mean/std for ImageNet weights, none for RadiologyNET and random init)."""
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    size = cfg.get("input_size", (3, 224, 224))[-1]
+    mean, std = cfg.get("mean"), cfg.get("std")
+    identity = (mean is None or std is None or
+                (tuple(mean) == (0.0, 0.0, 0.0) and tuple(std) == (1.0, 1.0, 1.0)))
+    return {"input_size": int(size), "mean": None if identity else tuple(mean),
+            "std": None if identity else tuple(std)}
