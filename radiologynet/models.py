@@ -14,7 +14,14 @@ from timm.models import PretrainedCfg
 from radiologynet.errors import UnknownWeightsError
 from radiologynet.hub import ResolvedWeights, resolve_path, resolve_record
 from radiologynet.registry import Architecture, get_architecture
-from radiologynet.weights import RANDOM_TAGS, Preprocessing, WeightRecord, get_weights, split_name
+from radiologynet.weights import (
+    RANDOM_TAGS,
+    Preprocessing,
+    WeightRecord,
+    get_weights,
+    list_weights,
+    split_name,
+)
 
 _PRETRAINED_CFG_KEYS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
 
@@ -27,6 +34,11 @@ def _is_path(weights: str | os.PathLike) -> bool:
         or text.startswith((".", "~"))
         or Path(text).exists()
     )
+
+
+def _is_known_tag(text: str) -> bool:
+    tag = text.split("@", 1)[0]
+    return tag in {r.tag for r in list_weights()}
 
 
 def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
@@ -51,7 +63,7 @@ def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
         return arch, resolve_record(weights)
     if isinstance(weights, str) and weights.lower() in RANDOM_TAGS:
         return arch, None
-    if _is_path(weights):
+    if _is_path(weights) and not _is_known_tag(str(weights)):
         resolved = resolve_path(weights, arch)
         if resolved.arch.name != arch.name:
             raise UnknownWeightsError(

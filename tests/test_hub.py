@@ -95,7 +95,9 @@ def timm_resnet18_state(num_classes: int = 36) -> dict[str, torch.Tensor]:
 def fake_hub_cache(root: Path, repo_id: str, filename: str, content: bytes) -> Path:
     """huggingface_hub's cache layout: blobs/, snapshots/<commit>/, refs/main."""
     repo = root / ("models--" + repo_id.replace("/", "--"))
-    blob = repo / "blobs" / "f" * 1
+    import hashlib
+
+    blob = repo / "blobs" / hashlib.sha256(content).hexdigest()
     blob.parent.mkdir(parents=True)
     blob.write_bytes(content)
     snapshot = repo / "snapshots" / COMMIT / filename
