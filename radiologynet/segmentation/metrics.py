@@ -1,0 +1,85 @@
+"""Dice and IoU of binary masks, per image and over a whole set.
+
+Per image, an image whose prediction and target are both empty scores 1 (nothing to find,
+nothing found). Over the set, the true/false positives and false negatives of every pixel
+are pooled first (the set's Dice is not the mean of the images' Dice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+def _binarise(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    return x.bool() if x.dtype == torch.bool else x >= threshold
+
+
+def confusion(prediction: torch.Tensor, target: torch.Tensor,
+              threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image true positives, false positives and false negatives (each ``(N,)``).
+
+    ``prediction`` is a bool mask or probabilities (``>= threshold``); ``target`` a 0/1 or
+    bool mask of the same shape.
+    """
+    p = _binarise(prediction, threshold).flatten(1)
+    t = _binarise(target, 0.5).flatten(1)
+    tp = (p & t).sum(1)
+    fp = (p & ~t).sum(1)
+    fn = (~p & t).sum(1)
+    return tp, fp, fn
+
+
+def _dice(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+    denominator = (2 * tp + fp + fn).double()
+    return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), 1.0)
+
+
+def _iou(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+    denominator = (tp + fp + fn).double()
+    return torch.where(denominator > 0, tp / denominator.clamp(min=1), 1.0)
+
+
+def dice_per_image(prediction: torch.Tensor, target: torch.Tensor,
+                   threshold: float = 0.5) -> torch.Tensor:
+    """Dice of each image, ``(N,)`` float64."""
+    return _dice(*confusion(prediction, target, threshold))
+
+
+def iou_per_image(prediction: torch.Tensor, target: torch.Tensor,
+                  threshold: float = 0.5) -> torch.Tensor:
+    """IoU (Jaccard) of each image, ``(N,)`` float64."""
+    return _iou(*confusion(prediction, target, threshold))
+
+
+@dataclass
+class SegmentationMeter:
+    """Accumulates batches; :meth:`compute` gives the set's Dice/IoU (pooled pixels) and the
+    mean per-image Dice/IoU."""
+
+    threshold: float = 0.5
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    per_image_dice: list[float] = field(default_factory=list)
+    per_image_iou: list[float] = field(default_factory=list)
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predictions (bool masks or probabilities) and targets."""
+        tp, fp, fn = confusion(prediction.detach().cpu(), target.detach().cpu(),
+                               self.threshold)
+        self.tp += int(tp.sum())
+        self.fp += int(fp.sum())
+        self.fn += int(fn.sum())
+        self.per_image_dice += _dice(tp, fp, fn).tolist()
+        self.per_image_iou += _iou(tp, fp, fn).tolist()
+
+    def compute(self) -> dict[str, float]:
+        """``{"dice", "iou"}`` over the set and ``{"dice_mean", "iou_mean"}`` per image."""
+        tp, fp, fn = (torch.tensor(v) for v in (self.tp, self.fp, self.fn))
+        n = max(len(self.per_image_dice), 1)
+        return {
+            "dice": float(_dice(tp, fp, fn)), "iou": float(_iou(tp, fp, fn)),
+            "dice_mean": sum(self.per_image_dice) / n, "iou_mean": sum(self.per_image_iou) / n,
+        }
