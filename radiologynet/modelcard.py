@@ -1,0 +1,150 @@
+"""The ``README.md`` model card written into every weights folder.
+
+Front matter the Hugging Face Hub reads (``library_name: timm``, licence, tags), then what
+the weight is for, the preprocessing it expects, its training data and their limits, the
+paper's downstream results for the architecture, and how to load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from radiologynet.registry import get_architecture
+from radiologynet.weights import PAPER, PAPER_DOI, PaperResult, WeightRecord
+
+BASE_TAGS = ("timm", "image-classification", "radiology", "medical-imaging",
+             "transfer-learning", "radiologynet")
+
+_INIT_ORDER = ("baseline", "imagenet", "radiologynet")
+
+
+def _front_matter(license_id: str, tags: Iterable[str]) -> str:
+    lines = ["---", "library_name: timm", f"license: {license_id}", "tags:"]
+    lines += [f"- {tag}" for tag in dict.fromkeys(tags)]
+    lines += ["pipeline_tag: image-classification", "---", ""]
+    return "\n".join(lines)
+
+
+def results_table(results: Iterable[PaperResult]) -> str:
+    """The paper's results as a markdown table: one row per (table, task, metric,
+    statistic), one column per initialisation (value +- std, with its learning rate)."""
+    results = [r for r in results if r.metric != "epochs"]
+    if not results:
+        return "_The paper reports no downstream results for this architecture._\n"
+    inits = sorted({r.init for r in results},
+                   key=lambda i: (_INIT_ORDER.index(i) if i in _INIT_ORDER else 99, i))
+    rows: dict[tuple[int, str, str, str], dict[str, PaperResult]] = {}
+    for r in results:
+        rows.setdefault((r.table, r.task, r.metric, r.statistic), {})[r.init] = r
+    lines = ["| table | task | metric | statistic | " + " | ".join(inits) + " |",
+             "|---|---|---|---|" + "---|" * len(inits)]
+    for (table, task, metric, statistic), cells in rows.items():
+        values = []
+        for init in inits:
+            r = cells.get(init)
+            if r is None:
+                values.append("")
+                continue
+            std = f" ± {r.std:g}" if r.std is not None else ""
+            values.append(f"{r.value:g}{std} (lr {r.lr})")
+        lines.append(f"| {table} | {task} | {metric} | {statistic} | " + " | ".join(values)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _preprocessing(config: Mapping[str, Any], record: WeightRecord | None) -> str:
+    cfg = config.get("pretrained_cfg", {})
+    size = cfg.get("input_size", [3, 224, 224])[-1]
+    mean, std = cfg.get("mean", [0, 0, 0]), cfg.get("std", [1, 1, 1])
+    normalise = ("no mean/std normalisation" if list(mean) == [0, 0, 0]
+                 and list(std) == [1, 1, 1] else f"then normalised with mean {list(mean)}, "
+                 f"std {list(std)}")
+    interpolation = cfg.get("interpolation", "bilinear")
+    return (
+        f"- Grayscale image, longest side resized to {size} px ({interpolation}), "
+        "aspect ratio kept, zero-padded and centred to "
+        f"{size} x {size} (letterbox; timm `crop_mode='border'`, `crop_pct=1.0`).\n"
+        "- Intensities scaled to [0, 1] (8-bit values / 255), the one channel repeated to "
+        f"three; {normalise}.\n"
+        "- `radiologynet.transforms.for_model(model)` (or timm's "
+        "`resolve_data_config` + `create_transform`) applies exactly this.\n"
+    )
+
+
+def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None = None,
+                      extra: Mapping[str, Any] | None = None) -> str:
+    """The model card of a weights folder, as markdown with Hub front matter.
+
+    Args:
+        config: the folder's ``config.json`` content.
+        record: the weight it holds (description, data, licence, results).
+        extra: optional ``title``, ``description``, ``tags`` (list) and ``sections``
+            (mapping of heading -> markdown) added to the card.
+
+    Returns:
+        The card text.
+    """
+    extra = dict(extra or {})
+    arch = get_architecture(str(config["architecture"]))
+    meta = config.get("radiologynet", {})
+    name = record.name if record is not None else f"{arch.name} (converted)"
+    repo_id = (record.hub_repo_id if record is not None else "") or "ORG/NAME"
+    license_id = (record.license if record is not None
+                  else str(config.get("pretrained_cfg", {}).get("license", "other")))
+    tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
+    if record is not None:
+        tags += [m.lower() for m in record.modalities]
+    title = extra.get("title", f"RadiologyNET {arch.original_name}: `{name}`")
+    description = extra.get("description") or (
+        record.description if record is not None else
+        f"{arch.original_name} weights converted to timm's `{arch.timm_name}`.")
+    parts = [
+        _front_matter(license_id, tags),
+        f"# {title}\n",
+        f"{description}.\n" if not str(description).endswith(".") else f"{description}\n",
+        f"A plain timm `{arch.timm_name}` (model args {config.get('model_args', {})}) with "
+        f"a {config['num_classes']}-class head, numerically identical to the authors' "
+        f"torchvision {arch.torchvision_name}.\n",
+        "## Intended use\n",
+        "A starting point for fine-tuning on medical-imaging tasks (classification, "
+        "regression, or as a U-Net encoder), mainly on grayscale radiology images. The "
+        "pretraining classes are unsupervised pseudo-labels (clusters), not diagnoses: do "
+        "not use the pretraining head for clinical decisions, and validate any fine-tuned "
+        "model on data from your own site before use.\n",
+        "## Preprocessing\n",
+        _preprocessing(config, record),
+        "## Training data and its limits\n",
+        (record.training_data if record is not None else
+         "Unknown: this folder was converted without a weight record.") + "\n",
+    ]
+    if record is not None and record.license_note:
+        parts.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    parts += ["## Results in the paper\n",
+              f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
+              "percentages for classification and years for bone-age regression; "
+              "`baseline` is random initialisation.\n",
+              results_table(record.results if record is not None else ())]
+    for heading, body in dict(extra.get("sections", {})).items():
+        parts += [f"## {heading}\n", f"{body}\n"]
+    parts += [
+        "## How to load\n",
+        "With radiologynet (preprocessing travels with the model):\n",
+        "```python\nimport radiologynet\n"
+        f"model = radiologynet.create_model(\"{arch.name}\", "
+        "weights=\"PATH/TO/THIS/FOLDER\", num_classes=4, in_chans=1)\n```\n"
+        if record is None else
+        "```python\nimport radiologynet\n"
+        f"model = radiologynet.create_model(\"{record.name}\", num_classes=4, in_chans=1)\n"
+        "```\n",
+        "With plain timm:\n",
+        "```python\nimport timm\n"
+        f"model = timm.create_model(\"hf-hub:{repo_id}\", pretrained=True, num_classes=4)\n"
+        "# or, from a local copy of this folder:\n"
+        "model = timm.create_model(\"local-dir:PATH/TO/THIS/FOLDER\", pretrained=True)\n```\n",
+        "## Citation\n",
+        f"{PAPER} https://doi.org/{PAPER_DOI}\n",
+    ]
+    if meta.get("sha256"):
+        parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
+    return "\n".join(parts)
