@@ -1,0 +1,24 @@
+"""Reading medical images: DICOM, PNG/JPEG and 3-D volumes, and converting them to the
+8-bit grayscale images the RadiologyNET weights were pretrained on."""
+
+from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, is_dicom, read_dicom
+from radiologynet.io.image import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
+from radiologynet.io.images import PICTURE_SUFFIXES, read_picture
+from radiologynet.io.reader import DICOM_SUFFIXES, read_image
+from radiologynet.io.volumes import Volume, read_volume
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "PICTURE_SUFFIXES",
+    "SUPPORTED_PHOTOMETRIC",
+    "WINDOW_PRESETS",
+    "Image",
+    "Volume",
+    "is_dicom",
+    "read_dicom",
+    "read_image",
+    "read_picture",
+    "read_volume",
+    "resolve_window",
+    "to_radiologynet_uint8",
+]

@@ -1,0 +1,208 @@
+"""The :class:`Image` record and the conversion to the 8-bit images RadiologyNET was
+pretrained on (windowing, presets, min-max, MONOCHROME1 inversion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_voi_lut
+
+from radiologynet.errors import ImageReadError
+
+#: Named CT windows as ``(center, width)`` in Hounsfield units.
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "abdomen": (40.0, 400.0),
+}
+
+#: ITU-R BT.601 luma weights (what OpenCV and PIL use to turn RGB into grayscale).
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+Window = tuple[float, float] | str | None
+
+
+@dataclass
+class Image:
+    """A decoded 2-D image (or a stack of frames) with the metadata preprocessing needs.
+
+    Attributes:
+        pixels: modality values (Hounsfield units for CT after rescale slope/intercept;
+            the stored values for PNG/JPEG). Shape ``(H, W)``, ``(H, W, 3)`` for colour,
+            ``(F, H, W)`` / ``(F, H, W, 3)`` for a multi-frame stack.
+        path: the file it was read from (``None`` when built in memory).
+        modality: DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``, ...) or ``""``.
+        body_part: DICOM BodyPartExamined or ``""``.
+        spacing: pixel spacing ``(row, column)`` in mm, or ``None`` when unknown.
+        photometric: ``"MONOCHROME1"``, ``"MONOCHROME2"`` or ``"RGB"``.
+        window: the ``(center, width)`` chosen at read time (explicit or preset), or the
+            file's first window; ``None`` means min-max (or a VOI LUT, see ``voi``).
+        voi: a small pydicom dataset holding the VOI LUT module used for display
+            (window tags or a VOI LUT sequence); ``None`` when there is none.
+        frames: number of frames (1 for a single image).
+        metadata: other header values (study/series UIDs, ...), strings only.
+    """
+
+    pixels: np.ndarray
+    path: Path | None = None
+    modality: str = ""
+    body_part: str = ""
+    spacing: tuple[float, float] | None = None
+    photometric: str = "MONOCHROME2"
+    window: tuple[float, float] | None = None
+    voi: Dataset | None = None
+    frames: int = 1
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_color(self) -> bool:
+        """Whether the pixels carry three colour channels."""
+        return self.photometric == "RGB"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of one frame."""
+        if self.is_color:
+            return tuple(self.pixels.shape[-3:-1])  # type: ignore[return-value]
+        return tuple(self.pixels.shape[-2:])  # type: ignore[return-value]
+
+    def frame(self, index: int) -> Image:
+        """One frame of a stack as an :class:`Image` of its own."""
+        if self.frames == 1:
+            return self
+        if not -self.frames <= index < self.frames:
+            raise IndexError(f"{self.path}: frame {index} out of range (0..{self.frames - 1})")
+        return Image(
+            pixels=self.pixels[index], path=self.path, modality=self.modality,
+            body_part=self.body_part, spacing=self.spacing, photometric=self.photometric,
+            window=self.window, voi=self.voi, frames=1, metadata=dict(self.metadata),
+        )
+
+
+def resolve_window(window: Window, source: object = None) -> tuple[float, float] | None:
+    """A window given as ``(center, width)``, a preset name or ``None``, as a tuple.
+
+    Raises:
+        ImageReadError: for an unknown preset or a non-positive width.
+    """
+    if window is None:
+        return None
+    if isinstance(window, str):
+        key = window.lower().removeprefix("ct-").removeprefix("ct_")
+        if key not in WINDOW_PRESETS:
+            raise ImageReadError(
+                f"{source or 'window'}: unknown window preset {window!r}; use one of "
+                f"{', '.join(WINDOW_PRESETS)} or an explicit (center, width)."
+            )
+        return WINDOW_PRESETS[key]
+    try:
+        center, width = (float(v) for v in window)
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(
+            f"{source or 'window'}: window must be (center, width) or a preset name, "
+            f"got {window!r}."
+        ) from err
+    if not width >= 1:
+        raise ImageReadError(f"{source or 'window'}: window width must be >= 1, got {width}.")
+    return center, width
+
+
+def window_dataset(center: float, width: float) -> Dataset:
+    """A VOI LUT module for an explicit window whose output range is 0..255."""
+    ds = Dataset()
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsStored = 8
+    ds.PixelRepresentation = 0
+    ds.WindowCenter = float(center)
+    ds.WindowWidth = float(width)
+    ds.VOILUTFunction = "LINEAR"
+    return ds
+
+
+def _voi_output_range(voi: Dataset) -> tuple[float, float]:
+    """The range of values pydicom's ``apply_voi_lut`` produces for ``voi``."""
+    if "VOILUTSequence" in voi and not ("WindowCenter" in voi and "WindowWidth" in voi):
+        bits = int(voi.VOILUTSequence[0].LUTDescriptor[2])
+        return 0.0, float(2**bits - 1)
+    if voi.get("ModalityLUTSequence"):
+        return 0.0, float(2 ** int(voi.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    bits = int(voi.BitsStored)
+    if int(voi.PixelRepresentation) == 0:
+        low, high = 0.0, float(2**bits - 1)
+    else:
+        low, high = -float(2 ** (bits - 1)), float(2 ** (bits - 1) - 1)
+    slope, intercept = voi.get("RescaleSlope"), voi.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    return low, high
+
+
+def _minmax_uint8(frame: np.ndarray) -> np.ndarray:
+    values = frame.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(frame.shape, dtype=np.uint8)
+    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _to_gray(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return np.rint(pixels.astype(np.float64) @ _LUMA).astype(np.uint8)
+    return pixels.astype(np.float64) @ _LUMA
+
+
+def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> np.ndarray:
+    """Convert an image to the 8-bit grayscale pictures the RadiologyNET weights were
+    pretrained on.
+
+    The display transform is chosen in this order: ``window`` (``(center, width)`` or a
+    preset name from :data:`WINDOW_PRESETS`); the window or VOI LUT recorded in the image
+    (its DICOM VOI LUT module, applied with pydicom); an 8-bit image is kept as it is;
+    anything else is min-max scaled to 0..255 over its full range (never truncated or
+    wrapped). MONOCHROME1 images are inverted so that bone is bright; colour images are
+    turned into grayscale with the ITU-R 601 weights. Stacks are converted frame by frame.
+
+    Returns:
+        ``uint8`` array of shape ``(H, W)`` (or ``(F, H, W)`` for a stack).
+
+    Raises:
+        ImageReadError: empty images, NaN/inf values or an invalid window.
+    """
+    if isinstance(image, np.ndarray):
+        image = Image(pixels=image, photometric="RGB" if image.ndim == 3 and
+                      image.shape[-1] == 3 and image.shape[0] != 3 else "MONOCHROME2")
+    source = image.path or "image"
+    pixels = image.pixels
+    if pixels.size == 0:
+        raise ImageReadError(f"{source}: the image has no pixels (shape {pixels.shape}).")
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        raise ImageReadError(f"{source}: the image contains NaN or infinite values.")
+    if image.is_color:
+        pixels = _to_gray(pixels)
+    explicit = resolve_window(window, source)
+    voi = window_dataset(*explicit) if explicit is not None else image.voi
+    if voi is None and image.window is not None:
+        voi = window_dataset(*image.window)
+    if voi is not None:
+        low, high = _voi_output_range(voi)
+        try:
+            out = apply_voi_lut(np.asarray(pixels, dtype=np.float64)
+                                if "VOILUTSequence" not in voi else pixels, voi)
+        except (ValueError, KeyError, AttributeError, IndexError) as err:
+            raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err
+        out = (np.asarray(out, dtype=np.float64) - low) * (255.0 / max(high - low, 1e-12))
+        result = np.rint(np.clip(out, 0, 255)).astype(np.uint8)
+    elif pixels.dtype == np.uint8:
+        result = pixels.copy()
+    elif pixels.ndim == 3:
+        result = np.stack([_minmax_uint8(f) for f in pixels])
+    else:
+        result = _minmax_uint8(pixels)
+    if image.photometric == "MONOCHROME1":
+        result = 255 - result
+    return result

@@ -1,0 +1,42 @@
+"""``read_image``: one entry point for DICOM and picture files."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from radiologynet.errors import ImageReadError
+from radiologynet.io.dicom import is_dicom, read_dicom
+from radiologynet.io.image import Image, Window
+from radiologynet.io.images import PICTURE_SUFFIXES, read_picture
+
+#: Suffixes :func:`read_image` treats as DICOM even without looking inside.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def read_image(path: str | PathLike[str], window: Window = None) -> Image:
+    """Read a 2-D medical image (DICOM, PNG, JPEG, BMP, TIFF) with its metadata.
+
+    DICOM is recognised by its suffix or by the ``DICM`` magic (files without a suffix are
+    common in PACS exports). ``window`` is ``(center, width)`` or a preset name from
+    :data:`radiologynet.io.WINDOW_PRESETS`; it is used when the image is converted to 8 bits.
+
+    Returns:
+        An :class:`radiologynet.io.Image`.
+
+    Raises:
+        ImageReadError: the file is missing, of an unknown type, or unreadable; the message
+            names the file and the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file.")
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES or is_dicom(path):
+        return read_dicom(path, window=window)
+    if suffix in PICTURE_SUFFIXES or suffix == "":
+        return read_picture(path, window=window)
+    raise ImageReadError(
+        f"{path}: unknown image type {suffix!r}; expected DICOM or one of "
+        f"{', '.join(PICTURE_SUFFIXES)} (use read_volume for 3-D volumes)."
+    )

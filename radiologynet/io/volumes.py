@@ -1,0 +1,148 @@
+"""3-D volumes (MHD/RAW, NIfTI, NRRD, a folder holding one DICOM series) through
+SimpleITK, with their geometry, and slicing them into 2-D images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from radiologynet.errors import ImageReadError
+
+_AXES = {"axial": 0, "z": 0, "coronal": 1, "y": 1, "sagittal": 2, "x": 2}
+
+
+@dataclass
+class Volume:
+    """A 3-D image and its place in the world (patient, LPS, millimetres).
+
+    Attributes:
+        array: voxel values indexed ``[z, y, x]`` (slice, row, column).
+        spacing: voxel size ``(x, y, z)`` in mm (ITK order).
+        origin: world position ``(x, y, z)`` of voxel ``[0, 0, 0]`` in mm.
+        direction: 3x3 matrix whose columns are the world directions of the x, y, z axes.
+        path: the file or folder it was read from.
+        metadata: header key/values (strings).
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    path: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        """Voxel size in array order ``(z, y, x)``."""
+        return self.spacing[2], self.spacing[1], self.spacing[0]
+
+    def world_to_voxel(self, points_xyz: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """World coordinates ``(x, y, z)`` in mm to continuous array indices ``(z, y, x)``.
+
+        Accepts one point or an ``(N, 3)`` array; round the result to get voxel indices.
+        """
+        points = np.asarray(points_xyz, dtype=np.float64)
+        offsets = np.atleast_2d(points) - np.asarray(self.origin)
+        scaled = np.linalg.solve(np.asarray(self.direction, dtype=np.float64), offsets.T).T
+        ijk = scaled / np.asarray(self.spacing)
+        zyx = ijk[:, ::-1]
+        return zyx[0] if points.ndim == 1 else zyx
+
+    def voxel_to_world(self, indices_zyx: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """Array indices ``(z, y, x)`` to world coordinates ``(x, y, z)`` in mm."""
+        indices = np.asarray(indices_zyx, dtype=np.float64)
+        ijk = np.atleast_2d(indices)[:, ::-1] * np.asarray(self.spacing)
+        xyz = ijk @ np.asarray(self.direction, dtype=np.float64).T + np.asarray(self.origin)
+        return xyz[0] if indices.ndim == 1 else xyz
+
+    def slices(self, axis: int | str = "axial") -> Iterator[np.ndarray]:
+        """The 2-D slices along ``axis`` (0/"axial", 1/"coronal", 2/"sagittal"), in order."""
+        index = _axis_index(axis)
+        for i in range(self.array.shape[index]):
+            yield np.take(self.array, i, axis=index)
+
+    def slice(self, index: int, axis: int | str = "axial") -> np.ndarray:
+        """One 2-D slice along ``axis``."""
+        return np.take(self.array, index, axis=_axis_index(axis))
+
+
+def _axis_index(axis: int | str) -> int:
+    if isinstance(axis, str):
+        if axis.lower() not in _AXES:
+            raise ValueError(f"axis must be 0, 1, 2 or one of {', '.join(_AXES)}; got {axis!r}")
+        return _AXES[axis.lower()]
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2; got {axis!r}")
+    return int(axis)
+
+
+def _read_series(folder: Path, series_id: str | None) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    ids = list(reader.GetGDCMSeriesIDs(str(folder)))
+    if not ids:
+        raise ImageReadError(f"{folder}: the folder holds no DICOM series.")
+    if series_id is None:
+        if len(ids) > 1:
+            raise ImageReadError(
+                f"{folder}: the folder holds {len(ids)} DICOM series ({', '.join(ids)}); "
+                "pass series_id= to choose one."
+            )
+        series_id = ids[0]
+    elif series_id not in ids:
+        raise ImageReadError(f"{folder}: no series {series_id!r}; found {', '.join(ids)}.")
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series_id))
+    reader.MetaDataDictionaryArrayUpdateOn()
+    return reader.Execute()
+
+
+def read_volume(path: str | PathLike[str], series_id: str | None = None) -> Volume:
+    """Read a 3-D volume: ``.mhd``/``.mha`` (+ ``.raw``), ``.nii``/``.nii.gz``, ``.nrrd``, or a
+    folder holding one DICOM series (``series_id`` chooses among several).
+
+    Returns:
+        A :class:`Volume` with the voxels as ``[z, y, x]`` and the file's geometry.
+
+    Raises:
+        ImageReadError: a missing or unreadable file, a non-3-D image, an empty volume or
+            NaN/inf voxels.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file or folder.")
+    try:
+        if path.is_dir():
+            image = _read_series(path, series_id)
+        else:
+            image = sitk.ReadImage(str(path))
+    except ImageReadError:
+        raise
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown"
+        raise ImageReadError(f"{path}: SimpleITK cannot read it ({reason}).") from err
+    if image.GetDimension() != 3:
+        raise ImageReadError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D.")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageReadError(f"{path}: expected one value per voxel, got "
+                             f"{image.GetNumberOfComponentsPerPixel()}.")
+    array = sitk.GetArrayFromImage(image)
+    if array.size == 0:
+        raise ImageReadError(f"{path}: the volume is empty (shape {array.shape}).")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise ImageReadError(f"{path}: the volume contains {bad} NaN or infinite voxels.")
+    metadata = {}
+    if not path.is_dir():
+        metadata = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
+    return Volume(
+        array=array,
+        spacing=tuple(float(v) for v in image.GetSpacing()),  # type: ignore[arg-type]
+        origin=tuple(float(v) for v in image.GetOrigin()),  # type: ignore[arg-type]
+        direction=np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3),
+        path=path,
+        metadata=metadata,
+    )

@@ -1,0 +1,104 @@
+"""Training augmentation as the paper, drawn per image, on whole batches on any device."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training augmentation (all ranges inclusive, drawn uniformly per image).
+
+    Attributes:
+        flip_p: probability of a horizontal flip.
+        degrees: rotation drawn from ``[-degrees, degrees]``.
+        translate: shift drawn from ``[-translate, translate]`` times the image side, per axis.
+        scale: zoom factor range.
+        brightness: multiplicative brightness factor range (``None``: off).
+        contrast: contrast factor range around the image mean (``None``: off).
+    """
+
+    flip_p: float = 0.5
+    degrees: float = 15.0
+    translate: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    brightness: tuple[float, float] | None = (0.8, 1.2)
+    contrast: tuple[float, float] | None = (0.8, 1.3)
+
+    @property
+    def is_geometric(self) -> bool:
+        """Whether any flip, rotation, shift or zoom can happen."""
+        return (self.flip_p > 0 or self.degrees > 0 or self.translate > 0
+                or self.scale != (1.0, 1.0))
+
+
+#: The paper's augmentations: ``default`` for BTMR, COVID-19 and GRAZPEDWRI-DX, ``boneage``
+#: for the RSNA paediatric bone age task.
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "default": Augmentation(),
+    "boneage": Augmentation(flip_p=0.5, degrees=20.0, translate=0.2, scale=(0.8, 1.2),
+                            brightness=None, contrast=None),
+}
+
+
+def resolve_augmentation(augment: str | Augmentation | None) -> Augmentation | None:
+    """An augmentation given by name, as an :class:`Augmentation`, or ``None``."""
+    if augment is None or isinstance(augment, Augmentation):
+        return augment
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
+                         f"Augmentation or None; got {augment!r}")
+    return AUGMENTATIONS[augment]
+
+
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator | None
+             ) -> torch.Tensor:
+    low, high = bounds
+    return torch.rand(n, generator=generator, dtype=torch.float64) * (high - low) + low
+
+
+def random_affine_theta(n: int, aug: Augmentation,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image random affine matrices ``(n, 2, 3)`` for ``F.affine_grid`` (square images):
+    each maps an output pixel to where it samples the input."""
+    flip = torch.rand(n, generator=generator, dtype=torch.float64) < aug.flip_p
+    angle = _uniform(n, (-aug.degrees, aug.degrees), generator) * (math.pi / 180.0)
+    scale = _uniform(n, aug.scale, generator)
+    shift = _uniform(2 * n, (-aug.translate, aug.translate), generator).view(n, 2) * 2.0
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # inverse of (rotate by angle, zoom by scale): R(-angle) / scale
+    inverse = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    mirror = torch.ones(n, 2, dtype=torch.float64)
+    mirror[:, 0] = torch.where(flip, -1.0, 1.0)
+    linear = inverse * mirror[:, None, :]  # flip the output's x before the inverse map
+    offset = -(inverse @ shift.unsqueeze(-1)).squeeze(-1)
+    return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
+
+
+def augment_batch(x: torch.Tensor, aug: Augmentation,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply ``aug`` to a float batch ``(B, C, H, W)`` in [0, 1], with parameters drawn
+    independently for every image (flip/rotation/shift/zoom with bilinear sampling and
+    zero fill, then brightness, then contrast around each image's mean, clamped to [0, 1]).
+
+    Returns:
+        The augmented batch, same shape, dtype and device.
+    """
+    n = x.shape[0]
+    if aug.is_geometric:
+        theta = random_affine_theta(n, aug, generator).to(device=x.device, dtype=x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if aug.brightness is not None:
+        factor = _uniform(n, aug.brightness, generator).to(device=x.device, dtype=x.dtype)
+        x = (x * factor.view(n, 1, 1, 1)).clamp_(0.0, 1.0)
+    if aug.contrast is not None:
+        factor = _uniform(n, aug.contrast, generator).to(device=x.device, dtype=x.dtype)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        factor = factor.view(n, 1, 1, 1)
+        x = (x * factor + mean * (1.0 - factor)).clamp_(0.0, 1.0)
+    return x
