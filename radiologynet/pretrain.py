@@ -1,0 +1,329 @@
+"""Pretraining a zoo architecture on pseudo-labels: your own RadiologyNET weights.
+
+The RadiologyNET recipe: classification of the kept pseudo-label clusters with AdamW and
+cross-entropy, small classes oversampled (a fresh ``WeightedRandomSampler`` draw every
+epoch), the paper's augmentation (flip, +-15 degree rotation, brightness, contrast), early
+stopping on validation loss, at the architecture's input size, letterboxed and scaled to
+[0, 1] without normalisation. The loop is :func:`radiologynet.train.fit`: resumable after a
+kill, data-parallel under ``torchrun``. The result is a weights folder in the zoo format
+(``config.json`` + ``model.safetensors`` + model card) that ``radiologynet.create_model``,
+``timm.create_model("local-dir:...")`` and ``radiologynet.create_unet`` load.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.pseudolabel.features import read_uint8
+from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
+from radiologynet.registry import get_architecture
+from radiologynet.train import distributed as ddp
+from radiologynet.train import fit
+from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform, SampleDataset, letterbox
+from radiologynet.train.heads import create_backbone
+from radiologynet.train.trainer import FitResult
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One training image: its absolute path and class index."""
+
+    path: Path
+    target: int
+    sex: None = None
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` wrote and how training went."""
+
+    out_dir: Path
+    class_names: list[str]
+    n_train: int
+    n_val: int
+    fit: FitResult
+
+
+def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str],
+                modality: str | None = None) -> tuple[list[LabelledImage], list[str], dict]:
+    """The kept, labelled images of ``labels.csv`` (optionally of one modality).
+
+    Rows without a path (``--hide-paths``) are matched by salted hash of the files under
+    ``data``. Classes are renumbered 0..K-1 over the clusters that remain.
+
+    Returns:
+        The images, one class name per index (``cluster_NN``) and ``labels.json``'s content.
+
+    Raises:
+        ArchiveError: a missing or malformed labels file, files that no longer exist, a
+            modality with no images, or fewer than two classes left.
+    """
+    labels_csv, data = Path(labels_csv), Path(data)
+    if not labels_csv.is_file():
+        raise ArchiveError(f"Labels file {labels_csv} does not exist; make it with "
+                           "`radiologynet pseudo-label ARCHIVE --out labels.csv`.")
+    meta_path = labels_csv.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    with open(labels_csv, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(LABEL_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ArchiveError(f"Labels file {labels_csv} lacks columns {sorted(missing)}; "
+                               "it must be written by `radiologynet pseudo-label`.")
+        rows = [r for r in reader if r["kept"] == "1" and r["label"] != ""]
+    if modality:
+        available = Counter(r["modality"] or "MISSING" for r in rows)
+        rows = [r for r in rows if r["modality"].upper() == modality.upper()]
+        if not rows:
+            raise ArchiveError(
+                f"No kept image of modality {modality!r} in {labels_csv}; modalities there: "
+                + ", ".join(f"{m} ({n})" for m, n in available.most_common()) + ".")
+    by_key: dict[str, str] = {}
+    if any(not r["path"] for r in rows):
+        salt = meta.get("salt")
+        if salt is None:
+            raise ArchiveError(f"{labels_csv} has rows without paths but no {meta_path.name} "
+                               "with the salt to match them; keep the two files together.")
+        by_key = {path_key(p.relative_to(data).as_posix(), salt): p.relative_to(data).as_posix()
+                  for p in data.rglob("*") if p.is_file()}
+    clusters = sorted({int(r["cluster"]) for r in rows})
+    if len(clusters) < 2:
+        raise ArchiveError(
+            f"Only {len(clusters)} pseudo-label class(es) left in {labels_csv}"
+            f"{' for modality ' + modality if modality else ''}; pretraining needs at least "
+            "two: ask pseudo-label for more clusters or raise its --threshold.")
+    class_of = {c: i for i, c in enumerate(clusters)}
+    images, absent = [], []
+    for row in rows:
+        rel = row["path"] or by_key.get(row["key"], "")
+        path = data / rel
+        if not rel or not path.is_file():
+            absent.append(rel or row["key"])
+            continue
+        images.append(LabelledImage(path, class_of[int(row["cluster"])]))
+    if absent:
+        raise ArchiveError(
+            f"{len(absent)} labelled image(s) of {labels_csv} are not under {data} (e.g. "
+            f"{absent[0]}); pass the archive the labels were made from as --data.")
+    return images, [f"cluster_{c:02d}" for c in clusters], meta
+
+
+def split_train_val(targets: list[int], val_fraction: float, seed: int
+                    ) -> tuple[list[int], list[int]]:
+    """A stratified train/validation split of indices; classes with one image train only."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < val_fraction < 1:
+        raise InvalidArgumentError(f"val_fraction={val_fraction}: use a value in (0, 1).")
+    counts = Counter(targets)
+    single = [i for i, t in enumerate(targets) if counts[t] < 2]
+    rest = [i for i, t in enumerate(targets) if counts[t] >= 2]
+    n_val = max(len(set(targets[i] for i in rest)), round(val_fraction * len(rest)))
+    if len(rest) - n_val < 1:
+        raise ArchiveError(f"Only {len(targets)} labelled image(s): too few to hold out a "
+                           "validation set; pseudo-label a larger archive.")
+    train, val = train_test_split(rest, test_size=n_val, random_state=seed,
+                                  stratify=[targets[i] for i in rest])
+    return sorted(train + single), sorted(val)
+
+
+class PretrainImages(SampleDataset):
+    """Labelled archive images as ``(uint8 (1, S, S), class)`` items, decoded once."""
+
+    def image(self, index: int) -> torch.Tensor:
+        """The decoded, letterboxed uint8 image (DICOM through :mod:`radiologynet.io`)."""
+        cached = self._cache.get(index)
+        if cached is None:
+            array = letterbox(read_uint8(self.samples[index].path), self.size)
+            cached = torch.from_numpy(array).unsqueeze(0)
+            self._cache[index] = cached
+        return cached
+
+
+class Oversampled(torch.utils.data.Dataset):
+    """A view of a dataset that draws its items with a ``WeightedRandomSampler`` (weights
+    1 / class size), so every class is seen about equally often. The draw depends only on
+    ``(seed, epoch)``: call :meth:`set_epoch` before each epoch (resumes reproduce it)."""
+
+    def __init__(self, base: torch.utils.data.Dataset, targets: list[int], seed: int) -> None:
+        self.base = base
+        counts = Counter(targets)
+        self.weights = torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.double)
+        self.seed = seed
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw the items for ``epoch`` (1-based)."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        sampler = torch.utils.data.WeightedRandomSampler(
+            self.weights, num_samples=len(self.weights), replacement=True, generator=generator)
+        self.order = list(sampler)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[self.order[index]]
+
+
+def pretrain(
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    model: str = "resnet50",
+    weights: str | None = None,
+    modality: str | None = None,
+    input_size: int | None = None,
+    lr: float | None = None,
+    max_epochs: int = 100,
+    patience: int = 10,
+    batch_size: int = 32,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    device: str | None = None,
+    num_workers: int = 0,
+    resume: bool = True,
+    site: str = "local",
+    progress: bool = True,
+) -> PretrainResult:
+    """Pretrain ``model`` on the pseudo-labels in ``labels`` and write a weights folder.
+
+    Args:
+        data: the archive the labels were made from.
+        labels: ``labels.csv`` from :func:`radiologynet.pseudolabel.pseudo_label`.
+        out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
+            training, ``checkpoint.pt``; re-running resumes from it).
+        model: a zoo architecture.
+        weights: the starting point (``None`` = random init, as the paper pretrained).
+        modality: keep only images of this modality (``"MR"``: the MR-only variant).
+        input_size: the square input side; default the architecture's (224 for ResNets).
+        lr: default the learning rate the authors pretrained this architecture with.
+        max_epochs / patience / batch_size / val_fraction / seed: training settings.
+        site: a short name for the data's origin, used in the model card.
+
+    Returns:
+        The folder written and the training summary.
+    """
+    ddp.init_from_env()
+    arch = get_architecture(model)
+    size = int(input_size or arch.input_size)
+    images, class_names, meta = read_labels(labels, data, modality)
+    targets = [im.target for im in images]
+    train_idx, val_idx = split_train_val(targets, val_fraction, seed)
+    dataset = PretrainImages(images, size)
+    train = Oversampled(torch.utils.data.Subset(dataset, train_idx),
+                        [targets[i] for i in train_idx], seed)
+    val = torch.utils.data.Subset(dataset, val_idx)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train.set_epoch(_epochs_done(out) + 1 if resume else 1)
+
+    def resample(event: str, info: dict[str, Any]) -> None:
+        if event == "epoch_end":
+            train.set_epoch(int(info["epoch"]) + 1)
+
+    net = create_backbone(arch.name, weights, num_classes=len(class_names))
+    rate = float(lr if lr is not None else arch.pretrain_lr)
+    result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,
+                 max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
+                 optimizer="adamw", batch_transform=DeviceTransform(in_chans=3,
+                                                                    augment=PAPER_AUGMENT),
+                 out_dir=out, resume=resume, device=device, num_workers=num_workers,
+                 callbacks=[resample], progress=progress)
+    if ddp.is_main():
+        _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
+                      rate, result, len(train_idx), len(val_idx), weights)
+    ddp.barrier()
+    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result)
+
+
+def _epochs_done(out: Path) -> int:
+    log = out / "log.jsonl"
+    if not (out / "checkpoint.pt").is_file() or not log.is_file():
+        return 0
+    return sum(1 for line in log.read_text().splitlines() if line.strip())
+
+
+def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
+                  class_names: list[str], meta: dict, images: list[LabelledImage],
+                  modality: str | None, site: str, lr: float, result: FitResult,
+                  n_train: int, n_val: int, init: str | None) -> None:
+    from radiologynet.convert import write_weights_folder
+
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    n_clusters = int(meta.get("n_clusters", len(class_names)))
+    scope = f"{modality.upper()} images" if modality else "all modalities"
+    data_text = (
+        f"{len(images)} unlabelled images of the {site!r} archive ({scope}), pseudo-labelled "
+        f"into {n_clusters} clusters with `radiologynet pseudo-label`"
+        f"{' on ' + str(meta['date']) if meta.get('date') else ''}; {len(class_names)} "
+        f"coherent clusters kept as classes. Pretrained on {date}. Single-site data: expect "
+        "a domain shift on other scanners, populations and protocols.")
+    tag = f"{site}-{modality.lower()}" if modality else site
+    summary = {
+        "tag": tag, "date": date, "site": site, "modality": modality,
+        "training_data": data_text, "n_images": len(images), "n_train": n_train,
+        "n_val": n_val, "n_clusters": n_clusters, "n_classes": len(class_names),
+        "pseudo_labels": {k: meta.get(k) for k in ("date", "method", "n_clusters",
+                                                   "threshold", "backbone", "image_size")},
+        "recipe": {"optimizer": "adamw", "weight_decay": 1e-3, "lr": lr,
+                   "loss": "cross-entropy", "oversampling": "WeightedRandomSampler 1/class",
+                   "augmentation": dict(PAPER_AUGMENT), "input_size": size, "init": init,
+                   "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                   "val": result.val},
+    }
+    cfg = {"input_size": [3, size, size], "interpolation": "bilinear", "crop_pct": 1.0,
+           "crop_mode": "border", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+           "license": "other"}
+    sections = {
+        "Pseudo-labels": (
+            f"{meta.get('method', 'kmeans')} clustering into {n_clusters} clusters "
+            f"(features: DICOM header, {meta.get('backbone', 'a zoo backbone')} image "
+            f"embeddings{', free text' if meta.get('text_csv') else ''}); clusters with "
+            f"modality/body-part heterogeneity above {meta.get('threshold', 0.5)} excluded, "
+            f"{len(class_names)} kept: {', '.join(class_names)}."),
+        "Pretraining recipe": (
+            f"AdamW (lr {lr:g}, weight decay 1e-3), cross-entropy over {len(class_names)} "
+            "pseudo-label classes, small classes oversampled, augmentation (horizontal flip, "
+            "rotation +-15 degrees, brightness 0.8-1.2, contrast 0.8-1.3), early stopping on "
+            f"validation loss: best epoch {result.best_epoch} of {result.epochs_run}, "
+            f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."),
+    }
+    write_weights_folder(
+        net.state_dict(), out, arch=arch, num_classes=len(class_names), label_names=class_names,
+        extra_config={"pretrained_cfg": cfg, "radiologynet": summary},
+        card_extra={"title": f"{arch} pretrained on the {site} archive ({scope})",
+                    "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
+                                   f"classes of the {site} archive ({scope}), {date}",
+                    "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
+                    "sections": sections})
+    card = out / "README.md"
+    text = card.read_text(encoding="utf-8")
+    fixed = text.replace(  # the card's defaults for converted folders say less than we know
+        "Unknown: this folder was converted without a weight record.", data_text).replace(
+        "_The paper reports no downstream results for this architecture._",
+        "_These are new weights: the paper has no results for them. Measure them on your "
+        "tasks with `radiologynet benchmark`._")
+    if fixed != text:
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(fixed)
+        os.replace(tmp, card)
+
+
+def class_counts(images: list[LabelledImage]) -> dict[int, int]:
+    """How many images each class has (for reports and checks)."""
+    return dict(sorted(Counter(im.target for im in images).items()))
+
