@@ -108,7 +108,8 @@ def make_boneage(
         ids = [next_id + 3 * i for i in range(count)]
         next_id = ids[-1] + 5
         months = rng.integers(4, 228, size=count).astype(float)
-        months[::4] += 0.5  # the validation and test ages are not all whole months
+        if split != "train":  # training ages are whole months; the others not always
+            months[::4] += 0.5
         sexes = [int(i % 2 == 0) for i in range(count)]
         truth[split] = {i: (m, s) for i, m, s in zip(ids, months, sexes, strict=True)}
 
@@ -180,8 +181,9 @@ def grazpedwri_rows(n_patients: int = 40, seed: int = 3) -> list[dict[str, objec
             timehash = int(rng.integers(10**8, 10**9))
             side = "LR"[image % 2]
             projection = 1 + image % 2
+            stem = f"{patient:04d}_{timehash:010d}_01_WRI-{side}{projection}_{sex}{age:03d}"
             rows.append({
-                "filestem": f"{patient:04d}_{timehash:010d}_01_WRI-{side}{projection}_{sex}{age:03d}",
+                "filestem": stem,
                 "patient_id": patient,
                 "study_number": 1,
                 "timehash": timehash,
