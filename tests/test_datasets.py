@@ -39,9 +39,6 @@ from radiologynet.errors import (
 REAL_GRAZ_CSV = Path(__file__).resolve().parents[2] / "shared/data/grazpedwri-sample/dataset.csv"
 if not REAL_GRAZ_CSV.is_file():
     REAL_GRAZ_CSV = Path("/work/shared/data/grazpedwri-sample/dataset.csv")
-needs_real_csv = pytest.mark.skipif(
-    not REAL_GRAZ_CSV.is_file(), reason="the real GRAZPEDWRI-DX dataset.csv is not available"
-)
 
 
 def stems(samples) -> set[str]:
@@ -238,9 +235,15 @@ def patients(samples) -> set[str]:
     return {s.group for s in samples}
 
 
-@needs_real_csv
-def test_grazpedwri_real_csv_patient_split():
-    splits = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=0)
+@pytest.fixture(scope="module")
+def real_graz_splits() -> Splits:
+    if not REAL_GRAZ_CSV.is_file():
+        pytest.skip("the real GRAZPEDWRI-DX dataset.csv is not available")
+    return grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=0)
+
+
+def test_grazpedwri_real_csv_patient_split(real_graz_splits):
+    splits = real_graz_splits
     everything = [s for n in ("train", "val", "test") for s in splits.split(n)]
     labels = Counter(s.target for s in everything)
     assert labels == {1: 2473, 0: 2473}
@@ -263,13 +266,12 @@ def test_grazpedwri_real_csv_patient_split():
     assert negatives != first_rows  # a random draw, not the authors' first 2,473 rows
 
 
-@needs_real_csv
-def test_grazpedwri_real_csv_reproducible_and_seed_dependent():
-    a = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=3)
-    b = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=3)
-    c = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=4)
-    assert a.to_csv_text() == b.to_csv_text()
-    assert a.to_csv_text() != c.to_csv_text()
+def test_grazpedwri_real_csv_reproducible_and_seed_dependent(real_graz_splits):
+    again = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=0)
+    other = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=1)
+    assert again.to_csv_text() == real_graz_splits.to_csv_text()
+    assert other.to_csv_text() != real_graz_splits.to_csv_text()
+    assert patients(other.test) != patients(real_graz_splits.test)
 
 
 def test_grazpedwri_load_finds_images_in_every_part(tmp_path):

@@ -124,15 +124,13 @@ def splits_from_csv(
     for fold, (_, held_out) in enumerate(folds.split(table, labels, groups)):
         fold_of[held_out] = fold
 
-    def sample(i: int) -> Sample:
-        stem = table["filestem"].iloc[i]
-        path = image_paths[stem] if image_paths is not None else f"{stem}.png"
-        return Sample(path=path, target=int(labels[i]), group=str(groups[i]))
-
     parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    for i, fold in enumerate(fold_of):
+    for stem, label, group, fold in zip(
+        table["filestem"].tolist(), labels.tolist(), groups.tolist(), fold_of.tolist(), strict=True
+    ):
+        path = image_paths[stem] if image_paths is not None else f"{stem}.png"
         name = "test" if fold == TEST_FOLD else "val" if fold == VAL_FOLD else "train"
-        parts[name].append(sample(i))
+        parts[name].append(Sample(path=path, target=int(label), group=str(group)))
     return Splits(
         task=NAME,
         kind=KIND,
