@@ -201,9 +201,9 @@ def paper_results() -> tuple[PaperResult, ...]:
 
 
 _RADIOLOGYNET_DATA = (
-    "About 1.9 million radiology images (CT, MR, CR/DX, XA, ...) from the Clinical "
-    "Hospital Centre Rijeka (2008-2017), pseudo-labelled into 50 clusters from DICOM tags, "
-    "images and text, 36 coherent clusters kept. Single-centre data: expect a domain shift "
+    "About 1.9 million radiology images (mostly CT, MR and CR/DX) from one hospital "
+    "centre (Rijeka, Croatia), pseudo-labelled into 50 clusters from DICOM tags, images "
+    "and text, 36 coherent clusters kept. Single-centre data: expect a domain shift "
     "on scanners, populations and protocols the hospital did not have."
 )
 _MODALITY_DATA = {
@@ -244,7 +244,7 @@ def _radiologynet(arch: Architecture) -> WeightRecord:
                     "pseudo-label classes)",
         preprocessing=Preprocessing(input_size=arch.input_size),
         num_classes=36, label_names=RADIOLOGYNET_LABELS,
-        modalities=("CT", "MR", "CR", "DX", "XA", "RF", "MG", "PT", "NM"),
+        modalities=("CT", "MR", "CR", "DX"),
         training_data=_RADIOLOGYNET_DATA,
         license="gpl-3.0", license_note=_RADIOLOGYNET_LICENSE_NOTE,
         hub_repo_id=hub_repo_id(arch.name, "radiologynet"),

@@ -7,20 +7,18 @@ fails the test, and sources are served from ``file://`` URLs.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import io
 import os
 import subprocess
 import sys
-import tarfile
 import textwrap
 from pathlib import Path
 
 import huggingface_hub
 import pytest
 import torch
-import torchvision
 from safetensors.torch import load_file
+from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
 import radiologynet
 from radiologynet import hub, weights
@@ -45,23 +43,6 @@ def isolated(tmp_path, monkeypatch):
     yield
     weights._RECORDS.clear()
     weights._RECORDS.update(saved)
-
-
-def original_resnet18_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The authors' ResNet18 checkpoint format: a dict with ``model_state`` (``model.*``)."""
-    torch.manual_seed(1)
-    net = torchvision.models.resnet18(num_classes=36)
-    state = {f"model.{k}": v for k, v in net.state_dict().items()}
-    torch.save({"time": str(datetime.datetime(2023, 1, 1)), "model_state": state,
-                "model_name": "ResNet18", "optimizer_state": {}, "optimizer_name": "AdamW",
-                "epoch": 3}, path)
-    return state
-
-
-def tar_gz(member: Path, archive: Path) -> Path:
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(member, arcname=member.name)
-    return archive
 
 
 @pytest.fixture

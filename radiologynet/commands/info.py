@@ -1,0 +1,55 @@
+"""``radiologynet info arch.tag``: everything a weight record knows."""
+
+from __future__ import annotations
+
+import argparse
+
+from radiologynet.weights import WeightRecord, get_weights
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("info", help="show one weight's record",
+                                   description="Show where a weight lives, what it expects "
+                                               "and what the paper measured with it.")
+    parser.add_argument("name", help="arch.tag[@version], e.g. resnet50.radiologynet")
+    parser.set_defaults(func=run)
+
+
+def describe(record: WeightRecord) -> str:
+    """A human-readable multi-line description of a weight record."""
+    pre = record.preprocessing
+    state = ("published" if record.published else
+             "not released by the authors" if not record.released else
+             "not yet on the Hub: converted from its source on first use")
+    norm = (f"mean {pre.mean}, std {pre.std}" if pre.mean is not None
+            else "none (intensities scaled to [0, 1] only)")
+    lines = [
+        record.full_name,
+        f"  {record.description}",
+        f"  status:        {state}",
+        f"  hub:           {record.hub_repo_id}"
+        + (f"@{record.hub_revision}" if record.hub_revision else ""),
+        f"  sha256:        {record.sha256 or '(recorded in the cache on first use)'}",
+        f"  source:        {record.source_url or record.timm_hub_id or '-'}",
+        f"  input:         {pre.input_size}x{pre.input_size}, letterbox "
+        f"({pre.interpolation}, centred zero padding), grayscale repeated to 3 channels",
+        f"  normalisation: {norm}",
+        f"  classes:       {record.num_classes}",
+        f"  modalities:    {', '.join(record.modalities) or '-'}",
+        f"  training data: {record.training_data}",
+        f"  licence:       {record.license}" + (f" ({record.license_note})"
+                                               if record.license_note else ""),
+        f"  paper:         {record.paper}",
+    ]
+    if record.results:
+        lines.append("  paper results (Tables 2-6):")
+        for r in record.results:
+            std = f" +- {r.std:g}" if r.std is not None else ""
+            lines.append(f"    {r.task:10s} {r.init:14s} lr {r.lr:5s} {r.statistic:4s} "
+                         f"{r.metric:6s} {r.value:g}{std}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(describe(get_weights(args.name)))
+    return 0

@@ -1,0 +1,78 @@
+"""The zoo's command line: list, info, download -> an offline bundle that loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import huggingface_hub
+import pytest
+import torch
+from zoo_fakes import original_resnet18_checkpoint, tar_gz
+
+import radiologynet
+from radiologynet import weights
+from radiologynet.cli import main
+
+
+@pytest.fixture
+def served_resnet18(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RADIOLOGYNET_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda *a, **k: pytest.fail("network used"))
+    pth = tmp_path / "ResNet18.pth"
+    state = original_resnet18_checkpoint(pth)
+    archive = tar_gz(pth, tmp_path / "ResNet18.tar.gz")
+    saved = dict(weights._RECORDS)
+    radiologynet.register_weights(dataclasses.replace(
+        radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()))
+    yield state
+    weights._RECORDS.clear()
+    weights._RECORDS.update(saved)
+
+
+def test_list_shows_every_architecture(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for arch in radiologynet.list_models():
+        assert arch in out
+    assert "radiologynet-mr" in out
+
+
+def test_info_shows_preprocessing_and_results(capsys):
+    assert main(["info", "resnet50.radiologynet"]) == 0
+    out = capsys.readouterr().out
+    assert "224x224" in out and "none (intensities scaled to [0, 1] only)" in out
+    assert "ResNet50.tar.gz" in out and "btmr" in out
+
+
+def test_unknown_weight_is_a_clean_cli_error(capsys):
+    assert main(["info", "vgg16.radiologynet-ct"]) == 1
+    err = capsys.readouterr().err
+    assert "Valid tags for vgg16" in err and "Traceback" not in err
+
+
+def test_download_builds_a_bundle_that_loads_offline(tmp_path, monkeypatch, served_resnet18):
+    bundle = tmp_path / "bundle"
+    assert main(["download", "resnet18.radiologynet", "--to", str(bundle)]) == 0
+    folder = bundle / "resnet18.radiologynet@v1"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "resnet18" and config["num_classes"] == 36
+    assert (folder / "README.md").is_file()
+    # a fresh machine: empty cache, offline, only the bundle
+    monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RADIOLOGYNET_WEIGHTS_DIR", str(bundle))
+    model = radiologynet.create_model("resnet18.radiologynet", num_classes=2)
+    assert torch.equal(model.layer1[0].conv1.weight,
+                       served_resnet18["model.layer1.0.conv1.weight"])
+    assert not (tmp_path / "empty-cache" / "weights").exists()
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "radiologynet", "list"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "mobilenetv3_small_100" in out
