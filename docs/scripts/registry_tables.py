@@ -1,0 +1,70 @@
+"""Generate the tables of docs/models.md from the registry (never typed by hand).
+
+Run `python docs/scripts/registry_tables.py` after changing the registry or the weight
+records; tests/test_docs.py fails while docs/models.md is out of date.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from radiologynet.registry import ARCHITECTURES
+from radiologynet.weights import list_weights, paper_results
+
+MODELS_PAGE = Path(__file__).resolve().parents[1] / "models.md"
+BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"
+
+
+def _status(record) -> str:
+    if not record.released:
+        return "not released by the authors"
+    if record.published:
+        return f"Hub, pinned `{record.hub_revision[:10]}`"
+    if record.timm_hub_id:
+        return f"timm's copy (`{record.timm_hub_id}`)"
+    return "converted from the source on first use"
+
+
+def tables() -> str:
+    """The Markdown generated from the registry."""
+    lines = ["## Architectures", "",
+             "| architecture | timm model | timm arguments | input | authors' name |",
+             "|---|---|---|---|---|"]
+    for a in ARCHITECTURES.values():
+        args = ", ".join(f"{k}={v}" for k, v in a.model_args.items()) or "-"
+        lines.append(f"| `{a.name}` | `{a.timm_name}` | {args} | {a.input_size} | "
+                     f"{a.original_name} |")
+    lines += ["", "## Weights", "",
+              "| weight | status | normalisation | classes | licence |",
+              "|---|---|---|---|---|"]
+    for r in list_weights():
+        norm = "ImageNet mean/std" if r.preprocessing.mean is not None else "none ([0, 1])"
+        lines.append(f"| `{r.full_name}` | {_status(r)} | {norm} | {r.num_classes} | "
+                     f"{r.license} |")
+    lines += ["", "## The paper's downstream results", "",
+              "Mean over five runs (F1 in %, MAE/RMSE in months, Dice/IoU as fractions) at "
+              "the best learning rate, from the paper's Tables 2-6; `baseline` is random "
+              "initialisation.", "",
+              "| table | task | model | init | lr | metric | value | std |",
+              "|---|---|---|---|---|---|---|---|"]
+    for p in paper_results():
+        if p.statistic == "mean" and p.metric != "epochs":
+            std = f"{p.std:g}" if p.std is not None else ""
+            lines.append(f"| {p.table} | {p.task} | {p.model} | {p.init} | {p.lr} | "
+                         f"{p.metric} | {p.value:g} | {std} |")
+    return "\n".join(lines)
+
+
+def render(page: str) -> str:
+    """``page`` with the generated block replaced."""
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    return pattern.sub(lambda _: f"{BEGIN}\n{tables()}\n{END}", page)
+
+
+if __name__ == "__main__":
+    text = MODELS_PAGE.read_text()
+    new = render(text)
+    MODELS_PAGE.write_text(new)
+    sys.exit(0)
