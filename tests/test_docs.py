@@ -34,6 +34,5 @@ def test_ci_runs_the_readme_commands():
     assert len(setup_blocks) == 2, "the README keeps exactly two set-up commands"
     install, tests = setup_blocks
     assert install in ci, "CI must install with the README's set-up command"
-    assert tests.replace("python -m pytest -q", "") == "" or tests in ci
-    assert "python -m pytest -q" in ci
+    assert tests in ci, "CI must run the README's test command"
     assert blocks
