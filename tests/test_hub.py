@@ -17,6 +17,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
+import torchvision
 from safetensors.torch import load_file
 from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
@@ -220,3 +221,23 @@ def test_concurrent_processes_download_once(tmp_path, source_record):
     assert all(p.returncode == 0 for p in procs), outputs
     assert outputs[0][0] == outputs[1][0]
     assert counter.read_text().count("x") == 1
+
+
+def test_torchvision_imagenet_checkpoint_is_converted_exactly(tmp_path):
+    """ImageNet weights timm does not carry come from torchvision's own checkpoint."""
+    torch.manual_seed(3)
+    net = torchvision.models.mobilenet_v3_small().eval()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+    pth = tmp_path / "mobilenet_v3_small-047dcff4.pth"
+    torch.save(net.state_dict(), pth)  # torchvision's checkpoints are bare state dicts
+    record = radiologynet.get_weights("mobilenet_v3_small.imagenet")
+    assert record.source_url.startswith("https://download.pytorch.org/")
+    radiologynet.register_weights(dataclasses.replace(record, source_url=pth.as_uri()))
+    model = radiologynet.create_model("mobilenet_v3_small", weights="imagenet").eval()
+    assert model.pretrained_cfg["mean"] == (0.485, 0.456, 0.406)
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x), rtol=0, atol=1e-5)
