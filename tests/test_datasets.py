@@ -21,7 +21,16 @@ from datasets_fakes import (
     write_grazpedwri_csv,
 )
 
-from radiologynet.datasets import TASKS, boneage, btmr, covid19, get_task, grazpedwri, load_task
+from radiologynet.datasets import (
+    TASKS,
+    boneage,
+    btmr,
+    covid19,
+    get_task,
+    grazpedwri,
+    load_task,
+    read_splits,
+)
 from radiologynet.datasets.base import (
     Sample,
     Splits,
@@ -403,3 +412,16 @@ def test_summary_counts_each_class(tmp_path):
     make_btmr(tmp_path)
     summary = btmr.load(tmp_path).summary()
     assert "test      13  (glioma 3, meningioma 3, notumor 4, pituitary 3)" in summary
+
+
+@pytest.mark.parametrize("task", ["boneage", "grazpedwri"])
+def test_a_written_split_reads_back_identically(tmp_path, task):
+    data = tmp_path / "data"
+    (make_boneage if task == "boneage" else make_grazpedwri)(data)
+    splits = load_task(task, data, seed=4)
+    splits.to_csv(tmp_path / "splits.csv")
+    again = read_splits(tmp_path / "splits.csv", task, data, seed=4)
+    assert again == splits
+    (tmp_path / "bad.csv").write_text("split,path,target,sex,group\nholdout,a.png,1,,\n")
+    with pytest.raises(DatasetFormatError, match="row 2"):
+        read_splits(tmp_path / "bad.csv", task, data)

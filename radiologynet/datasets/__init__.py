@@ -8,13 +8,15 @@ to download it).
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 from radiologynet.datasets import boneage, btmr, covid19, grazpedwri
 from radiologynet.datasets.base import Sample, Splits, Task
-from radiologynet.errors import UnknownTaskError
+from radiologynet.errors import DatasetFormatError, UnknownTaskError
 
 TASKS: Mapping[str, Task] = MappingProxyType(
     {task.name: task for task in (btmr.TASK, covid19.TASK, boneage.TASK, grazpedwri.TASK)}
@@ -39,4 +41,55 @@ def load_task(
     return get_task(name).load(root, seed=seed, fraction=fraction)
 
 
-__all__ = ["TASKS", "Sample", "Splits", "Task", "get_task", "load_task"]
+def read_splits(
+    csv_path: str | os.PathLike[str],
+    task: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    seed: int = 0,
+    fraction: float | None = None,
+) -> Splits:
+    """Read back a split written by :meth:`Splits.to_csv` (or made by hand in that format),
+    resolving relative paths against ``root``; ``seed`` and ``fraction`` are recorded as
+    given. Raises ``DatasetFormatError`` for a malformed file."""
+    info = get_task(task)
+    csv_path = Path(csv_path)
+    base = Path(root).expanduser().resolve() if root is not None else None
+    parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != ["split", "path", "target", "sex", "group"]:
+            raise DatasetFormatError(
+                f"{csv_path}: columns {reader.fieldnames}; expected split, path, target, sex, group"
+            )
+        for row_number, row in enumerate(reader, start=2):
+            try:
+                path = Path(row["path"])
+                if base is not None and not path.is_absolute():
+                    path = base / path
+                target = float(row["target"]) if info.kind == "regression" else int(row["target"])
+                sample = Sample(
+                    path=str(path),
+                    target=target,
+                    sex=int(row["sex"]) if row["sex"] else None,
+                    group=row["group"] or None,
+                )
+                parts[row["split"]].append(sample)
+            except (KeyError, ValueError):
+                raise DatasetFormatError(
+                    f"{csv_path}, row {row_number}: cannot read {dict(row)}"
+                ) from None
+    return Splits(
+        task=info.name,
+        kind=info.kind,
+        classes=info.classes,
+        train=tuple(parts["train"]),
+        val=tuple(parts["val"]),
+        test=tuple(parts["test"]),
+        seed=seed,
+        fraction=fraction,
+        root=None if base is None else str(base),
+    )
+
+
+__all__ = ["TASKS", "Sample", "Splits", "Task", "get_task", "load_task", "read_splits"]
