@@ -20,6 +20,8 @@ from datasets_fakes import (
     make_grazpedwri,
     write_grazpedwri_csv,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from radiologynet.datasets import (
     TASKS,
@@ -391,6 +393,28 @@ def test_split_per_class_uses_exact_ratios():
     parts = split_per_class(items, labels, (0.75, 0.125, 0.125), np.random.default_rng(0))
     assert [len(p) for p in parts] == [2 * 2712, 2 * 452, 2 * 452]
     assert sorted(x for p in parts for x in p) == sorted(items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    labels=st.lists(st.integers(0, 3), min_size=1, max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+    ratios=st.sampled_from([(0.75, 0.25), (0.75, 0.125, 0.125), (0.5, 0.3, 0.2)]),
+)
+def test_split_per_class_is_a_stratified_partition(labels, seed, ratios):
+    items = list(range(len(labels)))
+    parts = split_per_class(items, labels, ratios, np.random.default_rng(seed))
+    assert sorted(x for p in parts for x in p) == items
+    for label in set(labels):
+        sizes = [sum(labels[x] == label for x in p) for p in parts]
+        assert sizes == cut_sizes(labels.count(label), ratios)
+    again = split_per_class(items, labels, ratios, np.random.default_rng(seed))
+    assert again == parts
+
+
+def test_fraction_one_keeps_the_whole_training_split(tmp_path):
+    make_btmr(tmp_path)
+    assert btmr.load(tmp_path, fraction=1.0).train == btmr.load(tmp_path).train
 
 
 def test_to_csv_writes_relative_paths_atomically(tmp_path):
