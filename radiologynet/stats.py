@@ -129,6 +129,8 @@ def levene(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA,
         A :class:`TestResult` whose ``significant`` means the variances differ.
     """
     data = _clean(groups, 2, 2, "Levene's test")
+    if all(np.ptp(a) == 0 for a in data.values()):  # W is 0/0: no group varies at all
+        return _result("levene", data, 0.0, 1.0, alpha=alpha, method="no variance in any group")
     result = _scipy_stats.levene(*data.values(), center=center)
     return _result("levene", data, result.statistic, result.pvalue, alpha=alpha,
                    method=f"center={center}")

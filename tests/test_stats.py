@@ -121,3 +121,9 @@ def test_bad_groups_raise_library_errors(groups, match):
 def test_t_test_needs_two_values_per_group():
     with pytest.raises(StatisticsInputError, match="needs at least 2"):
         stats.t_test([1.0], [2.0, 3.0])
+
+
+def test_levene_without_any_spread_says_equal_variances():
+    result = stats.levene({"a": [0.5, 0.5, 0.5], "b": [0.7, 0.7, 0.7]})
+    assert result.p == 1.0 and not result.significant
+    assert result.method == "no variance in any group"

@@ -1,0 +1,221 @@
+"""Reports from synthetic results folders with known metric values (run-results format)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radiologynet.cli import main
+from radiologynet.errors import ResultsFormatError
+from radiologynet.report import figures, tables
+from radiologynet.report.demo import write_run
+from radiologynet.report.render import build_report
+from radiologynet.report.results import load_logs, load_results, primary_metric
+from radiologynet.weights import paper_results
+
+TASK, MODEL = "covid19", "resnet18"
+# val F1 of runs 1..5 at lr 1e-4; test F1 is val - 0.01; best_epoch is EPOCH_STEP * run
+VAL_1E4 = {"random": 0.60, "imagenet": 0.70, "radiologynet": 0.80}
+EPOCH_STEP = {"random": 10, "imagenet": 5, "radiologynet": 4}
+ENERGY = {"random": 0.3, "imagenet": 0.2, "radiologynet": 0.1}  # kWh per run
+
+
+def _log(val_f1: float, epochs: int = 6) -> list[dict[str, float]]:
+    return [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0 / e,
+             "val_f1": val_f1 * e / epochs, "lr": 1e-4, "time_s": 1.0} for e in
+            range(1, epochs + 1)]
+
+
+def write_sweep(root):
+    """Three inits x two lrs x five runs of one task, plus fractions and oddities."""
+    for init, base in VAL_1E4.items():
+        written_init = "baseline" if init == "random" else init  # the paper's spelling
+        for run in range(1, 6):
+            val = base + 0.01 * (run - 1)
+            write_run(root, task=TASK, model=MODEL, init=written_init, lr="1e-4", run=run,
+                      val={"f1": val, "loss": 1 - val},
+                      test={"f1": val - 0.01, "accuracy": val, "loss": 1.0},
+                      best_epoch=EPOCH_STEP[init] * run, log=_log(val),
+                      emissions={"energy_kwh": ENERGY[init], "co2_kg": ENERGY[init] / 2,
+                                 "duration_s": 60.0})
+            # lr 1e-3: RadiologyNET is best on validation but poor on test (so the table
+            # must pick by validation); random is poor on validation, great on test.
+            lr3_val = {"random": 0.5, "imagenet": 0.5, "radiologynet": 0.9}[init]
+            lr3_test = {"random": 0.99, "imagenet": 0.4, "radiologynet": 0.5 + 0.001 * run}
+            write_run(root, task=TASK, model=MODEL, init=init, lr="1e-3", run=run,
+                      val={"f1": lr3_val, "loss": 0.5}, test={"f1": lr3_test[init],
+                                                             "accuracy": 0.5, "loss": 1.0},
+                      best_epoch=3, log=_log(lr3_val), emissions=None)
+            for fraction in (0.05, 0.5):
+                write_run(root, task=TASK, model=MODEL, init=init, lr="1e-4", run=run,
+                          val={"f1": base * fraction}, test={"f1": base * fraction},
+                          best_epoch=9, fraction=fraction, log=_log(base * fraction, 10))
+    write_run(root, task=TASK, model=MODEL, init="imagenet", lr="1e-2", run=1,
+              val={"f1": 1.0}, test={"f1": 1.0}, best_epoch=1, status="running")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return write_sweep(tmp_path_factory.mktemp("results") / TASK)
+
+
+@pytest.fixture(scope="module")
+def runs(sweep):
+    return load_results(sweep)
+
+
+def test_load_results_reads_every_finished_run(runs, sweep):
+    assert len(runs) == 3 * 2 * 5 + 3 * 2 * 5  # full data + fractions; "running" dropped
+    assert set(runs["init"]) == {"random", "imagenet", "radiologynet"}  # baseline -> random
+    assert runs["fraction"].isna().sum() == 30
+    assert set(runs["lr"]) == {"1e-4", "1e-3"}
+    assert primary_metric(runs) == "f1"
+    everything = load_results(sweep, include_unfinished=True)
+    assert len(everything) == len(runs) + 1
+    logs = load_logs(runs)
+    assert len(logs) == 30 * 6 + 30 * 10
+    assert {"epoch", "val_f1", "epoch_lr", "init", "run"} <= set(logs.columns)
+
+
+def test_results_table_picks_lr_by_validation_and_summarises_runs(runs):
+    table = tables.results_table(runs).set_index("init")
+    assert table.attrs["split"] == "test" and table.attrs["selection_metric"] == "f1"
+    full = table[table["fraction"] == 1.0]
+    assert full.loc["random", "lr"] == "1e-4"  # not 1e-3, despite its test F1 of 0.99
+    assert full.loc["radiologynet", "lr"] == "1e-3"  # best on validation, poor on test
+    expected_std = np.std([0.0, 0.01, 0.02, 0.03, 0.04], ddof=1)
+    for init in ("random", "imagenet"):
+        assert full.loc[init, "f1_mean"] == pytest.approx(VAL_1E4[init] + 0.02 - 0.01)
+        assert full.loc[init, "f1_std"] == pytest.approx(expected_std)
+        assert full.loc[init, "epochs_mean"] == pytest.approx(3 * EPOCH_STEP[init])
+        assert full.loc[init, "best_run"] == 5
+        assert full.loc[init, "best_f1"] == pytest.approx(VAL_1E4[init] + 0.04 - 0.01)
+        assert full.loc[init, "n_runs"] == 5
+    assert full.loc["radiologynet", "f1_mean"] == pytest.approx(0.503)
+    assert full.loc["radiologynet", "epochs_mean"] == 3
+    small = table[table["fraction"] == 0.05]
+    assert small.loc["radiologynet", "f1_mean"] == pytest.approx(0.8 * 0.05)
+
+
+def test_markdown_html_and_csv_bold_the_best_initialisation(runs, tmp_path):
+    table = tables.results_table(runs)
+    markdown = tables.to_markdown(table)
+    full_rows = [line for line in markdown.splitlines() if "| 100% |" in line]
+    assert len(full_rows) == 3
+    assert "**0.710 ± 0.016**" in markdown  # ImageNet has the best test F1 on full data
+    assert "0.610 ± 0.016" in markdown and "**0.610" not in markdown
+    assert "**12.0 ± 3.2**" not in markdown  # the fewest epochs is RadiologyNET's 3
+    assert "**3.0 ± 0.0**" in markdown
+    page = tables.to_html(table)
+    assert "<b>0.710 ± 0.016</b>" in page and page.startswith("<table")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    again = pd.read_csv(tmp_path / "t.csv")
+    assert again["f1_mean"].tolist() == pytest.approx(table["f1_mean"].tolist())
+
+
+def test_paper_numbers_sit_beside_ours(runs):
+    table = tables.add_paper_results(tables.results_table(runs))
+    published = {r.init: r for r in paper_results() if (r.task, r.model, r.metric,
+                                                        r.statistic) == (TASK, MODEL, "f1",
+                                                                         "mean")}
+    row = table[(table["init"] == "random") & (table["fraction"] == 1.0)].iloc[0]
+    assert row["paper_f1_mean"] == pytest.approx(published["baseline"].value / 100)
+    assert row["paper_lr"] == published["baseline"].lr
+    limited = table[table["fraction"] < 1.0]
+    assert limited["paper_f1_mean"].isna().all()  # the paper has no such rows
+    assert "Paper F1" in tables.to_markdown(table)
+
+
+def test_statistics_reproduce_the_papers_p_values(runs):
+    result = tables.stats_table(runs, "f1")
+    full = result[result["fraction"] == 1.0].set_index(["test", "groups"])
+    pair = full.loc[("mannwhitneyu", "random vs imagenet")]
+    assert pair["p"] == pytest.approx(0.0079, abs=5e-5)
+    assert pair["p_corrected"] == pytest.approx(0.024, abs=5e-4)
+    assert pair["significant"]
+    kruskal = full.loc[("kruskal", "random vs imagenet vs radiologynet")]
+    assert kruskal["n"] == "5, 5, 5"
+    assert set(result["fraction"]) == {1.0, 0.05, 0.5}
+
+
+def test_compare_by_lr_keeps_each_init_apart(runs):
+    by_lr = tables.comparisons(runs[runs["fraction"].isna()], "f1", by="lr")
+    assert sorted(k["init"] for k, _ in by_lr) == ["imagenet", "radiologynet", "random"]
+    assert all(c.pairwise[0].groups == ("1e-4", "1e-3") or c.pairwise[0].groups ==
+               ("1e-3", "1e-4") for _, c in by_lr)
+
+
+def test_emissions_are_summed_per_init(runs):
+    sums = tables.emissions_table(runs).set_index("init")
+    for init, energy in ENERGY.items():
+        assert sums.loc[init, "energy_kwh"] == pytest.approx(5 * energy)
+        assert sums.loc[init, "co2_kg"] == pytest.approx(5 * energy / 2)
+        assert sums.loc[init, "n_runs"] == 5
+
+
+def test_figures_are_written_and_not_empty(runs, tmp_path):
+    logs = load_logs(runs)
+    written = (figures.validation_curves(runs, logs, tmp_path, first_epochs=4)
+               + figures.resource_limited(runs, logs, tmp_path)
+               + figures.final_boxplots(runs, tmp_path))
+    names = sorted(p.name for p in written)
+    assert names == [f"boxplot-{TASK}-{MODEL}-f1.png", f"curves-{TASK}-{MODEL}-f1.png",
+                     f"fractions-{TASK}-{MODEL}-f1.png"]
+    for png in written:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        svg = png.with_suffix(".svg").read_text()
+        assert "<svg" in svg
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_report_renders_markdown_html_csv_and_figures(sweep, tmp_path):
+    report = build_report(sweep, tmp_path / "report", paper=True)
+    markdown = report.markdown.read_text()
+    assert "## Results" in markdown and "**0.710 ± 0.016**" in markdown
+    assert "Paper F1" in markdown and "## Energy and emissions" in markdown
+    for figure in report.figures:
+        assert f"]({figure.relative_to(report.out_dir).as_posix()})" in markdown
+    page = report.html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<img src='figures/" in page
+    table = pd.read_csv(report.csv["table"])
+    assert len(table) == 9 and "paper_f1_mean" in table
+    statistics = pd.read_csv(report.csv["stats"])
+    assert (statistics["test"] == "mannwhitneyu").sum() == 9
+
+
+def test_cli_report_and_compare(sweep, tmp_path, capsys):
+    assert main(["report", str(sweep), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.html").is_file()
+    assert main(["compare", str(sweep), "--metric", "f1", "--by", "init", "--csv",
+                 str(tmp_path / "tests.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "random vs imagenet" in printed and "p_corr=0.02381" in printed
+    written = pd.read_csv(tmp_path / "tests.csv")
+    assert len(written) == 3 * 5
+
+
+def test_missing_or_malformed_results_raise_clear_errors(tmp_path):
+    with pytest.raises(ResultsFormatError, match="does not exist"):
+        load_results(tmp_path / "nowhere")
+    with pytest.raises(ResultsFormatError, match="No result.json"):
+        load_results(tmp_path)
+    broken = tmp_path / "resnet18-random-1e-4-run1"
+    broken.mkdir()
+    (broken / "result.json").write_text("{not json")
+    with pytest.raises(ResultsFormatError, match="result.json"):
+        load_results(tmp_path)
+    (broken / "result.json").write_text(json.dumps({"model": "resnet18"}))
+    with pytest.raises(ResultsFormatError, match="needs the keys"):
+        load_results(tmp_path)
+    assert main(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_unknown_metric_is_named(runs):
+    with pytest.raises(ResultsFormatError, match="dice"):
+        tables.best_lr(runs, "dice")
+    assert not math.isnan(tables.best_lr(runs)["val_f1"].iloc[0])
