@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from radiologynet.errors import ImageReadError
 from radiologynet.io.image import Image, Window, resolve_window
@@ -81,6 +82,10 @@ def _voi_module(ds: Dataset) -> Dataset | None:
     if "WindowCenter" not in ds and "VOILUTSequence" not in ds:
         return None
     voi = Dataset()
+    voi.file_meta = FileMetaDataset()
+    little = ds.original_encoding[1]
+    voi.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little is not False else \
+        ExplicitVRBigEndian
     voi.PhotometricInterpretation = "MONOCHROME2"
     for keyword in _VOI_KEYWORDS:
         if keyword in ds:
@@ -113,6 +118,17 @@ def read_dicom(path: str | PathLike[str], window: Window = None) -> Image:
             installed decoder (the message says what to ``pip install``).
     """
     path = Path(path)
+    try:
+        return _read_dicom(path, window)
+    except ImageReadError:
+        raise
+    except Exception as err:  # a corrupt header can break pydicom anywhere
+        raise ImageReadError(
+            f"{path}: corrupt DICOM ({type(err).__name__}: {err})."
+        ) from err
+
+
+def _read_dicom(path: Path, window: Window) -> Image:
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as err:

@@ -193,7 +193,7 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
         try:
             out = apply_voi_lut(np.asarray(pixels, dtype=np.float64)
                                 if "VOILUTSequence" not in voi else pixels, voi)
-        except (ValueError, KeyError, AttributeError, IndexError) as err:
+        except Exception as err:  # pydicom raises several types for broken LUTs
             raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err
         out = (np.asarray(out, dtype=np.float64) - low) * (255.0 / max(high - low, 1e-12))
         result = np.rint(np.clip(out, 0, 255)).astype(np.uint8)
