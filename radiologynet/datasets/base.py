@@ -15,11 +15,14 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -329,7 +332,7 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def require_columns(frame, columns: Sequence[str], source: Path) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
     """Raise :class:`DatasetFormatError` unless ``frame`` has all ``columns``."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from radiologynet.datasets.base import (
     subsample_training,
 )
 from radiologynet.errors import DatasetFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "boneage"
 TITLE = "RSNA Pediatric Bone Age"
@@ -95,7 +99,7 @@ def parse_sex(value: object, kind: str, source: str) -> int:
     raise DatasetFormatError(f"{source}: sex value {value!r} is not {expected}")
 
 
-def _read_sheet(path: Path, nrows: int | None = None):
+def _read_sheet(path: Path, nrows: int | None = None) -> pd.DataFrame:
     import pandas as pd
 
     if path.suffix.lower() == ".csv":

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from radiologynet.datasets.base import (
     subsample_training,
 )
 from radiologynet.errors import DatasetFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "grazpedwri"
 TITLE = "GRAZPEDWRI-DX"
@@ -60,7 +64,7 @@ TEST_FOLD, VAL_FOLD = 0, 1
 _IMAGE_FOLDER = re.compile(r"^images(_part\d+)?$", re.IGNORECASE)
 
 
-def read_table(csv_path: str | os.PathLike[str]):
+def read_table(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
     """``dataset.csv`` as a pandas DataFrame (BOM stripped, ``filestem``/``patient_id`` as
     text, ``osteopenia`` as 0/1), sorted by file stem."""
     import pandas as pd
