@@ -249,7 +249,8 @@ def _valid_bytes(tmp_path_factory) -> bytes:
     return _VALID
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(min_value=0, max_value=10_000), flips=st.lists(
     st.tuples(st.integers(min_value=0, max_value=10_000), st.integers(0, 255)), max_size=8))
 def test_fuzzed_dicom_never_escapes_as_another_error(tmp_path_factory, cut, flips):

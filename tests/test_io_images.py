@@ -1,0 +1,126 @@
+"""PNG/JPEG reading (8 and 16 bits), the real GRAZPEDWRI-DX sample, and bad pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image as PILImage
+
+from radiologynet import io
+from radiologynet.errors import ImageReadError
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
+needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
+                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
+
+
+def test_16bit_png_keeps_its_dynamic_range(tmp_path):
+    values = np.linspace(1000, 5000, 40 * 64).reshape(40, 64).astype(np.uint16)
+    PILImage.fromarray(values).save(tmp_path / "x16.png")
+    image = io.read_image(tmp_path / "x16.png")
+    assert image.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(image.pixels, values)
+    out = io.to_radiologynet_uint8(image)
+    assert out.min() == 0 and out.max() == 255
+    # monotone in the input: no truncation (values & 0xFF) and no wrap-around
+    order = np.argsort(values.ravel(), kind="stable")
+    assert np.all(np.diff(out.ravel()[order].astype(int)) >= 0)
+    assert len(np.unique(out)) > 200  # the range is spread, not clipped to a few levels
+    expected = np.rint((values - 1000.0) * 255.0 / 4000.0)
+    assert np.abs(out - expected).max() <= 1
+
+
+def test_8bit_png_is_kept_as_is(tmp_path):
+    values = (np.arange(30 * 20).reshape(30, 20) % 200 + 20).astype(np.uint8)
+    PILImage.fromarray(values).save(tmp_path / "x8.png")
+    out = io.to_radiologynet_uint8(io.read_image(tmp_path / "x8.png"))
+    np.testing.assert_array_equal(out, values)  # no min-max stretch of 8-bit inputs
+
+
+def test_jpeg_rgb_becomes_grayscale(tmp_path):
+    rgb = np.zeros((32, 48, 3), dtype=np.uint8)
+    rgb[..., 1] = 180
+    PILImage.fromarray(rgb).save(tmp_path / "c.jpg", quality=95)
+    image = io.read_image(tmp_path / "c.jpg")
+    assert image.is_color
+    gray = io.to_radiologynet_uint8(image)
+    assert gray.shape == (32, 48) and abs(int(np.median(gray)) - round(0.587 * 180)) <= 3
+
+
+def test_window_on_a_picture(tmp_path):
+    values = np.array([[0, 100, 200, 300]], dtype=np.uint16)
+    PILImage.fromarray(values).save(tmp_path / "w.png")
+    out = io.to_radiologynet_uint8(io.read_image(tmp_path / "w.png", window=(150, 60)))
+    assert out[0, 0] == out[0, 1] == 0 and out[0, 2] == out[0, 3] == 255
+
+
+@needs_sample
+def test_real_grazpedwri_radiographs_are_16bit_and_convert_monotonically():
+    files = sorted(SAMPLE.glob("*.png"))
+    assert len(files) == 9
+    for path in files:
+        image = io.read_image(path)
+        assert image.pixels.dtype == np.uint16 and image.pixels.ndim == 2
+        out = io.to_radiologynet_uint8(image)
+        low, high = int(image.pixels.min()), int(image.pixels.max())
+        expected = np.rint((image.pixels.astype(float) - low) * 255.0 / (high - low))
+        assert np.abs(out.astype(int) - expected).max() <= 1
+        naive_truncation = (image.pixels & 0xFF).astype(np.uint8)
+        assert not np.array_equal(out, naive_truncation)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        io.read_image(tmp_path / "nope.png")
+
+
+def test_corrupt_png(tmp_path):
+    PILImage.fromarray(np.zeros((64, 64), np.uint8) + 9).save(tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "bad.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="bad.png"):
+        io.read_image(tmp_path / "bad.png")
+
+
+def test_text_file_behind_png_name(tmp_path):
+    (tmp_path / "t.png").write_text("hello")
+    with pytest.raises(ImageReadError, match="t.png"):
+        io.read_image(tmp_path / "t.png")
+
+
+def test_zero_size_array_and_one_pixel():
+    with pytest.raises(ImageReadError, match="no pixels"):
+        io.to_radiologynet_uint8(np.zeros((0, 5), dtype=np.uint16))
+    assert io.to_radiologynet_uint8(np.array([[123]], dtype=np.uint16)).shape == (1, 1)
+
+
+def test_unknown_suffix(tmp_path):
+    (tmp_path / "x.xyz").write_bytes(b"abc")
+    with pytest.raises(ImageReadError, match="unknown image type"):
+        io.read_image(tmp_path / "x.xyz")
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(min_size=0, max_size=400), suffix=st.sampled_from([".png", ".jpg", ".dcm"]))
+def test_fuzzed_bytes_raise_image_read_error(tmp_path_factory, data, suffix):
+    path = tmp_path_factory.mktemp("fz") / f"junk{suffix}"
+    path.write_bytes(data)
+    try:
+        io.to_radiologynet_uint8(io.read_image(path))
+    except ImageReadError as err:
+        assert "junk" in str(err)
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 40), width=st.integers(1, 40), bits16=st.booleans(),
+       seed=st.integers(0, 99))
+def test_any_size_converts_to_uint8_same_shape(height, width, bits16, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 65535 if bits16 else 255, (height, width)).astype(
+        np.uint16 if bits16 else np.uint8)
+    out = io.to_radiologynet_uint8(values)
+    assert out.shape == (height, width) and out.dtype == np.uint8
