@@ -130,7 +130,7 @@ def _read_checkpoint(path: Path, shown: str) -> tuple[dict[str, Tensor], str | N
             f"Checkpoint {shown} holds objects other than tensors and plain containers, "
             f"which are refused for safety (torch.load weights_only=True): {err}"
         ) from err
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # a damaged file fails anywhere inside the unpickler
         raise CheckpointFormatError(
             f"Cannot read checkpoint {shown}: {err}. Re-download or re-save it "
             "(the file may be truncated or corrupt)."

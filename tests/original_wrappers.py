@@ -159,8 +159,9 @@ def randomise(model: nn.Module, seed: int = 0) -> None:
                                                                generator=generator)))
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
             fan_in = module.weight[0].numel()
+            gain = 2.0 if isinstance(module, nn.Conv2d) else 1.0
             module.weight.copy_(torch.randn(module.weight.shape, generator=generator)
-                                * (2.0 / fan_in) ** 0.5)
+                                * (gain / fan_in) ** 0.5)
             if module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.01)
 
