@@ -340,3 +340,59 @@ def test_cli_convert_unreleased_tag(small_pth, tmp_path, capsys):
     assert main(["convert", str(small_pth), "--out", str(tmp_path / "x"),
                  "--tag", "nonsense"]) == 1
     assert "Valid tags" in capsys.readouterr().err
+
+
+def test_cli_publish_dry_run_touches_no_network(small_pth, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--dry-run must not create an HfApi")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", refuse)
+    out = convert_checkpoint(small_pth, tmp_path / "out")
+    assert main(["publish", str(out), "--repo-id", "me/mnv3", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "would upload 3 files" in printed
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert name in printed
+    assert sha256_file(out / "model.safetensors") in printed
+
+
+def test_cli_publish_uploads_with_huggingface_hub(small_pth, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    calls: list[tuple[str, dict]] = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+        def create_branch(self, repo_id, **kwargs):
+            calls.append(("create_branch", {"repo_id": repo_id, **kwargs}))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs))
+            return huggingface_hub.CommitInfo(
+                commit_url="https://huggingface.co/me/mnv3/commit/abc123", commit_message="m",
+                commit_description="", oid="abc123")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    out = convert_checkpoint(small_pth, tmp_path / "out")
+    (out / ".cache-junk").write_text("not uploaded")
+    assert main(["publish", str(out), "--repo-id", "me/mnv3", "--private",
+                 "--revision", "v1"]) == 0
+    names = [name for name, _ in calls]
+    assert names == ["create_repo", "create_branch", "upload_folder"]
+    assert calls[0][1]["exist_ok"] is True and calls[0][1]["private"] is True
+    upload = calls[2][1]
+    assert upload["repo_id"] == "me/mnv3" and upload["revision"] == "v1"
+    assert Path(upload["folder_path"]) == out
+    assert sorted(upload["allow_patterns"]) == ["README.md", "config.json",
+                                                "model.safetensors"]
+    assert "hub_revision='abc123'" in capsys.readouterr().out
+
+
+def test_cli_publish_refuses_a_folder_timm_cannot_load(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["publish", str(tmp_path / "empty"), "--repo-id", "me/x", "--dry-run"]) == 1
+    assert "has no config.json" in capsys.readouterr().err
