@@ -1,0 +1,243 @@
+"""Transforms from weight records and models: OpenCV letterbox parity (real radiographs and
+synthetic odd shapes), scaling, channels, mean/std, augmentation, the batched path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import timm
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import radiologynet
+from radiologynet import io, transforms
+from radiologynet.transforms import Augmentation, BatchTransform, letterbox
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
+needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
+                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
+
+
+def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    """The authors' letterbox (resize with cv2 INTER_LINEAR, then centred zero padding)."""
+    old_size = image.shape[:2]
+    ratio = float(size) / max(old_size)
+    new_size = tuple(int(x * ratio) for x in old_size)
+    resized = cv2.resize(image, (new_size[1], new_size[0]))
+    delta_w, delta_h = size - new_size[1], size - new_size[0]
+    top, bottom = delta_h // 2, delta_h - delta_h // 2
+    left, right = delta_w // 2, delta_w - delta_w // 2
+    return cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=[0])
+
+
+@needs_sample
+@pytest.mark.parametrize("size", [224, 299, 300, 380])
+def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size):
+    files = sorted(SAMPLE.glob("*.png"))
+    assert len(files) == 9
+    for path in files:
+        gray = io.to_radiologynet_uint8(io.read_image(path))
+        ours = letterbox(gray, size).numpy()
+        reference = opencv_letterbox(gray, size)
+        assert ours.shape == reference.shape == (size, size)
+        assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1, path.name
+        # the float pipeline ends within 1/255 of the original's uint8 / 255
+        x = transforms.for_weights(radiologynet.get_weights("resnet18.radiologynet")
+                                   .preprocessing.__class__(input_size=size))(gray)
+        assert (x[0].numpy() - reference / 255.0).__abs__().max() <= 1 / 255 + 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 700), width=st.integers(1, 700),
+       size=st.sampled_from([8, 31, 224, 299, 300, 380]), seed=st.integers(0, 2**16),
+       smooth=st.booleans())
+def test_letterbox_matches_opencv_on_odd_sizes(height, width, size, seed, smooth):
+    ratio = float(size) / max(height, width)
+    if int(min(height, width) * ratio) == 0:  # the original crashes there (cv2 size 0)
+        return
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    if smooth and min(height, width) > 8:
+        image = cv2.GaussianBlur(image, (0, 0), 2)
+    ours = letterbox(torch.from_numpy(image), size).numpy()
+    reference = opencv_letterbox(image, size)
+    assert ours.shape == reference.shape
+    assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
+    # same geometry: the padding is exactly where OpenCV put it
+    assert np.array_equal(ours == 0, reference == 0) or image.min() < 2
+
+
+def test_letterbox_geometry_keeps_the_original_float_quirk():
+    assert transforms.letterbox_geometry(4997, 100, 224)[0] == 223  # int(223.99999999999997)
+    assert transforms.letterbox_geometry(614, 444, 224) == (224, 161, 0, 31)
+
+
+def test_letterbox_keeps_layout_and_device_and_float_dtype():
+    x = torch.rand(2, 1, 50, 30)
+    out = letterbox(x, 64)
+    assert out.shape == (2, 1, 64, 64) and out.dtype == torch.float32
+    assert out[..., :, :10].abs().max() == 0  # left padding (64 - 38) // 2 = 13 columns
+
+
+def test_for_weights_radiologynet_is_letterbox_over_255_in_three_channels(tmp_path):
+    gray = np.random.default_rng(1).integers(0, 256, (90, 60), dtype=np.uint8)
+    tf = transforms.for_weights("resnet50.radiologynet")
+    x = tf(gray)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    expected = letterbox(gray, 224).float() / 255
+    for channel in range(3):
+        torch.testing.assert_close(x[channel], expected)
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+
+
+def test_for_weights_imagenet_normalises_and_sizes_follow_the_record():
+    gray = np.full((40, 40), 128, dtype=np.uint8)
+    record = radiologynet.get_weights("resnet50.imagenet")
+    x = transforms.for_weights(record)(gray)
+    mean = torch.tensor(record.preprocessing.mean).view(3, 1, 1)
+    std = torch.tensor(record.preprocessing.std).view(3, 1, 1)
+    torch.testing.assert_close(x * std + mean, torch.full((3, 224, 224), 128 / 255))
+    assert transforms.for_weights("efficientnet_b3.radiologynet")(gray).shape == (3, 300, 300)
+    assert transforms.for_weights("inception_v3.radiologynet")(gray).shape == (3, 299, 299)
+    one = transforms.for_weights(record, in_chans=1)(gray)
+    assert one.shape == (1, 224, 224)
+    torch.testing.assert_close(one[0, 0, 0], torch.tensor(
+        (128 / 255 - sum(record.preprocessing.mean) / 3) / (sum(record.preprocessing.std) / 3)))
+
+
+def test_transform_reads_files_and_dicom_with_window(tmp_path):
+    from pydicom import examples
+
+    tf = transforms.for_weights("resnet18.radiologynet", window="lung")
+    x = tf(examples.get_path("ct"))
+    ref = letterbox(io.to_radiologynet_uint8(io.read_image(examples.get_path("ct")), "lung"),
+                    224).float() / 255
+    torch.testing.assert_close(x[0], ref)
+
+
+def test_for_model_reads_pretrained_cfg_and_first_conv():
+    plain = timm.create_model("resnet18", pretrained=False, num_classes=2)
+    tf = transforms.for_model(plain)
+    cfg = plain.pretrained_cfg
+    assert tf.size == cfg["input_size"][-1] and tf.in_chans == 3
+    assert tf.preprocessing.mean == tuple(cfg["mean"])
+    assert tf.preprocessing.letterbox == (cfg.get("crop_mode") == "border")
+    one = timm.create_model("mobilenetv3_small_100", pretrained=False, in_chans=1)
+    assert transforms.for_model(one)(np.zeros((20, 30), np.uint8)).shape[0] == 1
+
+
+def test_for_model_with_a_radiologynet_cfg_equals_for_weights():
+    record = radiologynet.get_weights("resnet18.radiologynet")
+    model = timm.create_model("resnet18", pretrained=False,
+                              pretrained_cfg_overlay=record.pretrained_cfg())
+    gray = np.random.default_rng(2).integers(0, 256, (70, 50), dtype=np.uint8)
+    tf = transforms.for_model(model)
+    assert tf.preprocessing.letterbox and tf.preprocessing.mean is None
+    torch.testing.assert_close(tf(gray), transforms.for_weights(record)(gray))
+
+
+@pytest.mark.skipif(not hasattr(radiologynet, "create_model"), reason="create_model not landed")
+def test_for_model_on_create_model_output():
+    model = radiologynet.create_model("resnet18", weights=None, in_chans=1, num_classes=3)
+    x = transforms.for_model(model)(np.zeros((64, 48), np.uint8))
+    assert x.shape[0] == 1 and x.shape[-1] == model.pretrained_cfg["input_size"][-1]
+
+
+# --- augmentation and the batched path ------------------------------------------------
+
+def _batch(n=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=g)
+
+
+def test_batch_transform_eval_equals_the_per_image_path():
+    pre = radiologynet.Preprocessing(input_size=32)
+    batch = _batch()
+    out = BatchTransform(pre, train=False)(batch)
+    per_image = transforms.for_weights(pre)
+    for i in range(batch.shape[0]):
+        torch.testing.assert_close(out[i], per_image(batch[i, 0]))
+    assert out.shape == (4, 3, 32, 32)
+
+
+def test_augmentation_is_drawn_per_image_and_off_in_eval():
+    pre = radiologynet.Preprocessing(input_size=32)
+    same = _batch(1).repeat(8, 1, 1, 1)
+    bt = BatchTransform(pre, train=True, generator=torch.Generator().manual_seed(0))
+    out = bt(same)
+    distinct = {tuple(out[i].flatten()[:50].tolist()) for i in range(8)}
+    assert len(distinct) == 8  # eight copies, eight different augmentations
+    bt.eval()
+    torch.testing.assert_close(bt(same)[0], bt(same)[7])
+
+
+def test_flip_only_is_an_exact_mirror():
+    pre = radiologynet.Preprocessing(input_size=32)
+    aug = Augmentation(flip_p=1.0, degrees=0.0, brightness=None, contrast=None)
+    batch = _batch()
+    out = BatchTransform(pre, train=True, augment=aug)(batch)
+    torch.testing.assert_close(out[:, :1], torch.flip(batch.float() / 255, dims=[-1]),
+                               atol=1e-5, rtol=0)
+
+
+def test_brightness_and_contrast_ranges():
+    pre = radiologynet.Preprocessing(input_size=16)
+    flat = torch.full((64, 1, 16, 16), 100, dtype=torch.uint8)
+    aug = Augmentation(flip_p=0.0, degrees=0.0, contrast=None)
+    out = BatchTransform(pre, train=True, augment=aug)(flat)[:, 0, 0, 0] * 255 / 100
+    assert 0.8 - 1e-6 <= float(out.min()) and float(out.max()) <= 1.2 + 1e-6
+    assert float(out.max() - out.min()) > 0.2  # the range is used, not a constant
+    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).repeat(64, 1, 1, 1)
+    aug = Augmentation(flip_p=0.0, degrees=0.0, brightness=None, contrast=(0.8, 1.3))
+    out = BatchTransform(pre, train=True, augment=aug)(ramp)
+    flat_out = out[:, 0].reshape(64, -1)
+    factor = (flat_out[:, 128] - flat_out[:, 127]) * 255  # mid-grey: never clamped
+    assert 0.8 - 1e-4 <= float(factor.min()) and float(factor.max()) <= 1.3 + 1e-4
+
+
+@pytest.mark.parametrize("name,degrees,scale,translate", [
+    ("default", 15.0, (1.0, 1.0), 0.0), ("boneage", 20.0, (0.8, 1.2), 0.2)])
+def test_affine_parameters_stay_in_the_paper_ranges(name, degrees, scale, translate):
+    aug = transforms.AUGMENTATIONS[name]
+    theta = transforms.random_affine_theta(2000, aug, torch.Generator().manual_seed(3))
+    linear = theta[:, :, :2]
+    det = torch.linalg.det(linear).abs()  # 1 / scale**2
+    zoom = 1 / det.sqrt()
+    assert scale[0] - 1e-6 <= float(zoom.min()) and float(zoom.max()) <= scale[1] + 1e-6
+    angle = torch.rad2deg(torch.atan2(linear[:, 0, 1].abs(), linear[:, 1, 1]))
+    assert float(angle.max()) <= degrees + 1e-6 and float(angle.max()) > degrees * 0.9
+    flips = (torch.det(linear) < 0).double().mean()
+    assert 0.4 < float(flips) < 0.6
+    shift = (torch.linalg.solve(linear, -theta[:, :, 2:]).squeeze(-1)).abs() / 2
+    assert float(shift.max()) <= translate + 1e-6
+    assert aug.brightness == ((0.8, 1.2) if name == "default" else None)
+    assert aug.contrast == ((0.8, 1.3) if name == "default" else None)
+    assert math.isclose(aug.flip_p, 0.5)
+
+
+def test_batch_transform_in_chans_normalisation_and_shape_checks():
+    record = radiologynet.get_weights("resnet18.imagenet")
+    bt = BatchTransform(record.preprocessing, in_chans=1)
+    out = bt(_batch(2, 224)[:, 0])  # (B, S, S) is accepted
+    assert out.shape == (2, 1, 224, 224)
+    with pytest.raises(ValueError, match="grayscale batch"):
+        bt(torch.zeros(2, 3, 224, 224, dtype=torch.uint8))
+    resized = BatchTransform(radiologynet.Preprocessing(input_size=32))(_batch(2, 20))
+    assert resized.shape == (2, 3, 32, 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_batch_transform_on_gpu_matches_cpu():
+    pre = radiologynet.Preprocessing(input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)
+    batch = _batch(8, 64)
+    cpu = BatchTransform(pre)(batch)
+    gpu = BatchTransform(pre)(batch.cuda())
+    assert gpu.is_cuda
+    torch.testing.assert_close(gpu.cpu(), cpu)
+    aug = BatchTransform(pre, train=True)(batch.cuda())
+    assert aug.is_cuda and aug.shape == (8, 3, 64, 64)
