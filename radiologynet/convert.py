@@ -434,8 +434,10 @@ def _pretrained_cfg(arch: Architecture, record: WeightRecord | None,
                "first_conv": arch.first_conv, "classifier": arch.classifier,
                "architecture": arch.timm_name, "paper_ids": f"doi:{PAPER_DOI}"}
     cfg["num_classes"] = num_classes
+    # label names live at the top level of config.json (timm copies them in from there)
+    dropped = _SOURCE_KEYS | {"label_names", "label_descriptions"}
     return {k: v for k, v in cfg.items()
-            if k in _PRETRAINED_CFG_KEYS and k not in _SOURCE_KEYS and v not in (None, "")}
+            if k in _PRETRAINED_CFG_KEYS and k not in dropped and v not in (None, "")}
 
 
 def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from radiologynet.registry import get_architecture
-from radiologynet.weights import PAPER, PAPER_DOI, PaperResult, WeightRecord
+from radiologynet.weights import PAPER, PaperResult, WeightRecord
 
 BASE_TAGS = ("timm", "image-classification", "radiology", "medical-imaging",
              "transfer-learning", "radiologynet")
@@ -143,7 +143,7 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         "# or, from a local copy of this folder:\n"
         "model = timm.create_model(\"local-dir:PATH/TO/THIS/FOLDER\", pretrained=True)\n```\n",
         "## Citation\n",
-        f"{PAPER} https://doi.org/{PAPER_DOI}\n",
+        f"{PAPER}\n",
     ]
     if meta.get("sha256"):
         parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
