@@ -1,0 +1,162 @@
+"""Encoder U-Nets: encoder features equal the classification backbone's for the same
+weights (both decoders), any input size works, both decoders train."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from radiologynet.errors import (
+    CheckpointFormatError,
+    InvalidArgumentError,
+    UnknownWeightsError,
+    WeightsNotFoundError,
+    WeightsNotReleasedError,
+)
+from radiologynet.registry import ARCHITECTURES, get_architecture
+from radiologynet.segmentation import DiceLoss, PaperDiceLoss, create_unet
+
+PAPER_ENCODERS = ("resnet50", "vgg16", "efficientnet_b4")
+
+
+def fabricate_weights_folder(root: Path, arch_name: str, seed: int = 0) -> Path:
+    """A weights folder (config.json + model.safetensors) of a 36-class classification
+    model in timm layout, with random weights and randomised BatchNorm statistics."""
+    arch = get_architecture(arch_name)
+    torch.manual_seed(seed)
+    model = timm.create_model(arch.timm_name, num_classes=36, **arch.model_args_dict)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("running_var"):
+            value = torch.rand_like(value) + 0.5
+        elif value.is_floating_point():
+            value = torch.randn_like(value) * 0.05
+        state[key] = value.contiguous()
+    folder = root / f"{arch.name}.fake"
+    folder.mkdir(parents=True)
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(
+        {"architecture": arch.timm_name, "num_classes": 36,
+         "model_args": arch.model_args_dict}))
+    return folder
+
+
+def reference_features(arch_name: str, folder: Path, in_chans: int) -> torch.nn.Module:
+    """The classification backbone as timm's own ``features_only`` model, loaded by timm
+    from the same file (independent of this library's key matching)."""
+    arch = get_architecture(arch_name)
+    model = timm.create_model(
+        arch.timm_name, features_only=True, pretrained=True, in_chans=in_chans,
+        pretrained_cfg_overlay={"file": str(folder / "model.safetensors"), "num_classes": 36},
+        **arch.model_args_dict)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=PAPER_ENCODERS)
+def weights_folder(request, tmp_path_factory):
+    return request.param, fabricate_weights_folder(tmp_path_factory.mktemp("w"), request.param)
+
+
+@pytest.fixture(scope="module", params=["smp", "paper"])
+def built(weights_folder, request):
+    """Each (encoder, decoder) U-Net built once, single channel, from the fake weights."""
+    name, folder = weights_folder
+    net = create_unet(name, weights=folder, in_chans=1, decoder=request.param)
+    return name, folder, net
+
+
+def test_encoder_features_equal_classification_backbone(built):
+    name, folder, net = built
+    reference = reference_features(name, folder, in_chans=1)
+    x = torch.rand(2, 1, 64, 64)
+    net.eval()
+    with torch.no_grad():
+        ours = net.encoder_features(x)
+        theirs = reference(x)
+        # the features really come from the loaded weights, not from the architecture
+        assert not torch.allclose(theirs[-1], timm.create_model(
+            get_architecture(name).timm_name, features_only=True, in_chans=1,
+            **get_architecture(name).model_args_dict).eval()(x)[-1])
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        assert torch.equal(a, b)
+
+
+def test_both_decoders_train_a_step_at_odd_size(built):
+    _, _, net = built
+    net.train()
+    net.zero_grad()
+    x = torch.rand(2, 1, 65, 47)
+    target = (torch.rand(2, 1, 65, 47) > 0.7).float()
+    logits = net(x)
+    assert logits.shape == (2, 1, 65, 47)
+    PaperDiceLoss()(logits, target).backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(p.grad.abs().sum() > 0 for p in net.encoder.parameters())
+    net.zero_grad()
+
+
+def test_loss_decreases_on_a_tiny_problem():
+    torch.manual_seed(0)
+    net = create_unet("mobilenet_v3_small", in_chans=1, decoder="paper")
+    x = torch.rand(2, 1, 33, 40)
+    target = torch.zeros(2, 1, 33, 40)
+    target[:, :, 10:20, 12:25] = 1
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(4):
+        optimiser.zero_grad()
+        loss = DiceLoss()(net(x), target)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", [a for a in ARCHITECTURES if a not in
+                                  (*PAPER_ENCODERS, "inception_v3")])
+def test_every_other_registry_backbone_builds_at_odd_sizes(name):
+    net = create_unet(name, in_chans=1, num_classes=2).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 1, 37, 53)).shape == (1, 2, 37, 53)
+
+
+def test_paper_decoder_topology_vgg16_matches_paper_size():
+    net = create_unet("vgg16", decoder="paper")
+    params = sum(p.numel() for p in net.parameters())
+    assert abs(params - 39e6) / 39e6 < 0.02  # the paper: about 39M with VGG16
+    blocks = net.net.decoder
+    assert len(blocks) == 6  # one per skip: five VGG stages plus the input
+    assert isinstance(blocks[-1].up, torch.nn.Conv2d)  # input and stride-1 skip: same size
+
+
+def test_single_channel_sums_rgb_filters(tmp_path):
+    folder = fabricate_weights_folder(tmp_path, "resnet18")
+    net = create_unet("resnet18", weights=folder, in_chans=1)
+    from safetensors.torch import load_file
+
+    rgb = load_file(str(folder / "model.safetensors"))["conv1.weight"]
+    assert torch.allclose(net.encoder.conv1.weight, rgb.sum(1, keepdim=True))
+
+
+def test_bad_inputs_raise_library_errors(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="model.safetensors"):
+        create_unet("resnet18", weights=tmp_path / "nothing")
+    folder = fabricate_weights_folder(tmp_path, "resnet18")
+    with pytest.raises(CheckpointFormatError, match="resnet50|layer"):
+        create_unet("resnet50", weights=folder)
+    with pytest.raises(UnknownWeightsError):
+        create_unet("resnet18", weights="no-such-tag")
+    with pytest.raises(WeightsNotReleasedError):
+        create_unet("resnet50", weights="radiologynet-mr")
+    with pytest.raises(InvalidArgumentError, match="decoder"):
+        create_unet("resnet18", decoder="fpn")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="inception_v3"):
+        create_unet("inception_v3")
