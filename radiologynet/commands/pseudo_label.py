@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-csv", type=Path, default=None,
                         help="CSV with columns path,text (e.g. report text) to add as features")
     for block, default in FeatureWeights().as_dict().items():
+        shown = default if default is not None else "1 with pretrained weights, 0.1 without"
         parser.add_argument(f"--weight-{block}", type=float, default=default,
-                            help=f"weight of the {block} features (default {default})")
+                            help=f"weight of the {block} features (default {shown})")
     parser.add_argument("--cache", type=Path, default=None,
                         help="embedding cache folder (default: OUT stem + .cache)")
     parser.add_argument("--report", type=Path, default=None,

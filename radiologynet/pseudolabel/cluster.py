@@ -84,7 +84,7 @@ def cluster_features(
         if n < min_cluster_size:
             raise ArchiveError(f"The archive has {n} readable image(s), fewer than HDBSCAN's "
                                f"min_cluster_size={min_cluster_size}; lower it or add images.")
-        labels = HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(features)
+        labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(features)
         k = len(set(labels) - {NOISE})
         return ClusterResult(labels.astype(int), k, "hdbscan", {})
     raise InvalidArgumentError(f"Unknown clustering method {method!r}; use 'kmeans' or 'hdbscan'.")

@@ -7,7 +7,10 @@ Blocks (each a 2-D array, one row per image):
 - ``description``: TF-IDF of StudyDescription + SeriesDescription + ProtocolName;
 - ``numeric``: acquisition parameters (KVP, SliceThickness, RepetitionTime, EchoTime, ...)
   median-imputed with a missing-indicator column each, then standardised;
-- ``image``: the pooled features of a registry backbone on the letterboxed image;
+- ``image``: the pooled features of a registry backbone on the letterboxed image
+  (most useful with pretrained weights, e.g. ``backbone_weights="radiologynet"``);
+- ``thumbnail``: the letterboxed image itself at 16 x 16 (layout and brightness; robust
+  where the backbone is randomly initialised);
 - ``text``: optional TF-IDF of free text (e.g. report text) from a CSV.
 
 :func:`combine` centres every block, scales it to unit mean row norm and multiplies it by
@@ -21,7 +24,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +43,34 @@ DESCRIPTION_TAGS = ("StudyDescription", "SeriesDescription", "ProtocolName")
 NUMERIC_TAGS = ("KVP", "SliceThickness", "RepetitionTime", "EchoTime", "MagneticFieldStrength",
                 "ExposureTime", "PixelSpacing", "Rows", "Columns")
 MISSING = "MISSING"
+#: Side of the ``thumbnail`` feature block.
+THUMBNAIL_SIZE = 16
 
 
 @dataclass(frozen=True)
 class FeatureWeights:
-    """How much each feature block counts in the distance (see the module docstring)."""
+    """How much each feature block counts in the distance (see the module docstring).
+
+    ``image=None`` (the default) means 1.0 when the embedding backbone has pretrained
+    weights and 0.1 when it is randomly initialised: random features mostly measure
+    brightness and size, and on the synthetic archive they cost k-means its exact recovery
+    of the true groups (adjusted Rand index 0.79-0.94 at 0.25-0.5, 1.0 at 0.1).
+    """
 
     categorical: float = 1.0
     description: float = 1.0
     numeric: float = 0.5
-    image: float = 1.0
+    image: float | None = None
+    thumbnail: float = 1.0
     text: float = 0.5
 
-    def as_dict(self) -> dict[str, float]:
+    def resolved(self, pretrained_backbone: bool) -> FeatureWeights:
+        """These weights with ``image`` set when it was left to the default."""
+        if self.image is not None:
+            return self
+        return replace(self, image=1.0 if pretrained_backbone else 0.1)
+
+    def as_dict(self) -> dict[str, float | None]:
         """The weights by block name."""
         return asdict(self)
 
@@ -183,7 +201,7 @@ def combine(blocks: dict[str, np.ndarray], weights: FeatureWeights) -> np.ndarra
     wanted = weights.as_dict()
     parts = []
     for name, block in blocks.items():
-        weight = wanted.get(name, 0.0)
+        weight = wanted.get(name) or 0.0
         if weight < 0:
             raise InvalidArgumentError(f"Feature weight {name}={weight} is negative; use >= 0.")
         if weight == 0:
@@ -334,13 +352,15 @@ def image_embeddings(
     batch_size: int = 32,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, dict[str, str]]:
-    """Pooled backbone features per image, and the files whose pixels failed (path -> why).
+) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Pooled backbone features and 16 x 16 thumbnails per image, and the files whose
+    pixels failed (path -> why).
 
-    Rows follow ``paths`` minus the failed files. Cached embeddings are reused and new ones
+    Rows follow ``paths`` minus the failed files. Cached vectors are reused and new ones
     are written to ``cache_dir`` batch by batch.
     """
-    spec = {"arch": arch, "weights": weights, "image_size": image_size}
+    spec = {"arch": arch, "weights": weights, "image_size": image_size,
+            "thumbnail": THUMBNAIL_SIZE}
     cache = EmbeddingCache(cache_dir, spec) if cache_dir is not None else None
     keys = [EmbeddingCache.key(root, p) for p in paths]
     todo = [i for i, k in enumerate(keys) if cache is None or k not in cache.values]
@@ -359,8 +379,12 @@ def image_embeddings(
                 except ArchiveError as err:
                     failed[paths[i]] = str(err).replace(str(root / paths[i]), paths[i])
             if tensors:
+                batch = torch.stack(tensors)
                 with torch.inference_mode():
-                    out = model(torch.stack(tensors)).float().numpy()
+                    pooled = model(batch).float().flatten(1)
+                    thumbs = torch.nn.functional.adaptive_avg_pool2d(
+                        batch[:, :1], THUMBNAIL_SIZE).flatten(1)
+                out = torch.cat([pooled, thumbs], 1).numpy()
                 batch_keys = [keys[i] for i in ok]
                 computed.update(zip(batch_keys, out, strict=True))
                 if cache is not None:
@@ -371,6 +395,7 @@ def image_embeddings(
     rows = [computed.get(k, stored.get(k)) for p, k in zip(paths, keys, strict=True)
             if p not in failed]
     if not rows:
-        return np.zeros((0, 1)), failed
-    return np.stack(rows), failed
-
+        return np.zeros((0, 1)), np.zeros((0, 1)), failed
+    matrix = np.stack(rows)
+    split = matrix.shape[1] - THUMBNAIL_SIZE ** 2
+    return matrix[:, :split], matrix[:, split:], failed

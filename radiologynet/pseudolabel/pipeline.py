@@ -100,10 +100,11 @@ def pseudo_label(
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else out_csv.with_name(out_csv.stem + ".cache")
     report_dir = Path(report_dir) if report_dir else out_csv.with_name(out_csv.stem + "-report")
-    weights = feature_weights or FeatureWeights()
+    pretrained = str(backbone_weights).lower() not in ("none", "random", "baseline")
+    weights = (feature_weights or FeatureWeights()).resolved(pretrained)
 
     scan = scan_archive(archive, progress=progress)
-    embeddings, failed = image_embeddings(
+    embeddings, thumbnails, failed = image_embeddings(
         scan.root, scan.paths, arch=backbone, weights=backbone_weights, image_size=image_size,
         batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     scan.drop(failed)
@@ -118,6 +119,7 @@ def pseudo_label(
 
     blocks = header_features(scan.headers)
     blocks["image"] = embeddings
+    blocks["thumbnail"] = thumbnails
     if text_csv is not None:
         blocks["text"] = text_features(text_csv, scan.paths)
     features = combine(blocks, weights)

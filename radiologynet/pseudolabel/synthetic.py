@@ -39,13 +39,14 @@ class SyntheticGroup:
 
     Attributes:
         name: the group's id (the ground truth a clustering should recover).
-        modality / body_part: ``Modality`` / ``BodyPartExamined``. A tuple draws one value
-            per file (a deliberately mixed group, like scanned documents filed under
-            whatever study they came with).
+        modality / body_part: ``Modality`` / ``BodyPartExamined``. A tuple cycles through
+            its values file by file (a deliberately mixed group, like scanned documents
+            filed under whatever study they came with).
         study_description / series_description / protocol: the free-text header fields.
         acquisition: header keyword -> value (KVP, SliceThickness, RepetitionTime, ...).
         painter: draws the image on a grid of normalised coordinates ``(y, x)`` in [-1, 1].
         base_size: (rows, columns) before the per-file size jitter.
+        manufacturer: ``Manufacturer`` (default: a vendor per modality).
     """
 
     name: str
@@ -57,6 +58,7 @@ class SyntheticGroup:
     acquisition: dict[str, float] = field(default_factory=dict)
     painter: Painter | None = None
     base_size: tuple[int, int] = (64, 64)
+    manufacturer: str = ""
 
 
 def _ellipse(y: np.ndarray, x: np.ndarray, cy: float, cx: float, ry: float, rx: float
@@ -145,7 +147,9 @@ DEFAULT_GROUPS: tuple[SyntheticGroup, ...] = (
 #: came with, so modality and body part vary while everything else looks the same.
 MIXED_GROUP = SyntheticGroup("documents", ("CT", "MR", "CR", "DX"),
                              ("HEAD", "CHEST", "KNEE", "HAND"), "SCANNED DOCUMENT",
-                             "REQUEST FORM", "SCAN", {}, _document, (64, 48))
+                             "REQUEST FORM", "SCAN", {}, _document, (64, 48),
+                             manufacturer="DOCUMENT SCANNER CO")
+_VENDORS = {"CT": "SIEMENS", "MR": "PHILIPS", "CR": "AGFA", "DX": "CARESTREAM"}
 
 _FIRST = ("ANA", "IVAN", "MARKO", "PETRA", "LUKA", "MAJA", "JOSIP", "IVA")
 _LAST = ("HORVAT", "KOVACEVIC", "BABIC", "MARIC", "JURIC", "NOVAK", "KNEZEVIC", "VUKOVIC")
@@ -205,7 +209,8 @@ def write_synthetic_archive(
         group = all_groups[i % len(all_groups)]
         rel = f"study_{i // 2:04d}/IM{i:04d}.dcm"
         missing = rng.random() < missing_tag_fraction
-        image, ds = _make_dataset(group, rng, size_jitter, missing, index=i)
+        image, ds = _make_dataset(group, rng, size_jitter, missing, index=i,
+                                  occurrence=i // len(all_groups))
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_atomic(ds, path)
@@ -235,19 +240,19 @@ def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str
     return path
 
 
-def _pick(value: str | tuple[str, ...], rng: np.random.Generator) -> str:
-    return value if isinstance(value, str) else str(rng.choice(value))
+def _pick(value: str | tuple[str, ...], occurrence: int) -> str:
+    return value if isinstance(value, str) else value[occurrence % len(value)]
 
 
 def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float,
-                  missing: bool, index: int) -> tuple[np.ndarray, Dataset]:
+                  missing: bool, index: int, occurrence: int) -> tuple[np.ndarray, Dataset]:
     rows, cols = (max(16, int(round(s * (1 + rng.uniform(-jitter, jitter)))))
                   for s in group.base_size)
     y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
     painter = group.painter or _document
     values = painter(y, x, rng)
-    modality = _pick(group.modality, rng)
-    body_part = _pick(group.body_part, rng)
+    modality = _pick(group.modality, occurrence)
+    body_part = _pick(group.body_part, occurrence)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SOP_CLASS.get(modality, SOP_CLASS["OT"])
@@ -273,7 +278,7 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
     ds.Modality = modality
     ds.StudyDescription = group.study_description
     ds.SeriesDescription = group.series_description
-    ds.Manufacturer = "SYNTHETIC"
+    ds.Manufacturer = group.manufacturer or _VENDORS.get(modality, "SYNTHETIC")
     if not missing:
         ds.BodyPartExamined = body_part
         ds.ProtocolName = group.protocol
@@ -292,9 +297,10 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
-    ds.BitsStored = 12 if modality in ("CR", "DX", "OT") else 16
+    hounsfield = group.modality == "CT"  # a mixed group stores scanner-independent pixels
+    ds.BitsStored = 16 if hounsfield or group.modality == "MR" else 12
     ds.HighBit = ds.BitsStored - 1
-    if modality == "CT":
+    if hounsfield:
         ds.PixelRepresentation = 1
         ds.RescaleIntercept = "-1024"
         ds.RescaleSlope = "1"
