@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from timm.models import adapt_input_conv
 from torch import nn
 
+from radiologynet import hub
 from radiologynet.errors import (
     CheckpointFormatError,
     WeightsNotFoundError,
@@ -30,7 +31,8 @@ WeightsArg = str | Path | WeightRecord | None
 def _is_path(weights: str | Path) -> bool:
     if isinstance(weights, Path):
         return True
-    return Path(weights).exists() or "/" in weights or weights.endswith(".safetensors")
+    return Path(weights).exists() or "/" in weights or weights.endswith(
+        (".safetensors", *hub.ORIGINAL_SUFFIXES))
 
 
 def weights_file(weights: str | Path) -> Path:
@@ -64,13 +66,20 @@ def resolve_backbone_weights(
         UnknownWeightsError: a tag that does not exist for ``arch``.
         WeightsNotReleasedError: a tag the authors never published.
         WeightsNotFoundError: a path without weights.
+        CheckpointFormatError: a folder whose config.json names another architecture.
     """
     if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
         return None, None
     if isinstance(weights, WeightRecord):
         record = weights
     elif _is_path(weights):
-        return load_file(str(weights_file(weights))), None
+        resolved = hub.resolve_path(weights, arch)
+        if resolved.arch.name != arch.name:
+            raise CheckpointFormatError(
+                f"Weights {weights} are for {resolved.arch.name}, not {arch.name}: pass "
+                f"create_unet({resolved.arch.name!r}, weights=...) or weights of "
+                f"{arch.name}.")
+        return load_file(str(resolved.file)), None
     else:
         record = get_weights(arch.name, tag=str(weights))
     if not record.released:
@@ -79,9 +88,7 @@ def resolve_backbone_weights(
             "authors. Use weights='radiologynet' or 'imagenet', or a path to your own "
             "weights folder."
         )
-    from radiologynet import hub  # the lead's resolver: cache, Hub, original archive
-
-    return load_file(str(hub.resolve_weights(record))), record
+    return load_file(str(hub.resolve_record(record).file)), record
 
 
 def adapt_first_conv(
