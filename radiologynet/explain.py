@@ -272,7 +272,7 @@ def explain_images(model: nn.Module, images: str | Path | Sequence[str | Path],
 def comparison_sheet(models: Mapping[str, nn.Module],
                      images: str | Path | Sequence[str | Path], out_path: str | Path, *,
                      input_size: int | None = None, targets: Sequence[int] | None = None,
-                     ) -> Path:
+                     dpi: int = 120) -> Path:
     """The same images under several models (e.g. the three initialisations) side by side:
     one row per image, the preprocessed input then one Grad-CAM overlay per model. Writes
     ``out_path`` (PNG) and ``<out_path>.json`` (which model and class each panel shows);
@@ -308,7 +308,7 @@ def comparison_sheet(models: Mapping[str, nn.Module],
         ax.set_axis_off()
     out = Path(out_path)
     stem = out.with_suffix("")
-    written = save_figure(figure, stem, formats=("png",))[0]
+    written = save_figure(figure, stem, formats=("png",), dpi=dpi)[0]
     write_json(stem.with_suffix(".json"), {"method": "GradCAM (grad-cam)",
                                            "models": list(cams), "images": index})
     return written
