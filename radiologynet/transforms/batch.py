@@ -58,7 +58,7 @@ class BatchTransform(nn.Module):
     def extra_repr(self) -> str:
         aug = self.augmentation
         return (f"size={self.size}, in_chans={self.in_chans}, train={self.training}, "
-                f"augment={aug}, normalise={self.normalise}")
+                f"augment={aug if self.training else None}, normalise={self.normalise}")
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Return the model-ready float batch ``(B, in_chans, S, S)``."""
