@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,9 @@ def test_cache_layout_contents_and_reuse(tmp_path):
     assert (tmp_path / "cache" / "images.npy").stat().st_mtime_ns == stamp  # reused
     assert again.labels == [0, 1, 0, 1]
     assert not list((tmp_path / "cache").glob("*.tmp"))  # atomic: no leftovers
+    pickled = pickle.dumps(again)  # what DataLoader workers receive: no pixel copy
+    assert len(pickled) < again.images.nbytes
+    np.testing.assert_array_equal(pickle.loads(pickled)[2], expected)
 
 
 def test_cache_rebuilds_when_a_source_or_the_size_changes(tmp_path):

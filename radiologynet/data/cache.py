@@ -125,6 +125,16 @@ class DecodedImageCache:
             _index=index,
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers get the folder, not a copy of the pixels; they re-map it
+        state = dict(self.__dict__)
+        state["images"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.images = np.load(self.root / IMAGES_FILE, mmap_mode="r")
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
