@@ -113,6 +113,11 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
             "folder (config.json and model.safetensors). Pass a folder the runner wrote."
         )
     config = json.loads(config_file.read_text())
+    if config.get("task_model"):
+        raise RadiologyNetError(
+            f"{str(path)!r} holds a {config['task_model']} ({config.get('kind', 'task')} "
+            "model); Grad-CAM here explains classifiers only."
+        )
     meta = config.get("radiologynet") or {}
     arch = str(meta.get("arch") or config.get("architecture") or "")
     if label == Path(path).name and meta.get("tag"):

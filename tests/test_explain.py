@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import radiologynet
+import radiologynet.errors
 from radiologynet import explain
 from radiologynet.cli import main
 from radiologynet.errors import ImageReadError, WeightsNotFoundError
@@ -128,3 +129,13 @@ def test_bad_inputs_raise_library_errors(tmp_path):
         explain.load_model(tmp_path)
     assert main(["gradcam", "--model", str(tmp_path), "--images", str(tmp_path), "--out",
                  str(tmp_path / "o")]) == 1
+
+
+def test_non_classifier_run_folders_are_refused(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "architecture": "inception_v3", "task_model": "BoneAgeRegressor",
+        "kind": "regression"}))
+    with pytest.raises(radiologynet.errors.RadiologyNetError, match="classifiers only"):
+        explain.load_model(folder)

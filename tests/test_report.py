@@ -219,3 +219,21 @@ def test_unknown_metric_is_named(runs):
     with pytest.raises(ResultsFormatError, match="dice"):
         tables.best_lr(runs, "dice")
     assert not math.isnan(tables.best_lr(runs)["val_f1"].iloc[0])
+
+
+def test_regression_sweeps_pick_the_lowest_mae(tmp_path):
+    for init, (mae_lr3, mae_lr4) in {"random": (9.0, 12.0), "imagenet": (8.0, 7.0)}.items():
+        for run in (1, 2, 3):
+            for lr, mae in (("1e-3", mae_lr3), ("1e-4", mae_lr4)):
+                write_run(tmp_path, task="boneage", model="inception_v3", init=init, lr=lr,
+                          run=run, val={"mae": mae + run, "rmse": 2 * mae},
+                          test={"mae": mae + run, "rmse": 2 * mae}, best_epoch=run)
+    runs = load_results(tmp_path)
+    assert primary_metric(runs) == "mae"
+    table = tables.results_table(runs).set_index("init")
+    assert table.loc["random", "lr"] == "1e-3" and table.loc["imagenet", "lr"] == "1e-4"
+    assert table.loc["imagenet", "mae_mean"] == pytest.approx(9.0)
+    assert table.loc["random", "best_run"] == 1  # lowest validation MAE
+    markdown = tables.to_markdown(tables.results_table(runs))
+    assert "**9.000 ± 1.000**" in markdown and "**11.000" not in markdown
+    assert "| MAE | RMSE |" in markdown
