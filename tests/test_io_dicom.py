@@ -126,6 +126,11 @@ def test_voi_lut_sequence_applied_by_pydicom(tmp_path):
                       VOILUTSequence=pydicom.Sequence([item]))
     out = io.to_radiologynet_uint8(io.read_image(path))
     np.testing.assert_array_equal(out, 255 - raw)
+    # with a rescale (float HU values) and window tags too, pydicom's LUT still wins
+    path = make_dicom(tmp_path / "lut2.dcm", raw, bits_stored=8, RescaleSlope=1,
+                      RescaleIntercept=0, WindowCenter=10, WindowWidth=5,
+                      VOILUTSequence=pydicom.Sequence([item]))
+    np.testing.assert_array_equal(io.to_radiologynet_uint8(io.read_image(path)), 255 - raw)
 
 
 def test_minmax_when_no_window(tmp_path):

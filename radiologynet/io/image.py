@@ -126,7 +126,7 @@ def window_dataset(center: float, width: float) -> Dataset:
 
 def _voi_output_range(voi: Dataset) -> tuple[float, float]:
     """The range of values pydicom's ``apply_voi_lut`` produces for ``voi``."""
-    if "VOILUTSequence" in voi and not ("WindowCenter" in voi and "WindowWidth" in voi):
+    if "VOILUTSequence" in voi:  # pydicom prefers the LUT over window tags
         bits = int(voi.VOILUTSequence[0].LUTDescriptor[2])
         return 0.0, float(2**bits - 1)
     if voi.get("ModalityLUTSequence"):
@@ -191,8 +191,10 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
     if voi is not None:
         low, high = _voi_output_range(voi)
         try:
-            out = apply_voi_lut(np.asarray(pixels, dtype=np.float64)
-                                if "VOILUTSequence" not in voi else pixels, voi)
+            # a LUT is indexed by integer values; windows work on any real value
+            values = (np.rint(pixels).astype(np.int64) if "VOILUTSequence" in voi
+                      else np.asarray(pixels, dtype=np.float64))
+            out = apply_voi_lut(values, voi)
         except Exception as err:  # pydicom raises several types for broken LUTs
             raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err
         out = (np.asarray(out, dtype=np.float64) - low) * (255.0 / max(high - low, 1e-12))
