@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torchmetrics import Metric
 
 
 def _binarise(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -83,3 +84,35 @@ class SegmentationMeter:
             "dice": float(_dice(tp, fp, fn)), "iou": float(_iou(tp, fp, fn)),
             "dice_mean": sum(self.per_image_dice) / n, "iou_mean": sum(self.per_image_iou) / n,
         }
+
+
+class DiceIoU(Metric):
+    """torchmetrics metric over logits: ``compute()`` returns ``{"dice", "iou"}`` over the
+    set (pooled pixels; the paper's numbers) and ``{"dice_per_image", "iou_per_image"}``
+    (mean over images). States are sums, so they reduce across processes."""
+
+    full_state_update = False
+
+    def __init__(self, threshold: float = 0.5, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.threshold = threshold
+        for name in ("tp", "fp", "fn", "dice_sum", "iou_sum", "images"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64),
+                           dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of logits and 0/1 masks."""
+        tp, fp, fn = confusion(torch.sigmoid(logits.float()) >= self.threshold, target)
+        self.tp += tp.sum()
+        self.fp += fp.sum()
+        self.fn += fn.sum()
+        self.dice_sum += _dice(tp, fp, fn).sum()
+        self.iou_sum += _iou(tp, fp, fn).sum()
+        self.images += tp.numel()
+
+    def compute(self) -> dict[str, float]:
+        images = max(float(self.images), 1.0)
+        return {"dice": float(_dice(self.tp, self.fp, self.fn)),
+                "iou": float(_iou(self.tp, self.fp, self.fn)),
+                "dice_per_image": float(self.dice_sum) / images,
+                "iou_per_image": float(self.iou_sum) / images}
