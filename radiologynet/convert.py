@@ -555,6 +555,9 @@ def write_weights_folder(
             f"{arch.classifier}.weight has {rows} rows."
         )
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CheckpointFormatError(f"Output {out} exists and is not a folder; choose another "
+                                    "--out or remove it.")
     out.mkdir(parents=True, exist_ok=True)
     tensors = _contiguous_unshared(state_dict)
     _atomic_write(out / WEIGHTS_NAME, lambda tmp: safetensors.torch.save_file(

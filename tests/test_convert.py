@@ -175,6 +175,7 @@ def test_bare_state_dict_with_module_prefix(tmp_path):
 def test_plain_torchvision_state_dict(name):
     arch = ARCHITECTURES[name]
     reference = getattr(tvm, arch.torchvision_name)(weights=None).eval()
+    assert detect_architecture(reference.state_dict()) is arch
     converted = to_timm_state_dict(reference.state_dict(), arch)
     model = timm.create_model(arch.timm_name, num_classes=1000, **arch.model_args_dict)
     model.load_state_dict(converted, strict=True)
@@ -219,6 +220,9 @@ def test_folder_without_record_uses_radiologynet_preprocessing(tmp_path):
     assert "weights" not in config["radiologynet"]
     with pytest.raises(CheckpointFormatError, match="num_classes=5"):
         write_weights_folder(state, tmp_path / "bad", arch=arch, num_classes=5)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(CheckpointFormatError, match="a-file exists and is not a folder"):
+        write_weights_folder(state, tmp_path / "a-file", arch=arch)
 
 
 # --------------------------------------------------------------------------- bad input
