@@ -3,7 +3,9 @@ synthetic odd shapes), scaling, channels, mean/std, augmentation, the batched pa
 
 from __future__ import annotations
 
+import functools
 import math
+import pickle
 from pathlib import Path
 
 import cv2
@@ -35,17 +37,21 @@ def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=[0])
 
 
+@functools.cache
+def _real_radiographs() -> tuple[tuple[str, np.ndarray], ...]:
+    return tuple((p.name, io.to_radiologynet_uint8(io.read_image(p)))
+                 for p in sorted(SAMPLE.glob("*.png")))
+
+
 @needs_sample
 @pytest.mark.parametrize("size", [224, 299, 300, 380])
 def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size):
-    files = sorted(SAMPLE.glob("*.png"))
-    assert len(files) == 9
-    for path in files:
-        gray = io.to_radiologynet_uint8(io.read_image(path))
+    assert len(_real_radiographs()) == 9
+    for name, gray in _real_radiographs():
         ours = letterbox(gray, size).numpy()
         reference = opencv_letterbox(gray, size)
         assert ours.shape == reference.shape == (size, size)
-        assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1, path.name
+        assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1, name
         # the float pipeline ends within 1/255 of the original's uint8 / 255
         x = transforms.for_weights(radiologynet.get_weights("resnet18.radiologynet")
                                    .preprocessing.__class__(input_size=size))(gray)
@@ -118,6 +124,13 @@ def test_transform_reads_files_and_dicom_with_window(tmp_path):
     ref = letterbox(io.to_radiologynet_uint8(io.read_image(examples.get_path("ct")), "lung"),
                     224).float() / 255
     torch.testing.assert_close(x[0], ref)
+
+
+def test_transforms_pickle_for_dataloader_workers():
+    tf = transforms.for_weights("resnet18.imagenet", train=True, window="bone")
+    clone = pickle.loads(pickle.dumps(tf))
+    gray = np.zeros((10, 20), np.uint8)
+    assert clone(gray).shape == tf(gray).shape and clone.window == "bone"
 
 
 def test_for_model_reads_pretrained_cfg_and_first_conv():
