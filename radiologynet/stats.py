@@ -13,6 +13,7 @@ paper reports again and again.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -131,6 +132,12 @@ def levene(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA,
     data = _clean(groups, 2, 2, "Levene's test")
     if all(np.ptp(a) == 0 for a in data.values()):  # W is 0/0: no group varies at all
         return _result("levene", data, 0.0, 1.0, alpha=alpha, method="no variance in any group")
+    middle = np.median if center == "median" else np.mean
+    deviations = [np.abs(a - middle(a)) for a in data.values()]
+    if all(np.allclose(d, d[0], rtol=1e-9, atol=1e-12) for d in deviations):
+        # e.g. two values per group: W's denominator is 0 and the test is undefined
+        return _result("levene", data, math.nan, math.nan, alpha=alpha,
+                       method="undefined: equal deviations within every group")
     result = _scipy_stats.levene(*data.values(), center=center)
     return _result("levene", data, result.statistic, result.pvalue, alpha=alpha,
                    method=f"center={center}")

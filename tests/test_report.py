@@ -237,3 +237,25 @@ def test_regression_sweeps_pick_the_lowest_mae(tmp_path):
     markdown = tables.to_markdown(tables.results_table(runs))
     assert "**9.000 ± 1.000**" in markdown and "**11.000" not in markdown
     assert "| MAE | RMSE |" in markdown
+
+
+def test_logs_without_the_metric_fall_back_to_validation_loss(tmp_path):
+    results = tmp_path / "results"
+    for init, f1 in (("random", 0.5), ("imagenet", 0.7)):
+        for run in (1, 2):
+            write_run(results, task="btmr", model="resnet50", init=init, lr="1e-4", run=run,
+                      val={"f1": f1}, test={"f1": f1 + 0.01 * run}, best_epoch=2,
+                      log=[{"epoch": e, "train_loss": 1.0, "val_loss": 1.0 / e}
+                           for e in (1, 2, 3)])
+    report = build_report(results, tmp_path / "report")
+    assert sorted(p.name for p in report.figures) == ["boxplot-btmr-resnet50-f1.png",
+                                                      "curves-btmr-resnet50-loss.png"]
+
+
+def test_wrongly_typed_values_name_the_file(tmp_path):
+    folder = write_run(tmp_path, task="btmr", model="resnet50", init="random", lr="1e-4",
+                       run=1, val={"f1": 0.5}, test={"f1": 0.5}, best_epoch=1)
+    data = json.loads((folder / "result.json").read_text())
+    (folder / "result.json").write_text(json.dumps({**data, "lr": "fast"}))
+    with pytest.raises(ResultsFormatError, match="resnet50-random-1e-4-run1.*wrong type"):
+        load_results(tmp_path)

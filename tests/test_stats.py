@@ -127,3 +127,9 @@ def test_levene_without_any_spread_says_equal_variances():
     result = stats.levene({"a": [0.5, 0.5, 0.5], "b": [0.7, 0.7, 0.7]})
     assert result.p == 1.0 and not result.significant
     assert result.method == "no variance in any group"
+
+
+def test_levene_is_undefined_for_two_values_per_group():
+    result = stats.levene({"a": [0.5, 0.6], "b": [0.7, 0.9]})
+    assert np.isnan(result.p) and not result.significant
+    assert result.method.startswith("undefined")

@@ -77,21 +77,23 @@ def _mean_std_lines(ax: Axes, logs: pd.DataFrame, column: str, first_epochs: int
     ax.set_xlabel("epoch")
 
 
-def _selected_logs(runs: pd.DataFrame, logs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    chosen = runs_at_best_lr(runs, metric)[["task", "model", "fraction", "init", "lr", "run"]]
+def _selected_logs(runs: pd.DataFrame, logs: pd.DataFrame, select_by: str | None
+                   ) -> pd.DataFrame:
+    chosen = runs_at_best_lr(runs, select_by)[["task", "model", "fraction", "init", "lr", "run"]]
     keyed = logs.assign(fraction=logs["fraction"].fillna(1.0))
     return keyed.merge(chosen, on=["task", "model", "fraction", "init", "lr", "run"])
 
 
 def validation_curves(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path, *,
-                      metric: str | None = None, first_epochs: int | None = None
-                      ) -> list[Path]:
+                      metric: str | None = None, first_epochs: int | None = None,
+                      select_by: str | None = None) -> list[Path]:
     """Validation ``metric`` per epoch, mean +- std over runs, one line per
-    initialisation at its best learning rate; one figure per task x model on the full
-    training set (the paper's Figs 6-7). Returns the PNG paths (an SVG is beside each)."""
+    initialisation at its best learning rate (by validation ``select_by``, default the
+    primary metric); one figure per task x model on the full training set (the paper's
+    Figs 6-7). Returns the PNG paths (an SVG is beside each)."""
     metric = metric or primary_metric(runs)
     column = _log_metric(logs, metric)
-    selected = _selected_logs(runs, logs, metric)
+    selected = _selected_logs(runs, logs, select_by)
     selected = selected[selected["fraction"] == 1.0]
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
@@ -108,7 +110,8 @@ def validation_curves(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Pat
 
 
 def resource_limited(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path, *,
-                     metric: str | None = None) -> list[Path]:
+                     metric: str | None = None, select_by: str | None = None
+                     ) -> list[Path]:
     """The resource-limited experiment (the paper's Fig 8): validation ``metric`` per
     epoch for each training fraction (5/25/50 %), one panel per fraction, one line per
     initialisation; one figure per task x model that has fraction runs."""
@@ -117,7 +120,7 @@ def resource_limited(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path
     if limited.empty:
         return []
     column = _log_metric(logs, metric)
-    selected = _selected_logs(limited, logs, metric)
+    selected = _selected_logs(limited, logs, select_by)
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
         fractions = sorted(group["fraction"].unique())

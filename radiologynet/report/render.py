@@ -68,9 +68,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     figure_dir = out / "figures"
     pngs: list[Path] = []
     if len(logs):
-        pngs += figures.validation_curves(runs, logs, figure_dir, metric=metric,
-                                          first_epochs=first_epochs)
-        pngs += figures.resource_limited(runs, logs, figure_dir, metric=metric)
+        logged = f"val_{metric}" in logs and logs[f"val_{metric}"].notna().any()
+        curve_metric = metric if logged else "loss"  # the runs' logs lack the metric
+        pngs += figures.validation_curves(runs, logs, figure_dir, metric=curve_metric,
+                                          first_epochs=first_epochs, select_by=metric)
+        pngs += figures.resource_limited(runs, logs, figure_dir, metric=curve_metric,
+                                         select_by=metric)
     pngs += figures.final_boxplots(runs, figure_dir, metric=metric, alpha=alpha)
     title = title or f"Sweep report: {', '.join(sorted(runs['task'].unique()))}"
     context = _Context(title=title, metric=metric, runs=runs, table=table, tests=tests,

@@ -134,7 +134,15 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     Raises:
         ResultsFormatError: no results, or a ``result.json`` that is not one.
     """
-    rows = [_row(path, _read_json(path)) for path in find_result_files(results_dir)]
+    rows = []
+    for path in find_result_files(results_dir):
+        try:
+            rows.append(_row(path, _read_json(path)))
+        except (TypeError, ValueError) as err:
+            raise ResultsFormatError(
+                f"{str(path)!r} has a value of the wrong type ({err}); 'lr' must be a "
+                "number like \"1e-4\", 'run' an integer and metrics numbers."
+            ) from err
     frame = pd.DataFrame(rows)
     if not include_unfinished:
         frame = frame[frame["status"] == "finished"]
