@@ -74,8 +74,12 @@ def test_letterbox_matches_opencv_on_odd_sizes(height, width, size, seed, smooth
     reference = opencv_letterbox(image, size)
     assert ours.shape == reference.shape
     assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
-    # same geometry: the padding is exactly where OpenCV put it
-    assert np.array_equal(ours == 0, reference == 0) or image.min() < 2
+    # same geometry: the resized image and its padding are exactly where OpenCV put them
+    new_h, new_w = int(height * ratio), int(width * ratio)
+    assert transforms.letterbox_geometry(height, width, size) == (
+        new_h, new_w, (size - new_h) // 2, (size - new_w) // 2)
+    bright = letterbox(torch.full((height, width), 255, dtype=torch.uint8), size).numpy()
+    np.testing.assert_array_equal(bright, opencv_letterbox(np.full_like(image, 255), size))
 
 
 def test_letterbox_geometry_keeps_the_original_float_quirk():
