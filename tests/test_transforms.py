@@ -258,3 +258,17 @@ def test_batch_transform_on_gpu_matches_cpu():
     torch.testing.assert_close(gpu.cpu(), cpu)
     aug = BatchTransform(pre, train=True)(batch.cuda())
     assert aug.is_cuda and aug.shape == (8, 3, 64, 64)
+
+
+@pytest.mark.parametrize("record", [r for r in radiologynet.list_weights()
+                                    if r.tag in ("radiologynet", "imagenet")],
+                         ids=lambda r: r.name)
+def test_every_weight_record_gives_its_own_size_and_normalisation(record):
+    tf = transforms.for_weights(record)
+    pre = record.preprocessing
+    assert tf.size == pre.input_size == record.architecture.input_size
+    assert tf.batch.normalise == (record.tag == "imagenet")
+    out = tf.batch(torch.full((1, 1, pre.input_size, pre.input_size), 255, dtype=torch.uint8))
+    expected = 1.0 if pre.mean is None else (1.0 - pre.mean[0]) / pre.std[0]
+    assert out.shape == (1, 3, pre.input_size, pre.input_size)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(expected)
