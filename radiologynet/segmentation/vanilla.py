@@ -178,6 +178,13 @@ def save_vanilla_unet(model: VanillaUNet, out_dir: str | Path,
     return out
 
 
+def _adapt_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """First-conv filters for ``channels`` inputs: summed to one, or the mean filter
+    repeated (each channel gets the sum divided by ``channels``)."""
+    summed = weight.sum(1, keepdim=True)
+    return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
+
+
 def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
                       num_classes: int | None = None) -> VanillaUNet:
     """A :class:`VanillaUNet` built from a weights folder's ``config.json`` and loaded.
@@ -201,12 +208,10 @@ def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
     model = VanillaUNet(in_chans=in_chans or args.get("in_chans", 3),
                         num_classes=num_classes or args.get("num_classes", 1),
                         depth=args.get("depth", 3), first_width=args.get("first_width", 16))
-    from timm.models import adapt_input_conv
-
     own = model.state_dict()
     first = "down.0.0.weight"
     if first in state and state[first].shape[1] != own[first].shape[1]:
-        state[first] = adapt_input_conv(own[first].shape[1], state[first])
+        state[first] = _adapt_channels(state[first], own[first].shape[1])
     keep = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     missing = [k for k in own if k not in keep and not k.startswith("head.")]
     if missing:

@@ -1,0 +1,101 @@
+"""The vanilla U-Net: its size and topology, reconstruction pretraining into a weights
+folder, loading it back, the unreleased records, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from radiologynet.cli import main
+from radiologynet.errors import ArchiveError, CheckpointFormatError, WeightsNotReleasedError
+from radiologynet.segmentation import RECON_RECORDS, VanillaUNet, create_unet
+from radiologynet.segmentation.reconstruction import pretrain_reconstruction
+
+
+@pytest.mark.parametrize(("in_chans", "num_classes"), [(1, 1), (3, 1), (3, 3)])
+def test_about_118k_parameters(in_chans, num_classes):
+    params = sum(p.numel() for p in VanillaUNet(in_chans, num_classes).parameters())
+    assert abs(params - 118_000) / 118_000 < 0.02
+
+
+def test_topology_is_the_papers():
+    net = VanillaUNet()
+    assert len(net.down) == 3 and net.down[0][0].out_channels == 16
+    assert [type(m).__name__ for m in net.down[0][:3]] == ["Conv2d", "ReLU", "BatchNorm2d"]
+    assert net.down[0][0].padding == (1, 1)
+    assert isinstance(net.pool, torch.nn.AvgPool2d)
+    assert all(isinstance(u, torch.nn.ConvTranspose2d) for u in net.up)
+
+
+def test_any_size_through_create_unet():
+    net = create_unet(None, in_chans=1, num_classes=2).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 1, 37, 29)).shape == (1, 2, 37, 29)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[:40, :50]
+        disc = ((yy - 20 - i) ** 2 + (xx - 25) ** 2 < 100) * 180 + 40
+        noisy = np.clip(disc + rng.normal(0, 5, disc.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / ("sub" if i % 2 else "") / f"img{i}.png")
+    return folder
+
+
+def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folder, tmp_path):
+    out = pretrain_reconstruction(image_folder, tmp_path / "recon", epochs=6, batch_size=3,
+                                  lr=1e-2, size=32, in_chans=1, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "radiologynet_vanilla_unet"
+    assert config["radiologynet"]["images"] == 6
+    history = config["radiologynet"]["loss_per_epoch"]
+    assert len(history) == 6 and history[-1] < history[0]
+    assert (out / "README.md").read_text().startswith("---\nlibrary_name:")
+    state = load_file(str(out / "model.safetensors"))
+    # fine-tuning for segmentation: same body, a new one-class head
+    net = create_unet(None, weights=out, in_chans=1, num_classes=1)
+    assert torch.equal(net.net.down[0][0].weight, state["down.0.0.weight"])
+    assert torch.equal(net.net.up_blocks[-1][3].weight, state["up_blocks.1.3.weight"])
+    assert net.net.head.out_channels == 1
+    # three channels: the single-channel first filters are repeated
+    net3 = create_unet(None, weights=out, in_chans=3, num_classes=1)
+    assert net3.net.down[0][0].weight.shape[1] == 3
+
+
+def test_cli_pretrain_reconstruction(image_folder, tmp_path, capsys):
+    code = main(["pretrain-reconstruction", "--data", str(image_folder), "--out",
+                 str(tmp_path / "w"), "--epochs", "1", "--size", "16", "--batch-size", "4",
+                 "--device", "cpu"])
+    assert code == 0
+    assert (tmp_path / "w" / "model.safetensors").is_file()
+    assert str(tmp_path / "w") in capsys.readouterr().out
+
+
+def test_errors(tmp_path):
+    assert {r.tag for r in RECON_RECORDS} == {"radiologynet-recon", "imagenet-recon"}
+    assert not any(r.released for r in RECON_RECORDS)
+    for record in RECON_RECORDS:
+        with pytest.raises(WeightsNotReleasedError, match="pretrain-reconstruction"):
+            create_unet(None, weights=record.tag)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArchiveError, match="No images"):
+        pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False)
+    assert main(["pretrain-reconstruction", "--data", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "o")]) == 1
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architecture": "resnet50"}))
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointFormatError, match="resnet50"):
+        create_unet(None, weights=folder)
