@@ -234,6 +234,7 @@ def pretrain(
         if event == "epoch_end":
             train.set_epoch(int(info["epoch"]) + 1)
 
+    torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
     result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,

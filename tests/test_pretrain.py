@@ -1,0 +1,192 @@
+"""Pretraining on pseudo-labels writes a weights folder the zoo, timm and the U-Nets load."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections import Counter
+
+import pytest
+import timm
+import torch
+
+import radiologynet
+import radiologynet.pretrain as pretrain_module
+from radiologynet.cli import main
+from radiologynet.errors import ArchiveError
+from radiologynet.pretrain import Oversampled, pretrain, read_labels, split_train_val
+from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
+
+TINY = {"model": "resnet18", "input_size": 32, "batch_size": 16, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    archive = root / "dicom"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        write_synthetic_archive(archive, 42, include_mixed=True, seed=1)
+        pseudo_label(archive, root / "labels.csv", n_clusters=7, image_size=32, progress=False)
+        pseudo_label(archive, root / "hidden.csv", n_clusters=7, image_size=32, progress=False,
+                     hide_paths=True, cache_dir=root / "labels.cache")
+    return archive, root / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def folder(labelled, tmp_path_factory):
+    archive, labels = labelled
+    out = tmp_path_factory.mktemp("weights") / "resnet18.synthetic"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = pretrain(archive, labels, out, max_epochs=2, site="synthetic", **TINY)
+    return out, result
+
+
+def test_folder_loads_in_the_zoo_timm_and_unet(folder):
+    out, result = folder
+    model = radiologynet.create_model("resnet18", weights=out, num_classes=4)
+    assert model.fc.out_features == 4
+    assert model.pretrained_cfg["input_size"][-1] == 32
+    plain = timm.create_model(f"local-dir:{out}", pretrained=True)
+    assert plain.num_classes == len(result.class_names) == 6
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "model.safetensors"))
+    assert torch.equal(plain.conv1.weight, saved["conv1.weight"])
+    assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+    unet_module = pytest.importorskip("radiologynet.segmentation.unet")
+    unet = unet_module.create_unet("resnet18", out, num_classes=1)
+    with torch.no_grad():
+        assert unet(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_config_and_model_card(folder):
+    out, result = folder
+    config = json.loads((out / "config.json").read_text())
+    assert config["label_names"] == result.class_names
+    assert config["pretrained_cfg"]["mean"] == [0.0, 0.0, 0.0]
+    meta = config["radiologynet"]
+    assert meta["n_clusters"] == 7 and meta["n_classes"] == 6 and meta["site"] == "synthetic"
+    assert meta["recipe"]["optimizer"] == "adamw" and meta["recipe"]["input_size"] == 32
+    card = (out / "README.md").read_text()
+    assert "7 clusters" in card and meta["date"] in card and "'synthetic' archive" in card
+    assert "Unknown" not in card
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] == list(range(1, result.fit.epochs_run + 1))
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_modality_restriction(labelled):
+    archive, labels = labelled
+    images, names, _ = read_labels(labels, archive, modality="mr")
+    assert len(names) == 2 and len(images) == 12
+    assert Counter(im.target for im in images) == {0: 6, 1: 6}
+    with pytest.raises(ArchiveError, match="No kept image of modality 'PT'.*MR"):
+        read_labels(labels, archive, modality="PT")
+    with pytest.raises(ArchiveError, match="Only 1 pseudo-label class"):
+        read_labels(labels, archive, modality="DX")
+
+
+def test_hidden_paths_are_matched_by_salted_hash(labelled):
+    archive, labels = labelled
+    hidden = labels.with_name("hidden.csv")
+    by_path, _, _ = read_labels(labels, archive)
+    by_hash, _, _ = read_labels(hidden, archive)
+    assert sorted(str(i.path) for i in by_hash) == sorted(str(i.path) for i in by_path)
+
+
+def test_bad_labels_files(labelled, tmp_path):
+    archive, labels = labelled
+    with pytest.raises(ArchiveError, match="does not exist.*pseudo-label"):
+        read_labels(tmp_path / "none.csv", archive)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("path,cluster\na.dcm,1\n")
+    with pytest.raises(ArchiveError, match="lacks columns"):
+        read_labels(broken, archive)
+    with pytest.raises(ArchiveError, match="not under .*--data"):
+        read_labels(labels, tmp_path)
+
+
+def test_oversampling_balances_classes():
+    targets = [0] * 90 + [1] * 10
+    view = Oversampled(list(zip(range(100), targets, strict=True)), targets, seed=0)
+    seen = Counter()
+    for epoch in range(1, 6):
+        view.set_epoch(epoch)
+        seen.update(view[i][1] for i in range(len(view)))
+    assert 0.4 < seen[1] / sum(seen.values()) < 0.6
+    view.set_epoch(3)
+    first = list(view.order)
+    view.set_epoch(4)
+    assert view.order != first
+    view.set_epoch(3)
+    assert view.order == first
+
+
+def test_split_is_stratified():
+    targets = [0] * 10 + [1] * 10 + [2]
+    train, val = split_train_val(targets, 0.2, seed=0)
+    assert set(train).isdisjoint(val) and len(train) + len(val) == 21
+    assert Counter(targets[i] for i in val) == {0: 2, 1: 2}
+    assert 20 in train  # a single-image class trains only
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
+    archive, labels = labelled
+    straight = folder[1]  # the same settings, never interrupted
+    real_fit = pretrain_module.fit
+
+    def dying_fit(*args, **kwargs):
+        def die(event, info):
+            if event == "epoch_end" and info["epoch"] == 1:
+                raise Killed
+
+        kwargs["callbacks"] = [*kwargs["callbacks"], die]
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "fit", dying_fit)
+    with pytest.raises(Killed):
+        pretrain(archive, labels, tmp_path / "w", max_epochs=2, **TINY)
+    assert (tmp_path / "w" / "checkpoint.pt").is_file()
+    monkeypatch.setattr(pretrain_module, "fit", real_fit)
+    resumed = pretrain(archive, labels, tmp_path / "w", max_epochs=2, **TINY)
+    assert resumed.fit.epochs_run == 2
+    for epoch in (0, 1):
+        assert resumed.fit.history[epoch]["train_loss"] == pytest.approx(
+            straight.fit.history[epoch]["train_loss"], rel=1e-5)
+        assert resumed.fit.history[epoch]["val_loss"] == pytest.approx(
+            straight.fit.history[epoch]["val_loss"], rel=1e-5)
+
+
+def test_cli_pretrain(labelled, tmp_path, capsys):
+    archive, labels = labelled
+    code = main(["pretrain", "--data", str(archive), "--labels", str(labels), "--model",
+                 "mobilenet_v3_small", "--modality", "MR", "--input-size", "32", "--epochs",
+                 "1", "--batch-size", "4", "--out", str(tmp_path / "mr"), "--site", "test"])
+    assert code == 0, capsys.readouterr().err
+    assert "2 classes" in capsys.readouterr().out
+    config = json.loads((tmp_path / "mr" / "config.json").read_text())
+    assert config["architecture"] == "mobilenetv3_small_100"
+    assert config["radiologynet"]["modality"] == "MR"
+    assert config["radiologynet"]["tag"] == "test-mr"
+    model = radiologynet.create_model("mobilenet_v3_small", weights=tmp_path / "mr",
+                                      num_classes=3)
+    assert model.classifier.out_features == 3
+    with open(labels, newline="") as fh:
+        assert any(r["modality"] == "MR" for r in csv.DictReader(fh))
+    code = main(["pretrain", "--data", str(archive), "--labels", str(labels), "--modality",
+                 "XA", "--out", str(tmp_path / "xa")])
+    assert code == 1 and "No kept image of modality 'XA'" in capsys.readouterr().err
