@@ -139,3 +139,29 @@ def test_non_classifier_run_folders_are_refused(tmp_path):
         "kind": "regression"}))
     with pytest.raises(radiologynet.errors.RadiologyNetError, match="classifiers only"):
         explain.load_model(folder)
+
+
+@pytest.mark.parametrize("name", radiologynet.list_models())
+def test_every_registry_architecture_has_its_gradcam_layer(name):
+    with torch.device("meta"):  # structure only: no memory, no weights
+        model = radiologynet.create_model(name, weights=None, num_classes=3)
+    arch = radiologynet.get_architecture(name)
+    layer = explain.target_layer(model)
+    assert layer is model.get_submodule(arch.gradcam_layer)
+    shapes = []
+    layer.register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape)))
+    model.eval()(torch.empty(1, 3, arch.input_size, arch.input_size, device="meta"))
+    # Grad-CAM needs the last spatial feature map: (batch, channels, rows, cols), rows > 1
+    (shape,) = shapes
+    assert len(shape) == 4 and shape[2] == shape[3] and 5 <= shape[2] <= 14
+
+
+def test_cams_work_on_arrays_for_a_mobilenet():
+    model = radiologynet.create_model("mobilenet_v3_small", weights=None, num_classes=3)
+    image = np.random.default_rng(0).integers(0, 255, (50, 70), dtype=np.uint8)
+    (result,) = explain.compute_cams(model, [image], input_size=64)
+    assert result.source == "image0" and result.heatmap.shape == (64, 64)
+    assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+    assert result.target in (0, 1, 2) and 0.0 < result.score < 1.0
+    with pytest.raises(radiologynet.errors.RadiologyNetError, match="one class index"):
+        explain.compute_cams(model, [image], targets=[0, 1], input_size=64)
