@@ -48,12 +48,14 @@ def make_synthetic_luna16(root: str | Path, num_series: int = 4, *,
                           shape_zyx: tuple[int, int, int] = (24, 64, 64),
                           spacing_xyz: tuple[float, float, float] = (0.75, 0.7, 2.5),
                           origin_xyz: tuple[float, float, float] = (-120.5, -80.25, -310.0),
+                          direction: tuple[float, ...] = (1, 0, 0, 0, 1, 0, 0, 0, 1),
                           nodules_per_series: int = 2, seed: int = 0,
                           subsets: int = 2) -> list[SyntheticNodule]:
     """Write a synthetic LUNA16 under ``root``; returns the nodules written (world mm).
 
     Nodules (5-9 mm) sit inside the lungs; their centres are converted to world
-    coordinates with SimpleITK from the written image's own geometry.
+    coordinates with SimpleITK from the written image's own geometry (``spacing_xyz``,
+    ``origin_xyz`` and the row-major 3x3 ``direction``).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -73,6 +75,7 @@ def make_synthetic_luna16(root: str | Path, num_series: int = 4, *,
         image = sitk.GetImageFromArray(hu)
         image.SetSpacing(spacing_xyz)
         image.SetOrigin(origin_xyz)
+        image.SetDirection(direction)
         folder = root / f"subset{i % subsets}"
         folder.mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(image, str(folder / f"{uid}.mhd"))

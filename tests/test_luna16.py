@@ -1,0 +1,166 @@
+"""LUNA16: synthetic CT volumes (.mhd/.raw, non-identity spacing, origin and direction)
+with spherical nodules at known world coordinates; masks, split, cache and a 2-epoch run
+of the protocol runner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+from radiologynet.segmentation import luna16
+from radiologynet.segmentation.luna16 import (
+    LUNA16,
+    nodule_mask,
+    read_candidates,
+    scale_hu,
+    split_series,
+)
+from radiologynet.segmentation.synthetic import make_synthetic_luna16
+
+SPACING = (0.75, 0.7, 2.5)
+FLIPPED = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # x and y reversed, as some scanners write
+
+
+@pytest.fixture(scope="module")
+def luna(tmp_path_factory):
+    root = tmp_path_factory.mktemp("luna16")
+    nodules = make_synthetic_luna16(root, num_series=12, spacing_xyz=SPACING,
+                                    direction=FLIPPED, shape_zyx=(20, 64, 64))
+    return root, nodules
+
+
+def _expected_voxel(root, nodule):
+    """The nodule's voxel (z, y, x) computed by SimpleITK from the file's own header."""
+    mhd = next(root.glob(f"subset*/{nodule.seriesuid}.mhd"))
+    image = sitk.ReadImage(str(mhd))
+    x, y, z = image.TransformPhysicalPointToContinuousIndex(nodule.center_xyz)
+    return np.array([z, y, x]), sitk.GetArrayFromImage(image)
+
+
+def test_masks_land_on_the_nodules(luna, tmp_path):
+    root, nodules = luna
+    for method in ("paper", "sphere"):
+        data = LUNA16(root, mask_method=method, cache_dir=tmp_path, progress=False)
+        for uid in list(data.series)[:4]:
+            samples = data.samples(uid)
+            written = [n for n in nodules if n.seriesuid == uid]
+            assert len(samples.centres_zyx) == len(written)
+            for centre, nodule in zip(samples.centres_zyx, written, strict=True):
+                expected, hu = _expected_voxel(root, nodule)
+                np.testing.assert_allclose(centre, expected, atol=1e-3)
+                z, y, x = np.rint(expected).astype(int)
+                assert z in samples.slice_index
+                k = list(samples.slice_index).index(z)
+                assert samples.slice_masks[k, y, x]
+                assert hu[z, y, x] > -700  # really on the (dense) nodule
+                # the mask stays on the nodule: every masked voxel of that slice is dense
+                # and within the annotated radius (+ one voxel) of a nodule centre
+                ys, xs = np.nonzero(samples.slice_masks[k])
+                assert (hu[z][ys, xs] > -700).all() or method == "sphere"
+                radii = []
+                for other in written:
+                    oz, oy, ox = _expected_voxel(root, other)[0]
+                    radii.append(np.sqrt(((ys - oy) * SPACING[1]) ** 2
+                                         + ((xs - ox) * SPACING[0]) ** 2
+                                         + ((z - oz) * SPACING[2]) ** 2)
+                                 - other.diameter_mm / 2)
+                assert (np.min(radii, axis=0) <= 1.0).all()
+                # the training crop is centred on the nodule
+                crop_mask = samples.crop_masks[written.index(nodule)]
+                assert crop_mask[48, 48]
+
+
+def test_sphere_volume_matches_diameter(luna, tmp_path):
+    root, nodules = luna
+    nodule = nodules[0]
+    centre, hu = _expected_voxel(root, nodule)
+    mask = nodule_mask(hu, centre[None], [nodule.diameter_mm], SPACING[::-1], "sphere")
+    voxel_volume = np.prod(SPACING)
+    expected = np.pi / 6 * nodule.diameter_mm**3 / voxel_volume
+    assert abs(mask.sum() - expected) / expected < 0.35
+    paper = nodule_mask(hu, centre[None], [nodule.diameter_mm], SPACING[::-1], "paper")
+    assert paper[tuple(np.rint(centre).astype(int))]
+    assert (hu[paper] > -700).all()
+    # the paper's mask ignores the diameter, the sphere follows it
+    bigger = nodule_mask(hu, centre[None], [3 * nodule.diameter_mm], SPACING[::-1], "paper")
+    assert np.array_equal(bigger, paper)
+
+
+def test_split_is_series_level(luna, tmp_path):
+    root, _ = luna
+    data = LUNA16(root, cache_dir=tmp_path, progress=False, test_every=4)
+    splits = data.splits
+    everything = splits["train"] + splits["val"] + splits["test"]
+    assert sorted(everything) == sorted(data.series)
+    assert len(set(everything)) == len(everything)  # no series in two splits
+    assert splits["val"] == sorted(data.series)[::10]
+    assert splits["test"] and not set(splits["test"]) & set(splits["val"])
+    val_slices = sum(len(data.samples(u).slice_index) for u in splits["val"])
+    assert len(data.slices("val")) == val_slices
+    train_crops = sum(len(data.samples(u).crops) for u in splits["train"])
+    assert len(data.crops("train")) == train_crops
+    assert split_series(["b", "a", "c"], val_every=2) == {
+        "train": ["b"], "val": ["a", "c"], "test": []}
+    with pytest.raises(InvalidArgumentError):
+        split_series(["a"], val_every=1)
+
+
+def test_cache_avoids_rereading_volumes(luna, tmp_path, monkeypatch):
+    root, _ = luna
+    first = LUNA16(root, cache_dir=tmp_path, progress=False)
+    image, mask = first.slices("val")[0]
+    assert image.shape[0] == 1 and 0 <= image.min() and image.max() <= 1
+    assert len(list(tmp_path.glob("*.npz"))) == len(first.splits["val"])
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("volume re-read despite the cache")
+
+    monkeypatch.setattr(luna16, "read_volume", no_read)
+    again = LUNA16(root, cache_dir=tmp_path, progress=False)
+    image2, mask2 = again.slices("val")[0]
+    assert (image2 == image).all() and (mask2 == mask).all()
+    with pytest.raises(AssertionError, match="re-read"):  # another mask method: new entry
+        LUNA16(root, cache_dir=tmp_path, mask_method="sphere", progress=False).slices("val")
+
+
+def test_hu_scaling_and_candidates(luna):
+    assert scale_hu(np.array([-3000, -1000, 0, 1000, 3000])).tolist() == [0, 0, 0.5, 1, 1]
+    root, nodules = luna
+    candidates = read_candidates(root)
+    assert sum(c[2] for c in candidates) == len(nodules)
+
+
+def test_missing_or_malformed_dataset(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="luna16.grand-challenge.org"):
+        LUNA16(tmp_path)
+    make_synthetic_luna16(tmp_path, num_series=2, shape_zyx=(8, 32, 32))
+    (tmp_path / "annotations.csv").write_text("seriesuid,x,y\n1,2,3\n")
+    with pytest.raises(DatasetFormatError, match="coordX"):
+        LUNA16(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="mask_method"):
+        LUNA16(tmp_path, mask_method="blob")
+
+
+def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch):
+    monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
+    import radiologynet.benchmarks as benchmarks
+
+    root, _ = luna
+    results = benchmarks.run("luna16", root, models=["mobilenet_v3_small"], inits=["random"],
+                             lrs=["1e-3"], runs=1, max_epochs=2, out=tmp_path / "out",
+                             batch_size=8, progress=False)
+    folder = tmp_path / "out" / "mobilenet_v3_small-random-1e-3-run1"
+    result = json.loads((folder / "result.json").read_text())
+    assert result == results[0]
+    assert result["status"] == "finished" and result["epochs_run"] == 2
+    assert result["task"] == "luna16" and result["config"]["monitor"] == "dice"
+    assert 0 <= result["val"]["dice"] <= 1 and 0 <= result["val"]["iou"] <= result["val"]["dice"]
+    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2]
+    assert all("val_dice" in e and "val_iou" in e for e in log)
+    assert (folder / "model" / "model.safetensors").is_file()
+    assert any((tmp_path / "cache" / "luna16").glob("*.npz"))
