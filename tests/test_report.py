@@ -259,3 +259,18 @@ def test_wrongly_typed_values_name_the_file(tmp_path):
     (folder / "result.json").write_text(json.dumps({**data, "lr": "fast"}))
     with pytest.raises(ResultsFormatError, match="resnet50-random-1e-4-run1.*wrong type"):
         load_results(tmp_path)
+
+
+def test_single_modality_inits_get_students_t_test(tmp_path):
+    from scipy import stats as scipy_stats
+
+    values = {"radiologynet": [0.80, 0.82, 0.85, 0.83, 0.81],
+              "radiologynet-mr": [0.70, 0.75, 0.90, 0.60, 0.72]}
+    for init, f1s in values.items():
+        for run, f1 in enumerate(f1s, start=1):
+            write_run(tmp_path, task="btmr", model="resnet50", init=init, lr="1e-4", run=run,
+                      val={"f1": f1}, test={"f1": f1}, best_epoch=run)
+    result = tables.stats_table(load_results(tmp_path), "f1")
+    (row,) = result[result["test"] == "ttest"].to_dict("records")
+    assert row["groups"] == "radiologynet vs radiologynet-mr" and row["method"] == "student"
+    assert row["p"] == pytest.approx(scipy_stats.ttest_ind(*values.values()).pvalue)
