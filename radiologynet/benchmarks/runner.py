@@ -1,0 +1,330 @@
+"""The protocol runner: a grid of models x initialisations x learning rates x runs (x
+training fractions) on one task, one results folder per run (``docs/development.md``).
+
+Re-running the same call skips finished runs and resumes interrupted ones from their
+checkpoint; ``shard=(i, n)`` runs the deterministic i-th of n disjoint shares of the grid
+(a stable hash of the run name), so many processes can fill one results folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radiologynet._version import __version__
+from radiologynet.benchmarks.tasks import DataRequest, ModelRequest, TaskSpec, get_task
+from radiologynet.errors import InvalidArgumentError, RadiologyNetError
+from radiologynet.registry import get_architecture
+from radiologynet.train import distributed as ddp
+from radiologynet.train.checkpoint import atomic_write_json
+from radiologynet.train.heads import build_model
+from radiologynet.train.trainer import CHECKPOINT_NAME, fit
+from radiologynet.weights import RANDOM_TAGS, Preprocessing
+
+RESULT_NAME = "result.json"
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid, one results folder.
+
+    ``init`` is the label in the folder name (``random``, ``imagenet``, ``radiologynet``,
+    any tag, or a name given to a path as ``name=PATH``); ``weights`` what ``create_model``
+    receives (``None`` for random).
+    """
+
+    task: str
+    model: str
+    init: str
+    weights: str | None
+    lr: str
+    run: int
+    fraction: float | None = None
+
+    @property
+    def name(self) -> str:
+        """``<model>-<init>-<lr>-run<k>[-frac<f>]``."""
+        base = f"{self.model}-{self.init}-{self.lr}-run{self.run}"
+        return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
+
+
+def parse_init(init: str) -> tuple[str, str | None]:
+    """``"random"`` -> ``("random", None)``; ``"imagenet"`` -> ``("imagenet", "imagenet")``;
+    ``"mine=/w/folder"`` -> ``("mine", "/w/folder")``; a bare path is labelled by its
+    folder name."""
+    init = init.strip()
+    if "=" in init:
+        label, weights = init.split("=", 1)
+        return _safe_label(label), weights
+    if init.lower() in RANDOM_TAGS:
+        return "random", None
+    if os.sep in init or init.startswith((".", "~")) or Path(init).exists():
+        path = Path(init).expanduser()
+        return _safe_label(path.stem if path.is_file() else path.name), str(path)
+    return _safe_label(init), init
+
+
+def _safe_label(label: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.@]+", "_", label.strip()).strip("_")
+    if not cleaned:
+        raise InvalidArgumentError(f"init label {label!r} has no usable characters")
+    return cleaned
+
+
+def _check_lr(lr: str) -> str:
+    text = str(lr).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InvalidArgumentError(f"learning rate {lr!r} is not a positive number (e.g. 1e-4)")
+    return text
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"i/n"`` (0 <= i < n, e.g. ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        if not match:
+            raise InvalidArgumentError(f"--shard {shard!r}: expected i/n, e.g. 0/4")
+        shard = (int(match.group(1)), int(match.group(2)))
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise InvalidArgumentError(f"--shard {index}/{count}: need 0 <= i < n")
+    return index, count
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard a run belongs to: a stable hash (sha1) of its name, modulo ``count``."""
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest(), 16) % count
+
+
+def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[str],
+         runs: int = 5, fractions: Sequence[float] | None = None,
+         shard: str | tuple[int, int] | None = None) -> list[RunSpec]:
+    """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order."""
+    if runs < 1:
+        raise InvalidArgumentError(f"runs must be >= 1, got {runs}")
+    names = [get_architecture(m).name for m in models]
+    parsed = [parse_init(i) for i in inits]
+    rates = [_check_lr(lr) for lr in lrs]
+    fracs: list[float | None] = [None]
+    if fractions:
+        fracs = []
+        for f in fractions:
+            if not 0 < float(f) <= 1:
+                raise InvalidArgumentError(f"fraction {f!r} must be in (0, 1]")
+            fracs.append(float(f))
+    specs = [RunSpec(task, m, label, weights, lr, k, f)
+             for f in fracs for m in names for label, weights in parsed for lr in rates
+             for k in range(1, runs + 1)]
+    chosen = parse_shard(shard)
+    if chosen is not None:
+        index, count = chosen
+        specs = [s for s in specs if shard_of(s.name, count) == index]
+    return specs
+
+
+def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
+    """The input a weight expects, without building the model: its record's
+    preprocessing, a weights folder's ``config.json``, or (random init) the architecture's
+    input size with no normalisation."""
+    spec = get_architecture(arch)
+    if weights is None or str(weights).lower() in RANDOM_TAGS:
+        return Preprocessing(input_size=spec.input_size)
+    path = Path(str(weights)).expanduser()
+    if path.exists():
+        config_file = (path if path.is_dir() else path.parent) / "config.json"
+        cfg: dict[str, Any] = {}
+        if config_file.is_file():
+            cfg = json.loads(config_file.read_text()).get("pretrained_cfg", {})
+        mean, std = cfg.get("mean"), cfg.get("std")
+        if mean is not None and tuple(mean) == (0.0, 0.0, 0.0) and tuple(std) == (1.0,) * 3:
+            mean = std = None
+        size = cfg.get("input_size", (3, spec.input_size, spec.input_size))[-1]
+        return Preprocessing(input_size=int(size), mean=tuple(mean) if mean else None,
+                             std=tuple(std) if std else None)
+    from radiologynet.weights import get_weights
+
+    return get_weights(spec.name, tag=str(weights)).preprocessing
+
+
+def _versions() -> dict[str, str]:
+    import timm
+
+    return {"radiologynet": __version__, "torch": torch.__version__,
+            "timm": timm.__version__, "python": platform.python_version(),
+            "platform": sys.platform}
+
+
+def _read_result(folder: Path) -> dict[str, Any] | None:
+    path = folder / RESULT_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str, kind: str,
+                        num_classes: int, class_names: Sequence[str],
+                        preprocessing: Preprocessing, input_size: int) -> None:
+    pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if kind in ("multiclass", "binary"):
+        from radiologynet.convert import write_weights_folder
+
+        write_weights_folder(state, folder, arch=arch,
+                             num_classes=num_classes if kind == "multiclass" else 1,
+                             label_names=class_names if kind == "multiclass" else (),
+                             extra_config={"pretrained_cfg": pretrained})
+        return
+    # task-specific models (bone-age head, segmentation): weights plus a config naming them
+    from safetensors.torch import save_file
+
+    from radiologynet.train.checkpoint import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous().clone() for k, v in state.items()}
+    tmp = folder / ".model.safetensors.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, folder / "model.safetensors")
+    config = {"architecture": get_architecture(arch).timm_name, "task_model": type(model).__name__,
+              "kind": kind, "pretrained_cfg": pretrained}
+    atomic_write_bytes(folder / "config.json",
+                       lambda fh: fh.write(json.dumps(config, indent=2).encode()))
+
+
+def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path, *,
+            split_seed: int = 0, max_epochs: int = 200, patience: int = 10,
+            batch_size: int | None = None, input_size: int | None = None,
+            in_chans: int = 3, head: str = "pooled", device: str | None = None,
+            num_workers: int = 0, progress: bool = True, track_emissions: bool = False,
+            callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
+            ) -> dict[str, Any]:
+    """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
+
+    A finished run is returned as it is; an interrupted one resumes from its checkpoint.
+    """
+    folder = Path(out) / spec.name
+    existing = _read_result(folder)
+    if existing is not None and existing.get("status") == "finished":
+        return existing
+    seed = split_seed * 1000 + spec.run - 1
+    preprocessing = preprocessing_for(spec.model, spec.weights)
+    size = input_size or preprocessing.input_size
+    bs = batch_size or task.batch_size
+    config = {"max_epochs": max_epochs, "patience": patience, "batch_size": bs,
+              "input_size": size, "in_chans": in_chans, "optimizer": task.optimizer,
+              "weight_decay": 1e-3, "scheduler": task.scheduler, "monitor": task.monitor,
+              "mode": task.mode, "split_seed": split_seed, "head": head,
+              "data": str(data_root), "preprocessing": asdict(preprocessing),
+              "world_size": ddp.world_size()}
+    result: dict[str, Any] = {
+        "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
+        "lr": spec.lr, "run": spec.run, "seed": seed, "fraction": spec.fraction,
+        "status": "running", "config": config, "versions": _versions(),
+        "best_epoch": None, "epochs_run": 0, "val": {}, "test": {}, "emissions": None,
+    }
+    if ddp.is_main():
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / RESULT_NAME, result)
+    data = task.build_data(DataRequest(
+        root=Path(data_root).expanduser(), seed=split_seed, fraction=spec.fraction,
+        preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed))
+    torch.manual_seed(seed)  # the new head's initialisation
+    if task.build_model is not None:
+        model = task.build_model(ModelRequest(spec.model, spec.weights, data, in_chans, size,
+                                              head))
+    else:
+        model = build_model(spec.model, spec.weights, kind=task.kind,
+                            num_classes=data.num_classes, in_chans=in_chans, head=head,
+                            input_size=size)
+    outcome = fit(
+        model, data.train, data.val, data.test, kind=task.kind,
+        num_classes=data.num_classes, lr=float(spec.lr), max_epochs=max_epochs,
+        patience=patience, batch_size=bs, seed=seed, optimizer=task.optimizer,
+        scheduler=task.scheduler,
+        loss=task.loss(data) if task.loss is not None else None,
+        metrics=task.metrics(data) if task.metrics is not None else None,
+        monitor=task.monitor, mode=task.mode, batch_transform=data.batch_transform,
+        out_dir=folder, keep_checkpoint=True, device=device, num_workers=num_workers,
+        callbacks=callbacks, progress=progress, track_emissions=track_emissions,
+    )
+    result.update(status="finished", best_epoch=outcome.best_epoch,
+                  epochs_run=outcome.epochs_run, val=outcome.val, test=outcome.test or {},
+                  emissions=outcome.emissions)
+    if ddp.is_main():
+        _write_model_folder(model, folder / MODEL_DIR, spec.model, task.kind,
+                            data.num_classes, data.class_names, preprocessing, size)
+        atomic_write_json(folder / RESULT_NAME, result)
+        (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
+    ddp.barrier()
+    return result
+
+
+def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
+        inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
+        lrs: Iterable[str] | None = None, runs: int = 5,
+        fractions: Iterable[float] | None = None, max_epochs: int | None = None,
+        out: str | Path = "results", shard: str | tuple[int, int] | None = None,
+        split_seed: int = 0, patience: int = 10, batch_size: int | None = None,
+        input_size: int | None = None, in_chans: int = 3, head: str = "pooled",
+        device: str | None = None, num_workers: int = 0, progress: bool = True,
+        track_emissions: bool = False,
+        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
+        ) -> list[dict[str, Any]]:
+    """Run (this shard of) the paper's protocol on ``task`` into ``out``.
+
+    Args:
+        task: a registered task (``btmr``, ``covid19``, ``boneage``, ``grazpedwri``,
+            ``folder``, ``luna16`` ...).
+        data: the dataset folder.
+        models, lrs: default to the task's paper models and learning rates.
+        inits: ``random``, ``imagenet``, ``radiologynet``, any tag, a path or ``name=PATH``.
+        runs: repetitions per setting (seeds ``split_seed*1000 + k - 1``).
+        fractions: training fractions (the resource-limited experiment); ``None``: all.
+        max_epochs: default 200, or 10 with ``fractions`` (the paper's).
+        out: the results folder (one sub-folder per run).
+        shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
+
+    Returns:
+        the ``result.json`` contents of every run of this shard, in grid order.
+    """
+    spec = get_task(task)
+    models = list(models) if models else list(spec.models)
+    if not models:
+        raise InvalidArgumentError(f"task {spec.name!r} has no default models; pass models=")
+    lrs = list(lrs) if lrs else list(spec.lrs)
+    fractions = list(fractions) if fractions else None
+    if max_epochs is None:
+        max_epochs = 10 if fractions else 200
+    if not Path(data).expanduser().exists():
+        raise RadiologyNetError(f"--data {data}: no such folder. Download the dataset "
+                                f"(radiologynet benchmark --help lists the tasks) first.")
+    runs_to_do = plan(spec.name, models, list(inits), lrs, runs, fractions, shard)
+    results = []
+    for number, run_spec in enumerate(runs_to_do, 1):
+        if progress and ddp.is_main():
+            print(f"[{number}/{len(runs_to_do)}] {spec.name}/{run_spec.name}", flush=True)
+        results.append(run_one(
+            run_spec, spec, data, out, split_seed=split_seed, max_epochs=max_epochs,
+            patience=patience, batch_size=batch_size, input_size=input_size,
+            in_chans=in_chans, head=head, device=device, num_workers=num_workers,
+            progress=progress, track_emissions=track_emissions, callbacks=callbacks))
+    return results
