@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from radiologynet.errors import ImageReadError, RadiologyNetError, WeightsNotFoundError
 from radiologynet.registry import Architecture, get_architecture
@@ -167,8 +168,8 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
 
 def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
                  targets: Sequence[int] | None = None, input_size: int | None = None,
-                 batch_size: int = 8, device: str | torch.device | None = None
-                 ) -> list[CamResult]:
+                 batch_size: int = 8, device: str | torch.device | None = None,
+                 progress: bool = True) -> list[CamResult]:
     """Grad-CAM of ``model`` (a zoo classifier) for each image.
 
     Args:
@@ -177,6 +178,7 @@ def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
         targets: the class to explain per image (default: the predicted class).
         input_size: override the model's input size (e.g. small inputs in tests).
         device: where to run (default: the model's device).
+        progress: show a progress bar when there is more than one batch.
 
     Returns:
         One :class:`CamResult` per image, in order.
@@ -192,7 +194,9 @@ def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
     model = model.eval().to(device)
     results: list[CamResult] = []
     with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
-        for start in range(0, len(images), batch_size):
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc="Grad-CAM", unit="batch", leave=False,
+                          disable=not progress or len(starts) < 2):
             chunk = images[start:start + batch_size]
             shown = [transform.to_uint8(img) for img in chunk]
             batch = torch.stack([transform.from_uint8(u) for u in shown]).to(device)
