@@ -274,3 +274,16 @@ def test_single_modality_inits_get_students_t_test(tmp_path):
     (row,) = result[result["test"] == "ttest"].to_dict("records")
     assert row["groups"] == "radiologynet vs radiologynet-mr" and row["method"] == "student"
     assert row["p"] == pytest.approx(scipy_stats.ttest_ind(*values.values()).pvalue)
+
+
+def test_paper_best_runs_of_table_3_are_kept(tmp_path):
+    for init in ("random", "radiologynet"):
+        write_run(tmp_path, task="pba", model="inception_v3", init=init, lr="1e-3", run=1,
+                  val={"mae": 9.0}, test={"mae": 9.0, "rmse": 12.0}, best_epoch=5)
+    table = tables.add_paper_results(tables.results_table(load_results(tmp_path)))
+    best = {r.init: r.value for r in paper_results() if (r.task, r.model, r.statistic,
+                                                         r.metric) == ("pba", "inception_v3",
+                                                                       "best", "mae")}
+    row = table.set_index("init").loc["random"]
+    assert row["paper_best_mae"] == pytest.approx(best["baseline"])
+    assert row["paper_mae_mean"] != row["paper_best_mae"]
