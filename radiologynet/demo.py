@@ -67,20 +67,20 @@ def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE
         yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
         by, bx, half_length, half_width, angle = placed[0]
         if label == "fracture":
-            t = rng.uniform(-0.5, 0.5) * half_length
-            fy, fx = by + t * np.sin(angle), bx + t * np.cos(angle)
-            tilt = angle + np.pi / 2 + rng.uniform(-0.5, 0.5)
-            distance = np.abs((xx - fx) * np.cos(tilt) + (yy - fy) * np.sin(tilt)) - 0.0
-            along = np.abs(-(xx - fx) * np.sin(tilt) + (yy - fy) * np.cos(tilt))
-            gap = (distance < rng.uniform(0.8, 1.6)) & (along < half_width * 1.3)
-            image[gap] -= 0.45
+            along = (xx - bx) * np.cos(angle) + (yy - by) * np.sin(angle)
+            across = -(xx - bx) * np.sin(angle) + (yy - by) * np.cos(angle)
+            t = rng.uniform(-0.6, 0.6) * half_length
+            slope = rng.uniform(-0.6, 0.6)
+            gap = (np.abs(along - t - slope * across) < rng.uniform(0.9, 1.6)) & \
+                (np.abs(across) < half_width * 1.1)
+            image[gap] -= 0.5
         elif label == "lesion":
             radius = rng.uniform(2.5, 5.0)
             ly = by + rng.uniform(-0.5, 0.5) * half_length * np.sin(angle) \
                 + rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.cos(angle)
             lx = bx + rng.uniform(-0.5, 0.5) * half_length * np.cos(angle) \
                 - rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.sin(angle)
-            image += 0.35 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
+            image += 0.5 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
     image = ndimage.gaussian_filter(image, 0.7) + rng.normal(0.0, 0.04, image.shape)
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
 

@@ -1,0 +1,221 @@
+"""The trainer, heads and metrics: exact resume, determinism, early stopping, heads."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+from torch import nn
+
+from radiologynet.errors import RadiologyNetError
+from radiologynet.train import BoneAgeRegressor, PredictionMetrics, build_model, evaluate, fit
+from radiologynet.train.checkpoint import load_checkpoint, rng_state, set_rng_state
+from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform
+
+torch.set_num_threads(1)
+
+
+class Stop(Exception):
+    pass
+
+
+def _toy(n: int = 40, classes: int = 3, seed: int = 0) -> torch.utils.data.TensorDataset:
+    """uint8 images whose brightness encodes the class (learnable in a few steps)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    x = (y.view(-1, 1, 1, 1) * 80 + torch.randint(0, 40, (n, 1, 16, 16), generator=g))
+    return torch.utils.data.TensorDataset(x.to(torch.uint8), y)
+
+
+class TinyNet(nn.Module):
+    """A small CNN with BatchNorm and dropout (both touched by resume and RNG state)."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.num_classes = classes
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3))
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+def _fit(out_dir, callbacks=(), **kw):
+    torch.manual_seed(0)
+    data = _toy()
+    options = dict(kind="multiclass", lr=1e-2, max_epochs=4, patience=10, batch_size=8,
+                   seed=3, out_dir=out_dir, progress=False, callbacks=callbacks,
+                   batch_transform=DeviceTransform(augment=PAPER_AUGMENT))
+    options.update(kw)
+    return fit(TinyNet(), data, _toy(12, seed=1), _toy(12, seed=2), **options)
+
+
+def _strip_times(history):
+    return [{k: v for k, v in r.items() if k not in ("time_s", "images_per_s")}
+            for r in history]
+
+
+def test_fit_writes_log_and_restores_best(tmp_path):
+    result = _fit(tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
+    for key in ("train_loss", "val_loss", "val_accuracy", "val_f1", "val_precision",
+                "val_recall", "lr", "time_s", "images_per_s"):
+        assert key in lines[0]
+    best = min(lines, key=lambda r: r["val_loss"])
+    assert result.best_epoch == best["epoch"]
+    assert result.val["loss"] == pytest.approx(best["val_loss"])
+    assert not (tmp_path / "checkpoint.pt").exists()  # removed after a finished fit
+
+
+def test_fit_is_deterministic(tmp_path):
+    a = _fit(tmp_path / "a")
+    b = _fit(tmp_path / "b")
+    assert _strip_times(a.history) == _strip_times(b.history)
+    assert a.test == b.test
+    c = _fit(tmp_path / "c", seed=4)
+    assert _strip_times(c.history) != _strip_times(a.history)
+
+
+def test_resume_after_kill_mid_epoch_is_exact(tmp_path):
+    reference = _fit(tmp_path / "ref")
+
+    def kill(event, info):
+        if event == "batch_end" and info["epoch"] == 3 and info["step"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        _fit(tmp_path / "run", callbacks=[kill])
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert saved["epoch"] == 2  # the last finished epoch
+    resumed = _fit(tmp_path / "run")  # the same call again
+    assert _strip_times(resumed.history) == _strip_times(reference.history)
+    assert resumed.test == reference.test
+    assert resumed.best_epoch == reference.best_epoch
+
+
+def test_early_stopping_keeps_first_best(tmp_path):
+    # lr 0: the validation loss never improves after epoch 1
+    result = _fit(tmp_path, lr=0.0, patience=2, max_epochs=10)
+    assert result.epochs_run == 3
+    assert result.best_epoch == 1
+    assert result.stopped_early
+
+
+def test_plateau_scheduler_and_adam(tmp_path):
+    _fit(tmp_path, optimizer="adam", scheduler="plateau", max_epochs=1, keep_checkpoint=True)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["scheduler"]["factor"] == 0.1 and saved["scheduler"]["patience"] == 3
+    assert "amsgrad" in saved["optimizer"]["param_groups"][0]
+    assert saved["optimizer"]["param_groups"][0]["weight_decay"] == 1e-3
+
+
+def test_evaluate_matches_best_weights(tmp_path):
+    model = TinyNet()
+    torch.manual_seed(0)
+    result = fit(model, _toy(), _toy(12, seed=1), _toy(12, seed=2), max_epochs=2,
+                 batch_size=8, progress=False, batch_transform=DeviceTransform())
+    again = evaluate(model, _toy(12, seed=2), loss=nn.CrossEntropyLoss(),
+                     metrics=PredictionMetrics("multiclass", 3),
+                     batch_transform=DeviceTransform())
+    assert again == pytest.approx(result.test)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(RadiologyNetError, match="max_epochs"):
+        fit(TinyNet(), _toy(), _toy(), max_epochs=0)
+    with pytest.raises(RadiologyNetError, match="monitor"):
+        fit(TinyNet(), _toy(), _toy(), max_epochs=1, monitor="auc", progress=False,
+            batch_transform=DeviceTransform())
+
+
+def test_track_emissions_without_codecarbon(monkeypatch):
+    monkeypatch.setitem(sys.modules, "codecarbon", None)
+    with pytest.raises(RadiologyNetError, match=r"radiologynet\[emissions\]"):
+        fit(TinyNet(), _toy(), _toy(), max_epochs=1, track_emissions=True, progress=False)
+
+
+def test_rng_state_roundtrip():
+    state = rng_state()
+    first = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    set_rng_state(state)
+    second = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    assert torch.equal(first[0], second[0])
+    assert np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_classification_metrics_match_sklearn(classes):
+    rng = np.random.default_rng(classes)
+    logits = torch.tensor(rng.normal(size=(50, classes)), dtype=torch.float32)
+    target = torch.tensor(rng.integers(0, classes, 50))
+    metrics = PredictionMetrics("multiclass", classes)
+    metrics.update(logits[:20], target[:20])
+    metrics.update(logits[20:], target[20:])
+    got = metrics.compute()
+    pred = logits.argmax(1).numpy()
+    y = target.numpy()
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert got["f1"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
+    assert got["precision"] == pytest.approx(
+        precision_score(y, pred, average="macro", zero_division=0))
+    assert got["recall"] == pytest.approx(recall_score(y, pred, average="macro",
+                                                       zero_division=0))
+
+
+def test_binary_and_regression_metrics():
+    logits = torch.tensor([[2.0], [-1.0], [0.5], [-3.0]])
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    binary = PredictionMetrics("binary")
+    binary.update(logits, target)
+    got = binary.compute()
+    assert got["accuracy"] == pytest.approx(0.5)
+    assert got["f1"] == pytest.approx(f1_score([1, 1, 0, 0], [1, 0, 1, 0], average="macro"))
+    reg = PredictionMetrics("regression")
+    reg.update(torch.tensor([[10.0], [20.0]]), torch.tensor([12.0, 16.0]))
+    assert reg.compute() == pytest.approx({"mae": 3.0, "rmse": float(np.sqrt(10.0))})
+
+
+def test_multiclass_and_binary_heads():
+    multi = build_model("resnet18", None, kind="multiclass", num_classes=4)
+    binary = build_model("resnet18", None, kind="binary", num_classes=1)
+    x = torch.rand(2, 3, 32, 32)
+    assert multi(x).shape == (2, 4)
+    assert binary(x).shape == (2, 1)
+
+
+@pytest.mark.parametrize("head", ["pooled", "paper"])
+def test_bone_age_head_uses_sex(head):
+    torch.manual_seed(0)
+    model = build_model("resnet18", None, kind="regression", num_classes=1, head=head,
+                        input_size=64)
+    assert isinstance(model, BoneAgeRegressor)
+    first = model.regressor[0]
+    # pooled: 512 features; the paper's head flattens the 512 x 2 x 2 map of a 64 px input
+    assert first.in_features == (512 if head == "pooled" else 512 * 2 * 2) + 128
+    assert model.sex.in_features == 1 and model.sex.out_features == 128
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    male, female = model(x, torch.ones(2)), model(x, torch.zeros(2))
+    assert male.shape == (2, 1)
+    assert not torch.allclose(male, female)
+
+
+def test_device_transform():
+    x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    plain, _ = DeviceTransform()(x, None, train=False)
+    assert plain.shape == (4, 3, 8, 8)
+    assert torch.allclose(plain[:, 1], x[:, 0].float() / 255)
+    norm, _ = DeviceTransform(mean=(0.5,) * 3, std=(0.25,) * 3)(x, None, train=False)
+    assert torch.allclose(norm, (plain - 0.5) / 0.25)
+    aug = DeviceTransform(augment=PAPER_AUGMENT)
+    a, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(1))
+    b, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(1))
+    c, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
