@@ -183,10 +183,10 @@ def _read_result(folder: Path) -> dict[str, Any] | None:
 
 def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str, kind: str,
                         num_classes: int, class_names: Sequence[str],
-                        preprocessing: Preprocessing, input_size: int) -> None:
+                        preprocessing: Preprocessing, input_size: int, zoo_model: bool) -> None:
     pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if kind in ("multiclass", "binary"):
+    if zoo_model and kind in ("multiclass", "binary"):
         from radiologynet.convert import write_weights_folder
 
         write_weights_folder(state, folder, arch=arch,
@@ -271,7 +271,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
                   emissions=outcome.emissions)
     if ddp.is_main():
         _write_model_folder(model, folder / MODEL_DIR, spec.model, task.kind,
-                            data.num_classes, data.class_names, preprocessing, size)
+                            data.num_classes, data.class_names, preprocessing, size,
+                            zoo_model=task.build_model is None)
         atomic_write_json(folder / RESULT_NAME, result)
         (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
     ddp.barrier()

@@ -1,0 +1,195 @@
+"""The protocol runner: grid planning, sharding, results folders, skip/resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from radiologynet.benchmarks import TaskData, TaskSpec, get_task, list_tasks, register_task
+from radiologynet.benchmarks import run as run_grid
+from radiologynet.benchmarks.runner import (
+    parse_init,
+    parse_shard,
+    plan,
+    preprocessing_for,
+)
+from radiologynet.cli import main
+from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+from radiologynet.weights import IMAGENET_MEAN
+from tests.datasets_fakes import make_boneage, make_btmr
+
+torch.set_num_threads(1)
+TINY = dict(max_epochs=1, batch_size=8, input_size=32, progress=False)
+RESULT_KEYS = {"task", "model", "init", "weights", "lr", "run", "seed", "fraction", "status",
+               "config", "versions", "best_epoch", "epochs_run", "val", "test", "emissions"}
+
+
+@pytest.fixture(scope="module")
+def btmr(tmp_path_factory) -> Path:
+    return make_btmr(tmp_path_factory.mktemp("btmr"))
+
+
+def test_plan_names_and_order():
+    runs = plan("btmr", ["resnet50", "mobilenetv3_small_100"], ["random", "imagenet"],
+                ["1e-3", "1e-4"], runs=2)
+    assert len(runs) == 2 * 2 * 2 * 2
+    assert runs[0].name == "resnet50-random-1e-3-run1"
+    assert {r.model for r in runs} == {"resnet50", "mobilenet_v3_small"}
+    fractions = plan("btmr", ["resnet50"], ["random"], ["1e-4"], 1, fractions=[0.05, 0.5])
+    assert [r.name for r in fractions] == ["resnet50-random-1e-4-run1-frac0.05",
+                                           "resnet50-random-1e-4-run1-frac0.5"]
+
+
+def test_shards_partition_the_grid():
+    full = plan("btmr", ["resnet50", "resnet18"], ["random", "imagenet", "radiologynet"],
+                ["1e-2", "1e-3", "1e-4", "1e-5"], runs=5)
+    shards = [plan("btmr", ["resnet50", "resnet18"], ["random", "imagenet", "radiologynet"],
+                   ["1e-2", "1e-3", "1e-4", "1e-5"], runs=5, shard=f"{i}/4") for i in range(4)]
+    names = [r.name for shard in shards for r in shard]
+    assert sorted(names) == sorted(r.name for r in full)  # disjoint and complete
+    assert all(shards)  # 120 runs over 4 shards: none empty
+    again = plan("btmr", ["resnet18", "resnet50"], ["radiologynet", "random", "imagenet"],
+                 ["1e-5", "1e-4", "1e-3", "1e-2"], runs=5, shard="2/4")
+    assert {r.name for r in again} == {r.name for r in shards[2]}  # by name, not position
+
+
+@pytest.mark.parametrize("bad", ["4/4", "x", "1/0", "-1/2"])
+def test_bad_shard(bad):
+    with pytest.raises(InvalidArgumentError):
+        parse_shard(bad)
+
+
+def test_parse_init(tmp_path):
+    assert parse_init("random") == ("random", None)
+    assert parse_init("imagenet") == ("imagenet", "imagenet")
+    assert parse_init(f"mine={tmp_path}") == ("mine", str(tmp_path))
+    assert parse_init(str(tmp_path)) == (tmp_path.name, str(tmp_path))
+    with pytest.raises(InvalidArgumentError):
+        plan("btmr", ["resnet18"], ["random"], ["fast"], 1)
+
+
+def test_per_init_preprocessing():
+    assert preprocessing_for("resnet18", None).mean is None
+    assert preprocessing_for("resnet18", "radiologynet").mean is None
+    assert preprocessing_for("resnet18", "imagenet").mean == IMAGENET_MEAN
+    assert preprocessing_for("inception_v3", None).input_size == 299
+
+
+def test_tasks_registered():
+    assert {"btmr", "covid19", "boneage", "grazpedwri", "folder"} <= set(list_tasks())
+    assert get_task("pba").name == "boneage"
+    assert get_task("boneage").optimizer == "adam" and get_task("boneage").scheduler == "plateau"
+    with pytest.raises(UnknownTaskError, match="Registered tasks"):
+        get_task("mnist")
+
+
+def test_grid_2x2_end_to_end(btmr, tmp_path):
+    from radiologynet.models import create_model
+
+    out = tmp_path / "results"
+    results = run_grid("btmr", btmr, models=["resnet18"], inits=["random", "scratch=random"],
+                       lrs=["1e-3", "1e-4"], runs=1, out=out, **TINY)
+    assert len(results) == 4
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == ["resnet18-random-1e-3-run1", "resnet18-random-1e-4-run1",
+                       "resnet18-scratch-1e-3-run1", "resnet18-scratch-1e-4-run1"]
+    for name in folders:
+        folder = out / name
+        result = json.loads((folder / "result.json").read_text())
+        assert set(result) >= RESULT_KEYS
+        assert result["status"] == "finished" and result["task"] == "btmr"
+        assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+        assert result["epochs_run"] == 1 and result["best_epoch"] == 1
+        log = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+        assert len(log) == 1 and "val_f1" in log[0]
+        assert not (folder / "checkpoint.pt").exists()
+        model = create_model("resnet18", weights=folder / "model")
+        assert model.num_classes == 4
+        assert model.pretrained_cfg["input_size"][-1] == 32
+    assert results[0]["seed"] == 0
+
+
+def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatch):
+    out = tmp_path / "results"
+
+    class Stop(Exception):
+        pass
+
+    def kill(event, info):
+        if event == "batch_end" and info["epoch"] == 2:
+            raise Stop
+
+    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, out=out,
+                  **{**TINY, "max_epochs": 2})
+    with pytest.raises(Stop):
+        run_grid("btmr", btmr, callbacks=[kill], **kwargs)
+    folder = out / "resnet18-random-1e-3-run1"
+    assert json.loads((folder / "result.json").read_text())["status"] == "running"
+    assert (folder / "checkpoint.pt").exists()
+    resumed = run_grid("btmr", btmr, **kwargs)[0]
+    reference = run_grid("btmr", btmr, **{**kwargs, "out": tmp_path / "ref"})[0]
+    assert resumed["status"] == "finished"
+    assert resumed["test"] == reference["test"]
+
+    import radiologynet.benchmarks.runner as runner
+
+    def no_training(*args, **kw):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(runner, "fit", no_training)
+    assert run_grid("btmr", btmr, **kwargs)[0] == resumed
+
+
+def test_plugged_task(tmp_path):
+    def build_data(request):
+        g = torch.Generator().manual_seed(request.seed)
+        x = torch.randint(0, 255, (12, 1, 16, 16), generator=g, dtype=torch.uint8)
+        ds = torch.utils.data.TensorDataset(x, torch.arange(12) % 2)
+        return TaskData(train=ds, val=ds, test=None, num_classes=2,
+                        batch_transform=lambda i, t, train, generator: (
+                            i.float().expand(-1, 3, -1, -1) / 255, t))
+
+    seen = {}
+
+    def build_model(request):
+        seen["request"] = request
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2))
+
+    register_task(TaskSpec(name="toy-plugin", kind="multiclass", build_data=build_data,
+                           build_model=build_model, monitor="accuracy", mode="max"))
+    (result,) = run_grid("toy-plugin", tmp_path, models=["resnet18"], inits=["random"],
+                         lrs=["1e-2"], runs=1, out=tmp_path / "out", **TINY)
+    assert result["status"] == "finished" and result["test"] == {}
+    assert "accuracy" in result["val"] and seen["request"].arch == "resnet18"
+
+
+def test_bone_age_regression_run(tmp_path):
+    make_boneage(tmp_path / "pba", n_train=12, n_val=4, n_test=4)
+    (result,) = run_grid("boneage", tmp_path / "pba", models=["resnet18"], inits=["random"],
+                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    assert set(result["test"]) == {"loss", "mae", "rmse"}
+    assert result["config"]["optimizer"] == "adam"
+    assert (tmp_path / "out" / "resnet18-random-1e-3-run1" / "model" / "model.safetensors"
+            ).is_file()
+
+
+def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
+    code = main(["finetune", "--task", "btmr", "--data", str(btmr), "--model", "resnet18",
+                 "--weights", "random", "--lr", "1e-3", "--max-epochs", "1",
+                 "--batch-size", "8", "--input-size", "32", "--out", str(tmp_path / "ft"),
+                 "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "resnet18-random-1e-3-run1" in printed and '"f1"' in printed
+    assert (tmp_path / "ft" / "resnet18-random-1e-3-run1" / "result.json").is_file()
+    code = main(["benchmark", "--task", "btmr", "--data", str(btmr), "--models", "resnet18",
+                 "--inits", "random", "--lrs", "1e-3", "--runs", "2", "--out",
+                 str(tmp_path / "ft"), "--shard", "0/1", "--dry-run"])
+    assert code == 0
+    listing = capsys.readouterr().out
+    assert "resnet18-random-1e-3-run1" in listing and "finished" in listing
+    assert "resnet18-random-1e-3-run2" in listing and "new" in listing
+    assert main(["benchmark", "--task", "nope", "--data", str(btmr)]) == 1
