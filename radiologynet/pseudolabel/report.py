@@ -159,5 +159,5 @@ def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
                      color="black" if summary.kept else "firebrick")
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
     os.close(fd)
-    fig.savefig(tmp, format="png", metadata={"Software": None})
+    fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": None})
     os.replace(tmp, path)
