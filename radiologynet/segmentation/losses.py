@@ -6,6 +6,8 @@ same shape (0/1), applies the sigmoid itself, and returns a scalar.
   soft Dice plus ``fn_weight`` (8) times the soft Dice of the prediction restricted to
   the nodule, which penalises false negatives.
 - :class:`BCEDiceLoss`: binary cross-entropy plus soft Dice.
+
+They compute in float32 whatever the logits' dtype (sums over bf16 pixels lose precision).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class DiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target)
-        return soft_dice_loss(torch.sigmoid(logits), target.float(), self.smooth).mean()
+        return soft_dice_loss(torch.sigmoid(logits.float()), target.float(), self.smooth).mean()
 
 
 class PaperDiceLoss(nn.Module):
@@ -55,7 +57,7 @@ class PaperDiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target)
-        probabilities = torch.sigmoid(logits)
+        probabilities = torch.sigmoid(logits.float())
         target = target.float()
         dice = soft_dice_loss(probabilities, target, self.smooth)
         false_negative = soft_dice_loss(probabilities * target, target, self.smooth)
@@ -72,7 +74,7 @@ class BCEDiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target)
-        bce = F.binary_cross_entropy_with_logits(logits, target.float())
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target.float())
         return self.bce_weight * bce + self.dice(logits, target)
 
 
