@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.segmentation import luna16
@@ -164,3 +165,34 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     assert all("val_dice" in e and "val_iou" in e for e in log)
     assert (folder / "model" / "model.safetensors").is_file()
     assert any((tmp_path / "cache" / "luna16").glob("*.npz"))
+
+
+def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
+    from radiologynet.cli import main
+
+    root, _ = luna
+    assert main(["benchmark", "--list-tasks"]) == 0
+    assert "luna16" in capsys.readouterr().out
+    assert main(["benchmark", "--task", "luna16", "--data", str(root), "--models", "resnet18",
+                 "--inits", "random", "--runs", "1", "--dry-run"]) == 0
+    planned = capsys.readouterr().out
+    assert all(f"resnet18-random-{lr}-run1" in planned for lr in ("1e-3", "1e-4", "1e-5"))
+
+
+def test_task_builds_the_requested_unet(luna, tmp_path):
+    from radiologynet.benchmarks.tasks import DataRequest, ModelRequest
+    from radiologynet.segmentation import PaperUNet, VanillaUNet
+    from radiologynet.segmentation.task import build_data, build_model
+
+    root, _ = luna
+    data = build_data(DataRequest(root=root, in_chans=3, cache_dir=tmp_path), test_every=5)
+    assert data.test is not None and len(data.test) > 0
+    image, mask = data.train[0]
+    x, y = data.batch_transform(image[None], mask[None], train=True,
+                                generator=torch.Generator().manual_seed(0))
+    assert x.shape == (1, 3, 64, 64) and y.shape == (1, 1, 64, 64)
+    assert isinstance(build_model(ModelRequest("unet", None, data)).net, VanillaUNet)
+    paper = build_model(ModelRequest("mobilenet_v3_small", None, data, head="paper"))
+    assert isinstance(paper.net, PaperUNet)
+    assert isinstance(build_model(ModelRequest("unet-resnet18-paper", None, data)).net,
+                      PaperUNet)
