@@ -30,6 +30,17 @@ ARI_BOUND = 0.8
 FAST = {"image_size": 32, "progress": False, "batch_size": 64}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: much faster than oversubscribing the shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_pydicom():
     with warnings.catch_warnings():
@@ -281,6 +292,8 @@ def test_cli_pseudo_label(archive, tmp_path, capsys):
     assert "note: 2 file(s) skipped" in out.err
     rows = list(csv.DictReader(open(tmp_path / "l.csv", newline="")))
     assert rows and all(r["path"] == "" and len(r["key"]) == 16 for r in rows)
+    report = (tmp_path / "l-report" / "report.md").read_text()
+    assert "broken_00" not in report and "study_0000" not in report
     code = main(["pseudo-label", str(root), "--out", str(tmp_path / "x.csv"), "--clusters", "99"])
     assert code == 1
     assert "fewer than the 99 clusters" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from radiologynet.pseudolabel.features import (
     scan_archive,
     text_features,
 )
-from radiologynet.pseudolabel.report import write_labels, write_report
+from radiologynet.pseudolabel.report import path_key, write_labels, write_report
 
 
 @dataclass
@@ -147,7 +147,9 @@ def pseudo_label(
                               modalities, body_parts, salt=salt, hide_paths=hide_paths,
                               metadata=settings)
     thumbs = _thumbnails(scan.root, scan.paths, clusters.assignments, samples_per_cluster, seed)
-    report = write_report(report_dir, summaries, thumbnails=thumbs, skipped=scan.skipped,
+    skipped = ([(f"key {path_key(p, salt)}", r) for p, r in scan.skipped] if hide_paths
+               else scan.skipped)
+    report = write_report(report_dir, summaries, thumbnails=thumbs, skipped=skipped,
                           notes=notes, settings=settings)
     return PseudoLabelResult(labels_csv, report, scan.paths, clusters.assignments,
                              summaries, scan.skipped, notes)
