@@ -145,13 +145,17 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 64,
              runs: int = 2, lr: str = "1e-3", max_epochs: int = 8, pretrain_epochs: int = 6,
-             extra_inits: Sequence[str] = (), progress: bool = True) -> list[dict[str, Any]]:
+             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (60, 20, 30),
+             pretext_per_class: tuple[int, int] = (80, 20), progress: bool = True
+             ) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
     grid through :func:`radiologynet.benchmarks.run`, print and return the results.
 
     Everything lands in ``out_dir``: ``data/`` (the images), ``pretext/`` (the pretraining
     run; its ``model/`` is the second initialisation) and ``results/`` (one folder per run,
     in the format ``radiologynet report`` reads). Re-running reuses finished runs.
+    ``per_class`` is the images per class in train/val/test, ``pretext_per_class`` in the
+    archive's train/val.
     """
     from radiologynet.benchmarks import run
 
@@ -162,8 +166,10 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     say("  The RadiologyNET weights need a download, so this offline demo compares random "
         "initialisation\n  with a backbone it pretrains itself on a synthetic pseudo-labelled "
         "archive ('pretext').")
-    data = make_demo_dataset(out / "data" / "findings")
-    archive = make_pretext_dataset(out / "data" / "archive")
+    train, val, test = per_class
+    data = make_demo_dataset(out / "data" / "findings", train=train, val=val, test=test)
+    archive = make_pretext_dataset(out / "data" / "archive", train=pretext_per_class[0],
+                                   val=pretext_per_class[1])
     say(f"1/2 pretraining the pretext backbone on {archive} ...")
     pretext = run("folder", archive, models=[model], inits=["random"], lrs=[lr], runs=1,
                   max_epochs=pretrain_epochs, patience=pretrain_epochs, batch_size=32,
