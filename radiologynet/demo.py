@@ -144,9 +144,9 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 64,
-             runs: int = 2, lr: str = "1e-3", max_epochs: int = 8, pretrain_epochs: int = 6,
-             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (60, 20, 30),
-             pretext_per_class: tuple[int, int] = (80, 20), progress: bool = True
+             runs: int = 2, lr: str = "1e-3", max_epochs: int = 8, pretrain_epochs: int = 4,
+             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (48, 16, 30),
+             pretext_per_class: tuple[int, int] = (64, 16), progress: bool = True
              ) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
     grid through :func:`radiologynet.benchmarks.run`, print and return the results.

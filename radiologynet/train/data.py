@@ -9,24 +9,22 @@ on the device, per batch, in :class:`DeviceTransform`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from radiologynet.errors import ImageReadError
+from radiologynet.transforms.augment import Augmentation, augment_batch, resolve_augmentation
 
-#: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX.
-PAPER_AUGMENT = {"hflip": 0.5, "rotate": 15.0, "brightness": (0.8, 1.2),
-                 "contrast": (0.8, 1.3), "translate": 0.0, "scale": (1.0, 1.0)}
-#: The paper's augmentation for bone age.
-BONE_AGE_AUGMENT = {"hflip": 0.5, "rotate": 20.0, "brightness": (1.0, 1.0),
-                    "contrast": (1.0, 1.0), "translate": 0.2, "scale": (0.8, 1.2)}
+#: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX (flip, +-15 deg,
+#: brightness 0.8-1.2, contrast 0.8-1.3), a name of :data:`radiologynet.transforms.AUGMENTATIONS`.
+PAPER_AUGMENT = "default"
+#: The paper's augmentation for bone age (flip, +-20 deg, translate 0.2, scale 0.8-1.2).
+BONE_AGE_AUGMENT = "boneage"
 
 
 def read_gray_uint8(path: str | Path) -> np.ndarray:
@@ -103,19 +101,21 @@ class SampleDataset(torch.utils.data.Dataset):
 
 class DeviceTransform:
     """The batched device path: ``uint8`` batch -> float in [0, 1] -> augmentation
-    (training only) -> channel repeat -> normalisation.
+    (training only, :func:`radiologynet.transforms.augment_batch`) -> channel repeat ->
+    normalisation. Unlike ``BatchTransform`` it takes the trainer's ``(inputs, target)``
+    batches (inputs may be ``(image, sex)``) and a per-call generator.
 
     Random parameters come from the ``generator`` the trainer passes (CPU, seeded per
     epoch), so a resumed run draws the same augmentation as an uninterrupted one.
     """
 
     def __init__(self, *, in_chans: int = 3, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, augment: dict[str, Any] | None = None
-                 ) -> None:
+                 std: Sequence[float] | None = None,
+                 augment: str | Augmentation | None = None) -> None:
         self.in_chans = in_chans
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
-        self.augment = augment
+        self.augment = resolve_augmentation(augment)
 
     def __call__(self, inputs: Any, target: torch.Tensor, *, train: bool,
                  generator: torch.Generator | None = None) -> tuple[Any, torch.Tensor]:
@@ -130,36 +130,12 @@ class DeviceTransform:
             mean = self.mean[: self.in_chans].to(image.device).view(1, -1, 1, 1)
             std = self.std[: self.in_chans].to(image.device).view(1, -1, 1, 1)
             image = (image - mean) / std
-        image = image.contiguous()
+        image = image.contiguous(memory_format=torch.channels_last) if image.is_cuda \
+            else image.contiguous()
         return ((image, *rest) if rest is not None else image), target
 
     def _augment(self, image: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        aug = self.augment or {}
-        n = image.shape[0]
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return torch.rand(n, generator=generator) * (high - low) + low
-
-        flip = torch.rand(n, generator=generator) < aug.get("hflip", 0.0)
-        angle = uniform(-aug.get("rotate", 0.0), aug.get("rotate", 0.0)) * (math.pi / 180)
-        scale = uniform(*aug.get("scale", (1.0, 1.0)))
-        shift = aug.get("translate", 0.0)
-        tx, ty = uniform(-shift, shift), uniform(-shift, shift)
-        brightness = uniform(*aug.get("brightness", (1.0, 1.0)))
-        contrast = uniform(*aug.get("contrast", (1.0, 1.0)))
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        sign = torch.where(flip, -1.0, 1.0)
-        theta = torch.stack([torch.stack([cos * sign, -sin, tx * 2], 1),
-                             torch.stack([sin * sign, cos, ty * 2], 1)], 1)
-        theta = theta.to(image.device, image.dtype)
-        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-        image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)
-        dev = image.device
-        image = image * brightness.to(dev).view(-1, 1, 1, 1)
-        mean = image.mean(dim=(1, 2, 3), keepdim=True)
-        image = (image - mean) * contrast.to(dev).view(-1, 1, 1, 1) + mean
-        return image.clamp_(0.0, 1.0)
+        return augment_batch(image, self.augment, generator)
 
 
 def model_preprocessing(model: torch.nn.Module) -> dict[str, Any]:
