@@ -164,6 +164,10 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     assert [e["epoch"] for e in log] == [1, 2]
     assert all("val_dice" in e and "val_iou" in e for e in log)
     assert (folder / "model" / "model.safetensors").is_file()
+    from radiologynet.segmentation import load_unet
+
+    best = load_unet(folder / "model").eval()  # strict: every tensor of the trained U-Net
+    assert best(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
     assert any((tmp_path / "cache" / "luna16").glob("*.npz"))
 
 

@@ -160,3 +160,28 @@ def test_bad_inputs_raise_library_errors(tmp_path):
         create_unet("resnet18", decoder="fpn")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="inception_v3"):
         create_unet("inception_v3")
+
+
+@pytest.mark.parametrize(("encoder", "decoder", "in_chans"), [
+    ("mobilenet_v3_small", "smp", 1), ("resnet18", "paper", 3), ("vgg16", "smp", 1),
+    (None, "smp", 1),
+])
+def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
+    """The runner's segmentation model folder: the whole U-Net's tensors + a config.json
+    naming the encoder's timm architecture (the real runner is exercised in
+    test_luna16's 2-epoch run)."""
+    from radiologynet.segmentation import load_unet
+
+    torch.manual_seed(0)
+    net = create_unet(encoder, in_chans=in_chans, decoder=decoder).eval()
+    (tmp_path / "model").mkdir()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+              str(tmp_path / "model" / "model.safetensors"))
+    arch = get_architecture(encoder or "resnet18").timm_name
+    (tmp_path / "model" / "config.json").write_text(json.dumps(
+        {"architecture": arch, "task_model": "UNet", "kind": "segmentation"}))
+    loaded = load_unet(tmp_path / "model").eval()
+    assert loaded.decoder == (decoder if encoder else "vanilla")
+    x = torch.rand(1, in_chans, 40, 36)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))

@@ -8,7 +8,13 @@ from radiologynet.segmentation.metrics import (
     iou_per_image,
 )
 from radiologynet.segmentation.paper_decoder import PaperUNet
-from radiologynet.segmentation.unet import UNet, create_unet, predict_mask, unet_from_model_name
+from radiologynet.segmentation.unet import (
+    UNet,
+    create_unet,
+    load_unet,
+    predict_mask,
+    unet_from_model_name,
+)
 from radiologynet.segmentation.vanilla import (
     RECON_RECORDS,
     UNetWeightRecord,
@@ -31,6 +37,7 @@ __all__ = [
     "dice_per_image",
     "get_loss",
     "iou_per_image",
+    "load_unet",
     "load_vanilla_unet",
     "predict_mask",
     "save_vanilla_unet",

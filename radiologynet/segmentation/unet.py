@@ -14,6 +14,7 @@ take logits.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -21,18 +22,25 @@ import segmentation_models_pytorch as smp
 import timm
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
-from radiologynet.errors import InvalidArgumentError
+from radiologynet.errors import CheckpointFormatError, InvalidArgumentError
 from radiologynet.registry import Architecture, get_architecture
 from radiologynet.segmentation._backbone import (
     WeightsArg,
     adapt_first_conv,
     load_backbone,
     resolve_backbone_weights,
+    weights_file,
 )
 from radiologynet.segmentation.paper_decoder import PaperUNet
-from radiologynet.segmentation.vanilla import VanillaUNet, get_unet_weights, load_vanilla_unet
+from radiologynet.segmentation.vanilla import (
+    VANILLA_ARCHITECTURE,
+    VanillaUNet,
+    get_unet_weights,
+    load_vanilla_unet,
+)
 from radiologynet.weights import RANDOM_TAGS
 
 DECODERS = ("smp", "paper")
@@ -191,3 +199,61 @@ def predict_mask(model: nn.Module, images: torch.Tensor, threshold: float = 0.5)
     ``>= threshold``. Puts ``model`` in eval mode."""
     model.eval()
     return torch.sigmoid(model(images)) >= threshold
+
+
+def _decoder_of(state: dict[str, torch.Tensor]) -> str:
+    if any(k.startswith("net.bridge.") for k in state):
+        return "paper"
+    if "net.down.0.0.weight" in state:
+        return "vanilla"
+    if any(k.startswith("net.decoder.") for k in state):
+        return "smp"
+    raise CheckpointFormatError(
+        "The weights are not a radiologynet U-Net (no net.bridge / net.decoder / net.down "
+        "tensors). Pass a folder written by the protocol runner for a segmentation task.")
+
+
+def load_unet(path: str | Path) -> UNet:
+    """A trained U-Net back from a weights folder written by the protocol runner for a
+    segmentation task (``<run>/model/``: ``config.json`` naming the encoder's
+    architecture, ``model.safetensors`` of the whole :class:`UNet`), or by reconstruction
+    pretraining. The decoder, input channels and classes are read from the tensors.
+
+    Raises:
+        WeightsNotFoundError / CheckpointFormatError: no such folder, or not a U-Net.
+    """
+    file = weights_file(path)
+    config_path = file.parent / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("architecture") == VANILLA_ARCHITECTURE:
+        net = load_vanilla_unet(file.parent)
+        return UNet(net, None, net.stride, "vanilla")
+    state = load_file(str(file))
+    decoder = _decoder_of(state)
+    if decoder == "vanilla":
+        first = state["net.down.0.0.weight"]
+        vanilla = VanillaUNet(first.shape[1], state["net.head.weight"].shape[0],
+                              depth=len({k.split(".")[2] for k in state
+                                         if k.startswith("net.down.")}),
+                              first_width=first.shape[0])
+        net = UNet(vanilla, None, vanilla.stride, "vanilla")
+    else:
+        if "architecture" not in config:
+            raise CheckpointFormatError(
+                f"{config_path} is missing or does not name the encoder's architecture.")
+        arch = get_architecture(str(config["architecture"]))
+        prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
+        wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
+        first = next((v for k, v in state.items() if k.replace(".", "_") == wanted), None)
+        head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"
+        if first is None or head not in state:
+            raise CheckpointFormatError(
+                f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder.")
+        net = create_unet(arch.name, None, in_chans=first.shape[1],
+                          num_classes=state[head].shape[0], decoder=decoder)  # type: ignore[arg-type]
+    try:
+        net.load_state_dict(state, strict=True)  # keys are "net.*": the wrapped network
+    except RuntimeError as err:
+        raise CheckpointFormatError(f"{file} does not fit the U-Net it describes: "
+                                    f"{str(err).splitlines()[0]}") from err
+    return net
