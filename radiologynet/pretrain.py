@@ -237,15 +237,15 @@ def pretrain(
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
+    transform = DeviceTransform(in_chans=3, augment=PAPER_AUGMENT)
     result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,
                  max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
-                 optimizer="adamw", batch_transform=DeviceTransform(in_chans=3,
-                                                                    augment=PAPER_AUGMENT),
+                 optimizer="adamw", batch_transform=transform,
                  out_dir=out, resume=resume, device=device, num_workers=num_workers,
                  callbacks=[resample], progress=progress)
     if ddp.is_main():
         _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
-                      rate, result, len(train_idx), len(val_idx), weights)
+                      rate, result, len(train_idx), len(val_idx), weights, transform.augment)
     ddp.barrier()
     return PretrainResult(out, class_names, len(train_idx), len(val_idx), result)
 
@@ -260,7 +260,7 @@ def _epochs_done(out: Path) -> int:
 def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
                   class_names: list[str], meta: dict, images: list[LabelledImage],
                   modality: str | None, site: str, lr: float, result: FitResult,
-                  n_train: int, n_val: int, init: str | None) -> None:
+                  n_train: int, n_val: int, init: str | None, augmentation: Any) -> None:
     from radiologynet.convert import write_weights_folder
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -281,7 +281,8 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
                                                    "threshold", "backbone", "image_size")},
         "recipe": {"optimizer": "adamw", "weight_decay": 1e-3, "lr": lr,
                    "loss": "cross-entropy", "oversampling": "WeightedRandomSampler 1/class",
-                   "augmentation": dict(PAPER_AUGMENT), "input_size": size, "init": init,
+                   "augmentation": _describe(augmentation), "input_size": size,
+                   "init": init,
                    "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "val": result.val},
     }
@@ -322,6 +323,17 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(fixed)
         os.replace(tmp, card)
+
+
+def _describe(augmentation: Any) -> Any:
+    """The augmentation's parameters as JSON (a dataclass, a dict or a preset name)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(augmentation):
+        return json.loads(json.dumps(dataclasses.asdict(augmentation), default=str))
+    if isinstance(augmentation, dict):
+        return json.loads(json.dumps(augmentation, default=str))
+    return str(augmentation)
 
 
 def class_counts(images: list[LabelledImage]) -> dict[int, int]:
