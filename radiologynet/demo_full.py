@@ -135,7 +135,7 @@ def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None
         weights = out / "weights" / f"{s.model}.demo-site"
         if not (weights / "config.json").is_file():
             step(f"3/5 pretraining {s.model} at {s.input_size} px on the pseudo-labels")
-            pretrain(archive, labels.labels_csv, weights, model=s.model,
+            pretrain(archive, labels.labels_csv, weights, model=s.model, lr=float(s.lr),
                      input_size=s.input_size, max_epochs=s.pretrain_epochs,
                      patience=s.pretrain_epochs, batch_size=s.batch_size, site="demo-site",
                      progress=False)

@@ -320,6 +320,7 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
         "tasks with `radiologynet benchmark`._")
     if fixed != text:
         fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(fixed)
         os.replace(tmp, card)

@@ -329,6 +329,7 @@ class EmbeddingCache:
             return
         self.values.update(zip(keys, values, strict=True))
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
         os.close(fd)
         np.savez(tmp, keys=np.array(keys), values=values.astype(np.float32))
         os.replace(tmp, self.folder / f"embeddings_{self._shard:06d}.npz")
@@ -337,6 +338,7 @@ class EmbeddingCache:
 
 def _write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)

@@ -35,6 +35,7 @@ def path_key(rel_path: str, salt: str) -> str:
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             write(fh)
@@ -158,6 +159,7 @@ def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
         text_ax.text(0, 0.5, caption(summary), fontsize=7, va="center",
                      color="black" if summary.kept else "firebrick")
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
     os.close(fd)
     fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": None})
     os.replace(tmp, path)

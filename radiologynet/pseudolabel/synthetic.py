@@ -231,6 +231,7 @@ def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str
     """Write the ground truth (path, group, modality, body part) as CSV; no PHI."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
     with os.fdopen(fd, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "group", "modality", "body_part"])
@@ -315,6 +316,7 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
 
 def _save_atomic(ds: Dataset, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
     os.close(fd)
     try:
         ds.save_as(tmp, enforce_file_format=True)
