@@ -176,7 +176,8 @@ def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
 
     root, _ = luna
     assert main(["benchmark", "--list-tasks"]) == 0
-    assert "luna16" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("luna16 ", "luna16-heldout", "luna16-sphere"))
     assert main(["benchmark", "--task", "luna16", "--data", str(root), "--models", "resnet18",
                  "--inits", "random", "--runs", "1", "--dry-run"]) == 0
     planned = capsys.readouterr().out
@@ -191,6 +192,12 @@ def test_task_builds_the_requested_unet(luna, tmp_path):
     root, _ = luna
     data = build_data(DataRequest(root=root, in_chans=3, cache_dir=tmp_path), test_every=5)
     assert data.test is not None and len(data.test) > 0
+    from radiologynet.benchmarks import get_task
+
+    heldout = get_task("luna16-heldout").build_data(DataRequest(root=root, cache_dir=tmp_path))
+    assert heldout.test is not None and heldout.extra["mask_method"] == "paper"
+    sphere = get_task("luna16-sphere").build_data(DataRequest(root=root, cache_dir=tmp_path))
+    assert sphere.test is None and sphere.extra["mask_method"] == "sphere"
     image, mask = data.train[0]
     x, y = data.batch_transform(image[None], mask[None], train=True,
                                 generator=torch.Generator().manual_seed(0))

@@ -1,6 +1,7 @@
 """The ``luna16`` task of the protocol runner (:mod:`radiologynet.benchmarks`).
 
-Importing this module registers it. Models: a registry architecture (``resnet50``,
+Importing this module registers it, with two variants: ``luna16-heldout`` (a held-out
+test fold) and ``luna16-sphere`` (spherical masks). Models: a registry architecture (``resnet50``,
 ``vgg16``, ``efficientnet_b4``, ...) becomes a U-Net with that encoder and the smp decoder
 (``--head paper`` selects the paper's decoder); ``unet``, ``unet-<arch>`` and
 ``unet-<arch>-paper`` are understood too where the runner passes them through. Loss: the
@@ -11,6 +12,8 @@ negatives).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -114,3 +117,13 @@ LUNA16_TASK = register_task(TaskSpec(
     models=("resnet50", "vgg16", "efficientnet_b4"), batch_size=32,
     description="LUNA16 2-D lung nodule segmentation (U-Nets; Dice, IoU)",
 ))
+
+#: The same protocol with a held-out test fold (every 10th non-validation series; the
+#: paper had none) ...
+LUNA16_HELDOUT_TASK = register_task(replace(
+    LUNA16_TASK, name="luna16-heldout", build_data=partial(build_data, test_every=10),
+    description="LUNA16 with a held-out test fold (every 10th non-validation series)"))
+#: ... and with spherical masks of the annotated diameter instead of the paper's.
+LUNA16_SPHERE_TASK = register_task(replace(
+    LUNA16_TASK, name="luna16-sphere", build_data=partial(build_data, mask_method="sphere"),
+    description="LUNA16 with spherical nodule masks of the annotated diameter"))
