@@ -27,7 +27,7 @@ from radiologynet.train.checkpoint import atomic_write_bytes
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")
-IMAGE_SIDE = 96
+IMAGE_SIDE = 64
 
 
 def _body(rng: np.random.Generator, side: int, bones: int, vertical: bool
@@ -71,17 +71,17 @@ def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE
             across = -(xx - bx) * np.sin(angle) + (yy - by) * np.cos(angle)
             t = rng.uniform(-0.6, 0.6) * half_length
             slope = rng.uniform(-0.6, 0.6)
-            gap = (np.abs(along - t - slope * across) < rng.uniform(0.9, 1.6)) & \
+            gap = (np.abs(along - t - slope * across) < rng.uniform(1.2, 2.0)) & \
                 (np.abs(across) < half_width * 1.1)
-            image[gap] -= 0.5
+            image[gap] -= 0.6
         elif label == "lesion":
-            radius = rng.uniform(2.5, 5.0)
+            radius = rng.uniform(2.5, 4.0)
             ly = by + rng.uniform(-0.5, 0.5) * half_length * np.sin(angle) \
                 + rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.cos(angle)
             lx = bx + rng.uniform(-0.5, 0.5) * half_length * np.cos(angle) \
                 - rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.sin(angle)
-            image += 0.5 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
-    image = ndimage.gaussian_filter(image, 0.7) + rng.normal(0.0, 0.04, image.shape)
+            image += 0.6 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
+    image = ndimage.gaussian_filter(image, 0.5) + rng.normal(0.0, 0.03, image.shape)
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
 
 
@@ -172,7 +172,7 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
                                    val=pretext_per_class[1])
     say(f"1/2 pretraining the pretext backbone on {archive} ...")
     pretext = run("folder", archive, models=[model], inits=["random"], lrs=[lr], runs=1,
-                  max_epochs=pretrain_epochs, patience=pretrain_epochs, batch_size=32,
+                  max_epochs=pretrain_epochs, patience=pretrain_epochs, batch_size=16,
                   input_size=input_size, out=out / "pretext", progress=False)[0]
     weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
     say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive "
@@ -180,7 +180,7 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     say(f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each) ...")
     results = run("folder", data, models=[model],
                   inits=["random", f"pretext={weights}", *extra_inits], lrs=[lr], runs=runs,
-                  max_epochs=max_epochs, patience=max(3, max_epochs // 2), batch_size=32,
+                  max_epochs=max_epochs, patience=max(3, max_epochs // 2), batch_size=16,
                   input_size=input_size, out=out / "results", progress=False)
     say("")
     say(results_table(results))

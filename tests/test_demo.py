@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 def test_synthetic_radiographs_are_seeded_and_differ_by_class():
     a = synthetic_radiograph("fracture", np.random.default_rng(0))
     b = synthetic_radiograph("fracture", np.random.default_rng(0))
-    assert a.dtype == np.uint8 and a.shape == (96, 96)
+    assert a.dtype == np.uint8 and a.shape == (64, 64)
     assert np.array_equal(a, b)
     # same seed, same body: the finding is the only difference between the classes
     normal = synthetic_radiograph("normal", np.random.default_rng(5)).astype(int)
