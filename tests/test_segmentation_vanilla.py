@@ -86,6 +86,13 @@ def test_errors(tmp_path):
     for record in RECON_RECORDS:
         with pytest.raises(WeightsNotReleasedError, match="pretrain-reconstruction"):
             create_unet(None, weights=record.tag)
+        with pytest.raises(WeightsNotReleasedError, match=record.tag):
+            create_unet(None, weights=record)
+    from radiologynet.errors import InvalidArgumentError
+    from radiologynet.weights import get_weights
+
+    with pytest.raises(InvalidArgumentError, match="create_unet\\('resnet50'"):
+        create_unet(None, weights=get_weights("resnet50.radiologynet"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="No images"):
         pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False)

@@ -37,11 +37,12 @@ from radiologynet.segmentation._backbone import (
 from radiologynet.segmentation.paper_decoder import PaperUNet
 from radiologynet.segmentation.vanilla import (
     VANILLA_ARCHITECTURE,
+    UNetWeightRecord,
     VanillaUNet,
     get_unet_weights,
     load_vanilla_unet,
 )
-from radiologynet.weights import RANDOM_TAGS
+from radiologynet.weights import RANDOM_TAGS, WeightRecord
 
 DECODERS = ("smp", "paper")
 #: Registry architectures that cannot be U-Net encoders, and why.
@@ -141,7 +142,8 @@ def create_unet(
     Raises:
         UnknownModelError / UnknownWeightsError / WeightsNotReleasedError /
         WeightsNotFoundError / CheckpointFormatError: bad names, tags or files.
-        InvalidArgumentError: an unknown decoder.
+        InvalidArgumentError: an unknown decoder, an unsupported encoder, or a
+            classifier weight record given to the vanilla U-Net.
     """
     if encoder is None or encoder in ("unet", "vanilla"):
         return _vanilla(weights, in_chans, num_classes)
@@ -165,6 +167,13 @@ def create_unet(
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
+    if isinstance(weights, UNetWeightRecord):
+        weights = weights.tag
+    if isinstance(weights, WeightRecord):
+        raise InvalidArgumentError(
+            f"{weights.full_name} is a weight of the {weights.arch} classifier; the vanilla "
+            f"U-Net takes None or a reconstruction weights folder. For a U-Net with a "
+            f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...).")
     if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
         net = VanillaUNet(in_chans=in_chans, num_classes=num_classes)
     elif isinstance(weights, str) and not Path(weights).exists() and "/" not in weights:
