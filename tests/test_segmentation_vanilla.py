@@ -88,8 +88,11 @@ def test_errors(tmp_path):
             create_unet(None, weights=record.tag)
         with pytest.raises(WeightsNotReleasedError, match=record.tag):
             create_unet(None, weights=record)
-    from radiologynet.errors import InvalidArgumentError
+    from radiologynet.errors import InvalidArgumentError, UnknownWeightsError
     from radiologynet.weights import get_weights
+
+    with pytest.raises(UnknownWeightsError, match="radiologynet-recon"):
+        create_unet(None, weights="radiologynet")
 
     with pytest.raises(InvalidArgumentError, match="create_unet\\('resnet50'"):
         create_unet(None, weights=get_weights("resnet50.radiologynet"))

@@ -41,6 +41,7 @@ from radiologynet.segmentation.vanilla import (
     VanillaUNet,
     get_unet_weights,
     load_vanilla_unet,
+    not_released_error,
 )
 from radiologynet.weights import RANDOM_TAGS, WeightRecord
 
@@ -167,8 +168,11 @@ def create_unet(
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
+    if isinstance(weights, str) and not Path(weights).exists() and "/" not in weights \
+            and weights.lower() not in RANDOM_TAGS:
+        weights = get_unet_weights(weights)
     if isinstance(weights, UNetWeightRecord):
-        weights = weights.tag
+        raise not_released_error(weights)
     if isinstance(weights, WeightRecord):
         raise InvalidArgumentError(
             f"{weights.full_name} is a weight of the {weights.arch} classifier; the vanilla "
@@ -176,9 +180,6 @@ def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
             f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...).")
     if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
         net = VanillaUNet(in_chans=in_chans, num_classes=num_classes)
-    elif isinstance(weights, str) and not Path(weights).exists() and "/" not in weights:
-        get_unet_weights(weights)  # raises: the paper's tags were never released
-        raise AssertionError("unreachable")
     else:
         net = load_vanilla_unet(weights, in_chans=in_chans, num_classes=num_classes)
     return UNet(net, None, net.stride, "vanilla")

@@ -20,7 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from radiologynet.errors import CheckpointFormatError, WeightsNotReleasedError
+from radiologynet.errors import (
+    CheckpointFormatError,
+    UnknownWeightsError,
+    WeightsNotReleasedError,
+)
 from radiologynet.segmentation._backbone import weights_file
 
 #: ``config.json`` ``architecture`` of a vanilla U-Net weights folder.
@@ -128,21 +132,23 @@ def get_unet_weights(tag: str) -> UNetWeightRecord:
     """The record of a vanilla U-Net weight tag (``radiologynet-recon``/``imagenet-recon``).
 
     Raises:
-        WeightsNotReleasedError: always for the paper's tags (they were never published);
-            the message says how to make your own.
+        UnknownWeightsError: a tag the paper does not describe; the message lists them.
     """
     for record in RECON_RECORDS:
         if record.tag == tag:
-            raise WeightsNotReleasedError(
-                f"{record.name}: {record.description}. Pretrain your own with "
-                "`radiologynet pretrain-reconstruction --data DIR --out FOLDER` and pass "
-                "weights=FOLDER."
-            )
+            return record
     valid = ", ".join(r.tag for r in RECON_RECORDS)
-    raise WeightsNotReleasedError(
+    raise UnknownWeightsError(
         f"No vanilla U-Net weights {tag!r}. The paper's tags are {valid} (unreleased); pass "
-        "None for random initialisation or a path to a weights folder."
-    )
+        "None for random initialisation or a path to a weights folder.")
+
+
+def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
+    """The error for asking for an unreleased vanilla U-Net weight, saying how to make one."""
+    return WeightsNotReleasedError(
+        f"{record.name}: {record.description}. Pretrain your own with "
+        "`radiologynet pretrain-reconstruction --data DIR --out FOLDER` and pass "
+        "weights=FOLDER.")
 
 
 def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
