@@ -92,7 +92,7 @@ def test_errors(tmp_path):
     from radiologynet.weights import get_weights
 
     with pytest.raises(UnknownWeightsError, match="radiologynet-recon"):
-        create_unet(None, weights="radiologynet")
+        create_unet(None, weights="imagenet")
 
     with pytest.raises(InvalidArgumentError, match="create_unet\\('resnet50'"):
         create_unet(None, weights=get_weights("resnet50.radiologynet"))

@@ -36,6 +36,7 @@ from radiologynet.segmentation._backbone import (
 )
 from radiologynet.segmentation.paper_decoder import PaperUNet
 from radiologynet.segmentation.vanilla import (
+    RECON_RECORDS,
     VANILLA_ARCHITECTURE,
     UNetWeightRecord,
     VanillaUNet,
@@ -168,8 +169,9 @@ def create_unet(
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
-    if isinstance(weights, str) and not Path(weights).exists() and "/" not in weights \
-            and weights.lower() not in RANDOM_TAGS:
+    if isinstance(weights, str) and weights.lower() not in RANDOM_TAGS and (
+            weights in {r.tag for r in RECON_RECORDS}  # a known tag wins over a folder
+            or (not Path(weights).exists() and "/" not in weights)):
         weights = get_unet_weights(weights)
     if isinstance(weights, UNetWeightRecord):
         raise not_released_error(weights)
