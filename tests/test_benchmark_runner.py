@@ -193,3 +193,13 @@ def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
     assert "resnet18-random-1e-3-run1" in listing and "finished" in listing
     assert "resnet18-random-1e-3-run2" in listing and "new" in listing
     assert main(["benchmark", "--task", "nope", "--data", str(btmr)]) == 1
+
+
+def test_disk_cache_gives_the_same_run(btmr, tmp_path):
+    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, **TINY)
+    plain = run_grid("btmr", btmr, out=tmp_path / "plain", **kwargs)[0]
+    cached = run_grid("btmr", btmr, out=tmp_path / "cached", cache_dir=tmp_path / "cache",
+                      **kwargs)[0]
+    assert list((tmp_path / "cache").iterdir())  # the memory-mapped caches were built
+    assert cached["test"] == pytest.approx(plain["test"])
+    assert cached["val"] == pytest.approx(plain["val"])

@@ -41,10 +41,12 @@ _ALIASES = {
 
 @functools.lru_cache(maxsize=32)
 def _cached_dataset(samples: tuple[Any, ...], size: int, with_sex: bool,
-                    target_dtype: torch.dtype) -> SampleDataset:
+                    target_dtype: torch.dtype, cache_dir: Path | None) -> SampleDataset:
     # One decoded copy per (samples, size) in this process: every run of a sweep that
     # shares a split and an input size reuses the decoded images.
-    return SampleDataset(samples, size, with_sex=with_sex, target_dtype=target_dtype)
+    dataset = SampleDataset(samples, size, with_sex=with_sex, target_dtype=target_dtype,
+                            cache_dir=cache_dir, progress=True)
+    return dataset.preload()
 
 
 def _input_size(request: DataRequest) -> int:
@@ -70,7 +72,8 @@ def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool =
     plus the device transform with the paper's augmentation for the task kind)."""
     size = _input_size(request)
     dtype = torch.long if splits.kind == "multiclass" else torch.float32
-    sets = [_cached_dataset(tuple(s), size, with_sex, dtype)
+    cache = Path(request.cache_dir).expanduser() if request.cache_dir else None
+    sets = [_cached_dataset(tuple(s), size, with_sex, dtype, cache)
             for s in (splits.train, splits.val, splits.test)]
     augment = BONE_AGE_AUGMENT if splits.kind == "regression" else PAPER_AUGMENT
     num_classes = len(splits.classes) if splits.kind == "multiclass" else 1

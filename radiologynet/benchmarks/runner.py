@@ -215,6 +215,7 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
             batch_size: int | None = None, input_size: int | None = None,
             in_chans: int = 3, head: str = "pooled", device: str | None = None,
             num_workers: int = 0, progress: bool = True, track_emissions: bool = False,
+            cache_dir: str | Path | None = None,
             callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
             ) -> dict[str, Any]:
     """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
@@ -246,7 +247,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
         atomic_write_json(folder / RESULT_NAME, result)
     data = task.build_data(DataRequest(
         root=Path(data_root).expanduser(), seed=split_seed, fraction=spec.fraction,
-        preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed))
+        preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None))
     torch.manual_seed(seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(ModelRequest(spec.model, spec.weights, data, in_chans, size,
@@ -287,7 +289,7 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         split_seed: int = 0, patience: int = 10, batch_size: int | None = None,
         input_size: int | None = None, in_chans: int = 3, head: str = "pooled",
         device: str | None = None, num_workers: int = 0, progress: bool = True,
-        track_emissions: bool = False,
+        track_emissions: bool = False, cache_dir: str | Path | None = None,
         callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
         ) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
@@ -303,6 +305,7 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         max_epochs: default 200, or 10 with ``fractions`` (the paper's).
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
+        cache_dir: keep decoded images memory-mapped there (reused across processes).
 
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
@@ -327,5 +330,6 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
             run_spec, spec, data, out, split_seed=split_seed, max_epochs=max_epochs,
             patience=patience, batch_size=batch_size, input_size=input_size,
             in_chans=in_chans, head=head, device=device, num_workers=num_workers,
-            progress=progress, track_emissions=track_emissions, callbacks=callbacks))
+            progress=progress, track_emissions=track_emissions, cache_dir=cache_dir,
+            callbacks=callbacks))
     return results

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard, split_seed=args.seed, patience=args.patience,
         batch_size=args.batch_size, input_size=args.input_size, head=args.head,
         device=args.device, num_workers=args.workers, progress=not args.no_progress,
-        track_emissions=args.track_emissions)
+        track_emissions=args.track_emissions, cache_dir=args.cache)
     if ddp.is_main():
         print(f"{len(results)} runs finished in {args.out} "
               f"(analyse them with: radiologynet report {args.out})")

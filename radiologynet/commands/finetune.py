@@ -29,6 +29,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                              "flattened feature map")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--cache", default=None,
+                        help="folder for a memory-mapped decoded-image cache (reused by "
+                             "later runs and processes)")
     parser.add_argument("--track-emissions", action="store_true",
                         help="measure energy/CO2 with codecarbon "
                              "(pip install 'radiologynet[emissions]')")
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                      max_epochs=max_epochs, patience=args.patience,
                      batch_size=args.batch_size, input_size=args.input_size, head=args.head,
                      device=args.device, num_workers=args.workers,
-                     progress=not args.no_progress, track_emissions=args.track_emissions)
+                     progress=not args.no_progress, track_emissions=args.track_emissions,
+                     cache_dir=args.cache)
     if ddp.is_main():
         print(json.dumps({"run": spec.name, "best_epoch": result["best_epoch"],
                           "val": result["val"], "test": result["test"]}, indent=2))

@@ -9,15 +9,16 @@ on the device, per batch, in :class:`DeviceTransform`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+from tqdm.auto import tqdm
 
-from radiologynet.errors import ImageReadError
+from radiologynet.transforms import as_uint8_gray, letterbox
 from radiologynet.transforms.augment import Augmentation, augment_batch, resolve_augmentation
 
 #: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX (flip, +-15 deg,
@@ -27,68 +28,63 @@ PAPER_AUGMENT = "default"
 BONE_AGE_AUGMENT = "boneage"
 
 
-def read_gray_uint8(path: str | Path) -> np.ndarray:
-    """An image file as 8-bit grayscale ``(H, W)`` (16-bit images scaled over their full
-    range), through :mod:`radiologynet.io` when available."""
-    try:
-        from radiologynet.io import read_image, to_radiologynet_uint8
-    except ImportError:
-        read_image = None
-    if read_image is not None:
-        return to_radiologynet_uint8(read_image(path))
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img)
-    except (OSError, ValueError) as err:
-        raise ImageReadError(f"{path}: cannot read the image ({err}).") from err
-    if array.ndim == 3:
-        array = np.asarray(Image.fromarray(array[..., :3]).convert("L"))
-    if array.dtype != np.uint8:
-        array = array.astype(np.float64)
-        low, high = float(array.min()), float(array.max())
-        array = np.rint((array - low) * (255.0 / max(high - low, 1e-12))).astype(np.uint8)
-    return array
-
-
-def letterbox(array: np.ndarray, size: int) -> np.ndarray:
-    """``array`` resized (bilinear, aspect kept) so its longest side is ``size``, centred
-    on a ``size x size`` black canvas."""
-    height, width = array.shape[:2]
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    resized = np.asarray(Image.fromarray(array).resize((new_w, new_h), Image.BILINEAR))
-    canvas = np.zeros((size, size), dtype=np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    canvas[top:top + new_h, left:left + new_w] = resized
-    return canvas
+def decode(path: str | Path, size: int) -> torch.Tensor:
+    """An image file as the letterboxed ``uint8`` tensor ``(1, size, size)``, decoded
+    exactly as the on-disk cache decodes it (8-bit grayscale, bilinear letterbox)."""
+    gray = torch.from_numpy(as_uint8_gray(path))
+    return letterbox(gray, size, "bilinear").unsqueeze(0)
 
 
 class SampleDataset(torch.utils.data.Dataset):
     """Benchmark samples as ``(image, target)`` items (``((image, sex), target)`` when
     ``with_sex``); ``image`` is a ``uint8`` tensor ``(1, size, size)``.
 
-    Decoded images are kept in memory after first use, so later epochs skip decoding.
+    Images are decoded once: into memory (``preload`` decodes them all up front, with
+    threads, so DataLoader workers forked afterwards share them), or, with ``cache_dir``,
+    into a memory-mapped :class:`radiologynet.data.cache.DecodedImageCache` on disk that
+    later processes and runs reuse.
     """
 
     def __init__(self, samples: Sequence[Any], size: int, *, with_sex: bool = False,
-                 target_dtype: torch.dtype = torch.long) -> None:
+                 target_dtype: torch.dtype = torch.long,
+                 cache_dir: str | Path | None = None, progress: bool = False) -> None:
         self.samples = tuple(samples)
         self.size = int(size)
         self.with_sex = with_sex
         self.target_dtype = target_dtype
         self._cache: dict[int, torch.Tensor] = {}
+        self._disk = None
+        if cache_dir is not None and self.samples:
+            from radiologynet.data.cache import build_cache
+
+            paths = [s.path for s in self.samples]
+            key = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:16]
+            self._disk = build_cache(paths, Path(cache_dir) / f"{key}-{self.size}", self.size,
+                                     progress=progress)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def image(self, index: int) -> torch.Tensor:
         """The decoded, letterboxed ``uint8`` image of sample ``index``."""
+        if self._disk is not None:
+            return self._disk.tensor(index)
         cached = self._cache.get(index)
         if cached is None:
-            array = letterbox(read_gray_uint8(self.samples[index].path), self.size)
-            cached = torch.from_numpy(array).unsqueeze(0)
+            cached = decode(self.samples[index].path, self.size).contiguous()
             self._cache[index] = cached
         return cached
+
+    def preload(self, threads: int = 4, progress: bool = False) -> SampleDataset:
+        """Decode every image now (in ``threads`` threads); returns ``self``."""
+        if self._disk is not None:
+            return self
+        missing = [i for i in range(len(self)) if i not in self._cache]
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for _ in tqdm(pool.map(self.image, missing), total=len(missing), leave=False,
+                          desc="decoding", disable=not progress):
+                pass
+        return self
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
         sample = self.samples[index]
