@@ -30,9 +30,10 @@ from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train import fit
-from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform, SampleDataset, letterbox
+from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
+from radiologynet.transforms import letterbox
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class LabelledImage:
 
     path: Path
     target: int
-    sex: None = None
 
 
 @dataclass
@@ -138,17 +138,25 @@ def split_train_val(targets: list[int], val_fraction: float, seed: int
     return sorted(train + single), sorted(val)
 
 
-class PretrainImages(SampleDataset):
-    """Labelled archive images as ``(uint8 (1, S, S), class)`` items, decoded once."""
+class PretrainImages(torch.utils.data.Dataset):
+    """Labelled archive images as ``(uint8 (1, S, S), class)`` items, each decoded once
+    (DICOM through :mod:`radiologynet.io`, letterboxed by :mod:`radiologynet.transforms`)."""
 
-    def image(self, index: int) -> torch.Tensor:
-        """The decoded, letterboxed uint8 image (DICOM through :mod:`radiologynet.io`)."""
+    def __init__(self, images: list[LabelledImage], size: int) -> None:
+        self.images = list(images)
+        self.size = int(size)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self._cache.get(index)
         if cached is None:
-            array = letterbox(read_uint8(self.samples[index].path), self.size)
-            cached = torch.from_numpy(array).unsqueeze(0)
+            picture = read_uint8(self.images[index].path)
+            cached = letterbox(picture, self.size).unsqueeze(0).contiguous()
             self._cache[index] = cached
-        return cached
+        return cached, torch.tensor(self.images[index].target, dtype=torch.long)
 
 
 class Oversampled(torch.utils.data.Dataset):

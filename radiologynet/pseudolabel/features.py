@@ -258,18 +258,12 @@ def _read_uint8_pydicom(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def letterbox(image: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W) -> float (3, size, size) in [0, 1]: longest side to ``size``
-    (bilinear), centred zero padding, channel repeated (the RadiologyNET preprocessing)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255)[None, None]
-    h, w = image.shape
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = torch.nn.functional.interpolate(tensor, size=(nh, nw), mode="bilinear",
-                                              align_corners=False)
-    out = torch.zeros(1, 1, size, size)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[..., top:top + nh, left:left + nw] = resized
-    return out[0].expand(3, size, size).contiguous()
+    """uint8 (H, W) -> float (3, size, size) in [0, 1]: the RadiologyNET preprocessing
+    (:func:`radiologynet.transforms.letterbox`, scaled, channel repeated)."""
+    from radiologynet.transforms import letterbox as letterbox_uint8
+
+    square = letterbox_uint8(np.ascontiguousarray(image), size).float().div_(255)
+    return square[None].expand(3, size, size).contiguous()
 
 
 def build_backbone(arch: str, weights: str | None = None) -> torch.nn.Module:
