@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -37,11 +36,11 @@ def find_images(data: str | Path) -> list[Path]:
 
 def load_images(files: list[Path], size: int, progress: bool = True) -> torch.Tensor:
     """Decode ``files`` once into a ``uint8`` tensor ``(N, 1, size, size)``."""
-    from radiologynet.train.data import letterbox, read_gray_uint8
+    from radiologynet.transforms import as_uint8_gray, letterbox
 
-    arrays = [letterbox(read_gray_uint8(f), size)
+    arrays = [letterbox(torch.from_numpy(as_uint8_gray(f)), size, "bilinear")
               for f in tqdm(files, desc="decode", disable=not progress, leave=False)]
-    return torch.from_numpy(np.stack(arrays))[:, None]
+    return torch.stack(arrays)[:, None]
 
 
 def pretrain_reconstruction(data: str | Path, out: str | Path, *, epochs: int = 10,
