@@ -203,3 +203,35 @@ def test_disk_cache_gives_the_same_run(btmr, tmp_path):
     assert list((tmp_path / "cache").iterdir())  # the memory-mapped caches were built
     assert cached["test"] == pytest.approx(plain["test"])
     assert cached["val"] == pytest.approx(plain["val"])
+
+
+def test_binary_task_run(tmp_path):
+    from tests.datasets_fakes import make_covid19
+
+    root = make_covid19(tmp_path / "covid", counts={"COVID": 16, "Normal": 20,
+                                                     "Lung_Opacity": 2, "Viral Pneumonia": 2})
+    (result,) = run_grid("covid19", root, models=["resnet18"], inits=["random"],
+                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+    from radiologynet.models import create_model
+
+    model = create_model("resnet18", weights=tmp_path / "out" / "resnet18-random-1e-3-run1"
+                         / "model")
+    assert model.num_classes == 1  # one logit
+
+
+def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
+    import timm
+
+    from radiologynet.convert import write_weights_folder
+    from radiologynet.weights import IMAGENET_STD
+
+    folder = tmp_path / "imagenet-like"
+    write_weights_folder(timm.create_model("resnet18", num_classes=1000).state_dict(), folder,
+                         arch="resnet18", extra_config={"pretrained_cfg": {
+                             "mean": IMAGENET_MEAN, "std": IMAGENET_STD}})
+    assert preprocessing_for("resnet18", str(folder)).mean == IMAGENET_MEAN
+    (result,) = run_grid("btmr", btmr, models=["resnet18"], inits=[f"tv={folder}"],
+                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    assert result["init"] == "tv" and result["weights"] == str(folder)
+    assert tuple(result["config"]["preprocessing"]["mean"]) == IMAGENET_MEAN
