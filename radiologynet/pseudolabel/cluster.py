@@ -22,6 +22,8 @@ from radiologynet.errors import ArchiveError, InvalidArgumentError
 
 DEFAULT_THRESHOLD = 0.5
 NOISE = -1
+#: Silhouette scores are computed on at most this many images (the score is quadratic).
+SILHOUETTE_SAMPLE = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class ClusterResult:
 
 def choose_k(features: np.ndarray, k_range: tuple[int, int] = (2, 50), seed: int = 0
              ) -> tuple[int, dict[int, float]]:
-    """The k in ``k_range`` (inclusive, capped at n-1) with the best silhouette score."""
+    """The k in ``k_range`` (inclusive, capped at n-1) with the best silhouette score
+    (on a random sample of at most :data:`SILHOUETTE_SAMPLE` images)."""
     n = len(features)
     low, high = max(2, k_range[0]), min(k_range[1], n - 1)
     if high < low:
@@ -47,7 +50,8 @@ def choose_k(features: np.ndarray, k_range: tuple[int, int] = (2, 50), seed: int
         labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(features)
         if len(set(labels)) < 2:
             continue
-        scores[k] = float(silhouette_score(features, labels, random_state=seed))
+        scores[k] = float(silhouette_score(features, labels, random_state=seed,
+                                           sample_size=min(n, SILHOUETTE_SAMPLE)))
     best = max(scores, key=lambda k: (scores[k], -k))
     return best, scores
 
