@@ -324,13 +324,16 @@ def fit(
            and state["bad_epochs"] < patience):
         epoch += 1
         epoch_seed = _epoch_seed(seed, epoch)
-        torch.manual_seed(epoch_seed)
-        np.random.seed(epoch_seed % 2**32)
-        random.seed(epoch_seed)
+        # the sample order is shared by all ranks (each takes its share); dropout and
+        # augmentation draw differ per rank
+        rank_seed = epoch_seed + 7_777 * ddp.rank()
+        torch.manual_seed(rank_seed)
+        np.random.seed(rank_seed % 2**32)
+        random.seed(rank_seed)
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
         loader = _loader(train, ddp.shard_indices(order, pad=True), per_rank, num_workers,
                          device)
-        augment_rng = torch.Generator().manual_seed(epoch_seed + 1)
+        augment_rng = torch.Generator().manual_seed(rank_seed + 1)
         train_model.train()
         loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
         start = time.perf_counter()
