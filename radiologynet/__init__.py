@@ -18,9 +18,19 @@ __all__ = [
     "WeightRecord",
     "__version__",
     "create_model",
+    "create_unet",
     "get_architecture",
     "get_weights",
     "list_models",
     "list_weights",
     "register_weights",
 ]
+
+
+def __getattr__(name: str):
+    # segmentation-models-pytorch is imported only when a U-Net is asked for
+    if name == "create_unet":
+        from radiologynet.segmentation import create_unet
+
+        return create_unet
+    raise AttributeError(f"module 'radiologynet' has no attribute {name!r}")
