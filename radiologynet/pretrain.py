@@ -224,6 +224,11 @@ def pretrain(
     Returns:
         The folder written and the training summary.
     """
+    out = Path(out_dir)
+    if resume and (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
+        raise ArchiveError(f"{out} already holds finished weights (config.json, no "
+                           "checkpoint to resume); pass --no-resume (resume=False) to train "
+                           "again and overwrite them, or choose another --out.")
     ddp.init_from_env()
     arch = get_architecture(model)
     size = int(input_size or arch.input_size)
@@ -234,7 +239,6 @@ def pretrain(
     train = Oversampled(torch.utils.data.Subset(dataset, train_idx),
                         [targets[i] for i in train_idx], seed)
     val = torch.utils.data.Subset(dataset, val_idx)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train.set_epoch(_epochs_done(out) + 1 if resume else 1)
 

@@ -96,6 +96,12 @@ def test_config_and_model_card(folder):
     assert not (out / "checkpoint.pt").exists()
 
 
+def test_finished_folder_is_not_silently_retrained(labelled, folder):
+    archive, labels = labelled
+    with pytest.raises(ArchiveError, match="already holds finished weights.*--no-resume"):
+        pretrain(archive, labels, folder[0], max_epochs=1, **TINY)
+
+
 def test_modality_restriction(labelled):
     archive, labels = labelled
     images, names, _ = read_labels(labels, archive, modality="mr")

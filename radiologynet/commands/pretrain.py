@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
     parser.add_argument("--no-resume", action="store_true",
-                        help="start over even if OUT holds a checkpoint")
+                        help="start over (and overwrite) even if OUT holds a checkpoint or "
+                             "finished weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
 
