@@ -311,3 +311,20 @@ def test_synthetic_archive_headers(tmp_path):
     assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
     assert {t.modality for t in truth} >= {"CT", "MR", "CR", "DX"}
     assert Path(tmp_path / truth[2].path).is_file()
+
+
+def test_file_with_undecodable_pixels_is_skipped(tmp_path):
+    import pydicom
+
+    root = tmp_path / "dicom"
+    truth = write_synthetic_archive(root, 12, seed=6)
+    broken = root / truth[0].path
+    ds = pydicom.dcmread(broken)
+    ds.PixelData = ds.PixelData[:10]  # header intact, pixels truncated
+    ds.save_as(broken)
+    result = pseudo_label(root, tmp_path / "labels.csv", n_clusters=3, **FAST)
+    skipped = dict(result.skipped)
+    assert list(skipped) == [truth[0].path]
+    assert skipped[truth[0].path].startswith("Cannot decode the pixels of " + truth[0].path)
+    assert str(root) not in skipped[truth[0].path]  # archive-relative in the report
+    assert truth[0].path not in result.paths and len(result.paths) == 11

@@ -221,40 +221,20 @@ def combine(blocks: dict[str, np.ndarray], weights: FeatureWeights) -> np.ndarra
 
 
 def read_uint8(path: str | os.PathLike[str]) -> np.ndarray:
-    """A DICOM image as the 2-D uint8 picture RadiologyNET pretrains on (the file's window,
-    else min-max; MONOCHROME1 inverted; the first frame of a stack).
-
-    Uses :mod:`radiologynet.io` when present, pydicom directly otherwise.
+    """A DICOM image as the 2-D uint8 picture RadiologyNET pretrains on
+    (:func:`radiologynet.io.read_image` + :func:`radiologynet.io.to_radiologynet_uint8`:
+    the file's window, else min-max; MONOCHROME1 inverted; the first frame of a stack).
 
     Raises:
         ArchiveError: naming the file when its pixels cannot be decoded.
     """
-    try:
-        from radiologynet.io import read_image, to_radiologynet_uint8
-    except ImportError:
-        return _read_uint8_pydicom(path)
+    from radiologynet.io import read_image, to_radiologynet_uint8
+
     try:
         picture = to_radiologynet_uint8(read_image(path))
     except RadiologyNetError as err:
         raise ArchiveError(f"Cannot decode the pixels of {path}: {err}") from err
     return picture[0] if picture.ndim == 3 else picture
-
-
-def _read_uint8_pydicom(path: str | os.PathLike[str]) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut
-
-    try:
-        ds = pydicom.dcmread(path)
-        pixels = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
-    except Exception as err:
-        raise ArchiveError(f"Cannot decode the pixels of {path}: {err}") from err
-    while pixels.ndim > 2:
-        pixels = pixels[..., 0] if pixels.shape[-1] in (3, 4) else pixels[0]
-    low, high = float(pixels.min()), float(pixels.max())
-    scaled = np.clip((pixels - low) / max(high - low, 1e-6), 0, 1)
-    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
-        scaled = 1.0 - scaled
-    return np.round(scaled * 255).astype(np.uint8)
 
 
 def letterbox(image: np.ndarray, size: int) -> torch.Tensor:
@@ -268,23 +248,9 @@ def letterbox(image: np.ndarray, size: int) -> torch.Tensor:
 
 def build_backbone(arch: str, weights: str | None = None) -> torch.nn.Module:
     """A registry backbone returning pooled features (``num_classes=0``), in eval mode."""
-    from radiologynet.registry import get_architecture
+    from radiologynet import create_model
 
-    architecture = get_architecture(arch)
-    try:
-        from radiologynet import create_model  # the zoo's one build path
-    except ImportError:  # before the models module exists
-        create_model = None
-    if create_model is not None:
-        model = create_model(architecture.name, weights=weights, num_classes=0)
-    else:
-        if weights is not None:
-            raise ArchiveError("Loading backbone weights needs radiologynet.create_model.")
-        import timm
-
-        model = timm.create_model(architecture.timm_name, pretrained=False, num_classes=0,
-                                  **architecture.model_args_dict)
-    return model.eval()
+    return create_model(arch, weights=weights, num_classes=0).eval()
 
 
 class EmbeddingCache:
