@@ -71,16 +71,16 @@ def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE
             across = -(xx - bx) * np.sin(angle) + (yy - by) * np.cos(angle)
             t = rng.uniform(-0.6, 0.6) * half_length
             slope = rng.uniform(-0.6, 0.6)
-            gap = (np.abs(along - t - slope * across) < rng.uniform(1.2, 2.0)) & \
-                (np.abs(across) < half_width * 1.1)
-            image[gap] -= 0.6
+            gap = (np.abs(along - t - slope * across) < rng.uniform(2.0, 3.0)) & \
+                (np.abs(across) < half_width * 1.3)
+            image[gap] -= 0.7
         elif label == "lesion":
-            radius = rng.uniform(2.5, 4.0)
+            radius = rng.uniform(4.0, 6.0)
             ly = by + rng.uniform(-0.5, 0.5) * half_length * np.sin(angle) \
                 + rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.cos(angle)
             lx = bx + rng.uniform(-0.5, 0.5) * half_length * np.cos(angle) \
                 - rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.sin(angle)
-            image += 0.6 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
+            image += 0.7 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
     image = ndimage.gaussian_filter(image, 0.5) + rng.normal(0.0, 0.03, image.shape)
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
 
@@ -120,12 +120,12 @@ def make_pretext_dataset(root: str | Path, *, train: int = 80, val: int = 20,
     return make_image_folder(root, PRETEXT_CLASSES, {"train": train, "val": val}, seed=seed)
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], digits: int = 3) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def results_table(results: Sequence[dict[str, Any]]) -> str:
@@ -136,7 +136,7 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
         rows.append((init, str(len(mine)),
                      _mean_sd([r["test"]["accuracy"] for r in mine]),
                      _mean_sd([r["test"]["f1"] for r in mine]),
-                     _mean_sd([float(r["best_epoch"]) for r in mine]).replace(".000", "")))
+                     _mean_sd([float(r["best_epoch"]) for r in mine], digits=1)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

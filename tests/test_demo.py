@@ -59,7 +59,7 @@ def test_results_table_means():
     rows = [{"init": "random", "best_epoch": 2, "test": {"accuracy": 0.5, "f1": 0.4}},
             {"init": "random", "best_epoch": 4, "test": {"accuracy": 0.7, "f1": 0.6}}]
     table = results_table(rows)
-    assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3 ± 1.414" in table
+    assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3.0 ± 1.4" in table
 
 
 def test_demo_full_missing_module(monkeypatch, tmp_path, capsys):
