@@ -49,7 +49,7 @@ class DemoSettings:
     downstream_per_class: int = 32
     finetune_epochs: int = 12
     lr: str = "1e-3"
-    seeds: int = 3
+    seeds: int = 5
     batch_size: int = 8
 
 
