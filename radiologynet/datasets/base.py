@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -168,6 +169,47 @@ class Task:
     download_url: str
     expected_tree: str
     load: Callable[..., Splits] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Task:
+        """The task a loader module describes with its constants (``NAME``, ``TITLE``,
+        ``KIND``, ``CLASSES``, ``NUM_OUTPUTS``, ``INPUT_NEEDS_SEX``, ``DOWNLOAD_URL``,
+        ``EXPECTED_TREE``) and its ``load`` function."""
+        return cls(
+            name=module.NAME,
+            title=module.TITLE,
+            kind=module.KIND,
+            classes=module.CLASSES,
+            num_outputs=module.NUM_OUTPUTS,
+            input_needs_sex=module.INPUT_NEEDS_SEX,
+            download_url=module.DOWNLOAD_URL,
+            expected_tree=module.EXPECTED_TREE,
+            load=module.load,
+        )
+
+    def make_splits(
+        self,
+        train: Sequence[Sample],
+        val: Sequence[Sample],
+        test: Sequence[Sample],
+        *,
+        seed: int,
+        fraction: float | None,
+        root: str | None,
+    ) -> Splits:
+        """This task's :class:`Splits`: every split sorted by path, then ``fraction`` of
+        the training split kept with ``seed`` (validation and test stay whole)."""
+        return Splits(
+            task=self.name,
+            kind=self.kind,
+            classes=self.classes,
+            train=subsample_training(sorted_samples(train), fraction, seed, self.kind),
+            val=sorted_samples(val),
+            test=sorted_samples(test),
+            seed=seed,
+            fraction=fraction,
+            root=root,
+        )
 
 
 def atomic_write_text(path: Path, text: str) -> None:

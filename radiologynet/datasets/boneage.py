@@ -16,6 +16,7 @@ data fraction also shrank validation and test; here it applies to training only.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,14 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from radiologynet.datasets.base import (
+    SPLIT_NAMES,
     Sample,
     Splits,
     Task,
     check_fraction,
     check_seed,
     dataset_not_found,
-    sorted_samples,
-    subsample_training,
 )
 from radiologynet.errors import DatasetFormatError
 
@@ -66,10 +66,15 @@ SHEET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
 }
 SHEET_SUFFIXES = (".csv", ".xlsx", ".xls")
 
-_TRUE = {"true", "t", "1", "1.0", "yes", "y"}
-_FALSE = {"false", "0", "0.0", "no", "n"}
-_MALE = {"m", "male"}
-_FEMALE = {"f", "female"}
+# sex kind -> (words for male, words for female, what the error says is expected)
+_SEX_WORDS: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
+    "male": (
+        frozenset({"true", "t", "1", "1.0", "yes", "y"}),
+        frozenset({"false", "0", "0.0", "no", "n"}),
+        "True/False or 1/0",
+    ),
+    "MF": (frozenset({"m", "male"}), frozenset({"f", "female"}), "M/F"),
+}
 
 
 def parse_sex(value: object, kind: str, source: str) -> int:
@@ -83,19 +88,12 @@ def parse_sex(value: object, kind: str, source: str) -> int:
             return int(bool(value))
         if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
             return int(value)
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return 1
-        if text in _FALSE:
-            return 0
-        expected = "True/False or 1/0"
-    else:
-        text = str(value).strip().lower()
-        if text in _MALE:
-            return 1
-        if text in _FEMALE:
-            return 0
-        expected = "M/F"
+    male, female, expected = _SEX_WORDS["male" if kind == "male" else "MF"]
+    text = str(value).strip().lower()
+    if text in male:
+        return 1
+    if text in female:
+        return 0
     raise DatasetFormatError(f"{source}: sex value {value!r} is not {expected}")
 
 
@@ -205,31 +203,10 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     indexes: dict[str, dict[str, Path]] = {"train": {}, "val": {}, "test": {}}
     for path in image_paths:
         indexes[_image_split(path, root)].setdefault(path.stem, path)
-    splits = {
-        split: sorted_samples(_samples(split, sheets[split], indexes[split], root))
-        for split in SHEET_COLUMNS
-    }
-    return Splits(
-        task=NAME,
-        kind=KIND,
-        classes=CLASSES,
-        train=subsample_training(splits["train"], fraction, seed, KIND),
-        val=splits["val"],
-        test=splits["test"],
-        seed=seed,
-        fraction=fraction,
-        root=str(root),
+    train, val, test = (
+        _samples(split, sheets[split], indexes[split], root) for split in SPLIT_NAMES
     )
+    return TASK.make_splits(train, val, test, seed=seed, fraction=fraction, root=str(root))
 
 
-TASK = Task(
-    name=NAME,
-    title=TITLE,
-    kind=KIND,
-    classes=CLASSES,
-    num_outputs=NUM_OUTPUTS,
-    input_needs_sex=INPUT_NEEDS_SEX,
-    download_url=DOWNLOAD_URL,
-    expected_tree=EXPECTED_TREE,
-    load=load,
-)
+TASK = Task.from_module(sys.modules[__name__])

@@ -11,6 +11,7 @@ heads' sigmoid-before-cross-entropy defect belongs to the trainer, not here.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,7 @@ from radiologynet.datasets.base import (
     dataset_not_found,
     find_dataset_dir,
     list_images,
-    sorted_samples,
     split_per_class,
-    subsample_training,
 )
 
 NAME = "btmr"
@@ -86,27 +85,7 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
             )
     rng = np.random.default_rng(seed)
     train, val = split_per_class(training, [s.target for s in training], TRAIN_VAL_RATIOS, rng)
-    return Splits(
-        task=NAME,
-        kind=KIND,
-        classes=CLASSES,
-        train=subsample_training(sorted_samples(train), fraction, seed, KIND),
-        val=sorted_samples(val),
-        test=sorted_samples(test),
-        seed=seed,
-        fraction=fraction,
-        root=str(folder),
-    )
+    return TASK.make_splits(train, val, test, seed=seed, fraction=fraction, root=str(folder))
 
 
-TASK = Task(
-    name=NAME,
-    title=TITLE,
-    kind=KIND,
-    classes=CLASSES,
-    num_outputs=NUM_OUTPUTS,
-    input_needs_sex=INPUT_NEEDS_SEX,
-    download_url=DOWNLOAD_URL,
-    expected_tree=EXPECTED_TREE,
-    load=load,
-)
+TASK = Task.from_module(sys.modules[__name__])

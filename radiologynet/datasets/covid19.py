@@ -12,6 +12,7 @@ filesystem-dependent); here the draw is ``numpy.random.default_rng(seed)``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,7 @@ from radiologynet.datasets.base import (
     dataset_not_found,
     find_dataset_dir,
     list_images,
-    sorted_samples,
     split_per_class,
-    subsample_training,
 )
 
 NAME = "covid19"
@@ -93,27 +92,7 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     samples = [Sample(str(p), CLASSES.index("Normal")) for p in normal]
     samples += [Sample(str(p), CLASSES.index("COVID")) for p in files["COVID"]]
     train, val, test = split_per_class(samples, [s.target for s in samples], SPLIT_RATIOS, rng)
-    return Splits(
-        task=NAME,
-        kind=KIND,
-        classes=CLASSES,
-        train=subsample_training(sorted_samples(train), fraction, seed, KIND),
-        val=sorted_samples(val),
-        test=sorted_samples(test),
-        seed=seed,
-        fraction=fraction,
-        root=str(folder),
-    )
+    return TASK.make_splits(train, val, test, seed=seed, fraction=fraction, root=str(folder))
 
 
-TASK = Task(
-    name=NAME,
-    title=TITLE,
-    kind=KIND,
-    classes=CLASSES,
-    num_outputs=NUM_OUTPUTS,
-    input_needs_sex=INPUT_NEEDS_SEX,
-    download_url=DOWNLOAD_URL,
-    expected_tree=EXPECTED_TREE,
-    load=load,
-)
+TASK = Task.from_module(sys.modules[__name__])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,6 @@ from radiologynet.datasets.base import (
     find_dataset_dir,
     require_columns,
     sorted_samples,
-    subsample_training,
 )
 from radiologynet.errors import DatasetFormatError
 
@@ -135,16 +135,8 @@ def splits_from_csv(
         path = image_paths[stem] if image_paths is not None else f"{stem}.png"
         name = "test" if fold == TEST_FOLD else "val" if fold == VAL_FOLD else "train"
         parts[name].append(Sample(path=path, target=int(label), group=str(group)))
-    return Splits(
-        task=NAME,
-        kind=KIND,
-        classes=CLASSES,
-        train=subsample_training(sorted_samples(parts["train"]), fraction, seed, KIND),
-        val=sorted_samples(parts["val"]),
-        test=sorted_samples(parts["test"]),
-        seed=seed,
-        fraction=fraction,
-        root=root,
+    return TASK.make_splits(
+        parts["train"], parts["val"], parts["test"], seed=seed, fraction=fraction, root=root
     )
 
 
@@ -194,14 +186,5 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
         splits, train=located(splits.train), val=located(splits.val), test=located(splits.test)
     )
 
-TASK = Task(
-    name=NAME,
-    title=TITLE,
-    kind=KIND,
-    classes=CLASSES,
-    num_outputs=NUM_OUTPUTS,
-    input_needs_sex=INPUT_NEEDS_SEX,
-    download_url=DOWNLOAD_URL,
-    expected_tree=EXPECTED_TREE,
-    load=load,
-)
+
+TASK = Task.from_module(sys.modules[__name__])
