@@ -6,6 +6,7 @@
 
 from radiologynet.benchmarks.tasks import (
     DataRequest,
+    ModelName,
     ModelRequest,
     TaskData,
     TaskSpec,
@@ -13,10 +14,12 @@ from radiologynet.benchmarks.tasks import (
     get_task,
     list_tasks,
     register_task,
+    resolve_model,
 )
 
 __all__ = [
     "DataRequest",
+    "ModelName",
     "ModelRequest",
     "TaskData",
     "TaskSpec",
@@ -24,6 +27,7 @@ __all__ = [
     "get_task",
     "list_tasks",
     "register_task",
+    "resolve_model",
 ]
 
 

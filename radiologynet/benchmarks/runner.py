@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -22,7 +23,14 @@ from typing import Any
 import torch
 
 from radiologynet._version import __version__
-from radiologynet.benchmarks.tasks import DataRequest, ModelRequest, TaskSpec, get_task
+from radiologynet.benchmarks.tasks import (
+    DataRequest,
+    ModelName,
+    ModelRequest,
+    TaskSpec,
+    get_task,
+    resolve_model,
+)
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
@@ -30,6 +38,8 @@ from radiologynet.train.checkpoint import atomic_write_json
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import CHECKPOINT_NAME, fit
 from radiologynet.weights import RANDOM_TAGS, Preprocessing
+
+logger = logging.getLogger(__name__)
 
 RESULT_NAME = "result.json"
 MODEL_DIR = "model"
@@ -59,6 +69,15 @@ class RunSpec:
         return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
 
 
+def is_weight_tag(text: str) -> bool:
+    """Whether ``text`` is a weight tag of the zoo (``imagenet``, ``radiologynet-ct``,
+    ``radiologynet@v1`` ...). A tag wins over a same-named folder in the working
+    directory (``radiologynet/`` in a checkout of this repository)."""
+    from radiologynet.weights import list_weights
+
+    return text.split("@", 1)[0] in {record.tag for record in list_weights()}
+
+
 def parse_init(init: str) -> tuple[str, str | None]:
     """``"random"`` -> ``("random", None)``; ``"imagenet"`` -> ``("imagenet", "imagenet")``;
     ``"mine=/w/folder"`` -> ``("mine", "/w/folder")``; a bare path is labelled by its
@@ -69,7 +88,8 @@ def parse_init(init: str) -> tuple[str, str | None]:
         return _safe_label(label), weights
     if init.lower() in RANDOM_TAGS:
         return "random", None
-    if os.sep in init or init.startswith((".", "~")) or Path(init).exists():
+    if os.sep in init or init.startswith((".", "~")) or (
+            Path(init).exists() and not is_weight_tag(init)):
         path = Path(init).expanduser()
         return _safe_label(path.stem if path.is_file() else path.name), str(path)
     return _safe_label(init), init
@@ -116,10 +136,18 @@ def shard_of(name: str, count: int) -> int:
 def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[str],
          runs: int = 5, fractions: Sequence[float] | None = None,
          shard: str | tuple[int, int] | None = None) -> list[RunSpec]:
-    """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order."""
+    """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order.
+
+    Model names are read by the task (:func:`radiologynet.benchmarks.tasks.resolve_model`:
+    registry architectures, or e.g. ``unet-resnet50`` / ``unet`` for ``luna16``). The
+    cells a model cannot take (the vanilla ``unet`` with ``imagenet`` or ``radiologynet``)
+    are left out of the grid, with a warning saying why on the ``radiologynet.benchmarks.runner``
+    logger.
+    """
     if runs < 1:
         raise InvalidArgumentError(f"runs must be >= 1, got {runs}")
-    names = [get_architecture(m).name for m in models]
+    spec = get_task(task)
+    resolved = [resolve_model(spec, m) for m in models]
     parsed = [parse_init(i) for i in inits]
     rates = [_check_lr(lr) for lr in lrs]
     fracs: list[float | None] = [None]
@@ -129,14 +157,32 @@ def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[s
             if not 0 < float(f) <= 1:
                 raise InvalidArgumentError(f"fraction {f!r} must be in (0, 1]")
             fracs.append(float(f))
-    specs = [RunSpec(task, m, label, weights, lr, k, f)
-             for f in fracs for m in names for label, weights in parsed for lr in rates
+    cells = [(m.name, label, weights) for m in resolved for label, weights in parsed
+             if _takes_init(m, label, weights)]
+    specs = [RunSpec(task, model, label, weights, lr, k, f)
+             for f in fracs for model, label, weights in cells for lr in rates
              for k in range(1, runs + 1)]
     chosen = parse_shard(shard)
     if chosen is not None:
         index, count = chosen
         specs = [s for s in specs if shard_of(s.name, count) == index]
     return specs
+
+
+def _takes_init(model: ModelName, label: str, weights: str | None) -> bool:
+    reason = model.skip_init(weights) if model.skip_init is not None else None
+    if reason is not None:
+        logger.warning("skipping %s with init %r: %s", model.name, label, reason)
+    return reason is None
+
+
+def model_preprocessing(model: ModelName, weights: str | None) -> Preprocessing:
+    """The input a resolved model expects: its architecture's (:func:`preprocessing_for`),
+    or, without a zoo backbone, its input size with no normalisation (the task's own
+    intensity scaling is all it gets)."""
+    if model.arch is not None:
+        return preprocessing_for(model.arch, weights)
+    return Preprocessing(input_size=model.input_size)
 
 
 def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
@@ -147,7 +193,7 @@ def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
     if weights is None or str(weights).lower() in RANDOM_TAGS:
         return Preprocessing(input_size=spec.input_size)
     path = Path(str(weights)).expanduser()
-    if path.exists():
+    if path.exists() and not is_weight_tag(str(weights)):
         config_file = (path if path.is_dir() else path.parent) / "config.json"
         cfg: dict[str, Any] = {}
         if config_file.is_file():
@@ -181,12 +227,13 @@ def _read_result(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str, kind: str,
+def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str | None, kind: str,
                         num_classes: int, class_names: Sequence[str],
-                        preprocessing: Preprocessing, input_size: int, zoo_model: bool) -> None:
+                        preprocessing: Preprocessing, input_size: int, zoo_model: bool,
+                        model_name: str | None = None) -> None:
     pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if zoo_model and kind in ("multiclass", "binary"):
+    if zoo_model and arch is not None and kind in ("multiclass", "binary"):
         from radiologynet.convert import write_weights_folder
 
         write_weights_folder(state, folder, arch=arch,
@@ -204,7 +251,9 @@ def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str, kind: s
     tmp = folder / ".model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, folder / "model.safetensors")
-    config = {"architecture": get_architecture(arch).timm_name, "task_model": type(model).__name__,
+    # "architecture": the encoder's timm name (load_unet reads it); None without one
+    config = {"architecture": get_architecture(arch).timm_name if arch else None,
+              "model": model_name or arch, "task_model": type(model).__name__,
               "kind": kind, "pretrained_cfg": pretrained}
     atomic_write_bytes(folder / "config.json",
                        lambda fh: fh.write(json.dumps(config, indent=2).encode()))
@@ -227,7 +276,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     if existing is not None and existing.get("status") == "finished":
         return existing
     seed = split_seed * 1000 + spec.run - 1
-    preprocessing = preprocessing_for(spec.model, spec.weights)
+    resolved = resolve_model(task, spec.model)
+    preprocessing = model_preprocessing(resolved, spec.weights)
     size = input_size or preprocessing.input_size
     bs = batch_size or task.batch_size
     config = {"max_epochs": max_epochs, "patience": patience, "batch_size": bs,
@@ -272,9 +322,9 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
                   epochs_run=outcome.epochs_run, val=outcome.val, test=outcome.test or {},
                   emissions=outcome.emissions)
     if ddp.is_main():
-        _write_model_folder(model, folder / MODEL_DIR, spec.model, task.kind,
+        _write_model_folder(model, folder / MODEL_DIR, resolved.arch, task.kind,
                             data.num_classes, data.class_names, preprocessing, size,
-                            zoo_model=task.build_model is None)
+                            zoo_model=task.build_model is None, model_name=spec.model)
         atomic_write_json(folder / RESULT_NAME, result)
         (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
     ddp.barrier()

@@ -30,7 +30,15 @@ How to plug a task (the segmentation module does this for ``"luna16"``)::
                                                        #   target); compute() -> {"dice":..}
         monitor="loss", mode="min",                    # checkpoint selection on validation
         optimizer="adam", lrs=("1e-3", "1e-4", "1e-5"),
+        resolve_model=my_model_names,                  # optional: names beyond the registry
     ))
+
+Model names: by default a ``--models`` name is a registry architecture (aliases are
+normalised, so ``ResNet50`` plans as ``resnet50``). A task whose models are not registry
+architectures (``unet-resnet50``, ``unet``) gives ``resolve_model: str -> ModelName``:
+the canonical name (results folders), the registry architecture whose weight records give
+the input preprocessing (``None``: no zoo backbone) and, optionally, which inits the model
+cannot take (those cells of the grid are skipped with a warning).
 
 Data contract: ``train``/``val``/``test`` are map-style ``torch.utils.data.Dataset`` whose
 items are ``(inputs, target)``; ``inputs`` is a tensor or a tuple of tensors (the model is
@@ -96,6 +104,29 @@ class ModelRequest:
 
 
 @dataclass(frozen=True)
+class ModelName:
+    """How a task reads one ``--models`` name.
+
+    Attributes:
+        name: the canonical name, used in results folders (``<model>-<init>-<lr>-run<k>``)
+            and passed to ``TaskSpec.build_model`` as ``ModelRequest.arch``.
+        arch: the registry architecture whose weight records give the input preprocessing
+            (and, for the default models, the weights); ``None`` for a model without a zoo
+            backbone (the vanilla U-Net).
+        input_size: the input side recorded for a model without ``arch``.
+        skip_init: ``weights -> reason | None``: why this model cannot take an init
+            (``weights`` as :func:`radiologynet.benchmarks.runner.parse_init` gives it,
+            ``None`` for random); ``None`` when it can. It may raise a
+            :class:`radiologynet.errors.RadiologyNetError` for an init that never works.
+    """
+
+    name: str
+    arch: str | None
+    input_size: int = 224
+    skip_init: Callable[[str | None], str | None] | None = None
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One downstream task of the protocol.
 
@@ -117,6 +148,8 @@ class TaskSpec:
         models: the paper's architectures for this task (a sweep's default).
         batch_size: the authors' batch size.
         description: one line for ``--help`` and the docs.
+        resolve_model: ``name -> ModelName`` for model names that are not registry
+            architectures; ``None``: every model is a registry architecture.
     """
 
     name: str
@@ -133,6 +166,7 @@ class TaskSpec:
     models: tuple[str, ...] = ()
     batch_size: int = 32
     description: str = ""
+    resolve_model: Callable[[str], ModelName] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -187,3 +221,19 @@ def list_tasks() -> list[str]:
     """The names of every registered task."""
     _load_builtin()
     return sorted(_TASKS)
+
+
+def resolve_model(task: TaskSpec, name: str) -> ModelName:
+    """What ``task`` makes of the model name ``name`` (its ``resolve_model`` hook, or a
+    registry architecture by default).
+
+    Raises:
+        UnknownModelError (or the hook's error): a name the task does not know.
+    """
+    if task.resolve_model is not None:
+        return task.resolve_model(name.strip())
+    from radiologynet.registry import get_architecture
+
+    arch = get_architecture(name.strip())
+    return ModelName(name=arch.name, arch=arch.name, input_size=arch.input_size)
+

@@ -1,0 +1,121 @@
+"""The protocol runner with the paper's segmentation model names (``unet-<arch>``, ``unet``):
+grid planning, skipped cells, preprocessing, and two tiny LUNA16 runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from functools import partial
+
+import pytest
+import torch
+
+from radiologynet.benchmarks import get_task, resolve_model
+from radiologynet.benchmarks.runner import model_preprocessing, parse_init, plan, run_one
+from radiologynet.cli import main
+from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
+from radiologynet.segmentation import VanillaUNet, load_unet
+from radiologynet.segmentation.synthetic import make_synthetic_luna16
+from radiologynet.segmentation.task import build_data
+from radiologynet.weights import IMAGENET_MEAN
+
+PAPER_MODELS = "unet-resnet50,unet-vgg16,unet-efficientnet_b4,unet"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def luna(tmp_path_factory):
+    root = tmp_path_factory.mktemp("luna16")
+    make_synthetic_luna16(root, num_series=6, shape_zyx=(10, 48, 48))
+    return root
+
+
+def test_plan_reads_unet_names_and_skips_what_the_vanilla_unet_cannot_take(caplog):
+    with caplog.at_level(logging.WARNING, logger="radiologynet.benchmarks.runner"):
+        runs = plan("luna16", ["unet-ResNet50", "unet"], ["random", "imagenet", "radiologynet"],
+                    ["1e-4"], 1)
+    assert [r.name for r in runs] == [
+        "unet-resnet50-random-1e-4-run1", "unet-resnet50-imagenet-1e-4-run1",
+        "unet-resnet50-radiologynet-1e-4-run1", "unet-random-1e-4-run1"]
+    skipped = [r.getMessage() for r in caplog.records]
+    assert len(skipped) == 2
+    assert all(m.startswith("skipping unet with init") and "reconstruction" in m
+               for m in skipped)
+    assert "'imagenet'" in skipped[0] and "'radiologynet'" in skipped[1]
+    # a tag wins over a same-named folder (the package folder in a checkout)
+    assert parse_init("radiologynet") == ("radiologynet", "radiologynet")
+    paper = plan("luna16", ["unet-vgg16-paper", "resnet18"], ["random"], ["1e-3"], 1)
+    assert [r.model for r in paper] == ["unet-vgg16-paper", "resnet18"]
+
+
+def test_bad_unet_names_and_inits_fail_at_planning(tmp_path):
+    with pytest.raises(WeightsNotReleasedError, match="pretrain-reconstruction"):
+        plan("luna16", ["unet"], ["radiologynet-recon"], ["1e-4"], 1)
+    with pytest.raises(InvalidArgumentError, match="inception_v3"):
+        plan("luna16", ["unet-inception_v3"], ["random"], ["1e-4"], 1)
+    with pytest.raises(UnknownModelError):
+        plan("luna16", ["unet-nosuchnet"], ["random"], ["1e-4"], 1)
+    with pytest.raises(UnknownModelError):  # classification tasks take registry names only
+        plan("btmr", ["unet-resnet50"], ["random"], ["1e-4"], 1)
+    recon = tmp_path / "recon"  # a reconstruction weights folder is a valid vanilla init
+    recon.mkdir()
+    (run,) = plan("luna16", ["unet"], [f"recon={recon}"], ["1e-4"], 1)
+    assert run.name == "unet-recon-1e-4-run1" and run.weights == str(recon)
+
+
+def test_preprocessing_comes_from_the_encoder_weight_record():
+    task = get_task("luna16")
+    encoder = resolve_model(task, "unet-resnet50")
+    assert encoder.arch == "resnet50"
+    assert model_preprocessing(encoder, "imagenet").mean == IMAGENET_MEAN
+    assert model_preprocessing(encoder, "radiologynet").mean is None
+    vanilla = resolve_model(task, "unet")
+    assert vanilla.arch is None
+    assert model_preprocessing(vanilla, None).mean is None
+    assert model_preprocessing(vanilla, None).input_size == 64
+
+
+def test_cli_dry_run_plans_the_papers_grid(luna, tmp_path, capsys):
+    assert main(["benchmark", "--task", "luna16", "--data", str(luna), "--models",
+                 PAPER_MODELS, "--inits", "random,imagenet,radiologynet", "--lrs",
+                 "1e-3,1e-4,1e-5", "--runs", "5", "--out", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # 3 encoder U-Nets x 3 inits x 3 lrs x 5 runs + the vanilla U-Net, random only
+    assert "150 runs" in out
+    assert "unet-efficientnet_b4-radiologynet-1e-4-run5" in out
+    assert "unet-random-1e-5-run1" in out and "unet-imagenet" not in out
+
+
+def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
+    monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
+    tiny = replace(get_task("luna16"), build_data=partial(build_data, crop_size=48,
+                                                          train_crop=32))
+    runs = plan("luna16", ["unet", "unet-resnet18"], ["random"], ["1e-3"], 1)
+    out = tmp_path / "out"
+    for spec in runs:
+        result = run_one(spec, tiny, luna, out, max_epochs=1, batch_size=16, in_chans=1,
+                         progress=False, cache_dir=tmp_path / "cache")
+        folder = out / spec.name
+        assert json.loads((folder / "result.json").read_text()) == result
+        assert result["status"] == "finished" and result["epochs_run"] == 1
+        assert result["model"] == spec.model
+        assert 0 <= result["val"]["iou"] <= result["val"]["dice"] <= 1
+        config = json.loads((folder / "model" / "config.json").read_text())
+        assert config["model"] == spec.model
+        net = load_unet(folder / "model").eval()
+        assert net(torch.rand(1, 1, 48, 48)).shape == (1, 1, 48, 48)
+        if spec.model == "unet":
+            assert config["architecture"] is None and isinstance(net.net, VanillaUNet)
+            assert result["config"]["input_size"] == 64
+        else:
+            assert config["architecture"] == "resnet18" and net.encoder is not None
+    assert sorted(p.name for p in out.iterdir()) == ["unet-random-1e-3-run1",
+                                                     "unet-resnet18-random-1e-3-run1"]
