@@ -21,7 +21,6 @@ from radiologynet.errors import InvalidArgumentError, UnknownTaskError
 from radiologynet.weights import IMAGENET_MEAN
 from tests.datasets_fakes import make_boneage, make_btmr
 
-torch.set_num_threads(1)
 TINY = dict(max_epochs=1, batch_size=8, input_size=32, progress=False)
 RESULT_KEYS = {"task", "model", "init", "weights", "lr", "run", "seed", "fraction", "status",
                "config", "versions", "best_epoch", "epochs_run", "val", "test", "emissions"}

@@ -40,15 +40,6 @@ from radiologynet.weights import get_weights
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, busy CPU two threads run far slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _input(arch, channels: int = 3) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     return torch.rand(1, channels, arch.input_size, arch.input_size, generator=generator)

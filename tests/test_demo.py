@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from radiologynet.cli import main
 from radiologynet.demo import (
@@ -17,8 +16,6 @@ from radiologynet.demo import (
     run_demo,
     synthetic_radiograph,
 )
-
-torch.set_num_threads(1)
 
 
 def test_synthetic_radiographs_are_seeded_and_differ_by_class():

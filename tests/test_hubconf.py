@@ -16,15 +16,6 @@ from radiologynet.convert import convert_checkpoint
 REPO_DIR = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, busy CPU two threads run far slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _hubconf():
     spec = importlib.util.spec_from_file_location("hubconf_under_test", REPO_DIR / "hubconf.py")
     module = importlib.util.module_from_spec(spec)

@@ -21,17 +21,6 @@ from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
 TINY = {"model": "resnet18", "input_size": 32, "batch_size": 16, "progress": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: much faster than oversubscribing the shared CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _quiet():
     with warnings.catch_warnings():

@@ -30,17 +30,6 @@ ARI_BOUND = 0.8
 FAST = {"image_size": 32, "progress": False, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: much faster than oversubscribing the shared CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_pydicom():
     with warnings.catch_warnings():

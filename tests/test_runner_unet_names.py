@@ -23,14 +23,6 @@ from radiologynet.weights import IMAGENET_MEAN
 PAPER_MODELS = "unet-resnet50,unet-vgg16,unet-efficientnet_b4,unet"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def luna(tmp_path_factory):
     root = tmp_path_factory.mktemp("luna16")

@@ -16,8 +16,6 @@ from radiologynet.train import BoneAgeRegressor, PredictionMetrics, build_model,
 from radiologynet.train.checkpoint import load_checkpoint, rng_state, set_rng_state
 from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform
 
-torch.set_num_threads(1)
-
 
 class Stop(Exception):
     pass
