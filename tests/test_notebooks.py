@@ -14,7 +14,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["finetune.ipynb", "benchmark_grid.ipynb"])
-def test_notebook_runs(name, tmp_path):
+def test_notebook_runs(name, tmp_path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # a forced backend hides inline figures
     shutil.copy(EXAMPLES / name, tmp_path / name)
     book = nbformat.read(tmp_path / name, as_version=4)
     NotebookClient(book, timeout=600, kernel_name="python3",

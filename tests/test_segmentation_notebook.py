@@ -14,7 +14,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "segmentation.ipyn
 
 
 @pytest.mark.slow
-def test_segmentation_notebook_runs(tmp_path):
+def test_segmentation_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # a forced backend hides inline figures
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
     book = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
     NotebookClient(book, timeout=300, kernel_name="python3",

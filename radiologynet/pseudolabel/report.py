@@ -139,10 +139,7 @@ def write_report(
 
 def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
             thumbnails: dict[int, list[np.ndarray]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
 
     columns = max((len(v) for v in thumbnails.values()), default=1)
     rows = len(summaries)
