@@ -29,6 +29,7 @@ import torch
 from timm.models import PretrainedCfg
 from torch import Tensor
 
+from radiologynet._atomic import atomic_write
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.weights import PAPER, PAPER_DOI, Preprocessing, WeightRecord, get_weights
@@ -490,17 +491,6 @@ def build_config(arch: Architecture, num_classes: int, *, record: WeightRecord |
     return config
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _contiguous_unshared(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """CPU, contiguous tensors, none sharing memory (safetensors refuses shared ones)."""
     seen: set[int] = set()
@@ -560,14 +550,14 @@ def write_weights_folder(
                                     "--out or remove it.")
     out.mkdir(parents=True, exist_ok=True)
     tensors = _contiguous_unshared(state_dict)
-    _atomic_write(out / WEIGHTS_NAME, lambda tmp: safetensors.torch.save_file(
+    atomic_write(out / WEIGHTS_NAME, lambda tmp: safetensors.torch.save_file(
         tensors, tmp, metadata={"format": "pt"}))
     config = build_config(arch, rows, record=record, label_names=label_names,
                           sha256=sha256_file(out / WEIGHTS_NAME), extra_config=extra_config)
     card = render_model_card(config, record=record, extra=card_extra)
-    _atomic_write(out / CARD_NAME, lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
+    atomic_write(out / CARD_NAME, lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
     text = json.dumps(config, indent=2) + "\n"
-    _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return out
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from radiologynet._atomic import atomic_write_text
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
@@ -331,11 +331,7 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
         "_These are new weights: the paper has no results for them. Measure them on your "
         "tasks with `radiologynet benchmark`._")
     if fixed != text:
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(fixed)
-        os.replace(tmp, card)
+        atomic_write_text(card, fixed)
 
 
 def _describe(augmentation: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
 from radiologynet.benchmarks.tasks import (
     DataRequest,
@@ -34,7 +35,6 @@ from radiologynet.benchmarks.tasks import (
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
-from radiologynet.train.checkpoint import atomic_write_json
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import CHECKPOINT_NAME, fit
 from radiologynet.weights import RANDOM_TAGS, Preprocessing
@@ -244,19 +244,15 @@ def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str | None, 
     # task-specific models (bone-age head, segmentation): weights plus a config naming them
     from safetensors.torch import save_file
 
-    from radiologynet.train.checkpoint import atomic_write_bytes
-
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous().clone() for k, v in state.items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / "model.safetensors")
+    atomic_write(folder / "model.safetensors",
+                 lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     # "architecture": the encoder's timm name (load_unet reads it); None without one
     config = {"architecture": get_architecture(arch).timm_name if arch else None,
               "model": model_name or arch, "task_model": type(model).__name__,
               "kind": kind, "pretrained_cfg": pretrained}
-    atomic_write_bytes(folder / "config.json",
-                       lambda fh: fh.write(json.dumps(config, indent=2).encode()))
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
 
 
 def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path, *,

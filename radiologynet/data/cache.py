@@ -30,6 +30,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from radiologynet._atomic import atomic_write_text
 from radiologynet.errors import ImageReadError
 from radiologynet.io.image import Window, resolve_window
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
@@ -47,17 +48,6 @@ def _source_stat(path: Path) -> dict[str, Any]:
     except OSError:
         return {"path": str(path), "mtime_ns": None, "bytes": None}
     return {"path": str(path), "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def format_unreadable(unreadable: Sequence[tuple[str | Path, str]], limit: int = 20) -> str:
@@ -235,7 +225,7 @@ def _relabel(cache: DecodedImageCache, sources: list[Path], labels: Sequence[Any
     if new != cache.labels:
         for entry, label in zip(cache._index["entries"], new, strict=True):
             entry["label"] = label
-        _atomic_write_text(cache.root / INDEX_FILE, json.dumps(cache._index))
+        atomic_write_text(cache.root / INDEX_FILE, json.dumps(cache._index))
         cache.labels = new
 
 
@@ -302,7 +292,7 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
             "unreadable": [{**_source_stat(Path(p)), "reason": r} for p, r in unreadable],
         }
         os.replace(tmp, root / IMAGES_FILE)
-        _atomic_write_text(root / INDEX_FILE, json.dumps(index))
+        atomic_write_text(root / INDEX_FILE, json.dumps(index))
     finally:
         tmp.unlink(missing_ok=True)
     return DecodedImageCache.open(root)

@@ -36,6 +36,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tqdm.auto import tqdm
 
+from radiologynet._atomic import atomic_write
 from radiologynet.errors import ArchiveError, InvalidArgumentError, RadiologyNetError
 
 CATEGORICAL_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Manufacturer")
@@ -297,11 +298,7 @@ class EmbeddingCache:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def image_embeddings(

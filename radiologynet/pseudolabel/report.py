@@ -15,13 +15,14 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
+from radiologynet._atomic import atomic_write
 from radiologynet.pseudolabel.cluster import ClusterSummary
 
 LABEL_COLUMNS = ("key", "path", "cluster", "label", "kept", "modality", "body_part")
@@ -32,17 +33,12 @@ def path_key(rel_path: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}/{rel_path}".encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
+def _atomic_write(path: Path, write: Callable[[IO[str]], object]) -> None:
+    """Write ``path`` atomically through ``write(text_file)``."""
+    def to_temp(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
             write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, to_temp)
 
 
 def write_labels(
@@ -155,8 +151,5 @@ def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
         text_ax.set_axis_off()
         text_ax.text(0, 0.5, caption(summary), fontsize=7, va="center",
                      color="black" if summary.kept else "firebrick")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-    os.close(fd)
-    fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": None})
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight",
+                                               metadata={"Software": None}))

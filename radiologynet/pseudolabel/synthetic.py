@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from radiologynet._atomic import atomic_write
 from radiologynet.errors import InvalidArgumentError
 
 SOP_CLASS = {
@@ -230,15 +230,14 @@ def write_synthetic_archive(
 def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str]) -> Path:
     """Write the ground truth (path, group, modality, body part) as CSV; no PHI."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-    with os.fdopen(fd, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "group", "modality", "body_part"])
-        for t in truth:
-            writer.writerow([t.path, t.group, t.modality, t.body_part])
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "group", "modality", "body_part"])
+            for t in truth:
+                writer.writerow([t.path, t.group, t.modality, t.body_part])
+    return atomic_write(path, write)
 
 
 def _pick(value: str | tuple[str, ...], occurrence: int) -> str:
@@ -315,12 +314,4 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
 
 
 def _save_atomic(ds: Dataset, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-    os.close(fd)
-    try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from radiologynet._atomic import atomic_write, atomic_write_text
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[Any]], None], *,
                  binary: bool = False) -> Path:
     """Create ``path`` through ``write(file)`` on a temp file in the same folder, then
     ``os.replace`` it into place; returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else
-                                                       {"encoding": "utf-8"})) as handle:
+    def to_temp(tmp: str) -> None:
+        with open(tmp, "wb" if binary else "w",
+                  **({} if binary else {"encoding": "utf-8"})) as handle:
             write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, to_temp)
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return write_atomic(path, lambda f: f.write(text))
+    return atomic_write_text(path, text)
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from radiologynet._atomic import atomic_write
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.io import read_volume
 
@@ -203,14 +202,10 @@ class SeriesSamples:
 
     def save(self, path: Path) -> None:
         """Write atomically as ``.npz``."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, **self.__dict__)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.savez appends no ".npz"
+                np.savez(fh, **self.__dict__)
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: Path) -> SeriesSamples:

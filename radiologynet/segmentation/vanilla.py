@@ -10,9 +10,6 @@ useless for nodule segmentation (Dice 0.111 vs 0.616 from scratch).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from radiologynet._atomic import atomic_write
 from radiologynet.errors import (
     CheckpointFormatError,
     UnknownWeightsError,
@@ -151,17 +149,6 @@ def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
         "weights=FOLDER.")
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_vanilla_unet(model: VanillaUNet, out_dir: str | Path,
                       metadata: dict[str, object] | None = None) -> Path:
     """Write ``model`` as a weights folder (``config.json``, ``model.safetensors``,
@@ -169,18 +156,18 @@ def save_vanilla_unet(model: VanillaUNet, out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(out / "model.safetensors",
+    atomic_write(out / "model.safetensors",
                   lambda p: save_file(state, p, metadata={"format": "pt"}))
     config = {"architecture": VANILLA_ARCHITECTURE, "model_args": model.config,
               "num_classes": model.config["num_classes"],
               "num_parameters": sum(p.numel() for p in model.parameters()),
               "radiologynet": dict(metadata or {})}
-    _atomic_write(out / "config.json",
+    atomic_write(out / "config.json",
                   lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
     card = ("---\nlibrary_name: radiologynet\nlicense: apache-2.0\ntags:\n- segmentation\n"
             "- radiology\n---\n\n# Vanilla U-Net (reconstruction pretraining)\n\n"
             "Load with `radiologynet.create_unet(None, weights=PATH)`.\n")
-    _atomic_write(out / "README.md", lambda p: Path(p).write_text(card))
+    atomic_write(out / "README.md", lambda p: Path(p).write_text(card))
     return out
 
 

@@ -3,47 +3,29 @@ best weights, history and the RNG states of torch, numpy and Python."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
+from radiologynet._atomic import atomic_write
+from radiologynet._atomic import atomic_write_json as atomic_write_json  # re-exported
+from radiologynet._atomic import atomic_write_text as atomic_write_text  # re-exported
 from radiologynet.errors import CheckpointFormatError
 
 CHECKPOINT_FORMAT = 1
 
 
-def atomic_write_bytes(path: Path, writer: Any) -> None:
-    """Write a file through a temp file in the same folder and ``os.replace``.
-
-    ``writer(file_object)`` writes the content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+def atomic_write_bytes(path: Path, writer: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically (see :func:`radiologynet._atomic.atomic_write`);
+    ``writer(binary_file)`` writes the content."""
+    def to_temp(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write(path, to_temp)
 
 
 def rng_state() -> dict[str, Any]:
