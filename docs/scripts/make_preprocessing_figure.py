@@ -6,8 +6,6 @@ Usage: ``python docs/scripts/make_preprocessing_figure.py`` from the repository 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +16,7 @@ import torch  # noqa: E402
 from pydicom import examples  # noqa: E402
 
 from radiologynet import io, transforms  # noqa: E402
+from radiologynet._atomic import atomic_write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT.parent / "shared" / "data" / "grazpedwri-sample" / "images"
@@ -49,11 +48,7 @@ def main() -> None:
     fig.text(0.5, 0.01, "Radiograph: GRAZPEDWRI-DX (Nagy et al., Sci Data 2022), CC BY 4.0. "
              "CT: pydicom example data.", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, OUT)
+    atomic_write(OUT, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {OUT}")
 
 

@@ -6,7 +6,6 @@ Usage: ``python docs/scripts/make_segmentation_figure.py`` from the repository r
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from radiologynet._atomic import atomic_write  # noqa: E402
 from radiologynet.segmentation import BCEDiceLoss, create_unet, predict_mask  # noqa: E402
 from radiologynet.segmentation.luna16 import LUNA16  # noqa: E402
 from radiologynet.segmentation.metrics import dice_per_image  # noqa: E402
@@ -70,11 +70,7 @@ def main() -> None:
     fig.text(0.5, 0.01, "Synthetic CT (radiologynet.segmentation.synthetic); vanilla U-Net, "
              "100 steps (BCE + Dice) on CPU.", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_png = tempfile.mkstemp(dir=OUT.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp_png, dpi=90)
-    os.replace(tmp_png, OUT)
+    atomic_write(OUT, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {OUT} (Dice {dice:.3f})")
 
 
