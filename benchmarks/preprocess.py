@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 from torch.utils.data import DataLoader, Dataset
 
 from radiologynet import Preprocessing, transforms
-from radiologynet.data import ImageListDataset, build_cache
+from radiologynet.torchdata import ImageListDataset, build_cache
 
 
 def make_images(folder: Path, count: int) -> list[Path]:

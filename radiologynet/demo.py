@@ -149,7 +149,7 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
              pretext_per_class: tuple[int, int] = (64, 16), progress: bool = True
              ) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
-    grid through :func:`radiologynet.benchmarks.run`, print and return the results.
+    grid through :func:`radiologynet.protocol.run`, print and return the results.
 
     Everything lands in ``out_dir``: ``data/`` (the images), ``pretext/`` (the pretraining
     run; its ``model/`` is the second initialisation) and ``results/`` (one folder per run,
@@ -157,7 +157,7 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     ``per_class`` is the images per class in train/val/test, ``pretext_per_class`` in the
     archive's train/val.
     """
-    from radiologynet.benchmarks import run
+    from radiologynet.protocol import run
 
     out = Path(out_dir)
     say = print if progress else (lambda *a, **k: None)

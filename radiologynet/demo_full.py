@@ -107,7 +107,7 @@ def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None
     whose output exists are not redone (the runner and the trainer resume), so an
     interrupted demo continues where it stopped.
     """
-    from radiologynet.benchmarks import run as run_protocol
+    from radiologynet.protocol import run as run_protocol
     from radiologynet.pretrain import pretrain
     from radiologynet.report import build_report
 

@@ -71,3 +71,8 @@ class ResultsFormatError(RadiologyNetError, ValueError):
 
 class ArchiveError(RadiologyNetError, ValueError):
     """An image archive that cannot be pseudo-labelled or pretrained on as given."""
+
+
+class MissingDependencyError(RadiologyNetError, ImportError):
+    """An optional package that the asked-for feature needs is not installed; the message
+    names the ``radiologynet[...]`` extra that brings it."""

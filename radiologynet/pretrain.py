@@ -30,7 +30,7 @@ from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train import fit
-from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform
+from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import letterbox

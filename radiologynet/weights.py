@@ -187,8 +187,8 @@ class WeightRecord:
 
 @cache
 def paper_results() -> tuple[PaperResult, ...]:
-    """The paper's Tables 2-6 as shipped in the package (``data/paper-results.csv``)."""
-    text = resources.files("radiologynet").joinpath("data/paper-results.csv").read_text()
+    """The paper's Tables 2-6 as shipped in the package (``resources/paper-results.csv``)."""
+    text = resources.files("radiologynet").joinpath("resources/paper-results.csv").read_text()
     rows = csv.DictReader(text.splitlines())
     return tuple(
         PaperResult(

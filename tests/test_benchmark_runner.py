@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from radiologynet.benchmarks import TaskData, TaskSpec, get_task, list_tasks, register_task
-from radiologynet.benchmarks import run as run_grid
-from radiologynet.benchmarks.runner import (
+from radiologynet.protocol import TaskData, TaskSpec, get_task, list_tasks, register_task
+from radiologynet.protocol import run as run_grid
+from radiologynet.protocol.runner import (
     parse_init,
     parse_shard,
     plan,
@@ -133,7 +133,7 @@ def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatc
     assert resumed["status"] == "finished"
     assert resumed["test"] == reference["test"]
 
-    import radiologynet.benchmarks.runner as runner
+    import radiologynet.protocol.runner as runner
 
     def no_training(*args, **kw):
         raise AssertionError("a finished run was trained again")

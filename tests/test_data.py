@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 import radiologynet
 from radiologynet import transforms
 from radiologynet.cli import main
-from radiologynet.data import (
+from radiologynet.torchdata import (
     DecodedImageCache,
     DicomFolderDataset,
     ImageFolderDataset,

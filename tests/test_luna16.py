@@ -148,7 +148,7 @@ def test_missing_or_malformed_dataset(tmp_path):
 
 def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
-    import radiologynet.benchmarks as benchmarks
+    import radiologynet.protocol as benchmarks
 
     root, _ = luna
     results = benchmarks.run("luna16", root, models=["mobilenet_v3_small"], inits=["random"],
@@ -185,14 +185,14 @@ def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
 
 
 def test_task_builds_the_requested_unet(luna, tmp_path):
-    from radiologynet.benchmarks.tasks import DataRequest, ModelRequest
+    from radiologynet.protocol.tasks import DataRequest, ModelRequest
     from radiologynet.segmentation import PaperUNet, VanillaUNet
     from radiologynet.segmentation.task import build_data, build_model
 
     root, _ = luna
     data = build_data(DataRequest(root=root, in_chans=3, cache_dir=tmp_path), test_every=5)
     assert data.test is not None and len(data.test) > 0
-    from radiologynet.benchmarks import get_task
+    from radiologynet.protocol import get_task
 
     heldout = get_task("luna16-heldout").build_data(DataRequest(root=root, cache_dir=tmp_path))
     assert heldout.test is not None and heldout.extra["mask_method"] == "paper"

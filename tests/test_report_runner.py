@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-runner = pytest.importorskip("radiologynet.benchmarks.runner",
-                             reason="the protocol runner (radiologynet.benchmarks.runner) "
+runner = pytest.importorskip("radiologynet.protocol.runner",
+                             reason="the protocol runner (radiologynet.protocol.runner) "
                                     "is not in this checkout")
 
 pytestmark = pytest.mark.slow

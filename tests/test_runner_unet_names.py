@@ -11,8 +11,8 @@ from functools import partial
 import pytest
 import torch
 
-from radiologynet.benchmarks import get_task, resolve_model
-from radiologynet.benchmarks.runner import model_preprocessing, parse_init, plan, run_one
+from radiologynet.protocol import get_task, resolve_model
+from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
 from radiologynet.cli import main
 from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
 from radiologynet.segmentation import VanillaUNet, load_unet
@@ -31,7 +31,7 @@ def luna(tmp_path_factory):
 
 
 def test_plan_reads_unet_names_and_skips_what_the_vanilla_unet_cannot_take(caplog):
-    with caplog.at_level(logging.WARNING, logger="radiologynet.benchmarks.runner"):
+    with caplog.at_level(logging.WARNING, logger="radiologynet.protocol.runner"):
         runs = plan("luna16", ["unet-ResNet50", "unet"], ["random", "imagenet", "radiologynet"],
                     ["1e-4"], 1)
     assert [r.name for r in runs] == [

@@ -14,7 +14,7 @@ from torch import nn
 from radiologynet.errors import RadiologyNetError
 from radiologynet.train import BoneAgeRegressor, PredictionMetrics, build_model, evaluate, fit
 from radiologynet.train.checkpoint import load_checkpoint, rng_state, set_rng_state
-from radiologynet.train.data import PAPER_AUGMENT, DeviceTransform
+from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
 
 
 class Stop(Exception):

@@ -1,39 +1,8 @@
-"""The paper's downstream protocol: a grid of tasks x models x inits x lrs x runs.
+"""Deprecated alias of :mod:`radiologynet.protocol` (the paper's protocol), kept for one
+release. The speed benchmarks live in the repository's top-level ``benchmarks/`` folder."""
 
-``run(...)`` executes (a shard of) the grid into one results folder per run;
-:class:`TaskSpec` / :func:`register_task` plug a task in (see :mod:`.tasks`).
-"""
+import sys
 
-from radiologynet.benchmarks.tasks import (
-    DataRequest,
-    ModelName,
-    ModelRequest,
-    TaskData,
-    TaskSpec,
-    UnknownTaskError,
-    get_task,
-    list_tasks,
-    register_task,
-    resolve_model,
-)
+from radiologynet._deprecated import alias
 
-__all__ = [
-    "DataRequest",
-    "ModelName",
-    "ModelRequest",
-    "TaskData",
-    "TaskSpec",
-    "UnknownTaskError",
-    "get_task",
-    "list_tasks",
-    "register_task",
-    "resolve_model",
-]
-
-
-def __getattr__(name: str):  # the runner pulls in the trainer; load it on first use
-    if name in ("run", "RunSpec", "plan", "run_one"):
-        from radiologynet.benchmarks import runner
-
-        return getattr(runner, name)
-    raise AttributeError(name)
+sys.modules[__name__] = alias("radiologynet.benchmarks", "radiologynet.protocol")

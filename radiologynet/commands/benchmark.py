@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code."""
     from pathlib import Path
 
-    from radiologynet.benchmarks import get_task, list_tasks
-    from radiologynet.benchmarks import run as run_grid
-    from radiologynet.benchmarks.runner import RESULT_NAME, plan
+    from radiologynet.protocol import get_task, list_tasks
+    from radiologynet.protocol import run as run_grid
+    from radiologynet.protocol.runner import RESULT_NAME, plan
     from radiologynet.train import distributed as ddp
 
     if args.list_tasks:

@@ -63,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
-    from radiologynet.benchmarks import get_task
-    from radiologynet.benchmarks.runner import plan, run_one
+    from radiologynet.protocol import get_task
+    from radiologynet.protocol.runner import plan, run_one
     from radiologynet.train import distributed as ddp
 
     if args.seed < 0:

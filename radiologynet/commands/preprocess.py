@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radiologynet.data.cache import build_cache
-from radiologynet.data.datasets import IMAGE_SUFFIXES, _files
+from radiologynet.torchdata.cache import build_cache
+from radiologynet.torchdata.folders import IMAGE_SUFFIXES, _files
 from radiologynet.errors import DatasetNotFoundError
 from radiologynet.weights import Preprocessing, get_weights
 

@@ -1,13 +1,8 @@
-"""Generic datasets and the decoded-image cache (the package also ships the paper's
-results table, ``paper-results.csv``)."""
+"""Deprecated alias of :mod:`radiologynet.torchdata` (torch ``Dataset`` classes and the
+decoded-image cache), kept for one release."""
 
-from radiologynet.data.cache import DecodedImageCache, build_cache
-from radiologynet.data.datasets import DicomFolderDataset, ImageFolderDataset, ImageListDataset
+import sys
 
-__all__ = [
-    "DecodedImageCache",
-    "DicomFolderDataset",
-    "ImageFolderDataset",
-    "ImageListDataset",
-    "build_cache",
-]
+from radiologynet._deprecated import alias
+
+sys.modules[__name__] = alias("radiologynet.data", "radiologynet.torchdata")

@@ -2,9 +2,9 @@
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
 from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, is_dicom, read_dicom
-from radiologynet.io.image import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
-from radiologynet.io.images import PICTURE_SUFFIXES, read_picture
-from radiologynet.io.reader import DICOM_SUFFIXES, read_image
+from radiologynet.io.windowing import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
+from radiologynet.io.pictures import PICTURE_SUFFIXES, read_picture
+from radiologynet.io.read import DICOM_SUFFIXES, read_image
 from radiologynet.io.volumes import Volume, read_volume
 
 __all__ = [

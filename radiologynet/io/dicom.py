@@ -14,7 +14,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from radiologynet.errors import ImageReadError
-from radiologynet.io.image import Image, Window, resolve_window
+from radiologynet.io.windowing import Image, Window, resolve_window
 
 #: Photometric interpretations this reader turns into grayscale or RGB pixels.
 SUPPORTED_PHOTOMETRIC = (

@@ -1,4 +1,4 @@
-"""The ``luna16`` task of the protocol runner (:mod:`radiologynet.benchmarks`).
+"""The ``luna16`` task of the protocol runner (:mod:`radiologynet.protocol`).
 
 Importing this module registers it, with two variants: ``luna16-heldout`` (a held-out
 test fold) and ``luna16-sphere`` (spherical masks). Models (:func:`resolve_model_name`):
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from radiologynet.benchmarks.tasks import (
+from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
     ModelRequest,
@@ -125,7 +125,7 @@ def _vanilla_skip_init(weights: str | None) -> str | None:
     """Why the vanilla U-Net cannot start from ``weights`` (``None`` when it can)."""
     if weights is None or str(weights).lower() in RANDOM_TAGS:
         return None
-    from radiologynet.benchmarks.runner import is_weight_tag
+    from radiologynet.protocol.runner import is_weight_tag
 
     if str(weights) in {r.tag for r in RECON_RECORDS}:  # the paper's, never released
         raise not_released_error(get_unet_weights(str(weights)))

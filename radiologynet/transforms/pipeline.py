@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from radiologynet.io import Image, read_image, to_radiologynet_uint8
-from radiologynet.io.image import Window
+from radiologynet.io.windowing import Window
 from radiologynet.transforms.augment import Augmentation
 from radiologynet.transforms.batch import BatchTransform
 from radiologynet.transforms.geometry import letterbox, resize_center_crop

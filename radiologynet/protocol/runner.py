@@ -24,7 +24,7 @@ import torch
 
 from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
-from radiologynet.benchmarks.tasks import (
+from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
     ModelRequest,
@@ -138,10 +138,10 @@ def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[s
          shard: str | tuple[int, int] | None = None) -> list[RunSpec]:
     """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order.
 
-    Model names are read by the task (:func:`radiologynet.benchmarks.tasks.resolve_model`:
+    Model names are read by the task (:func:`radiologynet.protocol.tasks.resolve_model`:
     registry architectures, or e.g. ``unet-resnet50`` / ``unet`` for ``luna16``). The
     cells a model cannot take (the vanilla ``unet`` with ``imagenet`` or ``radiologynet``)
-    are left out of the grid, with a warning saying why on the ``radiologynet.benchmarks.runner``
+    are left out of the grid, with a warning saying why on the ``radiologynet.protocol.runner``
     logger.
     """
     if runs < 1:

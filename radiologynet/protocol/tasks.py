@@ -8,7 +8,7 @@ regression tasks are registered by this package; other tasks plug in with
 
 How to plug a task (the segmentation module does this for ``"luna16"``)::
 
-    from radiologynet.benchmarks import TaskSpec, TaskData, register_task
+    from radiologynet.protocol import TaskSpec, TaskData, register_task
 
     def build_data(request: DataRequest) -> TaskData:
         # request.root: the dataset folder the user passed (--data)
@@ -115,7 +115,7 @@ class ModelName:
             backbone (the vanilla U-Net).
         input_size: the input side recorded for a model without ``arch``.
         skip_init: ``weights -> reason | None``: why this model cannot take an init
-            (``weights`` as :func:`radiologynet.benchmarks.runner.parse_init` gives it,
+            (``weights`` as :func:`radiologynet.protocol.runner.parse_init` gives it,
             ``None`` for random); ``None`` when it can. It may raise a
             :class:`radiologynet.errors.RadiologyNetError` for an init that never works.
     """
@@ -193,7 +193,7 @@ def register_task(spec: TaskSpec, aliases: tuple[str, ...] = ()) -> TaskSpec:
 def _load_builtin() -> None:
     # The built-in tasks live in their own module; importing it registers them. Plug-ins
     # outside this package (segmentation) register on import of their module.
-    from radiologynet.benchmarks import builtin  # noqa: F401
+    from radiologynet.protocol import builtin  # noqa: F401
 
     try:  # the LUNA16 plug-in, when installed with the segmentation module
         import radiologynet.segmentation.task  # noqa: F401
@@ -213,7 +213,7 @@ def get_task(name: str) -> TaskSpec:
         return _TASKS[key]
     raise UnknownTaskError(
         f"Unknown task {name!r}. Registered tasks: {', '.join(list_tasks())}. A new task "
-        "plugs in with radiologynet.benchmarks.register_task(TaskSpec(...))."
+        "plugs in with radiologynet.protocol.register_task(TaskSpec(...))."
     )
 
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from radiologynet.errors import DatasetNotFoundError, ImageReadError
 from radiologynet.io import DICOM_SUFFIXES, PICTURE_SUFFIXES, is_dicom, read_image
-from radiologynet.io.image import Window
+from radiologynet.io.windowing import Window
 from radiologynet.transforms.geometry import letterbox
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray
 from radiologynet.weights import Preprocessing
@@ -41,7 +41,7 @@ class ImageListDataset(Dataset):
         targets: one target per path (``None``: every target is ``-1``).
         transform: see above.
         cache: a cache folder (built once, reused while the sources are unchanged) or an
-            opened :class:`~radiologynet.data.DecodedImageCache`; ``None`` decodes on
+            opened :class:`~radiologynet.torchdata.DecodedImageCache`; ``None`` decodes on
             every access.
         size: the letterbox side when ``transform`` is not an ``ImageTransform``.
         window: ``(center, width)`` or a preset name for DICOM inputs.

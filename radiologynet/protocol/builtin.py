@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from radiologynet.benchmarks.tasks import DataRequest, TaskData, TaskSpec, register_task
+from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.errors import DatasetNotFoundError
-from radiologynet.train.data import (
+from radiologynet.torchdata.samples import (
     BONE_AGE_AUGMENT,
     PAPER_AUGMENT,
     DeviceTransform,

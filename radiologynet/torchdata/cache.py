@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write_text
 from radiologynet.errors import ImageReadError
-from radiologynet.io.image import Window, resolve_window
+from radiologynet.io.windowing import Window, resolve_window
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
 from radiologynet.transforms.pipeline import as_uint8_gray
 from radiologynet.weights import Preprocessing

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from radiologynet.errors import ImageReadError
 from radiologynet.io.dicom import is_dicom, read_dicom
-from radiologynet.io.image import Image, Window
-from radiologynet.io.images import PICTURE_SUFFIXES, read_picture
+from radiologynet.io.windowing import Image, Window
+from radiologynet.io.pictures import PICTURE_SUFFIXES, read_picture
 
 #: Suffixes :func:`read_image` treats as DICOM even without looking inside.
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")

@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from radiologynet.errors import ImageReadError
-from radiologynet.io.image import Image, Window, resolve_window
+from radiologynet.io.windowing import Image, Window, resolve_window
 
 #: Suffixes read by :func:`read_picture`.
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

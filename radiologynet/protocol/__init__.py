@@ -1,0 +1,39 @@
+"""The paper's downstream protocol: a grid of tasks x models x inits x lrs x runs.
+
+``run(...)`` executes (a shard of) the grid into one results folder per run;
+:class:`TaskSpec` / :func:`register_task` plug a task in (see :mod:`.tasks`).
+"""
+
+from radiologynet.protocol.tasks import (
+    DataRequest,
+    ModelName,
+    ModelRequest,
+    TaskData,
+    TaskSpec,
+    UnknownTaskError,
+    get_task,
+    list_tasks,
+    register_task,
+    resolve_model,
+)
+
+__all__ = [
+    "DataRequest",
+    "ModelName",
+    "ModelRequest",
+    "TaskData",
+    "TaskSpec",
+    "UnknownTaskError",
+    "get_task",
+    "list_tasks",
+    "register_task",
+    "resolve_model",
+]
+
+
+def __getattr__(name: str):  # the runner pulls in the trainer; load it on first use
+    if name in ("run", "RunSpec", "plan", "run_one"):
+        from radiologynet.protocol import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)
