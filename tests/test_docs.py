@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,11 +21,54 @@ def test_models_page_is_generated_from_the_registry():
     assert "`resnet50.radiologynet-mr@v1` | not released by the authors" in page
 
 
+def _nav_pages(items) -> list[str]:
+    pages = []
+    for item in items:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        pages += _nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def _mkdocs_config() -> dict:
+    # mkdocs.yml holds no python tags, so the safe loader reads it
+    return yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+
 def test_every_nav_page_exists():
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
-    pages = [next(iter(item.values())) for item in config["nav"]]
+    pages = _nav_pages(_mkdocs_config()["nav"])
+    assert "api/index.md" in pages and "examples.md" in pages
     missing = [p for p in pages if not (ROOT / "docs" / p).is_file()]
     assert not missing, f"mkdocs nav names missing pages: {missing}"
+
+
+def test_every_page_is_in_the_nav():
+    pages = set(_nav_pages(_mkdocs_config()["nav"]))
+    on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")
+               if "scripts" not in p.relative_to(ROOT / "docs").parts}
+    assert on_disk - pages == set(), f"pages missing from the mkdocs nav: {on_disk - pages}"
+
+
+@pytest.mark.slow
+def test_mkdocs_build_is_strict_clean(tmp_path):
+    """The site builds with no warning (broken links, docstrings mkdocstrings cannot parse),
+    holds the API reference and the executed notebooks, and leaves docs/scripts out."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
+                           "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (site / "scripts").exists(), "docs/scripts must not be copied into the site"
+    api = (site / "api" / "radiologynet" / "index.html").read_text(encoding="utf-8")
+    for name in ("create_model", "get_weights", "WeightRecord", "Preprocessing"):
+        assert f'id="radiologynet.{name}"' in api, f"API reference lacks {name}"
+    for page in ("io", "transforms", "torchdata", "datasets", "train", "protocol",
+                 "segmentation", "stats", "report", "explain", "pretraining", "errors"):
+        html = (site / "api" / page / "index.html").read_text(encoding="utf-8")
+        assert html.count("doc doc-heading") >= 3, f"api/{page} documents next to nothing"
+    examples = (site / "examples" / "index.html").read_text(encoding="utf-8")
+    for notebook in ("finetune", "segmentation", "benchmark_grid"):
+        assert (site / "examples" / f"{notebook}.ipynb").is_file()
+        assert f'href="{notebook}.ipynb"' in examples
 
 
 def test_ci_runs_the_readme_commands():

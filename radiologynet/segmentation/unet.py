@@ -142,8 +142,9 @@ def create_unet(
         a :class:`UNet` returning logits of shape ``(N, num_classes, H, W)``.
 
     Raises:
-        UnknownModelError / UnknownWeightsError / WeightsNotReleasedError /
-        WeightsNotFoundError / CheckpointFormatError: bad names, tags or files.
+        RadiologyNetError: bad names, tags or files (``UnknownModelError``,
+            ``UnknownWeightsError``, ``WeightsNotReleasedError``, ``WeightsNotFoundError``,
+            ``CheckpointFormatError``).
         InvalidArgumentError: an unknown decoder, an unsupported encoder, or a
             classifier weight record given to the vanilla U-Net.
     """

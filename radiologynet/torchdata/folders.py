@@ -204,8 +204,9 @@ class DicomFolderDataset(ImageListDataset):
         target: ``"folder"`` (the first-level subfolder is the class), a DICOM keyword
             such as ``"BodyPartExamined"`` (its values, sorted, become class indices), a
             callable ``path -> target``, or ``None`` (every target ``-1``).
-        Other arguments as :class:`ImageListDataset`; multi-frame files give their
-        middle frame.
+
+    Other arguments as :class:`ImageListDataset`; multi-frame files give their middle
+    frame.
 
     Attributes:
         classes / class_to_idx: for ``"folder"`` and keyword targets.
