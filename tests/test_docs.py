@@ -82,3 +82,19 @@ def test_ci_runs_the_readme_commands():
     assert install in ci, "CI must install with the README's set-up command"
     assert tests in ci, "CI must run the README's test command"
     assert blocks
+
+
+def test_development_page_lists_every_extra():
+    import tomllib
+
+    from radiologynet._optional import OPTIONAL
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    page = (ROOT / "docs/development.md").read_text(encoding="utf-8")
+    table = page.split("| extra | brings | for |", 1)[1].split("\n\n", 1)[0]
+    missing = [name for name in extras if f"| `{name}` |" not in table]
+    assert not missing, f"docs/development.md's extras table lacks {missing}"
+    for distribution, extra in OPTIONAL.values():
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{extra}` |"))
+        assert distribution.lower() in row.lower(), f"{distribution} missing from {extra}'s row"

@@ -1,31 +1,93 @@
-"""The example notebooks run as given (on the demo's generated data)."""
+"""The example notebooks: committed executed, on public API only, and they run as given
+(offline, on data they generate) to a real outcome."""
 
 from __future__ import annotations
 
-import shutil
+import json
+import re
+import runpy
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+NOTEBOOKS = ("finetune.ipynb", "segmentation.ipynb", "benchmark_grid.ipynb")
+RUNNER = runpy.run_path(str(ROOT / "docs/scripts/run_notebooks.py"))
+
+
+def _code(book: nbformat.NotebookNode) -> str:
+    return "\n".join(cell.source for cell in book.cells if cell.cell_type == "code")
+
+
+def _figures(book: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for cell in book.cells
+               if cell.cell_type == "code" for o in cell.get("outputs", []))
+
+
+def _finetune_accuracy(text: str) -> tuple[float, float]:
+    found = re.search(r"test accuracy ([0-9.]+) \(chance ([0-9.]+)\)", text)
+    assert found, "the fine-tuning notebook no longer prints its test accuracy"
+    return float(found.group(1)), float(found.group(2))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_executed(name):
+    book = nbformat.read(EXAMPLES / name, as_version=4)
+    code_cells = [c for c in book.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code_cells), (
+        f"{name} is committed unexecuted: run python docs/scripts/run_notebooks.py {name}")
+    text = RUNNER["text_outputs"](book)
+    assert "Traceback" not in text and "Error" not in text
+    assert _figures(book) >= 1, f"{name} is committed without its figures"
+
+
+def test_committed_finetune_notebook_beats_chance():
+    book = nbformat.read(EXAMPLES / "finetune.ipynb", as_version=4)
+    accuracy, chance = _finetune_accuracy(RUNNER["text_outputs"](book))
+    assert accuracy > chance + 0.25
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_uses_public_api_only(name):
+    code = _code(nbformat.read(EXAMPLES / name, as_version=4))
+    private = re.findall(r"(?:from|import)\s+radiologynet[\w.]*\._\w+|import\s+_\w+", code)
+    assert not private, f"{name} imports private names: {private}"
+    for internal in ("protocol.runner", "protocol.builtin", "torchdata.samples",
+                     "segmentation.task", "DeviceTransform", "preprocessing_for"):
+        assert internal not in code, f"{name} reaches into runner internals ({internal})"
+
+
+def test_notebooks_are_linked_from_the_docs():
+    page = (ROOT / "docs/examples.md").read_text(encoding="utf-8")
+    for name in NOTEBOOKS:
+        assert f"(examples/{name})" in page, f"docs/examples.md does not link {name}"
+
+
+def test_notebooks_extra_brings_progress_bar_widgets():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    extra = re.search(r"^notebooks = \[(.*?)\]", pyproject, re.M | re.S)
+    assert extra and "ipywidgets" in extra.group(1)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["finetune.ipynb", "benchmark_grid.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # a forced backend hides inline figures
-    shutil.copy(EXAMPLES / name, tmp_path / name)
-    book = nbformat.read(tmp_path / name, as_version=4)
-    NotebookClient(book, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                      for cell in book.cells if cell.cell_type == "code"
-                      for o in cell.get("outputs", []))
-    assert "Traceback" not in outputs
+    monkeypatch.delenv("RADIOLOGYNET_ONLINE", raising=False)  # the tests never download
+    book = RUNNER["execute"](EXAMPLES / name, tmp_path)
+    text = RUNNER["text_outputs"](book)
+    assert "Traceback" not in text
+    assert _figures(book) >= 1
     if name == "finetune.ipynb":
-        assert "best epoch" in outputs and (tmp_path / "finetune-run" / "log.jsonl").is_file()
+        accuracy, chance = _finetune_accuracy(text)
+        assert accuracy > chance + 0.25, f"fine-tuning reached only {accuracy} (chance {chance})"
+        assert "Offline: not downloading" in text
+        log = (tmp_path / "finetune-run" / "log.jsonl").read_text().splitlines()
+        assert len(log) >= 2 and "val_loss" in json.loads(log[-1])
+        config = json.loads((tmp_path / "weights/resnet18-stand-in/config.json").read_text())
+        assert config["pretrained_cfg"]["input_size"] == [3, 32, 32]
     else:
-        assert "4 runs" in outputs
+        assert "4 runs" in text
         assert len(list((tmp_path / "grid-results" / "grid").glob("*/result.json"))) == 4
