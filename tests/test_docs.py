@@ -65,6 +65,8 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
                  "segmentation", "stats", "report", "explain", "pretraining", "errors"):
         html = (site / "api" / page / "index.html").read_text(encoding="utf-8")
         assert html.count("doc doc-heading") >= 3, f"api/{page} documents next to nothing"
+        assert ":class:<code>" not in html and ":func:<code>" not in html, (
+            f"api/{page} shows Sphinx roles literally (docs/scripts/griffe_roles.py)")
     examples = (site / "examples" / "index.html").read_text(encoding="utf-8")
     for notebook in ("finetune", "segmentation", "benchmark_grid"):
         assert (site / "examples" / f"{notebook}.ipynb").is_file()
