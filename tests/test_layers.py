@@ -128,3 +128,49 @@ def test_the_import_scanner_sees_what_python_runs():
     assert scan(source, "radiologynet.transforms") == {
         "typing", "scipy", "radiologynet.transforms", "radiologynet.transforms.geometry",
         "radiologynet", "radiologynet.hub", "radiologynet.train", "sklearn"}
+
+
+#: Every layer above the core, lowest first, as docs/development.md draws them. A module
+#: may import (at import time) its own layer and the layers below it.
+HIGHER_LAYERS = (
+    {"radiologynet.torchdata", "radiologynet.datasets", "radiologynet.data"},
+    {"radiologynet.train", "radiologynet.segmentation"},
+    {"radiologynet.protocol", "radiologynet.benchmarks", "radiologynet.segmentation.task"},
+    {"radiologynet.stats", "radiologynet.report", "radiologynet.explain",
+     "radiologynet.pseudolabel", "radiologynet.pretrain", "radiologynet.demo",
+     "radiologynet.demo_full"},
+    {"radiologynet.cli", "radiologynet.commands", "radiologynet.__main__"},
+)
+
+
+def layer_of(module: str) -> int:
+    """0 for the foundation, 1 for the core, 2... for HIGHER_LAYERS; -1 if unplaced."""
+    for index, group in enumerate(HIGHER_LAYERS):
+        if module in group:  # a module placed on its own (segmentation.task)
+            return index + 2
+    if room(module) in FOUNDATION:
+        return 0
+    if room(module) in CORE:
+        return 1
+    for index, group in enumerate(HIGHER_LAYERS):
+        if room(module) in group:
+            return index + 2
+    return -1
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted({room(module_name(p)) for p in PACKAGE.rglob("*.py")
+                       if layer_of(module_name(p)) < 0})
+    assert not unplaced, (f"{unplaced}: place new modules in the layer map of "
+                          "docs/development.md and in tests/test_layers.py")
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        for imported in sorted(import_time_imports(path)):
+            if imported.split(".")[0] == "radiologynet" and (
+                    layer_of(imported) > layer_of(module)):
+                upward.append(f"{module} -> {imported}")
+    assert not upward, f"imports from a higher layer: {upward}"
