@@ -37,7 +37,9 @@ def _mkdocs_config() -> dict:
 def test_every_nav_page_exists():
     pages = _nav_pages(_mkdocs_config()["nav"])
     assert "api/index.md" in pages and "examples.md" in pages
-    missing = [p for p in pages if not (ROOT / "docs" / p).is_file()]
+    notebooks = {f"examples/{p.stem}.md" for p in (ROOT / "examples").glob("*.ipynb")}
+    assert notebooks <= set(pages), "every example notebook has its page in the nav"
+    missing = [p for p in pages if not (ROOT / "docs" / p).is_file() and p not in notebooks]
     assert not missing, f"mkdocs nav names missing pages: {missing}"
 
 
@@ -70,7 +72,11 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
     examples = (site / "examples" / "index.html").read_text(encoding="utf-8")
     for notebook in ("finetune", "segmentation", "benchmark_grid"):
         assert (site / "examples" / f"{notebook}.ipynb").is_file()
-        assert f'href="{notebook}.ipynb"' in examples
+        assert f'href="{notebook}/"' in examples
+        page = (site / "examples" / notebook / "index.html").read_text(encoding="utf-8")
+        assert f'href="../{notebook}.ipynb"' in page, "the page links its notebook"
+        assert '<img alt="figure" src="data:image/png;base64,' in page, "figures shown"
+    assert "test accuracy 0." in (site / "examples/finetune/index.html").read_text()
 
 
 def test_ci_runs_the_readme_commands():
