@@ -106,3 +106,6 @@ def test_development_page_lists_every_extra():
     for distribution, extra in OPTIONAL.values():
         row = next(line for line in table.splitlines() if line.startswith(f"| `{extra}` |"))
         assert distribution.lower() in row.lower(), f"{distribution} missing from {extra}'s row"
+    home = (ROOT / "docs/index.md").read_text(encoding="utf-8")
+    missing = [name for name in extras if name != "dev" and f"| `{name}` |" not in home]
+    assert not missing, f"docs/index.md's extras table lacks {missing}"
