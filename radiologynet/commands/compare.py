@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from radiologynet._optional import require
 from radiologynet.stats import ALPHA
 
 _BY = ("init", "lr", "model", "fraction")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"task={key['task']}, model={key['model']} (modality)\n{_line(test)}")
             rows.append({**key, **test.as_dict()})
     if args.csv:
-        import pandas as pd
+        pd = require("pandas", "radiologynet compare")
 
         write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
     return 0

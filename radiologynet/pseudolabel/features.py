@@ -28,16 +28,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pydicom
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write
+from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError, RadiologyNetError
+
+pd = require("pandas", "pseudo-labelling")
+TfidfVectorizer = require("sklearn.feature_extraction.text", "pseudo-labelling").TfidfVectorizer
+SimpleImputer = require("sklearn.impute", "pseudo-labelling").SimpleImputer
+OneHotEncoder = require("sklearn.preprocessing", "pseudo-labelling").OneHotEncoder
+StandardScaler = require("sklearn.preprocessing", "pseudo-labelling").StandardScaler
 
 CATEGORICAL_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Manufacturer")
 DESCRIPTION_TAGS = ("StudyDescription", "SeriesDescription", "ProtocolName")
