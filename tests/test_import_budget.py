@@ -1,0 +1,155 @@
+"""What each entry point costs to import: the core loads no optional package, the command
+line's --help/--version/list/info load no torch, and a missing extra is one clear line.
+
+Each check runs in a fresh interpreter and inspects its ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+#: Packages that only the extras bring; the core must never import them.
+OPTIONAL = ("scipy", "pandas", "sklearn", "matplotlib", "SimpleITK", "pytorch_grad_cam",
+            "torchmetrics", "cv2", "openpyxl", "codecarbon")
+#: The frameworks the light commands must not start.
+FRAMEWORKS = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "safetensors")
+
+_REPORT = """
+import json, sys
+print("\\n@@" + json.dumps(sorted({m.split(".")[0] for m in list(sys.modules)})))
+"""
+
+
+def _run(code: str, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``code`` in a fresh interpreter; returns the process and its top-level modules."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code) + _REPORT, *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert "@@" in proc.stdout, proc.stdout + proc.stderr
+    return proc, set(json.loads(proc.stdout.rsplit("@@", 1)[1]))
+
+
+def _clean_env_check() -> None:
+    _, baseline = _run("pass")
+    leaked = baseline & set(OPTIONAL + FRAMEWORKS)
+    if leaked:
+        pytest.skip(f"the interpreter itself imports {leaked} at start-up (sitecustomize?)")
+
+
+def test_import_radiologynet_imports_no_optional_package_and_no_torch():
+    _clean_env_check()
+    _, modules = _run("import radiologynet; radiologynet.list_weights()")
+    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+    assert not modules & set(FRAMEWORKS), modules & set(FRAMEWORKS)
+
+
+def test_create_model_read_image_and_for_model_import_no_optional_package(tmp_path):
+    _clean_env_check()
+    dicom = tmp_path / "ct.dcm"
+    code = """
+    import sys
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PhotometricInterpretation = "CT", "MONOCHROME2"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 24, 32, 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = (np.arange(24 * 32, dtype=np.uint16).reshape(24, 32) * 4).tobytes()
+    ds.save_as(sys.argv[1], enforce_file_format=True)
+
+    import radiologynet
+    from radiologynet import io, transforms
+
+    model = radiologynet.create_model("resnet18", weights=None, num_classes=2, in_chans=1)
+    image = io.read_image(sys.argv[1])
+    tensor = transforms.for_model(model)(image)
+    assert tuple(tensor.shape[:1]) == (1,), tensor.shape
+    print("ran", tuple(tensor.shape))
+    """
+    proc, modules = _run(code, str(dicom))
+    assert proc.returncode == 0, proc.stderr
+    assert "ran (1," in proc.stdout
+    assert "torch" in modules and "timm" in modules  # the check can see imports at all
+    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["list"], ["list", "resnet50"],
+                                  ["info", "resnet50.radiologynet"]])
+def test_light_commands_import_no_torch(argv):
+    _clean_env_check()
+    code = """
+    import contextlib, io, sys
+    from radiologynet.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            code = main(sys.argv[1:])
+        except SystemExit as stop:  # argparse's --help / --version
+            code = stop.code
+    assert code == 0, (code, out.getvalue())
+    assert out.getvalue().strip(), "printed nothing"
+    """
+    proc, modules = _run(code, *argv)
+    assert proc.returncode == 0, proc.stderr
+    assert not modules & set(FRAMEWORKS), modules & set(FRAMEWORKS)
+    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+
+
+def test_console_entry_point_runs_help():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "radiologynet", "--help"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "download" in proc.stdout and "finetune" in proc.stdout
+
+
+@pytest.mark.parametrize(("missing", "argv", "extra"), [
+    (("scipy",), ["compare", "no-such-results"], "analysis"),
+    (("SimpleITK",), None, "volumes"),
+])
+def test_missing_extra_is_one_line_naming_the_install_command(missing, argv, extra, tmp_path):
+    hide = "".join(f"sys.modules[{name!r}] = None\n" for name in missing)
+    if argv is None:  # a library call rather than a command: the error itself
+        code = f"""
+        import sys
+        {hide}
+        from radiologynet.errors import MissingDependencyError
+        from radiologynet.io import read_volume
+        try:
+            read_volume({str(tmp_path / "v.mhd")!r})
+        except MissingDependencyError as err:
+            print("ERR", err)
+        """
+        proc, _ = _run(code)
+        assert f'pip install "radiologynet[{extra}]"' in proc.stdout, proc.stdout + proc.stderr
+        return
+    code = f"""
+    import sys
+    {hide}
+    from radiologynet.cli import main
+    code = main(sys.argv[1:])
+    print("EXIT", code)
+    """
+    proc, _ = _run(code, *argv)
+    assert "EXIT 1" in proc.stdout, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f'pip install "radiologynet[{extra}]"' in lines[0]
+    assert lines[0].startswith(f"radiologynet {argv[0]}: error:")
