@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from radiologynet.errors import DatasetNotFoundError
 from radiologynet.torchdata.cache import build_cache
 from radiologynet.torchdata.folders import IMAGE_SUFFIXES, list_image_files
-from radiologynet.errors import DatasetNotFoundError
 from radiologynet.weights import Preprocessing, get_weights
 
 
