@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 #: Packages that only the extras bring; the core must never import them.
-OPTIONAL = ("scipy", "pandas", "sklearn", "matplotlib", "SimpleITK", "pytorch_grad_cam",
-            "torchmetrics", "cv2", "openpyxl", "codecarbon")
+EXTRA_PACKAGES = ("scipy", "pandas", "sklearn", "matplotlib", "SimpleITK", "pytorch_grad_cam",
+                  "torchmetrics", "cv2", "openpyxl", "codecarbon")
 #: The frameworks the light commands must not start.
 FRAMEWORKS = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "safetensors")
 
@@ -38,7 +38,7 @@ def _run(code: str, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
 
 def _clean_env_check() -> None:
     _, baseline = _run("pass")
-    leaked = baseline & set(OPTIONAL + FRAMEWORKS)
+    leaked = baseline & set(EXTRA_PACKAGES + FRAMEWORKS)
     if leaked:
         pytest.skip(f"the interpreter itself imports {leaked} at start-up (sitecustomize?)")
 
@@ -46,7 +46,7 @@ def _clean_env_check() -> None:
 def test_import_radiologynet_imports_no_optional_package_and_no_torch():
     _clean_env_check()
     _, modules = _run("import radiologynet; radiologynet.list_weights()")
-    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+    assert not modules & set(EXTRA_PACKAGES), modules & set(EXTRA_PACKAGES)
     assert not modules & set(FRAMEWORKS), modules & set(FRAMEWORKS)
 
 
@@ -85,7 +85,7 @@ def test_create_model_read_image_and_for_model_import_no_optional_package(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "ran (1," in proc.stdout
     assert "torch" in modules and "timm" in modules  # the check can see imports at all
-    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+    assert not modules & set(EXTRA_PACKAGES), modules & set(EXTRA_PACKAGES)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["list"], ["list", "resnet50"],
@@ -108,7 +108,7 @@ def test_light_commands_import_no_torch(argv):
     proc, modules = _run(code, *argv)
     assert proc.returncode == 0, proc.stderr
     assert not modules & set(FRAMEWORKS), modules & set(FRAMEWORKS)
-    assert not modules & set(OPTIONAL), modules & set(OPTIONAL)
+    assert not modules & set(EXTRA_PACKAGES), modules & set(EXTRA_PACKAGES)
 
 
 def test_console_entry_point_runs_help():
@@ -153,3 +153,70 @@ def test_missing_extra_is_one_line_naming_the_install_command(missing, argv, ext
     assert "Traceback" not in proc.stderr
     assert f'pip install "radiologynet[{extra}]"' in lines[0]
     assert lines[0].startswith(f"radiologynet {argv[0]}: error:")
+
+
+def _extras() -> tuple[list[str], dict[str, set[str]]]:
+    """pyproject's core requirement names and each extra's names, self-references resolved."""
+    tomllib = pytest.importorskip("tomllib")  # stdlib from Python 3.11
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml")
+                            .read_text())["project"]
+
+    def name(requirement: str) -> str:
+        return requirement.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[
+            0].strip().lower()
+
+    raw = project["optional-dependencies"]
+
+    def resolve(extra: str) -> set[str]:
+        names = set()
+        for req in raw[extra]:
+            if name(req) == "radiologynet":
+                inner = req.split("[", 1)[1].split("]", 1)[0]
+                for other in inner.split(","):
+                    names |= resolve(other.strip())
+            else:
+                names.add(name(req))
+        return names
+
+    return [name(r) for r in project["dependencies"]], {extra: resolve(extra) for extra in raw}
+
+
+def test_each_optional_package_is_in_the_extra_its_error_names():
+    from radiologynet._optional import OPTIONAL, install_hint
+
+    core, extras = _extras()
+    for module, (distribution, extra) in OPTIONAL.items():
+        assert distribution.lower() in extras[extra], (module, extra)
+        assert distribution.lower() in extras["all"], module
+        assert distribution.lower() not in core, f"{distribution} must not be a core dependency"
+        assert f'pip install "radiologynet[{extra}]"' in install_hint(module)
+    assert "nibabel" not in core
+    assert set(OPTIONAL) == set(EXTRA_PACKAGES) - {"cv2"}  # cv2 comes only with grad-cam
+
+
+def test_optional_packages_are_imported_only_through_require():
+    """No ``import scipy`` / ``from pandas import ...`` anywhere in the package: every such
+    import goes through radiologynet._optional.require (type-checking-only imports aside)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "radiologynet"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                guarded |= {id(n) for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for module in names:
+                if module.split(".")[0] in EXTRA_PACKAGES + ("nibabel",):
+                    offenders.append(f"{path.relative_to(root.parent)}:{node.lineno} {module}")
+    assert not offenders, offenders
