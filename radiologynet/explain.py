@@ -185,8 +185,8 @@ def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
         One :class:`CamResult` per image, in order.
     """
     GradCAM = require("pytorch_grad_cam", "Grad-CAM").GradCAM
-    targets = require("pytorch_grad_cam.utils.model_targets", "Grad-CAM")
-    ClassifierOutputTarget = targets.ClassifierOutputTarget
+    ClassifierOutputTarget = require("pytorch_grad_cam.utils.model_targets",
+                                     "Grad-CAM").ClassifierOutputTarget
 
     if targets is not None and len(targets) != len(images):
         raise RadiologyNetError(f"targets has {len(targets)} entries for {len(images)} "
