@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tests; returns 0."""
-    from radiologynet.report._files import write_text
+    from radiologynet._atomic import atomic_write_text
     from radiologynet.report.results import load_results
     from radiologynet.report.tables import comparisons, modality_tests
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         pd = require("pandas", "radiologynet compare")
 
-        write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
     return 0
 
 
