@@ -170,3 +170,31 @@ def test_run_folder_is_shared(tmp_path, umask_022):
     models = list(out.rglob("model.safetensors"))
     assert models, "the run wrote no model folder"
     assert_shared(out)
+
+
+def test_bundle_of_a_bare_hub_file_gets_config_and_card(tmp_path, umask_022, monkeypatch):
+    """A Hub weight that is only a model.safetensors (timm's ImageNet files) becomes a full
+    weights folder in the bundle, written by convert.write_weights_folder."""
+    import timm
+
+    from radiologynet.cli import main
+
+    snapshot = tmp_path / "hf" / "snapshot"
+    snapshot.mkdir(parents=True)
+    state = timm.create_model("resnet18", num_classes=1000).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    os.chmod(snapshot / "model.safetensors", 0o600)  # as some caches leave it
+    monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RADIOLOGYNET_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, filename, **k: str(snapshot / filename))
+    bundle = tmp_path / "bundle"
+    assert main(["download", "resnet18.imagenet", "--to", str(bundle)]) == 0
+    folder = bundle / radiologynet.get_weights("resnet18.imagenet").full_name
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json",
+                                                        "model.safetensors"]
+    assert_shared(bundle)
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
