@@ -1,7 +1,16 @@
-"""RadiologyNET foundation models for medical-imaging transfer learning, built on timm."""
+"""RadiologyNET foundation models for medical-imaging transfer learning, built on timm.
+
+``import radiologynet`` loads only the registry and the weight records; torch, timm and
+segmentation-models-pytorch are imported the first time a model is built
+(:func:`create_model`, :func:`create_unet`), so listing the zoo and the command line's
+``--help`` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from radiologynet._version import __version__
-from radiologynet.models import create_model
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture, list_models
 from radiologynet.weights import (
     Preprocessing,
@@ -10,6 +19,10 @@ from radiologynet.weights import (
     list_weights,
     register_weights,
 )
+
+if TYPE_CHECKING:
+    from radiologynet.models import create_model
+    from radiologynet.segmentation import create_unet
 
 __all__ = [
     "ARCHITECTURES",
@@ -26,11 +39,22 @@ __all__ = [
     "register_weights",
 ]
 
+#: Public names whose modules import torch: loaded on first use (PEP 562).
+_LAZY = {
+    "create_model": "radiologynet.models",
+    "create_unet": "radiologynet.segmentation",
+}
 
-def __getattr__(name: str):
-    # segmentation-models-pytorch is imported only when a U-Net is asked for
-    if name == "create_unet":
-        from radiologynet.segmentation import create_unet
 
-        return create_unet
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'radiologynet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,34 +1,117 @@
-"""Atomic file writes: the one place that writes a file through a temp file in the same
-folder and ``os.replace``-s it into place, so readers never see a half-written file."""
+"""Atomic, shareable file writes: the one place that writes a file (or a folder) through a
+temp beside it and ``os.replace``-s it into place, so readers never see a half-written one.
+
+Everything written here gets the permissions a plain ``open()``/``mkdir()`` would give under
+the process umask (0644 files and 0755 folders under the usual umask 022), whatever the
+writer did itself: ``tempfile.mkstemp``/``mkdtemp`` make 0600/0700, and safetensors writes
+0600 even over an existing 0644 file, so the mode is set *after* the writer ran.
+
+API (every writer of shared files goes through one of these):
+
+- :func:`atomic_write` ``(path, writer)``: ``writer(tmp: str)`` fills a temp file.
+- :func:`atomic_write_text` / :func:`atomic_write_bytes` / :func:`atomic_write_json`.
+- :func:`atomic_path` ``(path)``: context manager yielding the temp :class:`Path`.
+- :func:`atomic_dir` ``(path)``: context manager yielding a temp folder that replaces
+  ``path`` as a whole (a weights folder, a bundle entry).
+- :func:`temp_path_for` + :func:`commit`: the two halves of :func:`atomic_path`, for code
+  that cannot be a ``with`` block (``commit`` sets the mode and renames).
+- :func:`make_shared_dir` ``(path)``: ``mkdir -p`` with folder permissions.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    try:  # Linux >= 4.7: read it without changing it (os.umask would race other threads)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new shared file gets: ``0o666`` less the umask (0644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new shared folder gets: ``0o777`` less the umask (0755 under umask 022)."""
+    return 0o777 & ~_umask()
+
+
+def make_shared_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` and any missing parents with :func:`dir_mode` (existing folders are
+    left as they are); returns ``path`` as a :class:`Path`."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    mode = dir_mode()
+    for folder in missing:
+        os.chmod(folder, mode)
+    return path
+
+
+def temp_path_for(path: str | os.PathLike[str]) -> Path:
+    """An empty temp file beside ``path`` (``.{name}.*.tmp``, its folder created if
+    missing), to be filled and then passed to :func:`commit` (or unlinked on failure)."""
+    path = Path(path)
+    make_shared_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Give the filled temp file ``tmp`` the shared file mode and rename it over ``path``;
+    returns ``path`` as a :class:`Path`."""
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, path)
+    return Path(path)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp file path beside ``path``; when the block ends without an exception the
+    temp becomes ``path`` (shared mode, one rename), otherwise it is removed and ``path``
+    keeps its old content."""
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], object]) -> Path:
     """Create ``path`` atomically: ``writer(tmp)`` writes a temp file (its path, a str)
     made in the same folder (``.{name}.*.tmp``, created with the parent folder if
-    missing), which is then made world-readable (0o644, not mkstemp's 0600) and renamed
-    over ``path``. On any exception the temp file is removed, ``path`` keeps its old
-    content and the exception propagates. Returns ``path`` as a :class:`Path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    missing), which then gets the shared file mode (0644 under umask 022, whatever the
+    writer left) and is renamed over ``path``. On any exception the temp file is removed,
+    ``path`` keeps its old content and the exception propagates. Returns ``path``."""
+    with atomic_path(path) as tmp:
+        writer(str(tmp))
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str,
@@ -49,3 +132,43 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None
     """Write ``obj`` as JSON (``indent``, trailing newline) to ``path`` atomically;
     returns the path."""
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def share_tree(root: str | os.PathLike[str]) -> None:
+    """Give ``root``, every folder below it and every file in it the shared modes
+    (files that were executable keep their execute bits, as with the folder mode)."""
+    files, folders = file_mode(), dir_mode()
+    os.chmod(root, folders)
+    for current, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            os.chmod(os.path.join(current, name), folders)
+        for name in filenames:
+            target = os.path.join(current, name)
+            executable = os.stat(target).st_mode & stat.S_IXUSR
+            os.chmod(target, folders if executable else files)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``path``; when the block ends without an exception
+    it gets the shared modes throughout (:func:`share_tree`) and replaces ``path`` (an
+    existing ``path`` is moved aside first and removed after). On an exception the temp
+    folder is removed and ``path`` is left as it was."""
+    path = Path(path)
+    make_shared_dir(path.parent)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+                                    suffix=TEMP_SUFFIX))
+    try:
+        yield staging
+        share_tree(staging)
+        old = None
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+                                        suffix=".old")) / "old"
+            os.replace(path, old)
+        os.replace(staging, path)
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

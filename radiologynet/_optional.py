@@ -20,10 +20,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "torchmetrics": ("torchmetrics", "training"),
     "pandas": ("pandas", "training"),
     "sklearn": ("scikit-learn", "training"),
+    "openpyxl": ("openpyxl", "training"),
     "scipy": ("scipy", "analysis"),
     "matplotlib": ("matplotlib", "analysis"),
     "pytorch_grad_cam": ("grad-cam", "analysis"),
-    "openpyxl": ("openpyxl", "analysis"),
     "codecarbon": ("codecarbon", "emissions"),
 }
 

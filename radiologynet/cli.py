@@ -1,50 +1,65 @@
 """The ``radiologynet`` command line.
 
-Each sub-command lives in its own module under :mod:`radiologynet.commands` and exposes
-``register(subparsers)``; this module discovers them, so adding a command touches one file.
+Sub-commands are looked up by name in :data:`radiologynet.commands.COMMANDS` and only the
+one being run is imported, so ``radiologynet --help``, ``--version``, ``list`` and ``info``
+never import torch. Every :class:`~radiologynet.errors.RadiologyNetError` (a missing extra
+included) is printed as one line, with exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from radiologynet import __version__
+from radiologynet.commands import COMMANDS, load
 from radiologynet.errors import RadiologyNetError
 
+PROG = "radiologynet"
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every discovered sub-command."""
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command named on the command line (the first non-option argument)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: the real parser of ``command`` (its module is imported) and a
+    help-only entry for every other command."""
     parser = argparse.ArgumentParser(
-        prog="radiologynet",
+        prog=PROG,
         description="RadiologyNET foundation models for medical-imaging transfer learning.",
     )
-    parser.add_argument("--version", action="version", version=f"radiologynet {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import radiologynet.commands as commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"radiologynet.commands.{info.name}")
-        module.register(subparsers)
+    for name, entry in COMMANDS.items():
+        if name == command:
+            load(name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=entry.help)
     return parser
+
+
+def _one_line(err: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_name(argv)
+    if command not in COMMANDS:
+        command = None  # argparse reports the unknown name with the list of commands
     try:
+        args = build_parser(command).parse_args(argv)
+        if not getattr(args, "func", None):
+            build_parser().print_help()
+            return 2
         result = args.func(args)
     except RadiologyNetError as err:
-        print(f"radiologynet {args.command}: error: {err}", file=sys.stderr)
+        where = f"{PROG} {command}" if command else PROG
+        print(f"{where}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
+from radiologynet._optional import require
 from radiologynet.train.checkpoint import atomic_write_bytes
+
+ndimage = require("scipy.ndimage", "the demo")
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")

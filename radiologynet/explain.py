@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from radiologynet._optional import require
 from radiologynet.errors import ImageReadError, RadiologyNetError, WeightsNotFoundError
 from radiologynet.registry import Architecture, get_architecture
 
@@ -50,7 +51,7 @@ class CamResult:
 
     def overlay(self, image_weight: float = 0.5) -> np.ndarray:
         """The heatmap over the image as an RGB ``uint8`` array (``(S, S, 3)``)."""
-        from pytorch_grad_cam.utils.image import show_cam_on_image
+        show_cam_on_image = require("pytorch_grad_cam.utils.image", "Grad-CAM").show_cam_on_image
 
         rgb = np.repeat(self.image[..., None], 3, axis=-1).astype(np.float32)
         return show_cam_on_image(rgb, self.heatmap.astype(np.float32), use_rgb=True,
@@ -183,8 +184,9 @@ def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
     Returns:
         One :class:`CamResult` per image, in order.
     """
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    GradCAM = require("pytorch_grad_cam", "Grad-CAM").GradCAM
+    ClassifierOutputTarget = require("pytorch_grad_cam.utils.model_targets",
+                                     "Grad-CAM").ClassifierOutputTarget
 
     if targets is not None and len(targets) != len(images):
         raise RadiologyNetError(f"targets has {len(targets)} entries for {len(images)} "
@@ -286,7 +288,7 @@ def comparison_sheet(models: Mapping[str, nn.Module],
     one row per image, the preprocessed input then one Grad-CAM overlay per model. Writes
     ``out_path`` (PNG) and ``<out_path>.json`` (which model and class each panel shows);
     returns the PNG path."""
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "Grad-CAM figures").Figure
 
     from radiologynet.report._files import write_json
     from radiologynet.report.figures import save_figure

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from radiologynet._atomic import atomic_write_text
+from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
@@ -122,7 +123,7 @@ def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str]
 def split_train_val(targets: list[int], val_fraction: float, seed: int
                     ) -> tuple[list[int], list[int]]:
     """A stratified train/validation split of indices; classes with one image train only."""
-    from sklearn.model_selection import train_test_split
+    train_test_split = require("sklearn.model_selection", "pretraining").train_test_split
 
     if not 0 < val_fraction < 1:
         raise InvalidArgumentError(f"val_fraction={val_fraction}: use a value in (0, 1).")

@@ -18,9 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
+from radiologynet._optional import require
 from radiologynet.errors import StatisticsInputError
+
+_scipy_stats = require("scipy.stats", "the paper's statistical tests")
 
 #: The significance level the paper uses.
 ALPHA = 0.05

@@ -63,8 +63,7 @@ def test_folder_loads_in_the_zoo_timm_and_unet(folder):
     saved = load_file(str(out / "model.safetensors"))
     assert torch.equal(plain.conv1.weight, saved["conv1.weight"])
     assert torch.equal(model.conv1.weight, saved["conv1.weight"])
-    segmentation = pytest.importorskip("radiologynet.segmentation")
-    unet = segmentation.create_unet("resnet18", out, num_classes=1)
+    unet = radiologynet.create_unet("resnet18", out, num_classes=1)
     with torch.no_grad():
         assert unet(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-runner = pytest.importorskip("radiologynet.protocol.runner",
-                             reason="the protocol runner (radiologynet.protocol.runner) "
-                                    "is not in this checkout")
+from radiologynet.protocol import runner
 
 pytestmark = pytest.mark.slow
 

@@ -158,7 +158,6 @@ def test_for_model_with_a_radiologynet_cfg_equals_for_weights():
     torch.testing.assert_close(tf(gray), transforms.for_weights(record)(gray))
 
 
-@pytest.mark.skipif(not hasattr(radiologynet, "create_model"), reason="create_model not landed")
 def test_for_model_on_create_model_output():
     model = radiologynet.create_model("resnet18", weights=None, in_chans=1, num_classes=3)
     x = transforms.for_model(model)(np.zeros((64, 48), np.uint8))

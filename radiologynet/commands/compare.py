@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from radiologynet._optional import require
 from radiologynet.stats import ALPHA
 
 _BY = ("init", "lr", "model", "fraction")
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tests; returns 0."""
-    from radiologynet.report._files import write_text
+    from radiologynet._atomic import atomic_write_text
     from radiologynet.report.results import load_results
     from radiologynet.report.tables import comparisons, modality_tests
 
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"task={key['task']}, model={key['model']} (modality)\n{_line(test)}")
             rows.append({**key, **test.as_dict()})
     if args.csv:
-        import pandas as pd
+        pd = require("pandas", "radiologynet compare")
 
-        write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
     return 0
 
 

@@ -27,13 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     if args.full:
-        try:
-            from radiologynet.demo_full import run_full_demo
-        except ImportError:
-            print("radiologynet demo --full: this installation has no radiologynet.demo_full "
-                  "(the pseudo-labelling + pretraining demo); run `radiologynet demo` "
-                  "without --full, or upgrade radiologynet.")
-            return 1
+        from radiologynet.demo_full import run_full_demo
+
         run_full_demo(args.out)
         return 0
     from radiologynet.demo import run_demo

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radiologynet.torchdata.cache import build_cache
-from radiologynet.torchdata.folders import IMAGE_SUFFIXES, _files
 from radiologynet.errors import DatasetNotFoundError
+from radiologynet.torchdata.cache import build_cache
+from radiologynet.torchdata.folders import IMAGE_SUFFIXES, list_image_files
 from radiologynet.weights import Preprocessing, get_weights
 
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         preprocessing = Preprocessing(input_size=args.size,
                                       interpolation=preprocessing.interpolation,
                                       letterbox=preprocessing.letterbox)
-    paths = _files(src, IMAGE_SUFFIXES, True)
+    paths = list_image_files(src)
     if not paths:
         raise DatasetNotFoundError(f"{src}: no images found (suffixes "
                                    f"{', '.join(IMAGE_SUFFIXES)} or DICOM files).")

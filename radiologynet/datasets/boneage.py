@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from radiologynet._optional import require
 from radiologynet.datasets.base import (
     SPLIT_NAMES,
     Sample,
@@ -98,10 +99,11 @@ def parse_sex(value: object, kind: str, source: str) -> int:
 
 
 def _read_sheet(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    import pandas as pd
+    pd = require("pandas", "the bone-age dataset")
 
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path, nrows=nrows, encoding="utf-8-sig")
+    require("openpyxl", "reading the bone-age .xlsx sheets")
     return pd.read_excel(path, nrows=nrows)
 
 

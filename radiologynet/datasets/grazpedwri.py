@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from radiologynet._optional import require
 from radiologynet.datasets.base import (
     SPLIT_NAMES,
     Sample,
@@ -67,7 +68,7 @@ _IMAGE_FOLDER = re.compile(r"^images(_part\d+)?$", re.IGNORECASE)
 def read_table(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
     """``dataset.csv`` as a pandas DataFrame (BOM stripped, ``filestem``/``patient_id`` as
     text, ``osteopenia`` as 0/1), sorted by file stem."""
-    import pandas as pd
+    pd = require("pandas", "the GRAZPEDWRI-DX dataset")
 
     csv_path = Path(csv_path)
     frame = pd.read_csv(
@@ -100,7 +101,7 @@ def splits_from_csv(
     ``<filestem>.png`` (relative; enough to inspect or save a split without the images).
     Returns :class:`Splits` with the patient id as each sample's ``group``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
+    StratifiedGroupKFold = require("sklearn.model_selection").StratifiedGroupKFold
 
     seed, fraction = check_seed(seed), check_fraction(fraction)
     frame = read_table(csv_path)

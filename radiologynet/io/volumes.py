@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
+from radiologynet._optional import require
 from radiologynet.errors import ImageReadError
 
 _AXES = {"axial": 0, "z": 0, "coronal": 1, "y": 1, "sagittal": 2, "x": 2}
@@ -81,7 +82,8 @@ def _axis_index(axis: int | str) -> int:
     return int(axis)
 
 
-def _read_series(folder: Path, series_id: str | None) -> sitk.Image:
+def _read_series(folder: Path, series_id: str | None) -> Any:
+    sitk = require("SimpleITK", "reading volumes")
     reader = sitk.ImageSeriesReader()
     ids = list(reader.GetGDCMSeriesIDs(str(folder)))
     if not ids:
@@ -111,6 +113,7 @@ def read_volume(path: str | PathLike[str], series_id: str | None = None) -> Volu
         ImageReadError: a missing or unreadable file, a non-3-D image, an empty volume or
             NaN/inf voxels.
     """
+    sitk = require("SimpleITK", "reading volumes")
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder.")

@@ -16,6 +16,7 @@ import torch
 
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.errors import DatasetNotFoundError
+from radiologynet.torchdata.folders import list_image_files
 from radiologynet.torchdata.samples import (
     BONE_AGE_AUGMENT,
     PAPER_AUGMENT,
@@ -103,9 +104,8 @@ def _folder_samples(folder: Path, classes: Sequence[str]) -> tuple[Any, ...]:
         class_dir = folder / name
         if not class_dir.is_dir():
             continue
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                samples.append(Sample(path=str(path), target=index))
+        for path in list_image_files(class_dir, IMAGE_SUFFIXES):
+            samples.append(Sample(path=str(path), target=index))
     return tuple(samples)
 
 

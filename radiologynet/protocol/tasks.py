@@ -194,11 +194,7 @@ def _load_builtin() -> None:
     # The built-in tasks live in their own module; importing it registers them. Plug-ins
     # outside this package (segmentation) register on import of their module.
     from radiologynet.protocol import builtin  # noqa: F401
-
-    try:  # the LUNA16 plug-in, when installed with the segmentation module
-        import radiologynet.segmentation.task  # noqa: F401
-    except ImportError:
-        pass
+    from radiologynet.segmentation import task  # noqa: F401  (the LUNA16 plug-in)
 
 
 def get_task(name: str) -> TaskSpec:

@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import HDBSCAN, KMeans
-from sklearn.metrics import silhouette_score
 
+from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError
+
+HDBSCAN = require("sklearn.cluster", "pseudo-labelling").HDBSCAN
+KMeans = require("sklearn.cluster", "pseudo-labelling").KMeans
+silhouette_score = require("sklearn.metrics", "pseudo-labelling").silhouette_score
 
 DEFAULT_THRESHOLD = 0.5
 NOISE = -1

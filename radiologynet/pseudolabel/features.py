@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pydicom
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tqdm.auto import tqdm
 
-from radiologynet._atomic import atomic_write
+from radiologynet._atomic import atomic_path, atomic_write
+from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError, RadiologyNetError
+
+pd = require("pandas", "pseudo-labelling")
+TfidfVectorizer = require("sklearn.feature_extraction.text", "pseudo-labelling").TfidfVectorizer
+SimpleImputer = require("sklearn.impute", "pseudo-labelling").SimpleImputer
+OneHotEncoder = require("sklearn.preprocessing", "pseudo-labelling").OneHotEncoder
+StandardScaler = require("sklearn.preprocessing", "pseudo-labelling").StandardScaler
 
 CATEGORICAL_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Manufacturer")
 DESCRIPTION_TAGS = ("StudyDescription", "SeriesDescription", "ProtocolName")
@@ -289,11 +291,9 @@ class EmbeddingCache:
         if not keys:
             return
         self.values.update(zip(keys, values, strict=True))
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npz")
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from others
-        os.close(fd)
-        np.savez(tmp, keys=np.array(keys), values=values.astype(np.float32))
-        os.replace(tmp, self.folder / f"embeddings_{self._shard:06d}.npz")
+        with atomic_path(self.folder / f"embeddings_{self._shard:06d}.npz") as tmp, \
+                tmp.open("wb") as fh:  # a file object: np.savez appends no ".npz"
+            np.savez(fh, keys=np.array(keys), values=values.astype(np.float32))
         self._shard += 1
 
 

@@ -23,6 +23,7 @@ from typing import IO
 import numpy as np
 
 from radiologynet._atomic import atomic_write
+from radiologynet._optional import require
 from radiologynet.pseudolabel.cluster import ClusterSummary
 
 LABEL_COLUMNS = ("key", "path", "cluster", "label", "kept", "modality", "body_part")
@@ -135,7 +136,8 @@ def write_report(
 
 def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
             thumbnails: dict[int, list[np.ndarray]]) -> None:
-    from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
+    # no pyplot: never touches the user's backend
+    Figure = require("matplotlib.figure", "pseudo-label figures").Figure
 
     columns = max((len(v) for v in thumbnails.values()), default=1)
     rows = len(summaries)

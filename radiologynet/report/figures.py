@@ -11,15 +11,17 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from radiologynet import stats
+from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
 from radiologynet.report._files import write_atomic
 from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
 from radiologynet.report.tables import comparisons, metric_label, runs_at_best_lr
+
+pd = require("pandas", "sweep figures")
+Axes = require("matplotlib.axes", "sweep figures").Axes
+Figure = require("matplotlib.figure", "sweep figures").Figure
 
 #: One colour per initialisation, the same in every figure.
 INIT_COLOURS = {"random": "#7f7f7f", "imagenet": "#1f77b4", "radiologynet": "#d62728",

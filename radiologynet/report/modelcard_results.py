@@ -13,14 +13,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from radiologynet import stats
+from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
 from radiologynet.registry import get_architecture
 from radiologynet.report._files import write_json, write_text
 from radiologynet.report.results import load_results
 from radiologynet.report.tables import comparisons, results_table, to_markdown
+
+pd = require("pandas", "sweep reports")
 
 START = "<!-- radiologynet:downstream-results:start -->"
 END = "<!-- radiologynet:downstream-results:end -->"

@@ -11,12 +11,13 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from radiologynet import stats
+from radiologynet._optional import require
 from radiologynet.report import figures, tables
 from radiologynet.report._files import write_text
 from radiologynet.report.results import load_logs, load_results, primary_metric
+
+pd = require("pandas", "sweep reports")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ import json
 import math
 from pathlib import Path
 
-import pandas as pd
-
+from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
+
+pd = require("pandas", "sweep reports")
 
 #: Metrics where lower is better; every other metric is better higher.
 LOWER_IS_BETTER = frozenset({"loss", "mae", "rmse", "mse", "epochs", "best_epoch",

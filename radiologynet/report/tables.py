@@ -12,9 +12,8 @@ import html
 import math
 from collections.abc import Sequence
 
-import pandas as pd
-
 from radiologynet import stats
+from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError, StatisticsInputError
 from radiologynet.report.results import (
     higher_is_better,
@@ -24,6 +23,8 @@ from radiologynet.report.results import (
     primary_metric,
 )
 from radiologynet.weights import paper_results
+
+pd = require("pandas", "sweep reports")
 
 #: The columns that identify one row of a results table.
 GROUP_KEYS = ["task", "model", "fraction", "init"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torchmetrics import Metric
+
+from radiologynet._optional import require
+
+Metric = require("torchmetrics", "segmentation metrics").Metric
 
 
 def _binarise(x: torch.Tensor, threshold: float) -> torch.Tensor:

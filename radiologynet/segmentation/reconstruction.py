@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.segmentation.vanilla import VanillaUNet, save_vanilla_unet
+from radiologynet.torchdata.folders import list_image_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
 
@@ -27,7 +28,7 @@ def find_images(data: str | Path) -> list[Path]:
         ArchiveError: no image file there.
     """
     root = Path(data).expanduser()
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_image_files(root, IMAGE_SUFFIXES)
     if not files:
         raise ArchiveError(f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}: pass the "
                            "folder of radiographs or DICOM slices to pretrain on.")

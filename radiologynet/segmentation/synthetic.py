@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
+
+from radiologynet._optional import require
+
+sitk = require("SimpleITK", "writing synthetic CT volumes")
 
 
 @dataclass(frozen=True)

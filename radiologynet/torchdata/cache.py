@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from radiologynet._atomic import atomic_write_text
+from radiologynet._atomic import atomic_write_text, commit, temp_path_for
 from radiologynet.errors import ImageReadError
 from radiologynet.io.windowing import Window, resolve_window
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
@@ -250,9 +249,7 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
         except ImageReadError as err:
             return err
 
-    fd, tmp_name = tempfile.mkstemp(dir=root, prefix=".images.", suffix=".npy.tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_path_for(root / IMAGES_FILE)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                         shape=(len(sources), size, size))
@@ -277,8 +274,7 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
         del out
         if len(entries) != len(sources):  # shrink to the readable images
             full = np.load(tmp, mmap_mode="r")
-            fd, small_name = tempfile.mkstemp(dir=root, prefix=".images.", suffix=".npy.tmp")
-            os.close(fd)
+            small_name = temp_path_for(root / IMAGES_FILE)
             small = np.lib.format.open_memmap(small_name, mode="w+", dtype=np.uint8,
                                               shape=(len(entries), size, size))
             small[:] = full[: len(entries)]
@@ -291,7 +287,7 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
             "count": len(entries), "entries": entries,
             "unreadable": [{**_source_stat(Path(p)), "reason": r} for p, r in unreadable],
         }
-        os.replace(tmp, root / IMAGES_FILE)
+        commit(tmp, root / IMAGES_FILE)
         atomic_write_text(root / INDEX_FILE, json.dumps(index))
     finally:
         tmp.unlink(missing_ok=True)

@@ -149,7 +149,12 @@ class ImageListDataset(Dataset):
         return image, self.targets[index]
 
 
-def _files(root: Path, suffixes: Sequence[str] | None, sniff_dicom: bool) -> list[Path]:
+def list_image_files(root: str | PathLike[str], suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
+                     sniff_dicom: bool = True) -> list[Path]:
+    """The image files under ``root`` (recursive, sorted, hidden files skipped): those whose
+    suffix (lower-cased) is in ``suffixes``, plus, with ``sniff_dicom``, any other file
+    that is DICOM by its content (suffix-less exports)."""
+    root = Path(root)
     found = []
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name.startswith("."):
@@ -187,7 +192,7 @@ class ImageFolderDataset(ImageListDataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         paths, targets = [], []
         for name in self.classes:
-            for path in _files(self.root / name, tuple(s.lower() for s in suffixes), True):
+            for path in list_image_files(self.root / name, tuple(s.lower() for s in suffixes)):
                 paths.append(path)
                 targets.append(self.class_to_idx[name])
         if not paths:
@@ -218,7 +223,7 @@ class DicomFolderDataset(ImageListDataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"{self.root}: no such folder.")
-        paths = _files(self.root, DICOM_SUFFIXES, True)
+        paths = list_image_files(self.root, DICOM_SUFFIXES)
         if not paths:
             raise DatasetNotFoundError(f"{self.root}: no DICOM files found.")
         self.classes: list[str] = []

@@ -8,16 +8,18 @@ process over the same data).
 from __future__ import annotations
 
 import torch
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
-from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
+from radiologynet._optional import require
 from radiologynet.errors import RadiologyNetError
+
+torchmetrics = require("torchmetrics", "training metrics")
+Metric, MetricCollection = torchmetrics.Metric, torchmetrics.MetricCollection
+MulticlassAccuracy = torchmetrics.classification.MulticlassAccuracy
+MulticlassF1Score = torchmetrics.classification.MulticlassF1Score
+MulticlassPrecision = torchmetrics.classification.MulticlassPrecision
+MulticlassRecall = torchmetrics.classification.MulticlassRecall
+MeanAbsoluteError = torchmetrics.regression.MeanAbsoluteError
+MeanSquaredError = torchmetrics.regression.MeanSquaredError
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1")
 REGRESSION_METRICS = ("mae", "rmse")

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torchmetrics import MeanMetric
 from tqdm.auto import tqdm
 
+from radiologynet._optional import require
 from radiologynet.errors import RadiologyNetError
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import (
@@ -41,6 +41,8 @@ from radiologynet.train.checkpoint import (
 )
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
+
+MeanMetric = require("torchmetrics", "training").MeanMetric
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
@@ -161,12 +163,7 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 
 def _start_emissions(out_dir: Path | None) -> Any:
-    try:
-        from codecarbon import OfflineEmissionsTracker
-    except ImportError:
-        raise RadiologyNetError(
-            "--track-emissions needs codecarbon: pip install 'radiologynet[emissions]'"
-        ) from None
+    OfflineEmissionsTracker = require("codecarbon", "--track-emissions").OfflineEmissionsTracker
     tracker = OfflineEmissionsTracker(
         country_iso_code=os.environ.get("CODECARBON_COUNTRY", "USA"), save_to_file=False,
         log_level="error", output_dir=str(out_dir or "."),
