@@ -18,7 +18,7 @@ FOUNDATION = {"radiologynet.errors", "radiologynet._optional", "radiologynet._at
               "radiologynet._version", "radiologynet._deprecated"}
 #: The core: building models, resolving weights, reading and preprocessing images.
 CORE = {"radiologynet", "radiologynet.registry", "radiologynet.weights", "radiologynet.hub",
-        "radiologynet.convert", "radiologynet.modelcard", "radiologynet.io",
+        "radiologynet.convert", "radiologynet.modelcard", "radiologynet.publish", "radiologynet.io",
         "radiologynet.transforms", "radiologynet.models"}
 #: What the core may import from outside the standard library (import names of
 #: pyproject.toml's ``dependencies``).
