@@ -116,8 +116,11 @@ def test_for_weights_imagenet_normalises_and_sizes_follow_the_record():
     assert transforms.for_weights("inception_v3.radiologynet")(gray).shape == (3, 299, 299)
     one = transforms.for_weights(record, in_chans=1)(gray)
     assert one.shape == (1, 224, 224)
-    torch.testing.assert_close(one[0, 0, 0], torch.tensor(
-        (128 / 255 - sum(record.preprocessing.mean) / 3) / (sum(record.preprocessing.std) / 3)))
+    # the documented in_chans=1 rule: 1/s = mean(1/s_c), m/s = mean(m_c/s_c)
+    m, s = record.preprocessing.mean, record.preprocessing.std
+    expected = 128 / 255 * sum(1 / v for v in s) / 3 - sum(a / b for a, b in zip(m, s)) / 3
+    torch.testing.assert_close(one[0, 0, 0], torch.tensor(expected, dtype=torch.float32))
+    assert float(one[0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
 
 
 def test_transform_reads_files_and_dicom_with_window(tmp_path):
