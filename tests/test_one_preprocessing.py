@@ -151,3 +151,39 @@ def test_runner_reads_crop_mode_and_interpolation_from_a_weights_folder(
     runner, _ = data.batch_transform(data.val[0][0][None], None, train=False)
     torch.testing.assert_close(runner[0], transforms.for_weights(folder)(path),
                                atol=ATOL, rtol=0)
+
+
+def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
+    """Issue 11.10: ``--input-size 64`` used to be recorded as ``config.input_size: 64``
+    beside ``config.preprocessing.input_size: 224``."""
+    import json
+    from dataclasses import asdict, replace
+
+    from radiologynet.protocol.runner import plan, run_one
+
+    task = get_task("folder")
+    applied = []
+
+    def spy(request: DataRequest):
+        data = task.build_data(request)
+        applied.append((request.preprocessing, data.batch_transform))
+        return data
+
+    from radiologynet.convert import write_weights_folder
+
+    imagenet = radiologynet.get_weights("resnet18.imagenet")
+    weights = write_weights_folder(  # an ImageNet-normalised folder, fabricated offline
+        radiologynet.create_model("resnet18", weights=None, num_classes=2).state_dict(),
+        tmp_path / "w", arch="resnet18", num_classes=2,
+        extra_config={"pretrained_cfg": imagenet.preprocessing.timm_cfg()})
+    spec = plan("folder", ["resnet18"], [f"mine={weights}"], ["1e-3"], 1)[0]
+    result = run_one(spec, replace(task, build_data=spy), folder_task, tmp_path / "out",
+                     max_epochs=1, batch_size=4, input_size=32, progress=False)
+    (pre, batch_transform), = applied
+    assert result["status"] == "finished"
+    config = json.loads((tmp_path / "out" / spec.name / "result.json").read_text())["config"]
+    assert config["input_size"] == config["preprocessing"]["input_size"] == 32
+    assert config["preprocessing"] == json.loads(json.dumps(asdict(pre)))
+    assert batch_transform.size == 32 and batch_transform.preprocessing.mean == pre.mean
+    assert pre == replace(imagenet.preprocessing, input_size=32)
+    assert transforms.read_preprocessing(tmp_path / "out" / spec.name / "model") == pre
