@@ -176,10 +176,13 @@ class BatchTransform(nn.Module):
                generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The float batch (and ``mask`` through the same geometry, when given)."""
-        x = as_unit_float(as_gray_batch(batch))
+        x = as_gray_batch(batch)
+        if x.dtype != torch.uint8:
+            x = as_unit_float(x)  # floats kept, other dtypes refused before any work
         if self.resize and tuple(x.shape[-2:]) != (self.size, self.size):
-            x = self._fit(x)
+            x = self._fit(x)  # uint8 stays uint8, rounded as OpenCV and the cache round
             mask = self._fit(mask, nearest=True) if mask is not None else None
+        x = as_unit_float(x)
         if train and self.augmentation is not None:
             if mask is not None:
                 x, mask = augment_batch(x, self.augmentation, generator, mask=mask)
