@@ -20,10 +20,6 @@ import radiologynet
 from radiologynet import io, transforms
 from radiologynet.transforms import Augmentation, BatchTransform, letterbox
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
-                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
-
 
 def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """The authors' letterbox (resize with cv2 INTER_LINEAR, then centred zero padding)."""
@@ -38,16 +34,24 @@ def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 
 @functools.cache
-def _real_radiographs() -> tuple[tuple[str, np.ndarray], ...]:
+def _decoded(folder: Path) -> tuple[tuple[str, np.ndarray], ...]:
     return tuple((p.name, io.to_radiologynet_uint8(io.read_image(p)))
-                 for p in sorted(SAMPLE.glob("*.png")))
+                 for p in sorted(folder.glob("*.png")))
 
 
-@needs_sample
+@pytest.fixture
+def real_radiographs(shared_dir) -> tuple[tuple[str, np.ndarray], ...]:
+    """The nine GRAZPEDWRI-DX sample radiographs of ``shared/``, as 8-bit grayscale."""
+    folder = shared_dir / "data" / "grazpedwri-sample" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"GRAZPEDWRI-DX sample not at {folder}")
+    return _decoded(folder)
+
+
 @pytest.mark.parametrize("size", [224, 299, 300, 380])
-def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size):
-    assert len(_real_radiographs()) == 9
-    for name, gray in _real_radiographs():
+def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size, real_radiographs):
+    assert len(real_radiographs) == 9
+    for name, gray in real_radiographs:
         ours = letterbox(gray, size).numpy()
         reference = opencv_letterbox(gray, size)
         assert ours.shape == reference.shape == (size, size)
@@ -118,7 +122,8 @@ def test_for_weights_imagenet_normalises_and_sizes_follow_the_record():
     assert one.shape == (1, 224, 224)
     # the documented in_chans=1 rule: 1/s = mean(1/s_c), m/s = mean(m_c/s_c)
     m, s = record.preprocessing.mean, record.preprocessing.std
-    expected = 128 / 255 * sum(1 / v for v in s) / 3 - sum(a / b for a, b in zip(m, s, strict=True)) / 3
+    expected = (128 / 255 * sum(1 / v for v in s) / 3
+                - sum(a / b for a, b in zip(m, s, strict=True)) / 3)
     torch.testing.assert_close(one[0, 0, 0], torch.tensor(expected, dtype=torch.float32))
     assert float(one[0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
 
@@ -418,10 +423,9 @@ def test_model_card_timm_statement_holds():
     assert f"{TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise" in card
 
 
-@needs_sample
-def test_model_card_shrink_difference_on_a_real_radiograph():
+def test_model_card_shrink_difference_on_a_real_radiograph(real_radiographs):
     from radiologynet.modelcard import TIMM_SHRINK_MAX_DIFF
 
     record = radiologynet.get_weights("resnet18.radiologynet")
-    worst = max(float(_both(record, gray).max()) for _, gray in _real_radiographs())
+    worst = max(float(_both(record, gray).max()) for _, gray in real_radiographs)
     assert 0.1 < worst <= TIMM_SHRINK_MAX_DIFF["radiograph"] + 0.02
