@@ -429,3 +429,22 @@ def test_model_card_shrink_difference_on_a_real_radiograph(real_radiographs):
     record = radiologynet.get_weights("resnet18.radiologynet")
     worst = max(float(_both(record, gray).max()) for _, gray in real_radiographs)
     assert 0.1 < worst <= TIMM_SHRINK_MAX_DIFF["radiograph"] + 0.02
+
+
+def test_user_errors_name_what_to_pass(tmp_path):
+    record = radiologynet.get_weights("resnet18.imagenet")
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="2 input channels"):
+        BatchTransform(record.preprocessing, in_chans=2)
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="config.json"):
+        transforms.read_preprocessing(tmp_path / "model.pth")
+    assert transforms.read_preprocessing(tmp_path / "model.pth", input_size=64) == \
+        radiologynet.Preprocessing(input_size=64)
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="train=True"):
+        BatchTransform(record.preprocessing)(_batch(1, 224), torch.zeros(1))
+
+
+def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():
+    for record in radiologynet.list_weights():
+        assert transforms.read_preprocessing(record.pretrained_cfg()) == record.preprocessing
+        assert transforms.read_preprocessing({"pretrained_cfg": record.pretrained_cfg()}) == \
+            record.preprocessing

@@ -190,7 +190,9 @@ class BatchTransform(nn.Module):
                 x = augment_batch(x, self.augmentation, generator)
         x = x.expand(-1, self.in_chans, -1, -1)
         if self.normalise:
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+            if self.mean.device != x.device:  # follow the data once, not every batch
+                self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+            x = (x - self.mean) / self.std
         x = (x.contiguous(memory_format=torch.channels_last) if x.is_cuda
              else x.contiguous())
         return x, mask
