@@ -16,10 +16,13 @@ import csv
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radiologynet.errors import UnknownWeightsError
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
+
+if TYPE_CHECKING:  # transforms import this module; the method imports them when called
+    from radiologynet.transforms import ImageTransform
 
 #: Every published weight lives at ``f"{HUB_ORG}/{arch}.{tag}"`` on the Hugging Face Hub.
 HUB_ORG = "radiologynet"
@@ -181,7 +184,8 @@ class WeightRecord:
             "architecture": arch.timm_name,
         }
 
-    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any) -> Any:
+    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any
+                   ) -> ImageTransform:
         """The preprocessing this weight expects, as torchvision's ``weights.transforms()``:
         the same :class:`~radiologynet.transforms.ImageTransform` that
         ``radiologynet.transforms.for_weights(self, ...)`` returns (keyword arguments go
