@@ -448,3 +448,29 @@ def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():
         assert transforms.read_preprocessing(record.pretrained_cfg()) == record.preprocessing
         assert transforms.read_preprocessing({"pretrained_cfg": record.pretrained_cfg()}) == \
             record.preprocessing
+
+
+def test_a_tasks_own_augmentation_policy_runs_inside_the_one_batch_transform():
+    """LUNA16's paper augmentation (or any ``fn(image, mask, generator)``) plugs into
+    BatchTransform; luna_batch_transform crops first and keeps masks with images."""
+    from radiologynet.segmentation.task import luna_batch_transform
+
+    seen = []
+
+    def mirror(image, mask, generator):
+        seen.append(tuple(image.shape))
+        return image.flip(-1), mask.flip(-1)
+
+    record = radiologynet.get_weights("resnet18.imagenet")
+    bt = luna_batch_transform(record.preprocessing, in_chans=1, crop=16, augmentation=mirror)
+    image = torch.rand(4, 1, 40, 40)
+    mask = (image > 0.5).float()
+    out, out_mask = bt(image, mask, train=True, generator=torch.Generator().manual_seed(0))
+    assert seen == [(4, 1, 16, 16)] and out.shape == out_mask.shape == (4, 1, 16, 16)
+    mean, std = transforms.channel_mean_std(record.preprocessing.mean,
+                                            record.preprocessing.std, 1)
+    torch.testing.assert_close(out_mask, ((out * std[0] + mean[0]) > 0.5).float())
+    evaluated, _ = bt(image, mask, train=False)
+    assert evaluated.shape == (4, 1, 40, 40) and len(seen) == 1  # no crop, no policy
+    crop_only = luna_batch_transform(in_chans=1, crop=16, augment=False, augmentation=mirror)
+    assert crop_only(image, mask, train=True)[0].shape == (4, 1, 16, 16) and len(seen) == 1

@@ -16,7 +16,7 @@ negatives).
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,13 @@ from radiologynet.segmentation.unet import (
     unet_from_model_name,
 )
 from radiologynet.segmentation.vanilla import RECON_RECORDS, get_unet_weights, not_released_error
-from radiologynet.transforms import AUGMENTATIONS, Augmentation, BatchTransform
+from radiologynet.transforms import (
+    AUGMENTATIONS,
+    Augmentation,
+    BatchTransform,
+    CustomAugmentation,
+    random_crop,
+)
 from radiologynet.weights import RANDOM_TAGS, Preprocessing
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
@@ -51,9 +57,32 @@ TRAIN_CROP = 64
 NOISE_STD = AUGMENTATIONS["luna16"].noise_std
 
 
-def luna_augmentation(crop: int = TRAIN_CROP, augment: bool = True) -> Augmentation:
-    """LUNA16's training augmentation: a random ``crop`` x ``crop`` sub-crop, and (with
-    ``augment``) both flips and Gaussian noise of 25 HU (``AUGMENTATIONS["luna16"]``)."""
+@dataclass(frozen=True)
+class CropThenAugment:
+    """A random ``crop`` x ``crop`` cut of image and mask, then ``augmentation`` (a
+    :data:`radiologynet.transforms.augment.CustomAugmentation`, e.g. the paper's LUNA16
+    affine augmentation; ``None``: the crop only)."""
+
+    crop: int
+    augmentation: CustomAugmentation | None = None
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None,
+                 generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        image, mask = random_crop(image, self.crop, generator, mask)
+        if self.augmentation is None:
+            return image, mask
+        return self.augmentation(image, mask, generator)
+
+
+def luna_augmentation(crop: int = TRAIN_CROP, augment: bool = True,
+                      augmentation: CustomAugmentation | None = None
+                      ) -> Augmentation | CropThenAugment:
+    """LUNA16's training augmentation: a random ``crop`` x ``crop`` sub-crop, then (with
+    ``augment``) ``augmentation`` when given, else both flips and Gaussian noise of 25 HU
+    (``AUGMENTATIONS["luna16"]``)."""
+    if augmentation is not None:
+        return CropThenAugment(crop, augmentation if augment else None)
     if not augment:
         return Augmentation(flip_p=0.0, degrees=0.0, brightness=None, contrast=None,
                             crop=crop)
@@ -61,17 +90,20 @@ def luna_augmentation(crop: int = TRAIN_CROP, augment: bool = True) -> Augmentat
 
 
 def luna_batch_transform(preprocessing: Preprocessing | None = None, in_chans: int = 3,
-                         crop: int = TRAIN_CROP, augment: bool = True) -> BatchTransform:
+                         crop: int = TRAIN_CROP, augment: bool = True,
+                         augmentation: CustomAugmentation | None = None) -> BatchTransform:
     """The device transform of ``luna16``: :class:`radiologynet.transforms.BatchTransform`
     on HU-scaled [0, 1] slices at their own size, with the masks following the image
     through :func:`luna_augmentation`; the encoder weight's mean/std when it has one."""
     pre = preprocessing or Preprocessing(input_size=crop)
-    return BatchTransform(pre, in_chans=in_chans, augment=luna_augmentation(crop, augment),
+    return BatchTransform(pre, in_chans=in_chans,
+                          augment=luna_augmentation(crop, augment, augmentation),
                           resize=False, masks=True)
 
 
 def LunaBatchTransform(in_chans: int = 3, mean: Any = None, std: Any = None,  # noqa: N802
-                       crop: int = TRAIN_CROP, augment: bool = True) -> BatchTransform:
+                       crop: int = TRAIN_CROP, augment: bool = True,
+                       augmentation: CustomAugmentation | None = None) -> BatchTransform:
     """Deprecated: use :func:`luna_batch_transform` (a
     :class:`radiologynet.transforms.BatchTransform`)."""
     warnings.warn("LunaBatchTransform is deprecated and will be removed in radiologynet 0.3; "
@@ -79,7 +111,8 @@ def LunaBatchTransform(in_chans: int = 3, mean: Any = None, std: Any = None,  # 
                   DeprecationWarning, stacklevel=2)
     pre = Preprocessing(input_size=crop, mean=tuple(mean) if mean is not None else None,
                         std=tuple(std) if std is not None else None)
-    return luna_batch_transform(pre, in_chans=in_chans, crop=crop, augment=augment)
+    return luna_batch_transform(pre, in_chans=in_chans, crop=crop, augment=augment,
+                                augmentation=augmentation)
 
 
 def build_data(request: DataRequest, *, test_every: int | None = None,

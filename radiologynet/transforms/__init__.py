@@ -4,6 +4,7 @@ mean/std, the paper's augmentation, and the one batched on-device transform."""
 from radiologynet.transforms.augment import (
     AUGMENTATIONS,
     Augmentation,
+    CustomAugmentation,
     augment_batch,
     random_affine_theta,
     random_crop,
@@ -32,6 +33,7 @@ __all__ = [
     "AUGMENTATIONS",
     "Augmentation",
     "BatchTransform",
+    "CustomAugmentation",
     "ImageTransform",
     "as_gray_batch",
     "as_uint8_gray",

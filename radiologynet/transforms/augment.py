@@ -9,10 +9,13 @@ geometry).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from radiologynet.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,24 @@ AUGMENTATIONS: dict[str, Augmentation] = {
 }
 
 
-def resolve_augmentation(augment: str | Augmentation | None) -> Augmentation | None:
-    """An augmentation given by name, as an :class:`Augmentation`, or ``None``."""
+#: A task's own augmentation policy: ``fn(image, mask, generator) -> (image, mask)`` on a
+#: float batch in [0, 1] (``mask`` is ``None`` for classification batches), e.g. the
+#: paper's LUNA16 affine augmentation. :class:`Augmentation` covers the other tasks.
+CustomAugmentation = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Generator | None"],
+                              tuple[torch.Tensor, "torch.Tensor | None"]]
+
+
+def resolve_augmentation(augment: str | Augmentation | CustomAugmentation | None
+                         ) -> Augmentation | CustomAugmentation | None:
+    """An augmentation given by name, as an :class:`Augmentation`, a callable
+    (:data:`CustomAugmentation`), or ``None``."""
     if augment is None or isinstance(augment, Augmentation):
         return augment
+    if not isinstance(augment, str) and callable(augment):
+        return augment
     if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
-                         f"Augmentation or None; got {augment!r}")
+        raise InvalidArgumentError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
+                                   f"Augmentation, a callable or None; got {augment!r}")
     return AUGMENTATIONS[augment]
 
 

@@ -15,7 +15,12 @@ import torch
 from torch import nn
 
 from radiologynet.errors import InvalidArgumentError
-from radiologynet.transforms.augment import Augmentation, augment_batch, resolve_augmentation
+from radiologynet.transforms.augment import (
+    Augmentation,
+    CustomAugmentation,
+    augment_batch,
+    resolve_augmentation,
+)
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
 from radiologynet.weights import Preprocessing
 
@@ -117,15 +122,15 @@ class BatchTransform(nn.Module):
         preprocessing: the weight's :class:`~radiologynet.Preprocessing`.
         train: start in training mode.
         in_chans: the model's input channels.
-        augment: ``"default"``, ``"boneage"``, ``"luna16"``, an :class:`Augmentation` or
-            ``None``.
+        augment: ``"default"``, ``"boneage"``, ``"luna16"``, an :class:`Augmentation`, a
+            task's own policy ``fn(image, mask, generator) -> (image, mask)``, or ``None``.
         generator: random source when called as ``transform(batch)``.
         resize: ``False`` keeps every batch at its own size (segmentation slices).
         masks: the target of the trainer hook is a mask to augment with the image.
     """
 
     def __init__(self, preprocessing: Preprocessing, train: bool = False, in_chans: int = 3,
-                 augment: str | Augmentation | None = "default",
+                 augment: str | Augmentation | CustomAugmentation | None = "default",
                  generator: torch.Generator | None = None, *, resize: bool = True,
                  masks: bool = False) -> None:
         super().__init__()
@@ -146,7 +151,7 @@ class BatchTransform(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     @property
-    def augment(self) -> Augmentation | None:
+    def augment(self) -> Augmentation | CustomAugmentation | None:
         """The augmentation applied in training mode."""
         return self.augmentation
 
@@ -184,7 +189,9 @@ class BatchTransform(nn.Module):
             mask = self._fit(mask, nearest=True) if mask is not None else None
         x = as_unit_float(x)
         if train and self.augmentation is not None:
-            if mask is not None:
+            if not isinstance(self.augmentation, Augmentation):  # a task's own policy
+                x, mask = self.augmentation(x, mask, generator)
+            elif mask is not None:
                 x, mask = augment_batch(x, self.augmentation, generator, mask=mask)
             else:
                 x = augment_batch(x, self.augmentation, generator)
