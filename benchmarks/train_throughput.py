@@ -88,7 +88,9 @@ def trainer(arch: str, size: int, batch: int, paths: list[Path], device: torch.d
     """Training images/s of ``fit`` (mean over the epochs after the first)."""
     from radiologynet.datasets.base import Sample
     from radiologynet.train import build_model, fit
-    from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform, SampleDataset
+    from radiologynet.torchdata.samples import PAPER_AUGMENT, SampleDataset
+    from radiologynet.transforms import BatchTransform
+    from radiologynet.weights import Preprocessing
 
     samples = [Sample(path=str(p), target=int(p.parent.name == "normal")) for p in paths]
     train = SampleDataset(samples, size)
@@ -97,7 +99,8 @@ def trainer(arch: str, size: int, batch: int, paths: list[Path], device: torch.d
     result = fit(model, train, val, kind="multiclass", num_classes=2, lr=1e-4,
                  max_epochs=epochs, patience=epochs, batch_size=batch, device=device,
                  num_workers=workers, progress=False,
-                 batch_transform=DeviceTransform(augment=PAPER_AUGMENT))
+                 batch_transform=BatchTransform(Preprocessing(input_size=size),
+                                                augment=PAPER_AUGMENT))
     later = [r["images_per_s"] for r in result.history[1:]]
     return float(np.mean(later))
 

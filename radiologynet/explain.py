@@ -136,7 +136,7 @@ def _transform(model: nn.Module, input_size: int | None):
         return transform
     return ImageTransform(replace(transform.preprocessing, input_size=int(input_size)),
                           in_chans=transform.in_chans, augment=None,
-                          window=transform.window, crop_pct=transform.crop_pct)
+                          window=transform.window)
 
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:

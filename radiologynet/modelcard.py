@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from radiologynet.registry import get_architecture
+from radiologynet.transforms import channel_mean_std, read_preprocessing
 from radiologynet.weights import PAPER, PaperResult, WeightRecord
 
 BASE_TAGS = ("timm", "image-classification", "radiology", "medical-imaging",
@@ -53,22 +54,49 @@ def results_table(results: Iterable[PaperResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Measured (``tests/test_transforms.py`` checks these bounds): largest difference between
+#: ``radiologynet.transforms.for_model`` and timm's ``create_transform`` when timm has to
+#: shrink the image (PIL anti-aliases, the weights were trained without: OpenCV
+#: INTER_LINEAR), over nine real wrist radiographs (GRAZPEDWRI-DX, ~600-900 px -> 224)
+#: and on pixel noise (512 x 400 -> 224).
+TIMM_SHRINK_MAX_DIFF = {"radiograph": 0.89, "noise": 0.47}
+
+
 def _preprocessing(config: Mapping[str, Any], record: WeightRecord | None) -> str:
-    cfg = config.get("pretrained_cfg", {})
-    size = cfg.get("input_size", [3, 224, 224])[-1]
-    mean, std = cfg.get("mean", [0, 0, 0]), cfg.get("std", [1, 1, 1])
-    normalise = ("no mean/std normalisation" if list(mean) == [0, 0, 0]
-                 and list(std) == [1, 1, 1] else f"then normalised with mean {list(mean)}, "
-                 f"std {list(std)}")
-    interpolation = cfg.get("interpolation", "bilinear")
+    pre = read_preprocessing(config)
+    size, interpolation = pre.input_size, pre.interpolation
+    if pre.mean is None:
+        normalise = "no mean/std normalisation"
+    else:
+        normalise = f"then normalised with mean {list(pre.mean)}, std {list(pre.std or ())}"
+    one = channel_mean_std(pre.mean, pre.std, 1)
+    one_channel = ("" if one is None else
+                   f" A model made with `in_chans=1` takes mean {one[0][0]:.5f}, std "
+                   f"{one[1][0]:.5f} (`for_model` applies it; timm leaves three values and "
+                   "its transform fails on one channel).")
+    if pre.letterbox:
+        geometry = (f"- Grayscale image, longest side resized to {size} px ({interpolation}, "
+                    "no anti-aliasing, as OpenCV's INTER_LINEAR), aspect ratio kept, "
+                    f"zero-padded and centred to {size} x {size} (letterbox; timm "
+                    f"`crop_mode='border'`, `crop_pct={pre.crop_pct:g}`).\n")
+    else:
+        geometry = (f"- Grayscale image, shorter side resized to {size} / {pre.crop_pct:g} px "
+                    f"({interpolation}), centre {size} x {size} crop.\n")
+    timm_note = (
+        "- `radiologynet.transforms.for_model(model)` (or `record.transforms()`) applies "
+        "exactly this. timm's `resolve_data_config` + `create_transform` (on the image as "
+        "RGB) gives the same tensor (to within one 8-bit grey level) when the image is no "
+        f"larger than {size} px; it differs when the image must shrink, because PIL anti-aliases "
+        f"(largest difference measured: {TIMM_SHRINK_MAX_DIFF['radiograph']} on a "
+        f"radiograph, {TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise)")
+    if pre.mean is not None and pre.letterbox:
+        timm_note += (", and timm fills the letterbox border with the mean colour where "
+                      "these weights saw black")
     return (
-        f"- Grayscale image, longest side resized to {size} px ({interpolation}), "
-        "aspect ratio kept, zero-padded and centred to "
-        f"{size} x {size} (letterbox; timm `crop_mode='border'`, `crop_pct=1.0`).\n"
-        "- Intensities scaled to [0, 1] (8-bit values / 255), the one channel repeated to "
-        f"three; {normalise}.\n"
-        "- `radiologynet.transforms.for_model(model)` (or timm's "
-        "`resolve_data_config` + `create_transform`) applies exactly this.\n"
+        geometry +
+        "- Intensities scaled to [0, 1] (8-bit values / 255; float images already in "
+        f"[0, 1] kept), the one channel repeated to three; {normalise}.{one_channel}\n"
+        + timm_note + ".\n"
     )
 
 

@@ -31,10 +31,11 @@ from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train import fit
-from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
+from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
-from radiologynet.transforms import letterbox
+from radiologynet.transforms import BatchTransform, letterbox
+from radiologynet.weights import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def pretrain(
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
-    transform = DeviceTransform(in_chans=3, augment=PAPER_AUGMENT)
+    transform = BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
     result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,
                  max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
                  optimizer="adamw", batch_transform=transform,

@@ -16,9 +16,13 @@ import csv
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from radiologynet.errors import UnknownWeightsError
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
+
+if TYPE_CHECKING:  # transforms import this module; the method imports them when called
+    from radiologynet.transforms import ImageTransform
 
 #: Every published weight lives at ``f"{HUB_ORG}/{arch}.{tag}"`` on the Hugging Face Hub.
 HUB_ORG = "radiologynet"
@@ -51,7 +55,8 @@ class Preprocessing:
     Images are grayscale, letterboxed to ``input_size`` (longest side resized with
     ``interpolation``, aspect kept, centred zero padding), scaled to [0, 1], repeated to
     three channels when ``grayscale_to_rgb``, then normalised with ``mean``/``std`` when
-    those are not ``None``.
+    those are not ``None``. Without ``letterbox`` (timm's ``crop_mode="center"``) the
+    shorter side goes to ``floor(input_size / crop_pct)`` and the centre is cropped.
     """
 
     input_size: int
@@ -60,13 +65,14 @@ class Preprocessing:
     grayscale_to_rgb: bool = True
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    crop_pct: float = 1.0
 
     def timm_cfg(self) -> dict[str, object]:
         """The keys of a timm ``pretrained_cfg`` that describe this preprocessing."""
         return {
             "input_size": (3, self.input_size, self.input_size),
             "interpolation": self.interpolation,
-            "crop_pct": 1.0,
+            "crop_pct": self.crop_pct,
             "crop_mode": "border" if self.letterbox else "center",
             "mean": tuple(self.mean) if self.mean is not None else (0.0, 0.0, 0.0),
             "std": tuple(self.std) if self.std is not None else (1.0, 1.0, 1.0),
@@ -177,6 +183,16 @@ class WeightRecord:
             "description": self.description,
             "architecture": arch.timm_name,
         }
+
+    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any
+                   ) -> ImageTransform:
+        """The preprocessing this weight expects, as torchvision's ``weights.transforms()``:
+        the same :class:`~radiologynet.transforms.ImageTransform` that
+        ``radiologynet.transforms.for_weights(self, ...)`` returns (keyword arguments go
+        there: ``augment``, ``window``)."""
+        from radiologynet.transforms import for_weights
+
+        return for_weights(self, train=train, in_chans=in_chans, **kwargs)
 
     def summary(self) -> str:
         """One line: name, availability and description."""

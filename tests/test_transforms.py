@@ -20,10 +20,6 @@ import radiologynet
 from radiologynet import io, transforms
 from radiologynet.transforms import Augmentation, BatchTransform, letterbox
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
-                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
-
 
 def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """The authors' letterbox (resize with cv2 INTER_LINEAR, then centred zero padding)."""
@@ -38,16 +34,24 @@ def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 
 @functools.cache
-def _real_radiographs() -> tuple[tuple[str, np.ndarray], ...]:
+def _decoded(folder: Path) -> tuple[tuple[str, np.ndarray], ...]:
     return tuple((p.name, io.to_radiologynet_uint8(io.read_image(p)))
-                 for p in sorted(SAMPLE.glob("*.png")))
+                 for p in sorted(folder.glob("*.png")))
 
 
-@needs_sample
+@pytest.fixture
+def real_radiographs(shared_dir) -> tuple[tuple[str, np.ndarray], ...]:
+    """The nine GRAZPEDWRI-DX sample radiographs of ``shared/``, as 8-bit grayscale."""
+    folder = shared_dir / "data" / "grazpedwri-sample" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"GRAZPEDWRI-DX sample not at {folder}")
+    return _decoded(folder)
+
+
 @pytest.mark.parametrize("size", [224, 299, 300, 380])
-def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size):
-    assert len(_real_radiographs()) == 9
-    for name, gray in _real_radiographs():
+def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size, real_radiographs):
+    assert len(real_radiographs) == 9
+    for name, gray in real_radiographs:
         ours = letterbox(gray, size).numpy()
         reference = opencv_letterbox(gray, size)
         assert ours.shape == reference.shape == (size, size)
@@ -116,8 +120,12 @@ def test_for_weights_imagenet_normalises_and_sizes_follow_the_record():
     assert transforms.for_weights("inception_v3.radiologynet")(gray).shape == (3, 299, 299)
     one = transforms.for_weights(record, in_chans=1)(gray)
     assert one.shape == (1, 224, 224)
-    torch.testing.assert_close(one[0, 0, 0], torch.tensor(
-        (128 / 255 - sum(record.preprocessing.mean) / 3) / (sum(record.preprocessing.std) / 3)))
+    # the documented in_chans=1 rule: 1/s = mean(1/s_c), m/s = mean(m_c/s_c)
+    m, s = record.preprocessing.mean, record.preprocessing.std
+    expected = (128 / 255 * sum(1 / v for v in s) / 3
+                - sum(a / b for a, b in zip(m, s, strict=True)) / 3)
+    torch.testing.assert_close(one[0, 0, 0], torch.tensor(expected, dtype=torch.float32))
+    assert float(one[0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
 
 
 def test_transform_reads_files_and_dicom_with_window(tmp_path):
@@ -271,3 +279,197 @@ def test_every_weight_record_gives_its_own_size_and_normalisation(record):
     expected = 1.0 if pre.mean is None else (1.0 - pre.mean[0]) / pre.std[0]
     assert out.shape == (1, 3, pre.input_size, pre.input_size)
     assert float(out[0, 0, 0, 0]) == pytest.approx(expected)
+
+
+# --- shapes, the float rule, in_chans=1 statistics (issue 10.4) ---------------------------
+
+def test_transforms_take_batches_single_images_and_refuse_other_shapes():
+    tf = transforms.for_weights(radiologynet.Preprocessing(input_size=32))
+    batch = _batch(3, 20)
+    out = tf(batch)
+    assert out.shape == (3, 3, 32, 32)
+    for i in range(3):
+        torch.testing.assert_close(out[i], tf(batch[i]))  # (1, H, W)
+        torch.testing.assert_close(out[i], tf(batch[i, 0]))  # (H, W)
+    torch.testing.assert_close(tf(batch.numpy()), out)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        tf(torch.zeros(2, 3, 20, 20, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="ambiguous"):
+        tf(torch.zeros(5, 20, 20, dtype=torch.uint8))
+    bt = BatchTransform(radiologynet.Preprocessing(input_size=32))
+    torch.testing.assert_close(bt(batch[:, 0]), out)  # (B, H, W)
+    torch.testing.assert_close(bt(batch[0, 0]), out[:1])  # (H, W)
+    with pytest.raises(radiologynet.errors.RadiologyNetError, match="grayscale batch"):
+        bt(torch.zeros(2, 1, 1, 20, 20))
+    with pytest.raises(radiologynet.errors.RadiologyNetError, match="uint8"):
+        bt(torch.zeros(2, 1, 20, 20, dtype=torch.int16))
+
+
+def test_float_in_unit_range_is_kept_not_stretched():
+    tf = transforms.for_weights(radiologynet.Preprocessing(input_size=16))
+    ramp = np.linspace(0.2, 0.7, 256, dtype=np.float32).reshape(16, 16)
+    full = np.linspace(0.0, 1.0, 256, dtype=np.float32).reshape(16, 16)
+    out = tf(ramp)
+    torch.testing.assert_close(out[0], torch.from_numpy(ramp), atol=1e-6, rtol=0)
+    assert not torch.allclose(out, tf(full), atol=0.05)
+    assert float(out.min()) == pytest.approx(0.2) and float(out.max()) == pytest.approx(0.7)
+    torch.testing.assert_close(tf(torch.from_numpy(ramp)[None, None])[0], out)  # batch
+    # the 8-bit cache rounds to the nearest grey level, no stretch
+    cached = tf.to_uint8(ramp)
+    assert int(cached.min()) == round(0.2 * 255) and int(cached.max()) == round(0.7 * 255)
+
+
+def test_float_outside_unit_range_is_min_max_scaled_and_windows_win():
+    tf = transforms.for_weights(radiologynet.Preprocessing(input_size=16))
+    hu = np.linspace(-1000.0, 1000.0, 256, dtype=np.float32).reshape(16, 16)
+    out = tf(hu)
+    assert float(out.min()) == 0.0 and float(out.max()) == 1.0  # documented min-max
+    torch.testing.assert_close(out, tf((hu + 1000) / 2000), atol=1 / 255, rtol=0)
+    soft = transforms.for_weights(radiologynet.Preprocessing(input_size=16),
+                                  window=(40.0, 400.0))(hu)
+    assert not torch.allclose(soft, out, atol=0.05)
+    assert float(soft[0, 0, 0]) == 0.0  # -1000 HU is below the soft-tissue window
+
+
+def test_in_chans_1_statistics_make_the_summed_filter_model_equal_the_rgb_model():
+    """timm's in_chans=1 sums the RGB filters; with the documented mean/std the one-channel
+    model sees exactly what the three-channel model sees when the filters are equal."""
+    record = radiologynet.get_weights("resnet18.imagenet")
+    torch.manual_seed(0)
+    rgb = torch.nn.Conv2d(3, 8, 3, bias=False)
+    rgb.weight.data[:] = rgb.weight.data[:, :1]  # equal filters per channel
+    gray = torch.nn.Conv2d(1, 8, 3, bias=False)
+    gray.weight.data[:] = rgb.weight.data.sum(1, keepdim=True)  # timm's adapt_input_conv
+    images = _batch(4, 224)
+    three = BatchTransform(record.preprocessing, in_chans=3)(images)
+    one = BatchTransform(record.preprocessing, in_chans=1)(images)
+    torch.testing.assert_close(gray(one), rgb(three), atol=1e-4, rtol=1e-4)
+    red = (images.float() / 255 - record.preprocessing.mean[0]) / record.preprocessing.std[0]
+    with torch.no_grad():  # the old DeviceTransform rule: the red channel's mean/std
+        assert float((gray(red) - rgb(three)).abs().max()) > 0.1
+    mean, std = transforms.channel_mean_std(record.preprocessing.mean,
+                                            record.preprocessing.std, 1)
+    assert mean[0] == pytest.approx(0.44880, abs=1e-5)
+    assert std[0] == pytest.approx(0.22598, abs=1e-5)
+
+
+def test_masks_follow_the_image_through_crop_and_flips():
+    pre = radiologynet.Preprocessing(input_size=24)
+    aug = Augmentation(flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None, contrast=None,
+                       crop=24)
+    bt = BatchTransform(pre, augment=aug, resize=False, masks=True, in_chans=1)
+    image = torch.rand(8, 1, 40, 40)
+    mask = (image > 0.5).float()
+    out, out_mask = bt(image, mask, train=True, generator=torch.Generator().manual_seed(0))
+    assert out.shape == out_mask.shape == (8, 1, 24, 24)
+    torch.testing.assert_close(out_mask, (out > 0.5).float())
+    evaluated, same_mask = bt(image, mask, train=False)
+    assert torch.equal(evaluated, image) and torch.equal(same_mask, mask)
+
+
+def test_deprecated_device_transforms_are_the_one_batch_transform():
+    from radiologynet.segmentation.task import LunaBatchTransform
+    from radiologynet.torchdata.samples import DeviceTransform
+
+    with pytest.warns(DeprecationWarning):
+        old = DeviceTransform(in_chans=1, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    with pytest.warns(DeprecationWarning):
+        luna = LunaBatchTransform(in_chans=1)
+    assert isinstance(old, BatchTransform) and isinstance(luna, BatchTransform)
+    x = torch.full((1, 1, 8, 8), 128, dtype=torch.uint8)
+    out, _ = old(x, None, train=False)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
+
+
+# --- the model card's statement about timm's transforms ---------------------------------
+
+def _timm_transform(record):
+    from timm.data import create_transform, resolve_data_config
+
+    return create_transform(**resolve_data_config(pretrained_cfg=record.pretrained_cfg()))
+
+
+def _both(record, gray):
+    from PIL import Image as PILImage
+
+    ours = transforms.for_weights(record)(gray)
+    theirs = _timm_transform(record)(PILImage.fromarray(gray).convert("RGB"))
+    return (ours - theirs).abs()
+
+
+def test_model_card_timm_statement_holds():
+    from radiologynet.modelcard import TIMM_SHRINK_MAX_DIFF
+
+    record = radiologynet.get_weights("resnet18.radiologynet")
+    rng = np.random.default_rng(0)
+    exact = rng.integers(0, 256, (224, 150), dtype=np.uint8)
+    assert float(_both(record, exact).max()) == 0.0
+    small = rng.integers(0, 256, (100, 80), dtype=np.uint8)
+    assert float(_both(record, small).max()) <= 1 / 255 + 1e-6
+    noise = rng.integers(0, 256, (512, 400), dtype=np.uint8)
+    shrunk = float(_both(record, noise).max())
+    assert 0.1 < shrunk <= TIMM_SHRINK_MAX_DIFF["noise"] + 0.02
+    # ImageNet records: timm fills the letterbox border with the mean colour
+    imagenet = radiologynet.get_weights("resnet18.imagenet")
+    diff = _both(imagenet, exact)
+    border, inside = diff[..., :37], diff[..., 37:37 + 150]
+    assert float(inside.max()) == 0.0
+    assert float(border.max()) == pytest.approx(0.485 / 0.229, abs=0.01)
+    card = radiologynet.modelcard.render_model_card(
+        {"architecture": "resnet18", "num_classes": 1000,
+         "pretrained_cfg": imagenet.pretrained_cfg()}, record=imagenet)
+    assert "mean colour" in card and "create_transform`) applies exactly" not in card
+    assert f"{TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise" in card
+
+
+def test_model_card_shrink_difference_on_a_real_radiograph(real_radiographs):
+    from radiologynet.modelcard import TIMM_SHRINK_MAX_DIFF
+
+    record = radiologynet.get_weights("resnet18.radiologynet")
+    worst = max(float(_both(record, gray).max()) for _, gray in real_radiographs)
+    assert 0.1 < worst <= TIMM_SHRINK_MAX_DIFF["radiograph"] + 0.02
+
+
+def test_user_errors_name_what_to_pass(tmp_path):
+    record = radiologynet.get_weights("resnet18.imagenet")
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="2 input channels"):
+        BatchTransform(record.preprocessing, in_chans=2)
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="config.json"):
+        transforms.read_preprocessing(tmp_path / "model.pth")
+    assert transforms.read_preprocessing(tmp_path / "model.pth", input_size=64) == \
+        radiologynet.Preprocessing(input_size=64)
+    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="train=True"):
+        BatchTransform(record.preprocessing)(_batch(1, 224), torch.zeros(1))
+
+
+def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():
+    for record in radiologynet.list_weights():
+        assert transforms.read_preprocessing(record.pretrained_cfg()) == record.preprocessing
+        assert transforms.read_preprocessing({"pretrained_cfg": record.pretrained_cfg()}) == \
+            record.preprocessing
+
+
+def test_a_tasks_own_augmentation_policy_runs_inside_the_one_batch_transform():
+    """LUNA16's paper augmentation (or any ``fn(image, mask, generator)``) plugs into
+    BatchTransform; luna_batch_transform crops first and keeps masks with images."""
+    from radiologynet.segmentation.task import luna_batch_transform
+
+    seen = []
+
+    def mirror(image, mask, generator):
+        seen.append(tuple(image.shape))
+        return image.flip(-1), mask.flip(-1)
+
+    record = radiologynet.get_weights("resnet18.imagenet")
+    bt = luna_batch_transform(record.preprocessing, in_chans=1, crop=16, augmentation=mirror)
+    image = torch.rand(4, 1, 40, 40)
+    mask = (image > 0.5).float()
+    out, out_mask = bt(image, mask, train=True, generator=torch.Generator().manual_seed(0))
+    assert seen == [(4, 1, 16, 16)] and out.shape == out_mask.shape == (4, 1, 16, 16)
+    mean, std = transforms.channel_mean_std(record.preprocessing.mean,
+                                            record.preprocessing.std, 1)
+    torch.testing.assert_close(out_mask, ((out * std[0] + mean[0]) > 0.5).float())
+    evaluated, _ = bt(image, mask, train=False)
+    assert evaluated.shape == (4, 1, 40, 40) and len(seen) == 1  # no crop, no policy
+    crop_only = luna_batch_transform(in_chans=1, crop=16, augment=False, augmentation=mirror)
+    assert crop_only(image, mask, train=True)[0].shape == (4, 1, 16, 16) and len(seen) == 1

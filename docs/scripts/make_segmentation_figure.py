@@ -20,7 +20,7 @@ from radiologynet.segmentation import BCEDiceLoss, create_unet, predict_mask  # 
 from radiologynet.segmentation.luna16 import LUNA16  # noqa: E402
 from radiologynet.segmentation.metrics import dice_per_image  # noqa: E402
 from radiologynet.segmentation.synthetic import make_synthetic_luna16  # noqa: E402
-from radiologynet.segmentation.task import LunaBatchTransform  # noqa: E402
+from radiologynet.segmentation.task import luna_batch_transform  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "images" / "segmentation-example.png"
@@ -33,7 +33,7 @@ def train_small_unet(data: LUNA16, steps: int = 100, seed: int = 0) -> torch.nn.
     slices = data.slices("train")
     images = torch.stack([slices[i][0] for i in range(len(slices))])
     masks = torch.stack([slices[i][1] for i in range(len(slices))])
-    transform = LunaBatchTransform(in_chans=1, crop=48)
+    transform = luna_batch_transform(in_chans=1, crop=48)
     model = create_unet(None, in_chans=1, num_classes=1)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = BCEDiceLoss()

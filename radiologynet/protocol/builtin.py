@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,9 @@ import torch
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.errors import DatasetNotFoundError
 from radiologynet.torchdata.folders import list_image_files
-from radiologynet.torchdata.samples import (
-    BONE_AGE_AUGMENT,
-    PAPER_AUGMENT,
-    DeviceTransform,
-    SampleDataset,
-)
+from radiologynet.torchdata.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT, SampleDataset
+from radiologynet.transforms import BatchTransform
+from radiologynet.weights import Preprocessing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 #: the paper's architectures per benchmark (a sweep's default ``--models``)
@@ -41,37 +39,33 @@ _ALIASES = {
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_dataset(samples: tuple[Any, ...], size: int, with_sex: bool,
+def _cached_dataset(samples: tuple[Any, ...], size: Preprocessing, with_sex: bool,
                     target_dtype: torch.dtype, cache_dir: Path | None) -> SampleDataset:
-    # One decoded copy per (samples, size) in this process: every run of a sweep that
+    # One decoded copy per (samples, geometry) in this process: every run of a sweep that
     # shares a split and an input size reuses the decoded images.
     dataset = SampleDataset(samples, size, with_sex=with_sex, target_dtype=target_dtype,
                             cache_dir=cache_dir, progress=True)
     return dataset.preload()
 
 
-def _input_size(request: DataRequest) -> int:
+def _preprocessing(request: DataRequest) -> Preprocessing:
+    """The request's preprocessing at the input size the run uses."""
+    pre = request.preprocessing or Preprocessing(input_size=224)
     if request.input_size:
-        return int(request.input_size)
-    if request.preprocessing is not None:
-        return int(request.preprocessing.input_size)
-    return 224
+        pre = replace(pre, input_size=int(request.input_size))
+    return pre
 
 
-def _transform(request: DataRequest, augment: dict[str, Any]) -> DeviceTransform:
-    pre = request.preprocessing
-    return DeviceTransform(
-        in_chans=request.in_chans,
-        mean=getattr(pre, "mean", None), std=getattr(pre, "std", None),
-        augment=augment if request.augment else None,
-    )
+def _transform(request: DataRequest, augment: str) -> BatchTransform:
+    return BatchTransform(_preprocessing(request), in_chans=request.in_chans,
+                          augment=augment if request.augment else None)
 
 
 def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool = False
                           ) -> TaskData:
     """``TaskData`` over a :class:`radiologynet.datasets.Splits` (decoded-image datasets
     plus the device transform with the paper's augmentation for the task kind)."""
-    size = _input_size(request)
+    size = replace(_preprocessing(request), mean=None, std=None)  # the geometry only
     dtype = torch.long if splits.kind == "multiclass" else torch.float32
     cache = Path(request.cache_dir).expanduser() if request.cache_dir else None
     sets = [_cached_dataset(tuple(s), size, with_sex, dtype, cache)

@@ -16,7 +16,7 @@ import platform
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import CHECKPOINT_NAME, fit
+from radiologynet.transforms import read_preprocessing
 from radiologynet.weights import RANDOM_TAGS, Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -187,26 +188,18 @@ def model_preprocessing(model: ModelName, weights: str | None) -> Preprocessing:
 
 def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
     """The input a weight expects, without building the model: its record's
-    preprocessing, a weights folder's ``config.json``, or (random init) the architecture's
-    input size with no normalisation."""
+    preprocessing, a weights folder's ``config.json`` (or the RadiologyNET default for a
+    bare file), or (random init) the architecture's input size with no normalisation; read
+    by :func:`radiologynet.transforms.read_preprocessing`, as ``for_model`` reads it."""
     spec = get_architecture(arch)
     if weights is None or str(weights).lower() in RANDOM_TAGS:
         return Preprocessing(input_size=spec.input_size)
     path = Path(str(weights)).expanduser()
     if path.exists() and not is_weight_tag(str(weights)):
-        config_file = (path if path.is_dir() else path.parent) / "config.json"
-        cfg: dict[str, Any] = {}
-        if config_file.is_file():
-            cfg = json.loads(config_file.read_text()).get("pretrained_cfg", {})
-        mean, std = cfg.get("mean"), cfg.get("std")
-        if mean is not None and tuple(mean) == (0.0, 0.0, 0.0) and tuple(std) == (1.0,) * 3:
-            mean = std = None
-        size = cfg.get("input_size", (3, spec.input_size, spec.input_size))[-1]
-        return Preprocessing(input_size=int(size), mean=tuple(mean) if mean else None,
-                             std=tuple(std) if std else None)
+        return read_preprocessing(path, input_size=spec.input_size)
     from radiologynet.weights import get_weights
 
-    return get_weights(spec.name, tag=str(weights)).preprocessing
+    return read_preprocessing(get_weights(spec.name, tag=str(weights)))
 
 
 def _versions() -> dict[str, str]:
@@ -274,7 +267,9 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     seed = split_seed * 1000 + spec.run - 1
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
-    size = input_size or preprocessing.input_size
+    if input_size:  # the preprocessing recorded and applied is the one at this size
+        preprocessing = replace(preprocessing, input_size=int(input_size))
+    size = preprocessing.input_size
     bs = batch_size or task.batch_size
     config = {"max_epochs": max_epochs, "patience": patience, "batch_size": bs,
               "input_size": size, "in_chans": in_chans, "optimizer": task.optimizer,

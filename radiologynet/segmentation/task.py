@@ -15,7 +15,8 @@ negatives).
 
 from __future__ import annotations
 
-from dataclasses import replace
+import warnings
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,58 +42,77 @@ from radiologynet.segmentation.unet import (
     unet_from_model_name,
 )
 from radiologynet.segmentation.vanilla import RECON_RECORDS, get_unet_weights, not_released_error
-from radiologynet.weights import RANDOM_TAGS
+from radiologynet.transforms import (
+    AUGMENTATIONS,
+    Augmentation,
+    BatchTransform,
+    CustomAugmentation,
+    random_crop,
+)
+from radiologynet.weights import RANDOM_TAGS, Preprocessing
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
 TRAIN_CROP = 64
 #: Gaussian noise of the paper's augmentation, 25 HU in [0, 1] units.
-NOISE_STD = 25.0 / 2000.0
+NOISE_STD = AUGMENTATIONS["luna16"].noise_std
 
 
-class LunaBatchTransform:
-    """On the device: random 64 x 64 sub-crop and flips + noise (training only), channel
-    repeat to ``in_chans``, and the weight's mean/std when it has one."""
+@dataclass(frozen=True)
+class CropThenAugment:
+    """A random ``crop`` x ``crop`` cut of image and mask, then ``augmentation`` (a
+    :data:`radiologynet.transforms.augment.CustomAugmentation`, e.g. the paper's LUNA16
+    affine augmentation; ``None``: the crop only)."""
 
-    def __init__(self, in_chans: int = 3, mean: Any = None, std: Any = None,
-                 crop: int = TRAIN_CROP, augment: bool = True) -> None:
-        self.in_chans = in_chans
-        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
-        self.crop = crop
-        self.augment = augment
+    crop: int
+    augmentation: CustomAugmentation | None = None
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, *, train: bool,
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None,
                  generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = image.float(), mask.float()
-        if train:
-            image, mask = self._train(image, mask, generator)
-        image = image.expand(-1, self.in_chans, -1, -1)
-        if self.mean is not None and self.std is not None:
-            view = (1, -1, 1, 1)
-            image = (image - self.mean[: self.in_chans].to(image.device).view(view)) \
-                / self.std[: self.in_chans].to(image.device).view(view)
-        return image.contiguous(), mask
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        image, mask = random_crop(image, self.crop, generator, mask)
+        if self.augmentation is None:
+            return image, mask
+        return self.augmentation(image, mask, generator)
 
-    def _train(self, image: torch.Tensor, mask: torch.Tensor,
-               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        n, _, height, width = image.shape
-        size = min(self.crop, height, width)
-        ys = torch.randint(0, height - size + 1, (n,), generator=generator).tolist()
-        xs = torch.randint(0, width - size + 1, (n,), generator=generator).tolist()
-        image = torch.stack([image[i, :, y:y + size, x:x + size]
-                             for i, (y, x) in enumerate(zip(ys, xs, strict=True))])
-        mask = torch.stack([mask[i, :, y:y + size, x:x + size]
-                            for i, (y, x) in enumerate(zip(ys, xs, strict=True))])
-        if self.augment:
-            for dim in (2, 3):
-                flip = (torch.rand(n, generator=generator) < 0.5).to(image.device)
-                flip = flip.view(-1, 1, 1, 1)
-                image = torch.where(flip, image.flip(dim), image)
-                mask = torch.where(flip, mask.flip(dim), mask)
-            noise = torch.randn(image.shape, generator=generator).to(image.device)
-            image = (image + NOISE_STD * noise).clamp(0.0, 1.0)
-        return image, mask
+
+def luna_augmentation(crop: int = TRAIN_CROP, augment: bool = True,
+                      augmentation: CustomAugmentation | None = None
+                      ) -> Augmentation | CropThenAugment:
+    """LUNA16's training augmentation: a random ``crop`` x ``crop`` sub-crop, then (with
+    ``augment``) ``augmentation`` when given, else both flips and Gaussian noise of 25 HU
+    (``AUGMENTATIONS["luna16"]``)."""
+    if augmentation is not None:
+        return CropThenAugment(crop, augmentation if augment else None)
+    if not augment:
+        return Augmentation(flip_p=0.0, degrees=0.0, brightness=None, contrast=None,
+                            crop=crop)
+    return replace(AUGMENTATIONS["luna16"], crop=crop)
+
+
+def luna_batch_transform(preprocessing: Preprocessing | None = None, in_chans: int = 3,
+                         crop: int = TRAIN_CROP, augment: bool = True,
+                         augmentation: CustomAugmentation | None = None) -> BatchTransform:
+    """The device transform of ``luna16``: :class:`radiologynet.transforms.BatchTransform`
+    on HU-scaled [0, 1] slices at their own size, with the masks following the image
+    through :func:`luna_augmentation`; the encoder weight's mean/std when it has one."""
+    pre = preprocessing or Preprocessing(input_size=crop)
+    return BatchTransform(pre, in_chans=in_chans,
+                          augment=luna_augmentation(crop, augment, augmentation),
+                          resize=False, masks=True)
+
+
+def LunaBatchTransform(in_chans: int = 3, mean: Any = None, std: Any = None,  # noqa: N802
+                       crop: int = TRAIN_CROP, augment: bool = True,
+                       augmentation: CustomAugmentation | None = None) -> BatchTransform:
+    """Deprecated: use :func:`luna_batch_transform` (a
+    :class:`radiologynet.transforms.BatchTransform`)."""
+    warnings.warn("LunaBatchTransform is deprecated and will be removed in radiologynet 0.3; "
+                  "use radiologynet.segmentation.task.luna_batch_transform instead.",
+                  DeprecationWarning, stacklevel=2)
+    pre = Preprocessing(input_size=crop, mean=tuple(mean) if mean is not None else None,
+                        std=tuple(std) if std is not None else None)
+    return luna_batch_transform(pre, in_chans=in_chans, crop=crop, augment=augment,
+                                augmentation=augmentation)
 
 
 def build_data(request: DataRequest, *, test_every: int | None = None,
@@ -108,10 +128,8 @@ def build_data(request: DataRequest, *, test_every: int | None = None,
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(request.seed))
         train = torch.utils.data.Subset(train, order[:count].tolist())
     test = dataset.slices("test") if test_every else None
-    pre = request.preprocessing
-    transform = LunaBatchTransform(request.in_chans, getattr(pre, "mean", None),
-                                   getattr(pre, "std", None), crop=train_crop,
-                                   augment=request.augment)
+    transform = luna_batch_transform(request.preprocessing, request.in_chans,
+                                     crop=train_crop, augment=request.augment)
     return TaskData(train=train, val=dataset.slices("val"), test=test, num_classes=1,
                     class_names=("nodule",), batch_transform=transform,
                     extra={"splits": dataset.splits, "mask_method": mask_method})

@@ -1,15 +1,15 @@
-"""From benchmark samples to training batches: decoded-image datasets and the batched
-device transform (scaling, augmentation, normalisation on the accelerator).
+"""From benchmark samples to training batches: decoded-image datasets.
 
 Images are decoded once to 8-bit grayscale, letterboxed to the model's input side and kept
 as ``uint8`` (in memory, or memory-mapped through :mod:`radiologynet.torchdata` when a cache
 folder is given), so an epoch after the first costs no decoding. Everything float happens
-on the device, per batch, in :class:`DeviceTransform`.
+on the device, per batch, in :class:`radiologynet.transforms.BatchTransform`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from radiologynet.transforms import as_uint8_gray, letterbox
-from radiologynet.transforms.augment import Augmentation, augment_batch, resolve_augmentation
+from radiologynet.transforms import BatchTransform, decode_uint8
+from radiologynet.transforms.augment import Augmentation
+from radiologynet.weights import Preprocessing
 
 #: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX (flip, +-15 deg,
 #: brightness 0.8-1.2, contrast 0.8-1.3), a name of :data:`radiologynet.transforms.AUGMENTATIONS`.
@@ -30,14 +31,18 @@ BONE_AGE_AUGMENT = "boneage"
 
 def decode(path: str | Path, size: int) -> torch.Tensor:
     """An image file as the letterboxed ``uint8`` tensor ``(1, size, size)``, decoded
-    exactly as the on-disk cache decodes it (8-bit grayscale, bilinear letterbox)."""
-    gray = torch.from_numpy(as_uint8_gray(path))
-    return letterbox(gray, size, "bilinear").unsqueeze(0)
+    exactly as the on-disk cache and :class:`radiologynet.transforms.ImageTransform` decode
+    it (:func:`radiologynet.transforms.decode_uint8`: 8-bit grayscale, bilinear letterbox,
+    the geometry of every zoo weight)."""
+    return decode_uint8(path, Preprocessing(input_size=int(size)))
 
 
 class SampleDataset(torch.utils.data.Dataset):
     """Benchmark samples as ``(image, target)`` items (``((image, sex), target)`` when
-    ``with_sex``); ``image`` is a ``uint8`` tensor ``(1, size, size)``.
+    ``with_sex``); ``image`` is a ``uint8`` tensor ``(1, size, size)``. ``size`` is the
+    side (a bilinear letterbox, the zoo weights' geometry) or a weight's
+    :class:`~radiologynet.Preprocessing` (its geometry:
+    :func:`radiologynet.transforms.decode_uint8`).
 
     Images are decoded once: into memory (``preload`` decodes them all up front, with
     threads, so DataLoader workers forked afterwards share them), or, with ``cache_dir``,
@@ -45,11 +50,13 @@ class SampleDataset(torch.utils.data.Dataset):
     later processes and runs reuse.
     """
 
-    def __init__(self, samples: Sequence[Any], size: int, *, with_sex: bool = False,
-                 target_dtype: torch.dtype = torch.long,
+    def __init__(self, samples: Sequence[Any], size: int | Preprocessing, *,
+                 with_sex: bool = False, target_dtype: torch.dtype = torch.long,
                  cache_dir: str | Path | None = None, progress: bool = False) -> None:
         self.samples = tuple(samples)
-        self.size = int(size)
+        self.preprocessing = (size if isinstance(size, Preprocessing)
+                              else Preprocessing(input_size=int(size)))
+        self.size = int(self.preprocessing.input_size)
         self.with_sex = with_sex
         self.target_dtype = target_dtype
         self._cache: dict[int, torch.Tensor] = {}
@@ -59,7 +66,8 @@ class SampleDataset(torch.utils.data.Dataset):
 
             paths = [s.path for s in self.samples]
             key = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:16]
-            self._disk = build_cache(paths, Path(cache_dir) / f"{key}-{self.size}", self.size,
+            self._disk = build_cache(paths, Path(cache_dir) / f"{key}-{self.size}",
+                                     self.preprocessing,
                                      progress=progress)
 
     def __len__(self) -> int:
@@ -71,7 +79,7 @@ class SampleDataset(torch.utils.data.Dataset):
             return self._disk.tensor(index)
         cached = self._cache.get(index)
         if cached is None:
-            cached = decode(self.samples[index].path, self.size).contiguous()
+            cached = decode_uint8(self.samples[index].path, self.preprocessing).contiguous()
             self._cache[index] = cached
         return cached
 
@@ -95,52 +103,15 @@ class SampleDataset(torch.utils.data.Dataset):
         return self.image(index), target
 
 
-class DeviceTransform:
-    """The batched device path: ``uint8`` batch -> float in [0, 1] -> augmentation
-    (training only, :func:`radiologynet.transforms.augment_batch`) -> channel repeat ->
-    normalisation. Unlike ``BatchTransform`` it takes the trainer's ``(inputs, target)``
-    batches (inputs may be ``(image, sex)``) and a per-call generator.
-
-    Random parameters come from the ``generator`` the trainer passes (CPU, seeded per
-    epoch), so a resumed run draws the same augmentation as an uninterrupted one.
-    """
-
-    def __init__(self, *, in_chans: int = 3, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None,
-                 augment: str | Augmentation | None = None) -> None:
-        self.in_chans = in_chans
-        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)
-        self.std = None if std is None else torch.tensor(std, dtype=torch.float32)
-        self.augment = resolve_augmentation(augment)
-
-    def __call__(self, inputs: Any, target: torch.Tensor, *, train: bool,
-                 generator: torch.Generator | None = None) -> tuple[Any, torch.Tensor]:
-        image, rest = (inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list)) \
-            else (inputs, None)
-        image = image.float().div_(255.0)
-        if train and self.augment:
-            image = self._augment(image, generator)
-        if image.shape[1] != self.in_chans:
-            image = image.expand(-1, self.in_chans, -1, -1)
-        if self.mean is not None and self.std is not None:
-            mean = self.mean[: self.in_chans].to(image.device).view(1, -1, 1, 1)
-            std = self.std[: self.in_chans].to(image.device).view(1, -1, 1, 1)
-            image = (image - mean) / std
-        image = image.contiguous(memory_format=torch.channels_last) if image.is_cuda \
-            else image.contiguous()
-        return ((image, *rest) if rest is not None else image), target
-
-    def _augment(self, image: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return augment_batch(image, self.augment, generator)
-
-
-def model_preprocessing(model: torch.nn.Module) -> dict[str, Any]:
-    """The input side and normalisation a zoo model expects, from its ``pretrained_cfg``
-    (ImageNet mean/std for ImageNet weights, none for RadiologyNET and random init)."""
-    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    size = cfg.get("input_size", (3, 224, 224))[-1]
-    mean, std = cfg.get("mean"), cfg.get("std")
-    identity = (mean is None or std is None or
-                (tuple(mean) == (0.0, 0.0, 0.0) and tuple(std) == (1.0, 1.0, 1.0)))
-    return {"input_size": int(size), "mean": None if identity else tuple(mean),
-            "std": None if identity else tuple(std)}
+def DeviceTransform(*, in_chans: int = 3, mean: Sequence[float] | None = None,  # noqa: N802
+                    std: Sequence[float] | None = None,
+                    augment: str | Augmentation | None = None) -> BatchTransform:
+    """Deprecated: use :class:`radiologynet.transforms.BatchTransform` (it takes the same
+    trainer calls). Returns ``BatchTransform`` with the given mean/std, no resizing."""
+    warnings.warn("radiologynet.torchdata.samples.DeviceTransform is deprecated and will be "
+                  "removed in radiologynet 0.3; use radiologynet.transforms.BatchTransform("
+                  "preprocessing, in_chans=..., augment=...) instead.", DeprecationWarning,
+                  stacklevel=2)
+    pre = Preprocessing(input_size=0, mean=tuple(mean) if mean is not None else None,
+                        std=tuple(std) if std is not None else None)
+    return BatchTransform(pre, in_chans=in_chans, augment=augment, resize=False)

@@ -1,12 +1,21 @@
-"""Training augmentation as the paper, drawn per image, on whole batches on any device."""
+"""Training augmentation as the paper, drawn per image, on whole batches on any device.
+
+One :class:`Augmentation` describes every task's augmentation: the classification
+benchmarks' (flip, rotation, brightness, contrast), bone age's (plus shift and zoom) and
+LUNA16's (random crop, both flips, Gaussian noise; segmentation masks follow the same
+geometry).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from radiologynet.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,10 @@ class Augmentation:
         scale: zoom factor range.
         brightness: multiplicative brightness factor range (``None``: off).
         contrast: contrast factor range around the image mean (``None``: off).
+        vflip_p: probability of a vertical flip.
+        noise_std: standard deviation of additive Gaussian noise, in [0, 1] units (0: off).
+        crop: side of a random square crop taken first (``None``: off); evaluation sees
+            the whole image.
     """
 
     flip_p: float = 0.5
@@ -28,30 +41,47 @@ class Augmentation:
     scale: tuple[float, float] = (1.0, 1.0)
     brightness: tuple[float, float] | None = (0.8, 1.2)
     contrast: tuple[float, float] | None = (0.8, 1.3)
+    vflip_p: float = 0.0
+    noise_std: float = 0.0
+    crop: int | None = None
 
     @property
     def is_geometric(self) -> bool:
         """Whether any flip, rotation, shift or zoom can happen."""
-        return (self.flip_p > 0 or self.degrees > 0 or self.translate > 0
+        return (self.flip_p > 0 or self.vflip_p > 0 or self.degrees > 0 or self.translate > 0
                 or self.scale != (1.0, 1.0))
 
 
 #: The paper's augmentations: ``default`` for BTMR, COVID-19 and GRAZPEDWRI-DX, ``boneage``
-#: for the RSNA paediatric bone age task.
+#: for the RSNA paediatric bone age task, ``luna16`` for LUNA16 nodule crops (a random
+#: 64 x 64 crop, both flips, Gaussian noise of 25 HU in [0, 1] units).
 AUGMENTATIONS: dict[str, Augmentation] = {
     "default": Augmentation(),
     "boneage": Augmentation(flip_p=0.5, degrees=20.0, translate=0.2, scale=(0.8, 1.2),
                             brightness=None, contrast=None),
+    "luna16": Augmentation(flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None,
+                           contrast=None, noise_std=25.0 / 2000.0, crop=64),
 }
 
 
-def resolve_augmentation(augment: str | Augmentation | None) -> Augmentation | None:
-    """An augmentation given by name, as an :class:`Augmentation`, or ``None``."""
+#: A task's own augmentation policy: ``fn(image, mask, generator) -> (image, mask)`` on a
+#: float batch in [0, 1] (``mask`` is ``None`` for classification batches), e.g. the
+#: paper's LUNA16 affine augmentation. :class:`Augmentation` covers the other tasks.
+CustomAugmentation = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Generator | None"],
+                              tuple[torch.Tensor, "torch.Tensor | None"]]
+
+
+def resolve_augmentation(augment: str | Augmentation | CustomAugmentation | None
+                         ) -> Augmentation | CustomAugmentation | None:
+    """An augmentation given by name, as an :class:`Augmentation`, a callable
+    (:data:`CustomAugmentation`), or ``None``."""
     if augment is None or isinstance(augment, Augmentation):
         return augment
+    if not isinstance(augment, str) and callable(augment):
+        return augment
     if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
-                         f"Augmentation or None; got {augment!r}")
+        raise InvalidArgumentError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
+                                   f"Augmentation, a callable or None; got {augment!r}")
     return AUGMENTATIONS[augment]
 
 
@@ -66,6 +96,7 @@ def random_affine_theta(n: int, aug: Augmentation,
     """Per-image random affine matrices ``(n, 2, 3)`` for ``F.affine_grid`` (square images):
     each maps an output pixel to where it samples the input."""
     flip = torch.rand(n, generator=generator, dtype=torch.float64) < aug.flip_p
+    vflip = torch.rand(n, generator=generator, dtype=torch.float64) < aug.vflip_p
     angle = _uniform(n, (-aug.degrees, aug.degrees), generator) * (math.pi / 180.0)
     scale = _uniform(n, aug.scale, generator)
     shift = _uniform(2 * n, (-aug.translate, aug.translate), generator).view(n, 2) * 2.0
@@ -74,25 +105,53 @@ def random_affine_theta(n: int, aug: Augmentation,
     inverse = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
     mirror = torch.ones(n, 2, dtype=torch.float64)
     mirror[:, 0] = torch.where(flip, -1.0, 1.0)
-    linear = inverse * mirror[:, None, :]  # flip the output's x before the inverse map
+    mirror[:, 1] = torch.where(vflip, -1.0, 1.0)
+    linear = inverse * mirror[:, None, :]  # flip the output's x / y before the inverse map
     offset = -(inverse @ shift.unsqueeze(-1)).squeeze(-1)
     return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
 
 
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A random ``size x size`` crop per image of ``x`` ``(B, C, H, W)`` (the same window
+    of ``mask`` when given); images smaller than ``size`` are cropped to their short side."""
+    n, _, height, width = x.shape
+    side = min(int(size), height, width)
+    ys = torch.randint(0, height - side + 1, (n,), generator=generator).tolist()
+    xs = torch.randint(0, width - side + 1, (n,), generator=generator).tolist()
+
+    def cut(t: torch.Tensor) -> torch.Tensor:
+        return torch.stack([t[i, :, y:y + side, x_:x_ + side]
+                            for i, (y, x_) in enumerate(zip(ys, xs, strict=True))])
+
+    return cut(x), (cut(mask) if mask is not None else None)
+
+
 def augment_batch(x: torch.Tensor, aug: Augmentation,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, mask: torch.Tensor | None = None
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Apply ``aug`` to a float batch ``(B, C, H, W)`` in [0, 1], with parameters drawn
-    independently for every image (flip/rotation/shift/zoom with bilinear sampling and
-    zero fill, then brightness, then contrast around each image's mean, clamped to [0, 1]).
+    independently for every image: the random crop, then flips/rotation/shift/zoom
+    (bilinear sampling, zero fill), brightness, contrast around each image's mean, and
+    Gaussian noise, each clamped to [0, 1].
+
+    Args:
+        mask: an optional segmentation mask ``(B, 1, H, W)`` that takes the same crop and
+            geometry (nearest-neighbour sampling), never the intensity changes.
 
     Returns:
-        The augmented batch, same shape, dtype and device.
+        The augmented batch, same dtype and device (and the mask, when one is given).
     """
     n = x.shape[0]
+    if aug.crop is not None:
+        x, mask = random_crop(x, aug.crop, generator, mask)
     if aug.is_geometric:
         theta = random_affine_theta(n, aug, generator).to(device=x.device, dtype=x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if mask is not None:
+            mask = F.grid_sample(mask.to(x.dtype), grid, mode="nearest", padding_mode="zeros",
+                                 align_corners=False).to(mask.dtype)
     if aug.brightness is not None:
         factor = _uniform(n, aug.brightness, generator).to(device=x.device, dtype=x.dtype)
         x = (x * factor.view(n, 1, 1, 1)).clamp_(0.0, 1.0)
@@ -101,4 +160,7 @@ def augment_batch(x: torch.Tensor, aug: Augmentation,
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         factor = factor.view(n, 1, 1, 1)
         x = (x * factor + mean * (1.0 - factor)).clamp_(0.0, 1.0)
-    return x
+    if aug.noise_std > 0:
+        noise = torch.randn(x.shape, generator=generator).to(device=x.device, dtype=x.dtype)
+        x = (x + aug.noise_std * noise).clamp_(0.0, 1.0)
+    return x if mask is None else (x, mask)

@@ -1,82 +1,212 @@
-"""The batched path: uint8 batches to normalised, augmented float batches on any device."""
+"""The one batched transform: image batches to normalised, augmented float batches on any
+device. Training, evaluation, the protocol runner, pretraining, LUNA16 segmentation and
+the per-image :class:`~radiologynet.transforms.ImageTransform` all end here.
+
+Intensity rule (the same everywhere): ``uint8`` is divided by 255; a floating-point batch
+is taken as already in [0, 1] and kept as it is; any other dtype is refused.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from radiologynet.transforms.augment import Augmentation, augment_batch, resolve_augmentation
+from radiologynet.errors import InvalidArgumentError
+from radiologynet.transforms.augment import (
+    Augmentation,
+    CustomAugmentation,
+    augment_batch,
+    resolve_augmentation,
+)
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
 from radiologynet.weights import Preprocessing
 
 
-def _per_channel(values: Sequence[float] | None, in_chans: int, default: float) -> torch.Tensor:
-    if values is None:
-        return torch.full((in_chans,), default)
-    values = [float(v) for v in values]
-    if len(values) == in_chans:
-        return torch.tensor(values)
-    if in_chans == 1:  # one grey channel: the average of the RGB statistics
-        return torch.tensor([sum(values) / len(values)])
-    if len(values) == 1:
-        return torch.tensor(values * in_chans)
-    raise ValueError(f"mean/std has {len(values)} values but the model takes {in_chans} channels")
+def channel_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None,
+                     in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """A weight's mean/std for a model with ``in_chans`` input channels (``None``: no
+    normalisation).
+
+    A grey image repeated to three channels and normalised per channel meets the RGB
+    filters ``W_c`` as ``sum_c W_c (x - m_c) / s_c``. A one-channel model made with
+    ``in_chans=1`` (timm sums the filters: ``W = sum_c W_c``) sees ``W (x - m) / s``. The
+    two agree exactly when the RGB filters are equal if ``1 / s`` is the mean of
+    ``1 / s_c`` and ``m / s`` the mean of ``m_c / s_c``, which is the rule used: for ImageNet,
+    ``s = 0.22598``, ``m = 0.44880`` (pixel 128 -> 0.2352; taking the red channel's
+    statistics gives 0.0741, wrong by a factor of three). timm itself leaves three values in
+    ``pretrained_cfg`` and its transform fails on a one-channel model.
+
+    Raises:
+        InvalidArgumentError: statistics whose length fits neither 1, 3 nor ``in_chans``.
+    """
+    if mean is None and std is None:
+        return None
+    means = [float(v) for v in (mean if mean is not None else [0.0])]
+    stds = [float(v) for v in (std if std is not None else [1.0])]
+    if len(means) != len(stds):
+        if len(means) == 1:
+            means = means * len(stds)
+        elif len(stds) == 1:
+            stds = stds * len(means)
+        else:
+            raise InvalidArgumentError(f"mean {tuple(means)} and std {tuple(stds)} differ in "
+                                       "length")
+    if any(s <= 0 for s in stds):
+        raise InvalidArgumentError(f"std must be positive; got {tuple(stds)}")
+    if len(means) == in_chans:
+        return tuple(means), tuple(stds)
+    if len(means) == 1:
+        return tuple(means * in_chans), tuple(stds * in_chans)
+    if in_chans == 1:
+        inv = sum(1.0 / s for s in stds) / len(stds)
+        ratio = sum(m / s for m, s in zip(means, stds, strict=True)) / len(stds)
+        return (ratio / inv,), (1.0 / inv,)
+    raise InvalidArgumentError(f"mean/std have {len(means)} values but the model takes "
+                               f"{in_chans} input channels; pass {in_chans} values")
+
+
+def as_unit_float(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as float32 in [0, 1]: ``uint8`` / 255; floating point kept as it is.
+
+    Raises:
+        InvalidArgumentError: any other dtype (scale it to uint8 or [0, 1] floats first).
+    """
+    if batch.dtype == torch.uint8:
+        return batch.float().div_(255.0)
+    if batch.dtype.is_floating_point:
+        return batch.float()
+    raise InvalidArgumentError(
+        f"a batch of dtype {batch.dtype} has no defined intensity scale: pass uint8 "
+        "(0..255) or floats in [0, 1] (radiologynet.transforms.for_weights converts any "
+        "image, windowing DICOM/CT values)")
+
+
+def as_gray_batch(batch: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)``, ``(B, H, W)`` or ``(H, W)`` as ``(B, 1, H, W)``.
+
+    Raises:
+        InvalidArgumentError: any other shape (RGB batches: convert to grayscale first).
+    """
+    if batch.dim() == 2:
+        return batch[None, None]
+    if batch.dim() == 3:
+        return batch.unsqueeze(1)
+    if batch.dim() == 4 and batch.shape[1] == 1:
+        return batch
+    raise InvalidArgumentError(
+        f"expected a grayscale batch (B, 1, H, W), (B, H, W) or one image (H, W); got "
+        f"shape {tuple(batch.shape)}. Colour images: convert to grayscale first "
+        "(radiologynet.transforms.for_weights does it per image).")
 
 
 class BatchTransform(nn.Module):
-    """uint8 ``(B, 1, S, S)`` (or ``(B, S, S)``) on any device -> float ``(B, C, S, S)``:
-    scaled to [0, 1], augmented per image when training, repeated to ``in_chans`` channels,
-    normalised with the weight's mean/std. No per-image Python work.
+    """A grayscale batch on any device -> the float batch ``(B, in_chans, S, S)`` a weight
+    expects: scaled to [0, 1] (:func:`as_unit_float`), letterboxed (or resized and
+    cropped) to ``S`` when its size differs, augmented per image when training, repeated to
+    ``in_chans`` channels, normalised with the weight's mean/std
+    (:func:`channel_mean_std`). No per-image Python work.
 
-    ``train=True`` (or ``.train()``) turns the augmentation on, ``.eval()`` off.
+    Two ways to call it:
 
-    Batches of another size are letterboxed (or resized and cropped) to ``S`` first. Move
-    the module with ``.to(device)`` or not at all: its buffers follow the input's device.
+    - ``transform(batch)``: returns the float batch; augmentation follows the module's
+      mode (``train=True`` or ``.train()`` on, ``.eval()`` off).
+    - ``transform(inputs, target, train=..., generator=...)``: the trainer's batch hook
+      (:func:`radiologynet.train.fit`); returns ``(inputs, target)``. ``inputs`` may be a
+      tuple ``(image, *extras)`` (extras pass through); with ``masks=True`` the target is a
+      segmentation mask that takes the same crop, flips and geometry.
+
+    Args:
+        preprocessing: the weight's :class:`~radiologynet.Preprocessing`.
+        train: start in training mode.
+        in_chans: the model's input channels.
+        augment: ``"default"``, ``"boneage"``, ``"luna16"``, an :class:`Augmentation`, a
+            task's own policy ``fn(image, mask, generator) -> (image, mask)``, or ``None``.
+        generator: random source when called as ``transform(batch)``.
+        resize: ``False`` keeps every batch at its own size (segmentation slices).
+        masks: the target of the trainer hook is a mask to augment with the image.
     """
 
     def __init__(self, preprocessing: Preprocessing, train: bool = False, in_chans: int = 3,
-                 augment: str | Augmentation | None = "default", crop_pct: float = 0.875,
-                 generator: torch.Generator | None = None) -> None:
+                 augment: str | Augmentation | CustomAugmentation | None = "default",
+                 generator: torch.Generator | None = None, *, resize: bool = True,
+                 masks: bool = False) -> None:
         super().__init__()
         if in_chans < 1:
-            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+            raise InvalidArgumentError(f"in_chans must be >= 1, got {in_chans}")
         self.preprocessing = preprocessing
         self.size = int(preprocessing.input_size)
         self.in_chans = int(in_chans)
         self.augmentation = resolve_augmentation(augment)
-        self.train(train)
-        self.crop_pct = crop_pct
         self.generator = generator
-        self.register_buffer("mean", _per_channel(preprocessing.mean, in_chans, 0.0)
-                             .view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", _per_channel(preprocessing.std, in_chans, 1.0)
-                             .view(1, -1, 1, 1), persistent=False)
-        self.normalise = preprocessing.mean is not None or preprocessing.std is not None
+        self.resize = resize
+        self.masks = masks
+        self.train(train)
+        stats = channel_mean_std(preprocessing.mean, preprocessing.std, self.in_chans)
+        self.normalise = stats is not None
+        mean, std = stats if stats is not None else ((0.0,) * in_chans, (1.0,) * in_chans)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def augment(self) -> Augmentation | CustomAugmentation | None:
+        """The augmentation applied in training mode."""
+        return self.augmentation
 
     def extra_repr(self) -> str:
         aug = self.augmentation
         return (f"size={self.size}, in_chans={self.in_chans}, train={self.training}, "
                 f"augment={aug if self.training else None}, normalise={self.normalise}")
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Return the model-ready float batch ``(B, in_chans, S, S)``."""
-        if batch.dim() == 3:
-            batch = batch.unsqueeze(1)
-        if batch.dim() != 4 or batch.shape[1] != 1:
-            raise ValueError(f"expected a grayscale batch (B, 1, H, W) or (B, H, W); "
-                             f"got shape {tuple(batch.shape)}")
-        x = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            if self.preprocessing.letterbox:
-                x = letterbox(x, self.size, self.preprocessing.interpolation)
+    def forward(self, inputs: Any, target: Any = None, *, train: bool | None = None,
+                generator: torch.Generator | None = None) -> Any:
+        """``transform(batch)`` -> float batch; ``transform(inputs, target, train=,
+        generator=)`` -> ``(inputs, target)`` (see the class docstring)."""
+        if train is None:
+            if target is not None:
+                raise InvalidArgumentError("BatchTransform(batch, target) needs train=True "
+                                           "or train=False (the trainer's batch hook)")
+            return self.images(inputs, train=self.training, generator=self.generator)[0]
+        image, extras = ((inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list))
+                         else (inputs, None))
+        mask = target.float() if self.masks and target is not None else None
+        image, mask = self.images(image, mask, train=train, generator=generator)
+        if self.masks:
+            target = mask
+        return ((image, *extras) if extras is not None else image), target
+
+    def images(self, batch: torch.Tensor, mask: torch.Tensor | None = None, *, train: bool,
+               generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The float batch (and ``mask`` through the same geometry, when given)."""
+        x = as_gray_batch(batch)
+        if x.dtype != torch.uint8:
+            x = as_unit_float(x)  # floats kept, other dtypes refused before any work
+        if self.resize and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = self._fit(x)  # uint8 stays uint8, rounded as OpenCV and the cache round
+            mask = self._fit(mask, nearest=True) if mask is not None else None
+        x = as_unit_float(x)
+        if train and self.augmentation is not None:
+            if not isinstance(self.augmentation, Augmentation):  # a task's own policy
+                x, mask = self.augmentation(x, mask, generator)
+            elif mask is not None:
+                x, mask = augment_batch(x, self.augmentation, generator, mask=mask)
             else:
-                x = resize_center_crop(x, self.size, self.crop_pct,
-                                       self.preprocessing.interpolation)
-        if self.training and self.augmentation is not None:
-            x = augment_batch(x, self.augmentation, self.generator)
+                x = augment_batch(x, self.augmentation, generator)
         x = x.expand(-1, self.in_chans, -1, -1)
         if self.normalise:
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        return x.contiguous()
+            if self.mean.device != x.device:  # follow the data once, not every batch
+                self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+            x = (x - self.mean) / self.std
+        x = (x.contiguous(memory_format=torch.channels_last) if x.is_cuda
+             else x.contiguous())
+        return x, mask
+
+    def _fit(self, x: torch.Tensor, nearest: bool = False) -> torch.Tensor:
+        pre = self.preprocessing
+        mode = "nearest" if nearest else pre.interpolation
+        if pre.letterbox:
+            return letterbox(x, self.size, mode)
+        return resize_center_crop(x, self.size, pre.crop_pct, mode)
