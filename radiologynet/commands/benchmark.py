@@ -63,19 +63,19 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code."""
     from pathlib import Path
 
-    from radiologynet.protocol import get_task, list_tasks
+    from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
     from radiologynet.protocol.runner import RESULT_NAME, plan
     from radiologynet.train import distributed as ddp
 
     if args.list_tasks:
         for name in list_tasks():
-            spec = get_task(name)
+            spec = get_task_spec(name)
             print(f"{name:12s} {spec.kind:12s} {spec.description}")
         return 0
     if not args.task or not args.data:
         raise InvalidArgumentError("benchmark needs --task and --data (or --list-tasks)")
-    task = get_task(args.task)
+    task = get_task_spec(args.task)
     if args.dry_run:
         runs = plan(task.name, args.models or list(task.models), args.inits,
                     args.lrs or list(task.lrs), args.runs, args.fractions, args.shard)

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
+from radiologynet.datasets.tasks import TASKS, get_task
 from radiologynet.errors import DatasetNotFoundError
+from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.torchdata.samples import (
     BONE_AGE_AUGMENT,
     PAPER_AUGMENT,
@@ -24,19 +25,6 @@ from radiologynet.torchdata.samples import (
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-#: the paper's architectures per benchmark (a sweep's default ``--models``)
-PAPER_MODELS = {
-    "btmr": ("resnet50", "mobilenet_v3_small"),
-    "covid19": ("mobilenet_v3_large", "resnet18"),
-    "boneage": ("efficientnet_b3", "inception_v3"),
-    "grazpedwri": ("densenet121", "resnet34"),
-}
-_ALIASES = {
-    "covid19": ("covid", "covid-19"),
-    "boneage": ("pba", "bone-age", "bone_age", "rsna-boneage"),
-    "grazpedwri": ("grazpedwri-dx", "graz"),
-    "btmr": ("brain-tumor-mri",),
-}
 
 
 @functools.lru_cache(maxsize=32)
@@ -85,12 +73,9 @@ def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool =
 
 def _benchmark_builder(name: str):
     def build(request: DataRequest) -> TaskData:
-        from radiologynet.datasets import get_task as get_dataset
-        from radiologynet.datasets import load_task
-
-        splits = load_task(name, request.root, seed=request.seed, fraction=request.fraction)
-        return task_data_from_splits(splits, request,
-                                     with_sex=get_dataset(name).input_needs_sex)
+        info = get_task(name)
+        splits = info.load(request.root, seed=request.seed, fraction=request.fraction)
+        return task_data_from_splits(splits, request, with_sex=info.input_needs_sex)
 
     return build
 
@@ -152,16 +137,9 @@ def _build_folder(request: DataRequest) -> TaskData:
 
 
 def _register() -> None:
-    from radiologynet.datasets import TASKS
-
-    for name, task in TASKS.items():
-        regression = task.kind == "regression"
-        register_task(TaskSpec(
-            name=name, kind=task.kind, build_data=_benchmark_builder(name),
-            optimizer="adam" if regression else "adamw",
-            scheduler="plateau" if regression else None,
-            models=PAPER_MODELS.get(name, ()), description=task.title,
-        ), aliases=_ALIASES.get(name, ()))
+    for name, info in TASKS.items():
+        if info.kind != "segmentation":  # LUNA16 plugs in from radiologynet.segmentation
+            register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
     register_task(TaskSpec(
         name="folder", kind="multiclass", build_data=_build_folder,
         models=("resnet50",),

@@ -29,8 +29,9 @@ from radiologynet.protocol.tasks import (
     ModelName,
     ModelRequest,
     TaskSpec,
-    get_task,
+    get_task_spec,
     resolve_model,
+    with_settings,
 )
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.registry import get_architecture
@@ -146,7 +147,7 @@ def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[s
     """
     if runs < 1:
         raise InvalidArgumentError(f"runs must be >= 1, got {runs}")
-    spec = get_task(task)
+    spec = get_task_spec(task)
     resolved = [resolve_model(spec, m) for m in models]
     parsed = [parse_init(i) for i in inits]
     rates = [_check_lr(lr) for lr in lrs]
@@ -281,7 +282,7 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
               "weight_decay": 1e-3, "scheduler": task.scheduler, "monitor": task.monitor,
               "mode": task.mode, "split_seed": split_seed, "head": head,
               "data": str(data_root), "preprocessing": asdict(preprocessing),
-              "world_size": ddp.world_size()}
+              "world_size": ddp.world_size(), "task_settings": dict(task.settings)}
     result: dict[str, Any] = {
         "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
         "lr": spec.lr, "run": spec.run, "seed": seed, "fraction": spec.fraction,
@@ -294,7 +295,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     data = task.build_data(DataRequest(
         root=Path(data_root).expanduser(), seed=split_seed, fraction=spec.fraction,
         preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None))
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        settings=task.settings))
     torch.manual_seed(seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(ModelRequest(spec.model, spec.weights, data, in_chans, size,
@@ -336,8 +338,8 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         input_size: int | None = None, in_chans: int = 3, head: str = "pooled",
         device: str | None = None, num_workers: int = 0, progress: bool = True,
         track_emissions: bool = False, cache_dir: str | Path | None = None,
-        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
-        ) -> list[dict[str, Any]]:
+        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
+        task_settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
 
     Args:
@@ -352,11 +354,13 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
         cache_dir: keep decoded images memory-mapped there (reused across processes).
+        task_settings: overrides of the task's settings (:attr:`TaskSpec.settings`, e.g.
+            ``{"samples_per_epoch": 512}`` for a CPU run of ``luna16``).
 
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
-    spec = get_task(task)
+    spec = with_settings(get_task_spec(task), **(task_settings or {}))
     models = list(models) if models else list(spec.models)
     if not models:
         raise InvalidArgumentError(f"task {spec.name!r} has no default models; pass models=")
