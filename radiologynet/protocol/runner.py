@@ -282,7 +282,9 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
               "weight_decay": 1e-3, "scheduler": task.scheduler, "monitor": task.monitor,
               "mode": task.mode, "split_seed": split_seed, "head": head,
               "data": str(data_root), "preprocessing": asdict(preprocessing),
-              "world_size": ddp.world_size(), "task_settings": dict(task.settings)}
+              "world_size": ddp.world_size(), "task_settings": dict(task.settings),
+              "regularisation": (get_architecture(resolved.arch).paper_regularisation
+                                 if resolved.arch and task.build_model is None else {})}
     result: dict[str, Any] = {
         "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
         "lr": spec.lr, "run": spec.run, "seed": seed, "fraction": spec.fraction,
@@ -304,7 +306,7 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     else:
         model = build_model(spec.model, spec.weights, kind=task.kind,
                             num_classes=data.num_classes, in_chans=in_chans, head=head,
-                            input_size=size)
+                            input_size=size, **get_architecture(spec.model).paper_regularisation)
     outcome = fit(
         model, data.train, data.val, data.test, kind=task.kind,
         num_classes=data.num_classes, lr=float(spec.lr), max_epochs=max_epochs,
