@@ -115,6 +115,8 @@ class TaskInfo:
 
 
 _LUNA_SOURCE = "paper, LUNA16 (after Deep Learning with PyTorch, ch. 13)"
+_BOOK_VALUE = ("the book's value (Deep Learning with PyTorch, ch. 13); the paper names the "
+               "augmentation, not its size")
 #: LUNA16's task-specific paper settings.
 LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType({
     "samples_per_epoch": 300_000,
@@ -152,7 +154,12 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
                      "optimizer": _LUNA_SOURCE, "weight_decay": "not stated for LUNA16",
                      "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
                      "mode": "paper, Table 2",
-                     **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS}}),
+                     **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
+                     "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
+                     "val_crop": "paper, Table 2: 64 x 64 validation crops",
+                     "validation": "paper, Table 2: mean over validation nodule crops",
+                     "augment_offset": _BOOK_VALUE, "augment_scale": _BOOK_VALUE,
+                     "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)"}),
     }
 
 

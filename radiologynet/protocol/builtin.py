@@ -137,7 +137,7 @@ def _build_folder(request: DataRequest) -> TaskData:
 
 
 def _register() -> None:
-    for name, info in TASKS.items():
+    for name, info in list(TASKS.items()):
         if info.kind != "segmentation":  # LUNA16 plugs in from radiologynet.segmentation
             register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
     register_task(TaskSpec(

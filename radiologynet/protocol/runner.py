@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 RESULT_NAME = "result.json"
 MODEL_DIR = "model"
+#: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
+MAX_EPOCHS, FRACTION_MAX_EPOCHS = 200, 10
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
     lrs = list(lrs) if lrs else list(spec.lrs)
     fractions = list(fractions) if fractions else None
     if max_epochs is None:
-        max_epochs = 10 if fractions else 200
+        max_epochs = FRACTION_MAX_EPOCHS if fractions else MAX_EPOCHS
     if not Path(data).expanduser().exists():
         raise RadiologyNetError(f"--data {data}: no such folder. Download the dataset "
                                 f"(radiologynet benchmark --help lists the tasks) first.")
