@@ -30,9 +30,9 @@ from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
+from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
 from radiologynet.train import distributed as ddp
 from radiologynet.train import fit
-from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import letterbox

@@ -27,7 +27,7 @@ def test_protocol_table_reads_the_code_and_marks_differences(monkeypatch):
     text = script["tables"]()
     assert "| `samples_per_epoch` | 300,000 | 300,000 |" in text
     spec = protocol.get_task_spec("luna16")
-    changed = protocol.register_task(protocol.with_settings(spec, samples_per_epoch=7))
+    protocol.register_task(protocol.with_settings(spec, samples_per_epoch=7))
     try:
         assert "| `samples_per_epoch` | 7 **(differs)** | 300,000 |" in script["tables"]()
     finally:

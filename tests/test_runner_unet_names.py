@@ -11,10 +11,10 @@ from functools import partial
 import pytest
 import torch
 
-from radiologynet.protocol import get_task_spec, resolve_model
-from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
 from radiologynet.cli import main
 from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
+from radiologynet.protocol import get_task_spec, resolve_model
+from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
 from radiologynet.segmentation import VanillaUNet, load_unet
 from radiologynet.segmentation.synthetic import make_synthetic_luna16
 from radiologynet.segmentation.task import build_data

@@ -24,6 +24,7 @@ import torch
 
 from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
+from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
@@ -33,7 +34,6 @@ from radiologynet.protocol.tasks import (
     resolve_model,
     with_settings,
 )
-from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import build_model

@@ -89,7 +89,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     pngs += figures.final_boxplots(runs, figure_dir, metric=metric, alpha=alpha)
     title = title or f"Sweep report: {', '.join(sorted(runs['task'].unique()))}"
     context = _Context(title=title, metric=metric, runs=runs, table=table, tests=tests,
-                       emissions=emissions, diverged=diverged, figures=[p.relative_to(out) for p in pngs],
+                       emissions=emissions, diverged=diverged,
+                       figures=[p.relative_to(out) for p in pngs],
                        paper=paper, alpha=alpha, results_dir=Path(results_dir))
     markdown = write_text(out / "report.md", _markdown(context))
     page = write_text(out / "report.html", _html(context))

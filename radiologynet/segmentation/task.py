@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from radiologynet.datasets.tasks import LUNA16_PAPER_SETTINGS
-
+from radiologynet.errors import InvalidArgumentError
 from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
@@ -41,10 +41,9 @@ from radiologynet.protocol.tasks import (
     TaskSpec,
     register_task,
 )
-from radiologynet.errors import InvalidArgumentError
 from radiologynet.registry import get_architecture
-from radiologynet.segmentation.losses import PaperDiceLoss
 from radiologynet.segmentation.augment import LunaAugmentation
+from radiologynet.segmentation.losses import PaperDiceLoss
 from radiologynet.segmentation.luna16 import LUNA16, LunaCrops
 from radiologynet.segmentation.metrics import DiceIoU
 from radiologynet.segmentation.unet import (
