@@ -70,3 +70,20 @@ def test_a_plugged_task_joins_the_one_registry_with_its_aliases():
     with pytest.raises(InvalidArgumentError, match="alias of 'covid19'"):
         protocol.register_task(protocol.TaskSpec(name="covid", kind="binary",
                                                  build_data=lambda r: None))
+
+
+def test_task_settings_from_the_command_line(tmp_path, capsys):
+    from radiologynet.cli import main
+    from radiologynet.protocol.tasks import parse_settings
+
+    spec = protocol.get_task_spec("luna16")
+    assert parse_settings(spec, ["samples_per_epoch=512", "augment_rotate=no",
+                                 "augment_scale=0.1"]) == {
+        "samples_per_epoch": 512, "augment_rotate": False, "augment_scale": 0.1}
+    with pytest.raises(InvalidArgumentError, match="takes a int"):
+        parse_settings(spec, ["samples_per_epoch=many"])
+    code = main(["benchmark", "--task", "luna16", "--data", str(tmp_path), "--models",
+                 "unet", "--inits", "random", "--runs", "1", "--out", str(tmp_path / "o"),
+                 "--task-setting", "samples_per_epochs=5"])
+    assert code == 1
+    assert "samples_per_epoch" in capsys.readouterr().err

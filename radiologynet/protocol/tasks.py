@@ -27,7 +27,7 @@ How to plug a task (the segmentation module does this for ``"luna16"``)::
         name="luna16", kind="segmentation", build_data=build_data, build_model=build_model,
         loss=lambda data: MySoftDiceLoss(),            # (outputs, target) -> scalar tensor
         metrics=lambda data: MyDiceIoUMetrics(),       # torchmetrics.Metric: update(outputs,
-                                                       #   target); compute() -> {"dice":..}
+                                                       #   target); compute() -> {"crop_dice":..}
         monitor="loss", mode="min",                    # checkpoint selection on validation
         optimizer="adam", lrs=("1e-3", "1e-4", "1e-5"),
         resolve_model=my_model_names,                  # optional: names beyond the registry
@@ -286,6 +286,39 @@ def with_settings(spec: TaskSpec, **overrides: Any) -> TaskSpec:
         raise InvalidArgumentError(
             f"task {spec.name!r} has no setting {', '.join(unknown)} (its settings: {have}).")
     return replace(spec, settings={**spec.settings, **overrides})
+
+
+def parse_settings(spec: TaskSpec, items: list[str] | None) -> dict[str, Any]:
+    """``["samples_per_epoch=512", ...]`` (``--task-setting``) as overrides of ``spec``'s
+    settings, each value read as the type of the setting's default.
+
+    Raises:
+        InvalidArgumentError: no ``=``, a setting the task does not have, or a value of
+            the wrong type.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in spec.settings:
+            have = ", ".join(sorted(spec.settings)) or "none"
+            raise InvalidArgumentError(
+                f"--task-setting {item!r}: use KEY=VALUE with a setting of task "
+                f"{spec.name!r} (its settings: {have}).")
+        default = spec.settings[key]
+        try:
+            if isinstance(default, bool):
+                if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: Any = text.strip().lower() in ("true", "1", "yes")
+            else:
+                value = type(default)(text.strip())
+        except ValueError:
+            raise InvalidArgumentError(
+                f"--task-setting {item!r}: {key} takes a {type(default).__name__} "
+                f"(default {default!r}).") from None
+        overrides[key] = value
+    return overrides
 
 
 def list_tasks() -> list[str]:
