@@ -2,9 +2,12 @@
 
 A *task* is everything the runner needs besides the grid (models x inits x lrs x runs):
 how to build the data, the model, the loss and the metrics, which validation metric picks
-the checkpoint, and which optimiser/scheduler the paper used. Classification and
-regression tasks are registered by this package; other tasks plug in with
-:func:`register_task`.
+the checkpoint, and which optimiser/scheduler the paper used. What a task *is* (names,
+aliases, kind, classes, the paper's protocol) lives in the one task registry,
+:mod:`radiologynet.datasets.tasks`; :meth:`TaskSpec.from_info` builds a spec from it and
+adds only the protocol's parts. Classification and regression tasks are registered by
+this package; other tasks plug in with :func:`register_task` (which records them in the
+task registry too). :func:`get_task_spec` looks a spec up by any name or alias.
 
 How to plug a task (the segmentation module does this for ``"luna16"``)::
 
