@@ -218,6 +218,8 @@ def t_test(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = (
 
 #: What a test that could not be run for too few values reports.
 NOT_ENOUGH_RUNS = "not enough runs"
+#: The fewest runs per group :func:`compare_groups` tests.
+MIN_RUNS_PER_GROUP = 2
 
 
 def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
@@ -225,9 +227,10 @@ def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
     """The paper's protocol on one metric: Levene, Kruskal-Wallis, then pairwise
     Mann-Whitney U with Bonferroni correction (for the number of pairs of ``groups``).
 
-    A test the values do not allow (Levene with a group of one run, any test with an empty
-    group) is returned as not run (:meth:`TestResult.skipped`, ``"not enough runs"``)
-    instead of failing the others.
+    A test needs at least two runs in every group it compares (one run per setting is
+    no distribution to test, and Levene is undefined); a test without them is returned as
+    not run (:meth:`TestResult.skipped`, ``"not enough runs"``) instead of failing the
+    others.
 
     Args:
         groups: the metric's values per initialisation (one value per run).
@@ -239,6 +242,8 @@ def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
     pairs = list(itertools.combinations([str(g) for g in groups], 2))
 
     def attempt(test: str, run, names: Mapping[str, Sequence[float]], n: int = 1):
+        if any(len(list(v)) < MIN_RUNS_PER_GROUP for v in names.values()):
+            return TestResult.skipped(test, names, NOT_ENOUGH_RUNS, n, alpha)
         try:
             return run()
         except StatisticsInputError:

@@ -76,8 +76,15 @@ def test_too_few_runs_say_so_instead_of_failing(tmp_path):
     levene = statistics[(statistics["test"] == "levene") & (statistics["metric"] == "f1")]
     assert levene["decision"].tolist() == ["not enough runs"]
     assert "not enough runs" in report.markdown.read_text()
-    kruskal = statistics[(statistics["test"] == "kruskal") & (statistics["metric"] == "f1")]
-    assert kruskal["decision"].iloc[0] in ("reject H0", "fail to reject H0")
+    # one run per setting: no test is run, none claims "fail to reject"
+    assert set(statistics["decision"]) == {"not enough runs"}
+    assert statistics["p"].isna().all()
+    # two runs per setting are enough to run them
+    for init in list(LEVELS)[:3]:
+        write_run(root, task="covid19", model="resnet18", init=init, lr="1e-4", run=2,
+                  val={"f1": LEVELS[init]}, test={"f1": LEVELS[init]}, best_epoch=3)
+    (_, comparison), = tables.comparisons(load_results(root), "f1")
+    assert comparison.kruskal.decision in ("reject H0", "fail to reject H0")
     # a modality variant with a single run: its t-test is listed as not run
     write_run(root, task="covid19", model="resnet18", init="radiologynet-cr", lr="1e-4",
               run=1, val={"f1": 0.9}, test={"f1": 0.9}, best_epoch=3)
