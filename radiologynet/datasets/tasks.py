@@ -79,7 +79,8 @@ class TaskInfo:
         title: the dataset's public name.
         kind: one of :data:`TASK_KINDS`.
         classes: class names in index order (``()`` for regression).
-        num_outputs: the head's output count.
+        num_outputs: the head's output count (0: read from the data, as the ``folder``
+            task does).
         input_needs_sex: whether the model takes the sex input (bone age).
         download_url / expected_tree: where to get the data and how it is laid out.
         load: ``load(root, *, seed=0, fraction=None) -> Splits`` (LUNA16: raises; its

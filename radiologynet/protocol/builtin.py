@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from radiologynet.datasets.tasks import TASKS, get_task
+from radiologynet.datasets.tasks import TASKS, TaskInfo, get_task, register_task_info
 from radiologynet.errors import DatasetNotFoundError
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.torchdata.samples import (
@@ -140,11 +140,14 @@ def _register() -> None:
     for name, info in list(TASKS.items()):
         if info.kind != "segmentation":  # LUNA16 plugs in from radiologynet.segmentation
             register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
-    register_task(TaskSpec(
-        name="folder", kind="multiclass", build_data=_build_folder,
-        models=("resnet50",),
-        description="any folder of labelled images: ROOT/{train,val,test}/<class>/",
-    ))
+    description = "any folder of labelled images: ROOT/{train,val,test}/<class>/"
+    register_task_info(TaskInfo(
+        name="folder", title=description, kind="multiclass", classes=(), num_outputs=0,
+        input_needs_sex=False, download_url="",
+        expected_tree="ROOT/\n  train/<class>/<image>\n  val/<class>/...\n  test/ (optional)\n",
+        load=folder_splits))
+    register_task(TaskSpec(name="folder", kind="multiclass", build_data=_build_folder,
+                           models=("resnet50",), description=description))
 
 
 _register()
