@@ -1,8 +1,10 @@
 """Pretraining a zoo architecture on pseudo-labels: your own RadiologyNET weights.
 
 The RadiologyNET recipe: classification of the kept pseudo-label clusters with AdamW and
-cross-entropy, small classes oversampled (a fresh ``WeightedRandomSampler`` draw every
-epoch), the paper's augmentation (flip, +-15 degree rotation, brightness, contrast), early
+cross-entropy, a stratified 75 / 12.5 / 12.5 train/validation/test split, small classes
+oversampled as the authors did (every class's training images replicated up to the largest
+class's size; ``oversampling="weighted"``: a fresh ``WeightedRandomSampler`` draw every
+epoch instead), the paper's augmentation (flip, +-15 degree rotation, brightness, contrast), early
 stopping on validation loss, at the architecture's input size, letterboxed and scaled to
 [0, 1] without normalisation. The loop is :func:`radiologynet.train.fit`: resumable after a
 kill, data-parallel under ``torchrun``. The result is a weights folder in the zoo format
@@ -24,14 +26,13 @@ from typing import Any
 import torch
 
 from radiologynet._atomic import atomic_write_text
-from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
+from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import distributed as ddp
 from radiologynet.train import fit
-from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform, letterbox
@@ -55,6 +56,7 @@ class PretrainResult:
     n_train: int
     n_val: int
     fit: FitResult
+    n_test: int = 0
 
 
 def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str],
@@ -121,23 +123,82 @@ def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str]
     return images, [f"cluster_{c:02d}" for c in clusters], meta
 
 
+#: The authors' split of the labelled images: train / validation / test.
+PAPER_SPLIT = (0.75, 0.125, 0.125)
+#: How small classes are oversampled: ``replicate`` (the authors': every class's images
+#: repeated up to the largest class's count) or ``weighted`` (a fresh
+#: ``WeightedRandomSampler`` draw of the training set's size every epoch).
+OVERSAMPLING = ("replicate", "weighted")
+
+
 def split_train_val(targets: list[int], val_fraction: float, seed: int
                     ) -> tuple[list[int], list[int]]:
     """A stratified train/validation split of indices; classes with one image train only."""
-    train_test_split = require("sklearn.model_selection", "pretraining").train_test_split
+    train, val, _ = split_labelled(targets, val_fraction, 0.0, seed)
+    return train, val
 
-    if not 0 < val_fraction < 1:
-        raise InvalidArgumentError(f"val_fraction={val_fraction}: use a value in (0, 1).")
-    counts = Counter(targets)
-    single = [i for i, t in enumerate(targets) if counts[t] < 2]
-    rest = [i for i, t in enumerate(targets) if counts[t] >= 2]
-    n_val = max(len(set(targets[i] for i in rest)), round(val_fraction * len(rest)))
-    if len(rest) - n_val < 1:
+
+def split_labelled(targets: list[int], val_fraction: float = PAPER_SPLIT[1],
+                   test_fraction: float = PAPER_SPLIT[2], seed: int = 0
+                   ) -> tuple[list[int], list[int], list[int]]:
+    """A stratified train/validation/test split of indices, each class cut in the same
+    ratios (the authors': 75 / 12.5 / 12.5) with
+    :func:`radiologynet.datasets.base.split_per_class`; a class too small to give every
+    split an image keeps its images in training.
+
+    Raises:
+        InvalidArgumentError: fractions outside [0, 1) or summing to 1 or more.
+        ArchiveError: too few images for a validation set.
+    """
+    import numpy as np
+
+    from radiologynet.datasets.base import split_per_class
+
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or (
+            val_fraction + test_fraction >= 1):
+        raise InvalidArgumentError(
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}: use values in "
+            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125).")
+    ratios = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
+    rng = np.random.default_rng([seed, 0x5EED])
+    train, val, test = split_per_class(list(range(len(targets))), targets, ratios, rng)
+    if not val or not train:
         raise ArchiveError(f"Only {len(targets)} labelled image(s): too few to hold out a "
                            "validation set; pseudo-label a larger archive.")
-    train, val = train_test_split(rest, test_size=n_val, random_state=seed,
-                                  stratify=[targets[i] for i in rest])
-    return sorted(train + single), sorted(val)
+    return sorted(train), sorted(val), sorted(test)
+
+
+def replicate_to_largest(targets: list[int], seed: int = 0) -> list[int]:
+    """Indices into ``targets`` in which every class appears as often as the largest one
+    (the authors' oversampling): each class's images repeated whole as often as they fit,
+    the remainder a seeded draw without replacement."""
+    import numpy as np
+
+    counts = Counter(targets)
+    largest = max(counts.values())
+    rng = np.random.default_rng([seed, 0x0C1A55])
+    order: list[int] = []
+    for label in sorted(counts):
+        members = [i for i, t in enumerate(targets) if t == label]
+        whole, rest = divmod(largest, len(members))
+        extra = rng.choice(len(members), size=rest, replace=False)
+        order += members * whole + [members[k] for k in sorted(extra.tolist())]
+    return order
+
+
+class Replicated(torch.utils.data.Dataset):
+    """A view of a dataset with every class replicated up to the largest class's size
+    (:func:`replicate_to_largest`); the same items every epoch (the trainer shuffles)."""
+
+    def __init__(self, base: torch.utils.data.Dataset, targets: list[int], seed: int) -> None:
+        self.base = base
+        self.order = replicate_to_largest(targets, seed)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[self.order[index]]
 
 
 class PretrainImages(torch.utils.data.Dataset):
@@ -200,7 +261,9 @@ def pretrain(
     max_epochs: int = 100,
     patience: int = 10,
     batch_size: int = 32,
-    val_fraction: float = 0.15,
+    val_fraction: float = PAPER_SPLIT[1],
+    test_fraction: float = PAPER_SPLIT[2],
+    oversampling: str = "replicate",
     seed: int = 0,
     device: str | None = None,
     num_workers: int = 0,
@@ -220,7 +283,13 @@ def pretrain(
         modality: keep only images of this modality (``"MR"``: the MR-only variant).
         input_size: the square input side; default the architecture's (224 for ResNets).
         lr: default the learning rate the authors pretrained this architecture with.
-        max_epochs / patience / batch_size / val_fraction / seed: training settings.
+        max_epochs / patience / batch_size / seed: training settings.
+        val_fraction / test_fraction: the stratified validation and test shares (the
+            authors': 0.125 each, so 75 / 12.5 / 12.5); the test split is evaluated with
+            the best weights and recorded in the model card.
+        oversampling: ``"replicate"`` (the authors': every class repeated up to the
+            largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
+            the training set's size every epoch).
         site: a short name for the data's origin, used in the model card.
 
     Returns:
@@ -235,33 +304,42 @@ def pretrain(
     arch = get_architecture(model)
     size = int(input_size or arch.input_size)
     images, class_names, meta = read_labels(labels, data, modality)
+    if oversampling not in OVERSAMPLING:
+        raise InvalidArgumentError(f"oversampling={oversampling!r}: use one of "
+                                   f"{', '.join(OVERSAMPLING)}.")
     targets = [im.target for im in images]
-    train_idx, val_idx = split_train_val(targets, val_fraction, seed)
+    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, seed)
     dataset = PretrainImages(images, size)
-    train = Oversampled(torch.utils.data.Subset(dataset, train_idx),
-                        [targets[i] for i in train_idx], seed)
+    train_targets = [targets[i] for i in train_idx]
+    base = torch.utils.data.Subset(dataset, train_idx)
+    train = (Replicated(base, train_targets, seed) if oversampling == "replicate"
+             else Oversampled(base, train_targets, seed))
     val = torch.utils.data.Subset(dataset, val_idx)
+    test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
     out.mkdir(parents=True, exist_ok=True)
-    train.set_epoch(_epochs_done(out) + 1 if resume else 1)
+    if isinstance(train, Oversampled):
+        train.set_epoch(_epochs_done(out) + 1 if resume else 1)
 
     def resample(event: str, info: dict[str, Any]) -> None:
-        if event == "epoch_end":
+        if event == "epoch_end" and isinstance(train, Oversampled):
             train.set_epoch(int(info["epoch"]) + 1)
 
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
     transform = BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
-    result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,
+    result = fit(net, train, val, test, kind="multiclass", num_classes=len(class_names), lr=rate,
                  max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
                  optimizer="adamw", batch_transform=transform,
                  out_dir=out, resume=resume, device=device, num_workers=num_workers,
                  callbacks=[resample], progress=progress)
     if ddp.is_main():
         _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
-                      rate, result, len(train_idx), len(val_idx), weights, transform.augment)
+                      rate, result, (len(train_idx), len(val_idx), len(test_idx)), weights,
+                      transform.augment, oversampling)
     ddp.barrier()
-    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result)
+    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result,
+                          len(test_idx))
 
 
 def _epochs_done(out: Path) -> int:
@@ -274,7 +352,8 @@ def _epochs_done(out: Path) -> int:
 def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
                   class_names: list[str], meta: dict, images: list[LabelledImage],
                   modality: str | None, site: str, lr: float, result: FitResult,
-                  n_train: int, n_val: int, init: str | None, augmentation: Any) -> None:
+                  sizes: tuple[int, int, int], init: str | None, augmentation: Any,
+                  oversampling: str) -> None:
     from radiologynet.convert import write_weights_folder
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -289,16 +368,20 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
     tag = f"{site}-{modality.lower()}" if modality else site
     summary = {
         "tag": tag, "date": date, "site": site, "modality": modality,
-        "training_data": data_text, "n_images": len(images), "n_train": n_train,
-        "n_val": n_val, "n_clusters": n_clusters, "n_classes": len(class_names),
+        "training_data": data_text, "n_images": len(images), "n_train": sizes[0],
+        "n_val": sizes[1], "n_test": sizes[2], "n_clusters": n_clusters,
+        "n_classes": len(class_names),
         "pseudo_labels": {k: meta.get(k) for k in ("date", "method", "n_clusters",
                                                    "threshold", "backbone", "image_size")},
         "recipe": {"optimizer": "adamw", "weight_decay": 1e-3, "lr": lr,
-                   "loss": "cross-entropy", "oversampling": "WeightedRandomSampler 1/class",
+                   "loss": "cross-entropy",
+                   "oversampling": ("every class replicated up to the largest class"
+                                    if oversampling == "replicate"
+                                    else "WeightedRandomSampler 1/class"),
                    "augmentation": _describe(augmentation), "input_size": size,
                    "init": init,
                    "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                   "val": result.val},
+                   "val": result.val, "test": result.test},
     }
     cfg = {"input_size": [3, size, size], "interpolation": "bilinear", "crop_pct": 1.0,
            "crop_mode": "border", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],

@@ -31,6 +31,12 @@ class Architecture:
         gradcam_layer: dotted name of the module Grad-CAM should hook.
         pretrain_lr: the learning rate the authors pretrained this backbone with.
         torchvision_name: the torchvision builder the authors used.
+        paper_drop_rate: the dropout the authors fine-tuned with (torchvision's heads:
+            EfficientNet 0.2 before the new Linear, MobileNetV3 0.2 in its classifier,
+            VGG16 0.5 twice in the 25088-4096-4096-C head, InceptionV3 0.5 before
+            ``fc``; ResNets and DenseNet121 none). timm's default is 0.
+        paper_drop_path_rate: torchvision's stochastic depth (EfficientNet: 0.2, rising
+            linearly over the blocks as timm's ``drop_path_rate`` does). timm's default is 0.
     """
 
     name: str
@@ -43,6 +49,15 @@ class Architecture:
     pretrain_lr: float
     torchvision_name: str
     model_args: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    paper_drop_rate: float = 0.0
+    paper_drop_path_rate: float = 0.0
+
+    @property
+    def paper_regularisation(self) -> dict[str, float]:
+        """The timm keyword arguments that give the authors' dropout and stochastic depth
+        (``drop_rate``, ``drop_path_rate``; only those that are not 0)."""
+        values = {"drop_rate": self.paper_drop_rate, "drop_path_rate": self.paper_drop_path_rate}
+        return {k: v for k, v in values.items() if v}
 
     @property
     def model_args_dict(self) -> dict[str, object]:
@@ -72,29 +87,35 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
                   gradcam_layer="layer4", pretrain_lr=1e-4, torchvision_name="resnet50"),
             _arch(name="vgg16", timm_name="vgg16", original_name="VGG16",
                   input_size=224, first_conv="features.0", classifier="head.fc",
-                  gradcam_layer="features.29", pretrain_lr=1e-4, torchvision_name="vgg16"),
+                  gradcam_layer="features.29", pretrain_lr=1e-4, torchvision_name="vgg16",
+                  paper_drop_rate=0.5),
             _arch(name="efficientnet_b3", timm_name="efficientnet_b3",
                   original_name="EfficientNetB3", input_size=300, first_conv="conv_stem",
                   classifier="classifier", gradcam_layer="bn2", pretrain_lr=1e-4,
-                  torchvision_name="efficientnet_b3"),
+                  torchvision_name="efficientnet_b3", paper_drop_rate=0.2,
+                  paper_drop_path_rate=0.2),
             _arch(name="efficientnet_b4", timm_name="efficientnet_b4",
                   original_name="EfficientNetB4", input_size=380, first_conv="conv_stem",
                   classifier="classifier", gradcam_layer="bn2", pretrain_lr=1e-3,
-                  torchvision_name="efficientnet_b4"),
+                  torchvision_name="efficientnet_b4", paper_drop_rate=0.2,
+                  paper_drop_path_rate=0.2),
             _arch(name="inception_v3", timm_name="inception_v3", original_name="InceptionV3",
                   input_size=299, first_conv="Conv2d_1a_3x3.conv", classifier="fc",
-                  gradcam_layer="Mixed_7c", pretrain_lr=1e-3, torchvision_name="inception_v3"),
+                  gradcam_layer="Mixed_7c", pretrain_lr=1e-3, torchvision_name="inception_v3",
+                  paper_drop_rate=0.5),
             _arch(name="densenet121", timm_name="densenet121", original_name="DenseNet121",
                   input_size=224, first_conv="features.conv0", classifier="classifier",
                   gradcam_layer="features", pretrain_lr=1e-4, torchvision_name="densenet121"),
             _arch(name="mobilenet_v3_small", timm_name="mobilenetv3_small_100",
                   original_name="MobileNetV3Small", input_size=224, first_conv="conv_stem",
                   classifier="classifier", gradcam_layer="blocks", pretrain_lr=1e-4,
-                  torchvision_name="mobilenet_v3_small", model_args=_MNV3_ARGS),
+                  torchvision_name="mobilenet_v3_small", model_args=_MNV3_ARGS,
+                  paper_drop_rate=0.2),
             _arch(name="mobilenet_v3_large", timm_name="mobilenetv3_large_100",
                   original_name="MobileNetV3Large", input_size=224, first_conv="conv_stem",
                   classifier="classifier", gradcam_layer="blocks", pretrain_lr=1e-4,
-                  torchvision_name="mobilenet_v3_large", model_args=_MNV3_ARGS),
+                  torchvision_name="mobilenet_v3_large", model_args=_MNV3_ARGS,
+                  paper_drop_rate=0.2),
         )
     }
 )

@@ -55,16 +55,30 @@ class TestResult:
     n_comparisons: int = 1
     alpha: float = ALPHA
     method: str = ""
+    not_run: str = ""
 
     @property
     def significant(self) -> bool:
-        """Whether the (corrected) p-value is below ``alpha``."""
-        return bool(self.p_corrected < self.alpha)
+        """Whether the (corrected) p-value is below ``alpha`` (never for a test not run)."""
+        return bool(not self.not_run and self.p_corrected < self.alpha)
 
     @property
     def decision(self) -> str:
-        """``"reject H0"`` or ``"fail to reject H0"`` at ``alpha``."""
+        """``"reject H0"`` or ``"fail to reject H0"`` at ``alpha``; ``"not enough runs"``
+        (or the reason) for a test that could not be run."""
+        if self.not_run:
+            return self.not_run
         return "reject H0" if self.significant else "fail to reject H0"
+
+    @classmethod
+    def skipped(cls, test: str, groups: Mapping[str, Sequence[float]], reason: str,
+                n_comparisons: int = 1, alpha: float = ALPHA) -> TestResult:
+        """A test that was not run (``reason``: ``"not enough runs"`` ...): NaN p-values,
+        never significant."""
+        return cls(test=test, groups=tuple(map(str, groups)),
+                   n=tuple(len(list(v)) for v in groups.values()), statistic=math.nan,
+                   p=math.nan, p_corrected=math.nan, n_comparisons=n_comparisons,
+                   alpha=alpha, method="", not_run=reason)
 
     def as_dict(self) -> dict[str, object]:
         """A flat, JSON-friendly dict of the result (groups joined with ``" vs "``)."""
@@ -74,6 +88,7 @@ class TestResult:
             "p": self.p, "p_corrected": self.p_corrected,
             "n_comparisons": self.n_comparisons, "alpha": self.alpha,
             "method": self.method, "significant": self.significant,
+            "decision": self.decision,
         }
 
 
@@ -203,19 +218,50 @@ def t_test(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = (
                    n_comparisons=n_comparisons, method="student" if equal_var else "welch")
 
 
+#: What a test that could not be run for too few values reports.
+NOT_ENOUGH_RUNS = "not enough runs"
+#: The fewest runs per group :func:`compare_groups` tests.
+MIN_RUNS_PER_GROUP = 2
+
+
 def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
                    alpha: float = ALPHA) -> InitComparison:
     """The paper's protocol on one metric: Levene, Kruskal-Wallis, then pairwise
-    Mann-Whitney U with Bonferroni correction.
+    Mann-Whitney U with Bonferroni correction (for the number of pairs of ``groups``).
+
+    A test needs at least two runs in every group it compares (one run per setting is
+    no distribution to test, and Levene is undefined); a test without them is returned as
+    not run (:meth:`TestResult.skipped`, ``"not enough runs"``) instead of failing the
+    others.
 
     Args:
         groups: the metric's values per initialisation (one value per run).
+
+    Raises:
+        StatisticsInputError: fewer than two groups, or NaN values.
     """
+    _clean(groups, 2, 0, "The initialisation comparison")
+    pairs = list(itertools.combinations([str(g) for g in groups], 2))
+
+    def attempt(test: str, run, names: Mapping[str, Sequence[float]], n: int = 1):
+        if any(len(list(v)) < MIN_RUNS_PER_GROUP for v in names.values()):
+            return TestResult.skipped(test, names, NOT_ENOUGH_RUNS, n, alpha)
+        try:
+            return run()
+        except StatisticsInputError:
+            return TestResult.skipped(test, names, NOT_ENOUGH_RUNS, n, alpha)
+
+    data = {str(k): list(v) for k, v in groups.items()}
     return InitComparison(
         metric=metric,
-        levene=levene(groups, alpha=alpha),
-        kruskal=kruskal(groups, alpha=alpha),
-        pairwise=pairwise_mann_whitney(groups, alpha=alpha),
+        levene=attempt("levene", lambda: levene(data, alpha=alpha), data),
+        kruskal=attempt("kruskal", lambda: kruskal(data, alpha=alpha), data),
+        pairwise=tuple(
+            attempt("mannwhitneyu",
+                    lambda a=a, b=b: mann_whitney(data[a], data[b], names=(a, b),
+                                                  n_comparisons=len(pairs), alpha=alpha),
+                    {a: data[a], b: data[b]}, len(pairs))
+            for a, b in pairs),
     )
 
 

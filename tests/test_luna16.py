@@ -153,16 +153,23 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     root, _ = luna
     results = benchmarks.run("luna16", root, models=["mobilenet_v3_small"], inits=["random"],
                              lrs=["1e-3"], runs=1, max_epochs=2, out=tmp_path / "out",
-                             batch_size=8, progress=False)
+                             batch_size=8, progress=False,
+                             task_settings={"samples_per_epoch": 24})
     folder = tmp_path / "out" / "mobilenet_v3_small-random-1e-3-run1"
     result = json.loads((folder / "result.json").read_text())
     assert result == results[0]
     assert result["status"] == "finished" and result["epochs_run"] == 2
-    assert result["task"] == "luna16" and result["config"]["monitor"] == "dice"
-    assert 0 <= result["val"]["dice"] <= 1 and 0 <= result["val"]["iou"] <= result["val"]["dice"]
+    assert result["task"] == "luna16" and result["config"]["monitor"] == "crop_iou"
+    assert result["config"]["task_settings"]["samples_per_epoch"] == 24
+    val = result["val"]
+    assert 0 <= val["crop_iou"] <= val["crop_dice"] <= 1
+    assert 0 <= val["pooled_iou"] <= val["pooled_dice"] <= 1
     log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2]
-    assert all("val_dice" in e and "val_iou" in e for e in log)
+    assert all("val_crop_dice" in e and "val_pooled_dice" in e for e in log)
+    # the reported epoch is the one with the best mean crop IoU (the paper's Table 2)
+    best = max(log, key=lambda e: e["val_crop_iou"])
+    assert result["best_epoch"] == best["epoch"]
     assert (folder / "model" / "model.safetensors").is_file()
     from radiologynet.segmentation import load_unet
 
@@ -177,7 +184,8 @@ def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
     root, _ = luna
     assert main(["benchmark", "--list-tasks"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in ("luna16 ", "luna16-heldout", "luna16-sphere"))
+    assert all(name in listed for name in ("luna16 ", "luna16-heldout", "luna16-sphere",
+                                           "luna16-slices"))
     assert main(["benchmark", "--task", "luna16", "--data", str(root), "--models", "resnet18",
                  "--inits", "random", "--runs", "1", "--dry-run"]) == 0
     planned = capsys.readouterr().out
@@ -192,11 +200,14 @@ def test_task_builds_the_requested_unet(luna, tmp_path):
     root, _ = luna
     data = build_data(DataRequest(root=root, in_chans=3, cache_dir=tmp_path), test_every=5)
     assert data.test is not None and len(data.test) > 0
-    from radiologynet.protocol import get_task
+    from radiologynet.protocol import get_task_spec
 
-    heldout = get_task("luna16-heldout").build_data(DataRequest(root=root, cache_dir=tmp_path))
+    def request(name):
+        return DataRequest(root=root, cache_dir=tmp_path, settings=get_task_spec(name).settings)
+
+    heldout = get_task_spec("luna16-heldout").build_data(request("luna16-heldout"))
     assert heldout.test is not None and heldout.extra["mask_method"] == "paper"
-    sphere = get_task("luna16-sphere").build_data(DataRequest(root=root, cache_dir=tmp_path))
+    sphere = get_task_spec("luna16-sphere").build_data(request("luna16-sphere"))
     assert sphere.test is None and sphere.extra["mask_method"] == "sphere"
     image, mask = data.train[0]
     x, y = data.batch_transform(image[None], mask[None], train=True,
@@ -207,3 +218,72 @@ def test_task_builds_the_requested_unet(luna, tmp_path):
     assert isinstance(paper.net, PaperUNet)
     assert isinstance(build_model(ModelRequest("unet-resnet18-paper", None, data)).net,
                       PaperUNet)
+
+
+def test_samples_per_epoch_is_a_task_setting_with_the_papers_default(luna, tmp_path):
+    from radiologynet.protocol import get_task_spec, with_settings
+    from radiologynet.protocol.tasks import DataRequest
+
+    root, _ = luna
+    spec = get_task_spec("luna16")
+    assert spec.settings["samples_per_epoch"] == 300_000  # the paper's
+    data = spec.build_data(DataRequest(root=root, cache_dir=tmp_path, settings=spec.settings))
+    crops = LUNA16(root, cache_dir=tmp_path, progress=False).crops("train")
+    assert len(data.train) == 300_000
+    # item i is crop i % n: every crop is drawn, in turn
+    n = len(crops)
+    assert torch.equal(data.train[n + 1][0], crops[1][0])
+    small = with_settings(spec, samples_per_epoch=40)
+    assert len(small.build_data(DataRequest(root=root, cache_dir=tmp_path,
+                                            settings=small.settings)).train) == 40
+    with pytest.raises(InvalidArgumentError, match="samples_per_epoch"):
+        with_settings(spec, samples_per_epochs=40)
+    with pytest.raises(InvalidArgumentError, match="positive"):
+        luna16.LunaCrops(crops.crops.numpy(), crops.masks.numpy(), 0)
+
+
+def test_validation_uses_the_central_64_pixels_of_each_nodule_crop(luna, tmp_path):
+    from radiologynet.protocol.tasks import DataRequest
+    from radiologynet.segmentation.task import build_data
+
+    root, _ = luna
+    dataset = LUNA16(root, cache_dir=tmp_path, progress=False)
+    data = build_data(DataRequest(root=root, cache_dir=tmp_path))
+    full = dataset.crops("val")
+    assert len(data.val) == len(full)
+    image, mask = data.val[0]
+    assert image.shape == (1, 64, 64)
+    assert torch.equal(image, full[0][0][:, 16:80, 16:80])
+    assert mask[0, 32, 32] == 1  # centred on the nodule
+    assert data.extra["unit"] == "crop"
+    slices = build_data(DataRequest(root=root, cache_dir=tmp_path), validation="slices")
+    assert len(slices.val) == len(dataset.slices("val")) and slices.extra["unit"] == "slice"
+    with pytest.raises(InvalidArgumentError, match="validation"):
+        build_data(DataRequest(root=root, cache_dir=tmp_path), validation="volumes")
+
+
+def test_paper_augmentation_moves_image_and_mask_together():
+    from radiologynet.segmentation.augment import LunaAugmentation
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(16, 1, 64, 64)
+    mask[:, :, 20:40, 24:34] = 1  # an off-centre block: flips and rotations move it
+    image = mask.clone()
+    noiseless = LunaAugmentation(noise_hu=0.0)
+    moved_image, moved_mask = noiseless(image, mask, g)
+    assert set(moved_mask.unique().tolist()) <= {0.0, 1.0}
+    # the same transform on both: where the mask is, the image is bright
+    assert ((moved_image > 0.5) == moved_mask.bool()).float().mean() > 0.99
+    assert not torch.equal(moved_mask, mask)  # something happened
+    # the mask area is kept within the scale range (0.8-1.2 per axis)
+    ratio = moved_mask.sum((1, 2, 3)) / mask.sum((1, 2, 3))
+    assert (ratio > 0.8**2 - 0.1).all() and (ratio < 1.2**2 + 0.1).all()
+    identity = LunaAugmentation(flip=False, offset=0.0, scale=0.0, rotate=False, noise_hu=0.0)
+    same_image, same_mask = identity(image, mask, g)
+    assert torch.allclose(same_image, image, atol=1e-5) and torch.equal(same_mask, mask)
+    noisy, _ = LunaAugmentation(flip=False, offset=0.0, scale=0.0, rotate=False)(
+        torch.full((64, 1, 64, 64), 0.5), mask.repeat(4, 1, 1, 1), g)
+    assert (noisy - 0.5).std().item() == pytest.approx(25 / 2000, rel=0.05)  # 25 HU
+    angles = LunaAugmentation().matrices(2000, torch.Generator().manual_seed(1))
+    shifts = angles[:, :, 2]
+    assert shifts.abs().max() <= 0.03 and shifts.abs().max() > 0.025

@@ -14,8 +14,16 @@ import torch
 import radiologynet
 import radiologynet.pretrain as pretrain_module
 from radiologynet.cli import main
-from radiologynet.errors import ArchiveError
-from radiologynet.pretrain import Oversampled, pretrain, read_labels, split_train_val
+from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.pretrain import (
+    Oversampled,
+    Replicated,
+    pretrain,
+    read_labels,
+    replicate_to_largest,
+    split_labelled,
+    split_train_val,
+)
 from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
 
 TINY = {"model": "resnet18", "input_size": 32, "batch_size": 16, "progress": False}
@@ -143,6 +151,39 @@ def test_split_is_stratified():
     assert set(train).isdisjoint(val) and len(train) + len(val) == 21
     assert Counter(targets[i] for i in val) == {0: 2, 1: 2}
     assert 20 in train  # a single-image class trains only
+
+
+def test_authors_oversampling_replicates_every_class_to_the_largest():
+    targets = [0] * 9 + [1] * 4 + [2]
+    order = replicate_to_largest(targets, seed=0)
+    assert Counter(targets[i] for i in order) == {0: 9, 1: 9, 2: 9}
+    ones = Counter(i for i in order if targets[i] == 1)
+    assert sorted(ones.values()) == [2, 2, 2, 3]  # whole copies, then a draw of the rest
+    assert Counter(i for i in order if targets[i] == 0) == Counter(range(9))  # untouched
+    view = Replicated(list(zip(range(14), targets, strict=True)), targets, seed=0)
+    assert len(view) == 27 and view[len(view) - 1] == (13, 2)
+    assert replicate_to_largest(targets, seed=0) == order  # reproducible
+
+
+def test_authors_split_is_75_12_12_per_class():
+    targets = [0] * 80 + [1] * 16 + [2] * 2
+    train, val, test = split_labelled(targets, seed=0)
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+    assert len(train) + len(val) + len(test) == len(targets)
+    assert Counter(targets[i] for i in val) == {0: 10, 1: 2}
+    assert Counter(targets[i] for i in test) == {0: 10, 1: 2}
+    assert Counter(targets[i] for i in train) == {0: 60, 1: 12, 2: 2}
+    with pytest.raises(InvalidArgumentError, match="training share"):
+        split_labelled(targets, 0.5, 0.5)
+
+
+def test_pretraining_records_the_recipe_and_a_test_split(folder):
+    out, result = folder
+    config = json.loads((out / "config.json").read_text())
+    recipe = config["radiologynet"]["recipe"]
+    assert recipe["oversampling"] == "every class replicated up to the largest class"
+    assert result.n_test > 0 and config["radiologynet"]["n_test"] == result.n_test
+    assert recipe["test"]  # evaluated on the held-out test split
 
 
 class Killed(Exception):

@@ -110,3 +110,52 @@ def test_pretrained_cfg_only_has_keys_timm_accepts():
 
     for record in radiologynet.list_weights():
         PretrainedCfg(**record.pretrained_cfg())  # raises TypeError on an unknown key
+
+
+# the authors' torchvision heads: (dropout p in the head, how many, stochastic depth)
+PAPER_DROPOUT = {
+    "resnet18": (None, 0, 0.0), "resnet34": (None, 0, 0.0), "resnet50": (None, 0, 0.0),
+    "densenet121": (None, 0, 0.0), "vgg16": (0.5, 2, 0.0), "inception_v3": (0.5, 1, 0.0),
+    "efficientnet_b3": (0.2, 1, 0.2), "efficientnet_b4": (0.2, 1, 0.2),
+    "mobilenet_v3_small": (0.2, 1, 0.0), "mobilenet_v3_large": (0.2, 1, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_paper_regularisation_reaches_the_built_model(name, monkeypatch):
+    """The registry's dropout / stochastic depth, passed to timm as the protocol runner
+    does, gives the built model the authors' dropout: modules (VGG16, InceptionV3) or
+    timm's functional dropout in forward_head (EfficientNet, MobileNetV3)."""
+    import torch
+
+    from radiologynet.train.heads import build_model
+
+    arch = ARCHITECTURES[name]
+    p, count, drop_path = PAPER_DROPOUT[name]
+    assert (arch.paper_drop_rate, arch.paper_drop_path_rate) == (p or 0.0, drop_path)
+    model = build_model(name, None, kind="binary", num_classes=1,
+                        **arch.paper_regularisation)
+    modules = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    seen = list(modules)
+    original = torch.nn.functional.dropout
+
+    def recording(x, p=0.5, training=True, inplace=False):
+        if p > 0:
+            seen.append(p)
+        return original(x, p, training, inplace)
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", recording)
+    functional = len(seen)
+    model.train()
+    size = 75 if name == "inception_v3" else 64
+    with torch.no_grad():
+        model.forward_head(model.forward_features(torch.rand(2, 3, size, size)))
+    functional_calls = seen[functional:]
+    if not modules:  # timm's EfficientNet / MobileNetV3 call F.dropout themselves
+        modules = functional_calls
+    assert modules == [p] * count if p else not modules
+    depths = [m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"]
+    if drop_path:  # torchvision's linear rule: the last block gets 0.2 * (n - 1) / n
+        assert max(depths) == pytest.approx(drop_path * len(depths) / (len(depths) + 1))
+    else:
+        assert not depths

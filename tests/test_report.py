@@ -185,7 +185,9 @@ def test_report_renders_markdown_html_csv_and_figures(sweep, tmp_path):
     table = pd.read_csv(report.csv["table"])
     assert len(table) == 9 and "paper_f1_mean" in table
     statistics = pd.read_csv(report.csv["stats"])
-    assert (statistics["test"] == "mannwhitneyu").sum() == 9
+    pairs = statistics[statistics["test"] == "mannwhitneyu"]
+    assert (pairs["metric"] == "f1").sum() == 9  # 3 pairs x 3 data fractions
+    assert (pairs["metric"] == "best_epoch").sum() == 9  # epochs to convergence too
 
 
 def test_cli_report_and_compare(sweep, tmp_path, capsys):

@@ -11,10 +11,10 @@ from functools import partial
 import pytest
 import torch
 
-from radiologynet.protocol import get_task, resolve_model
-from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
 from radiologynet.cli import main
 from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
+from radiologynet.protocol import get_task_spec, resolve_model
+from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
 from radiologynet.segmentation import VanillaUNet, load_unet
 from radiologynet.segmentation.synthetic import make_synthetic_luna16
 from radiologynet.segmentation.task import build_data
@@ -64,7 +64,7 @@ def test_bad_unet_names_and_inits_fail_at_planning(tmp_path):
 
 
 def test_preprocessing_comes_from_the_encoder_weight_record():
-    task = get_task("luna16")
+    task = get_task_spec("luna16")
     encoder = resolve_model(task, "unet-resnet50")
     assert encoder.arch == "resnet50"
     assert model_preprocessing(encoder, "imagenet").mean == IMAGENET_MEAN
@@ -88,8 +88,8 @@ def test_cli_dry_run_plans_the_papers_grid(luna, tmp_path, capsys):
 
 def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
-    tiny = replace(get_task("luna16"), build_data=partial(build_data, crop_size=48,
-                                                          train_crop=32))
+    tiny = replace(get_task_spec("luna16"), build_data=partial(
+        build_data, crop_size=48, train_crop=32, val_crop=32, samples_per_epoch=32))
     runs = plan("luna16", ["unet", "unet-resnet18"], ["random"], ["1e-3"], 1)
     out = tmp_path / "out"
     for spec in runs:
@@ -99,7 +99,7 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
         assert json.loads((folder / "result.json").read_text()) == result
         assert result["status"] == "finished" and result["epochs_run"] == 1
         assert result["model"] == spec.model
-        assert 0 <= result["val"]["iou"] <= result["val"]["dice"] <= 1
+        assert 0 <= result["val"]["crop_iou"] <= result["val"]["crop_dice"] <= 1
         config = json.loads((folder / "model" / "config.json").read_text())
         assert config["model"] == spec.model
         net = load_unet(folder / "model").eval()

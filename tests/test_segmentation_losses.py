@@ -42,13 +42,17 @@ def test_metrics_equal_sklearn(batch):
     metric.update(logits[:2], target[:2])
     metric.update(logits[2:], target[2:])
     result = metric.compute()
-    assert result["dice"] == pytest.approx(f1_score(pooled_true, pooled_pred))
-    assert result["iou"] == pytest.approx(jaccard_score(pooled_true, pooled_pred))
-    assert result["dice_per_image"] == pytest.approx(dice.mean().item())
-    meter = SegmentationMeter()
+    assert result["pooled_dice"] == pytest.approx(f1_score(pooled_true, pooled_pred))
+    assert result["pooled_iou"] == pytest.approx(jaccard_score(pooled_true, pooled_pred))
+    assert result["image_dice"] == pytest.approx(dice.mean().item())
+    assert result["image_iou"] == pytest.approx(iou.mean().item())
+    crops = DiceIoU(unit="crop")
+    crops.update(logits, target)
+    assert crops.compute()["crop_iou"] == pytest.approx(iou.mean().item())
+    meter = SegmentationMeter(unit="crop")
     meter.update(torch.sigmoid(logits), target)
-    assert meter.compute()["dice"] == pytest.approx(result["dice"])
-    assert meter.compute()["iou_mean"] == pytest.approx(iou.mean().item())
+    assert meter.compute()["pooled_dice"] == pytest.approx(result["pooled_dice"])
+    assert meter.compute()["crop_iou"] == pytest.approx(iou.mean().item())
 
 
 def test_empty_prediction_of_empty_target_scores_one():

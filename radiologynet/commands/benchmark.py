@@ -55,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="list this shard's runs and their state, train nothing")
     parser.add_argument("--list-tasks", action="store_true", help="list the tasks and exit")
+    parser.add_argument("--task-setting", action="append", default=None, metavar="KEY=VALUE",
+                        help="change one of the task's settings for this sweep, e.g. "
+                             "samples_per_epoch=512 for luna16 (the paper: 300000); "
+                             "repeatable; docs/protocol.md lists them")
     add_training_options(parser)
     parser.set_defaults(func=run)
 
@@ -63,19 +67,20 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep; returns the exit code."""
     from pathlib import Path
 
-    from radiologynet.protocol import get_task, list_tasks
+    from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
     from radiologynet.protocol.runner import RESULT_NAME, plan
+    from radiologynet.protocol.tasks import parse_settings
     from radiologynet.train import distributed as ddp
 
     if args.list_tasks:
         for name in list_tasks():
-            spec = get_task(name)
+            spec = get_task_spec(name)
             print(f"{name:12s} {spec.kind:12s} {spec.description}")
         return 0
     if not args.task or not args.data:
         raise InvalidArgumentError("benchmark needs --task and --data (or --list-tasks)")
-    task = get_task(args.task)
+    task = get_task_spec(args.task)
     if args.dry_run:
         runs = plan(task.name, args.models or list(task.models), args.inits,
                     args.lrs or list(task.lrs), args.runs, args.fractions, args.shard)
@@ -96,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard, split_seed=args.seed, patience=args.patience,
         batch_size=args.batch_size, input_size=args.input_size, head=args.head,
         device=args.device, num_workers=args.workers, progress=not args.no_progress,
-        track_emissions=args.track_emissions, cache_dir=args.cache)
+        track_emissions=args.track_emissions, cache_dir=args.cache,
+        task_settings=parse_settings(task, args.task_setting))
     if ddp.is_main():
         print(f"{len(results)} runs finished in {args.out} "
               f"(analyse them with: radiologynet report {args.out})")

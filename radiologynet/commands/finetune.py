@@ -63,14 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
-    from radiologynet.protocol import get_task
+    from radiologynet.protocol import get_task_spec
     from radiologynet.protocol.runner import plan, run_one
     from radiologynet.train import distributed as ddp
 
     if args.seed < 0:
         raise InvalidArgumentError(f"--seed must be >= 0, got {args.seed}")
     ddp.init_from_env()
-    task = get_task(args.task)
+    task = get_task_spec(args.task)
     (spec,) = plan(task.name, [args.model], [args.weights], [args.lr], runs=1,
                    fractions=[args.fraction] if args.fraction is not None else None)
     max_epochs = args.max_epochs or (10 if args.fraction is not None else 200)

@@ -34,7 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--patience", type=int, default=10,
                         help="early-stopping patience in epochs (default 10)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument("--val-fraction", type=float, default=0.125,
+                        help="stratified validation share (default 0.125, the authors')")
+    parser.add_argument("--test-fraction", type=float, default=0.125,
+                        help="stratified test share (default 0.125, the authors'; 0: none)")
+    parser.add_argument("--oversampling", choices=("replicate", "weighted"),
+                        default="replicate",
+                        help="replicate: every class repeated up to the largest (the "
+                             "authors'); weighted: a WeightedRandomSampler draw per epoch")
     parser.add_argument("--site", default="local",
                         help="short name of the data's origin, for the model card")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
@@ -54,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.data, args.labels, args.out, model=args.model, weights=args.init,
         modality=args.modality, input_size=args.input_size, lr=args.lr,
         max_epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-        val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        oversampling=args.oversampling, seed=args.seed, device=args.device,
         num_workers=args.workers, resume=not args.no_resume, site=args.site)
     if ddp.is_main():
         fit = result.fit

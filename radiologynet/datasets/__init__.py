@@ -1,36 +1,32 @@
-"""The paper's downstream benchmark datasets, one module each, and their registry.
+"""The paper's downstream benchmark datasets, one module each, and the task registry.
 
 ``load_task("btmr", "~/data/brain-tumor-mri", seed=0)`` returns the deterministic
 train/validation/test :class:`Splits` of a benchmark; :data:`TASKS` maps each task name
-to its :class:`Task` (kind, classes, output count, whether it needs the sex input, where
-to download it).
+to its :class:`TaskInfo` (kind, classes, output count, aliases, whether it needs the sex
+input, where to download it, how the paper trained it); :func:`get_task` accepts the
+aliases (``"covid"``, ``"pba"``, ``"luna"``). This is the one registry of task metadata:
+:mod:`radiologynet.protocol` adds only the protocol's own parts.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 
-from radiologynet.datasets import boneage, btmr, covid19, grazpedwri
+from radiologynet.datasets import boneage, btmr, covid19, grazpedwri  # noqa: F401
 from radiologynet.datasets.base import Sample, Splits, Task
-from radiologynet.errors import DatasetFormatError, UnknownTaskError
-
-TASKS: Mapping[str, Task] = MappingProxyType(
-    {task.name: task for task in (btmr.TASK, covid19.TASK, boneage.TASK, grazpedwri.TASK)}
+from radiologynet.datasets.tasks import (
+    PAPER_INITS,
+    TASK_KINDS,
+    TASKS,
+    PaperProtocol,
+    TaskInfo,
+    canonical_task_name,
+    get_task,
+    register_task_info,
 )
-
-
-def get_task(name: str) -> Task:
-    """The :class:`Task` called ``name``; raises ``UnknownTaskError`` listing the known ones."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise UnknownTaskError(
-            f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}"
-        ) from None
+from radiologynet.errors import DatasetFormatError
 
 
 def load_task(
@@ -92,4 +88,18 @@ def read_splits(
     )
 
 
-__all__ = ["TASKS", "Sample", "Splits", "Task", "get_task", "load_task", "read_splits"]
+__all__ = [
+    "PAPER_INITS",
+    "TASKS",
+    "TASK_KINDS",
+    "PaperProtocol",
+    "Sample",
+    "Splits",
+    "Task",
+    "TaskInfo",
+    "canonical_task_name",
+    "get_task",
+    "load_task",
+    "read_splits",
+    "register_task_info",
+]

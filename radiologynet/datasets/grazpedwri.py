@@ -10,8 +10,9 @@ no patient has images on two sides and each split is about half positive.
 
 Differences from the authors' scripts: their negatives were the first 2,473 rows of
 ``dataset.csv`` rather than a random sample, and they split by image, which put 110+
-patients on both sides of the split. (Their reader also cut the 16-bit PNGs to 8 bits
-without windowing; that is ``radiologynet.io``'s business, which scales the full range.)
+patients on both sides of the split. (Not a difference: their reader,
+``cv2.IMREAD_GRAYSCALE``, keeps the top byte of the 16-bit PNGs, ``v >> 8``, the full
+range; ``radiologynet.io``'s per-image min-max differs from it by at most one grey level.)
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from radiologynet.protocol.tasks import (
     TaskSpec,
     UnknownTaskError,
     get_task,
+    get_task_spec,
     list_tasks,
     register_task,
     resolve_model,
+    with_settings,
 )
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "TaskSpec",
     "UnknownTaskError",
     "get_task",
+    "get_task_spec",
     "list_tasks",
     "register_task",
     "resolve_model",
+    "with_settings",
 ]
 
 

@@ -15,27 +15,15 @@ from typing import Any
 
 import torch
 
-from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
+from radiologynet.datasets.tasks import TASKS, TaskInfo, get_task, register_task_info
 from radiologynet.errors import DatasetNotFoundError
 from radiologynet.torchdata.folders import list_image_files
 from radiologynet.torchdata.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT, SampleDataset
 from radiologynet.transforms import BatchTransform
 from radiologynet.weights import Preprocessing
+from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-#: the paper's architectures per benchmark (a sweep's default ``--models``)
-PAPER_MODELS = {
-    "btmr": ("resnet50", "mobilenet_v3_small"),
-    "covid19": ("mobilenet_v3_large", "resnet18"),
-    "boneage": ("efficientnet_b3", "inception_v3"),
-    "grazpedwri": ("densenet121", "resnet34"),
-}
-_ALIASES = {
-    "covid19": ("covid", "covid-19"),
-    "boneage": ("pba", "bone-age", "bone_age", "rsna-boneage"),
-    "grazpedwri": ("grazpedwri-dx", "graz"),
-    "btmr": ("brain-tumor-mri",),
-}
 
 
 @functools.lru_cache(maxsize=32)
@@ -80,12 +68,9 @@ def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool =
 
 def _benchmark_builder(name: str):
     def build(request: DataRequest) -> TaskData:
-        from radiologynet.datasets import get_task as get_dataset
-        from radiologynet.datasets import load_task
-
-        splits = load_task(name, request.root, seed=request.seed, fraction=request.fraction)
-        return task_data_from_splits(splits, request,
-                                     with_sex=get_dataset(name).input_needs_sex)
+        info = get_task(name)
+        splits = info.load(request.root, seed=request.seed, fraction=request.fraction)
+        return task_data_from_splits(splits, request, with_sex=info.input_needs_sex)
 
     return build
 
@@ -146,21 +131,17 @@ def _build_folder(request: DataRequest) -> TaskData:
 
 
 def _register() -> None:
-    from radiologynet.datasets import TASKS
-
-    for name, task in TASKS.items():
-        regression = task.kind == "regression"
-        register_task(TaskSpec(
-            name=name, kind=task.kind, build_data=_benchmark_builder(name),
-            optimizer="adam" if regression else "adamw",
-            scheduler="plateau" if regression else None,
-            models=PAPER_MODELS.get(name, ()), description=task.title,
-        ), aliases=_ALIASES.get(name, ()))
-    register_task(TaskSpec(
-        name="folder", kind="multiclass", build_data=_build_folder,
-        models=("resnet50",),
-        description="any folder of labelled images: ROOT/{train,val,test}/<class>/",
-    ))
+    for name, info in list(TASKS.items()):
+        if info.kind != "segmentation":  # LUNA16 plugs in from radiologynet.segmentation
+            register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
+    description = "any folder of labelled images: ROOT/{train,val,test}/<class>/"
+    register_task_info(TaskInfo(
+        name="folder", title=description, kind="multiclass", classes=(), num_outputs=0,
+        input_needs_sex=False, download_url="",
+        expected_tree="ROOT/\n  train/<class>/<image>\n  val/<class>/...\n  test/ (optional)\n",
+        load=folder_splits))
+    register_task(TaskSpec(name="folder", kind="multiclass", build_data=_build_folder,
+                           models=("resnet50",), description=description))
 
 
 _register()

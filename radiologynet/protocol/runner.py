@@ -24,15 +24,16 @@ import torch
 
 from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
+from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
     ModelRequest,
     TaskSpec,
-    get_task,
+    get_task_spec,
     resolve_model,
+    with_settings,
 )
-from radiologynet.errors import InvalidArgumentError, RadiologyNetError
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import build_model
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 RESULT_NAME = "result.json"
 MODEL_DIR = "model"
+#: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
+MAX_EPOCHS, FRACTION_MAX_EPOCHS = 200, 10
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[s
     """
     if runs < 1:
         raise InvalidArgumentError(f"runs must be >= 1, got {runs}")
-    spec = get_task(task)
+    spec = get_task_spec(task)
     resolved = [resolve_model(spec, m) for m in models]
     parsed = [parse_init(i) for i in inits]
     rates = [_check_lr(lr) for lr in lrs]
@@ -276,7 +279,9 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
               "weight_decay": 1e-3, "scheduler": task.scheduler, "monitor": task.monitor,
               "mode": task.mode, "split_seed": split_seed, "head": head,
               "data": str(data_root), "preprocessing": asdict(preprocessing),
-              "world_size": ddp.world_size()}
+              "world_size": ddp.world_size(), "task_settings": dict(task.settings),
+              "regularisation": (get_architecture(resolved.arch).paper_regularisation
+                                 if resolved.arch and task.build_model is None else {})}
     result: dict[str, Any] = {
         "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
         "lr": spec.lr, "run": spec.run, "seed": seed, "fraction": spec.fraction,
@@ -289,7 +294,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     data = task.build_data(DataRequest(
         root=Path(data_root).expanduser(), seed=split_seed, fraction=spec.fraction,
         preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None))
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        settings=task.settings))
     torch.manual_seed(seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(ModelRequest(spec.model, spec.weights, data, in_chans, size,
@@ -297,7 +303,7 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     else:
         model = build_model(spec.model, spec.weights, kind=task.kind,
                             num_classes=data.num_classes, in_chans=in_chans, head=head,
-                            input_size=size)
+                            input_size=size, **get_architecture(spec.model).paper_regularisation)
     outcome = fit(
         model, data.train, data.val, data.test, kind=task.kind,
         num_classes=data.num_classes, lr=float(spec.lr), max_epochs=max_epochs,
@@ -331,8 +337,8 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         input_size: int | None = None, in_chans: int = 3, head: str = "pooled",
         device: str | None = None, num_workers: int = 0, progress: bool = True,
         track_emissions: bool = False, cache_dir: str | Path | None = None,
-        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
-        ) -> list[dict[str, Any]]:
+        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
+        task_settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
 
     Args:
@@ -347,18 +353,20 @@ def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
         cache_dir: keep decoded images memory-mapped there (reused across processes).
+        task_settings: overrides of the task's settings (:attr:`TaskSpec.settings`, e.g.
+            ``{"samples_per_epoch": 512}`` for a CPU run of ``luna16``).
 
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
-    spec = get_task(task)
+    spec = with_settings(get_task_spec(task), **(task_settings or {}))
     models = list(models) if models else list(spec.models)
     if not models:
         raise InvalidArgumentError(f"task {spec.name!r} has no default models; pass models=")
     lrs = list(lrs) if lrs else list(spec.lrs)
     fractions = list(fractions) if fractions else None
     if max_epochs is None:
-        max_epochs = 10 if fractions else 200
+        max_epochs = FRACTION_MAX_EPOCHS if fractions else MAX_EPOCHS
     if not Path(data).expanduser().exists():
         raise RadiologyNetError(f"--data {data}: no such folder. Download the dataset "
                                 f"(radiologynet benchmark --help lists the tasks) first.")

@@ -2,9 +2,12 @@
 
 A *task* is everything the runner needs besides the grid (models x inits x lrs x runs):
 how to build the data, the model, the loss and the metrics, which validation metric picks
-the checkpoint, and which optimiser/scheduler the paper used. Classification and
-regression tasks are registered by this package; other tasks plug in with
-:func:`register_task`.
+the checkpoint, and which optimiser/scheduler the paper used. What a task *is* (names,
+aliases, kind, classes, the paper's protocol) lives in the one task registry,
+:mod:`radiologynet.datasets.tasks`; :meth:`TaskSpec.from_info` builds a spec from it and
+adds only the protocol's parts. Classification and regression tasks are registered by
+this package; other tasks plug in with :func:`register_task` (which records them in the
+task registry too). :func:`get_task_spec` looks a spec up by any name or alias.
 
 How to plug a task (the segmentation module does this for ``"luna16"``)::
 
@@ -27,7 +30,7 @@ How to plug a task (the segmentation module does this for ``"luna16"``)::
         name="luna16", kind="segmentation", build_data=build_data, build_model=build_model,
         loss=lambda data: MySoftDiceLoss(),            # (outputs, target) -> scalar tensor
         metrics=lambda data: MyDiceIoUMetrics(),       # torchmetrics.Metric: update(outputs,
-                                                       #   target); compute() -> {"dice":..}
+                                                       #   target); compute() -> {"crop_dice":..}
         monitor="loss", mode="min",                    # checkpoint selection on validation
         optimizer="adam", lrs=("1e-3", "1e-4", "1e-5"),
         resolve_model=my_model_names,                  # optional: names beyond the registry
@@ -51,16 +54,22 @@ early stopping and checkpoint selection use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from radiologynet.errors import UnknownTaskError
-
-TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
+from radiologynet.datasets.tasks import (
+    TASK_KINDS,
+    TaskInfo,
+    canonical_task_name,
+    register_task_info,
+)
+from radiologynet.datasets.tasks import get_task as get_task_info
+from radiologynet.errors import InvalidArgumentError, UnknownTaskError
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class DataRequest:
     train_seed: int = 0
     augment: bool = True
     cache_dir: Path | None = None
+    #: the task's settings (:attr:`TaskSpec.settings`, with the run's overrides)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +161,9 @@ class TaskSpec:
         description: one line for ``--help`` and the docs.
         resolve_model: ``name -> ModelName`` for model names that are not registry
             architectures; ``None``: every model is a registry architecture.
+        settings: task-specific settings and their defaults (LUNA16: samples per epoch,
+            crop sizes, augmentation), given to ``build_data`` as ``DataRequest.settings``;
+            a run may override them (:func:`with_settings`), never add new ones.
     """
 
     name: str
@@ -167,6 +181,26 @@ class TaskSpec:
     batch_size: int = 32
     description: str = ""
     resolve_model: Callable[[str], ModelName] | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_info(cls, info: TaskInfo | str, **protocol: Any) -> TaskSpec:
+        """The spec of a registered task: its kind, description and the paper's
+        protocol (learning rates, models, optimiser, scheduler, batch size, checkpoint
+        metric, settings) from :mod:`radiologynet.datasets.tasks`, plus the protocol's
+        own parts given as keywords (``build_data``, ``build_model``, ``loss``, ...; any
+        field given here wins)."""
+        info = get_task_info(info) if isinstance(info, str) else info
+        fields: dict[str, Any] = {"name": info.name, "kind": info.kind,
+                                  "description": info.title}
+        if info.paper is not None:
+            paper = info.paper
+            fields.update(lrs=paper.lrs, models=paper.models, optimizer=paper.optimizer,
+                          scheduler=paper.scheduler, batch_size=paper.batch_size,
+                          monitor=paper.monitor, mode=paper.mode,
+                          settings=dict(paper.settings))
+        fields.update(protocol)
+        return cls(**fields)
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -179,38 +213,115 @@ class TaskSpec:
 
 
 _TASKS: dict[str, TaskSpec] = {}
-_ALIASES: dict[str, str] = {}
 
 
 def register_task(spec: TaskSpec, aliases: tuple[str, ...] = ()) -> TaskSpec:
-    """Add (or replace) a task; returns it so it can be used as a statement or decorator."""
+    """Add (or replace) a task; returns it so it can be used as a statement or decorator.
+
+    A task the registry of task metadata (:mod:`radiologynet.datasets.tasks`) does not
+    know is recorded there too, with ``aliases``; a known task keeps its record (its
+    aliases are added to it)."""
+    known = canonical_task_name(spec.name)
+    if known is not None and known != spec.name:
+        raise InvalidArgumentError(f"task name {spec.name!r} is an alias of {known!r}; "
+                                   "register the task under another name.")
+    if known is None or aliases:
+        info = get_task_info(known) if known is not None else TaskInfo(
+            name=spec.name, title=spec.description or spec.name, kind=spec.kind,
+            classes=(), num_outputs=1, input_needs_sex=False, download_url="",
+            expected_tree="", load=_spec_loader(spec.name))
+        merged = tuple(dict.fromkeys((*info.aliases, *(a.lower() for a in aliases))))
+        register_task_info(replace(info, aliases=merged))
     _TASKS[spec.name] = spec
-    for alias in aliases:
-        _ALIASES[alias] = spec.name
     return spec
 
 
+def _spec_loader(name: str) -> Callable[..., Any]:
+    def load(*args: Any, **kwargs: Any) -> Any:
+        raise InvalidArgumentError(f"task {name!r} is read by its protocol plug-in "
+                                   "(TaskSpec.build_data), not as samples.")
+    return load
+
+
 def _load_builtin() -> None:
-    # The built-in tasks live in their own module; importing it registers them. Plug-ins
-    # outside this package (segmentation) register on import of their module.
+    # The built-in tasks live in their own modules; importing them registers them.
     from radiologynet.protocol import builtin  # noqa: F401
     from radiologynet.segmentation import task  # noqa: F401  (the LUNA16 plug-in)
 
 
-def get_task(name: str) -> TaskSpec:
-    """The registered task called ``name``.
+def get_task_spec(name: str) -> TaskSpec:
+    """The protocol's spec of the task called ``name`` or one of its aliases (the one
+    alias table is :mod:`radiologynet.datasets.tasks`).
 
     Raises:
         UnknownTaskError: the message lists the registered tasks.
     """
     _load_builtin()
-    key = _ALIASES.get(name.strip().lower(), name.strip().lower())
+    key = canonical_task_name(name) or str(name).strip().lower()
     if key in _TASKS:
         return _TASKS[key]
     raise UnknownTaskError(
         f"Unknown task {name!r}. Registered tasks: {', '.join(list_tasks())}. A new task "
         "plugs in with radiologynet.protocol.register_task(TaskSpec(...))."
     )
+
+
+def get_task(name: str) -> TaskSpec:
+    """Deprecated name of :func:`get_task_spec` (``radiologynet.datasets.get_task`` is the
+    task registry's lookup); removed in radiologynet 0.3."""
+    warnings.warn("radiologynet.protocol.get_task is deprecated and will be removed in "
+                  "radiologynet 0.3; use radiologynet.protocol.get_task_spec (the protocol's "
+                  "spec) or radiologynet.datasets.get_task (the task's metadata).",
+                  DeprecationWarning, stacklevel=2)
+    return get_task_spec(name)
+
+
+def with_settings(spec: TaskSpec, **overrides: Any) -> TaskSpec:
+    """``spec`` with some of its :attr:`TaskSpec.settings` changed (e.g. a small
+    ``samples_per_epoch`` for a CPU run of ``luna16``).
+
+    Raises:
+        InvalidArgumentError: a setting the task does not have.
+    """
+    unknown = sorted(set(overrides) - set(spec.settings))
+    if unknown:
+        have = ", ".join(sorted(spec.settings)) or "none"
+        raise InvalidArgumentError(
+            f"task {spec.name!r} has no setting {', '.join(unknown)} (its settings: {have}).")
+    return replace(spec, settings={**spec.settings, **overrides})
+
+
+def parse_settings(spec: TaskSpec, items: list[str] | None) -> dict[str, Any]:
+    """``["samples_per_epoch=512", ...]`` (``--task-setting``) as overrides of ``spec``'s
+    settings, each value read as the type of the setting's default.
+
+    Raises:
+        InvalidArgumentError: no ``=``, a setting the task does not have, or a value of
+            the wrong type.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in spec.settings:
+            have = ", ".join(sorted(spec.settings)) or "none"
+            raise InvalidArgumentError(
+                f"--task-setting {item!r}: use KEY=VALUE with a setting of task "
+                f"{spec.name!r} (its settings: {have}).")
+        default = spec.settings[key]
+        try:
+            if isinstance(default, bool):
+                if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: Any = text.strip().lower() in ("true", "1", "yes")
+            else:
+                value = type(default)(text.strip())
+        except ValueError:
+            raise InvalidArgumentError(
+                f"--task-setting {item!r}: {key} takes a {type(default).__name__} "
+                f"(default {default!r}).") from None
+        overrides[key] = value
+    return overrides
 
 
 def list_tasks() -> list[str]:
@@ -232,4 +343,3 @@ def resolve_model(task: TaskSpec, name: str) -> ModelName:
 
     arch = get_architecture(name.strip())
     return ModelName(name=arch.name, arch=arch.name, input_size=arch.input_size)
-

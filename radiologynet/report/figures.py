@@ -17,7 +17,12 @@ from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
 from radiologynet.report._files import write_atomic
 from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
-from radiologynet.report.tables import comparisons, metric_label, runs_at_best_lr
+from radiologynet.report.tables import (
+    PAPER_FAMILY,
+    comparisons,
+    metric_label,
+    runs_at_best_lr,
+)
 
 pd = require("pandas", "sweep figures")
 Axes = require("matplotlib.axes", "sweep figures").Axes
@@ -158,14 +163,18 @@ def final_boxplots(runs: pd.DataFrame, out_dir: str | Path, *, metric: str | Non
                    alpha: float = stats.ALPHA) -> list[Path]:
     """Box plots of the final test ``metric`` per initialisation (at its best learning
     rate), with brackets over the pairs the Bonferroni-corrected Mann-Whitney U test
-    finds different at ``alpha``; one figure per task x model on the full training set."""
+    finds different at ``alpha``, drawn only where Kruskal-Wallis rejects equality (the
+    paper's protocol; the paper's three initialisations' family where present); one
+    figure per task x model on the full training set."""
     metric = metric or primary_metric(runs)
     split = "test" if metric in metric_columns(runs, "test") else "val"
     full = runs[runs["fraction"].isna()]
     if full.empty:
         return []
-    tests = {(k["task"], k["model"]): c
-             for k, c in comparisons(full, metric, split=split, alpha=alpha)}
+    tests: dict[tuple[str, str], stats.InitComparison] = {}
+    for key, comparison in comparisons(full, metric, split=split, alpha=alpha):
+        if key.get("family") == PAPER_FAMILY or (key["task"], key["model"]) not in tests:
+            tests[(key["task"], key["model"])] = comparison  # the paper's family first
     selected = runs_at_best_lr(full, metric)
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
@@ -185,7 +194,7 @@ def final_boxplots(runs: pd.DataFrame, out_dir: str | Path, *, metric: str | Non
         everything = np.concatenate(values)
         top, span = float(everything.max()), float(np.ptp(everything) or 1e-3)
         comparison = tests.get((task, model))
-        if comparison is not None:
+        if comparison is not None and comparison.posthoc_warranted:  # only where KW rejects
             _brackets(ax, {init: k for k, init in enumerate(inits, start=1)},
                       comparison.pairwise, top, span)
             ax.set_ylim(top=top + span * (0.25 + 0.12 * len(comparison.pairwise)))

@@ -19,7 +19,7 @@ from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
 from radiologynet.registry import get_architecture
 from radiologynet.report._files import write_json, write_text
 from radiologynet.report.results import load_results
-from radiologynet.report.tables import comparisons, results_table, to_markdown
+from radiologynet.report.tables import PAPER_FAMILY, comparisons, results_table, to_markdown
 
 pd = require("pandas", "sweep reports")
 
@@ -40,7 +40,7 @@ def downstream_results(runs: pd.DataFrame, arch: str, *, source: str = "",
     """The rows of :func:`radiologynet.report.tables.results_table` for ``arch`` as
     JSON-friendly dicts: ``task, init, fraction, lr, n_runs, split, metrics`` (``{name:
     {"mean", "std", "best"}}``), ``epochs`` and, per task, the Kruskal-Wallis p-value
-    across initialisations."""
+    across the paper's three initialisations."""
     name = get_architecture(arch).name
     mine = runs[runs["model"].map(lambda m: _arch_name(m) == name)]
     if mine.empty:
@@ -50,8 +50,8 @@ def downstream_results(runs: pd.DataFrame, arch: str, *, source: str = "",
             "this weight's architecture, or --arch."
         )
     table = results_table(mine)
-    kruskal = {(k["task"], k["fraction"]): c.kruskal.p
-               for k, c in comparisons(mine, alpha=alpha)}
+    kruskal = {(k["task"], k["fraction"]): c.kruskal.p  # the paper's three inits only
+               for k, c in comparisons(mine, alpha=alpha) if k["family"] == PAPER_FAMILY}
     rows = []
     for row in table.to_dict("records"):
         fraction = float(row["fraction"])

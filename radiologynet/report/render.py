@@ -13,9 +13,15 @@ from pathlib import Path
 
 from radiologynet import stats
 from radiologynet._optional import require
+from radiologynet.datasets.tasks import PAPER_INITS
 from radiologynet.report import figures, tables
 from radiologynet.report._files import write_text
-from radiologynet.report.results import load_logs, load_results, primary_metric
+from radiologynet.report.results import (
+    diverged_runs,
+    load_logs,
+    load_results,
+    primary_metric,
+)
 
 pd = require("pandas", "sweep reports")
 
@@ -59,12 +65,18 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     if paper:
         table = tables.add_paper_results(table)
     tests = tables.stats_table(runs, metric, alpha=alpha)
+    if runs["best_epoch"].notna().any() and metric != "best_epoch":
+        # epochs to convergence: the paper's supplementary table
+        tests = pd.concat([tests, tables.stats_table(runs, "best_epoch", alpha=alpha)],
+                          ignore_index=True)
+    diverged = diverged_runs(results_dir)
     emissions = tables.emissions_table(runs)
     csv = {
         "runs": _csv(runs.drop(columns=["path"]), out / "runs.csv"),
         "table": _csv(table, out / "results-table.csv"),
         "stats": _csv(tests, out / "statistics.csv"),
         "emissions": _csv(emissions, out / "emissions.csv"),
+        "diverged": _csv(diverged.drop(columns=["path"]), out / "diverged.csv"),
     }
     figure_dir = out / "figures"
     pngs: list[Path] = []
@@ -78,7 +90,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     pngs += figures.final_boxplots(runs, figure_dir, metric=metric, alpha=alpha)
     title = title or f"Sweep report: {', '.join(sorted(runs['task'].unique()))}"
     context = _Context(title=title, metric=metric, runs=runs, table=table, tests=tests,
-                       emissions=emissions, figures=[p.relative_to(out) for p in pngs],
+                       emissions=emissions, diverged=diverged,
+                       figures=[p.relative_to(out) for p in pngs],
                        paper=paper, alpha=alpha, results_dir=Path(results_dir))
     markdown = write_text(out / "report.md", _markdown(context))
     page = write_text(out / "report.html", _html(context))
@@ -97,14 +110,15 @@ class _Context:
     table: pd.DataFrame
     tests: pd.DataFrame
     emissions: pd.DataFrame
+    diverged: pd.DataFrame
     figures: list[Path]
     paper: bool
     alpha: float
     results_dir: Path
 
 
-_TEST_COLUMNS = ["task", "model", "fraction", "test", "groups", "n", "statistic", "p",
-                 "p_corrected", "significant"]
+_TEST_COLUMNS = ["task", "model", "fraction", "lr", "family", "metric", "test", "groups", "n",
+                 "statistic", "p", "p_corrected", "decision"]
 
 
 def _intro(c: _Context) -> str:
@@ -118,8 +132,19 @@ def _intro(c: _Context) -> str:
         f"{label}. Bold: the best initialisation per task x model. Statistics on {split} "
         f"{label}: Levene, Kruskal-Wallis across initialisations, pairwise two-sided "
         f"Mann-Whitney U with Bonferroni correction (alpha = {c.alpha:g})."
+        + f" The paper's family is its three initialisations ({', '.join(PAPER_INITS)});"
+        " other initialisations found are tested in a separate family and never change"
+        " the paper's Bonferroni factor. Single-modality RadiologyNET variants: Student's"
+        " t-test against multi-modality RadiologyNET at each learning rate. The tests are"
+        " repeated on the epochs to the best checkpoint (best_epoch). A test the runs are"
+        " too few for says 'not enough runs'."
         + (" The paper's published numbers (mean ± std over its five runs) are beside "
            "ours; 'random' is the paper's 'baseline'." if c.paper else "")
+        + (f" {tables.PRECISION_RECALL_NOTE}"
+           if c.paper and tables.shows_swapped_paper_metrics(c.table) else "")
+        + (f" {len(c.diverged)} run(s) diverged (loss became NaN or infinite): they are"
+           " listed under 'Diverged runs' and left out of the tables and tests."
+           if len(c.diverged) else "")
     )
 
 
@@ -130,6 +155,9 @@ def _shown_tests(tests: pd.DataFrame) -> pd.DataFrame:
 def _markdown(c: _Context) -> str:
     parts = [f"# {c.title}\n", _intro(c) + "\n", "## Results\n", tables.to_markdown(c.table),
              "## Statistical tests\n", tables.frame_to_markdown(_shown_tests(c.tests))]
+    if len(c.diverged):
+        parts += ["## Diverged runs\n",
+                  tables.frame_to_markdown(c.diverged.drop(columns=["path"]))]
     if len(c.emissions):
         parts += ["## Energy and emissions (codecarbon, summed over runs)\n",
                   tables.frame_to_markdown(c.emissions)]
@@ -155,6 +183,8 @@ def _html(c: _Context) -> str:
              f"<h1>{html.escape(c.title)}</h1><p>{html.escape(_intro(c))}</p>",
              "<h2>Results</h2>", tables.to_html(c.table),
              "<h2>Statistical tests</h2>", frame(_shown_tests(c.tests))]
+    if len(c.diverged):
+        parts += ["<h2>Diverged runs</h2>", frame(c.diverged.drop(columns=["path"]))]
     if len(c.emissions):
         parts += ["<h2>Energy and emissions (codecarbon, summed over runs)</h2>",
                   frame(c.emissions)]

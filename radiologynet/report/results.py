@@ -22,7 +22,14 @@ LOWER_IS_BETTER = frozenset({"loss", "mae", "rmse", "mse", "epochs", "best_epoch
                              "epochs_run", "energy_kwh", "co2_kg", "duration_s"})
 #: The metric each kind of task is judged by, in order of preference (the paper's
 #: statistics use F1, MAE and Dice).
-PRIMARY_METRICS = ("f1", "mae", "dice", "accuracy", "rmse", "iou", "loss")
+PRIMARY_METRICS = ("f1", "mae", "crop_dice", "dice", "pooled_dice", "slice_dice",
+                   "accuracy", "rmse", "crop_iou", "iou", "loss")
+#: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
+#: epochs to convergence, the paper's supplementary table).
+RUN_METRICS = ("best_epoch", "epochs_run")
+#: Run statuses: ``finished`` runs enter tables and tests; ``diverged`` runs (loss became
+#: NaN/inf) are listed as such; others (``running``) are unfinished.
+FINISHED, DIVERGED = "finished", "diverged"
 #: The paper calls random initialisation "baseline"; result folders call it "random".
 INIT_ALIASES = {"baseline": "random", "none": "random", "null": "random", "": "random"}
 #: The order initialisations are shown in.
@@ -130,7 +137,8 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
 
     Args:
         include_unfinished: keep runs whose status is not ``"finished"`` (dropped by
-            default: their metrics are not final).
+            default: their metrics are not final; :func:`diverged_runs` lists the
+            diverged ones).
 
     Raises:
         ResultsFormatError: no results, or a ``result.json`` that is not one.
@@ -146,11 +154,13 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
             ) from err
     frame = pd.DataFrame(rows)
     if not include_unfinished:
-        frame = frame[frame["status"] == "finished"]
+        statuses = ", ".join(sorted(set(frame["status"].astype(str))))
+        frame = frame[frame["status"] == FINISHED]
         if frame.empty:
             raise ResultsFormatError(
-                f"No finished run under {str(results_dir)!r} (every result.json has "
-                "status 'running'). Wait for the sweep or pass include_unfinished=True."
+                f"No finished run under {str(results_dir)!r} (the runs' statuses: "
+                f"{statuses}). Wait for the sweep, re-run diverged runs with a lower "
+                "learning rate, or pass include_unfinished=True."
             )
     numeric = ["best_epoch", "epochs_run", "energy_kwh", "co2_kg", "duration_s"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
@@ -158,6 +168,15 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     frame = frame.sort_values(["task", "model", "fraction", "_init_rank", "init", "lr_value",
                                "run"], na_position="first")
     return frame.drop(columns="_init_rank").reset_index(drop=True)
+
+
+def diverged_runs(results_dir: str | Path) -> pd.DataFrame:
+    """The runs of a sweep whose status is ``diverged`` (their loss became NaN or
+    infinite): ``task, model, init, lr, fraction, run, epochs_run, path``; empty when none
+    did."""
+    frame = load_results(results_dir, include_unfinished=True)
+    columns = ["task", "model", "init", "lr", "fraction", "run", "epochs_run", "path"]
+    return frame.loc[frame["status"] == DIVERGED, columns].reset_index(drop=True)
 
 
 def load_logs(results: pd.DataFrame) -> pd.DataFrame:
@@ -206,13 +225,15 @@ def metric_columns(results: pd.DataFrame, split: str = "test") -> list[str]:
 
 
 def _metric_rank(metric: str) -> int:
-    order = ("accuracy", "precision", "recall", "f1", "mae", "rmse", "dice", "iou")
+    order = ("accuracy", "precision", "recall", "f1", "mae", "rmse", "crop_dice", "crop_iou",
+             "dice", "iou", "pooled_dice", "pooled_iou")
     return order.index(metric) if metric in order else len(order)
 
 
 def primary_metric(results: pd.DataFrame, split: str = "val") -> str:
     """The metric a task is judged by: F1 (classification), MAE (regression) or Dice
-    (segmentation), whichever the runs recorded first in that order."""
+    (segmentation: the paper's mean crop Dice where recorded), whichever the runs
+    recorded first in that order."""
     available = set(metric_columns(results, split))
     for metric in PRIMARY_METRICS:
         if metric in available:

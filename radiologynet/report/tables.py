@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 from radiologynet import stats
 from radiologynet._optional import require
-from radiologynet.errors import ResultsFormatError, StatisticsInputError
+from radiologynet.datasets.tasks import PAPER_INITS, canonical_task_name
+from radiologynet.errors import ResultsFormatError
 from radiologynet.report.results import (
+    RUN_METRICS,
     higher_is_better,
     init_sort_key,
     metric_columns,
@@ -29,8 +31,29 @@ pd = require("pandas", "sweep reports")
 #: The columns that identify one row of a results table.
 GROUP_KEYS = ["task", "model", "fraction", "init"]
 #: Metrics between 0 and 1 (the paper prints some of them in percent).
-_PROPORTIONS = frozenset({"accuracy", "precision", "recall", "f1", "dice", "iou"})
-_LABELS = {"f1": "F1", "mae": "MAE", "rmse": "RMSE", "iou": "IoU", "dice": "Dice"}
+_PROPORTIONS = frozenset({"accuracy", "precision", "recall", "f1", "dice", "iou",
+                          "crop_dice", "crop_iou", "pooled_dice", "pooled_iou"})
+_LABELS = {"f1": "F1", "mae": "MAE", "rmse": "RMSE", "iou": "IoU", "dice": "Dice",
+           "crop_dice": "Crop Dice", "crop_iou": "Crop IoU", "pooled_dice": "Pooled Dice",
+           "pooled_iou": "Pooled IoU", "best_epoch": "Epochs to best"}
+#: The family of the paper's three initialisations in the statistics.
+PAPER_FAMILY = "paper"
+#: The family of every initialisation found, when there are more than the paper's.
+ALL_FAMILY = "all initialisations (not the paper's)"
+#: The single-modality RadiologyNET variants (the paper's t-tests).
+MODALITY_INITS = ("radiologynet-mr", "radiologynet-cr", "radiologynet-ct")
+#: The paper's metric names where this project's differ (LUNA16's Table 2 reports the
+#: mean over validation crops).
+PAPER_METRIC_NAMES = {"luna16": {"dice": "crop_dice", "iou": "crop_iou"}}
+#: The paper's metrics printed under each other's name.
+SWAPPED_IN_PAPER = ("precision", "recall")
+#: Why the paper's precision and recall are swapped (shown wherever --paper prints them).
+PRECISION_RECALL_NOTE = (
+    "The paper's precision and recall are swapped: the authors called scikit-learn's "
+    "classification_report(pred, true) with the arguments reversed, so its 'precision' "
+    "is the recall and its 'recall' the precision. This report's precision and recall "
+    "are the usual ones; paper columns, where shown, print the published numbers as "
+    "they are.")
 
 
 def metric_label(metric: str) -> str:
@@ -122,20 +145,30 @@ def add_paper_results(table: pd.DataFrame) -> pd.DataFrame:
     full-data row (``baseline`` is ``random``; percentages become fractions)."""
     published: dict[tuple[str, str, str], dict[str, object]] = {}
     for result in paper_results():
-        entry = published.setdefault((result.task, result.model, normalise_init(result.init)),
+        task = canonical_task_name(result.task) or result.task  # the paper's pba, luna
+        metric = PAPER_METRIC_NAMES.get(task, {}).get(result.metric, result.metric)
+        entry = published.setdefault((task, result.model, normalise_init(result.init)),
                                      {"paper_lr": result.lr})
-        scale = 0.01 if result.metric in _PROPORTIONS and result.value > 1.0 else 1.0
+        scale = 0.01 if metric in _PROPORTIONS and result.value > 1.0 else 1.0
         if result.statistic == "best":  # Table 3's single best run
-            entry[f"paper_best_{result.metric}"] = result.value * scale
+            entry[f"paper_best_{metric}"] = result.value * scale
             continue
-        entry[f"paper_{result.metric}_mean"] = result.value * scale
-        entry[f"paper_{result.metric}_std"] = (None if result.std is None
-                                               else result.std * scale)
-    extra = [published.get((r.task, r.model, r.init), {}) if r.fraction == 1.0 else {}
-             for r in table.itertuples()]
+        entry[f"paper_{metric}_mean"] = result.value * scale
+        entry[f"paper_{metric}_std"] = (None if result.std is None else result.std * scale)
+    extra = [published.get((canonical_task_name(r.task) or r.task, r.model, r.init), {})
+             if r.fraction == 1.0 else {} for r in table.itertuples()]
     merged = pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
     merged.attrs.update(table.attrs, paper=True)
     return merged
+
+
+def shows_swapped_paper_metrics(table: pd.DataFrame) -> bool:
+    """Whether ``table`` (with :func:`add_paper_results`) shows precision or recall beside
+    the paper's numbers, which needs :data:`PRECISION_RECALL_NOTE` (a reader comparing
+    with the paper's tables meets the swap there)."""
+    shown = set(table.attrs.get("metrics", []))
+    return bool(table.attrs.get("paper")) and any(
+        m in shown or f"paper_{m}_mean" in table for m in SWAPPED_IN_PAPER)
 
 
 def emissions_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -154,23 +187,61 @@ def emissions_table(runs: pd.DataFrame) -> pd.DataFrame:
             .reset_index(drop=True))
 
 
-def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "init",
-                split: str = "test", alpha: float = stats.ALPHA
-                ) -> list[tuple[dict[str, object], stats.InitComparison]]:
-    """The paper's tests on ``metric`` between the values of ``by`` (default: the
-    initialisations, each at its best learning rate), per task x model x fraction.
+def metric_column(runs: pd.DataFrame, metric: str, split: str = "test") -> str:
+    """The column holding ``metric``: ``<split>_<metric>``, or the run-level
+    ``best_epoch`` / ``epochs_run`` (epochs to convergence, the paper's supplementary
+    table), falling back to validation when no run has test metrics.
 
-    Returns:
-        ``(key, comparison)`` pairs; ``key`` names the task/model/fraction (and init/lr
-        when they are not ``by``). Settings with fewer than two groups are skipped.
+    Raises:
+        ResultsFormatError: no run recorded it.
     """
-    metric = metric or primary_metric(runs)
+    if metric in RUN_METRICS:
+        if runs[metric].notna().any():
+            return metric
+        raise ResultsFormatError(f"No run recorded {metric!r} (the epoch of the best "
+                                 "checkpoint); re-run with a current radiologynet.")
     if split == "test" and not metric_columns(runs, "test"):
         split = "val"
     column = f"{split}_{metric}"
     if column not in runs:
-        raise ResultsFormatError(f"No run recorded {split} {metric!r}; recorded: "
-                                 f"{', '.join(metric_columns(runs, split))}.")
+        raise ResultsFormatError(
+            f"No run recorded {split} {metric!r}; recorded: "
+            f"{', '.join([*metric_columns(runs, split), *RUN_METRICS])}.")
+    return column
+
+
+def init_families(values: dict[str, list[float]]) -> list[tuple[str, dict[str, list[float]]]]:
+    """The families of initialisations tested together: the paper's three
+    (``random``, ``imagenet``, ``radiologynet``: :data:`PAPER_FAMILY`), and, when the
+    folder holds others (single-modality variants, a user's weights), all of them in a
+    separate family (:data:`ALL_FAMILY`), so the others never change the paper's
+    Kruskal-Wallis or its Bonferroni factor."""
+    paper = {k: v for k, v in values.items() if k in PAPER_INITS}
+    families = [(PAPER_FAMILY, paper)] if len(paper) >= 2 else []
+    if set(values) - set(PAPER_INITS) and len(values) >= 2:
+        families.append((ALL_FAMILY, values))
+    return families
+
+
+def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "init",
+                split: str = "test", alpha: float = stats.ALPHA
+                ) -> list[tuple[dict[str, object], stats.InitComparison]]:
+    """The paper's tests on ``metric`` between the values of ``by`` (default: the
+    initialisations, each at its best learning rate by the primary validation metric),
+    per task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to
+    convergence).
+
+    With ``by="init"`` the paper's three initialisations form one family (``family:
+    "paper"``); other initialisations in the folder are tested in a second, separately
+    labelled family (``"all initialisations (not the paper's)"``).
+
+    Returns:
+        ``(key, comparison)`` pairs; ``key`` names the task/model/fraction (and init/lr
+        when they are not ``by``, and the family). A test the runs are too few for is
+        reported as not run ("not enough runs").
+    """
+    metric = metric or primary_metric(runs)
+    column = metric_column(runs, metric, split)
     keys = [k for k in ("task", "model", "fraction", "init", "lr") if k != by]
     if by == "lr":
         source = runs.assign(fraction=runs["fraction"].fillna(1.0))
@@ -183,42 +254,52 @@ def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "ini
                   for name, g in sorted(group.groupby(by, sort=False),
                                         key=lambda item: init_sort_key(str(item[0])))}
         values = {k: v for k, v in values.items() if v}
-        if len(values) < 2:
-            continue
-        try:
-            result = stats.compare_groups(values, metric=metric, alpha=alpha)
-        except StatisticsInputError:
-            continue
-        found.append((dict(zip(keys, key, strict=True)), result))
+        families = init_families(values) if by == "init" else [("", values)]
+        for family, members in families:
+            if len(members) < 2:
+                continue
+            label = dict(zip(keys, key, strict=True))
+            if family:
+                label["family"] = family
+            found.append((label, stats.compare_groups(members, metric=metric, alpha=alpha)))
     return found
 
 
 def modality_tests(runs: pd.DataFrame, metric: str | None = None, *, split: str = "test",
                    alpha: float = stats.ALPHA) -> list[tuple[dict[str, object], stats.TestResult]]:
     """Student's t-test of multi-modality RadiologyNET against each single-modality
-    variant (``radiologynet-mr``/``-cr``/``-ct``) present, per task x model."""
+    variant (``radiologynet-mr``/``-cr``/``-ct``) present, per task x model x learning
+    rate, as the paper compares them. Fewer than two runs on a side: reported as not run
+    ("not enough runs")."""
     metric = metric or primary_metric(runs)
-    if split == "test" and not metric_columns(runs, "test"):
-        split = "val"
-    selected = runs_at_best_lr(runs)
+    column = metric_column(runs, metric, split)
+    keyed = runs.assign(fraction=runs["fraction"].fillna(1.0))
+    keys = ["task", "model", "fraction", "lr"]
     found = []
-    for key, group in selected.groupby(["task", "model", "fraction"], sort=False):
-        multi = group.loc[group["init"] == "radiologynet", f"{split}_{metric}"].dropna()
-        for variant in ("radiologynet-mr", "radiologynet-cr", "radiologynet-ct"):
-            single = group.loc[group["init"] == variant, f"{split}_{metric}"].dropna()
-            if len(multi) < 2 or len(single) < 2:
+    for key, group in keyed.groupby(keys, sort=False):
+        multi = group.loc[group["init"] == "radiologynet", column].dropna()
+        for variant in MODALITY_INITS:
+            single = group.loc[group["init"] == variant, column].dropna()
+            if single.empty or multi.empty:
                 continue
-            result = stats.t_test(multi.tolist(), single.tolist(),
-                                  names=("radiologynet", variant), alpha=alpha)
-            found.append((dict(zip(["task", "model", "fraction"], key, strict=True)), result))
+            names = ("radiologynet", variant)
+            if len(multi) < 2 or len(single) < 2:
+                result = stats.TestResult.skipped(
+                    "ttest", {names[0]: multi.tolist(), names[1]: single.tolist()},
+                    stats.NOT_ENOUGH_RUNS, alpha=alpha)
+            else:
+                result = stats.t_test(multi.tolist(), single.tolist(), names=names,
+                                      alpha=alpha)
+            found.append(({**dict(zip(keys, key, strict=True)), "family": "modality"},
+                          result))
     return found
 
 
 def stats_table(runs: pd.DataFrame, metric: str | None = None, *, by: str = "init",
                 alpha: float = stats.ALPHA) -> pd.DataFrame:
     """Every test of :func:`comparisons` and :func:`modality_tests` as one flat frame
-    (``task, model, fraction, ..., metric, test, groups, n, statistic, p, p_corrected,
-    significant``)."""
+    (``task, model, fraction, ..., family, metric, test, groups, n, statistic, p,
+    p_corrected, significant, decision``)."""
     metric = metric or primary_metric(runs)
     rows = []
     for key, comparison in comparisons(runs, metric, by=by, alpha=alpha):
@@ -279,7 +360,8 @@ def display_table(table: pd.DataFrame, *, bold: str = "markdown") -> pd.DataFram
             wrap(c) if b else c for c, b in zip(cells, mask, strict=True)]
         if paper and f"paper_{name}_mean" in table:
             digits = 1 if name == "epochs" else 3
-            columns[f"Paper {metric_label(name)}"] = [
+            swapped = " (swapped, see note)" if name in SWAPPED_IN_PAPER else ""
+            columns[f"Paper {metric_label(name)}{swapped}"] = [
                 _pm(m, s, digits) for m, s in zip(table[f"paper_{name}_mean"],
                                                   table[f"paper_{name}_std"], strict=True)]
     if paper and "paper_lr" in table:

@@ -10,8 +10,11 @@ mask per nodule, by default the paper's (a box grown from the centre while voxel
 above -700 HU, intersected with HU > -700), optionally a sphere of the annotated diameter;
 series-level split (sorted series UIDs, every 10th to validation, optionally a held-out
 test fold). Training samples are 96 x 96 crops centred on each nodule (cut to a random
-64 x 64 on the device); validation uses the full slices that contain nodule. Each series
-is decoded once into a small ``.npz`` cache (its nodule slices and crops).
+64 x 64 and augmented on the device), drawn ``samples_per_epoch`` times per epoch (the
+paper: 300,000); the paper's validation metric is measured on the central 64 x 64 of
+each validation nodule's crop (:meth:`LUNA16.center_crops`); the full slices that contain
+nodule are available too (:meth:`LUNA16.slices`). Each series is decoded once into a
+small ``.npz`` cache (its nodule slices and crops).
 """
 
 from __future__ import annotations
@@ -318,6 +321,18 @@ class LUNA16:
             raise DatasetFormatError(f"{self.root}: no annotated nodule in the {split} split.")
         return LunaCrops(np.concatenate(images), np.concatenate(masks), samples_per_epoch)
 
+    def center_crops(self, split: str = "val", size: int = 64) -> LunaCrops:
+        """The central ``size`` x ``size`` of each nodule crop of ``split``: the paper's
+        validation crops (Table 2 averages Dice and IoU over them)."""
+        full = self.crops(split)
+        if not 0 < size <= full.crops.shape[-1]:
+            raise InvalidArgumentError(
+                f"center crop size {size} must be in 1..{full.crops.shape[-1]} (the cached "
+                "crop size).")
+        start = (full.crops.shape[-1] - size) // 2
+        window = (slice(None), slice(start, start + size), slice(start, start + size))
+        return LunaCrops(full.crops[window].numpy(), full.masks[window].numpy())
+
     def slices(self, split: str = "val") -> LunaSlices:
         """The full slices of ``split`` that contain nodule."""
         parts = [p for p in self.split_samples(split) if len(p.slices)]
@@ -329,15 +344,21 @@ class LUNA16:
 class LunaCrops(torch.utils.data.Dataset):
     """Nodule crops: items ``(image (1, S, S) float32 in [0, 1], mask (1, S, S) float32)``.
 
-    ``samples_per_epoch`` (the paper used a fixed number per epoch) repeats the crops
-    cyclically; by default each crop appears once per epoch.
+    ``samples_per_epoch`` (the paper: 300,000) is the dataset's length: item ``i`` is crop
+    ``i % n``, so an epoch visits every crop about ``samples_per_epoch / n`` times (each
+    time cut and augmented differently on the device); ``None``: each crop once.
     """
 
     def __init__(self, crops: np.ndarray, masks: np.ndarray,
                  samples_per_epoch: int | None = None) -> None:
+        if samples_per_epoch is not None and (isinstance(samples_per_epoch, bool) or
+                                              int(samples_per_epoch) < 1):
+            raise InvalidArgumentError(
+                f"samples_per_epoch={samples_per_epoch!r}: use a positive number (the "
+                "paper: 300000) or None for one pass over the crops.")
         self.crops = torch.from_numpy(np.ascontiguousarray(crops))
         self.masks = torch.from_numpy(np.ascontiguousarray(masks))
-        self.length = samples_per_epoch or len(self.crops)
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(self.crops)
 
     def __len__(self) -> int:
         return self.length

@@ -1,8 +1,11 @@
 """Dice and IoU of binary masks, per image and over a whole set.
 
 Per image, an image whose prediction and target are both empty scores 1 (nothing to find,
-nothing found). Over the set, the true/false positives and false negatives of every pixel
-are pooled first (the set's Dice is not the mean of the images' Dice).
+nothing found). A set has two summaries, and their names say which: the *mean* of the
+images' Dice/IoU (``crop_dice``/``crop_iou`` on LUNA16's nodule crops, the paper's Table 2)
+and the *pooled* Dice/IoU (``pooled_dice``/``pooled_iou``: the true/false positives and
+false negatives of every pixel summed first, then one Dice). They differ: pooling weights
+large nodules more.
 """
 
 from __future__ import annotations
@@ -57,12 +60,21 @@ def iou_per_image(prediction: torch.Tensor, target: torch.Tensor,
     return _iou(*confusion(prediction, target, threshold))
 
 
+def _keys(unit: str) -> tuple[str, str]:
+    if not unit.isidentifier():
+        raise ValueError(f"unit {unit!r} must be a word like 'crop' or 'slice'")
+    return f"{unit}_dice", f"{unit}_iou"
+
+
 @dataclass
 class SegmentationMeter:
-    """Accumulates batches; :meth:`compute` gives the set's Dice/IoU (pooled pixels) and the
-    mean per-image Dice/IoU."""
+    """Accumulates batches; :meth:`compute` gives both summaries of a set: the mean over
+    images of each image's Dice/IoU (``<unit>_dice``, ``<unit>_iou``; the paper's Table 2
+    with ``unit="crop"``) and the Dice/IoU of all pixels pooled (``pooled_dice``,
+    ``pooled_iou``)."""
 
     threshold: float = 0.5
+    unit: str = "image"
     tp: int = 0
     fp: int = 0
     fn: int = 0
@@ -80,25 +92,31 @@ class SegmentationMeter:
         self.per_image_iou += _iou(tp, fp, fn).tolist()
 
     def compute(self) -> dict[str, float]:
-        """``{"dice", "iou"}`` over the set and ``{"dice_mean", "iou_mean"}`` per image."""
+        """``{"<unit>_dice", "<unit>_iou"}`` (mean per image) and ``{"pooled_dice",
+        "pooled_iou"}`` (pixels pooled over the set)."""
         tp, fp, fn = (torch.tensor(v) for v in (self.tp, self.fp, self.fn))
         n = max(len(self.per_image_dice), 1)
+        dice_key, iou_key = _keys(self.unit)
         return {
-            "dice": float(_dice(tp, fp, fn)), "iou": float(_iou(tp, fp, fn)),
-            "dice_mean": sum(self.per_image_dice) / n, "iou_mean": sum(self.per_image_iou) / n,
+            dice_key: sum(self.per_image_dice) / n, iou_key: sum(self.per_image_iou) / n,
+            "pooled_dice": float(_dice(tp, fp, fn)), "pooled_iou": float(_iou(tp, fp, fn)),
         }
 
 
 class DiceIoU(Metric):
-    """torchmetrics metric over logits: ``compute()`` returns ``{"dice", "iou"}`` over the
-    set (pooled pixels; the paper's numbers) and ``{"dice_per_image", "iou_per_image"}``
-    (mean over images). States are sums, so they reduce across processes."""
+    """torchmetrics metric over logits. ``compute()`` returns both summaries, named by
+    what they are: ``<unit>_dice`` / ``<unit>_iou``, the mean over images of each image's
+    Dice and IoU (``unit="crop"`` on LUNA16's 64 x 64 validation crops: the paper's
+    Table 2 numbers), and ``pooled_dice`` / ``pooled_iou``, one Dice and IoU of all the
+    set's pixels pooled (not the paper's). States are sums, so they reduce across
+    processes."""
 
     full_state_update = False
 
-    def __init__(self, threshold: float = 0.5, **kwargs: object) -> None:
+    def __init__(self, threshold: float = 0.5, unit: str = "image", **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.threshold = threshold
+        self.keys = _keys(unit)
         for name in ("tp", "fp", "fn", "dice_sum", "iou_sum", "images"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64),
                            dist_reduce_fx="sum")
@@ -115,7 +133,7 @@ class DiceIoU(Metric):
 
     def compute(self) -> dict[str, float]:
         images = max(float(self.images), 1.0)
-        return {"dice": float(_dice(self.tp, self.fp, self.fn)),
-                "iou": float(_iou(self.tp, self.fp, self.fn)),
-                "dice_per_image": float(self.dice_sum) / images,
-                "iou_per_image": float(self.iou_sum) / images}
+        dice_key, iou_key = self.keys
+        return {dice_key: float(self.dice_sum) / images, iou_key: float(self.iou_sum) / images,
+                "pooled_dice": float(_dice(self.tp, self.fp, self.fn)),
+                "pooled_iou": float(_iou(self.tp, self.fp, self.fn))}

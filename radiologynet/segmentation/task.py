@@ -8,21 +8,32 @@ paper`` or ``unet-<arch>-paper``: the paper's decoder), its input preprocessing 
 encoder weight's (mean/std after the task's HU scaling to [0, 1]); ``unet`` is the paper's
 vanilla U-Net, which takes random init or a reconstruction weights folder only (grid
 cells with ``imagenet``/``radiologynet`` are skipped with a warning). Loss: the
-paper's Dice + 8 x false-negative Dice, Adam. The checkpoint is selected by validation
-Dice (the original selected by a recall whose false-positive count also counted false
-negatives).
+paper's Dice + 8 x false-negative Dice, Adam. Training draws ``samples_per_epoch`` (the
+paper: 300,000) augmented nodule samples per epoch; set it small for tests and CPU runs
+(``radiologynet.protocol.run(..., task_settings={"samples_per_epoch": 512})``).
+
+Metrics, named by what they are: ``crop_dice`` / ``crop_iou``, the mean over the validation
+nodules' 64 x 64 crops of each crop's Dice and IoU (the paper's Table 2), and
+``pooled_dice`` / ``pooled_iou`` (all pixels pooled). The checkpoint is the epoch with the
+highest ``crop_iou``, as the paper reports (the authors' training script selected by a
+recall whose false-positive count also counted false negatives). ``luna16-slices``
+validates on full slices and selects by ``pooled_dice`` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
 
+from radiologynet.datasets.tasks import LUNA16_PAPER_SETTINGS
+from radiologynet.errors import InvalidArgumentError
 from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
@@ -31,10 +42,10 @@ from radiologynet.protocol.tasks import (
     TaskSpec,
     register_task,
 )
-from radiologynet.errors import InvalidArgumentError
 from radiologynet.registry import get_architecture
+from radiologynet.segmentation.augment import LunaAugmentation
 from radiologynet.segmentation.losses import PaperDiceLoss
-from radiologynet.segmentation.luna16 import CROP_SIZE, LUNA16
+from radiologynet.segmentation.luna16 import LUNA16, LunaCrops
 from radiologynet.segmentation.metrics import DiceIoU
 from radiologynet.segmentation.unet import (
     UNSUPPORTED_ENCODERS,
@@ -53,8 +64,6 @@ from radiologynet.weights import RANDOM_TAGS, Preprocessing
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
 TRAIN_CROP = 64
-#: Gaussian noise of the paper's augmentation, 25 HU in [0, 1] units.
-NOISE_STD = AUGMENTATIONS["luna16"].noise_std
 
 
 @dataclass(frozen=True)
@@ -115,24 +124,66 @@ def LunaBatchTransform(in_chans: int = 3, mean: Any = None, std: Any = None,  # 
                                 augmentation=augmentation)
 
 
+#: The settings of the ``luna16`` task and their defaults: the paper's
+#: (:data:`radiologynet.datasets.tasks.LUNA16_PAPER_SETTINGS`). ``validation``:
+#: ``"crops"`` (the central 64 x 64 of each validation nodule's crop, the paper's Table 2)
+#: or ``"slices"`` (the full slices that contain nodule).
+LUNA16_SETTINGS = MappingProxyType(dict(LUNA16_PAPER_SETTINGS))
+VALIDATION_SETS = ("crops", "slices")
+
+
+def luna_settings(given: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's settings: the defaults, then ``given`` (a request's), then
+    ``overrides``.
+
+    Raises:
+        InvalidArgumentError: a setting ``luna16`` does not have, or a bad value.
+    """
+    settings = {**LUNA16_SETTINGS, **given, **overrides}
+    unknown = sorted(set(settings) - set(LUNA16_SETTINGS))
+    if unknown:
+        raise InvalidArgumentError(f"luna16 has no setting {', '.join(unknown)} (its "
+                                   f"settings: {', '.join(LUNA16_SETTINGS)}).")
+    if settings["validation"] not in VALIDATION_SETS:
+        raise InvalidArgumentError(f"luna16 validation={settings['validation']!r}: use one "
+                                   f"of {', '.join(VALIDATION_SETS)}.")
+    return settings
+
+
 def build_data(request: DataRequest, *, test_every: int | None = None,
-               mask_method: str = "paper", crop_size: int = CROP_SIZE,
-               train_crop: int = TRAIN_CROP) -> TaskData:
-    """The paper's LUNA16 data: training nodule crops (``crop_size`` around each nodule,
-    randomly cut to ``train_crop`` on the device), full validation slices."""
-    dataset = LUNA16(request.root, mask_method=mask_method, test_every=test_every,
-                     cache_dir=request.cache_dir, crop_size=crop_size)
-    train = dataset.crops("train")
+               **overrides: Any) -> TaskData:
+    """The paper's LUNA16 data: ``samples_per_epoch`` training samples drawn from the
+    nodule crops (``crop_size`` around each nodule, randomly cut to ``train_crop`` and
+    augmented on the device), validated on the central ``val_crop`` of each validation
+    nodule's crop (or on full slices: ``validation="slices"``). ``overrides``: any of
+    :data:`LUNA16_SETTINGS`, over ``request.settings``."""
+    settings = luna_settings(request.settings, overrides)
+    dataset = LUNA16(request.root, mask_method=settings["mask_method"], test_every=test_every,
+                     cache_dir=request.cache_dir, crop_size=settings["crop_size"])
+    crops = dataset.crops("train")
+    keep = torch.arange(len(crops))
     if request.fraction is not None:
-        count = max(1, round(len(train) * request.fraction))
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(request.seed))
-        train = torch.utils.data.Subset(train, order[:count].tolist())
-    test = dataset.slices("test") if test_every else None
-    transform = luna_batch_transform(request.preprocessing, request.in_chans,
-                                     crop=train_crop, augment=request.augment)
-    return TaskData(train=train, val=dataset.slices("val"), test=test, num_classes=1,
+        count = max(1, round(len(crops) * request.fraction))
+        order = torch.randperm(len(crops), generator=torch.Generator().manual_seed(request.seed))
+        keep = order[:count].sort().values
+    train = LunaCrops(crops.crops[keep].numpy(), crops.masks[keep].numpy(),
+                      settings["samples_per_epoch"])
+
+    def evaluation_set(split: str) -> torch.utils.data.Dataset:
+        if settings["validation"] == "slices":
+            return dataset.slices(split)
+        return dataset.center_crops(split, settings["val_crop"])
+
+    pre = request.preprocessing
+    augmentation = LunaAugmentation.from_settings(settings)
+    transform = luna_batch_transform(pre, request.in_chans, crop=settings["train_crop"],
+                                     augment=request.augment, augmentation=augmentation)
+    unit = "crop" if settings["validation"] == "crops" else "slice"
+    return TaskData(train=train, val=evaluation_set("val"),
+                    test=evaluation_set("test") if test_every else None, num_classes=1,
                     class_names=("nodule",), batch_transform=transform,
-                    extra={"splits": dataset.splits, "mask_method": mask_method})
+                    extra={"splits": dataset.splits, "mask_method": settings["mask_method"],
+                           "unit": unit, "settings": settings})
 
 
 #: The model name of the paper's vanilla U-Net (``unet-vanilla`` is accepted too).
@@ -196,13 +247,12 @@ def build_model(request: ModelRequest) -> torch.nn.Module:
                        decoder=decoder)
 
 
-LUNA16_TASK = register_task(TaskSpec(
-    name="luna16", kind="segmentation", build_data=build_data, build_model=build_model,
-    loss=lambda data: PaperDiceLoss(), metrics=lambda data: DiceIoU(),
-    monitor="dice", mode="max", optimizer="adam", lrs=("1e-3", "1e-4", "1e-5"),
-    models=("unet-resnet50", "unet-vgg16", "unet-efficientnet_b4", VANILLA_NAME),
-    batch_size=32, resolve_model=resolve_model_name,
-    description="LUNA16 2-D lung nodule segmentation (U-Nets; Dice, IoU)",
+LUNA16_TASK = register_task(TaskSpec.from_info(
+    "luna16", build_data=build_data, build_model=build_model,
+    loss=lambda data: PaperDiceLoss(),
+    metrics=lambda data: DiceIoU(unit=data.extra.get("unit", "crop")),
+    resolve_model=resolve_model_name, settings=dict(LUNA16_SETTINGS),
+    description="LUNA16 2-D lung nodule segmentation (U-Nets; mean crop Dice, IoU)",
 ))
 
 #: The same protocol with a held-out test fold (every 10th non-validation series; the
@@ -210,7 +260,13 @@ LUNA16_TASK = register_task(TaskSpec(
 LUNA16_HELDOUT_TASK = register_task(replace(
     LUNA16_TASK, name="luna16-heldout", build_data=partial(build_data, test_every=10),
     description="LUNA16 with a held-out test fold (every 10th non-validation series)"))
-#: ... and with spherical masks of the annotated diameter instead of the paper's.
+#: ... with spherical masks of the annotated diameter instead of the paper's ...
 LUNA16_SPHERE_TASK = register_task(replace(
-    LUNA16_TASK, name="luna16-sphere", build_data=partial(build_data, mask_method="sphere"),
+    LUNA16_TASK, name="luna16-sphere", settings={**LUNA16_SETTINGS, "mask_method": "sphere"},
     description="LUNA16 with spherical nodule masks of the annotated diameter"))
+#: ... and validated on full slices by pooled-pixel Dice (this project's earlier choice;
+#: not the paper's metric).
+LUNA16_SLICES_TASK = register_task(replace(
+    LUNA16_TASK, name="luna16-slices", settings={**LUNA16_SETTINGS, "validation": "slices"},
+    monitor="pooled_dice", mode="max",
+    description="LUNA16 validated on full slices, checkpoint by pooled-pixel Dice"))
