@@ -53,7 +53,7 @@ def results_table(results: Iterable[PaperResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _preprocessing(config: Mapping[str, Any], record: WeightRecord | None) -> str:
+def _preprocessing(config: Mapping[str, Any]) -> str:
     cfg = config.get("pretrained_cfg", {})
     size = cfg.get("input_size", [3, 224, 224])[-1]
     mean, std = cfg.get("mean", [0, 0, 0]), cfg.get("std", [1, 1, 1])
@@ -113,7 +113,7 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         "not use the pretraining head for clinical decisions, and validate any fine-tuned "
         "model on data from your own site before use.\n",
         "## Preprocessing\n",
-        _preprocessing(config, record),
+        _preprocessing(config),
         "## Training data and its limits\n",
         (record.training_data if record is not None else
          "Unknown: this folder was converted without a weight record.") + "\n",

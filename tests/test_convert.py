@@ -28,12 +28,11 @@ from radiologynet.convert import (
     convert_checkpoint,
     detect_architecture,
     load_original_checkpoint,
-    read_weights_folder,
-    sha256_file,
     to_timm_state_dict,
     write_weights_folder,
 )
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.hub import read_weights_folder, sha256_file
 from radiologynet.registry import ARCHITECTURES, get_architecture
 from radiologynet.weights import get_weights
 

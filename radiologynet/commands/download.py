@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from radiologynet.hub import WEIGHTS_DIR_ENV, resolve_record, sha256_of
-from radiologynet.weights import WeightRecord, get_weights, list_weights
+from radiologynet.hub import WEIGHTS_DIR_ENV, bundle_weight
+from radiologynet.weights import get_weights, list_weights
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,39 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true",
                         help="every released weight of the zoo")
     parser.set_defaults(func=run)
-
-
-def bundle_weight(record: WeightRecord, to: Path) -> Path:
-    """Resolve ``record`` and place it as ``to/<arch.tag@version>/`` (atomically)."""
-    from radiologynet.convert import build_config
-    from radiologynet.modelcard import render_model_card
-
-    resolved = resolve_record(record)
-    target = to / record.full_name
-    to.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=to, prefix=".tmp-") as tmp:
-        staging = Path(tmp) / record.full_name
-        source_dir = resolved.file.parent
-        if (source_dir / "config.json").is_file():
-            shutil.copytree(source_dir, staging, ignore=shutil.ignore_patterns("*.lock", ".*"))
-        else:
-            staging.mkdir()
-            shutil.copy2(resolved.file, staging / "model.safetensors")
-            from safetensors import safe_open
-
-            with safe_open(str(staging / "model.safetensors"), framework="pt") as fh:
-                key = f"{record.architecture.classifier}.weight"
-                rows = int(fh.get_slice(key).get_shape()[0])
-            config = build_config(record.architecture, rows, record=record,
-                                  sha256=sha256_of(staging / "model.safetensors"))
-            import json
-
-            (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            (staging / "README.md").write_text(render_model_card(config, record=record))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    return target
 
 
 def run(args: argparse.Namespace) -> int:

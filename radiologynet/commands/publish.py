@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radiologynet.convert import read_weights_folder, sha256_file
 from radiologynet.errors import RadiologyNetError
+from radiologynet.hub import read_weights_folder, sha256_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import re
 import sys
@@ -37,7 +36,7 @@ from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import CHECKPOINT_NAME, fit
-from radiologynet.weights import RANDOM_TAGS, Preprocessing
+from radiologynet.weights import RANDOM_TAGS, Preprocessing, looks_like_path, resolve_weights_arg
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +68,6 @@ class RunSpec:
         return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
 
 
-def is_weight_tag(text: str) -> bool:
-    """Whether ``text`` is a weight tag of the zoo (``imagenet``, ``radiologynet-ct``,
-    ``radiologynet@v1`` ...). A tag wins over a same-named folder in the working
-    directory (``radiologynet/`` in a checkout of this repository)."""
-    from radiologynet.weights import list_weights
-
-    return text.split("@", 1)[0] in {record.tag for record in list_weights()}
-
-
 def parse_init(init: str) -> tuple[str, str | None]:
     """``"random"`` -> ``("random", None)``; ``"imagenet"`` -> ``("imagenet", "imagenet")``;
     ``"mine=/w/folder"`` -> ``("mine", "/w/folder")``; a bare path is labelled by its
@@ -88,8 +78,7 @@ def parse_init(init: str) -> tuple[str, str | None]:
         return _safe_label(label), weights
     if init.lower() in RANDOM_TAGS:
         return "random", None
-    if os.sep in init or init.startswith((".", "~")) or (
-            Path(init).exists() and not is_weight_tag(init)):
+    if looks_like_path(init):
         path = Path(init).expanduser()
         return _safe_label(path.stem if path.is_file() else path.name), str(path)
     return _safe_label(init), init
@@ -190,23 +179,21 @@ def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
     preprocessing, a weights folder's ``config.json``, or (random init) the architecture's
     input size with no normalisation."""
     spec = get_architecture(arch)
-    if weights is None or str(weights).lower() in RANDOM_TAGS:
+    target = resolve_weights_arg(spec, weights)
+    if target is None:
         return Preprocessing(input_size=spec.input_size)
-    path = Path(str(weights)).expanduser()
-    if path.exists() and not is_weight_tag(str(weights)):
-        config_file = (path if path.is_dir() else path.parent) / "config.json"
-        cfg: dict[str, Any] = {}
-        if config_file.is_file():
-            cfg = json.loads(config_file.read_text()).get("pretrained_cfg", {})
+    if isinstance(target, Path):
+        from radiologynet.hub import read_config
+
+        config = read_config(target if target.is_dir() else target.parent) or {}
+        cfg: dict[str, Any] = config.get("pretrained_cfg", {})
         mean, std = cfg.get("mean"), cfg.get("std")
         if mean is not None and tuple(mean) == (0.0, 0.0, 0.0) and tuple(std) == (1.0,) * 3:
             mean = std = None
         size = cfg.get("input_size", (3, spec.input_size, spec.input_size))[-1]
         return Preprocessing(input_size=int(size), mean=tuple(mean) if mean else None,
                              std=tuple(std) if std else None)
-    from radiologynet.weights import get_weights
-
-    return get_weights(spec.name, tag=str(weights)).preprocessing
+    return target.preprocessing
 
 
 def _versions() -> dict[str, str]:
