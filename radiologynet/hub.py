@@ -412,7 +412,8 @@ def _download_and_convert(record: WeightRecord) -> Path:
         archive = downloads / name
         try:
             download(record.source_url, archive, what=record.full_name,
-                     sha256=record.source_sha256, size=record.source_size)
+                     sha256=record.source_sha256, size=record.source_size,
+                     sha256_prefix=record.source_sha256_prefix)
             sidecar = folder / (WEIGHTS_NAME + SHA256_SUFFIX)
             sidecar.unlink(missing_ok=True)  # the folder is unfinished until it is back
             convert_checkpoint(archive, folder, record=record)
@@ -431,13 +432,14 @@ def _download_and_convert(record: WeightRecord) -> Path:
 
 
 def download(url: str, dest: Path, *, what: str, sha256: str | None = None,
-             size: int | None = None) -> Path:
+             size: int | None = None, sha256_prefix: str | None = None) -> Path:
     """Download ``url`` to ``dest`` with a progress bar, atomically.
 
     Raises:
         WeightsNotFoundError: the server could not be reached, answered with an error,
             stalled for :data:`DOWNLOAD_TIMEOUT_S`, or sent less than it announced.
-        ChecksumError: ``sha256`` / ``size`` were given and the download differs.
+        ChecksumError: ``sha256`` / ``size`` / ``sha256_prefix`` (torchvision's hash in
+            its file names) were given and the download differs.
     """
     offline_hint = (f"Run the command again later, or on a machine without internet copy a "
                     f"bundle made by `radiologynet download` and set {WEIGHTS_DIR_ENV}.")
@@ -477,6 +479,11 @@ def download(url: str, dest: Path, *, what: str, sha256: str | None = None,
             raise ChecksumError(
                 f"{what}: download from {url} is {written} bytes, the record expects {size}."
                 " The file was discarded; the source may have changed: report it.")
+        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+            raise ChecksumError(
+                f"{what}: download from {url} has sha256 {digest.hexdigest()}, which does not "
+                f"start with {sha256_prefix} as its name says. The file was discarded; run "
+                "the command again.")
         if sha256 and digest.hexdigest() != sha256.lower():
             raise ChecksumError(
                 f"{what}: download from {url} has sha256 {digest.hexdigest()}, expected "

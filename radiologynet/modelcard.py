@@ -118,6 +118,11 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         (record.training_data if record is not None else
          "Unknown: this folder was converted without a weight record.") + "\n",
     ]
+    if record is not None and record.torchvision_weights:
+        parts.append(f"These are torchvision's `{arch.torchvision_name}` "
+                     f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
+                     "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
+                     f"{record.source_url or 'torchvision'}.\n")
     if record is not None and record.license_note:
         parts.append(f"Licence: `{record.license}`. {record.license_note}\n")
     parts += ["## Results in the paper\n",

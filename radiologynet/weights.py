@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -165,6 +166,15 @@ class WeightRecord:
     def published(self) -> bool:
         """Whether the converted weight is pinned on the Hub (revision and sha256 known)."""
         return self.hub_revision is not None and self.sha256 is not None
+
+    @property
+    def source_sha256_prefix(self) -> str | None:
+        """The sha256 prefix torchvision writes into its checkpoint names
+        (``resnet50-11ad3fa6.pth``), checked like torchvision's ``check_hash``."""
+        if not self.source_url:
+            return None
+        match = re.search(r"-([0-9a-f]{8,64})\.pth$", self.source_url)
+        return match.group(1) if match else None
 
     @property
     def results(self) -> tuple[PaperResult, ...]:

@@ -219,7 +219,7 @@ def test_torchvision_imagenet_checkpoint_is_converted_exactly(tmp_path, name, fi
     """The paper's ImageNet weights (torchvision 0.15.2 DEFAULT) from torchvision's own
     checkpoint layout (a bare state dict), converted exactly."""
     net = _torchvision_net(name)
-    pth = tmp_path / file
+    pth = tmp_path / f"{name}-fabricated.pth"  # no hash in the name: not checked
     torch.save(net.state_dict(), pth)
     record = radiologynet.get_weights(f"{name}.imagenet")
     assert record.source_url == f"https://download.pytorch.org/models/{file}"
@@ -234,6 +234,17 @@ def test_torchvision_imagenet_checkpoint_is_converted_exactly(tmp_path, name, fi
     config = json.loads((hub.cache_dir() / "weights" / record.full_name / "config.json")
                         .read_text())
     assert version in config["radiologynet"]["description"]
+
+
+def test_torchvision_hash_in_the_file_name_is_checked(tmp_path):
+    pth = tmp_path / "mobilenet_v3_small-deadbeef.pth"
+    torch.save(_torchvision_net("mobilenet_v3_small").state_dict(), pth)
+    record = radiologynet.get_weights("mobilenet_v3_small.imagenet")
+    assert record.source_sha256_prefix == "047dcff4"
+    radiologynet.register_weights(dataclasses.replace(record, source_url=pth.as_uri()))
+    with pytest.raises(ChecksumError, match="does not start with deadbeef"):
+        radiologynet.create_model("mobilenet_v3_small", weights="imagenet")
+    assert not list((hub.cache_dir() / "downloads").rglob("*.pth"))
 
 
 def test_local_torchvision_imagenet_pth_is_not_called_radiologynet(tmp_path):
