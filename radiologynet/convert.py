@@ -685,3 +685,17 @@ def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -
     return "; ".join(f"{len(keys)} {label} tensors, e.g. {keys[0]}"
                      for label, keys in (("missing", missing), ("unexpected", unexpected),
                                          ("wrongly shaped", wrong)) if keys)
+
+
+def __getattr__(name: str) -> Any:
+    # moved in 0.2: the one weights-folder reader lives in radiologynet.hub
+    if name == "read_weights_folder":
+        import warnings
+
+        warnings.warn("radiologynet.convert.read_weights_folder is deprecated and will be "
+                      "removed in radiologynet 0.3; use radiologynet.hub.read_weights_folder.",
+                      DeprecationWarning, stacklevel=2)
+        from radiologynet.hub import read_weights_folder
+
+        return read_weights_folder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -339,9 +339,6 @@ def resolve_record(record: WeightRecord) -> ResolvedWeights:
 
 def _from_hub(record: WeightRecord, looked: list[str]) -> Path | None:
     """The record's file from the Hub cache or the Hub; ``None`` when not available."""
-    import huggingface_hub
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
     if record.published:
         repo, revision = record.hub_repo_id, record.hub_revision
     elif record.timm_hub_id:
@@ -350,6 +347,9 @@ def _from_hub(record: WeightRecord, looked: list[str]) -> Path | None:
         looked.append(f"hf-hub:{record.hub_repo_id} (not published yet)")
         return None
     looked.append(f"hf-hub:{repo}@{revision or 'main'}/{record.filename}")
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
     cached = huggingface_hub.try_to_load_from_cache(repo, record.filename, revision=revision)
     if isinstance(cached, str):
         path = Path(cached)
@@ -395,8 +395,6 @@ def _cached_conversion(record: WeightRecord) -> Path | None:
 
 
 def _download_and_convert(record: WeightRecord) -> Path:
-    from radiologynet.convert import convert_checkpoint
-
     folder = _record_cache(record)
     folder.parent.mkdir(parents=True, exist_ok=True)
     downloads = cache_dir() / "downloads" / record.full_name
@@ -406,6 +404,7 @@ def _download_and_convert(record: WeightRecord) -> Path:
         cached = _cached_conversion(record)  # another process may have finished it
         if cached is not None:
             return cached
+        from radiologynet.convert import convert_checkpoint  # torch: only when converting
         if record.source_url is None:
             raise WeightsNotFoundError(f"{record.full_name} has no source URL to fetch.")
         name = record.source_url.rstrip("/").rsplit("/", 1)[-1]
@@ -502,8 +501,6 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
     every file is written atomically, ``config.json`` last, so a reader never sees a half
     folder. Returns the folder.
     """
-    from radiologynet.convert import write_weights_folder
-
     resolved = resolve_record(record)
     target = Path(to) / record.full_name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -522,6 +519,8 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
                                  lambda tmp, n=name: shutil.copyfile(source_dir / n, tmp))
         else:  # a Hub file: write the folder around it
             from safetensors.torch import load_file
+
+            from radiologynet.convert import write_weights_folder
 
             write_weights_folder(load_file(str(resolved.file)), target, arch=resolved.arch,
                                  record=record)
@@ -597,6 +596,18 @@ def _convert_local(path: Path) -> ResolvedWeights:
     config, file = read_weights_folder(folder)
     return ResolvedWeights(file, _need_arch(_arch_from_config(config), folder), None, config,
                            "path")
+
+
+def __getattr__(name: str) -> Any:
+    # renamed in 0.2: one sha256 helper (it was sha256_of here, sha256_file in convert)
+    if name == "sha256_of":
+        import warnings
+
+        warnings.warn("radiologynet.hub.sha256_of is deprecated and will be removed in "
+                      "radiologynet 0.3; use radiologynet.hub.sha256_file.",
+                      DeprecationWarning, stacklevel=2)
+        return sha256_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -33,7 +33,18 @@ def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
                 f"weights {named!r}; pass one or the other."
             )
         weights = named
-    return arch, resolve_weights(arch, weights)
+    return arch, resolve_checked(arch, weights)
+
+
+def resolve_checked(arch: Architecture, weights: str | os.PathLike | WeightRecord | None
+                    ) -> ResolvedWeights | None:
+    """:func:`radiologynet.hub.resolve`, then the file's header checked to be intact and
+    of ``arch`` (:func:`radiologynet.convert.check_weights_file`) before timm loads it.
+    timm's own Hub copies (ImageNet) are left to timm's key filters."""
+    resolved = resolve_weights(arch, weights)
+    if resolved is not None and resolved.origin != "hub":
+        check_weights_file(resolved.file, arch)
+    return resolved
 
 
 def pretrained_cfg_for(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
@@ -98,7 +109,6 @@ def create_model(
     if resolved is not None:
         model_args.update(check_model_args(resolved.config, arch, resolved.file.parent,
                                            allow=trust_config_model_args))
-        check_weights_file(resolved.file, arch)
     model_args.update(kwargs)
     if num_classes is None:
         num_classes = int(cfg.get("num_classes") or 1000)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from radiologynet import hub
-from radiologynet.convert import check_weights_file
 from radiologynet.hub import ResolvedWeights
-from radiologynet.models import pretrained_cfg_for
+from radiologynet.models import pretrained_cfg_for, resolve_checked
 from radiologynet.registry import Architecture
 from radiologynet.weights import WeightRecord
 
@@ -49,10 +48,7 @@ def resolve_backbone_weights(arch: Architecture, weights: WeightsArg) -> Resolve
         WeightsNotFoundError: a path without weights.
         CheckpointFormatError: a damaged file, or tensors of another architecture.
     """
-    resolved = hub.resolve(arch, weights)
-    if resolved is not None and resolved.origin != "hub":
-        check_weights_file(resolved.file, arch)
-    return resolved
+    return resolve_checked(arch, weights)
 
 
 def encoder_kwargs(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
