@@ -499,7 +499,8 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
 
     Concurrent calls for the same weight and bundle wait for each other (a file lock);
     every file is written atomically, ``config.json`` last, so a reader never sees a half
-    folder. Returns the folder.
+    folder; the cache's ``.sha256`` sidecar is copied along (a Hub file's hash is in
+    config.json). Returns the folder.
     """
     resolved = resolve_record(record)
     target = Path(to) / record.full_name
@@ -524,9 +525,6 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
 
             write_weights_folder(load_file(str(resolved.file)), target, arch=resolved.arch,
                                  record=record)
-        if not (target / (WEIGHTS_NAME + SHA256_SUFFIX)).is_file():
-            atomic_write_text(target / (WEIGHTS_NAME + SHA256_SUFFIX),
-                              f"{sha256_file(target / WEIGHTS_NAME)}  {WEIGHTS_NAME}\n")
     return target
 
 
