@@ -72,6 +72,19 @@ def _preprocessing(config: Mapping[str, Any]) -> str:
     )
 
 
+def _record_notes(record: WeightRecord | None) -> list[str]:
+    """Which torchvision weight an ImageNet record is, and the licence note."""
+    notes = []
+    if record is not None and record.torchvision_weights:
+        notes.append(f"These are torchvision's `{record.architecture.torchvision_name}` "
+                     f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
+                     "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
+                     f"{record.source_url or 'torchvision'}.\n")
+    if record is not None and record.license_note:
+        notes.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    return notes
+
+
 def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None = None,
                       extra: Mapping[str, Any] | None = None) -> str:
     """The model card of a weights folder, as markdown with Hub front matter.
@@ -118,13 +131,7 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         (record.training_data if record is not None else
          "Unknown: this folder was converted without a weight record.") + "\n",
     ]
-    if record is not None and record.torchvision_weights:
-        parts.append(f"These are torchvision's `{arch.torchvision_name}` "
-                     f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
-                     "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
-                     f"{record.source_url or 'torchvision'}.\n")
-    if record is not None and record.license_note:
-        parts.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    parts += _record_notes(record)
     parts += ["## Results in the paper\n",
               f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
               "percentages for classification and years for bone-age regression; "
