@@ -505,3 +505,22 @@ def test_moved_names_are_deprecated_aliases(tmp_path):
         assert hub.sha256_of(file) == hub.sha256_file(file)
     with pytest.warns(DeprecationWarning, match="hub.read_weights_folder"):
         assert convert.read_weights_folder is hub.read_weights_folder
+
+
+def test_cli_weights_that_do_not_exist_say_no_such_file(tmp_path, capsys):
+    """Before: `finetune --weights /nope/w` answered with the list of valid tags."""
+    from PIL import Image
+
+    from radiologynet.cli import main
+
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            Image.new("L", (8, 8), 40).save(tmp_path / "data" / split / label / "0.png")
+    code = main(["finetune", "--task", "folder", "--data", str(tmp_path / "data"),
+                 "--model", "resnet18", "--weights", "/nope/w", "--out", str(tmp_path / "o"),
+                 "--max-epochs", "1", "--input-size", "32", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "No such file or folder: /nope/w" in err and "Valid tags" not in err
+    assert err.count("\n") == 1
