@@ -588,7 +588,8 @@ def _convert_local(path: Path) -> ResolvedWeights:
     folder = root / f"{path.name}-{digest}"
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        remove_stale_temporaries(root)
+        for place in (root, folder):
+            remove_stale_temporaries(place)
         if read_config(folder) is None:  # config.json is written last
             convert_checkpoint(path, folder)
     config, file = read_weights_folder(folder)
