@@ -438,7 +438,7 @@ def resolve_weights_arg(arch: str | Architecture,
         path = Path(text).expanduser()
         if not path.exists():
             raise WeightsNotFoundError(
-                f"No such file or folder: {path}. Pass an existing weights folder "
+                f"No such file or folder: {text}. Pass an existing weights folder "
                 "(config.json + model.safetensors), .safetensors file or original "
                 "checkpoint (.pth, .tar.gz), or a weight tag (`radiologynet list`).")
         return path
