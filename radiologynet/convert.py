@@ -9,7 +9,6 @@ onto the numerically identical timm model and writes ``config.json`` + ``model.s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -29,19 +28,34 @@ import torch
 from timm.models import PretrainedCfg
 from torch import Tensor
 
-from radiologynet._atomic import atomic_write
+from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.hub import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
-from radiologynet.weights import PAPER, PAPER_DOI, Preprocessing, WeightRecord, get_weights
+from radiologynet.weights import (
+    IMAGENET_NUM_CLASSES,
+    PAPER,
+    PAPER_DOI,
+    Preprocessing,
+    WeightRecord,
+    get_weights,
+)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 #: pretrained_cfg keys that say where weights come from; a folder must not point elsewhere.
 _SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source"}
-_PRETRAINED_CFG_KEYS = {f.name for f in fields(PretrainedCfg)}
+#: The keys timm's ``PretrainedCfg`` accepts (an unknown one raises TypeError in timm).
+PRETRAINED_CFG_KEYS = frozenset(f.name for f in fields(PretrainedCfg))
+#: The pretraining head of the authors' RadiologyNET checkpoints.
+RADIOLOGYNET_NUM_CLASSES = 36
+#: Archive extraction refuses more than this many uncompressed bytes (the largest
+#: original archive, VGG16, is 1.21 GiB) ...
+MAX_EXTRACT_BYTES = 4 << 30
+#: ... or members this many times larger than the archive (weights barely compress; a
+#: higher ratio is a decompression bomb).
+MAX_EXTRACT_RATIO = 20
 
 
 # --------------------------------------------------------------------------- reading
@@ -63,6 +77,11 @@ def load_original_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Te
             content other than tensors.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointFormatError(
+            f"{path} is a folder; a checkpoint is one file (<Name>.pth or <Name>.tar.gz). "
+            "A weights folder (config.json + model.safetensors) needs no conversion: load "
+            "it with create_model(ARCH, weights=FOLDER).")
     if not path.is_file():
         raise WeightsNotFoundError(f"Checkpoint {path} does not exist.")
     if path.name.endswith(ARCHIVE_SUFFIXES):
@@ -83,6 +102,7 @@ def _extract_checkpoint(archive: Path, dest: Path) -> Path:
             members = tar.getmembers()
             for member in members:
                 _check_member(archive, member)
+            _check_extracted_size(archive, members)
             candidates = [m for m in members if m.isfile()
                           and m.name.endswith(_CHECKPOINT_SUFFIXES)]
             if not candidates:
@@ -102,6 +122,19 @@ def _extract_checkpoint(archive: Path, dest: Path) -> Path:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise CheckpointFormatError(f"Cannot read archive {archive}: {err}. {redownload}") from err
     return dest / chosen.name
+
+
+def _check_extracted_size(archive: Path, members: list[tarfile.TarInfo]) -> None:
+    """Refuse, before writing anything, an archive whose members would unpack to more than
+    :data:`MAX_EXTRACT_BYTES`, or to :data:`MAX_EXTRACT_RATIO` times the archive's size."""
+    total = sum(m.size for m in members if m.isfile())
+    limit = min(MAX_EXTRACT_BYTES, MAX_EXTRACT_RATIO * max(archive.stat().st_size, 1 << 20))
+    if total > limit:
+        raise CheckpointFormatError(
+            f"Refusing archive {archive}: its members would unpack to {total} bytes, more "
+            f"than the {limit}-byte limit (the largest original archive, VGG16, is 1.21 GiB"
+            " and weights barely compress). It is not an original RadiologyNET archive; get "
+            "it from the authors' server again.")
 
 
 def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
@@ -217,6 +250,9 @@ def _map_vgg(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 _DS_CONVS = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
 _IR_CONVS = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
 _BLOCK_KEY = re.compile(r"block\.(\d+)\.(.+)")
+_DENSENET_LEGACY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+    r"running_var|num_batches_tracked))$")
 
 
 def _map_block(prefix: str, block: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -325,8 +361,11 @@ def _rename(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict[str, T
         return {k: v for k, v in _strip_model(sd).items() if not k.startswith("AuxLogits.")}
     if family == "densenet":
         if any(k.startswith("features.") for k in sd):
-            return {k: v for k, v in sd.items() if not k.startswith("model.")}
-        return _strip_model(sd)
+            sd = {k: v for k, v in sd.items() if not k.startswith("model.")}
+        else:
+            sd = _strip_model(sd)
+        # torchvision's published checkpoint keeps the old names (norm.1 for norm1)
+        return {_DENSENET_LEGACY.sub(r"\1\2", k): v for k, v in sd.items()}
     if family == "vgg":
         return _map_vgg(_strip_model(sd))
     if family == "efficientnet":
@@ -337,23 +376,7 @@ def _rename(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict[str, T
 def _mismatch(converted: Mapping[str, Tensor], arch: Architecture) -> str | None:
     """Why ``converted`` would not load ``strict=True`` into the timm model (None if it
     would)."""
-    try:
-        rows = _head_rows(converted, arch)
-    except CheckpointFormatError as err:
-        return str(err)
-    expected, _ = _timm_layout(arch.name, rows)
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(converted)
-                   if tuple(converted[k].shape) != expected[k])
-    if not (missing or unexpected or wrong):
-        return None
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected),
-                        ("wrong shape", wrong)):
-        if keys:
-            parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
-    return "; ".join(parts)
+    return _shape_mismatch({k: tuple(v.shape) for k, v in converted.items()}, arch)
 
 
 def to_timm_state_dict(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict[str, Tensor]:
@@ -417,28 +440,26 @@ def detect_architecture(state_dict: Mapping[str, Tensor],
 # --------------------------------------------------------------------------- writing
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _pretrained_cfg(arch: Architecture, record: WeightRecord | None,
-                    num_classes: int) -> dict[str, Any]:
+def timm_pretrained_cfg(arch: Architecture, record: WeightRecord | None = None, *,
+                        base: Mapping[str, Any] | None = None,
+                        num_classes: int | None = None) -> dict[str, Any]:
+    """The one timm ``pretrained_cfg`` of a weight: the record's, else ``base`` (a
+    folder's own ``pretrained_cfg``), else the architecture's letterbox input without
+    normalisation; with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes``
+    work), only keys timm accepts, and no key that points at another file."""
     if record is not None:
-        cfg = dict(record.pretrained_cfg())
+        cfg: dict[str, Any] = dict(record.pretrained_cfg())
+    elif base is not None:
+        cfg = dict(base)
     else:
         cfg = {**Preprocessing(input_size=arch.input_size).timm_cfg(),
-               "first_conv": arch.first_conv, "classifier": arch.classifier,
                "architecture": arch.timm_name, "paper_ids": f"doi:{PAPER_DOI}"}
-    cfg["num_classes"] = num_classes
-    # label names live at the top level of config.json (timm copies them in from there)
-    dropped = _SOURCE_KEYS | {"label_names", "label_descriptions"}
+    cfg.setdefault("first_conv", arch.first_conv)
+    cfg.setdefault("classifier", arch.classifier)
+    if num_classes is not None:
+        cfg["num_classes"] = num_classes
     return {k: v for k, v in cfg.items()
-            if k in _PRETRAINED_CFG_KEYS and k not in dropped and v not in (None, "")}
+            if k in PRETRAINED_CFG_KEYS and k not in _SOURCE_KEYS and v not in (None, "")}
 
 
 def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:
@@ -472,12 +493,15 @@ def build_config(arch: Architecture, num_classes: int, *, record: WeightRecord |
         "global_pool": "avg",
         "model_args": arch.model_args_dict,
         "label_names": labels,
-        "pretrained_cfg": _pretrained_cfg(arch, record, num_classes),
+        # label names live at the top level of config.json (timm copies them from there)
+        "pretrained_cfg": {k: v for k, v in timm_pretrained_cfg(
+            arch, record, num_classes=num_classes).items()
+            if k not in ("label_names", "label_descriptions")},
         "radiologynet": _metadata(arch, record, sha256),
     }
     for key, value in (extra_config or {}).items():
         if key in ("pretrained_cfg", "radiologynet") and isinstance(value, Mapping):
-            unknown = set(value) - _PRETRAINED_CFG_KEYS if key == "pretrained_cfg" else set()
+            unknown = set(value) - PRETRAINED_CFG_KEYS if key == "pretrained_cfg" else set()
             if unknown:
                 raise CheckpointFormatError(
                     f"extra_config['pretrained_cfg'] has keys timm does not accept: "
@@ -555,58 +579,123 @@ def write_weights_folder(
     config = build_config(arch, rows, record=record, label_names=label_names,
                           sha256=sha256_file(out / WEIGHTS_NAME), extra_config=extra_config)
     card = render_model_card(config, record=record, extra=card_extra)
-    atomic_write(out / CARD_NAME, lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
-    text = json.dumps(config, indent=2) + "\n"
-    atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(out / CARD_NAME, card)
+    atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
     return out
 
 
-def read_weights_folder(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
-    """Read a weights folder.
-
-    Returns:
-        The parsed ``config.json`` and the path of ``model.safetensors``.
+def record_for(arch: Architecture, num_classes: int, tag: str | None = None
+               ) -> WeightRecord | None:
+    """The weight record a converted checkpoint of ``arch`` is, from its head's size:
+    ``tag``'s record when given, else the RadiologyNET weights for a 36-class head, the
+    ImageNet (torchvision) weights for a 1000-class head, and ``None`` (no claims about
+    its training or preprocessing) otherwise.
 
     Raises:
-        WeightsNotFoundError: the folder, its config.json or its model.safetensors is missing.
-        CheckpointFormatError: config.json is not valid JSON or names no architecture.
+        CheckpointFormatError: ``tag``'s record has another number of classes (e.g. a
+            torchvision ImageNet checkpoint converted as ``radiologynet``).
     """
-    folder = Path(path)
-    hint = "Make one with `radiologynet convert CHECKPOINT --out DIR`."
-    if not folder.is_dir():
-        raise WeightsNotFoundError(f"Weights folder {folder} does not exist. {hint}")
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (folder / name).is_file():
-            raise WeightsNotFoundError(f"Weights folder {folder} has no {name}. {hint}")
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointFormatError(f"{folder / CONFIG_NAME} is not valid JSON: {err}") from err
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise CheckpointFormatError(f"{folder / CONFIG_NAME} names no 'architecture'. {hint}")
-    return config, folder / WEIGHTS_NAME
+    if tag is None:
+        tag = {RADIOLOGYNET_NUM_CLASSES: "radiologynet",
+               IMAGENET_NUM_CLASSES: "imagenet"}.get(num_classes)
+        if tag is None:
+            return None
+    record = get_weights(arch.name, tag=tag)
+    if record.num_classes != num_classes:
+        raise CheckpointFormatError(
+            f"The checkpoint's head has {num_classes} classes, but {record.full_name} has "
+            f"{record.num_classes}"
+            + (" (this looks like torchvision's ImageNet weights: use tag 'imagenet')"
+               if num_classes == IMAGENET_NUM_CLASSES else "")
+            + ". Pick the matching tag, or leave it out to detect it.")
+    return record
 
 
 def convert_checkpoint(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                        record: WeightRecord | None = None, tag: str | None = None) -> Path:
     """Convert an original checkpoint (``.pth``/``.tar.gz``, original dict or bare state
-    dict) into a weights folder.
+    dict, or a torchvision ImageNet checkpoint) into a weights folder.
 
     Args:
-        record: the weight it is; default ``<arch>.<tag>`` from the registry.
-        tag: the weight tag used when ``record`` is not given (default ``radiologynet``).
+        record: the weight it is; default: ``tag``'s record, or detected from the head
+            (:func:`record_for`).
+        tag: the weight tag used when ``record`` is not given.
 
     Returns:
         ``out_dir`` as a Path.
     """
     state_dict, model_name = load_original_checkpoint(src)
     arch = detect_architecture(state_dict, model_name)
+    converted = to_timm_state_dict(state_dict, arch)
+    rows = _head_rows(converted, arch)
     if record is None:
-        record = get_weights(arch.name, tag=tag or "radiologynet")
+        record = record_for(arch, rows, tag)
     elif record.arch != arch.name:
         raise CheckpointFormatError(
             f"Checkpoint {src} is a {arch.name}, but the weight record given is "
             f"{record.full_name}."
         )
-    converted = to_timm_state_dict(state_dict, arch)
+    elif record.num_classes != rows:
+        raise CheckpointFormatError(
+            f"Checkpoint {src} has a {rows}-class head, but {record.full_name} has "
+            f"{record.num_classes} classes: it is another weight.")
     return write_weights_folder(converted, out_dir, arch=arch, record=record)
+
+
+def check_weights_file(file: str | os.PathLike[str], arch: Architecture,
+                       shown: str | None = None) -> None:
+    """Check, from its header alone, that a ``model.safetensors`` is intact and holds
+    weights of ``arch`` (any head size), before timm loads it.
+
+    Raises:
+        CheckpointFormatError: a truncated or damaged file, or weights of another
+            architecture (the message names the one they fit, when the zoo has it).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    shown = shown or str(file)
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointFormatError(
+            f"Cannot read {shown}: {err}. The file is truncated or damaged: fetch or "
+            "convert it again (delete it first if it sits in the cache).") from err
+    problem = _shape_mismatch(shapes, arch)
+    if problem is None:
+        return
+    fits = next((a.name for a in ARCHITECTURES.values()
+                 if a.name != arch.name and _shape_mismatch(shapes, a) is None), None)
+    raise CheckpointFormatError(
+        f"{shown}: these weights are for a different architecture"
+        + (f" ({fits})" if fits else "") + f", not {arch.name} ({problem}). Pass weights of "
+        f"{arch.name}" + (f", or build {fits} instead." if fits else "."))
+
+
+def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -> str | None:
+    head = shapes.get(f"{arch.classifier}.weight")
+    if head is None:
+        return f"no {arch.classifier}.weight"
+    expected, _ = _timm_layout(arch.name, head[0])
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(shapes) if shapes[k] != expected[k])
+    if not (missing or unexpected or wrong):
+        return None
+    return "; ".join(f"{len(keys)} {label} tensors, e.g. {keys[0]}"
+                     for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                         ("wrongly shaped", wrong)) if keys)
+
+
+def __getattr__(name: str) -> Any:
+    # moved in 0.2: the one weights-folder reader lives in radiologynet.hub
+    if name == "read_weights_folder":
+        import warnings
+
+        warnings.warn("radiologynet.convert.read_weights_folder is deprecated and will be "
+                      "removed in radiologynet 0.3; use radiologynet.hub.read_weights_folder.",
+                      DeprecationWarning, stacklevel=2)
+        from radiologynet.hub import read_weights_folder
+
+        return read_weights_folder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,7 +62,7 @@ def results_table(results: Iterable[PaperResult]) -> str:
 TIMM_SHRINK_MAX_DIFF = {"radiograph": 0.89, "noise": 0.47}
 
 
-def _preprocessing(config: Mapping[str, Any], record: WeightRecord | None) -> str:
+def _preprocessing(config: Mapping[str, Any]) -> str:
     pre = read_preprocessing(config)
     size, interpolation = pre.input_size, pre.interpolation
     if pre.mean is None:
@@ -98,6 +98,19 @@ def _preprocessing(config: Mapping[str, Any], record: WeightRecord | None) -> st
         f"[0, 1] kept), the one channel repeated to three; {normalise}.{one_channel}\n"
         + timm_note + ".\n"
     )
+
+
+def _record_notes(record: WeightRecord | None) -> list[str]:
+    """Which torchvision weight an ImageNet record is, and the licence note."""
+    notes = []
+    if record is not None and record.torchvision_weights:
+        notes.append(f"These are torchvision's `{record.architecture.torchvision_name}` "
+                     f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
+                     "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
+                     f"{record.source_url or 'torchvision'}.\n")
+    if record is not None and record.license_note:
+        notes.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    return notes
 
 
 def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None = None,
@@ -141,13 +154,12 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         "not use the pretraining head for clinical decisions, and validate any fine-tuned "
         "model on data from your own site before use.\n",
         "## Preprocessing\n",
-        _preprocessing(config, record),
+        _preprocessing(config),
         "## Training data and its limits\n",
         (record.training_data if record is not None else
          "Unknown: this folder was converted without a weight record.") + "\n",
     ]
-    if record is not None and record.license_note:
-        parts.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    parts += _record_notes(record)
     parts += ["## Results in the paper\n",
               f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
               "percentages for classification and years for bone-age regression; "

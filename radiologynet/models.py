@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch.nn as nn
-from timm.models import PretrainedCfg
 
+from radiologynet.convert import check_weights_file, timm_pretrained_cfg
 from radiologynet.errors import UnknownWeightsError
-from radiologynet.hub import ResolvedWeights, resolve_path, resolve_record
+from radiologynet.hub import ResolvedWeights, check_model_args
+from radiologynet.hub import resolve as resolve_weights
 from radiologynet.registry import Architecture, get_architecture
-from radiologynet.weights import (
-    RANDOM_TAGS,
-    Preprocessing,
-    WeightRecord,
-    get_weights,
-    list_weights,
-    split_name,
-)
-
-_PRETRAINED_CFG_KEYS = frozenset(f.name for f in dataclasses.fields(PretrainedCfg))
-
-
-def _is_path(weights: str | os.PathLike) -> bool:
-    text = os.fspath(weights)
-    return (
-        isinstance(weights, os.PathLike)
-        or os.sep in text
-        or text.startswith((".", "~"))
-        or Path(text).exists()
-    )
-
-
-def _is_known_tag(text: str) -> bool:
-    tag = text.split("@", 1)[0]
-    return tag in {r.tag for r in list_weights()}
+from radiologynet.weights import WeightRecord, split_name
 
 
 def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
@@ -57,47 +33,33 @@ def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
                 f"weights {named!r}; pass one or the other."
             )
         weights = named
-    if weights is None:
-        return arch, None
-    if isinstance(weights, WeightRecord):
-        return arch, resolve_record(weights)
-    if isinstance(weights, str) and weights.lower() in RANDOM_TAGS:
-        return arch, None
-    if _is_path(weights) and not _is_known_tag(str(weights)):
-        resolved = resolve_path(weights, arch)
-        if resolved.arch.name != arch.name:
-            raise UnknownWeightsError(
-                f"Weights {weights} are for {resolved.arch.name}, not {arch.name}: "
-                f"use create_model({resolved.arch.name!r}, weights=...)."
-            )
-        return arch, resolved
-    return arch, resolve_record(get_weights(arch.name, tag=str(weights)))
+    return arch, resolve_checked(arch, weights)
 
 
-def _pretrained_cfg(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
+def resolve_checked(arch: Architecture, weights: str | os.PathLike | WeightRecord | None
+                    ) -> ResolvedWeights | None:
+    """:func:`radiologynet.hub.resolve`, then the file's header checked to be intact and
+    of ``arch`` (:func:`radiologynet.convert.check_weights_file`) before timm loads it.
+    timm's own Hub copies (ImageNet) are left to timm's key filters."""
+    resolved = resolve_weights(arch, weights)
+    if resolved is not None and resolved.origin != "hub":
+        check_weights_file(resolved.file, arch)
+    return resolved
+
+
+def pretrained_cfg_for(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
+    """The timm ``pretrained_cfg`` overlay that loads ``resolved`` into ``arch``'s timm
+    model (or describes random initialisation)."""
     if resolved is None:
-        cfg: dict[str, Any] = {
-            **Preprocessing(input_size=arch.input_size).timm_cfg(),
-            "first_conv": arch.first_conv, "classifier": arch.classifier,
-            "architecture": arch.timm_name, "tag": "random",
-        }
-        return cfg
-    if resolved.record is not None:
-        cfg = resolved.record.pretrained_cfg()
-    elif resolved.config and "pretrained_cfg" in resolved.config:
-        cfg = dict(resolved.config["pretrained_cfg"])
-    else:
-        cfg = {**Preprocessing(input_size=arch.input_size).timm_cfg()}
-    cfg.setdefault("first_conv", arch.first_conv)
-    cfg.setdefault("classifier", arch.classifier)
-    if resolved.config and "num_classes" in resolved.config:
-        cfg["num_classes"] = resolved.config["num_classes"]
-    if "num_classes" not in cfg:
-        cfg["num_classes"] = _head_rows(resolved.file, arch)
+        return {**timm_pretrained_cfg(arch), "tag": "random"}
+    config = resolved.config or {}
+    base = config.get("pretrained_cfg") if resolved.record is None else None
+    num_classes = config.get("num_classes")
+    if resolved.record is None and num_classes is None:
+        num_classes = _head_rows(resolved.file, arch)
+    cfg = timm_pretrained_cfg(arch, resolved.record, base=base, num_classes=num_classes)
     cfg["file"] = str(resolved.file)
-    for key in ("url", "hf_hub_id", "hf_hub_filename", "state_dict", "source"):
-        cfg.pop(key, None)
-    return {k: v for k, v in cfg.items() if k in _PRETRAINED_CFG_KEYS}
+    return cfg
 
 
 def _head_rows(file: Path, arch: Architecture) -> int:
@@ -116,6 +78,7 @@ def create_model(
     *,
     num_classes: int | None = None,
     in_chans: int = 3,
+    trust_config_model_args: bool = False,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registry architecture as a plain timm model, optionally with weights.
@@ -129,6 +92,9 @@ def create_model(
         num_classes: output classes; a new head is initialised when it differs from the
             weights'. Defaults to the weights' head (1000 for random initialisation).
         in_chans: input channels; with ``1`` the first conv's RGB filters are summed.
+        trust_config_model_args: build with the ``model_args`` of the weights folder's
+            config.json even where they differ from the registry's (which changes the
+            network); refused otherwise.
         **kwargs: passed to :func:`timm.create_model` (``features_only``, ``out_indices``,
             ``drop_rate``, ``global_pool``, ...).
 
@@ -138,10 +104,11 @@ def create_model(
         ``model.radiologynet_arch`` the registry :class:`Architecture`.
     """
     arch, resolved = resolve(name, weights)
-    cfg = _pretrained_cfg(arch, resolved)
+    cfg = pretrained_cfg_for(arch, resolved)
     model_args = {**arch.model_args_dict}
-    if resolved is not None and resolved.config:
-        model_args.update(resolved.config.get("model_args") or {})
+    if resolved is not None:
+        model_args.update(check_model_args(resolved.config, arch, resolved.file.parent,
+                                           allow=trust_config_model_args))
     model_args.update(kwargs)
     if num_classes is None:
         num_classes = int(cfg.get("num_classes") or 1000)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path, PurePosixPath
 
-from radiologynet.convert import read_weights_folder, sha256_file
+from radiologynet.hub import read_weights_folder, sha256_file
 from radiologynet.errors import CheckpointFormatError, InvalidArgumentError, RadiologyNetError
 
 #: What a published weights folder holds, unless more files are named.

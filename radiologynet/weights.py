@@ -13,12 +13,15 @@ A weight is named ``<arch>.<tag>[@<version>]`` (``resnet50.radiologynet@v1``). T
 from __future__ import annotations
 
 import csv
+import os
+import re
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from radiologynet.errors import UnknownWeightsError
+from radiologynet.errors import UnknownWeightsError, WeightsNotFoundError
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
 
 if TYPE_CHECKING:  # transforms import this module; the method imports them when called
@@ -111,7 +114,12 @@ class WeightRecord:
         source_url: where the unconverted original comes from (the authors' archive,
             or torchvision's ImageNet checkpoint); ``None`` when there is none.
         source_member: the file inside ``source_url`` when it is an archive.
+        source_sha256 / source_size: the sha256 and byte size of the file at
+            ``source_url``; a download that differs is refused. ``None`` while unknown
+            (the authors publish no checksums; see docs/weights.md for filling them in).
         timm_hub_id: for ImageNet weights timm carries, the Hub repo of timm's copy.
+        torchvision_weights: for ImageNet weights, which torchvision weight enum member
+            this is (``"IMAGENET1K_V2"``); the paper used torchvision 0.15.2's ``.DEFAULT``.
         preprocessing: what the weight expects as input.
         num_classes / label_names: the pretraining head.
         modalities: the imaging modalities of the pretraining data.
@@ -137,7 +145,10 @@ class WeightRecord:
     sha256: str | None = None
     source_url: str | None = None
     source_member: str | None = None
+    source_sha256: str | None = None
+    source_size: int | None = None
     timm_hub_id: str | None = None
+    torchvision_weights: str | None = None
     paper: str = PAPER
     released: bool = True
     extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -161,6 +172,15 @@ class WeightRecord:
     def published(self) -> bool:
         """Whether the converted weight is pinned on the Hub (revision and sha256 known)."""
         return self.hub_revision is not None and self.sha256 is not None
+
+    @property
+    def source_sha256_prefix(self) -> str | None:
+        """The sha256 prefix torchvision writes into its checkpoint names
+        (``resnet50-11ad3fa6.pth``), checked like torchvision's ``check_hash``."""
+        if not self.source_url:
+            return None
+        match = re.search(r"-([0-9a-f]{8,64})\.pth$", self.source_url)
+        return match.group(1) if match else None
 
     @property
     def results(self) -> tuple[PaperResult, ...]:
@@ -238,14 +258,34 @@ _RADIOLOGYNET_LICENSE_NOTE = (
     "The authors publish these weights beside their GPL-3.0 repository "
     "(AIlab-RITEH/RadiologyNET-TL-models) without a separate weights licence."
 )
-#: torchvision ImageNet checkpoints for the architectures whose torchvision weights timm
-#: does not carry; they are converted with the same key mapping as the original wrappers.
-_TORCHVISION_IMAGENET_URLS = {
-    "efficientnet_b3": "https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth",
-    "efficientnet_b4": "https://download.pytorch.org/models/efficientnet_b4_rwightman-23ab8bcd.pth",
-    "mobilenet_v3_small": "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
-    "mobilenet_v3_large": "https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth",
+#: The torchvision weight the paper's ImageNet runs used: torchvision 0.15.2's ``.DEFAULT``,
+#: which is IMAGENET1K_V2 for these two architectures and IMAGENET1K_V1 for the others.
+_TORCHVISION_V2 = frozenset({"resnet50", "mobilenet_v3_large"})
+_TORCHVISION_MODELS = "https://download.pytorch.org/models"
+#: torchvision's checkpoint of each architecture's ``.DEFAULT`` ImageNet weight.
+_TORCHVISION_IMAGENET_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-11ad3fa6.pth",  # IMAGENET1K_V2
+    "vgg16": "vgg16-397923af.pth",
+    "efficientnet_b3": "efficientnet_b3_rwightman-b3899882.pth",
+    "efficientnet_b4": "efficientnet_b4_rwightman-23ab8bcd.pth",
+    "inception_v3": "inception_v3_google-0cc3c7bd.pth",
+    "densenet121": "densenet121-a639ec97.pth",
+    "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
+    "mobilenet_v3_large": "mobilenet_v3_large-5c1a4163.pth",  # IMAGENET1K_V2
 }
+#: timm's own copies of the same torchvision weights (safetensors on the Hub), preferred
+#: over converting torchvision's pickle; the others are converted from torchvision.
+_TIMM_TV_TAGS = {"resnet18": "tv_in1k", "resnet34": "tv_in1k", "resnet50": "tv2_in1k",
+                 "vgg16": "tv_in1k", "inception_v3": "tv_in1k", "densenet121": "tv_in1k"}
+
+
+def torchvision_default_weights(arch: str) -> str:
+    """The torchvision ImageNet weight (``"IMAGENET1K_V1"`` / ``"IMAGENET1K_V2"``) the
+    paper used for ``arch``: torchvision 0.15.2's ``.DEFAULT``."""
+    return "IMAGENET1K_V2" if get_architecture(arch).name in _TORCHVISION_V2 \
+        else "IMAGENET1K_V1"
 
 
 def hub_repo_id(arch: str, tag: str) -> str:
@@ -283,11 +323,12 @@ def _modality(arch: Architecture, tag: str) -> WeightRecord:
 
 
 def _imagenet(arch: Architecture) -> WeightRecord:
-    tv_url = _TORCHVISION_IMAGENET_URLS.get(arch.name)
+    tv_weights = torchvision_default_weights(arch.name)
+    timm_tag = _TIMM_TV_TAGS.get(arch.name)
     return WeightRecord(
         arch=arch.name, tag="imagenet", version="v1",
-        description=f"torchvision's ImageNet-1k {arch.torchvision_name} weights (IMAGENET1K_V1),"
-                    " the paper's ImageNet comparison",
+        description=f"torchvision's ImageNet-1k {arch.torchvision_name} weights ({tv_weights},"
+                    " torchvision 0.15.2's DEFAULT), the paper's ImageNet comparison",
         preprocessing=Preprocessing(input_size=arch.input_size, mean=IMAGENET_MEAN,
                                     std=IMAGENET_STD),
         num_classes=IMAGENET_NUM_CLASSES, label_names=(),
@@ -295,8 +336,9 @@ def _imagenet(arch: Architecture) -> WeightRecord:
         license="bsd-3-clause",
         license_note="torchvision's weights; ImageNet's terms of access apply to the data.",
         hub_repo_id=hub_repo_id(arch.name, "imagenet"),
-        source_url=tv_url,
-        timm_hub_id=None if tv_url else f"timm/{arch.timm_name}.tv_in1k",
+        source_url=f"{_TORCHVISION_MODELS}/{_TORCHVISION_IMAGENET_FILES[arch.name]}",
+        timm_hub_id=f"timm/{arch.timm_name}.{timm_tag}" if timm_tag else None,
+        torchvision_weights=tv_weights,
     )
 
 
@@ -316,8 +358,14 @@ RANDOM_TAGS = ("random", "none", "baseline")
 
 
 def register_weights(record: WeightRecord) -> WeightRecord:
-    """Add (or replace) a weight record, e.g. one of your own published weights."""
-    get_architecture(record.arch)
+    """Add (or replace) a weight record, e.g. one of your own published weights.
+
+    The architecture may be given by any of its names (``"ResNet50"``, ``"resnet50"``);
+    the record is stored under the registry name. Returns the stored record.
+    """
+    arch = get_architecture(record.arch).name
+    if arch != record.arch:
+        record = replace(record, arch=arch)
     _RECORDS[(record.arch, record.tag, record.version)] = record
     return record
 
@@ -334,13 +382,83 @@ def split_name(name: str) -> tuple[str, str | None, str | None]:
 
 
 def list_weights(arch: str | None = None) -> list[WeightRecord]:
-    """Every weight record (latest version first), or those of one architecture."""
-    records = sorted(_RECORDS.values(), key=lambda r: (list(ARCHITECTURES).index(r.arch),
-                                                        r.tag, r.version), reverse=False)
+    """Every weight record, grouped by architecture (the paper's order) and tag, the
+    latest version of each first; or those of one architecture."""
+    order = list(ARCHITECTURES)
+    records = sorted(_RECORDS.values(), key=lambda r: (order.index(r.arch), r.tag,
+                                                        _descending(r.version)))
     if arch is None:
         return records
     name = get_architecture(arch).name
     return [r for r in records if r.arch == name]
+
+
+def _descending(version: str) -> tuple[int, ...]:
+    return tuple(-part for part in _version_key(version))
+
+
+def is_weight_tag(text: str) -> bool:
+    """Whether ``text`` is a weight tag of the zoo (``imagenet``, ``radiologynet-ct``,
+    ``radiologynet@v1``, ...), for any architecture."""
+    return text.split("@", 1)[0] in {record.tag for record in _RECORDS.values()}
+
+
+def looks_like_path(text: str | os.PathLike[str]) -> bool:
+    """Whether a ``weights=`` argument means a file or folder rather than a weight tag:
+    a path object, or text that is no known tag and has a path separator, starts with
+    ``.`` or ``~``, has a file suffix (``w.pth``), or exists. A tag wins over a
+    same-named folder in the working directory."""
+    if isinstance(text, os.PathLike):
+        return True
+    text = text.strip()
+    if is_weight_tag(text) or text.lower() in RANDOM_TAGS:
+        return False
+    return ("/" in text or os.sep in text or text.startswith((".", "~"))
+            or bool(Path(text).suffix) or Path(text).exists())
+
+
+def resolve_weights_arg(arch: str | Architecture,
+                        weights: str | os.PathLike[str] | WeightRecord | None
+                        ) -> WeightRecord | Path | None:
+    """The one reading of a ``weights=`` argument (``create_model``, ``create_unet``, the
+    protocol runner, the CLI's ``--weights``).
+
+    Returns:
+        ``None`` for random initialisation (``None``, ``"random"``, ``"none"``,
+        ``"baseline"``), the :class:`WeightRecord` of a tag (``"imagenet"``,
+        ``"radiologynet@v1"``) or record, or the :class:`~pathlib.Path` of an existing
+        file or folder (see :func:`looks_like_path`).
+
+    Raises:
+        WeightsNotFoundError: a path that does not exist ("no such file or folder").
+        UnknownWeightsError: a tag that does not exist for ``arch`` (the message lists the
+            valid ones), or a record of another architecture.
+    """
+    spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
+    if weights is None:
+        return None
+    if isinstance(weights, WeightRecord):
+        if get_architecture(weights.arch).name != spec.name:
+            raise UnknownWeightsError(
+                f"Weights {weights.full_name} are for {weights.arch}, not {spec.name}: "
+                f"use {weights.arch!r} or weights of {spec.name}.")
+        return weights
+    text = os.fspath(weights).strip()
+    if isinstance(weights, str):
+        if text.lower() in RANDOM_TAGS:
+            return None
+        name_arch, name_tag, _ = split_name(text)
+        if name_tag is not None and name_arch in ARCHITECTURES and is_weight_tag(name_tag):
+            return resolve_weights_arg(spec, get_weights(text))  # a full "arch.tag" name
+    if looks_like_path(weights):
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise WeightsNotFoundError(
+                f"No such file or folder: {text}. Pass an existing weights folder "
+                "(config.json + model.safetensors), .safetensors file or original "
+                "checkpoint (.pth, .tar.gz), or a weight tag (`radiologynet list`).")
+        return path
+    return get_weights(spec.name, tag=text)
 
 
 def get_weights(name: str, tag: str | None = None, version: str | None = None) -> WeightRecord:

@@ -28,12 +28,11 @@ from radiologynet.convert import (
     convert_checkpoint,
     detect_architecture,
     load_original_checkpoint,
-    read_weights_folder,
-    sha256_file,
     to_timm_state_dict,
     write_weights_folder,
 )
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.hub import read_weights_folder, sha256_file
 from radiologynet.registry import ARCHITECTURES, get_architecture
 from radiologynet.weights import get_weights
 
@@ -400,3 +399,39 @@ def test_cli_publish_refuses_a_folder_timm_cannot_load(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["publish", str(tmp_path / "empty"), "--repo-id", "me/x", "--dry-run"]) == 1
     assert "has no config.json" in capsys.readouterr().err
+
+
+def test_a_folder_is_not_called_missing(tmp_path, capsys):
+    """Before: `convert <folder>` said the folder "does not exist"."""
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CheckpointFormatError, match="is a folder") as err:
+        load_original_checkpoint(tmp_path / "folder")
+    assert "does not exist" not in str(err.value)
+    assert main(["convert", str(tmp_path / "folder"), "--out", str(tmp_path / "o")]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_archive_bomb_is_refused_before_extraction(tmp_path):
+    """Before: a 398 KB archive unpacked to 400 MB on disk before it was rejected."""
+    payload = bytes(40 << 20)  # 40 MiB of zeros: compresses ~1000x
+    archive = tmp_path / "ResNet18.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("ResNet18.pth")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(CheckpointFormatError, match="would unpack to 41943040 bytes"):
+        load_original_checkpoint(archive)
+    assert [p.name for p in tmp_path.iterdir()] == ["ResNet18.tar.gz"], "nothing extracted"
+
+
+def test_torchvision_imagenet_head_is_refused_under_the_radiologynet_tag(tmp_path, capsys):
+    torch.manual_seed(0)
+    pth = tmp_path / "mobilenet_v3_small-047dcff4.pth"
+    torch.save(tvm.mobilenet_v3_small().state_dict(), pth)
+    assert main(["convert", str(pth), "--out", str(tmp_path / "x"), "--tag",
+                 "radiologynet"]) == 1
+    assert "use tag 'imagenet'" in capsys.readouterr().err
+    config, _ = read_weights_folder(convert_checkpoint(pth, tmp_path / "auto"))
+    assert config["radiologynet"]["tag"] == "imagenet"
+    assert config["pretrained_cfg"]["mean"] == [0.485, 0.456, 0.406]

@@ -102,7 +102,7 @@ def test_bad_names_and_tags():
         radiologynet.create_model("vgg16", weights="radiologynet-ct")
     with pytest.raises(WeightsNotReleasedError, match="never released"):
         radiologynet.create_model("resnet50.radiologynet-ct")
-    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+    with pytest.raises(WeightsNotFoundError, match="No such file or folder: ./no/such/folder"):
         radiologynet.create_model("resnet50", weights="./no/such/folder")
 
 

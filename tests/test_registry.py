@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import timm
@@ -75,7 +76,9 @@ def test_records_are_frozen_and_complete():
             assert not record.released
         if record.tag == "imagenet":
             assert record.preprocessing.mean == (0.485, 0.456, 0.406)
-            assert (record.timm_hub_id is None) != (record.source_url is None)
+            assert record.source_url.startswith("https://download.pytorch.org/models/")
+            assert record.torchvision_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2")
+            assert record.torchvision_weights in record.description
         # not published yet: no pin, resolved from the source
         assert not record.published
 
@@ -159,3 +162,84 @@ def test_paper_regularisation_reaches_the_built_model(name, monkeypatch):
         assert max(depths) == pytest.approx(drop_path * len(depths) / (len(depths) + 1))
     else:
         assert not depths
+
+
+def test_imagenet_records_are_torchvision_0_15_defaults():
+    """The paper used torchvision 0.15.2's ``.DEFAULT``: V2 for ResNet50 and
+    MobileNetV3Large, V1 for the other eight."""
+    from radiologynet.weights import IMAGENET_NUM_CLASSES
+
+    v2 = {r.arch for r in radiologynet.list_weights()
+          if r.tag == "imagenet" and r.torchvision_weights == "IMAGENET1K_V2"}
+    assert v2 == {"resnet50", "mobilenet_v3_large"}
+    resnet50 = radiologynet.get_weights("resnet50.imagenet")
+    assert resnet50.source_url.endswith("/resnet50-11ad3fa6.pth")
+    assert resnet50.timm_hub_id == "timm/resnet50.tv2_in1k"
+    large = radiologynet.get_weights("mobilenet_v3_large.imagenet")
+    assert large.source_url.endswith("/mobilenet_v3_large-5c1a4163.pth")
+    assert large.timm_hub_id is None  # timm carries no torchvision copy: converted
+    assert radiologynet.get_weights("resnet18.imagenet").timm_hub_id == "timm/resnet18.tv_in1k"
+    assert resnet50.num_classes == IMAGENET_NUM_CLASSES
+
+
+def test_every_source_but_the_authors_server_is_https():
+    from radiologynet.weights import ORIGINAL_BASE_URL
+
+    for record in radiologynet.list_weights():
+        if record.source_url and not record.source_url.startswith(ORIGINAL_BASE_URL):
+            assert record.source_url.startswith("https://"), record.full_name
+
+
+@pytest.fixture
+def restore_records():
+    from radiologynet import weights
+
+    saved = dict(weights._RECORDS)
+    yield
+    weights._RECORDS.clear()
+    weights._RECORDS.update(saved)
+
+
+def test_register_weights_with_an_alias_stores_the_registry_name(restore_records):
+    base = radiologynet.get_weights("resnet50.radiologynet")
+    stored = radiologynet.register_weights(dataclasses.replace(base, arch="ResNet50",
+                                                               tag="mine"))
+    assert stored.arch == "resnet50"
+    assert radiologynet.get_weights("resnet50.mine").tag == "mine"
+    assert any(r.name == "resnet50.mine" for r in radiologynet.list_weights())
+    assert [r.tag for r in radiologynet.list_weights("resnet50")].count("mine") == 1
+
+
+def test_list_weights_puts_the_latest_version_first(restore_records):
+    base = radiologynet.get_weights("resnet18.radiologynet")
+    for version in ("v2", "v10"):
+        radiologynet.register_weights(dataclasses.replace(base, version=version))
+    versions = [r.version for r in radiologynet.list_weights("resnet18")
+                if r.tag == "radiologynet"]
+    assert versions == ["v10", "v2", "v1"]
+    assert radiologynet.get_weights("resnet18.radiologynet").version == "v10"
+
+
+def test_resolve_weights_arg_is_the_one_reading_of_weights(tmp_path, monkeypatch):
+    from radiologynet.errors import WeightsNotFoundError
+    from radiologynet.weights import looks_like_path, resolve_weights_arg
+
+    monkeypatch.chdir(tmp_path)
+    for random in (None, "random", "None", "baseline"):
+        assert resolve_weights_arg("resnet18", random) is None
+    assert resolve_weights_arg("resnet18", "imagenet").tag == "imagenet"
+    assert resolve_weights_arg("ResNet18", "radiologynet@v1").version == "v1"
+    assert resolve_weights_arg("resnet18", "resnet18.imagenet").tag == "imagenet"
+    (tmp_path / "imagenet").mkdir()  # a tag wins over a same-named folder
+    assert resolve_weights_arg("resnet18", "imagenet").tag == "imagenet"
+    (tmp_path / "mine").mkdir()  # an existing folder with no separator is a path
+    assert resolve_weights_arg("resnet18", "mine") == Path("mine")
+    assert resolve_weights_arg("resnet18", tmp_path / "mine") == tmp_path / "mine"
+    for missing in ("/nope/w", "w.pth", "./w", "~/nope-w"):
+        assert looks_like_path(missing)
+        with pytest.raises(WeightsNotFoundError, match="No such file or folder"):
+            resolve_weights_arg("resnet18", missing)
+    with pytest.raises(UnknownWeightsError, match="Valid tags for resnet18"):
+        resolve_weights_arg("resnet18", "imagenet21k")
+    with pytest.raises(UnknownWeightsError, match="are for resnet50"):
+        resolve_weights_arg("resnet18", radiologynet.get_weights("resnet50.imagenet"))

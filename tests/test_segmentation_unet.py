@@ -88,6 +88,24 @@ def test_encoder_features_equal_classification_backbone(built):
         assert torch.equal(a, b)
 
 
+def test_encoder_tensors_are_the_classification_files_by_name(built):
+    """The rule the former custom loader applied (every encoder tensor is the file's
+    tensor of the same name, dots and underscores alike, first conv summed to one
+    channel) holds for timm's and smp's loading, which replaced it."""
+    from safetensors.torch import load_file
+
+    name, folder, net = built
+    arch = get_architecture(name)
+    source = {k.replace(".", "_"): v for k, v in
+              load_file(str(folder / "model.safetensors")).items()}
+    first = f"{arch.first_conv}.weight".replace(".", "_")
+    source[first] = source[first].sum(dim=1, keepdim=True)
+    encoder = net.encoder.state_dict()
+    assert encoder
+    for key, tensor in encoder.items():
+        assert torch.equal(tensor, source[key.replace(".", "_")]), key
+
+
 def test_both_decoders_train_a_step_at_odd_size(built):
     _, _, net = built
     net.train()
@@ -147,10 +165,13 @@ def test_single_channel_sums_rgb_filters(tmp_path):
 
 
 def test_bad_inputs_raise_library_errors(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="model.safetensors"):
+    with pytest.raises(WeightsNotFoundError, match="No such file or folder"):
         create_unet("resnet18", weights=tmp_path / "nothing")
     folder = fabricate_weights_folder(tmp_path, "resnet18")
-    with pytest.raises(CheckpointFormatError, match="resnet18"):
+    with pytest.raises(UnknownWeightsError, match="are for resnet18, not resnet50"):
+        create_unet("resnet50", weights=folder)
+    (folder / "config.json").unlink()  # no config naming it: the tensors tell
+    with pytest.raises(CheckpointFormatError, match=r"different architecture \(resnet18\)"):
         create_unet("resnet50", weights=folder)
     with pytest.raises(UnknownWeightsError):
         create_unet("resnet18", weights="no-such-tag")
@@ -185,3 +206,32 @@ def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
     x = torch.rand(1, in_chans, 40, 36)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
+
+
+@pytest.mark.parametrize("decoder", ["smp", "paper"])
+def test_smp_own_local_dir_path_gives_the_same_encoder(tmp_path, decoder):
+    """smp's own door, ``smp.Unet("tu-local-dir:<zoo folder>", encoder_weights=True)``,
+    loads a zoo weights folder into the same encoder tensors (and features) as
+    create_unet: timm loads both, from the same file, with the same first-conv rule."""
+    import segmentation_models_pytorch as smp
+
+    from radiologynet.convert import write_weights_folder
+    from radiologynet.weights import get_weights
+
+    fake = fabricate_weights_folder(tmp_path, "resnet18")
+    from safetensors.torch import load_file
+
+    folder = write_weights_folder(load_file(str(fake / "model.safetensors")),
+                                  tmp_path / "zoo", arch="resnet18",
+                                  record=get_weights("resnet18.radiologynet"))
+    theirs = smp.Unet(f"tu-local-dir:{folder}", encoder_weights=True, in_channels=1,
+                      classes=1).encoder.model.eval()
+    ours = create_unet("resnet18", weights=folder, in_chans=1, decoder=decoder)
+    mine = ours.encoder.eval()
+    a, b = theirs.state_dict(), mine.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        for f, g in zip(theirs(x), mine(x), strict=True):
+            assert torch.equal(f, g)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from radiologynet._atomic import atomic_dir
-from radiologynet.hub import WEIGHTS_DIR_ENV, resolve_record
-from radiologynet.weights import WeightRecord, get_weights, list_weights
+from radiologynet.hub import WEIGHTS_DIR_ENV, bundle_weight
+from radiologynet.weights import get_weights, list_weights
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,26 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true",
                         help="every released weight of the zoo (instead of names)")
     parser.set_defaults(func=run)
-
-
-def bundle_weight(record: WeightRecord, to: Path) -> Path:
-    """Resolve ``record`` and place it as ``to/<arch.tag@version>/``, a weights folder
-    (written as a whole: a half-copied bundle entry never appears)."""
-    resolved = resolve_record(record)
-    source_dir = resolved.file.parent
-    target = to / record.full_name
-    with atomic_dir(target) as staging:
-        if (source_dir / "config.json").is_file():
-            shutil.copytree(source_dir, staging, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("*.lock", ".*"))
-        else:  # a bare model.safetensors (e.g. from the Hub): give it its config and card
-            from safetensors.torch import load_file
-
-            from radiologynet.convert import write_weights_folder
-
-            write_weights_folder(load_file(str(resolved.file)), staging,
-                                 arch=record.architecture, record=record)
-    return target
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,16 @@ def describe(record: WeightRecord) -> str:
         f"  hub:           {record.hub_repo_id}"
         + (f"@{record.hub_revision}" if record.hub_revision else ""),
         f"  sha256:        {record.sha256 or '(recorded in the cache on first use)'}",
-        f"  source:        {record.source_url or record.timm_hub_id or '-'}",
+        f"  source:        {record.source_url or '-'}"
+        + (f" (sha256 {record.source_sha256}, {record.source_size} bytes)"
+           if record.source_sha256 else
+           f" (sha256 starts with {record.source_sha256_prefix}, as its name says)"
+           if record.source_sha256_prefix else
+           " (no published checksum)" if record.source_url else ""),
+        *([f"  timm copy:     hf-hub:{record.timm_hub_id} (tried first)"]
+          if record.timm_hub_id else []),
+        *([f"  torchvision:   {record.torchvision_weights} (torchvision 0.15.2's DEFAULT, as "
+           "the paper used)"] if record.torchvision_weights else []),
         f"  input:         {pre.input_size}x{pre.input_size}, letterbox "
         f"({pre.interpolation}, centred zero padding), grayscale repeated to 3 channels",
         f"  normalisation: {norm}",

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from radiologynet.convert import read_weights_folder, sha256_file
+    from radiologynet.hub import read_weights_folder, sha256_file
     from radiologynet.publish import check_loads_with_timm, publish_weights_folder, upload_files
 
     folder: Path = args.folder

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import re
 import sys
@@ -39,7 +38,7 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import CHECKPOINT_NAME, fit
 from radiologynet.transforms import read_preprocessing
-from radiologynet.weights import RANDOM_TAGS, Preprocessing
+from radiologynet.weights import RANDOM_TAGS, Preprocessing, looks_like_path, resolve_weights_arg
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +72,6 @@ class RunSpec:
         return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
 
 
-def is_weight_tag(text: str) -> bool:
-    """Whether ``text`` is a weight tag of the zoo (``imagenet``, ``radiologynet-ct``,
-    ``radiologynet@v1`` ...). A tag wins over a same-named folder in the working
-    directory (``radiologynet/`` in a checkout of this repository)."""
-    from radiologynet.weights import list_weights
-
-    return text.split("@", 1)[0] in {record.tag for record in list_weights()}
-
-
 def parse_init(init: str) -> tuple[str, str | None]:
     """``"random"`` -> ``("random", None)``; ``"imagenet"`` -> ``("imagenet", "imagenet")``;
     ``"mine=/w/folder"`` -> ``("mine", "/w/folder")``; a bare path is labelled by its
@@ -92,8 +82,7 @@ def parse_init(init: str) -> tuple[str, str | None]:
         return _safe_label(label), weights
     if init.lower() in RANDOM_TAGS:
         return "random", None
-    if os.sep in init or init.startswith((".", "~")) or (
-            Path(init).exists() and not is_weight_tag(init)):
+    if looks_like_path(init):
         path = Path(init).expanduser()
         return _safe_label(path.stem if path.is_file() else path.name), str(path)
     return _safe_label(init), init
@@ -195,14 +184,12 @@ def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
     bare file), or (random init) the architecture's input size with no normalisation; read
     by :func:`radiologynet.transforms.read_preprocessing`, as ``for_model`` reads it."""
     spec = get_architecture(arch)
-    if weights is None or str(weights).lower() in RANDOM_TAGS:
+    target = resolve_weights_arg(spec, weights)
+    if target is None:
         return Preprocessing(input_size=spec.input_size)
-    path = Path(str(weights)).expanduser()
-    if path.exists() and not is_weight_tag(str(weights)):
-        return read_preprocessing(path, input_size=spec.input_size)
-    from radiologynet.weights import get_weights
-
-    return read_preprocessing(get_weights(spec.name, tag=str(weights)))
+    if isinstance(target, Path):
+        return read_preprocessing(target, input_size=spec.input_size)
+    return read_preprocessing(target)
 
 
 def _versions() -> dict[str, str]:

@@ -1,38 +1,25 @@
-"""Backbone weights for U-Net encoders: the zoo's classification files, loaded into timm
-``features_only`` encoders.
+"""Backbone weights for U-Net encoders: the zoo's classification files, loaded by timm.
 
 A U-Net encoder uses the same converted ``model.safetensors`` as the classification model
-(timm layout). timm's feature wrappers rename some modules (VGG's ``features.0`` becomes
-``features_0``) and drop the head; :func:`load_backbone` matches the tensors by name with
-dots and underscores treated alike, so one rule serves every architecture.
+(timm layout). timm itself loads it into its ``features_only`` encoder (the whole network
+is built, the weights loaded with the first convolution adapted to ``in_chans`` and the
+head dropped, then the feature wrapper taken), whether the encoder is built by timm (the
+paper's decoder) or by segmentation-models-pytorch's ``tu-`` encoders: both receive the
+same ``pretrained_cfg_overlay`` that :func:`radiologynet.create_model` uses.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file
-from timm.models import adapt_input_conv
-from torch import nn
+from typing import Any
 
 from radiologynet import hub
-from radiologynet.errors import (
-    CheckpointFormatError,
-    WeightsNotFoundError,
-    WeightsNotReleasedError,
-)
+from radiologynet.hub import ResolvedWeights
+from radiologynet.models import pretrained_cfg_for, resolve_checked
 from radiologynet.registry import Architecture
-from radiologynet.weights import RANDOM_TAGS, WeightRecord, get_weights
+from radiologynet.weights import WeightRecord
 
 WeightsArg = str | Path | WeightRecord | None
-
-
-def _is_path(weights: str | Path) -> bool:
-    if isinstance(weights, Path):
-        return True
-    return Path(weights).exists() or "/" in weights or weights.endswith(
-        (".safetensors", *hub.ORIGINAL_SUFFIXES))
 
 
 def weights_file(weights: str | Path) -> Path:
@@ -43,102 +30,31 @@ def weights_file(weights: str | Path) -> Path:
         WeightsNotFoundError: when neither exists.
     """
     path = Path(weights).expanduser()
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"No weights file at {path}. Pass a weights folder holding model.safetensors "
-            "(as written by `radiologynet convert`) or the .safetensors file itself."
-        )
-    return path
+    if path.is_file():
+        return path
+    _, file = hub.read_weights_folder(path, require_config=False)
+    return file
 
 
-def resolve_backbone_weights(
-    arch: Architecture, weights: WeightsArg
-) -> tuple[dict[str, torch.Tensor] | None, WeightRecord | None]:
-    """The classification state dict (timm layout) that ``weights`` names for ``arch``.
-
-    Returns:
-        ``(state_dict, record)``; ``(None, None)`` for random initialisation, ``record`` is
-        ``None`` for a user's own file or folder.
+def resolve_backbone_weights(arch: Architecture, weights: WeightsArg) -> ResolvedWeights | None:
+    """The classification weights file (timm layout) that ``weights`` names for ``arch``
+    (read as :func:`radiologynet.weights.resolve_weights_arg` reads every ``weights=``),
+    checked to be intact and of ``arch``; ``None`` for random initialisation.
 
     Raises:
-        UnknownWeightsError: a tag that does not exist for ``arch``.
+        UnknownWeightsError: a tag that does not exist for ``arch``, or weights of another
+            architecture.
         WeightsNotReleasedError: a tag the authors never published.
         WeightsNotFoundError: a path without weights.
-        CheckpointFormatError: a folder whose config.json names another architecture.
+        CheckpointFormatError: a damaged file, or tensors of another architecture.
     """
-    if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
-        return None, None
-    if isinstance(weights, WeightRecord):
-        record = weights
-    elif _is_path(weights):
-        resolved = hub.resolve_path(weights, arch)
-        if resolved.arch.name != arch.name:
-            raise CheckpointFormatError(
-                f"Weights {weights} are for {resolved.arch.name}, not {arch.name}: pass "
-                f"create_unet({resolved.arch.name!r}, weights=...) or weights of "
-                f"{arch.name}.")
-        return load_file(str(resolved.file)), None
-    else:
-        record = get_weights(arch.name, tag=str(weights))
-    if not record.released:
-        raise WeightsNotReleasedError(
-            f"{record.full_name} is described in the paper but was never released by its "
-            "authors. Use weights='radiologynet' or 'imagenet', or a path to your own "
-            "weights folder."
-        )
-    return load_file(str(hub.resolve_record(record).file)), record
+    return resolve_checked(arch, weights)
 
 
-def adapt_first_conv(
-    state_dict: dict[str, torch.Tensor], first_conv: str, in_chans: int
-) -> dict[str, torch.Tensor]:
-    """A copy of ``state_dict`` whose first convolution takes ``in_chans`` channels (timm's
-    rule: RGB filters summed for one channel, repeated and rescaled for more)."""
-    key = f"{first_conv}.weight"
-    out = dict(state_dict)
-    if key in out and out[key].shape[1] != in_chans:
-        out[key] = adapt_input_conv(in_chans, out[key])
-    return out
-
-
-def _normalise(key: str) -> str:
-    return key.replace(".", "_")
-
-
-def load_backbone(features: nn.Module, state_dict: dict[str, torch.Tensor],
-                  source: str = "the weights") -> None:
-    """Load a classification state dict into a timm ``features_only`` model, strictly.
-
-    Every tensor of ``features`` must be found (by name, dots and underscores alike) with
-    the same shape; the head and other tensors the encoder lacks are ignored.
-
-    Raises:
-        CheckpointFormatError: tensors missing or of the wrong shape; the message names
-            them and ``source``.
-    """
-    by_name: dict[str, str] = {}
-    for key in state_dict:
-        by_name.setdefault(_normalise(key), key)
-    matched: dict[str, torch.Tensor] = {}
-    missing: list[str] = []
-    wrong: list[str] = []
-    for key, tensor in features.state_dict().items():
-        src = by_name.get(_normalise(key))
-        if src is None:
-            missing.append(key)
-        elif state_dict[src].shape != tensor.shape:
-            wrong.append(f"{src} {tuple(state_dict[src].shape)} != {tuple(tensor.shape)}")
-        else:
-            matched[key] = state_dict[src]
-    if missing or wrong:
-        detail = "; ".join(
-            ([f"missing: {', '.join(missing[:5])}"] if missing else [])
-            + ([f"shape mismatch: {', '.join(wrong[:5])}"] if wrong else [])
-        )
-        raise CheckpointFormatError(
-            f"{source} do not fit this encoder ({detail}). Pass weights converted for the "
-            "same architecture (timm layout, e.g. from `radiologynet convert`)."
-        )
-    features.load_state_dict(matched, strict=True)
+def encoder_kwargs(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
+    """Keyword arguments for ``timm.create_model(..., features_only=True)`` (or an smp
+    ``tu-`` encoder) that build ``arch`` exactly and make timm load ``resolved``."""
+    kwargs: dict[str, Any] = {**arch.model_args_dict}
+    if resolved is not None:
+        kwargs["pretrained_cfg_overlay"] = pretrained_cfg_for(arch, resolved)
+    return kwargs

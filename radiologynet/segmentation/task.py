@@ -60,7 +60,7 @@ from radiologynet.transforms import (
     CustomAugmentation,
     random_crop,
 )
-from radiologynet.weights import RANDOM_TAGS, Preprocessing
+from radiologynet.weights import RANDOM_TAGS, Preprocessing, looks_like_path
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
 TRAIN_CROP = 64
@@ -194,11 +194,9 @@ def _vanilla_skip_init(weights: str | None) -> str | None:
     """Why the vanilla U-Net cannot start from ``weights`` (``None`` when it can)."""
     if weights is None or str(weights).lower() in RANDOM_TAGS:
         return None
-    from radiologynet.protocol.runner import is_weight_tag
-
     if str(weights) in {r.tag for r in RECON_RECORDS}:  # the paper's, never released
         raise not_released_error(get_unet_weights(str(weights)))
-    if not is_weight_tag(str(weights)) and Path(str(weights)).expanduser().exists():
+    if looks_like_path(str(weights)) and Path(str(weights)).expanduser().exists():
         return None  # a folder written by `radiologynet pretrain-reconstruction`
     return (f"the vanilla U-Net has no {weights!r} weights (it has no zoo encoder; its "
             "only pretraining is reconstruction: pass a folder written by `radiologynet "

@@ -14,7 +14,6 @@ take logits.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -26,11 +25,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from radiologynet.errors import CheckpointFormatError, InvalidArgumentError
+from radiologynet.hub import ResolvedWeights, read_config
 from radiologynet.registry import Architecture, get_architecture
 from radiologynet.segmentation._backbone import (
     WeightsArg,
-    adapt_first_conv,
-    load_backbone,
+    encoder_kwargs,
     resolve_backbone_weights,
     weights_file,
 )
@@ -44,7 +43,7 @@ from radiologynet.segmentation.vanilla import (
     load_vanilla_unet,
     not_released_error,
 )
-from radiologynet.weights import RANDOM_TAGS, WeightRecord
+from radiologynet.weights import RANDOM_TAGS, WeightRecord, looks_like_path
 
 DECODERS = ("smp", "paper")
 #: Registry architectures that cannot be U-Net encoders, and why.
@@ -102,17 +101,20 @@ class UNet(nn.Module):
         return list(self.encoder(self._pad(x)))
 
 
-def _smp_unet(arch: Architecture, in_chans: int, num_classes: int) -> tuple[nn.Module,
-                                                                             nn.Module]:
-    net = smp.Unet(f"tu-{arch.timm_name}", encoder_weights=None, in_channels=in_chans,
-                   classes=num_classes, **arch.model_args_dict)
+def _smp_unet(arch: Architecture, in_chans: int, num_classes: int,
+              resolved: ResolvedWeights | None) -> tuple[nn.Module, nn.Module]:
+    net = smp.Unet(f"tu-{arch.timm_name}",
+                   encoder_weights=True if resolved is not None else None,
+                   in_channels=in_chans, classes=num_classes,
+                   **encoder_kwargs(arch, resolved))
     return net, net.encoder.model
 
 
-def _paper_unet(arch: Architecture, in_chans: int, num_classes: int) -> tuple[nn.Module,
-                                                                              nn.Module]:
+def _paper_unet(arch: Architecture, in_chans: int, num_classes: int,
+                resolved: ResolvedWeights | None) -> tuple[nn.Module, nn.Module]:
     encoder = timm.create_model(arch.timm_name, features_only=True, in_chans=in_chans,
-                                **arch.model_args_dict)
+                                pretrained=resolved is not None,
+                                **encoder_kwargs(arch, resolved))
     return PaperUNet(encoder, in_chans=in_chans, num_classes=num_classes), encoder
 
 
@@ -158,21 +160,18 @@ def create_unet(
         raise InvalidArgumentError(
             f"{arch.name} cannot be a U-Net encoder: {UNSUPPORTED_ENCODERS[arch.name]}. "
             "Use another backbone (resnet50, vgg16, efficientnet_b4, ...).")
-    state_dict, record = resolve_backbone_weights(arch, weights)
+    resolved = resolve_backbone_weights(arch, weights)
     build = _smp_unet if decoder == "smp" else _paper_unet
-    net, features = build(arch, in_chans, num_classes)
-    if state_dict is not None:
-        state_dict = adapt_first_conv(state_dict, arch.first_conv, in_chans)
-        source = record.full_name if record is not None else f"weights {weights}"
-        load_backbone(features, state_dict, source=source)
+    net, features = build(arch, in_chans, num_classes, resolved)
     stride = max(features.feature_info.reduction())
+    record = resolved.record if resolved is not None else None
     return UNet(net, features, stride, decoder, arch=arch, record=record)
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
     if isinstance(weights, str) and weights.lower() not in RANDOM_TAGS and (
             weights in {r.tag for r in RECON_RECORDS}  # a known tag wins over a folder
-            or (not Path(weights).exists() and "/" not in weights)):
+            or not looks_like_path(weights)):
         weights = get_unet_weights(weights)
     if isinstance(weights, UNetWeightRecord):
         raise not_released_error(weights)
@@ -237,7 +236,7 @@ def load_unet(path: str | Path) -> UNet:
     """
     file = weights_file(path)
     config_path = file.parent / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = read_config(file.parent) or {}
     if config.get("architecture") == VANILLA_ARCHITECTURE:
         net = load_vanilla_unet(file.parent)
         return UNet(net, None, net.stride, "vanilla")

@@ -23,6 +23,7 @@ from radiologynet.errors import (
     UnknownWeightsError,
     WeightsNotReleasedError,
 )
+from radiologynet.hub import read_config
 from radiologynet.segmentation._backbone import weights_file
 
 #: ``config.json`` ``architecture`` of a vanilla U-Net weights folder.
@@ -190,7 +191,7 @@ def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
     """
     file = weights_file(path)
     config_path = file.parent / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = read_config(file.parent) or {}
     if config.get("architecture", VANILLA_ARCHITECTURE) != VANILLA_ARCHITECTURE:
         raise CheckpointFormatError(
             f"{config_path} describes a {config['architecture']!r}, not a vanilla U-Net; "

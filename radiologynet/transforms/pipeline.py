@@ -245,7 +245,7 @@ def read_preprocessing(source: PreprocessingSource, input_size: int | None = Non
     path = Path(source).expanduser()
     folder = path if path.is_dir() else path.parent
     if (folder / "config.json").is_file():
-        from radiologynet.convert import read_weights_folder
+        from radiologynet.hub import read_weights_folder
 
         config, _ = read_weights_folder(folder)
         return preprocessing_from_cfg(config.get("pretrained_cfg", {}))
