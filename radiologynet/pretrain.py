@@ -28,9 +28,9 @@ from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
-from radiologynet.train import distributed as ddp
-from radiologynet.train import fit
 from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
+from radiologynet.train import TrainConfig, fit
+from radiologynet.train import distributed as ddp
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import letterbox
@@ -250,11 +250,12 @@ def pretrain(
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
     transform = DeviceTransform(in_chans=3, augment=PAPER_AUGMENT)
-    result = fit(net, train, val, kind="multiclass", num_classes=len(class_names), lr=rate,
-                 max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
-                 optimizer="adamw", batch_transform=transform,
-                 out_dir=out, resume=resume, device=device, num_workers=num_workers,
-                 callbacks=[resample], progress=progress)
+    config = TrainConfig(kind="multiclass", num_classes=len(class_names), lr=rate,
+                         max_epochs=max_epochs, patience=patience, batch_size=batch_size,
+                         seed=seed, optimizer="adamw", input_size=size, resume=resume,
+                         device=device, num_workers=num_workers, progress=progress)
+    result = fit(net, train, val, config=config, batch_transform=transform, out_dir=out,
+                 callbacks=[resample])
     if ddp.is_main():
         _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
                       rate, result, len(train_idx), len(val_idx), weights, transform.augment)
