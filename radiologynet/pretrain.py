@@ -240,11 +240,10 @@ def pretrain(
                         [targets[i] for i in train_idx], seed)
     val = torch.utils.data.Subset(dataset, val_idx)
     out.mkdir(parents=True, exist_ok=True)
-    train.set_epoch(_epochs_done(out) + 1 if resume else 1)
 
     def resample(event: str, info: dict[str, Any]) -> None:
-        if event == "epoch_end":
-            train.set_epoch(int(info["epoch"]) + 1)
+        if event == "epoch_start":  # also the epoch a resumed run continues
+            train.set_epoch(int(info["epoch"]))
 
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
@@ -261,13 +260,6 @@ def pretrain(
                       rate, result, len(train_idx), len(val_idx), weights, transform.augment)
     ddp.barrier()
     return PretrainResult(out, class_names, len(train_idx), len(val_idx), result)
-
-
-def _epochs_done(out: Path) -> int:
-    log = out / "log.jsonl"
-    if not (out / "checkpoint.pt").is_file() or not log.is_file():
-        return 0
-    return sum(1 for line in log.read_text().splitlines() if line.strip())
 
 
 def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from radiologynet.train import PredictionMetrics, evaluate, fit
+from radiologynet.train import PredictionMetrics, TrainConfig, evaluate, fit
 
 WORLD = 2
 
@@ -36,9 +36,10 @@ def _scale(inputs, target, *, train, generator):
 
 def _train(out: Path | None) -> dict:
     model = _model()
-    result = fit(model, _data(40, 0), _data(13, 1), _data(11, 2), num_classes=3, lr=0.05,
-                 max_epochs=3, batch_size=8, seed=1, batch_transform=_scale, progress=False,
-                 out_dir=out, device="cpu")
+    config = TrainConfig(num_classes=3, lr=0.05, max_epochs=3, batch_size=8, seed=1,
+                         progress=False, device="cpu")
+    result = fit(model, _data(40, 0), _data(13, 1), _data(11, 2), config=config,
+                 batch_transform=_scale, out_dir=out)
     scored = evaluate(model, _data(13, 1), loss=nn.CrossEntropyLoss(),
                       metrics=PredictionMetrics("multiclass", 3), batch_size=4,
                       batch_transform=_scale)

@@ -142,7 +142,8 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 def option(name: str) -> str:
     """How a setting is spelled on the command line (``batch_size`` -> ``--batch-size``)."""
-    return "--" + {"num_workers": "workers", "cache_dir": "cache"}.get(
+    return "--" + {"num_workers": "workers", "cache_dir": "cache", "split_seed": "seed",
+                   "checkpoint_interval_s": "checkpoint_interval"}.get(
         name, name).replace("_", "-")
 
 

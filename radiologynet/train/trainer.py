@@ -453,6 +453,8 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
         state.loss_sum, state.train_time = [0.0, 0.0], 0.0
     elif state.augment_state is not None:
         augment_rng.set_state(state.augment_state)
+    for callback in run.callbacks:
+        callback("epoch_start", {"epoch": epoch, "step": state.step})
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
     share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank:]
     loader = batch_loader(train, share.tolist(), run.per_rank, num_workers=config.num_workers,
@@ -583,7 +585,9 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
         batch_transform: ``(inputs, target, train=, generator=) -> (inputs, target)`` on the
             device (scaling, augmentation, normalisation).
         out_dir: where ``log.jsonl`` and the resume state go; ``None`` keeps nothing.
-        callbacks: ``callback(event, info)`` for ``"batch_end"`` and ``"epoch_end"``.
+        callbacks: ``callback(event, info)`` for ``"epoch_start"`` (before the epoch's
+            data is read; ``info["step"]`` > 0 when resuming mid-epoch), ``"batch_end"``
+            and ``"epoch_end"``.
         settings: deprecated: ``TrainConfig`` fields as keywords (``lr=1e-3``).
 
     Returns:
