@@ -286,7 +286,7 @@ def run_config(spec: RunSpec, task: TaskSpec, config: TrainConfig,
         kind=task.kind, optimizer=task.optimizer, scheduler=task.scheduler,
         monitor=task.monitor, mode=task.mode, max_epochs=epochs,
         batch_size=config.batch_size or task.batch_size,
-        input_size=config.input_size or preprocessing.input_size, keep_checkpoint=True)
+        input_size=config.input_size or preprocessing.input_size)
 
 
 def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
