@@ -19,12 +19,6 @@ if TYPE_CHECKING:
     from radiologynet.train.config import TrainConfig
 
 
-#: The paper's choices, the defaults of ``benchmark`` (and of ``finetune --paper``).
-PAPER_DEFAULTS = {"head": "paper", "precision": "fp32"}
-#: ``finetune``'s defaults on a user's own data (docs/fine-tuning.md says why).
-FINETUNE_DEFAULTS = {"head": "pooled", "precision": "auto"}
-
-
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options ``finetune`` and ``benchmark`` share (read by :func:`training_config`)."""
     parser.add_argument("--max-epochs", type=int, default=None,
@@ -73,6 +67,8 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
         InvalidArgumentError: a value out of range, or ``--paper`` with an option that
             contradicts it.
     """
+    from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+
     if args.paper:
         for name, value in PAPER_DEFAULTS.items():
             given = getattr(args, name)
@@ -80,8 +76,6 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
                 raise InvalidArgumentError(
                     f"--paper uses --{name} {value}, which contradicts --{name} {given}: "
                     f"drop --paper or --{name} {given}")
-    from radiologynet.train.config import TrainConfig
-
     defaults = PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS
     chosen = {name: getattr(args, name) if getattr(args, name) is not None else default
               for name, default in defaults.items()}

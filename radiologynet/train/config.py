@@ -25,6 +25,11 @@ OPTIMIZERS = ("adamw", "adam")
 SCHEDULERS = (None, "plateau")
 PRECISIONS = ("auto", "fp32", "bf16")
 HEADS = ("pooled", "paper")
+#: The paper's choices: ``radiologynet benchmark``'s defaults (and ``finetune --paper``'s).
+PAPER_DEFAULTS = {"head": "paper", "precision": "fp32"}
+#: ``finetune``'s defaults on a user's own data (docs/fine-tuning.md says why), also
+#: ``TrainConfig``'s.
+FINETUNE_DEFAULTS = {"head": "pooled", "precision": "auto"}
 
 #: Fields that may differ between a run and its resumption: where and how fast it runs,
 #: not what it computes.
