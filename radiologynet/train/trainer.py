@@ -51,6 +51,7 @@ from radiologynet.train.checkpoint import (
     load_checkpoint,
     prune_best_weights,
     remove_checkpoint,
+    rng_state,
     save_best_weights,
     save_checkpoint,
     set_rng_state,
@@ -292,17 +293,17 @@ class Checkpointer:
     since the last write (checked after every step), at the end and on pre-emption; the
     best weights go to their own file, written only when they changed."""
 
-    def __init__(self, out: Path | None, interval_s: float, enabled: bool) -> None:
+    def __init__(self, out: Path | None, interval_s: float) -> None:
         self.out = out
         self.path = out / CHECKPOINT_NAME if out is not None else None
         self.interval_s = interval_s
-        self.enabled = enabled and out is not None
+        self.writes = out is not None and ddp.is_main()
         self.last = time.monotonic()
         self.best_file: str | None = None
 
     def due(self) -> bool:
-        """Whether the interval has passed since the last write."""
-        return self.enabled and time.monotonic() - self.last >= self.interval_s
+        """Whether the interval has passed since the last write (on the writing rank)."""
+        return self.writes and time.monotonic() - self.last >= self.interval_s
 
     def load(self, config: TrainConfig) -> dict[str, Any] | None:
         """The saved checkpoint, or ``None``; refuses one written with other settings."""
@@ -319,9 +320,18 @@ class Checkpointer:
         return saved
 
     def save(self, run: _Run, state: FitState) -> None:
-        """Write the checkpoint (and the best weights when they changed)."""
+        """Write the checkpoint (and the best weights when they changed). Under DDP every
+        rank calls it: each rank's RNG and augmentation states and partial loss sums
+        are gathered, so a run resumed mid-epoch draws and reports on every rank what it
+        would have."""
         self.last = time.monotonic()
-        if not self.enabled or self.out is None or self.path is None:
+        own = {"rng": rng_state(), "augment": state.augment_state,
+               "loss_sum": list(state.loss_sum)}  # this rank's share, mid-epoch
+        ranks = [own]
+        if ddp.world_size() > 1:
+            ranks = [None] * ddp.world_size()
+            dist.all_gather_object(ranks, own)
+        if not self.writes or self.out is None or self.path is None:
             return
         if run.best_weights is not None and state.best_epoch and \
                 self.best_file != best_weights_name(state.best_epoch):
@@ -330,7 +340,7 @@ class Checkpointer:
             "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict() if run.sched is not None else None,
             "config": run.config.to_dict(), "best_file": self.best_file,
-            "state": asdict(state),
+            "state": asdict(state), "ranks": ranks,
         })
         prune_best_weights(self.out, keep=self.best_file)
 
@@ -396,14 +406,30 @@ def _restore(run: _Run, saved: dict[str, Any], checkpointer: Checkpointer) -> Fi
         run.sched.load_state_dict(saved["scheduler"])
     if checkpointer.best_file is not None and checkpointer.out is not None:
         run.best_weights = load_best_weights(checkpointer.out, checkpointer.best_file)
-    set_rng_state(saved["rng"])
-    return FitState(**saved["state"])
+    state = FitState(**saved["state"])
+    ranks = saved.get("ranks") or []
+    if len(ranks) == ddp.world_size():  # the same number of processes: each its own
+        own = ranks[ddp.rank()]
+        set_rng_state(own["rng"])
+        state.augment_state, state.loss_sum = own["augment"], list(own["loss_sum"])
+    else:
+        set_rng_state(saved["rng"])
+    return state
+
+
+def _agree(flags: Sequence[bool], device: torch.device) -> list[bool]:
+    """Each flag, true when it is true on any rank (one all-reduce under DDP)."""
+    if ddp.world_size() == 1:
+        return [bool(f) for f in flags]
+    values = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
 
 
 def _train_step(run: _Run, inputs: Any, target: Any,
-                augment_rng: torch.Generator) -> tuple[torch.Tensor, int]:
-    """One optimisation step; returns the (detached) batch loss and the batch size. The
-    optimiser does not step on a non-finite loss."""
+                augment_rng: torch.Generator) -> tuple[torch.Tensor, int, bool]:
+    """One optimisation step; returns the (detached) batch loss, the batch size and
+    whether the loss is NaN/inf on any rank (the optimiser then does not step)."""
     device = run.device
     inputs = _to_device(inputs, device, device.type == "cuda")
     target = _to_device(target, device)
@@ -414,22 +440,11 @@ def _train_step(run: _Run, inputs: Any, target: Any,
         outputs = _call(run.train_model, inputs)
     batch_loss = run.loss_fn(outputs.float(), target)
     run.opt.zero_grad(set_to_none=True)
-    if torch.isfinite(batch_loss):
+    (diverged,) = _agree([not bool(torch.isfinite(batch_loss))], device)
+    if not diverged:  # every rank steps, or none (DDP's backward is collective)
         batch_loss.backward()
         run.opt.step()
-    return batch_loss.detach(), _batch_size(inputs)
-
-
-def _stop_flags(batch_loss: torch.Tensor, preemption: Preemption, device: torch.device
-                ) -> tuple[bool, bool]:
-    """(diverged, pre-empted), agreed by all ranks."""
-    diverged = not bool(torch.isfinite(batch_loss))
-    stop = preemption.requested is not None
-    if ddp.world_size() > 1:
-        flags = torch.tensor([float(diverged), float(stop)], device=device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        diverged, stop = bool(flags[0]), bool(flags[1])
-    return diverged, stop
+    return batch_loss.detach(), _batch_size(inputs), diverged
 
 
 def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset, epoch: int,
@@ -466,10 +481,9 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
     bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                disable=not (config.progress and ddp.is_main()))
     for step, (inputs, target) in enumerate(bar, start=state.step):
-        batch_loss, n = _train_step(run, inputs, target, augment_rng)
+        batch_loss, n, diverged = _train_step(run, inputs, target, augment_rng)
         for callback in run.callbacks:
             callback("batch_end", {"epoch": epoch, "step": step})
-        diverged, stop = _stop_flags(batch_loss, preemption, run.device)
         if diverged:
             state.status = "diverged"
             state.diverged = (f"the training loss became {batch_loss.item()} at epoch "
@@ -480,7 +494,9 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
                                               device=run.device)])
         if step % 10 == 0:
             bar.set_postfix(loss=f"{batch_loss.item():.4f}")
-        if stop or checkpointer.due():
+        stop, due = _agree([preemption.requested is not None, checkpointer.due()],
+                           run.device)
+        if stop or due:
             state.step, state.loss_sum = step + 1, loss_sum.tolist()
             state.train_time += time.perf_counter() - start
             start = time.perf_counter()
@@ -500,9 +516,10 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
 def _interrupted(preemption: Preemption, state: FitState, epoch: int,
                  checkpointer: Checkpointer) -> None:
     where = f"epoch {epoch}, step {state.step}" if state.step else f"epoch {epoch}"
-    saved = f"the state is saved in {checkpointer.path}" if checkpointer.enabled \
+    saved = f"the state is saved in {checkpointer.path}" if checkpointer.path is not None \
         else "no out_dir, so nothing was saved"
-    raise TrainingInterrupted(f"stopped by {preemption.requested} after {where}; {saved}. "
+    signal_name = preemption.requested or "a signal to another process"
+    raise TrainingInterrupted(f"stopped by {signal_name} after {where}; {saved}. "
                               "Run the same command again to resume exactly there.")
 
 
@@ -547,9 +564,11 @@ def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
                 break
             record = _end_epoch(run, state, epoch, val, stopping)
             _write_log(out, state)
-            if checkpointer.due() or preemption.requested:
+            stop, due = _agree([preemption.requested is not None, checkpointer.due()],
+                               run.device)
+            if stop or due:
                 checkpointer.save(run, state)
-            if preemption.requested:
+            if stop:
                 _interrupted(preemption, state, epoch, checkpointer)
             for callback in run.callbacks:
                 callback("epoch_end", {"epoch": epoch, "record": record})
@@ -606,7 +625,7 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
     out = Path(out_dir) if out_dir is not None else None
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
     main = ddp.is_main()
-    checkpointer = Checkpointer(out, config.checkpoint_interval_s, enabled=main)
+    checkpointer = Checkpointer(out, config.checkpoint_interval_s)
     saved = checkpointer.load(config) if config.resume else None
     state = _restore(run, saved, checkpointer) if saved is not None else FitState()
     tracker = _start_emissions(out) if config.track_emissions and main else None
