@@ -44,6 +44,7 @@ from radiologynet.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from radiologynet.train.config import config_changes
 
 
 class Stop(Exception):
@@ -391,3 +392,12 @@ def test_batch_path_gives_the_dataloader_tensors(tmp_path):
         for (f_in, f_y), (s_in, s_y) in zip(fast, slow, strict=True):
             assert torch.equal(f_in[0], s_in[0]) and torch.equal(f_in[1], s_in[1])
             assert torch.equal(f_y, s_y)
+
+
+def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():
+    saved = TrainConfig(batch_size=8, device="cpu").to_dict()
+    assert config_changes(saved, TrainConfig(batch_size=8, num_workers=2).to_dict()) == []
+    assert config_changes(saved, TrainConfig(batch_size=4).to_dict()) == [
+        "batch_size: 8 -> 4"]
+    older = {k: v for k, v in saved.items() if k != "precision"}  # an older record
+    assert config_changes(older, TrainConfig(batch_size=8, precision="fp32").to_dict()) == []

@@ -184,10 +184,11 @@ def check_device(device: str | torch.device) -> torch.device:
 def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The settings (outside :data:`RESUMABLE_FIELDS`) whose values differ between a
     recorded configuration and a new one, as ``"name: old -> new"`` lines; empty when
-    the new run may continue or reuse the recorded one."""
+    the new run may continue or reuse the recorded one. Settings a record made by an
+    older version lacks cannot be compared and are not reported."""
     changes = []
     for name in sorted(set(saved) | set(new)):
-        if name in RESUMABLE_FIELDS:
+        if name in RESUMABLE_FIELDS or name not in saved:
             continue
         if _normalised(saved.get(name)) != _normalised(new.get(name)):
             changes.append(f"{name}: {saved.get(name)!r} -> {new.get(name)!r}")
