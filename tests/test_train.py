@@ -45,6 +45,7 @@ from radiologynet.train.checkpoint import (
     set_rng_state,
 )
 from radiologynet.train.config import config_changes
+from radiologynet.train.trainer import Preemption
 
 
 class Stop(Exception):
@@ -401,3 +402,11 @@ def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():
         "batch_size: 8 -> 4"]
     older = {k: v for k, v in saved.items() if k != "precision"}  # an older record
     assert config_changes(older, TrainConfig(batch_size=8, precision="fp32").to_dict()) == []
+
+
+def test_second_ctrl_c_stops_at_once():
+    preemption = Preemption()
+    preemption.handle(signal.SIGINT)
+    assert preemption.requested == "SIGINT"
+    with pytest.raises(KeyboardInterrupt):
+        preemption.handle(signal.SIGINT)

@@ -263,8 +263,9 @@ class EarlyStopping:
 
 class Preemption:
     """While active, SIGTERM and SIGINT only set :attr:`requested`; the trainer finishes
-    its step, writes the checkpoint and stops (:class:`TrainingInterrupted`). Handlers are
-    installed only in the main thread and restored on exit."""
+    its step, writes the checkpoint and stops (:class:`TrainingInterrupted`). A second
+    SIGINT (Ctrl-C twice) raises ``KeyboardInterrupt`` at once. Handlers are installed
+    only in the main thread and restored on exit."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -273,7 +274,9 @@ class Preemption:
         self._previous: dict[int, Any] = {}
 
     def handle(self, signum: int, frame: Any = None) -> None:
-        """The signal handler: remember the request."""
+        """The signal handler: remember the request; a second Ctrl-C stops at once."""
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
 
     def __enter__(self) -> Preemption:
