@@ -300,10 +300,10 @@ def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool
                   ) -> dict[str, Any] | None:
     """The finished result to reuse, ``None`` to (re)start; refuses a folder of another
     configuration, or deletes it with ``overwrite``."""
-    if overwrite and folder.exists():
-        if ddp.is_main():
+    if overwrite:
+        if ddp.is_main() and folder.exists():
             shutil.rmtree(folder)
-        ddp.barrier()
+        ddp.barrier()  # every rank, whether or not it still sees the folder
         return None
     existing = _read_result(folder)
     if existing is None:
