@@ -263,6 +263,8 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
         with pytest.raises(StaleRunError, match=text) as err:
             run_grid("btmr", btmr, replace(TINY, **change), **kwargs)
         assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
+    # --overwrite keeps a run made with these very settings
+    assert run_grid("btmr", btmr, TINY, overwrite=True, **kwargs) == [first]
     monkeypatch.undo()
     (again,) = run_grid("btmr", btmr, replace(TINY, split_seed=1), overwrite=True, **kwargs)
     assert again["config"]["split_seed"] == 1 and again["seed"] == 1000

@@ -298,20 +298,19 @@ def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
 
 def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool
                   ) -> dict[str, Any] | None:
-    """The finished result to reuse, ``None`` to (re)start; refuses a folder of another
-    configuration, or deletes it with ``overwrite``."""
-    if overwrite:
-        if ddp.is_main() and folder.exists():
-            shutil.rmtree(folder)
-        ddp.barrier()  # every rank, whether or not it still sees the folder
-        return None
+    """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
+    run of another configuration, or deletes it with ``overwrite``."""
     existing = _read_result(folder)
-    if existing is None:
-        return None
-    changes = config_changes(existing.get("config") or {}, record)
+    changes = config_changes(existing.get("config") or {}, record) if existing else []
+    ddp.barrier()  # every rank has read the folder before it may be deleted
     if changes:
-        raise _stale_error(folder, changes)
-    return existing if existing.get("status") in DONE else None
+        if not overwrite:
+            raise _stale_error(folder, changes)
+        if ddp.is_main():
+            shutil.rmtree(folder)
+        ddp.barrier()
+        return None
+    return existing if existing is not None and existing.get("status") in DONE else None
 
 
 def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path,
@@ -323,7 +322,8 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     A finished (or diverged) run with the same configuration is returned as it is; an
     interrupted one resumes from its checkpoint. A folder holding a run with another
     configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
-    ``overwrite`` (delete it first). ``settings``: deprecated ``TrainConfig`` fields.
+    ``overwrite`` (it is deleted and the run made again). ``settings``: deprecated
+    ``TrainConfig`` fields.
     """
     config = _config(config, settings)
     folder = check_output_folder(out) / spec.name
@@ -431,7 +431,8 @@ def run(task: str, data: str | Path, config: TrainConfig | None = None, *,
         fractions: training fractions (the resource-limited experiment); ``None``: all.
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
-        overwrite: replace run folders that hold a run with other settings.
+        overwrite: replace run folders that hold a run with other settings (runs with
+            these settings are still reused or resumed).
         settings: deprecated: ``TrainConfig`` fields as keywords.
 
     Returns:
