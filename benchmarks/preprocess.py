@@ -4,7 +4,9 @@ same CPU and the same generated 512x512 PNG/JPEG files:
 1. decode every epoch with PIL + torchvision (per-image letterbox and augmentation);
 2. this library from files (``ImageListDataset`` + ``for_weights(train=True)``);
 3. this library from its decoded-image cache (uint8 memmap batches through
-   ``BatchTransform(train=True)``), via a DataLoader and via ``cache.batch``.
+   ``BatchTransform(train=True)``): item by item through a plain DataLoader, through the
+   loader the trainer uses (``batch_loader``: one memmap read per batch, the default
+   for any dataset with ``get_batch``), and through ``cache.batch`` directly.
 
 Usage: ``python benchmarks/preprocess.py [--images 128] [--epochs 2] [--size 224]``.
 """
@@ -25,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radiologynet import Preprocessing, transforms
 from radiologynet.torchdata import ImageListDataset, build_cache
+from radiologynet.torchdata.samples import batch_loader
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -114,6 +117,14 @@ def main() -> None:
             DataLoader(cached, batch_size=args.batch, shuffle=True), args.epochs,
             post=batch_transform)
 
+        def trainer_batches():
+            # what fit() does each epoch: a fresh order, batch_loader, the batch transform
+            for _ in range(args.epochs):
+                yield from batch_loader(cached, torch.randperm(len(cached)).tolist(),
+                                        args.batch)
+
+        trainer = images_per_second(trainer_batches(), 1, post=batch_transform)
+
         def cache_batches():
             for order in torch.randperm(len(cache)).split(args.batch):
                 yield cache.batch(np.sort(order.numpy())), None
@@ -125,11 +136,12 @@ def main() -> None:
     rows = [
         ("decode every epoch, PIL + torchvision", baseline),
         ("radiologynet from files", from_files),
-        ("radiologynet from cache (DataLoader + BatchTransform)", from_cache),
+        ("radiologynet from cache (item DataLoader + BatchTransform)", from_cache),
+        ("radiologynet from cache (trainer: batch_loader + BatchTransform)", trainer),
         ("radiologynet from cache (cache.batch + BatchTransform)", direct),
     ]
     for name, rate in rows:
-        print(f"  {name:56s} {rate:9.1f} img/s  {rate / baseline:6.1f}x")
+        print(f"  {name:64s} {rate:9.1f} img/s  {rate / baseline:6.1f}x")
     print(f"  cache build (once): {build_s:.2f} s = {args.images / build_s:.1f} img/s")
 
 

@@ -160,6 +160,7 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     archive's train/val.
     """
     from radiologynet.protocol import run
+    from radiologynet.train import TrainConfig
 
     out = Path(out_dir)
     say = print if progress else (lambda *a, **k: None)
@@ -173,17 +174,20 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     archive = make_pretext_dataset(out / "data" / "archive", train=pretext_per_class[0],
                                    val=pretext_per_class[1])
     say(f"1/2 pretraining the pretext backbone on {archive} ...")
-    pretext = run("folder", archive, models=[model], inits=["random"], lrs=[lr], runs=1,
-                  max_epochs=pretrain_epochs, patience=pretrain_epochs, batch_size=16,
-                  input_size=input_size, out=out / "pretext", progress=False)[0]
+    pretext = run("folder", archive,
+                  TrainConfig(max_epochs=pretrain_epochs, patience=pretrain_epochs,
+                              batch_size=16, input_size=input_size, progress=False),
+                  models=[model], inits=["random"], lrs=[lr], runs=1,
+                  out=out / "pretext")[0]
     weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
     say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive "
         "images")
     say(f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each) ...")
-    results = run("folder", data, models=[model],
-                  inits=["random", f"pretext={weights}", *extra_inits], lrs=[lr], runs=runs,
-                  max_epochs=max_epochs, patience=max(3, max_epochs // 2), batch_size=16,
-                  input_size=input_size, out=out / "results", progress=False)
+    results = run("folder", data,
+                  TrainConfig(max_epochs=max_epochs, patience=max(3, max_epochs // 2),
+                              batch_size=16, input_size=input_size, progress=False),
+                  models=[model], inits=["random", f"pretext={weights}", *extra_inits],
+                  lrs=[lr], runs=runs, out=out / "results")
     say("")
     say(results_table(results))
     say("")

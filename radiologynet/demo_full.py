@@ -107,9 +107,10 @@ def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None
     whose output exists are not redone (the runner and the trainer resume), so an
     interrupted demo continues where it stopped.
     """
-    from radiologynet.protocol import run as run_protocol
     from radiologynet.pretrain import pretrain
+    from radiologynet.protocol import run as run_protocol
     from radiologynet.report import build_report
+    from radiologynet.train import TrainConfig
 
     s = settings or DemoSettings()
     out = Path(out_dir)
@@ -144,11 +145,12 @@ def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None
             write_downstream_task(downstream, s.downstream_per_class, seed=1)
         step(f"4/5 fine-tuning on the downstream task: random vs demo-site init, "
              f"{s.seeds} seeds")
-        run_protocol("folder", downstream, models=[s.model],
+        config = TrainConfig(max_epochs=s.finetune_epochs, patience=s.finetune_epochs,
+                             batch_size=s.batch_size, input_size=s.input_size,
+                             progress=False)
+        run_protocol("folder", downstream, config, models=[s.model],
                      inits=["random", f"demo-site={weights}"], lrs=[s.lr], runs=s.seeds,
-                     max_epochs=s.finetune_epochs, patience=s.finetune_epochs,
-                     batch_size=s.batch_size, input_size=s.input_size,
-                     out=out / "results", progress=False)
+                     out=out / "results")
         step("5/5 statistics and report")
         report_dir = out / "report"
         if report_dir.exists():

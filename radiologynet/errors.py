@@ -76,3 +76,12 @@ class ArchiveError(RadiologyNetError, ValueError):
 class MissingDependencyError(RadiologyNetError, ImportError):
     """An optional package that the asked-for feature needs is not installed; the message
     names the ``radiologynet[...]`` extra that brings it."""
+
+
+class OutputWriteError(RadiologyNetError, OSError):
+    """A result or checkpoint that could not be written (full disk, read-only folder); the
+    message names the file and the cause, and the previous file is left intact."""
+
+
+class StaleRunError(RadiologyNetError):
+    """A run folder that holds a run made with another configuration."""

@@ -31,8 +31,8 @@ from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.registry import get_architecture
 from radiologynet.torchdata.samples import PAPER_AUGMENT
+from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
-from radiologynet.train import fit
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform, letterbox
@@ -317,22 +317,21 @@ def pretrain(
     val = torch.utils.data.Subset(dataset, val_idx)
     test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(train, Oversampled):
-        train.set_epoch(_epochs_done(out) + 1 if resume else 1)
 
     def resample(event: str, info: dict[str, Any]) -> None:
-        if event == "epoch_end" and isinstance(train, Oversampled):
-            train.set_epoch(int(info["epoch"]) + 1)
+        if event == "epoch_start" and hasattr(train, "set_epoch"):  # also the epoch a resumed run continues
+            train.set_epoch(int(info["epoch"]))
 
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
     transform = BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
-    result = fit(net, train, val, test, kind="multiclass", num_classes=len(class_names), lr=rate,
-                 max_epochs=max_epochs, patience=patience, batch_size=batch_size, seed=seed,
-                 optimizer="adamw", batch_transform=transform,
-                 out_dir=out, resume=resume, device=device, num_workers=num_workers,
-                 callbacks=[resample], progress=progress)
+    config = TrainConfig(kind="multiclass", num_classes=len(class_names), lr=rate,
+                         max_epochs=max_epochs, patience=patience, batch_size=batch_size,
+                         seed=seed, optimizer="adamw", input_size=size, resume=resume,
+                         device=device, num_workers=num_workers, progress=progress)
+    result = fit(net, train, val, test, config, batch_transform=transform, out_dir=out,
+                 callbacks=[resample])
     if ddp.is_main():
         _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
                       rate, result, (len(train_idx), len(val_idx), len(test_idx)), weights,
@@ -340,13 +339,6 @@ def pretrain(
     ddp.barrier()
     return PretrainResult(out, class_names, len(train_idx), len(val_idx), result,
                           len(test_idx))
-
-
-def _epochs_done(out: Path) -> int:
-    log = out / "log.jsonl"
-    if not (out / "checkpoint.pt").is_file() or not log.is_file():
-        return 0
-    return sum(1 for line in log.read_text().splitlines() if line.strip())
 
 
 def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from radiologynet.cli import main
+from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
 from radiologynet.protocol import TaskData, TaskSpec, get_task, list_tasks, register_task
 from radiologynet.protocol import run as run_grid
 from radiologynet.protocol.runner import (
@@ -16,12 +19,11 @@ from radiologynet.protocol.runner import (
     plan,
     preprocessing_for,
 )
-from radiologynet.cli import main
-from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+from radiologynet.train import TrainConfig
 from radiologynet.weights import IMAGENET_MEAN
 from tests.datasets_fakes import make_boneage, make_btmr
 
-TINY = dict(max_epochs=1, batch_size=8, input_size=32, progress=False)
+TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
 RESULT_KEYS = {"task", "model", "init", "weights", "lr", "run", "seed", "fraction", "status",
                "config", "versions", "best_epoch", "epochs_run", "val", "test", "emissions"}
 
@@ -89,8 +91,9 @@ def test_grid_2x2_end_to_end(btmr, tmp_path):
     from radiologynet.models import create_model
 
     out = tmp_path / "results"
-    results = run_grid("btmr", btmr, models=["resnet18"], inits=["random", "scratch=random"],
-                       lrs=["1e-3", "1e-4"], runs=1, out=out, **TINY)
+    results = run_grid("btmr", btmr, TINY, models=["resnet18"],
+                       inits=["random", "scratch=random"], lrs=["1e-3", "1e-4"], runs=1,
+                       out=out)
     assert len(results) == 4
     folders = sorted(p.name for p in out.iterdir())
     assert folders == ["resnet18-random-1e-3-run1", "resnet18-random-1e-4-run1",
@@ -122,7 +125,7 @@ def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatc
             raise Stop
 
     kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, out=out,
-                  **{**TINY, "max_epochs": 2})
+                  config=replace(TINY, max_epochs=2, checkpoint_interval_s=0))
     with pytest.raises(Stop):
         run_grid("btmr", btmr, callbacks=[kill], **kwargs)
     folder = out / "resnet18-random-1e-3-run1"
@@ -159,16 +162,16 @@ def test_plugged_task(tmp_path):
 
     register_task(TaskSpec(name="toy-plugin", kind="multiclass", build_data=build_data,
                            build_model=build_model, monitor="accuracy", mode="max"))
-    (result,) = run_grid("toy-plugin", tmp_path, models=["resnet18"], inits=["random"],
-                         lrs=["1e-2"], runs=1, out=tmp_path / "out", **TINY)
+    (result,) = run_grid("toy-plugin", tmp_path, TINY, models=["resnet18"], inits=["random"],
+                         lrs=["1e-2"], runs=1, out=tmp_path / "out")
     assert result["status"] == "finished" and result["test"] == {}
     assert "accuracy" in result["val"] and seen["request"].arch == "resnet18"
 
 
 def test_bone_age_regression_run(tmp_path):
     make_boneage(tmp_path / "pba", n_train=12, n_val=4, n_test=4)
-    (result,) = run_grid("boneage", tmp_path / "pba", models=["resnet18"], inits=["random"],
-                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    (result,) = run_grid("boneage", tmp_path / "pba", TINY, models=["resnet18"],
+                         inits=["random"], lrs=["1e-3"], runs=1, out=tmp_path / "out")
     assert set(result["test"]) == {"loss", "mae", "rmse"}
     assert result["config"]["optimizer"] == "adam"
     assert (tmp_path / "out" / "resnet18-random-1e-3-run1" / "model" / "model.safetensors"
@@ -195,10 +198,10 @@ def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
 
 
 def test_disk_cache_gives_the_same_run(btmr, tmp_path):
-    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, **TINY)
-    plain = run_grid("btmr", btmr, out=tmp_path / "plain", **kwargs)[0]
-    cached = run_grid("btmr", btmr, out=tmp_path / "cached", cache_dir=tmp_path / "cache",
-                      **kwargs)[0]
+    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1)
+    plain = run_grid("btmr", btmr, TINY, out=tmp_path / "plain", **kwargs)[0]
+    cached = run_grid("btmr", btmr, replace(TINY, cache_dir=str(tmp_path / "cache")),
+                      out=tmp_path / "cached", **kwargs)[0]
     assert list((tmp_path / "cache").iterdir())  # the memory-mapped caches were built
     assert cached["test"] == pytest.approx(plain["test"])
     assert cached["val"] == pytest.approx(plain["val"])
@@ -209,8 +212,8 @@ def test_binary_task_run(tmp_path):
 
     root = make_covid19(tmp_path / "covid", counts={"COVID": 16, "Normal": 20,
                                                      "Lung_Opacity": 2, "Viral Pneumonia": 2})
-    (result,) = run_grid("covid19", root, models=["resnet18"], inits=["random"],
-                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    (result,) = run_grid("covid19", root, TINY, models=["resnet18"], inits=["random"],
+                         lrs=["1e-3"], runs=1, out=tmp_path / "out")
     assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
     from radiologynet.models import create_model
 
@@ -230,7 +233,47 @@ def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
                          arch="resnet18", extra_config={"pretrained_cfg": {
                              "mean": IMAGENET_MEAN, "std": IMAGENET_STD}})
     assert preprocessing_for("resnet18", str(folder)).mean == IMAGENET_MEAN
-    (result,) = run_grid("btmr", btmr, models=["resnet18"], inits=[f"tv={folder}"],
-                         lrs=["1e-3"], runs=1, out=tmp_path / "out", **TINY)
+    (result,) = run_grid("btmr", btmr, TINY, models=["resnet18"], inits=[f"tv={folder}"],
+                         lrs=["1e-3"], runs=1, out=tmp_path / "out")
     assert result["init"] == "tv" and result["weights"] == str(folder)
     assert tuple(result["config"]["preprocessing"]["mean"]) == IMAGENET_MEAN
+
+
+def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
+    import radiologynet.protocol.runner as runner
+
+    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1,
+                  out=tmp_path / "out")
+    (first,) = run_grid("btmr", btmr, TINY, **kwargs)
+    config = first["config"]
+    assert config["batch_size"] == 8 and config["precision"] == "auto"
+    assert config["checkpoint_interval_s"] == 600.0 and config["lr"] == 1e-3
+
+    def no_training(*args, **kw):
+        raise AssertionError("trained although the run is finished or refused")
+
+    monkeypatch.setattr(runner, "fit", no_training)
+    # where and how it runs may differ: the finished run is reused
+    assert run_grid("btmr", btmr, replace(TINY, num_workers=1, device="cpu"),
+                    **kwargs) == [first]
+    for change, text in [(dict(split_seed=1), "split_seed: 0 -> 1"),
+                         (dict(max_epochs=2), "max_epochs: 1 -> 2"),
+                         (dict(input_size=48), "input_size: 32 -> 48"),
+                         (dict(batch_size=4), "batch_size: 8 -> 4")]:
+        with pytest.raises(StaleRunError, match=text) as err:
+            run_grid("btmr", btmr, replace(TINY, **change), **kwargs)
+        assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
+    # --overwrite keeps a run made with these very settings
+    assert run_grid("btmr", btmr, TINY, overwrite=True, **kwargs) == [first]
+    monkeypatch.undo()
+    (again,) = run_grid("btmr", btmr, replace(TINY, split_seed=1), overwrite=True, **kwargs)
+    assert again["config"]["split_seed"] == 1 and again["seed"] == 1000
+
+
+def test_a_diverging_run_is_recorded_as_diverged(btmr, tmp_path):
+    (result,) = run_grid("btmr", btmr, replace(TINY, max_epochs=3), models=["resnet18"],
+                         inits=["random"], lrs=["1e6"], runs=1, out=tmp_path / "out")
+    assert result["status"] == "diverged" and "lr 1e+06" in result["diverged"]
+    folder = tmp_path / "out" / "resnet18-random-1e6-run1"
+    assert json.loads((folder / "result.json").read_text())["status"] == "diverged"
+    assert not (folder / "checkpoint.pt").exists()

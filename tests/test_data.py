@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 import radiologynet
 from radiologynet import transforms
 from radiologynet.cli import main
+from radiologynet.errors import DatasetNotFoundError, ImageReadError
 from radiologynet.torchdata import (
     DecodedImageCache,
     DicomFolderDataset,
@@ -25,7 +26,6 @@ from radiologynet.torchdata import (
     ImageListDataset,
     build_cache,
 )
-from radiologynet.errors import DatasetNotFoundError, ImageReadError
 
 PRE = radiologynet.Preprocessing(input_size=32)
 
@@ -164,3 +164,30 @@ def test_preprocess_command(tmp_path, capsys):
     assert "4 images, 32x32" in capsys.readouterr().out
     default = main(["preprocess", str(tmp_path / "src" / "neg"), "--out", str(tmp_path / "c2")])
     assert default == 0 and DecodedImageCache.open(tmp_path / "c2").size == 224
+
+
+def test_cached_image_list_reads_whole_batches_like_the_dataloader(tmp_path):
+    from radiologynet.torchdata.samples import batch_loader
+
+    paths = _pngs(tmp_path / "img", n=5)
+    targets = [0.5, 1.5, 2.5, 3.5, 4.5]  # floats: collated as the DataLoader collates them
+    cached = ImageListDataset(paths, targets, cache=tmp_path / "cache", size=32,
+                              progress=False)
+    order = [3, 0, 4, 1, 2]
+    fast = list(batch_loader(cached, order, 2))
+    slow = list(DataLoader(torch.utils.data.Subset(cached, order), batch_size=2))
+    assert len(fast) == len(slow) == 3
+    for (fx, fy), (sx, sy) in zip(fast, slow, strict=True):
+        assert torch.equal(fx, sx) and torch.equal(fy, sy) and fy.dtype == sy.dtype
+    with_transform = ImageListDataset(paths, targets, transforms.for_weights(PRE),
+                                      cache=tmp_path / "cache", progress=False)
+    image, target = with_transform.get_batch([1, 2])  # per-image transform: item by item
+    assert image.dtype == torch.float32 and image.shape == (2, 3, 32, 32)
+
+
+def test_cache_refuses_a_side_below_one_pixel(tmp_path):
+    from radiologynet.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="at least 1 pixel"):
+        build_cache(_pngs(tmp_path / "img", n=1), tmp_path / "cache", 0, progress=False)
+    assert not (tmp_path / "cache" / "images.npy").exists()

@@ -6,6 +6,7 @@ import csv
 import json
 import warnings
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import timm
@@ -201,6 +202,8 @@ def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
                 raise Killed
 
         kwargs["callbacks"] = [*kwargs["callbacks"], die]
+        # write the resume state after every step, not every 600 s
+        kwargs["config"] = replace(kwargs["config"], checkpoint_interval_s=0)
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(pretrain_module, "fit", dying_fit)

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from torch import nn
 
-from radiologynet.errors import RadiologyNetError
-from radiologynet.train import BoneAgeRegressor, PredictionMetrics, build_model, evaluate, fit
-from radiologynet.train.checkpoint import load_checkpoint, rng_state, set_rng_state
-from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform
+from radiologynet.errors import (
+    InvalidArgumentError,
+    OutputWriteError,
+    RadiologyNetError,
+    StaleRunError,
+)
+from radiologynet.torchdata.samples import (
+    PAPER_AUGMENT,
+    DeviceTransform,
+    SampleDataset,
+    batch_loader,
+)
+from radiologynet.train import (
+    BoneAgeRegressor,
+    PredictionMetrics,
+    TrainConfig,
+    TrainingInterrupted,
+    build_model,
+    checkpoint,
+    evaluate,
+    fit,
+)
+from radiologynet.train.checkpoint import (
+    load_checkpoint,
+    remove_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from radiologynet.train.config import config_changes
+from radiologynet.train.trainer import Preemption
 
 
 class Stop(Exception):
@@ -43,14 +74,19 @@ class TinyNet(nn.Module):
         return self.fc(self.body(x))
 
 
+def _config(**kw) -> TrainConfig:
+    options = dict(kind="multiclass", lr=1e-2, max_epochs=4, patience=10, batch_size=8,
+                   seed=3, progress=False)
+    options.update(kw)
+    return TrainConfig(**options)
+
+
 def _fit(out_dir, callbacks=(), **kw):
     torch.manual_seed(0)
     data = _toy()
-    options = dict(kind="multiclass", lr=1e-2, max_epochs=4, patience=10, batch_size=8,
-                   seed=3, out_dir=out_dir, progress=False, callbacks=callbacks,
-                   batch_transform=DeviceTransform(augment=PAPER_AUGMENT))
-    options.update(kw)
-    return fit(TinyNet(), data, _toy(12, seed=1), _toy(12, seed=2), **options)
+    return fit(TinyNet(), data, _toy(12, seed=1), _toy(12, seed=2), _config(**kw),
+               out_dir=out_dir, callbacks=callbacks,
+               batch_transform=DeviceTransform(augment=PAPER_AUGMENT))
 
 
 def _strip_times(history):
@@ -87,10 +123,10 @@ def test_resume_after_kill_mid_epoch_is_exact(tmp_path):
         if event == "batch_end" and info["epoch"] == 3 and info["step"] == 2:
             raise Stop
 
-    with pytest.raises(Stop):
-        _fit(tmp_path / "run", callbacks=[kill])
+    with pytest.raises(Stop):  # a checkpoint after every step
+        _fit(tmp_path / "run", callbacks=[kill], checkpoint_interval_s=0)
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert saved["epoch"] == 2  # the last finished epoch
+    assert (saved["state"]["epoch"], saved["state"]["step"]) == (2, 2)  # the last written
     resumed = _fit(tmp_path / "run")  # the same call again
     assert _strip_times(resumed.history) == _strip_times(reference.history)
     assert resumed.test == reference.test
@@ -106,7 +142,8 @@ def test_early_stopping_keeps_first_best(tmp_path):
 
 
 def test_plateau_scheduler_and_adam(tmp_path):
-    _fit(tmp_path, optimizer="adam", scheduler="plateau", max_epochs=1, keep_checkpoint=True)
+    _fit(tmp_path, optimizer="adam", scheduler="plateau", max_epochs=1, keep_checkpoint=True,
+         checkpoint_interval_s=0)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert saved["scheduler"]["factor"] == 0.1 and saved["scheduler"]["patience"] == 3
     assert "amsgrad" in saved["optimizer"]["param_groups"][0]
@@ -116,8 +153,9 @@ def test_plateau_scheduler_and_adam(tmp_path):
 def test_evaluate_matches_best_weights(tmp_path):
     model = TinyNet()
     torch.manual_seed(0)
-    result = fit(model, _toy(), _toy(12, seed=1), _toy(12, seed=2), max_epochs=2,
-                 batch_size=8, progress=False, batch_transform=DeviceTransform())
+    result = fit(model, _toy(), _toy(12, seed=1), _toy(12, seed=2),
+                 TrainConfig(max_epochs=2, batch_size=8, progress=False),
+                 batch_transform=DeviceTransform())
     again = evaluate(model, _toy(12, seed=2), loss=nn.CrossEntropyLoss(),
                      metrics=PredictionMetrics("multiclass", 3),
                      batch_transform=DeviceTransform())
@@ -125,17 +163,31 @@ def test_evaluate_matches_best_weights(tmp_path):
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(RadiologyNetError, match="max_epochs"):
-        fit(TinyNet(), _toy(), _toy(), max_epochs=0)
+    with pytest.raises(RadiologyNetError, match="max-epochs"):
+        TrainConfig(max_epochs=0)
     with pytest.raises(RadiologyNetError, match="monitor"):
-        fit(TinyNet(), _toy(), _toy(), max_epochs=1, monitor="auc", progress=False,
+        fit(TinyNet(), _toy(), _toy(),
+            config=TrainConfig(max_epochs=1, monitor="auc", progress=False),
             batch_transform=DeviceTransform())
+
+
+def test_fit_keywords_are_deprecated_but_work(tmp_path):
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="TrainConfig"):
+        old = fit(TinyNet(), _toy(), _toy(12, seed=1), max_epochs=1, batch_size=8,
+                  progress=False, batch_transform=DeviceTransform())
+    torch.manual_seed(0)
+    new = fit(TinyNet(), _toy(), _toy(12, seed=1),
+              config=TrainConfig(max_epochs=1, batch_size=8, progress=False),
+              batch_transform=DeviceTransform())
+    assert _strip_times(old.history) == _strip_times(new.history)
 
 
 def test_track_emissions_without_codecarbon(monkeypatch):
     monkeypatch.setitem(sys.modules, "codecarbon", None)
     with pytest.raises(RadiologyNetError, match=r"radiologynet\[emissions\]"):
-        fit(TinyNet(), _toy(), _toy(), max_epochs=1, track_emissions=True, progress=False)
+        fit(TinyNet(), _toy(), _toy(),
+            config=TrainConfig(max_epochs=1, track_emissions=True, progress=False))
 
 
 def test_rng_state_roundtrip():
@@ -217,3 +269,144 @@ def test_device_transform():
     c, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_checkpoints_follow_the_interval_not_every_epoch(tmp_path):
+    reference = _fit(tmp_path / "ref")
+
+    def kill(event, info):
+        if event == "epoch_end" and info["epoch"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):  # the default interval (600 s) has not passed: nothing written
+        _fit(tmp_path / "run", callbacks=[kill])
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert (tmp_path / "run" / "log.jsonl").is_file()
+    resumed = _fit(tmp_path / "run")  # starts again and ends the same
+    assert _strip_times(resumed.history) == _strip_times(reference.history)
+
+
+def test_sigterm_finishes_the_step_writes_and_resumes_exactly(tmp_path):
+    reference = _fit(tmp_path / "ref")
+
+    def preempt(event, info):
+        if event == "batch_end" and info["epoch"] == 2 and info["step"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the cluster pre-empts the job
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM after epoch 2, step 2"):
+        _fit(tmp_path / "run", callbacks=[preempt])
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is restored
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert (saved["state"]["epoch"], saved["state"]["step"]) == (1, 2)
+    resumed = _fit(tmp_path / "run")
+    assert _strip_times(resumed.history) == _strip_times(reference.history)
+    assert resumed.test == reference.test
+
+
+def test_best_weights_are_one_file_not_a_copy_per_checkpoint(tmp_path):
+    result = _fit(tmp_path, keep_checkpoint=True, checkpoint_interval_s=0)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert "best_weights" not in saved and "best_weights" not in saved["state"]
+    files = sorted(p.name for p in tmp_path.glob("best-e*.safetensors"))
+    assert files == [f"best-e{result.best_epoch}.safetensors"] == [saved["best_file"]]
+    remove_checkpoint(tmp_path)
+    assert not list(tmp_path.glob("best-e*")) and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    reference = _fit(tmp_path / "ref")
+    real = checkpoint.atomic_write
+
+    def no_space(path, writer):
+        def fail(tmp):
+            raise OSError(errno.ENOSPC, "No space left on device", tmp)
+        return real(path, fail)
+
+    def fill_disk(event, info):
+        if event == "batch_end" and info["epoch"] == 3:
+            monkeypatch.setattr(checkpoint, "atomic_write", no_space)
+
+    with pytest.raises(OutputWriteError) as err:
+        _fit(tmp_path / "run", callbacks=[fill_disk], checkpoint_interval_s=0)
+    message = str(err.value)
+    assert "\n" not in message and "checkpoint.pt" in message and "disk is full" in message
+    monkeypatch.undo()
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")  # intact, epoch 2's end
+    assert (saved["state"]["epoch"], saved["state"]["step"]) == (2, 0)
+    resumed = _fit(tmp_path / "run")
+    assert _strip_times(resumed.history) == _strip_times(reference.history)
+
+
+def test_nan_loss_stops_the_run_as_diverged(tmp_path):
+    result = _fit(tmp_path, lr=1e6, max_epochs=20, keep_checkpoint=True)
+    assert result.status == "diverged"
+    assert "lr 1e+06" in result.diverged and result.epochs_run < 20
+    again = _fit(tmp_path, lr=1e6, max_epochs=20)  # the rerun reads the outcome back
+    assert again.status == "diverged" and again.epochs_run == result.epochs_run
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    def kill(event, info):
+        if event == "epoch_end" and info["epoch"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        _fit(tmp_path, callbacks=[kill], checkpoint_interval_s=0)
+    with pytest.raises(StaleRunError, match="batch_size: 8 -> 4"):
+        _fit(tmp_path, batch_size=4)
+    # where and how fast it runs may change on resume
+    _fit(tmp_path, num_workers=0, eval_batch_size=5, device="cpu")
+
+
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(max_epochs=0), dict(input_size=0),
+                                 dict(input_size=-32), dict(num_workers=-1),
+                                 dict(lr=float("inf")), dict(lr=float("nan")),
+                                 dict(device="banana"), dict(precision="fp16"),
+                                 dict(patience=0), dict(checkpoint_interval_s=-1)])
+def test_config_refuses_bad_values(bad):
+    with pytest.raises(InvalidArgumentError) as err:
+        TrainConfig(**bad)
+    assert "\n" not in str(err.value)
+
+
+def test_config_refuses_cuda_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidArgumentError, match="no CUDA GPU"):
+        TrainConfig(device="cuda")
+
+
+def test_batch_path_gives_the_dataloader_tensors(tmp_path):
+    images = [tmp_path / f"{i}.png" for i in range(7)]
+    for i, path in enumerate(images):
+        Image.fromarray(np.full((20, 30), 30 * i, dtype=np.uint8)).save(path)
+    samples = [SimpleNamespace(path=str(p), target=i % 2, sex=i % 2)
+               for i, p in enumerate(images)]
+    for cache in (None, tmp_path / "cache"):
+        data = SampleDataset(samples, 16, with_sex=True, cache_dir=cache)
+        subset = torch.utils.data.Subset(data, [6, 0, 3, 5, 1])
+        order = [4, 0, 2, 1]
+        fast = list(batch_loader(subset, order, 3))
+        slow = list(torch.utils.data.DataLoader(torch.utils.data.Subset(subset, order),
+                                                batch_size=3))
+        assert len(fast) == len(slow) == 2
+        for (f_in, f_y), (s_in, s_y) in zip(fast, slow, strict=True):
+            assert torch.equal(f_in[0], s_in[0]) and torch.equal(f_in[1], s_in[1])
+            assert torch.equal(f_y, s_y)
+
+
+def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():
+    saved = TrainConfig(batch_size=8, device="cpu").to_dict()
+    assert config_changes(saved, TrainConfig(batch_size=8, num_workers=2).to_dict()) == []
+    assert config_changes(saved, TrainConfig(batch_size=4).to_dict()) == [
+        "batch_size: 8 -> 4"]
+    older = {k: v for k, v in saved.items() if k != "precision"}  # an older record
+    assert config_changes(older, TrainConfig(batch_size=8, precision="fp32").to_dict()) == []
+
+
+def test_second_ctrl_c_stops_at_once():
+    preemption = Preemption()
+    preemption.handle(signal.SIGINT)
+    assert preemption.requested == "SIGINT"
+    with pytest.raises(KeyboardInterrupt):
+        preemption.handle(signal.SIGINT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from radiologynet.commands.finetune import add_training_options
+from radiologynet.commands.finetune import add_training_options, training_config
 from radiologynet.errors import InvalidArgumentError
 
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
-    from radiologynet.protocol.runner import RESULT_NAME, plan
+    from radiologynet.protocol.runner import RESULT_NAME, check_output_folder, plan
     from radiologynet.protocol.tasks import parse_settings
     from radiologynet.train import distributed as ddp
 
@@ -80,10 +80,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.task or not args.data:
         raise InvalidArgumentError("benchmark needs --task and --data (or --list-tasks)")
+    for option in ("models", "inits", "lrs", "fractions"):
+        if getattr(args, option) == []:
+            raise InvalidArgumentError(f"--{option} lists nothing; name at least one, or "
+                                       "leave the option out for the default")
+    config = training_config(args, paper=True)
     task = get_task_spec(args.task)
+    task_settings = parse_settings(task, args.task_setting)
     if args.dry_run:
         runs = plan(task.name, args.models or list(task.models), args.inits,
                     args.lrs or list(task.lrs), args.runs, args.fractions, args.shard)
+        check_output_folder(args.out)
         for spec in runs:
             state = "new"
             folder = Path(args.out) / spec.name
@@ -95,15 +102,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(runs)} runs")
         return 0
     ddp.init_from_env()
-    results = run_grid(
-        task.name, args.data, models=args.models, inits=args.inits, lrs=args.lrs,
-        runs=args.runs, fractions=args.fractions, max_epochs=args.max_epochs, out=args.out,
-        shard=args.shard, split_seed=args.seed, patience=args.patience,
-        batch_size=args.batch_size, input_size=args.input_size, head=args.head,
-        device=args.device, num_workers=args.workers, progress=not args.no_progress,
-        track_emissions=args.track_emissions, cache_dir=args.cache,
-        task_settings=parse_settings(task, args.task_setting))
+    results = run_grid(task.name, args.data, config, models=args.models, inits=args.inits,
+                       lrs=args.lrs, runs=args.runs, fractions=args.fractions, out=args.out,
+                       shard=args.shard, overwrite=args.overwrite,
+                       task_settings=task_settings)
     if ddp.is_main():
-        print(f"{len(results)} runs finished in {args.out} "
+        diverged = sum(r["status"] == "diverged" for r in results)
+        note = f", {diverged} diverged (NaN/inf loss)" if diverged else ""
+        print(f"{len(results)} runs done in {args.out}{note} "
               f"(analyse them with: radiologynet report {args.out})")
     return 0

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import TYPE_CHECKING
 
 from radiologynet.errors import InvalidArgumentError
 
+if TYPE_CHECKING:
+    from radiologynet.train.config import TrainConfig
+
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``finetune`` and ``benchmark`` share."""
+    """The options ``finetune`` and ``benchmark`` share (read by :func:`training_config`)."""
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="epoch budget (default 200; 10 with --fractions)")
     parser.add_argument("--patience", type=int, default=10,
@@ -24,18 +29,62 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="global batch size (default: the task's, 32)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="override the input side (default: the weights', e.g. 224)")
-    parser.add_argument("--head", choices=("pooled", "paper"), default="pooled",
-                        help="bone-age head: pooled features (default) or the paper's "
-                             "flattened feature map")
+    parser.add_argument("--head", choices=("pooled", "paper"), default=None,
+                        help="bone-age head and LUNA16 decoder: 'paper' (the authors' "
+                             "flattened-feature head / U-Net decoder) or 'pooled' (pooled "
+                             "features / the smp decoder). Default: paper for benchmark, "
+                             "pooled for finetune")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
+                        help="fp32, bf16 autocast, or auto (bf16 on CUDA). Default: fp32 for "
+                             "benchmark (the paper's), auto for finetune")
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper's choices (--head paper, --precision fp32); refused "
+                             "together with an option that contradicts them")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--cache", default=None,
                         help="folder for a memory-mapped decoded-image cache (reused by "
                              "later runs and processes)")
+    parser.add_argument("--checkpoint-interval", type=float, default=600.0,
+                        help="seconds between resume checkpoints (default 600; also written "
+                             "at the end and on SIGTERM/SIGINT)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace run folders that hold a run with other settings")
     parser.add_argument("--track-emissions", action="store_true",
                         help="measure energy/CO2 with codecarbon "
                              "(pip install 'radiologynet[emissions]')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
+    """The :class:`~radiologynet.train.TrainConfig` of the shared training options (the
+    one place the command line becomes a configuration; it validates every value).
+
+    ``paper``: the command's defaults are the paper's (``benchmark``) rather than
+    ``finetune``'s; ``--paper`` asks for them explicitly.
+
+    Raises:
+        InvalidArgumentError: a value out of range, or ``--paper`` with an option that
+            contradicts it.
+    """
+    from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+
+    if args.paper:
+        for name, value in PAPER_DEFAULTS.items():
+            given = getattr(args, name)
+            if given is not None and given != value:
+                raise InvalidArgumentError(
+                    f"--paper uses --{name} {value}, which contradicts --{name} {given}: "
+                    f"drop --paper or --{name} {given}")
+    defaults = PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS
+    chosen = {name: getattr(args, name) if getattr(args, name) is not None else default
+              for name, default in defaults.items()}
+    return TrainConfig(
+        max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
+        input_size=args.input_size, split_seed=args.seed, device=args.device,
+        num_workers=args.workers, cache_dir=args.cache,
+        checkpoint_interval_s=args.checkpoint_interval, progress=not args.no_progress,
+        track_emissions=args.track_emissions, **chosen)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,24 +113,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
     from radiologynet.protocol import get_task_spec
-    from radiologynet.protocol.runner import plan, run_one
+    from radiologynet.protocol.runner import check_output_folder, plan, run_one
     from radiologynet.train import distributed as ddp
 
-    if args.seed < 0:
-        raise InvalidArgumentError(f"--seed must be >= 0, got {args.seed}")
-    ddp.init_from_env()
+    config = training_config(args, paper=False)
     task = get_task_spec(args.task)
     (spec,) = plan(task.name, [args.model], [args.weights], [args.lr], runs=1,
                    fractions=[args.fraction] if args.fraction is not None else None)
-    max_epochs = args.max_epochs or (10 if args.fraction is not None else 200)
-    result = run_one(spec, task, args.data, args.out, split_seed=args.seed,
-                     max_epochs=max_epochs, patience=args.patience,
-                     batch_size=args.batch_size, input_size=args.input_size, head=args.head,
-                     device=args.device, num_workers=args.workers,
-                     progress=not args.no_progress, track_emissions=args.track_emissions,
-                     cache_dir=args.cache)
+    check_output_folder(args.out)
+    ddp.init_from_env()
+    result = run_one(spec, task, args.data, args.out, config, overwrite=args.overwrite)
     if ddp.is_main():
-        print(json.dumps({"run": spec.name, "best_epoch": result["best_epoch"],
-                          "val": result["val"], "test": result["test"]}, indent=2))
+        print(json.dumps({"run": spec.name, "status": result["status"],
+                          "best_epoch": result["best_epoch"], "val": result["val"],
+                          "test": result["test"]}, indent=2))
+        if result["status"] == "diverged":
+            print(f"diverged: {result.get('diverged')}; try a lower --lr", file=sys.stderr)
         print(f"results: {args.out}/{spec.name}/")
     return 0

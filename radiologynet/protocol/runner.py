@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import platform
 import re
+import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,11 +26,12 @@ import torch
 
 from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
-from radiologynet.errors import InvalidArgumentError, RadiologyNetError
+from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
 from radiologynet.protocol.tasks import (
     DataRequest,
     ModelName,
     ModelRequest,
+    TaskData,
     TaskSpec,
     get_task_spec,
     resolve_model,
@@ -35,8 +39,11 @@ from radiologynet.protocol.tasks import (
 )
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
+from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
+from radiologynet.train.config import DEFAULT_MAX_EPOCHS, TrainConfig, config_changes
 from radiologynet.train.heads import build_model
-from radiologynet.train.trainer import CHECKPOINT_NAME, fit
+from radiologynet.train.metrics import PredictionMetrics
+from radiologynet.train.trainer import fit
 from radiologynet.transforms import read_preprocessing
 from radiologynet.weights import RANDOM_TAGS, Preprocessing, looks_like_path, resolve_weights_arg
 
@@ -45,7 +52,9 @@ logger = logging.getLogger(__name__)
 RESULT_NAME = "result.json"
 MODEL_DIR = "model"
 #: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
-MAX_EPOCHS, FRACTION_MAX_EPOCHS = 200, 10
+MAX_EPOCHS, FRACTION_MAX_EPOCHS = DEFAULT_MAX_EPOCHS, 10
+#: The statuses of a run that is over (reused as it is by a rerun with the same settings).
+DONE = ("finished", "diverged")
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,9 @@ def _check_lr(lr: str) -> str:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise InvalidArgumentError(f"learning rate {lr!r} is not a positive number (e.g. 1e-4)")
+    if not (value > 0 and math.isfinite(value)):
+        raise InvalidArgumentError(f"learning rate {lr!r} is not a positive finite number "
+                                   "(e.g. 1e-4)")
     return text
 
 
@@ -238,134 +248,206 @@ def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str | None, 
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
 
 
-def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path, *,
-            split_seed: int = 0, max_epochs: int = 200, patience: int = 10,
-            batch_size: int | None = None, input_size: int | None = None,
-            in_chans: int = 3, head: str = "pooled", device: str | None = None,
-            num_workers: int = 0, progress: bool = True, track_emissions: bool = False,
-            cache_dir: str | Path | None = None,
-            callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = ()
-            ) -> dict[str, Any]:
+def check_output_folder(out: str | Path) -> Path:
+    """``out`` as a path, refusing one that exists and is not a folder."""
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InvalidArgumentError(f"--out {out}: this is a file, not a folder; choose a "
+                                   "folder for the results")
+    return path
+
+
+def run_config(spec: RunSpec, task: TaskSpec, config: TrainConfig,
+               preprocessing: Preprocessing) -> TrainConfig:
+    """The configuration one run trains with: the caller's ``config`` with the run's
+    learning rate and seed, the task's loss setup (kind, optimiser, scheduler, monitor),
+    and the defaults it left open (the task's batch size, the weights' input size, 200
+    epochs or the protocol's 10 with a training fraction)."""
+    epochs = config.max_epochs or (FRACTION_MAX_EPOCHS if spec.fraction is not None
+                                   else MAX_EPOCHS)
+    return replace(
+        config, lr=float(spec.lr), seed=config.split_seed * 1000 + spec.run - 1,
+        kind=task.kind, optimizer=task.optimizer, scheduler=task.scheduler,
+        monitor=task.monitor, mode=task.mode, max_epochs=epochs,
+        batch_size=config.batch_size or task.batch_size,
+        input_size=config.input_size or preprocessing.input_size)
+
+
+def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
+    return StaleRunError(
+        f"{folder} holds a run made with other settings ({'; '.join(changes)}); a run "
+        "folder holds one configuration: choose a new --out, or pass --overwrite to "
+        "replace it")
+
+
+def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool
+                  ) -> dict[str, Any] | None:
+    """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
+    run of another configuration, or deletes it with ``overwrite``."""
+    existing = _read_result(folder)
+    changes = config_changes(existing.get("config") or {}, record) if existing else []
+    ddp.barrier()  # every rank has read the folder before it may be deleted
+    if changes:
+        if not overwrite:
+            raise _stale_error(folder, changes)
+        if ddp.is_main():
+            shutil.rmtree(folder)
+        ddp.barrier()
+        return None
+    return existing if existing is not None and existing.get("status") in DONE else None
+
+
+def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path,
+            config: TrainConfig | None = None, *,
+            callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
+            overwrite: bool = False, **settings: Any) -> dict[str, Any]:
     """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
 
-    A finished run is returned as it is; an interrupted one resumes from its checkpoint.
+    A finished (or diverged) run with the same configuration is returned as it is; an
+    interrupted one resumes from its checkpoint. A folder holding a run with another
+    configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
+    ``overwrite`` (it is deleted and the run made again). ``settings``: deprecated
+    ``TrainConfig`` fields.
     """
-    folder = Path(out) / spec.name
-    existing = _read_result(folder)
-    if existing is not None and existing.get("status") == "finished":
-        return existing
-    seed = split_seed * 1000 + spec.run - 1
+    config = _config(config, settings)
+    folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
-    if input_size:  # the preprocessing recorded and applied is the one at this size
-        preprocessing = replace(preprocessing, input_size=int(input_size))
-    size = preprocessing.input_size
-    bs = batch_size or task.batch_size
-    config = {"max_epochs": max_epochs, "patience": patience, "batch_size": bs,
-              "input_size": size, "in_chans": in_chans, "optimizer": task.optimizer,
-              "weight_decay": 1e-3, "scheduler": task.scheduler, "monitor": task.monitor,
-              "mode": task.mode, "split_seed": split_seed, "head": head,
-              "data": str(data_root), "preprocessing": asdict(preprocessing),
-              "world_size": ddp.world_size(), "task_settings": dict(task.settings),
-              "regularisation": (get_architecture(resolved.arch).paper_regularisation
-                                 if resolved.arch and task.build_model is None else {})}
+    train_config = run_config(spec, task, config, preprocessing)
+    # the preprocessing recorded and applied is the one at the run's input size
+    preprocessing = replace(preprocessing, input_size=int(train_config.input_size))
+    regularisation = (get_architecture(resolved.arch).paper_regularisation
+                      if resolved.arch and task.build_model is None else {})
+    record = {**train_config.to_dict(), "data": str(Path(data_root).expanduser().resolve()),
+              "preprocessing": asdict(preprocessing), "world_size": ddp.world_size(),
+              "task_settings": dict(task.settings), "regularisation": regularisation}
+    existing = _existing_run(folder, record, overwrite)
+    if existing is not None:
+        return existing
     result: dict[str, Any] = {
         "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
-        "lr": spec.lr, "run": spec.run, "seed": seed, "fraction": spec.fraction,
-        "status": "running", "config": config, "versions": _versions(),
+        "lr": spec.lr, "run": spec.run, "seed": train_config.seed, "fraction": spec.fraction,
+        "status": "running", "config": record, "versions": _versions(),
         "best_epoch": None, "epochs_run": 0, "val": {}, "test": {}, "emissions": None,
     }
-    if ddp.is_main():
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / RESULT_NAME, result)
-    data = task.build_data(DataRequest(
-        root=Path(data_root).expanduser(), seed=split_seed, fraction=spec.fraction,
-        preprocessing=preprocessing, input_size=size, in_chans=in_chans, train_seed=seed,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        settings=task.settings))
-    torch.manual_seed(seed)  # the new head's initialisation
-    if task.build_model is not None:
-        model = task.build_model(ModelRequest(spec.model, spec.weights, data, in_chans, size,
-                                              head))
-    else:
-        model = build_model(spec.model, spec.weights, kind=task.kind,
-                            num_classes=data.num_classes, in_chans=in_chans, head=head,
-                            input_size=size, **get_architecture(spec.model).paper_regularisation)
-    outcome = fit(
-        model, data.train, data.val, data.test, kind=task.kind,
-        num_classes=data.num_classes, lr=float(spec.lr), max_epochs=max_epochs,
-        patience=patience, batch_size=bs, seed=seed, optimizer=task.optimizer,
-        scheduler=task.scheduler,
-        loss=task.loss(data) if task.loss is not None else None,
-        metrics=task.metrics(data) if task.metrics is not None else None,
-        monitor=task.monitor, mode=task.mode, batch_transform=data.batch_transform,
-        out_dir=folder, keep_checkpoint=True, device=device, num_workers=num_workers,
-        callbacks=callbacks, progress=progress, track_emissions=track_emissions,
-    )
-    result.update(status="finished", best_epoch=outcome.best_epoch,
+    _write_result(folder, result)
+    data, model = _build(spec, task, data_root, train_config, preprocessing)
+    metrics = task.metrics(data) if task.metrics is not None else \
+        PredictionMetrics(task.kind, data.num_classes)
+    outcome = fit(model, data.train, data.val, data.test, train_config,
+                  loss=task.loss(data) if task.loss is not None else None, metrics=metrics,
+                  batch_transform=data.batch_transform, out_dir=folder, callbacks=callbacks)
+    result.update(status=outcome.status, best_epoch=outcome.best_epoch,
                   epochs_run=outcome.epochs_run, val=outcome.val, test=outcome.test or {},
                   emissions=outcome.emissions)
+    if outcome.diverged is not None:
+        result["diverged"] = outcome.diverged
     if ddp.is_main():
-        _write_model_folder(model, folder / MODEL_DIR, resolved.arch, task.kind,
-                            data.num_classes, data.class_names, preprocessing, size,
-                            zoo_model=task.build_model is None, model_name=spec.model)
-        atomic_write_json(folder / RESULT_NAME, result)
-        (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
+        if outcome.best_epoch:
+            with explain_write_errors(folder / MODEL_DIR):
+                _write_model_folder(model, folder / MODEL_DIR, resolved.arch, task.kind,
+                                    data.num_classes, data.class_names, preprocessing,
+                                    int(train_config.input_size or preprocessing.input_size),
+                                    zoo_model=task.build_model is None,
+                                    model_name=spec.model)
+        _write_result(folder, result)
+        remove_checkpoint(folder)
     ddp.barrier()
     return result
 
 
-def run(task: str, data: str | Path, *, models: Iterable[str] | None = None,
+def _write_result(folder: Path, result: dict[str, Any]) -> None:
+    if not ddp.is_main():
+        return
+    with explain_write_errors(folder / RESULT_NAME):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / RESULT_NAME, result)
+
+
+def _build(spec: RunSpec, task: TaskSpec, data_root: str | Path, config: TrainConfig,
+           preprocessing: Preprocessing) -> tuple[TaskData, torch.nn.Module]:
+    """The run's data and model (the new head initialised from the run's seed)."""
+    size = int(config.input_size or preprocessing.input_size)
+    data = task.build_data(DataRequest(
+        root=Path(data_root).expanduser(), seed=config.split_seed, fraction=spec.fraction,
+        preprocessing=preprocessing, input_size=size, in_chans=config.in_chans,
+        train_seed=config.seed,
+        cache_dir=Path(config.cache_dir) if config.cache_dir is not None else None,
+        settings=task.settings))
+    torch.manual_seed(config.seed)  # the new head's initialisation
+    if task.build_model is not None:
+        model = task.build_model(ModelRequest(spec.model, spec.weights, data, config.in_chans,
+                                              size, config.head))
+    else:
+        model = build_model(spec.model, spec.weights, kind=task.kind,
+                            num_classes=data.num_classes, in_chans=config.in_chans,
+                            head=config.head, input_size=size,
+                            **get_architecture(spec.model).paper_regularisation)
+    return data, model
+
+
+def _config(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
+    """``config``, or (deprecated) one built from ``TrainConfig`` field keywords."""
+    if not settings:
+        return config if config is not None else TrainConfig()
+    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}")
+    warnings.warn("passing training settings as keywords (max_epochs=...) is deprecated: "
+                  "pass config=TrainConfig(...)", DeprecationWarning, stacklevel=3)
+    if "cache_dir" in settings and settings["cache_dir"] is not None:
+        settings["cache_dir"] = str(settings["cache_dir"])
+    return replace(config, **settings) if config is not None else TrainConfig(**settings)
+
+
+def run(task: str, data: str | Path, config: TrainConfig | None = None, *,
+        models: Iterable[str] | None = None,
         inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
         lrs: Iterable[str] | None = None, runs: int = 5,
-        fractions: Iterable[float] | None = None, max_epochs: int | None = None,
-        out: str | Path = "results", shard: str | tuple[int, int] | None = None,
-        split_seed: int = 0, patience: int = 10, batch_size: int | None = None,
-        input_size: int | None = None, in_chans: int = 3, head: str = "pooled",
-        device: str | None = None, num_workers: int = 0, progress: bool = True,
-        track_emissions: bool = False, cache_dir: str | Path | None = None,
+        fractions: Iterable[float] | None = None, out: str | Path = "results",
+        shard: str | tuple[int, int] | None = None, overwrite: bool = False,
         callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
-        task_settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        task_settings: dict[str, Any] | None = None,
+        **settings: Any) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
 
     Args:
         task: a registered task (``btmr``, ``covid19``, ``boneage``, ``grazpedwri``,
             ``folder``, ``luna16`` ...).
         data: the dataset folder.
+        config: the training settings (:class:`~radiologynet.train.TrainConfig`; its
+            ``lr`` and ``seed`` come from the grid, see :func:`run_config`).
         models, lrs: default to the task's paper models and learning rates.
         inits: ``random``, ``imagenet``, ``radiologynet``, any tag, a path or ``name=PATH``.
         runs: repetitions per setting (seeds ``split_seed*1000 + k - 1``).
         fractions: training fractions (the resource-limited experiment); ``None``: all.
-        max_epochs: default 200, or 10 with ``fractions`` (the paper's).
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.
-        cache_dir: keep decoded images memory-mapped there (reused across processes).
+        overwrite: replace run folders that hold a run with other settings (runs with
+            these settings are still reused or resumed).
         task_settings: overrides of the task's settings (:attr:`TaskSpec.settings`, e.g.
             ``{"samples_per_epoch": 512}`` for a CPU run of ``luna16``).
+        settings: deprecated: ``TrainConfig`` fields as keywords.
 
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
+    config = _config(config, settings)
     spec = with_settings(get_task_spec(task), **(task_settings or {}))
-    models = list(models) if models else list(spec.models)
+    models = list(models) if models is not None else list(spec.models)
     if not models:
         raise InvalidArgumentError(f"task {spec.name!r} has no default models; pass models=")
-    lrs = list(lrs) if lrs else list(spec.lrs)
+    lrs = list(lrs) if lrs is not None else list(spec.lrs)
     fractions = list(fractions) if fractions else None
-    if max_epochs is None:
-        max_epochs = FRACTION_MAX_EPOCHS if fractions else MAX_EPOCHS
+    check_output_folder(out)
     if not Path(data).expanduser().exists():
         raise RadiologyNetError(f"--data {data}: no such folder. Download the dataset "
                                 f"(radiologynet benchmark --help lists the tasks) first.")
     runs_to_do = plan(spec.name, models, list(inits), lrs, runs, fractions, shard)
     results = []
     for number, run_spec in enumerate(runs_to_do, 1):
-        if progress and ddp.is_main():
+        if config.progress and ddp.is_main():
             print(f"[{number}/{len(runs_to_do)}] {spec.name}/{run_spec.name}", flush=True)
-        results.append(run_one(
-            run_spec, spec, data, out, split_seed=split_seed, max_epochs=max_epochs,
-            patience=patience, batch_size=batch_size, input_size=input_size,
-            in_chans=in_chans, head=head, device=device, num_workers=num_workers,
-            progress=progress, track_emissions=track_emissions, cache_dir=cache_dir,
-            callbacks=callbacks))
+        results.append(run_one(run_spec, spec, data, out, config, callbacks=callbacks,
+                               overwrite=overwrite))
     return results

@@ -30,7 +30,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write_text, commit, temp_path_for
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, InvalidArgumentError
 from radiologynet.io.windowing import Window, resolve_window
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
 from radiologynet.transforms.pipeline import as_uint8_gray
@@ -191,10 +191,14 @@ def build_cache(paths: Sequence[str | PathLike[str]], root: str | PathLike[str],
     Raises:
         ImageReadError: some files are unreadable (all of them are listed) and
             ``skip_unreadable`` is false.
+        InvalidArgumentError: a side below 1 pixel.
     """
     if isinstance(preprocessing, int):
         preprocessing = Preprocessing(input_size=preprocessing)
     size, interpolation = int(preprocessing.input_size), preprocessing.interpolation
+    if size < 1:
+        raise InvalidArgumentError(f"cache {root}: the image side must be at least 1 pixel, "
+                                   f"got {size} (preprocess --size)")
     letterboxed = bool(preprocessing.letterbox)
     resolved = resolve_window(window)
     sources = [Path(p) for p in paths]

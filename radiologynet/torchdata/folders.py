@@ -11,7 +11,7 @@ from typing import Any
 
 import pydicom
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from radiologynet.errors import DatasetNotFoundError, ImageReadError
@@ -147,6 +147,16 @@ class ImageListDataset(Dataset):
         elif self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index]
+
+    def get_batch(self, indices: Sequence[int]) -> tuple[Any, Any]:
+        """Items ``indices`` collated as a DataLoader collates them; from a cache without a
+        per-image transform, in one memory-map read (the trainer's fast path,
+        :func:`radiologynet.torchdata.samples.batch_loader`)."""
+        rows = [int(i) for i in indices]
+        if self.cache is None or self.transform is not None:
+            return default_collate([self[i] for i in rows])
+        images = self.cache.batch([self._rows[i] for i in rows])
+        return images, default_collate([self.targets[i] for i in rows])
 
 
 def list_image_files(root: str | PathLike[str], suffixes: Sequence[str] | None = IMAGE_SUFFIXES,

@@ -102,6 +102,66 @@ class SampleDataset(torch.utils.data.Dataset):
             return (self.image(index), sex), target
         return self.image(index), target
 
+    def get_batch(self, indices: Sequence[int]) -> tuple[Any, torch.Tensor]:
+        """Items ``indices`` already collated, as the DataLoader would collate them: from
+        the disk cache in one memory-map read (the trainer's fast path, see
+        :func:`batch_loader`)."""
+        rows = [int(i) for i in indices]
+        if self._disk is not None:
+            images = self._disk.batch(rows)
+        else:
+            images = torch.stack([self.image(i) for i in rows])
+        target = torch.tensor([self.samples[i].target for i in rows], dtype=self.target_dtype)
+        if self.with_sex:
+            sex = torch.tensor([float(self.samples[i].sex or 0) for i in rows],
+                               dtype=torch.float32)
+            return (images, sex), target
+        return images, target
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch ``k`` of a dataset with ``get_batch``: the DataLoader's item is a batch."""
+
+    def __init__(self, dataset: Any, chunks: list[list[int]]) -> None:
+        self.dataset, self.chunks = dataset, chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset.get_batch(self.chunks[index])
+
+
+def _base_indices(dataset: Any, indices: Sequence[int]) -> tuple[Any, list[int]]:
+    # see through (nested) Subsets to the dataset that holds the items
+    rows = [int(i) for i in indices]
+    while isinstance(dataset, torch.utils.data.Subset):
+        rows = [int(dataset.indices[i]) for i in rows]
+        dataset = dataset.dataset
+    return dataset, rows
+
+
+def batch_loader(dataset: torch.utils.data.Dataset, indices: Sequence[int], batch_size: int,
+                 *, num_workers: int = 0, pin_memory: bool = False,
+                 generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` items ``indices``, in that order, ``batch_size`` at a time.
+
+    A dataset with ``get_batch(indices) -> (inputs, target)`` (such as
+    :class:`SampleDataset`, also behind ``Subset``) is read a whole batch per call, in one
+    read of the decoded-image cache, instead of item by item and collated: the fast path,
+    taken without configuration. Other datasets go through a plain ``DataLoader``. Both
+    yield the same tensors. ``generator`` seeds the workers (the global RNG is not drawn).
+    """
+    base, rows = _base_indices(dataset, indices)
+    options = dict(num_workers=num_workers, pin_memory=pin_memory, generator=generator,
+                   persistent_workers=False)
+    if callable(getattr(base, "get_batch", None)):
+        chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        return torch.utils.data.DataLoader(_Batches(base, chunks), batch_size=None,
+                                           **options)
+    subset = torch.utils.data.Subset(dataset, [int(i) for i in indices])
+    return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, **options)
+
 
 def DeviceTransform(*, in_chans: int = 3, mean: Sequence[float] | None = None,  # noqa: N802
                     std: Sequence[float] | None = None,

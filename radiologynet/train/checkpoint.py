@@ -1,10 +1,20 @@
 """Atomic, resumable training state: model, optimiser, scheduler, early-stopping state,
-best weights, history and the RNG states of torch, numpy and Python."""
+history, the position inside the epoch and the RNG states of torch, numpy and Python.
+
+The best weights are not copied into every checkpoint: they live in their own file,
+``best-e<epoch>.safetensors`` next to ``checkpoint.pt``, written only when they changed
+since the last checkpoint, and the checkpoint names the file it goes with. Every write is
+atomic, and a failed one (full disk, read-only folder) raises
+:class:`~radiologynet.errors.OutputWriteError` naming the file, leaving the previous
+checkpoint intact."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -14,9 +24,33 @@ import torch
 from radiologynet._atomic import atomic_write
 from radiologynet._atomic import atomic_write_json as atomic_write_json  # re-exported
 from radiologynet._atomic import atomic_write_text as atomic_write_text  # re-exported
-from radiologynet.errors import CheckpointFormatError
+from radiologynet.errors import CheckpointFormatError, OutputWriteError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_PREFIX = "best-e"
+
+
+@contextlib.contextmanager
+def explain_write_errors(path: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into one
+    :class:`~radiologynet.errors.OutputWriteError` line naming the file and the cause."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as err:
+        raise OutputWriteError(f"cannot write {path}: {_cause(err)}") from err
+
+
+def _cause(err: OSError) -> str:
+    reason = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{reason} (the disk is full or over quota); free space or choose another "
+                "--out. Files written before are intact")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{reason} (the folder is read-only or not yours); choose a writable --out")
+    return reason
 
 
 def atomic_write_bytes(path: Path, writer: Callable[[BinaryIO], object]) -> None:
@@ -25,7 +59,8 @@ def atomic_write_bytes(path: Path, writer: Callable[[BinaryIO], object]) -> None
     def to_temp(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             writer(fh)
-    atomic_write(path, to_temp)
+    with explain_write_errors(path):
+        atomic_write(path, to_temp)
 
 
 def rng_state() -> dict[str, Any]:
@@ -57,9 +92,61 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write the training state atomically (``checkpoint.pt``)."""
+    """Write the training state atomically (``checkpoint.pt``).
+
+    It is serialised in memory first, so a failing disk surfaces as an ``OSError`` of the
+    file write (reported by :func:`explain_write_errors`), not as torch's zip-writer error.
+    """
     payload = {"format": CHECKPOINT_FORMAT, **state, "rng": rng_state()}
-    atomic_write_bytes(Path(path), lambda fh: torch.save(payload, fh))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(Path(path), lambda fh: fh.write(buffer.getbuffer()))
+
+
+def best_weights_name(epoch: int) -> str:
+    """The file holding the best weights of ``epoch`` (next to the checkpoint)."""
+    return f"{BEST_PREFIX}{int(epoch)}.safetensors"
+
+
+def save_best_weights(folder: Path, epoch: int, weights: dict[str, torch.Tensor]) -> str:
+    """Write ``weights`` as ``folder/best-e<epoch>.safetensors``; returns the file name."""
+    from safetensors.torch import save_file
+
+    name = best_weights_name(epoch)
+    tensors = {k: v.contiguous() for k, v in weights.items()}
+    with explain_write_errors(Path(folder) / name):
+        atomic_write(Path(folder) / name, lambda tmp: save_file(tensors, tmp))
+    return name
+
+
+def load_best_weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    """Read the best-weights file a checkpoint names.
+
+    Raises:
+        CheckpointFormatError: the file is missing or unreadable.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(folder) / name
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - missing, truncated or foreign: one answer
+        raise CheckpointFormatError(
+            f"{path}: the best weights this checkpoint refers to are unreadable ({err}). "
+            f"Delete {Path(folder) / CHECKPOINT_NAME} to start the run again.") from err
+
+
+def prune_best_weights(folder: Path, keep: str | None) -> None:
+    """Delete the ``best-e*.safetensors`` files of ``folder`` other than ``keep``."""
+    for path in Path(folder).glob(f"{BEST_PREFIX}*.safetensors"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Delete the resume state of a run folder (``checkpoint.pt`` and its best weights)."""
+    (Path(folder) / CHECKPOINT_NAME).unlink(missing_ok=True)
+    prune_best_weights(folder, keep=None)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

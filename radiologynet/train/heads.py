@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
-from radiologynet.errors import RadiologyNetError, WeightsNotFoundError
+from radiologynet.errors import RadiologyNetError
+from radiologynet.models import create_model
 from radiologynet.registry import get_architecture
-
-HEADS = ("pooled", "paper")
+from radiologynet.train.config import HEADS
 
 
 class BoneAgeRegressor(nn.Module):
@@ -53,46 +52,9 @@ class BoneAgeRegressor(nn.Module):
 
 def create_backbone(arch: str, weights: str | Path | None = None, *, num_classes: int,
                     in_chans: int = 3, **timm_kwargs: object) -> nn.Module:
-    """A zoo model through ``radiologynet.create_model`` (the one build path).
-
-    Falls back to timm plus a local weights folder when :mod:`radiologynet.models` is not
-    installed (development checkouts): random init and weights folders (``config.json`` +
-    ``model.safetensors``) then work, tags need the zoo.
-    """
-    try:
-        from radiologynet.models import create_model
-    except ImportError:
-        return _fallback_create(arch, weights, num_classes=num_classes, in_chans=in_chans,
-                                **timm_kwargs)
+    """A zoo model through :func:`radiologynet.models.create_model` (the one build path)."""
     return create_model(arch, weights=weights, num_classes=num_classes, in_chans=in_chans,
                         **timm_kwargs)
-
-
-def _fallback_create(arch: str, weights: str | Path | None, *, num_classes: int,
-                     in_chans: int, **timm_kwargs: object) -> nn.Module:
-    spec = get_architecture(arch)
-    kwargs = {**spec.model_args_dict, **timm_kwargs}
-    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes,
-                              in_chans=in_chans, **kwargs)
-    model.radiologynet_weights = None
-    model.radiologynet_arch = spec
-    if weights is None:
-        return model
-    path = Path(weights)
-    file = path / "model.safetensors" if path.is_dir() else path
-    if not file.is_file():
-        raise WeightsNotFoundError(
-            f"Weights {str(weights)!r} for {spec.name}: not a weights folder or file, and "
-            "radiologynet.models (which resolves tags) is not installed. Pass a folder "
-            "holding model.safetensors or install the full package."
-        )
-    from safetensors.torch import load_file
-
-    state = load_file(str(file))
-    own = model.state_dict()
-    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(compatible, strict=False)
-    return model
 
 
 def build_model(arch: str, weights: str | Path | None, *, kind: str, num_classes: int,

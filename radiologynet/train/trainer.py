@@ -3,12 +3,17 @@
 AdamW (weight decay 1e-3) on every layer; up to ``max_epochs`` epochs with early stopping
 after ``patience`` epochs without a better validation ``monitor`` value; the best weights
 are restored for the test evaluation. Bone age: Adam + ReduceLROnPlateau(0.1, patience 3).
+The settings are one :class:`~radiologynet.train.config.TrainConfig`; the loop is small
+steps: :func:`train_one_epoch`, :func:`evaluate`, :class:`EarlyStopping` and
+:class:`Checkpointer`.
 
 Every source of randomness inside an epoch (sample order, augmentation, dropout) is drawn
-from generators seeded by ``(seed, epoch)``, and a checkpoint is written atomically after
-each epoch with the RNG states of torch, numpy and Python. Re-running the same call after
-a kill (even mid-epoch) therefore resumes at the last finished epoch and ends with exactly
-the metrics of an uninterrupted run on the CPU.
+from generators seeded by ``(seed, epoch)``. The resume state (with the RNG states of
+torch, numpy and Python and the position inside the epoch) is written atomically every
+``checkpoint_interval_s`` seconds, at the end and on SIGTERM/SIGINT. Re-running the same
+call after a kill therefore resumes at the last written step and ends with exactly the
+metrics of an uninterrupted run on the CPU (with ``num_workers=0``). A loss that becomes
+NaN or inf ends the run with status ``diverged``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +38,43 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
-from radiologynet.errors import RadiologyNetError
+from radiologynet.errors import RadiologyNetError, StaleRunError
+from radiologynet.torchdata.samples import batch_loader
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import (
-    atomic_write_text,
+    CHECKPOINT_NAME,
+    best_weights_name,
+    explain_write_errors,
+    load_best_weights,
     load_checkpoint,
+    prune_best_weights,
+    remove_checkpoint,
+    rng_state,
+    save_best_weights,
     save_checkpoint,
     set_rng_state,
+)
+from radiologynet.train.config import (
+    DEFAULT_BATCH_SIZE,
+    TrainConfig,
+    config_changes,
 )
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
 
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
-CHECKPOINT_NAME = "checkpoint.pt"
+__all__ = ["CHECKPOINT_NAME", "Checkpointer", "EarlyStopping", "FitResult", "FitState",
+           "Preemption", "TrainingInterrupted", "evaluate", "fit", "train_one_epoch"]
+
 LOG_NAME = "log.jsonl"
 Callback = Callable[[str, dict[str, Any]], None]
+
+
+class TrainingInterrupted(RadiologyNetError):
+    """SIGTERM/SIGINT stopped training after a step; the checkpoint holds that step."""
 
 
 @dataclass
@@ -61,6 +89,9 @@ class FitResult:
         history: one dict per epoch (the lines of ``log.jsonl``).
         emissions: ``{"energy_kwh", "co2_kg", "duration_s"}`` with ``track_emissions``.
         stopped_early: whether early stopping ended the run before ``max_epochs``.
+        status: ``finished``, or ``diverged`` when the training loss became NaN/inf
+            (``diverged`` then says where; ``val``/``test`` are those of the best
+            weights before it, if any).
     """
 
     best_epoch: int
@@ -70,6 +101,8 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     emissions: dict[str, float] | None = None
     stopped_early: bool = False
+    status: str = "finished"
+    diverged: str | None = None
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -94,15 +127,6 @@ def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
 def _batch_size(inputs: Any) -> int:
     first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
     return int(first.shape[0])
-
-
-def _loader(dataset: torch.utils.data.Dataset, indices: torch.Tensor, batch_size: int,
-            num_workers: int, device: torch.device) -> torch.utils.data.DataLoader:
-    subset = torch.utils.data.Subset(dataset, indices.tolist())
-    return torch.utils.data.DataLoader(
-        subset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=False,
-    )
 
 
 def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float
@@ -131,7 +155,9 @@ def evaluate(model: nn.Module, dataset: torch.utils.data.Dataset, *, loss: nn.Mo
     """
     device = torch.device(device)
     indices = ddp.shard_indices(torch.arange(len(dataset)), pad=False)
-    loader = _loader(dataset, indices, batch_size, num_workers, device)
+    loader = batch_loader(dataset, indices.tolist(), batch_size, num_workers=num_workers,
+                          pin_memory=device.type == "cuda",
+                          generator=torch.Generator().manual_seed(0))
     mean_loss = MeanMetric().to(device)
     metrics.reset()
     metrics.to(device)
@@ -183,89 +209,179 @@ def _stop_emissions(tracker: Any, previous: dict[str, float] | None) -> dict[str
             "duration_s": duration + previous.get("duration_s", 0.0)}
 
 
-def fit(
-    model: nn.Module,
-    train: torch.utils.data.Dataset,
-    val: torch.utils.data.Dataset,
-    test: torch.utils.data.Dataset | None = None,
-    *,
-    kind: str = "multiclass",
-    num_classes: int | None = None,
-    lr: float = 1e-4,
-    max_epochs: int = 200,
-    patience: int = 10,
-    batch_size: int = 32,
-    eval_batch_size: int | None = None,
-    seed: int = 0,
-    optimizer: str = "adamw",
-    weight_decay: float = 1e-3,
-    scheduler: str | None = None,
-    loss: nn.Module | None = None,
-    metrics: Any = None,
-    monitor: str = "loss",
-    mode: str = "min",
-    batch_transform: Callable[..., Any] | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    resume: bool = True,
-    keep_checkpoint: bool = False,
-    device: str | torch.device | None = None,
-    precision: str = "auto",
-    num_workers: int = 0,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    track_emissions: bool = False,
-) -> FitResult:
-    """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
-    ``test``.
+@dataclass
+class FitState:
+    """The resumable progress of a run (saved in ``checkpoint.pt``).
 
-    Args:
-        model: any ``nn.Module``; called as ``model(inputs)`` or ``model(*inputs)``.
-        train, val, test: datasets of ``(inputs, target)`` items (``test`` optional).
-        kind: ``multiclass``, ``binary``, ``regression`` (default loss and metrics) or
-            anything else together with ``loss`` and ``metrics``.
-        num_classes: for multiclass metrics (default: ``model.num_classes``).
-        lr, weight_decay, optimizer: AdamW/Adam settings (the paper's: weight decay 1e-3).
-        max_epochs, patience: the epoch budget and early-stopping patience on ``monitor``.
-        batch_size: the global batch size (split evenly across DDP ranks).
-        seed: seeds the sample order, augmentation and dropout of every epoch.
-        scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3) on val loss).
-        loss: ``(outputs, target) -> scalar``; default from ``kind``.
-        metrics: an object with ``update(outputs, target)``, ``compute() -> dict``,
-            ``reset()``, ``to(device)`` (a torchmetrics ``Metric``); default from ``kind``.
-        monitor, mode: the validation value selecting the best epoch (``"loss"``, ``"min"``).
-        batch_transform: ``(inputs, target, train=, generator=) -> (inputs, target)`` on the
-            device (scaling, augmentation, normalisation).
-        out_dir: where ``log.jsonl`` and ``checkpoint.pt`` go; ``None`` keeps nothing.
-        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
-        keep_checkpoint: keep the checkpoint after the run (the runner deletes it itself
-            once the results are written).
-        device: default ``cuda:LOCAL_RANK`` when available, else CPU.
-        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"bf16"`` or ``"fp32"``.
-        callbacks: ``callback(event, info)`` for ``"batch_end"`` and ``"epoch_end"``.
-        track_emissions: measure energy and CO2 with codecarbon (optional dependency).
-
-    Returns:
-        a :class:`FitResult`; ``model`` holds the best weights afterwards.
+    ``epoch`` counts finished epochs; ``step`` the batches already trained of the next
+    one (non-zero in a checkpoint written mid-epoch by the time interval or a signal).
+    ``status`` is ``running``, ``completed`` or ``diverged``.
     """
-    if mode not in ("min", "max"):
-        raise RadiologyNetError(f"fit: mode must be 'min' or 'max', got {mode!r}")
-    if max_epochs < 1 or patience < 1 or batch_size < 1:
-        raise RadiologyNetError("fit: max_epochs, patience and batch_size must be >= 1 "
-                                f"(got {max_epochs}, {patience}, {batch_size})")
-    if len(train) == 0 or len(val) == 0:
-        raise RadiologyNetError("fit: the training and validation sets must not be empty")
-    device = torch.device(device) if device is not None else ddp.default_device()
+
+    epoch: int = 0
+    step: int = 0
+    loss_sum: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    train_time: float = 0.0
+    augment_state: torch.Tensor | None = None
+    best_score: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_val: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"
+    diverged: str | None = None
+    emissions: dict[str, float] | None = None
+
+
+class EarlyStopping:
+    """Tracks the best validation ``monitor`` value; a run stops after ``patience``
+    epochs without improving it."""
+
+    def __init__(self, patience: int, monitor: str, mode: str) -> None:
+        self.patience, self.monitor, self.mode = patience, monitor, mode
+
+    def update(self, state: FitState, epoch: int, val_result: dict[str, float]) -> bool:
+        """Record epoch ``epoch``'s validation; returns whether it is the new best."""
+        score = val_result.get(self.monitor)
+        if score is None:
+            raise RadiologyNetError(f"fit: monitor {self.monitor!r} is not among the "
+                                    f"validation values {sorted(val_result)}")
+        if _improved(score, state.best_score, self.mode):
+            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+            state.best_val = dict(val_result)
+            return True
+        state.bad_epochs += 1
+        return False
+
+    def should_stop(self, state: FitState) -> bool:
+        """Whether the patience is used up."""
+        return state.bad_epochs >= self.patience
+
+
+class Preemption:
+    """While active, SIGTERM and SIGINT only set :attr:`requested`; the trainer finishes
+    its step, writes the checkpoint and stops (:class:`TrainingInterrupted`). A second
+    SIGINT (Ctrl-C twice) raises ``KeyboardInterrupt`` at once. Handlers are installed
+    only in the main thread and restored on exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def handle(self, signum: int, frame: Any = None) -> None:
+        """The signal handler: remember the request; a second Ctrl-C stops at once."""
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+class Checkpointer:
+    """Writes the resume state to ``out/checkpoint.pt`` when ``interval_s`` seconds passed
+    since the last write (checked after every step), at the end and on pre-emption; the
+    best weights go to their own file, written only when they changed."""
+
+    def __init__(self, out: Path | None, interval_s: float) -> None:
+        self.out = out
+        self.path = out / CHECKPOINT_NAME if out is not None else None
+        self.interval_s = interval_s
+        self.writes = out is not None and ddp.is_main()
+        self.last = time.monotonic()
+        self.best_file: str | None = None
+
+    def due(self) -> bool:
+        """Whether the interval has passed since the last write (on the writing rank)."""
+        return self.writes and time.monotonic() - self.last >= self.interval_s
+
+    def load(self, config: TrainConfig) -> dict[str, Any] | None:
+        """The saved checkpoint, or ``None``; refuses one written with other settings."""
+        if self.path is None or not self.path.is_file():
+            return None
+        saved = load_checkpoint(self.path)
+        changes = config_changes(saved.get("config", {}), config.to_dict())
+        if changes:
+            raise StaleRunError(
+                f"{self.path} was written with other settings ({'; '.join(changes)}); "
+                "resume with the same settings, or choose a new output folder (or delete "
+                "it: --overwrite).")
+        self.best_file = saved.get("best_file")
+        return saved
+
+    def save(self, run: _Run, state: FitState) -> None:
+        """Write the checkpoint (and the best weights when they changed). Under DDP every
+        rank calls it: each rank's RNG and augmentation states and partial loss sums
+        are gathered, so a run resumed mid-epoch draws and reports on every rank what it
+        would have."""
+        self.last = time.monotonic()
+        own = {"rng": rng_state(), "augment": state.augment_state,
+               "loss_sum": list(state.loss_sum)}  # this rank's share, mid-epoch
+        ranks = [own]
+        if ddp.world_size() > 1:
+            ranks = [None] * ddp.world_size()
+            dist.all_gather_object(ranks, own)
+        if not self.writes or self.out is None or self.path is None:
+            return
+        if run.best_weights is not None and state.best_epoch and \
+                self.best_file != best_weights_name(state.best_epoch):
+            self.best_file = save_best_weights(self.out, state.best_epoch, run.best_weights)
+        save_checkpoint(self.path, {
+            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict() if run.sched is not None else None,
+            "config": run.config.to_dict(), "best_file": self.best_file,
+            "state": asdict(state), "ranks": ranks,
+        })
+        prune_best_weights(self.out, keep=self.best_file)
+
+
+@dataclass
+class _Run:
+    """What the steps of one :func:`fit` share."""
+
+    config: TrainConfig
+    model: nn.Module
+    train_model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    loss_fn: nn.Module
+    metrics: Any
+    device: torch.device
+    batch_transform: Callable[..., Any] | None
+    callbacks: Sequence[Callback]
+    per_rank: int
+    eval_batch_size: int
+    best_weights: dict[str, torch.Tensor] | None = None
+
+    def evaluate(self, dataset: torch.utils.data.Dataset, desc: str) -> dict[str, float]:
+        """:func:`evaluate` with this run's loss, metrics and device."""
+        return evaluate(self.model, dataset, loss=self.loss_fn, metrics=self.metrics,
+                        batch_size=self.eval_batch_size, device=self.device,
+                        batch_transform=self.batch_transform,
+                        num_workers=self.config.num_workers, precision=self.config.precision,
+                        desc=desc)
+
+
+def _setup(model: nn.Module, config: TrainConfig, loss: nn.Module | None, metrics: Any,
+           batch_transform: Callable[..., Any] | None, callbacks: Sequence[Callback]
+           ) -> _Run:
+    device = torch.device(config.device) if config.device is not None \
+        else ddp.default_device()
     world = ddp.world_size()
-    main = ddp.is_main()
-    out = Path(out_dir) if out_dir is not None else None
-    checkpoint_path = out / CHECKPOINT_NAME if out is not None else None
-
-    loss_fn = loss if loss is not None else loss_for(kind)
+    loss_fn = (loss if loss is not None else loss_for(config.kind)).to(device)
     if metrics is None:
-        classes = num_classes or int(getattr(model, "num_classes", 0) or 2)
-        metrics = PredictionMetrics(kind, classes)
-    loss_fn = loss_fn.to(device)
-
+        classes = config.num_classes or int(getattr(model, "num_classes", 0) or 2)
+        metrics = PredictionMetrics(config.kind, classes)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -273,136 +389,275 @@ def fit(
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = _make_optimizer(optimizer, model, lr, weight_decay)
+    opt = _make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1,
                                                          patience=3)
-             if scheduler == "plateau" else None)
-    if scheduler not in (None, "plateau"):
-        raise RadiologyNetError(f"fit: scheduler must be None or 'plateau', got {scheduler!r}")
+             if config.scheduler == "plateau" else None)
+    per_rank = max(1, (config.batch_size or DEFAULT_BATCH_SIZE) // world)
+    return _Run(config, model, train_model, opt, sched, loss_fn, metrics, device,
+                batch_transform, callbacks, per_rank,
+                config.eval_batch_size or max(per_rank, 64))
 
-    state: dict[str, Any] = {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0,
-                             "best_val": {}, "history": [], "completed": False,
-                             "emissions": None}
-    best_weights: dict[str, torch.Tensor] | None = None
-    if resume and checkpoint_path is not None and checkpoint_path.is_file():
-        saved = load_checkpoint(checkpoint_path)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if sched is not None and saved.get("scheduler") is not None:
-            sched.load_state_dict(saved["scheduler"])
-        best_weights = saved.get("best_weights")
-        state.update({k: saved[k] for k in state if k in saved})
+
+def _restore(run: _Run, saved: dict[str, Any], checkpointer: Checkpointer) -> FitState:
+    run.model.load_state_dict(saved["model"])
+    run.opt.load_state_dict(saved["optimizer"])
+    if run.sched is not None and saved.get("scheduler") is not None:
+        run.sched.load_state_dict(saved["scheduler"])
+    if checkpointer.best_file is not None and checkpointer.out is not None:
+        run.best_weights = load_best_weights(checkpointer.out, checkpointer.best_file)
+    state = FitState(**saved["state"])
+    ranks = saved.get("ranks") or []
+    if len(ranks) == ddp.world_size():  # the same number of processes: each its own
+        own = ranks[ddp.rank()]
+        set_rng_state(own["rng"])
+        state.augment_state, state.loss_sum = own["augment"], list(own["loss_sum"])
+    else:
         set_rng_state(saved["rng"])
+    return state
 
-    tracker = _start_emissions(out) if track_emissions and main else None
-    per_rank = max(1, batch_size // world)
-    eval_bs = eval_batch_size or max(per_rank, 64)
-    eval_kwargs = dict(loss=loss_fn, metrics=metrics, batch_size=eval_bs, device=device,
-                       batch_transform=batch_transform, num_workers=num_workers,
-                       precision=precision)
 
-    def save() -> None:
-        if checkpoint_path is None or not main:
-            return
-        save_checkpoint(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "best_weights": best_weights, **state,
-        })
+def _agree(flags: Sequence[bool], device: torch.device) -> list[bool]:
+    """Each flag, true when it is true on any rank (one all-reduce under DDP)."""
+    if ddp.world_size() == 1:
+        return [bool(f) for f in flags]
+    values = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
 
-    def write_log() -> None:
-        if out is None or not main:
-            return
-        atomic_write_text(out / LOG_NAME,
-                          "".join(json.dumps(r) + "\n" for r in state["history"]))
 
-    epoch = int(state["epoch"])
-    while (not state["completed"] and epoch < max_epochs
-           and state["bad_epochs"] < patience):
-        epoch += 1
-        epoch_seed = _epoch_seed(seed, epoch)
-        # the sample order is shared by all ranks (each takes its share); dropout and
-        # augmentation draw differ per rank
-        rank_seed = epoch_seed + 7_777 * ddp.rank()
+def _train_step(run: _Run, inputs: Any, target: Any,
+                augment_rng: torch.Generator) -> tuple[torch.Tensor, int, bool]:
+    """One optimisation step; returns the (detached) batch loss, the batch size and
+    whether the loss is NaN/inf on any rank (the optimiser then does not step)."""
+    device = run.device
+    inputs = _to_device(inputs, device, device.type == "cuda")
+    target = _to_device(target, device)
+    if run.batch_transform is not None:
+        inputs, target = run.batch_transform(inputs, target, train=True,
+                                             generator=augment_rng)
+    with _autocast(device, run.config.precision):
+        outputs = _call(run.train_model, inputs)
+    batch_loss = run.loss_fn(outputs.float(), target)
+    run.opt.zero_grad(set_to_none=True)
+    (diverged,) = _agree([not bool(torch.isfinite(batch_loss))], device)
+    if not diverged:  # every rank steps, or none (DDP's backward is collective)
+        batch_loss.backward()
+        run.opt.step()
+    return batch_loss.detach(), _batch_size(inputs), diverged
+
+
+def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset, epoch: int,
+                    checkpointer: Checkpointer, preemption: Preemption) -> bool:
+    """Train epoch ``epoch`` from batch ``state.step`` on; returns ``False`` when the loss
+    became NaN/inf (``state.status`` is then ``diverged``).
+
+    Raises:
+        TrainingInterrupted: SIGTERM/SIGINT arrived; the checkpoint holds this step.
+    """
+    config = run.config
+    epoch_seed = _epoch_seed(config.seed, epoch)
+    # the sample order is shared by all ranks (each takes its share); dropout and
+    # augmentation draws differ per rank
+    rank_seed = epoch_seed + 7_777 * ddp.rank()
+    augment_rng = torch.Generator().manual_seed(rank_seed + 1)
+    if state.step == 0:
         torch.manual_seed(rank_seed)
         np.random.seed(rank_seed % 2**32)
         random.seed(rank_seed)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
-        loader = _loader(train, ddp.shard_indices(order, pad=True), per_rank, num_workers,
-                         device)
-        augment_rng = torch.Generator().manual_seed(rank_seed + 1)
-        train_model.train()
-        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
-        start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{max_epochs}", leave=False,
-                   disable=not (progress and main))
-        for step, (inputs, target) in enumerate(bar):
-            inputs = _to_device(inputs, device, device.type == "cuda")
-            target = _to_device(target, device)
-            if batch_transform is not None:
-                inputs, target = batch_transform(inputs, target, train=True,
-                                                 generator=augment_rng)
-            with _autocast(device, precision):
-                outputs = _call(train_model, inputs)
-            batch_loss = loss_fn(outputs.float(), target)
-            if not torch.isfinite(batch_loss):
-                raise RadiologyNetError(
-                    f"fit: the training loss became {batch_loss.item()} at epoch {epoch} "
-                    f"(lr {lr:g}); lower the learning rate.")
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
-            n = _batch_size(inputs)
-            loss_sum += torch.stack([batch_loss.detach().double() * n,
-                                     torch.tensor(float(n), dtype=torch.float64,
-                                                  device=device)])
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{batch_loss.item():.4f}")
-            for callback in callbacks:
-                callback("batch_end", {"epoch": epoch, "step": step})
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_time = time.perf_counter() - start
-        if world > 1:
-            dist.all_reduce(loss_sum)
-        val_result = evaluate(model, val, desc=f"val {epoch}", **eval_kwargs)
-        if sched is not None:
-            sched.step(val_result["loss"])
-        score = val_result.get(monitor)
-        if score is None:
-            raise RadiologyNetError(f"fit: monitor {monitor!r} is not among the validation "
-                                    f"values {sorted(val_result)}")
-        if _improved(score, state["best_score"], mode):
-            state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_val=val_result)
-            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        images = float(loss_sum[1])
-        record = {"epoch": epoch, "train_loss": float(loss_sum[0] / max(images, 1.0)),
-                  "val_loss": val_result["loss"],
-                  **{f"val_{k}": v for k, v in val_result.items() if k != "loss"},
-                  "lr": opt.param_groups[0]["lr"], "time_s": round(train_time, 4),
-                  "images_per_s": round(images / max(train_time, 1e-9), 2)}
-        state["history"].append(record)
-        state["epoch"] = epoch
-        write_log()
-        save()
-        for callback in callbacks:
-            callback("epoch_end", {"epoch": epoch, "record": record})
+        state.loss_sum, state.train_time = [0.0, 0.0], 0.0
+    elif state.augment_state is not None:
+        augment_rng.set_state(state.augment_state)
+    for callback in run.callbacks:
+        callback("epoch_start", {"epoch": epoch, "step": state.step})
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
+    share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank:]
+    loader = batch_loader(train, share.tolist(), run.per_rank, num_workers=config.num_workers,
+                          pin_memory=run.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(rank_seed + 2))
+    run.train_model.train()
+    loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=run.device)
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+               disable=not (config.progress and ddp.is_main()))
+    for step, (inputs, target) in enumerate(bar, start=state.step):
+        batch_loss, n, diverged = _train_step(run, inputs, target, augment_rng)
+        for callback in run.callbacks:
+            callback("batch_end", {"epoch": epoch, "step": step})
+        if diverged:
+            state.status = "diverged"
+            state.diverged = (f"the training loss became {batch_loss.item()} at epoch "
+                              f"{epoch}, step {step + 1} (lr {config.lr:g})")
+            return False
+        loss_sum += torch.stack([batch_loss.double() * n,
+                                 torch.tensor(float(n), dtype=torch.float64,
+                                              device=run.device)])
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{batch_loss.item():.4f}")
+        stop, due = _agree([preemption.requested is not None, checkpointer.due()],
+                           run.device)
+        if stop or due:
+            state.step, state.loss_sum = step + 1, loss_sum.tolist()
+            state.train_time += time.perf_counter() - start
+            start = time.perf_counter()
+            state.augment_state = augment_rng.get_state()
+            checkpointer.save(run, state)
+            if stop:
+                _interrupted(preemption, state, epoch, checkpointer)
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    state.train_time += time.perf_counter() - start
+    if ddp.world_size() > 1:
+        dist.all_reduce(loss_sum)
+    state.loss_sum, state.step, state.augment_state = loss_sum.tolist(), 0, None
+    return True
 
-    stopped_early = state["bad_epochs"] >= patience and state["epoch"] < max_epochs
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
-    test_result = evaluate(model, test, desc="test", **eval_kwargs) if test is not None else None
+
+def _interrupted(preemption: Preemption, state: FitState, epoch: int,
+                 checkpointer: Checkpointer) -> None:
+    where = f"epoch {epoch}, step {state.step}" if state.step else f"epoch {epoch}"
+    saved = f"the state is saved in {checkpointer.path}" if checkpointer.path is not None \
+        else "no out_dir, so nothing was saved"
+    signal_name = preemption.requested or "a signal to another process"
+    raise TrainingInterrupted(f"stopped by {signal_name} after {where}; {saved}. "
+                              "Run the same command again to resume exactly there.")
+
+
+def _end_epoch(run: _Run, state: FitState, epoch: int, val: torch.utils.data.Dataset,
+               stopping: EarlyStopping) -> dict[str, Any]:
+    """Validate, step the scheduler, track the best weights; returns the log record."""
+    val_result = run.evaluate(val, f"val {epoch}")
+    if run.sched is not None:
+        run.sched.step(val_result["loss"])
+    if stopping.update(state, epoch, val_result):
+        run.best_weights = {k: v.detach().cpu().clone()
+                            for k, v in run.model.state_dict().items()}
+    images = state.loss_sum[1]
+    record = {"epoch": epoch, "train_loss": state.loss_sum[0] / max(images, 1.0),
+              "val_loss": val_result["loss"],
+              **{f"val_{k}": v for k, v in val_result.items() if k != "loss"},
+              "lr": run.opt.param_groups[0]["lr"], "time_s": round(state.train_time, 4),
+              "images_per_s": round(images / max(state.train_time, 1e-9), 2)}
+    state.history.append(record)
+    state.epoch = epoch
+    return record
+
+
+def _write_log(out: Path | None, state: FitState) -> None:
+    if out is None or not ddp.is_main():
+        return
+    path = out / LOG_NAME
+    with explain_write_errors(path):
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in state.history))
+
+
+def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
+                  val: torch.utils.data.Dataset, checkpointer: Checkpointer,
+                  out: Path | None) -> None:
+    config = run.config
+    stopping = EarlyStopping(config.patience, config.monitor, config.mode)
+    with Preemption() as preemption:
+        while (state.status == "running" and state.epoch < config.epochs
+               and not stopping.should_stop(state)):
+            epoch = state.epoch + 1
+            if not train_one_epoch(run, state, train, epoch, checkpointer, preemption):
+                break
+            record = _end_epoch(run, state, epoch, val, stopping)
+            _write_log(out, state)
+            stop, due = _agree([preemption.requested is not None, checkpointer.due()],
+                               run.device)
+            if stop or due:
+                checkpointer.save(run, state)
+            if stop:
+                _interrupted(preemption, state, epoch, checkpointer)
+            for callback in run.callbacks:
+                callback("epoch_end", {"epoch": epoch, "record": record})
+            if config.progress and ddp.is_main():
+                _print_epoch(record, config.epochs)
+
+
+def _print_epoch(record: dict[str, Any], epochs: int) -> None:
+    extra = " ".join(f"{k[4:]} {v:.4f}" for k, v in record.items()
+                     if k.startswith("val_") and k != "val_loss" and isinstance(v, float))
+    print(f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}, "
+          f"val loss {record['val_loss']:.4f} {extra} ({record['time_s']:.1f} s)", flush=True)
+
+
+def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data.Dataset,
+        test: torch.utils.data.Dataset | None = None, config: TrainConfig | None = None, *,
+        loss: nn.Module | None = None, metrics: Any = None,
+        batch_transform: Callable[..., Any] | None = None,
+        out_dir: str | os.PathLike[str] | None = None, callbacks: Sequence[Callback] = (),
+        **settings: Any) -> FitResult:
+    """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
+    ``test``.
+
+    Args:
+        model: any ``nn.Module``; called as ``model(inputs)`` or ``model(*inputs)``.
+        train, val, test: datasets of ``(inputs, target)`` items (``test`` optional). A
+            dataset with ``get_batch`` is read a batch at a time
+            (:func:`radiologynet.torchdata.samples.batch_loader`).
+        config: the run's :class:`TrainConfig` (learning rate, epochs, batch size ...).
+        loss: ``(outputs, target) -> scalar``; default from ``config.kind``.
+        metrics: an object with ``update(outputs, target)``, ``compute() -> dict``,
+            ``reset()``, ``to(device)`` (a torchmetrics ``Metric``); default from the kind.
+        batch_transform: ``(inputs, target, train=, generator=) -> (inputs, target)`` on the
+            device (scaling, augmentation, normalisation).
+        out_dir: where ``log.jsonl`` and the resume state go; ``None`` keeps nothing.
+        callbacks: ``callback(event, info)`` for ``"epoch_start"`` (before the epoch's
+            data is read; ``info["step"]`` > 0 when resuming mid-epoch), ``"batch_end"``
+            and ``"epoch_end"``.
+        settings: deprecated: ``TrainConfig`` fields as keywords (``lr=1e-3``).
+
+    Returns:
+        a :class:`FitResult`; ``model`` holds the best weights afterwards. A run whose
+        loss became NaN/inf has ``status == "diverged"``.
+
+    Raises:
+        TrainingInterrupted: on SIGTERM/SIGINT, after the current step and its checkpoint.
+        StaleRunError: ``out_dir`` holds the checkpoint of a run with other settings.
+    """
+    if isinstance(test, TrainConfig):
+        raise TypeError("fit(model, train, val, test, config): pass the config as config=")
+    config = _config_from(config, settings)
+    if len(train) == 0 or len(val) == 0:
+        raise RadiologyNetError("fit: the training and validation sets must not be empty")
+    out = Path(out_dir) if out_dir is not None else None
+    run = _setup(model, config, loss, metrics, batch_transform, callbacks)
+    main = ddp.is_main()
+    checkpointer = Checkpointer(out, config.checkpoint_interval_s)
+    saved = checkpointer.load(config) if config.resume else None
+    state = _restore(run, saved, checkpointer) if saved is not None else FitState()
+    tracker = _start_emissions(out) if config.track_emissions and main else None
+    _train_epochs(run, state, train, val, checkpointer, out)
+    stopped_early = (state.status == "running" and state.bad_epochs >= config.patience
+                     and state.epoch < config.epochs)
+    if run.best_weights is not None:
+        model.load_state_dict(run.best_weights)
+    scored = state.status != "diverged" or run.best_weights is not None
+    test_result = run.evaluate(test, "test") if test is not None and scored else None
     if tracker is not None:
-        state["emissions"] = _stop_emissions(tracker, state["emissions"])
-    if not state["completed"]:
-        state["completed"] = True
-        save()
-    if checkpoint_path is not None and not keep_checkpoint and main:
-        checkpoint_path.unlink(missing_ok=True)
+        state.emissions = _stop_emissions(tracker, state.emissions)
+    if state.status == "running":
+        state.status = "completed"
+    if config.keep_checkpoint:
+        checkpointer.save(run, state)  # a rerun returns at once instead of training again
+    if out is not None and not config.keep_checkpoint and main:
+        remove_checkpoint(out)
     ddp.barrier()
-    return FitResult(best_epoch=int(state["best_epoch"]), epochs_run=int(state["epoch"]),
-                     val=dict(state["best_val"]), test=test_result,
-                     history=list(state["history"]), emissions=state["emissions"],
-                     stopped_early=stopped_early)
+    return FitResult(best_epoch=state.best_epoch, epochs_run=state.epoch,
+                     val=dict(state.best_val), test=test_result, history=list(state.history),
+                     emissions=state.emissions, stopped_early=stopped_early,
+                     status="diverged" if state.status == "diverged" else "finished",
+                     diverged=state.diverged)
+
+
+def _config_from(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
+    if not settings:
+        return config if config is not None else TrainConfig()
+    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword arguments {unknown}")
+    warnings.warn("fit(..., lr=..., max_epochs=...) is deprecated: pass "
+                  "config=TrainConfig(...)", DeprecationWarning, stacklevel=3)
+    return replace(config, **settings) if config is not None else TrainConfig(**settings)
