@@ -13,9 +13,14 @@ from PIL import Image as PILImage
 from radiologynet import io
 from radiologynet.errors import ImageReadError
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
-                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
+
+@pytest.fixture(scope="module")
+def sample_dir(shared_dir) -> Path:
+    """The nine real GRAZPEDWRI-DX radiographs in ``../shared``."""
+    path = shared_dir / "data" / "grazpedwri-sample" / "images"
+    if not path.is_dir():
+        pytest.skip(f"GRAZPEDWRI-DX sample not at {path}")
+    return path
 
 
 def test_16bit_png_keeps_its_dynamic_range(tmp_path):
@@ -58,9 +63,8 @@ def test_window_on_a_picture(tmp_path):
     assert out[0, 0] == out[0, 1] == 0 and out[0, 2] == out[0, 3] == 255
 
 
-@needs_sample
-def test_real_grazpedwri_radiographs_are_16bit_and_convert_monotonically():
-    files = sorted(SAMPLE.glob("*.png"))
+def test_real_grazpedwri_radiographs_are_16bit_and_convert_monotonically(sample_dir):
+    files = sorted(sample_dir.glob("*.png"))
     assert len(files) == 9
     for path in files:
         image = io.read_image(path)

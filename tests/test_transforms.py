@@ -20,9 +20,14 @@ import radiologynet
 from radiologynet import io, transforms
 from radiologynet.transforms import Augmentation, BatchTransform, letterbox
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
-                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
+
+@pytest.fixture(scope="module")
+def sample_dir(shared_dir) -> Path:
+    """The nine real GRAZPEDWRI-DX radiographs in ``../shared``."""
+    path = shared_dir / "data" / "grazpedwri-sample" / "images"
+    if not path.is_dir():
+        pytest.skip(f"GRAZPEDWRI-DX sample not at {path}")
+    return path
 
 
 def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
@@ -38,16 +43,15 @@ def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 
 @functools.cache
-def _real_radiographs() -> tuple[tuple[str, np.ndarray], ...]:
+def _real_radiographs(sample_dir: Path) -> tuple[tuple[str, np.ndarray], ...]:
     return tuple((p.name, io.to_radiologynet_uint8(io.read_image(p)))
-                 for p in sorted(SAMPLE.glob("*.png")))
+                 for p in sorted(sample_dir.glob("*.png")))
 
 
-@needs_sample
 @pytest.mark.parametrize("size", [224, 299, 300, 380])
-def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size):
-    assert len(_real_radiographs()) == 9
-    for name, gray in _real_radiographs():
+def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size, sample_dir):
+    assert len(_real_radiographs(sample_dir)) == 9
+    for name, gray in _real_radiographs(sample_dir):
         ours = letterbox(gray, size).numpy()
         reference = opencv_letterbox(gray, size)
         assert ours.shape == reference.shape == (size, size)
