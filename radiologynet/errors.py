@@ -76,3 +76,8 @@ class ArchiveError(RadiologyNetError, ValueError):
 class MissingDependencyError(RadiologyNetError, ImportError):
     """An optional package that the asked-for feature needs is not installed; the message
     names the ``radiologynet[...]`` extra that brings it."""
+
+
+class ImageReadWarning(UserWarning):
+    """An image or volume was read, but part of its header was contradictory or invalid and
+    was ignored or corrected (the message names the file, the tag and what was used)."""
