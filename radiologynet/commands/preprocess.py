@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radiologynet.torchdata.cache import build_cache
-from radiologynet.torchdata.folders import IMAGE_SUFFIXES, _files
 from radiologynet.errors import DatasetNotFoundError
+from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.torchdata.cache import build_cache
+from radiologynet.torchdata.folders import _files
 from radiologynet.weights import Preprocessing, get_weights
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from radiologynet._atomic import atomic_write_text
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+from radiologynet.io import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -348,11 +349,9 @@ def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | N
     return None
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
 def list_images(folder: Path) -> list[Path]:
-    """The PNG/JPEG files directly in ``folder``, sorted by name (hidden files skipped)."""
+    """The image files (:data:`radiologynet.io.IMAGE_SUFFIXES`) directly in ``folder``,
+    sorted by name (hidden files skipped)."""
     return sorted(
         p
         for p in folder.iterdir()

@@ -148,6 +148,8 @@ def check_nifti(path: Path) -> None:
                 fh.seek(offset)
                 data = b""
             data += fh.read(max(count - len(data), 0))
+            while name.endswith(".gz") and fh.read(1 << 20):
+                pass  # to the end of the stream, so a cut-off gzip trailer is noticed too
     except (OSError, EOFError, zlib.error) as err:
         raise ImageReadError(f"{path}: truncated or corrupt compressed NIfTI ({err}).") from err
     if len(data) < count:

@@ -16,6 +16,7 @@ import torch
 
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.errors import DatasetNotFoundError
+from radiologynet.io import IMAGE_SUFFIXES
 from radiologynet.torchdata.samples import (
     BONE_AGE_AUGMENT,
     PAPER_AUGMENT,
@@ -23,7 +24,6 @@ from radiologynet.torchdata.samples import (
     SampleDataset,
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 #: the paper's architectures per benchmark (a sweep's default ``--models``)
 PAPER_MODELS = {
     "btmr": ("resnet50", "mobilenet_v3_small"),

@@ -15,16 +15,19 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from radiologynet.errors import DatasetNotFoundError, ImageReadError
-from radiologynet.io import DICOM_SUFFIXES, PICTURE_SUFFIXES, is_dicom, read_image
+from radiologynet.io import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    PICTURE_SUFFIXES,
+    is_dicom,
+    read_image,
+)
 from radiologynet.io.windowing import Window
 from radiologynet.transforms.geometry import letterbox
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray
 from radiologynet.weights import Preprocessing
 
 from .cache import DecodedImageCache, build_cache, format_unreadable
-
-#: What :class:`ImageFolderDataset` picks up by default.
-IMAGE_SUFFIXES = PICTURE_SUFFIXES + DICOM_SUFFIXES
 
 
 class ImageListDataset(Dataset):
