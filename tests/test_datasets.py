@@ -451,3 +451,54 @@ def test_a_written_split_reads_back_identically(tmp_path, task):
     (tmp_path / "bad.csv").write_text("split,path,target,sex,group\nholdout,a.png,1,,\n")
     with pytest.raises(DatasetFormatError, match="row 2"):
         read_splits(tmp_path / "bad.csv", task, data)
+
+
+# --- damaged sheets: one line naming the file and the cause (issue 14.10) -------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    """Damage a CSV the ways users' copies get damaged."""
+    text = path.read_text(encoding="utf-8-sig")
+    lines = text.splitlines()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "binary":
+        path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)) * 4)
+    elif how == "latin-1":
+        path.write_bytes(text.replace(lines[1], lines[1].replace(",", "é,", 1))
+                         .encode("latin-1"))  # one accented character, saved as latin-1
+    elif how == "ragged":
+        lines.insert(3, lines[3] + ",extra,fields")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif how == "quote":
+        lines[4] = lines[4].replace(",", ',"', 1)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+DAMAGE = ("empty", "binary", "latin-1", "ragged", "quote")
+CAUSE = {"empty": "empty", "binary": "binary", "latin-1": "not UTF-8",
+         "ragged": "fields where the header has", "quote": "unterminated quote"}
+
+
+def _one_line(err: pytest.ExceptionInfo, name: str, how: str) -> None:
+    message = str(err.value)
+    assert name in message and CAUSE[how] in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_grazpedwri_csv_is_one_clear_error(tmp_path, how):
+    make_grazpedwri(tmp_path, n_patients=12)
+    _damage(tmp_path / "dataset.csv", how)
+    with pytest.raises(DatasetFormatError) as err:
+        load_task("grazpedwri", tmp_path)
+    _one_line(err, "dataset.csv", how)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_boneage_csv_is_one_clear_error(tmp_path, how):
+    make_boneage(tmp_path)
+    _damage(tmp_path / "boneage-training-dataset.csv", how)
+    with pytest.raises(DatasetFormatError) as err:
+        load_task("boneage", tmp_path)
+    _one_line(err, "boneage-training-dataset.csv", how)

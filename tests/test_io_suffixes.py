@@ -21,7 +21,7 @@ def test_suffixes_are_one_definition():
     assert {".dcm", ".dicom", ".ima", ".png", ".jpg", ".tif"} <= set(io.IMAGE_SUFFIXES)
     copies = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
               if p.name != "suffixes.py" and SUFFIX_TUPLE.search(p.read_text())]
-    assert copies == [], f"image suffix tuples defined outside radiologynet/io/suffixes.py: {copies}"
+    assert copies == [], f"image suffix tuples outside radiologynet/io/suffixes.py: {copies}"
 
 
 def _tree(root: Path) -> None:

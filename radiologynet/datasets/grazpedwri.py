@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from radiologynet._optional import require
 from radiologynet.datasets.base import (
     SPLIT_NAMES,
     Sample,
@@ -35,6 +36,7 @@ from radiologynet.datasets.base import (
     check_seed,
     dataset_not_found,
     find_dataset_dir,
+    read_csv_table,
     require_columns,
     sorted_samples,
 )
@@ -67,12 +69,9 @@ _IMAGE_FOLDER = re.compile(r"^images(_part\d+)?$", re.IGNORECASE)
 def read_table(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
     """``dataset.csv`` as a pandas DataFrame (BOM stripped, ``filestem``/``patient_id`` as
     text, ``osteopenia`` as 0/1), sorted by file stem."""
-    import pandas as pd
-
+    pd = require("pandas", "the GRAZPEDWRI-DX loader")
     csv_path = Path(csv_path)
-    frame = pd.read_csv(
-        csv_path, encoding="utf-8-sig", dtype={"filestem": str, "patient_id": str}
-    )
+    frame = read_csv_table(csv_path, dtype={"filestem": str, "patient_id": str})
     require_columns(frame, ["filestem", "patient_id", "osteopenia"], csv_path)
     flags = pd.to_numeric(frame["osteopenia"], errors="coerce")
     bad = frame["osteopenia"].notna() & ~flags.isin([0, 1])
@@ -100,8 +99,8 @@ def splits_from_csv(
     ``<filestem>.png`` (relative; enough to inspect or save a split without the images).
     Returns :class:`Splits` with the patient id as each sample's ``group``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
+    StratifiedGroupKFold = require("sklearn.model_selection",
+                                   "the GRAZPEDWRI-DX split").StratifiedGroupKFold
     seed, fraction = check_seed(seed), check_fraction(fraction)
     frame = read_table(csv_path)
     positives = np.flatnonzero(frame["osteopenia"].to_numpy() == 1)
