@@ -3,6 +3,7 @@ pretrained on (windowing, presets, min-max, MONOCHROME1 inversion)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_voi_lut
 
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 
 #: Named CT windows as ``(center, width)`` in Hounsfield units.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -232,6 +233,11 @@ def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
         result = _minmax_uint8(pixels)
     if image.photometric == "MONOCHROME1":
         result = 255 - result
+    if result.size > 1 and result.min() == result.max() and pixels.min() != pixels.max():
+        warnings.warn(f"{source}: every pixel became {int(result.flat[0])}: its window or VOI "
+                      f"LUT lies outside the pixel values {pixels.min():g}..{pixels.max():g}; "
+                      "pass window= (a preset or (center, width)) to see the image.",
+                      ImageReadWarning, stacklevel=3)
     return result
 
 
