@@ -246,7 +246,8 @@ def read_case(kind: str, path: Path) -> Case:
     warned = any(issubclass(w.category, ImageReadWarning) for w in caught)
     blank = out.size > 1 and out.min() == out.max() and values.min() != values.max()
     if blank and not warned:
-        return Case(kind, "", "blank", f"constant {out.flat[0]} from {values.min()}..{values.max()}")
+        detail = f"constant {out.flat[0]} from {values.min()}..{values.max()}"
+        return Case(kind, "", "blank", detail)
     return Case(kind, "", "warned" if warned else "ok", "")
 
 
