@@ -161,7 +161,7 @@ def _dicom_tag(data: bytes, rng: random.Random) -> bytes:
 
 
 def _png_ihdr(data: bytes, rng: random.Random) -> bytes:
-    if data[12:16] != b"IHDR":
+    if len(data) < 33 or data[12:16] != b"IHDR":
         return _flip(data, rng)
     fields = list(struct.unpack(">IIBBBBB", data[16:29]))
     index = rng.randrange(7)
