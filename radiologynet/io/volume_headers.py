@@ -172,7 +172,10 @@ def _nifti_layout(head: bytes, path: Path) -> tuple[int, int, int, str, list[flo
             dims = struct.unpack(endian + "8h", head[40:56])
             code, bitpix = struct.unpack(endian + "2h", head[70:74])
             pixdim = list(struct.unpack(endian + "8f", head[76:108]))
-            offset = max(int(struct.unpack(endian + "f", head[108:112])[0]), 352)
+            raw_offset = struct.unpack(endian + "f", head[108:112])[0]
+            if not math.isfinite(raw_offset):
+                raise ImageReadError(f"{path}: invalid NIfTI header (vox_offset {raw_offset}).")
+            offset = max(int(raw_offset), 352)
             break
         if len(head) >= 540 and struct.unpack(endian + "i", head[:4])[0] == 540:
             code, bitpix = struct.unpack(endian + "2h", head[12:16])
@@ -185,6 +188,9 @@ def _nifti_layout(head: bytes, path: Path) -> tuple[int, int, int, str, list[flo
     ndim = dims[0]
     if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1:ndim + 1]) or bitpix <= 0:
         raise ImageReadError(f"{path}: invalid NIfTI header (dim {dims}, bitpix {bitpix}).")
+    if code in _NIFTI_FLOATS and bitpix != 8 * int(_NIFTI_FLOATS[code][1]):
+        raise ImageReadError(f"{path}: invalid NIfTI header (datatype {code} with bitpix "
+                             f"{bitpix}).")
     count = math.prod(dims[1:ndim + 1]) * bitpix // 8
     if count > 1 << 40:
         raise ImageReadError(f"{path}: invalid NIfTI header (claims {count} bytes of voxels).")
