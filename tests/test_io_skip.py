@@ -79,3 +79,19 @@ def test_dataset_skip_unreadable_counts_the_same_files(tmp_path):
     assert len(ds) == len(good) + len(odd)
     assert {Path(p) for p, _ in ds.unreadable} == set(bad)
     assert all(ds[i][0].shape == (1, 32, 32) for i in range(len(ds)))
+
+
+def test_dicom_folder_by_header_tag_skips_and_counts_unreadable_headers(tmp_path):
+    from radiologynet.errors import ImageReadError
+    from radiologynet.torchdata import DicomFolderDataset
+
+    for k, part in enumerate(["CHEST", "HAND"]):
+        make_dicom(tmp_path / f"f{k}.dcm", ramp(20, 20), BodyPartExamined=part)
+    (tmp_path / "junk.dcm").write_bytes(b"not a dicom header" * 10)
+    with pytest.raises(ImageReadError, match="junk.dcm"):
+        DicomFolderDataset(tmp_path, target="BodyPartExamined", size=16, progress=False)
+    with pytest.warns(UserWarning, match="unreadable DICOM header"):
+        ds = DicomFolderDataset(tmp_path, target="BodyPartExamined", size=16,
+                                skip_unreadable=True, progress=False)
+    assert ds.classes == ["CHEST", "HAND"] and len(ds) == 2
+    assert [Path(p).name for p, _ in ds.unreadable] == ["junk.dcm"]
