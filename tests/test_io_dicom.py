@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pydicom import examples
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_voi_lut
@@ -241,38 +239,6 @@ def test_zero_size_dicom(tmp_path):
 def test_one_pixel_dicom_reads_and_converts(tmp_path):
     image = io.read_image(make_dicom(tmp_path / "one.dcm", np.array([[7]], dtype=np.uint16)))
     assert io.to_radiologynet_uint8(image).shape == (1, 1)
-
-
-_VALID = None
-
-
-def _valid_bytes(tmp_path_factory) -> bytes:
-    global _VALID
-    if _VALID is None:
-        folder = tmp_path_factory.mktemp("fuzz")
-        _VALID = make_dicom(folder / "v.dcm", ramp(16, 16), RescaleSlope=1,
-                            RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400).read_bytes()
-    return _VALID
-
-
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=10_000), flips=st.lists(
-    st.tuples(st.integers(min_value=0, max_value=10_000), st.integers(0, 255)), max_size=8))
-def test_fuzzed_dicom_never_escapes_as_another_error(tmp_path_factory, cut, flips):
-    """Truncated and byte-flipped files either read or raise ImageReadError naming the file."""
-    data = bytearray(_valid_bytes(tmp_path_factory))
-    data = data[: max(len(data) - cut, 0)]
-    for position, value in flips:
-        if position < len(data):
-            data[position] = value
-    path = tmp_path_factory.mktemp("f") / "fuzzed.dcm"
-    path.write_bytes(bytes(data))
-    try:
-        image = io.read_image(path)
-        io.to_radiologynet_uint8(image)
-    except ImageReadError as err:
-        assert "fuzzed.dcm" in str(err)
 
 
 # --- hostile headers: the decisions documented in docs/preparing-images.md ---------------

@@ -132,7 +132,8 @@ def test_any_size_converts_to_uint8_same_shape(height, width, bits16, seed):
 
 # --- hostile pictures: the decisions documented in docs/preparing-images.md --------------
 
-def _png_claiming(tmp_path, width: int, height: int):
+def png_claiming(tmp_path, width: int, height: int):
+    """A PNG whose IHDR claims width x height (a decompression bomb when large)."""
     import struct
     import zlib
 
@@ -147,8 +148,8 @@ def _png_claiming(tmp_path, width: int, height: int):
     return path
 
 
-def test_png_claiming_60000_squared_is_an_image_read_error(tmp_path):
-    path = _png_claiming(tmp_path, 60000, 60000)
+def testpng_claiming_60000_squared_is_an_image_read_error(tmp_path):
+    path = png_claiming(tmp_path, 60000, 60000)
     with pytest.raises(ImageReadError, match="too large") as err:
         io.read_image(path)
     assert "bomb.png" in str(err.value)

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from PIL import Image as PILImage
 from test_io_dicom import make_dicom, ramp
-from test_io_images import _png_claiming
+from test_io_images import png_claiming
 
 from radiologynet.cli import main
 from radiologynet.errors import ImageReadWarning
@@ -33,7 +33,7 @@ def _folder(tmp_path: Path) -> tuple[list[Path], list[Path], list[Path]]:
     ds = pydicom.dcmread(odd[0])
     ds.PhotometricInterpretation = "RGB"
     ds.save_as(odd[0])
-    bomb = _png_claiming(src, 60000, 60000)
+    bomb = png_claiming(src, 60000, 60000)
     two = make_dicom(src / "two_samples.dcm", ramp(30, 40))
     ds = pydicom.dcmread(two)
     ds.SamplesPerPixel = 2
