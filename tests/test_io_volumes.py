@@ -261,3 +261,19 @@ def test_big_endian_32bit_dose_reads_like_read_image(tmp_path):
     np.testing.assert_array_equal(vol.array, io.read_image(tmp_path / "dose.dcm").pixels)
     assert vol.spacing == pytest.approx((3.0, 2.0, 2.5))
     assert vol.origin == pytest.approx((-10.0, -20.0, 5.0))
+
+
+def test_simpleitk_is_an_optional_dependency_of_volumes_only(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from radiologynet.errors import MissingDependencyError
+
+    code = "import sys, radiologynet.io; print('SimpleITK' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "False"
+    path = _write_mhd(tmp_path / "v.mhd", _volume())
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as if it were not installed
+    with pytest.raises(MissingDependencyError, match=r"radiologynet\[volumes\]"):
+        io.read_volume(path)
