@@ -343,3 +343,12 @@ def test_conversion_errors_name_the_file(tmp_path):
     image = io.Image(pixels=np.ones((2, 3, 4, 5)), path=tmp_path / "deep.dcm")
     with pytest.raises(ImageReadError, match="deep.dcm"):
         io.to_radiologynet_uint8(image)
+
+
+def test_invalid_pixel_spacing_is_unknown_with_a_warning(tmp_path):
+    path = make_dicom(tmp_path / "sp.dcm", ramp(), PixelSpacing=[0.5])
+    with pytest.warns(ImageReadWarning, match="PixelSpacing"):
+        image = io.read_image(path)
+    assert image.spacing is None and image.pixels.shape == (40, 56)
+    path = make_dicom(tmp_path / "ok.dcm", ramp(), ImagerPixelSpacing=[0.2, 0.3])
+    assert io.read_image(path).spacing == (0.2, 0.3)

@@ -218,13 +218,12 @@ def _read_dicom(path: Path, window: Window) -> Image:
     file_window = None
     if voi is not None and "WindowCenter" in voi:
         file_window = _usable_window(voi)
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     return Image(
         pixels=arr,
         path=path,
         modality=str(ds.get("Modality", "")),
         body_part=str(ds.get("BodyPartExamined", "")),
-        spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        spacing=_pixel_spacing(ds, path),
         photometric=photometric,
         window=explicit if explicit is not None else file_window,
         voi=None if explicit is not None else voi,
@@ -232,6 +231,24 @@ def _read_dicom(path: Path, window: Window) -> Image:
         metadata={k: str(ds.get(k, "")) for k in _METADATA_KEYWORDS if k in ds},
         bits_stored=_bits_stored(ds, arr),
     )
+
+
+def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, float] | None:
+    """PixelSpacing (or ImagerPixelSpacing) as ``(row, column)`` mm; ``None`` when absent,
+    or, with a warning, when it is not two finite positive numbers."""
+    keyword = "PixelSpacing" if ds.get("PixelSpacing") else "ImagerPixelSpacing"
+    value = ds.get(keyword)
+    if not value:
+        return None
+    try:
+        row, column = (float(v) for v in value)
+    except (TypeError, ValueError):
+        row = column = math.nan
+    if not (math.isfinite(row) and math.isfinite(column) and row > 0 and column > 0):
+        warnings.warn(f"{path}: {keyword} {value!r} is not two positive sizes; the image is "
+                      "read with spacing None (unknown).", ImageReadWarning, stacklevel=4)
+        return None
+    return row, column
 
 
 def _photometric_for_samples(ds: Dataset, photometric: str, path: Path) -> str:
