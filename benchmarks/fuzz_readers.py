@@ -171,6 +171,43 @@ def _png_ihdr(data: bytes, rng: random.Random) -> bytes:
     return data[:12] + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF) + data[33:]
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    chunks, at = [], 8
+    while at + 12 <= len(data):
+        (size,) = struct.unpack(">I", data[at:at + 4])
+        chunks.append((data[at + 4:at + 8], data[at + 8:at + 8 + size]))
+        at += 12 + size
+    return chunks if chunks and chunks[0][0] == b"IHDR" else None
+
+
+def _png_join(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        out += struct.pack(">I", len(body)) + kind + body
+        out += struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return out
+
+
+def _png_pixels(data: bytes, rng: random.Random) -> bytes:
+    """Edit the decompressed scanlines (filter bytes included) and the EXIF orientation,
+    with valid CRCs, so the decoder itself is exercised rather than the CRC check."""
+    chunks = _png_chunks(data)
+    if chunks is None:
+        return _flip(data, rng)
+    if rng.random() < 0.3:
+        exif = (b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
+                + struct.pack(">H", rng.randrange(65536)) + b"\x00\x00\x00\x00\x00\x00")
+        return _png_join(chunks[:1] + [(b"eXIf", exif)] + chunks[1:])
+    try:
+        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    except zlib.error:
+        return _flip(data, rng)
+    raw = rng.choice((_flip, _truncate, _insert, _fill))(raw, rng) if raw else raw
+    idat = (b"IDAT", zlib.compress(raw))
+    rest = [c for c in chunks if c[0] != b"IDAT"]
+    return _png_join(rest[:-1] + [idat] + rest[-1:])
+
+
 # NIfTI-1 header fields: (offset, struct format, hostile values)
 _NIFTI_FIELDS = (
     (40, "h", (0, 2, 3, 8, -1)), (42, "h", (0, 1, -3, 32767)), (44, "h", (0, 1, 32767)),
@@ -200,8 +237,10 @@ def mutate(kind: str, seed_path: Path, rng: random.Random) -> bytes:
                 data = _dicom_tag(data, rng)
             except Exception:  # noqa: BLE001 - a file too broken to edit: flip bytes instead
                 data = _flip(data, rng)
-        elif kind == "png" and roll < 0.3:
+        elif kind == "png" and roll < 0.2:
             data = _png_ihdr(data, rng)
+        elif kind == "png" and roll < 0.55:
+            data = _png_pixels(data, rng)
         elif kind == "nifti" and roll < 0.5:
             try:
                 data = _nifti_field(data, rng, gz)
