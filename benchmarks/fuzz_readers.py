@@ -231,6 +231,8 @@ def mutate(kind: str, seed_path: Path, rng: random.Random) -> bytes:
     gz = seed_path.name.endswith(".gz")
     generic: list[Callable[[bytes, random.Random], bytes]] = [_truncate, _flip, _insert, _fill]
     for _ in range(rng.choice((1, 1, 1, 2))):
+        if not data:
+            break  # an empty file is a case of its own
         roll = rng.random()
         if kind == "dicom" and roll < 0.45:
             try:
