@@ -70,6 +70,7 @@ def test_preprocess_without_skip_fails_with_one_error_listing_them(tmp_path, cap
     assert all(path.name in err for path in bad)
 
 
+@pytest.mark.filterwarnings("ignore::radiologynet.errors.ImageReadWarning")  # the odd files
 def test_dataset_skip_unreadable_counts_the_same_files(tmp_path):
     good, odd, bad = _folder(tmp_path)
     paths = good + odd + bad
