@@ -85,3 +85,8 @@ class OutputWriteError(RadiologyNetError, OSError):
 
 class StaleRunError(RadiologyNetError):
     """A run folder that holds a run made with another configuration."""
+
+
+class ImageReadWarning(UserWarning):
+    """An image or volume was read, but part of its header was contradictory or invalid and
+    was ignored or corrected (the message names the file, the tag and what was used)."""

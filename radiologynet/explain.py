@@ -145,12 +145,12 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     Raises:
         ImageReadError: a path that does not exist, or a folder without images.
     """
-    from radiologynet.io import DICOM_SUFFIXES, PICTURE_SUFFIXES
+    from radiologynet.io import IMAGE_SUFFIXES
 
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if folder.is_dir():
-            suffixes = {*PICTURE_SUFFIXES, *DICOM_SUFFIXES}
+            suffixes = set(IMAGE_SUFFIXES)
             found = sorted(p for p in folder.iterdir()
                            if p.is_file() and p.suffix.lower() in suffixes)
             if not found:

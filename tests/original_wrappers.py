@@ -18,8 +18,6 @@ from torch import Tensor, nn
 from radiologynet.registry import ARCHITECTURES, Architecture
 
 NUM_CLASSES = 36
-#: ``reference/original-checkpoints`` beside the repository (``../shared``).
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared/reference/original-checkpoints"
 
 
 class ResNetWrapper(nn.Module):
@@ -196,11 +194,13 @@ def make_archive(pth: Path, archive: Path) -> Path:
     return archive
 
 
-def read_layout(arch: Architecture | str) -> dict[str, tuple[tuple[int, ...], str]] | None:
+def read_layout(arch: Architecture | str,
+                shared_dir: Path) -> dict[str, tuple[tuple[int, ...], str]] | None:
     """The key -> (shape, dtype) layout of the original checkpoint from the reference
-    ``.tsv`` (``None`` when the reference folder is absent)."""
+    ``.tsv`` in ``shared_dir/reference/original-checkpoints`` (the ``shared_dir`` fixture;
+    ``None`` when the file is absent)."""
     arch = ARCHITECTURES[arch] if isinstance(arch, str) else arch
-    path = REFERENCE_DIR / f"{arch.original_name}.tsv"
+    path = shared_dir / "reference" / "original-checkpoints" / f"{arch.original_name}.tsv"
     if not path.is_file():
         return None
     layout = {}

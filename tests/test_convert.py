@@ -59,9 +59,9 @@ def converted(request, tmp_path_factory):
     yield {"arch": arch, "state": state, "pth": pth, "out": out, "expected": expected}
 
 
-def test_fabricated_checkpoint_has_the_original_layout(converted):
+def test_fabricated_checkpoint_has_the_original_layout(converted, shared_dir):
     arch = converted["arch"]
-    reference = read_layout(arch)
+    reference = read_layout(arch, shared_dir)
     if reference is None:
         pytest.skip("../shared/reference/original-checkpoints is not beside the repository")
     state, _ = load_original_checkpoint(converted["pth"])

@@ -47,10 +47,6 @@ from radiologynet.errors import (
     UnknownTaskError,
 )
 
-REAL_GRAZ_CSV = Path(__file__).resolve().parents[2] / "shared/data/grazpedwri-sample/dataset.csv"
-if not REAL_GRAZ_CSV.is_file():
-    REAL_GRAZ_CSV = Path("/work/shared/data/grazpedwri-sample/dataset.csv")
-
 
 def stems(samples) -> set[str]:
     return {Path(s.path).name for s in samples}
@@ -247,13 +243,19 @@ def patients(samples) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def real_graz_splits() -> Splits:
-    if not REAL_GRAZ_CSV.is_file():
-        pytest.skip("the real GRAZPEDWRI-DX dataset.csv is not available")
-    return grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=0)
+def real_graz_csv(shared_dir) -> Path:
+    path = shared_dir / "data" / "grazpedwri-sample" / "dataset.csv"
+    if not path.is_file():
+        pytest.skip(f"the real GRAZPEDWRI-DX dataset.csv is not at {path}")
+    return path
 
 
-def test_grazpedwri_real_csv_patient_split(real_graz_splits):
+@pytest.fixture(scope="module")
+def real_graz_splits(real_graz_csv) -> Splits:
+    return grazpedwri.splits_from_csv(real_graz_csv, seed=0)
+
+
+def test_grazpedwri_real_csv_patient_split(real_graz_splits, real_graz_csv):
     splits = real_graz_splits
     everything = [s for n in ("train", "val", "test") for s in splits.split(n)]
     labels = Counter(s.target for s in everything)
@@ -268,7 +270,7 @@ def test_grazpedwri_real_csv_patient_split(real_graz_splits):
         assert 0.45 <= share <= 0.55, (name, share)
     import pandas as pd
 
-    table = pd.read_csv(REAL_GRAZ_CSV, encoding="utf-8-sig", dtype={"filestem": str})
+    table = pd.read_csv(real_graz_csv, encoding="utf-8-sig", dtype={"filestem": str})
     positives = set(table.loc[table["osteopenia"] == 1, "filestem"] + ".png")
     assert {s.path for s in everything if s.target == 1} == positives
     negatives = {s.path for s in everything if s.target == 0}
@@ -277,9 +279,9 @@ def test_grazpedwri_real_csv_patient_split(real_graz_splits):
     assert negatives != first_rows  # a random draw, not the authors' first 2,473 rows
 
 
-def test_grazpedwri_real_csv_reproducible_and_seed_dependent(real_graz_splits):
-    again = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=0)
-    other = grazpedwri.splits_from_csv(REAL_GRAZ_CSV, seed=1)
+def test_grazpedwri_real_csv_reproducible_and_seed_dependent(real_graz_splits, real_graz_csv):
+    again = grazpedwri.splits_from_csv(real_graz_csv, seed=0)
+    other = grazpedwri.splits_from_csv(real_graz_csv, seed=1)
     assert again.to_csv_text() == real_graz_splits.to_csv_text()
     assert other.to_csv_text() != real_graz_splits.to_csv_text()
     assert patients(other.test) != patients(real_graz_splits.test)
@@ -449,3 +451,54 @@ def test_a_written_split_reads_back_identically(tmp_path, task):
     (tmp_path / "bad.csv").write_text("split,path,target,sex,group\nholdout,a.png,1,,\n")
     with pytest.raises(DatasetFormatError, match="row 2"):
         read_splits(tmp_path / "bad.csv", task, data)
+
+
+# --- damaged sheets: one line naming the file and the cause (issue 14.10) -------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    """Damage a CSV the ways users' copies get damaged."""
+    text = path.read_text(encoding="utf-8-sig")
+    lines = text.splitlines()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "binary":
+        path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)) * 4)
+    elif how == "latin-1":
+        path.write_bytes(text.replace(lines[1], lines[1].replace(",", "é,", 1))
+                         .encode("latin-1"))  # one accented character, saved as latin-1
+    elif how == "ragged":
+        lines.insert(3, lines[3] + ",extra,fields")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif how == "quote":
+        lines[4] = lines[4].replace(",", ',"', 1)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+DAMAGE = ("empty", "binary", "latin-1", "ragged", "quote")
+CAUSE = {"empty": "empty", "binary": "binary", "latin-1": "not UTF-8",
+         "ragged": "fields where the header has", "quote": "unterminated quote"}
+
+
+def _one_line(err: pytest.ExceptionInfo, name: str, how: str) -> None:
+    message = str(err.value)
+    assert name in message and CAUSE[how] in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_grazpedwri_csv_is_one_clear_error(tmp_path, how):
+    make_grazpedwri(tmp_path, n_patients=12)
+    _damage(tmp_path / "dataset.csv", how)
+    with pytest.raises(DatasetFormatError) as err:
+        load_task("grazpedwri", tmp_path)
+    _one_line(err, "dataset.csv", how)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_boneage_csv_is_one_clear_error(tmp_path, how):
+    make_boneage(tmp_path)
+    _damage(tmp_path / "boneage-training-dataset.csv", how)
+    with pytest.raises(DatasetFormatError) as err:
+        load_task("boneage", tmp_path)
+    _one_line(err, "boneage-training-dataset.csv", how)

@@ -11,11 +11,16 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from radiologynet import io
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "grazpedwri-sample" / "images"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(),
-                                  reason=f"GRAZPEDWRI-DX sample not at {SAMPLE}")
+
+@pytest.fixture(scope="module")
+def sample_dir(shared_dir) -> Path:
+    """The nine real GRAZPEDWRI-DX radiographs in ``../shared``."""
+    path = shared_dir / "data" / "grazpedwri-sample" / "images"
+    if not path.is_dir():
+        pytest.skip(f"GRAZPEDWRI-DX sample not at {path}")
+    return path
 
 
 def test_16bit_png_keeps_its_dynamic_range(tmp_path):
@@ -58,9 +63,8 @@ def test_window_on_a_picture(tmp_path):
     assert out[0, 0] == out[0, 1] == 0 and out[0, 2] == out[0, 3] == 255
 
 
-@needs_sample
-def test_real_grazpedwri_radiographs_are_16bit_and_convert_monotonically():
-    files = sorted(SAMPLE.glob("*.png"))
+def test_real_grazpedwri_radiographs_are_16bit_and_convert_monotonically(sample_dir):
+    files = sorted(sample_dir.glob("*.png"))
     assert len(files) == 9
     for path in files:
         image = io.read_image(path)
@@ -124,3 +128,65 @@ def test_any_size_converts_to_uint8_same_shape(height, width, bits16, seed):
         np.uint16 if bits16 else np.uint8)
     out = io.to_radiologynet_uint8(values)
     assert out.shape == (height, width) and out.dtype == np.uint8
+
+
+# --- hostile pictures: the decisions documented in docs/preparing-images.md --------------
+
+def png_claiming(tmp_path, width: int, height: int):
+    """A PNG whose IHDR claims width x height (a decompression bomb when large)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def testpng_claiming_60000_squared_is_an_image_read_error(tmp_path):
+    path = png_claiming(tmp_path, 60000, 60000)
+    with pytest.raises(ImageReadError, match="too large") as err:
+        io.read_image(path)
+    assert "bomb.png" in str(err.value)
+
+
+def test_multipage_tiff_of_equal_pages_is_a_stack(tmp_path):
+    pages = [np.full((12, 16), 40 * (k + 1), dtype=np.uint8) for k in range(3)]
+    pages[1][0, 0] = 0
+    first, *rest = (PILImage.fromarray(p) for p in pages)
+    first.save(tmp_path / "stack.tif", save_all=True, append_images=rest)
+    image = io.read_image(tmp_path / "stack.tif")
+    assert image.frames == 3 and image.pixels.shape == (3, 12, 16)
+    np.testing.assert_array_equal(image.pixels, np.stack(pages))
+    from radiologynet.transforms import as_uint8_gray
+
+    np.testing.assert_array_equal(as_uint8_gray(tmp_path / "stack.tif"), pages[1])  # middle
+
+
+def test_multipage_tiff_of_unequal_pages_gives_page_one_with_a_warning(tmp_path):
+    big = np.tile(np.arange(32, dtype=np.uint8), (24, 1))
+    PILImage.fromarray(big).save(tmp_path / "pyr.tif", save_all=True,
+                                 append_images=[PILImage.fromarray(big[::2, ::2])])
+    with pytest.warns(ImageReadWarning, match="only the first page"):
+        image = io.read_image(tmp_path / "pyr.tif")
+    assert image.frames == 1
+    np.testing.assert_array_equal(image.pixels, big)
+
+
+@pytest.mark.parametrize("orientation,turn", [(1, lambda a: a), (3, lambda a: a[::-1, ::-1]),
+                                              (6, lambda a: np.rot90(a, -1)),
+                                              (8, lambda a: np.rot90(a, 1))])
+def test_exif_orientation_is_honoured(tmp_path, orientation, turn):
+    stored = np.zeros((20, 30), dtype=np.uint8)
+    stored[:4, :8] = 255  # a bright block in the stored top-left corner
+    pil = PILImage.fromarray(stored)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    pil.save(tmp_path / "photo.png", exif=exif)
+    image = io.read_image(tmp_path / "photo.png")
+    np.testing.assert_array_equal(image.pixels, turn(stored))

@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 from test_io_dicom import make_dicom
 
 from radiologynet import io
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 
 
 def _volume(shape=(5, 6, 7)) -> np.ndarray:
@@ -140,3 +140,140 @@ def test_fuzzed_nonfinite_volumes(tmp_path_factory, values):
     else:
         with pytest.raises(ImageReadError, match="f.mhd"):
             io.read_volume(path)
+
+
+# --- hostile volumes: the decisions documented in docs/preparing-images.md ---------------
+
+def _nifti_bytes(tmp_path, name="whole.nii"):
+    data = np.random.default_rng(1).normal(size=(7, 6, 5)).astype(np.float32) + 5
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / name)
+    return (tmp_path / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["cut.nii", "cut.nii.gz"])
+@pytest.mark.parametrize("keep", [0.2, 0.35, 0.5, 0.7, 0.9, 0.99])
+def test_truncated_nifti_is_refused(tmp_path, name, keep):
+    whole = _nifti_bytes(tmp_path, "whole" + name[3:])
+    (tmp_path / name).write_bytes(whole[: int(len(whole) * keep)])
+    with pytest.raises(ImageReadError, match="truncated|corrupt|cannot read") as err:
+        io.read_volume(tmp_path / name)
+    assert name in str(err.value)
+
+
+def test_nan_voxel_in_nifti_is_refused(tmp_path):
+    data = np.ones((4, 5, 6), np.float32)
+    data[1, 2, 3] = np.nan
+    for name in ("nan.nii", "nan.nii.gz"):
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / name)
+        with pytest.raises(ImageReadError, match="1 NaN or infinite"):
+            io.read_volume(tmp_path / name)
+
+
+def test_zero_voxel_size_in_nifti_warns(tmp_path):
+    image = nib.Nifti1Image(np.ones((4, 5, 6), np.float32), np.eye(4))
+    image.header["pixdim"][1:4] = [0.0, 1.0, 1.0]
+    nib.save(image, tmp_path / "flat.nii")
+    with pytest.warns(ImageReadWarning, match="pixdim"):
+        vol = io.read_volume(tmp_path / "flat.nii")
+    assert vol.array.shape == (6, 5, 4)
+
+
+def _mhd_pointing_at(tmp_path, target: str):
+    _write_mhd(tmp_path / "ok.mhd", np.zeros((1, 1, 8), np.uint8))
+    header = (tmp_path / "ok.mhd").read_text().replace("ElementDataFile = ok.raw",
+                                                       f"ElementDataFile = {target}")
+    (tmp_path / "evil.mhd").write_text(header)
+    return tmp_path / "evil.mhd"
+
+
+@pytest.mark.parametrize("target", ["../../etc/passwd", "/etc/passwd", "/proc/self/environ",
+                                    "../outside.raw"])
+def test_mhd_data_file_outside_its_folder_is_refused(tmp_path, target):
+    (tmp_path / "outside.raw").write_bytes(bytes(range(8)))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = _mhd_pointing_at(folder, target)
+    with pytest.raises(ImageReadError, match="outside the header's folder") as err:
+        io.read_volume(path)
+    assert "allow_outside_data=True" in str(err.value)
+
+
+def test_mhd_data_file_outside_is_read_when_allowed(tmp_path):
+    (tmp_path / "outside.raw").write_bytes(bytes(range(8)))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    vol = io.read_volume(_mhd_pointing_at(folder, "../outside.raw"), allow_outside_data=True)
+    np.testing.assert_array_equal(vol.array.ravel(), np.arange(8))
+
+
+def test_mhd_link_leading_out_is_refused(tmp_path):
+    (tmp_path / "outside.raw").write_bytes(bytes(range(8)))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "inside.raw").symlink_to(tmp_path / "outside.raw")
+    with pytest.raises(ImageReadError, match="outside"):
+        io.read_volume(_mhd_pointing_at(folder, "inside.raw"))
+
+
+def test_detached_nrrd_data_file_outside_is_refused(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "v.nhdr").write_text(
+        "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2 2 2\nencoding: raw\n"
+        "data file: /etc/passwd\n\n")
+    with pytest.raises(ImageReadError, match="outside"):
+        io.read_volume(tmp_path / "in" / "v.nhdr")
+
+
+@pytest.mark.parametrize("field,value", [("ElementSpacing", "0 1 1"),
+                                         ("ElementSpacing", "nan 1 1"),
+                                         ("ElementSpacing", "-1 1 1"),
+                                         ("TransformMatrix", "0 0 0 0 0 0 0 0 0")])
+def test_invalid_metaimage_geometry_is_refused(tmp_path, field, value):
+    path = _write_mhd(tmp_path / "g.mhd", _volume(), spacing=(1, 1, 1))
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(f"{field} = {value}" if line.startswith(field) else line
+                              for line in text) + "\n")
+    with pytest.raises(ImageReadError, match=field) as err:
+        io.read_volume(path)
+    assert "g.mhd" in str(err.value)
+
+
+def test_big_endian_32bit_dose_reads_like_read_image(tmp_path):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, RTDoseStorage
+
+    dose = (np.arange(4 * 5 * 6).reshape(4, 5, 6) * 10 + 7).astype(np.uint32)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = RTDoseStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.Modality, ds.Rows, ds.Columns, ds.NumberOfFrames = "RTDOSE", 5, 6, 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 32, 32, 31, 0
+    ds.PixelSpacing, ds.ImagePositionPatient = [2.0, 3.0], [-10.0, -20.0, 5.0]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.GridFrameOffsetVector, ds.FrameIncrementPointer = [0, 2.5, 5, 7.5], 0x3004000C
+    ds.PixelData = dose.astype(">u4").tobytes()
+    ds.save_as(tmp_path / "dose.dcm", enforce_file_format=True)
+    vol = io.read_volume(tmp_path / "dose.dcm")
+    np.testing.assert_array_equal(vol.array, dose)
+    np.testing.assert_array_equal(vol.array, io.read_image(tmp_path / "dose.dcm").pixels)
+    assert vol.spacing == pytest.approx((3.0, 2.0, 2.5))
+    assert vol.origin == pytest.approx((-10.0, -20.0, 5.0))
+
+
+def test_simpleitk_is_an_optional_dependency_of_volumes_only(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from radiologynet.errors import MissingDependencyError
+
+    code = "import sys, radiologynet.io; print('SimpleITK' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "False"
+    path = _write_mhd(tmp_path / "v.mhd", _volume())
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as if it were not installed
+    with pytest.raises(MissingDependencyError, match=r"radiologynet\[volumes\]"):
+        io.read_volume(path)

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from radiologynet._atomic import atomic_write_text
+from radiologynet._optional import require
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+from radiologynet.io import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -348,11 +350,9 @@ def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | N
     return None
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
 def list_images(folder: Path) -> list[Path]:
-    """The PNG/JPEG files directly in ``folder``, sorted by name (hidden files skipped)."""
+    """The image files (:data:`radiologynet.io.IMAGE_SUFFIXES`) directly in ``folder``,
+    sorted by name (hidden files skipped)."""
     return sorted(
         p
         for p in folder.iterdir()
@@ -368,3 +368,55 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -
             f"{source}: missing column(s) {missing}; found {list(frame.columns)}. "
             "Use the file as published, unmodified."
         )
+
+
+def read_csv_table(path: Path, nrows: int | None = None, **options: object) -> pd.DataFrame:
+    """A dataset's CSV sheet as a DataFrame, or one :class:`DatasetFormatError` naming the
+    file and the cause: empty, binary, not UTF-8 (the releases are UTF-8; a BOM is
+    stripped), an unterminated quote, or a row with another field count than the header.
+
+    ``options`` go to ``pandas.read_csv`` (``dtype``, ...).
+    """
+    pd = require("pandas", "reading dataset sheets")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DatasetFormatError(f"{path}: cannot be read ({err.strerror or err}).") from err
+    if not raw.strip():
+        raise DatasetFormatError(f"{path}: the file is empty; use the sheet as published.")
+    nul = raw.find(b"\0", 0, 65536)
+    if nul >= 0:
+        raise DatasetFormatError(f"{path}: binary data, not a CSV text file (a NUL byte at "
+                                 f"offset {nul}); use the sheet as published.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetFormatError(
+            f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "re-save it as UTF-8 (the published sheets are)."
+        ) from err
+    _check_csv_rows(text, path, nrows)
+    try:
+        return pd.read_csv(io.StringIO(text), nrows=nrows, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise DatasetFormatError(f"{path}: not a readable CSV ({reason}).") from err
+
+
+def _check_csv_rows(text: str, path: Path, nrows: int | None) -> None:
+    """Every row has the header's field count and every quote is closed."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        width = None
+        for row in reader:
+            if width is None:
+                width = len(row)
+            elif row and len(row) != width:
+                raise DatasetFormatError(
+                    f"{path}, line {reader.line_num}: {len(row)} fields where the header has "
+                    f"{width}; use the sheet as published.")
+            if nrows is not None and reader.line_num > nrows + 1:
+                break
+    except csv.Error as err:
+        raise DatasetFormatError(f"{path}, line {reader.line_num}: {err} (an unterminated "
+                                 "quote?); use the sheet as published.") from err

@@ -32,6 +32,7 @@ from radiologynet.datasets.base import (
     check_fraction,
     check_seed,
     dataset_not_found,
+    read_csv_table,
 )
 from radiologynet.errors import DatasetFormatError
 
@@ -99,12 +100,17 @@ def parse_sex(value: object, kind: str, source: str) -> int:
 
 
 def _read_sheet(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    pd = require("pandas", "the bone-age dataset")
-
+    """A sheet (CSV or Excel) as a DataFrame; :class:`DatasetFormatError` naming the file
+    when it cannot be read."""
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, nrows=nrows, encoding="utf-8-sig")
+        return read_csv_table(path, nrows=nrows)
+    pd = require("pandas", "the RSNA Pediatric Bone Age loader")
     require("openpyxl", "reading the bone-age .xlsx sheets")
-    return pd.read_excel(path, nrows=nrows)
+    try:
+        return pd.read_excel(path, nrows=nrows)
+    except Exception as err:  # openpyxl/xlrd raise many types for a damaged workbook
+        raise DatasetFormatError(f"{path}: not a readable spreadsheet "
+                                 f"({type(err).__name__}: {err}).") from err
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
@@ -123,14 +129,18 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     return sorted(sheets), sorted(images)
 
 
-def find_sheets(sheets: Iterable[Path]) -> dict[str, Path]:
+def find_sheets(sheets: Iterable[Path],
+                unreadable: list[str] | None = None) -> dict[str, Path]:
     """Which sheet holds which split, recognised by its columns; the first (by path) of
-    several copies wins. Sheets without labels (Kaggle's test CSV) are ignored."""
+    several copies wins. Sheets without labels (Kaggle's test CSV) are ignored, and so
+    are unreadable ones (their errors are appended to ``unreadable`` when given)."""
     found: dict[str, Path] = {}
     for path in sheets:
         try:
             columns = set(_read_sheet(path, nrows=0).columns)
-        except Exception:  # noqa: BLE001 - an unreadable stray file is simply not a sheet
+        except DatasetFormatError as err:  # a stray file is simply not a sheet
+            if unreadable is not None:
+                unreadable.append(str(err))
             continue
         for split, (id_col, target_col, sex_col, _) in SHEET_COLUMNS.items():
             if split not in found and {id_col, target_col, sex_col} <= columns:
@@ -194,10 +204,14 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     if not root.is_dir():
         raise dataset_not_found(TITLE, root, DOWNLOAD_URL, EXPECTED_TREE, "no such folder")
     sheet_paths, image_paths = _walk(root)
-    sheets = find_sheets(sheet_paths)
+    unreadable: list[str] = []
+    sheets = find_sheets(sheet_paths, unreadable)
     missing = [s for s in SHEET_COLUMNS if s not in sheets]
     if missing:
         wanted = "; ".join(", ".join(SHEET_COLUMNS[s][:3]) + f" ({s})" for s in missing)
+        if unreadable:
+            raise DatasetFormatError(f"no sheet with the columns {wanted}; unreadable: "
+                                     + "; ".join(unreadable))
         raise dataset_not_found(
             TITLE, root, DOWNLOAD_URL, EXPECTED_TREE,
             f"no sheet with the columns {wanted}",

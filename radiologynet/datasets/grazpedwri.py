@@ -37,6 +37,7 @@ from radiologynet.datasets.base import (
     check_seed,
     dataset_not_found,
     find_dataset_dir,
+    read_csv_table,
     require_columns,
     sorted_samples,
 )
@@ -69,12 +70,9 @@ _IMAGE_FOLDER = re.compile(r"^images(_part\d+)?$", re.IGNORECASE)
 def read_table(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
     """``dataset.csv`` as a pandas DataFrame (BOM stripped, ``filestem``/``patient_id`` as
     text, ``osteopenia`` as 0/1), sorted by file stem."""
-    pd = require("pandas", "the GRAZPEDWRI-DX dataset")
-
+    pd = require("pandas", "the GRAZPEDWRI-DX loader")
     csv_path = Path(csv_path)
-    frame = pd.read_csv(
-        csv_path, encoding="utf-8-sig", dtype={"filestem": str, "patient_id": str}
-    )
+    frame = read_csv_table(csv_path, dtype={"filestem": str, "patient_id": str})
     require_columns(frame, ["filestem", "patient_id", "osteopenia"], csv_path)
     flags = pd.to_numeric(frame["osteopenia"], errors="coerce")
     bad = frame["osteopenia"].notna() & ~flags.isin([0, 1])
@@ -102,8 +100,8 @@ def splits_from_csv(
     ``<filestem>.png`` (relative; enough to inspect or save a split without the images).
     Returns :class:`Splits` with the patient id as each sample's ``group``.
     """
-    StratifiedGroupKFold = require("sklearn.model_selection").StratifiedGroupKFold
-
+    StratifiedGroupKFold = require("sklearn.model_selection",
+                                   "the GRAZPEDWRI-DX split").StratifiedGroupKFold
     seed, fraction = check_seed(seed), check_fraction(fraction)
     frame = read_table(csv_path)
     positives = np.flatnonzero(frame["osteopenia"].to_numpy() == 1)

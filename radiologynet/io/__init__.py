@@ -2,15 +2,23 @@
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
 from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, is_dicom, read_dicom
-from radiologynet.io.windowing import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
-from radiologynet.io.pictures import PICTURE_SUFFIXES, read_picture
-from radiologynet.io.read import DICOM_SUFFIXES, read_image
+from radiologynet.io.pictures import read_picture
+from radiologynet.io.read import read_image
+from radiologynet.io.suffixes import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    PICTURE_SUFFIXES,
+    VOLUME_SUFFIXES,
+)
 from radiologynet.io.volumes import Volume, read_volume
+from radiologynet.io.windowing import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
 
 __all__ = [
     "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
     "PICTURE_SUFFIXES",
     "SUPPORTED_PHOTOMETRIC",
+    "VOLUME_SUFFIXES",
     "WINDOW_PRESETS",
     "Image",
     "Volume",

@@ -3,6 +3,8 @@ MONOCHROME1, multi-frame stacks, colour, and compressed transfer syntaxes."""
 
 from __future__ import annotations
 
+import math
+import warnings
 from os import PathLike
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 from radiologynet.io.windowing import Image, Window, resolve_window
 
 #: Photometric interpretations this reader turns into grayscale or RGB pixels.
@@ -21,6 +23,7 @@ SUPPORTED_PHOTOMETRIC = (
     "MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT",
     "YBR_PARTIAL_420", "PALETTE COLOR",
 )
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 #: What to ``pip install`` for each family of compressed transfer syntaxes.
 _PLUGINS = {
     "JPEG-LS": "pylibjpeg pylibjpeg-libjpeg  (or: pyjpegls)",
@@ -78,8 +81,10 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode the pixel data: {err}") from err
 
 
-def _voi_module(ds: Dataset) -> Dataset | None:
-    if "WindowCenter" not in ds and "VOILUTSequence" not in ds:
+def _voi_module(ds: Dataset, path: Path) -> Dataset | None:
+    """The display (VOI) tags of ``ds`` that are usable, as a small dataset; ``None`` when
+    there are none. Invalid ones are dropped with a warning (see :func:`_usable_window`)."""
+    if not any(k in ds for k in ("WindowCenter", "WindowWidth", "VOILUTSequence")):
         return None
     voi = Dataset()
     voi.file_meta = FileMetaDataset()
@@ -91,7 +96,43 @@ def _voi_module(ds: Dataset) -> Dataset | None:
         if keyword in ds:
             setattr(voi, keyword, ds[keyword].value)
     voi.setdefault("PixelRepresentation", 0)
+    if "VOILUTSequence" in voi and not _usable_voi_lut(voi):
+        warnings.warn(f"{path}: its VOI LUT Sequence has no usable LUT (LUTDescriptor and "
+                      "LUTData); ignored, the window tags or min-max are used instead.",
+                      ImageReadWarning, stacklevel=4)
+        del voi.VOILUTSequence
+    if ("WindowCenter" in voi or "WindowWidth" in voi) and _usable_window(voi) is None:
+        warnings.warn(f"{path}: WindowCenter {voi.get('WindowCenter')!r} / WindowWidth "
+                      f"{voi.get('WindowWidth')!r} is not a usable window (both are needed, "
+                      "finite, width >= 1); ignored, min-max scaling is used instead.",
+                      ImageReadWarning, stacklevel=4)
+        for keyword in ("WindowCenter", "WindowWidth", "VOILUTFunction"):
+            if keyword in voi:
+                delattr(voi, keyword)
+    if "VOILUTSequence" not in voi and "WindowCenter" not in voi:
+        return None
     return voi
+
+
+def _usable_voi_lut(voi: Dataset) -> bool:
+    try:
+        item = voi.VOILUTSequence[0]
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        return len(descriptor) == 3 and 1 <= descriptor[2] <= 16 and len(item.LUTData) > 0
+    except Exception:  # noqa: BLE001 - any broken LUT is unusable, which is the answer
+        return False
+
+
+def _usable_window(voi: Dataset) -> tuple[float, float] | None:
+    """``(center, width)`` from the first window of ``voi``, or ``None`` when it is missing
+    half, not a number, infinite, or narrower than 1 (DICOM's minimum)."""
+    try:
+        center, width = _first(voi.WindowCenter), _first(voi.WindowWidth)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    if not (math.isfinite(center) and math.isfinite(width) and width >= 1):
+        return None
+    return center, width
 
 
 def _first(value: object) -> float:
@@ -151,6 +192,7 @@ def _read_dicom(path: Path, window: Window) -> Image:
         raise ImageReadError(f"{path}: missing or invalid Rows/Columns ({err}).") from err
     if int(ds.Rows) == 0 or int(ds.Columns) == 0:
         raise ImageReadError(f"{path}: zero-size image ({ds.Rows} x {ds.Columns}).")
+    photometric = _photometric_for_samples(ds, photometric, path)
     arr = _decode(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if photometric == "PALETTE COLOR":
@@ -168,23 +210,84 @@ def _read_dicom(path: Path, window: Window) -> Image:
         except Exception as err:
             raise ImageReadError(f"{path}: cannot apply its modality LUT: {err}") from err
     arr = np.asarray(arr)
+    _check_shape(arr, photometric, frames, path)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ImageReadError(f"{path}: the pixel data contains NaN or infinite values.")
     explicit = resolve_window(window, path)
-    voi = None if photometric == "RGB" else _voi_module(ds)
+    voi = None if photometric == "RGB" else _voi_module(ds, path)
     file_window = None
-    if voi is not None and "WindowCenter" in voi and "WindowWidth" in voi:
-        file_window = (_first(voi.WindowCenter), _first(voi.WindowWidth))
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if voi is not None and "WindowCenter" in voi:
+        file_window = _usable_window(voi)
     return Image(
         pixels=arr,
         path=path,
         modality=str(ds.get("Modality", "")),
         body_part=str(ds.get("BodyPartExamined", "")),
-        spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        spacing=_pixel_spacing(ds, path),
         photometric=photometric,
         window=explicit if explicit is not None else file_window,
         voi=None if explicit is not None else voi,
         frames=frames,
         metadata={k: str(ds.get(k, "")) for k in _METADATA_KEYWORDS if k in ds},
+        bits_stored=_bits_stored(ds, arr),
     )
+
+
+def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, float] | None:
+    """PixelSpacing (or ImagerPixelSpacing) as ``(row, column)`` mm; ``None`` when absent,
+    or, with a warning, when it is not two finite positive numbers."""
+    keyword = "PixelSpacing" if ds.get("PixelSpacing") else "ImagerPixelSpacing"
+    value = ds.get(keyword)
+    if not value:
+        return None
+    try:
+        row, column = (float(v) for v in value)
+    except (TypeError, ValueError):
+        row = column = math.nan
+    if not (math.isfinite(row) and math.isfinite(column) and row > 0 and column > 0):
+        warnings.warn(f"{path}: {keyword} {value!r} is not two positive sizes; the image is "
+                      "read with spacing None (unknown).", ImageReadWarning, stacklevel=4)
+        return None
+    return row, column
+
+
+def _photometric_for_samples(ds: Dataset, photometric: str, path: Path) -> str:
+    """The photometric interpretation that matches SamplesPerPixel, which fixes the layout
+    of the pixel data: a colour label on one sample per pixel is read as MONOCHROME2, and
+    a monochrome label on three samples as RGB, each with a warning."""
+    try:
+        samples = int(ds.get("SamplesPerPixel", 1))
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(f"{path}: invalid SamplesPerPixel ({err}).") from err
+    if samples not in (1, 3):
+        raise ImageReadError(f"{path}: SamplesPerPixel is {samples}; only 1 (grayscale) and "
+                             "3 (colour) are images this reader knows.")
+    if samples == 1 and photometric in _COLOUR:
+        warnings.warn(f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 1; "
+                      "read as MONOCHROME2 (one value per pixel).", ImageReadWarning,
+                      stacklevel=4)
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        return "MONOCHROME2"
+    if samples == 3 and photometric not in _COLOUR:
+        warnings.warn(f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 3; "
+                      "read as RGB (three values per pixel).", ImageReadWarning, stacklevel=4)
+        ds.PhotometricInterpretation = "RGB"
+        return "RGB"
+    return photometric
+
+
+def _check_shape(arr: np.ndarray, photometric: str, frames: int, path: Path) -> None:
+    expected = (2 if frames == 1 else 3) + (photometric == "RGB")
+    if arr.ndim != expected or (photometric == "RGB" and arr.shape[-1] != 3):
+        raise ImageReadError(f"{path}: decoded pixel data of shape {arr.shape} does not match "
+                             f"{frames} frame(s) of {photometric}.")
+
+
+def _bits_stored(ds: Dataset, arr: np.ndarray) -> int | None:
+    """BitsStored when the pixels are still the stored integers (no rescale applied)."""
+    if arr.dtype.kind not in "ui" or "BitsStored" not in ds:
+        return None
+    try:
+        return int(ds.BitsStored)
+    except (TypeError, ValueError):
+        return None

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from radiologynet.errors import ImageReadError
 from radiologynet.io.dicom import is_dicom, read_dicom
+from radiologynet.io.pictures import read_picture
+from radiologynet.io.suffixes import DICOM_SUFFIXES, PICTURE_SUFFIXES
 from radiologynet.io.windowing import Image, Window
-from radiologynet.io.pictures import PICTURE_SUFFIXES, read_picture
 
-#: Suffixes :func:`read_image` treats as DICOM even without looking inside.
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+__all__ = ["DICOM_SUFFIXES", "read_image"]
 
 
 def read_image(path: str | PathLike[str], window: Window = None) -> Image:
@@ -29,7 +29,11 @@ def read_image(path: str | PathLike[str], window: Window = None) -> Image:
             names the file and the reason.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as err:  # a name too long, a loop of links, no permission on the folder
+        raise ImageReadError(f"{path}: cannot be opened ({err}).") from err
+    if not is_file:
         raise ImageReadError(f"{path}: no such file.")
     suffix = path.suffix.lower()
     if suffix in DICOM_SUFFIXES or is_dicom(path):

@@ -13,6 +13,9 @@ import numpy as np
 
 from radiologynet._optional import require
 from radiologynet.errors import ImageReadError
+from radiologynet.io.dicom import is_dicom, read_dicom
+from radiologynet.io.suffixes import DICOM_SUFFIXES
+from radiologynet.io.volume_headers import check_data_files, check_metaimage_geometry, check_nifti
 
 _AXES = {"axial": 0, "z": 0, "coronal": 1, "y": 1, "sagittal": 2, "x": 2}
 
@@ -82,8 +85,8 @@ def _axis_index(axis: int | str) -> int:
     return int(axis)
 
 
-def _read_series(folder: Path, series_id: str | None) -> Any:
-    sitk = require("SimpleITK", "reading volumes")
+def _read_series(sitk: Any, folder: Path, series_id: str | None) -> tuple[Any, list[str]]:
+    """The series' geometry (SimpleITK) and its files in slice order."""
     reader = sitk.ImageSeriesReader()
     ids = list(reader.GetGDCMSeriesIDs(str(folder)))
     if not ids:
@@ -97,49 +100,70 @@ def _read_series(folder: Path, series_id: str | None) -> Any:
         series_id = ids[0]
     elif series_id not in ids:
         raise ImageReadError(f"{folder}: no series {series_id!r}; found {', '.join(ids)}.")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series_id))
-    reader.MetaDataDictionaryArrayUpdateOn()
-    return reader.Execute()
+    files = list(reader.GetGDCMSeriesFileNames(str(folder), series_id))
+    reader.SetFileNames(files)
+    return reader.Execute(), files
 
 
-def read_volume(path: str | PathLike[str], series_id: str | None = None) -> Volume:
-    """Read a 3-D volume: ``.mhd``/``.mha`` (+ ``.raw``), ``.nii``/``.nii.gz``, ``.nrrd``, or a
-    folder holding one DICOM series (``series_id`` chooses among several).
+def _dicom_voxels(files: list[str], path: Path) -> np.ndarray:
+    """The voxels of DICOM ``files`` (one multi-frame file or a series in slice order)
+    decoded by :func:`radiologynet.io.read_dicom`, the same pixel path as 2-D images:
+    SimpleITK's GDCM reads 32-bit big-endian data with its halves swapped."""
+    stacks = [read_dicom(name) for name in files]
+    if any(image.is_color for image in stacks):
+        raise ImageReadError(f"{path}: a colour DICOM is not a volume of one value per voxel.")
+    slices = [image.pixels if image.frames > 1 else image.pixels[None] for image in stacks]
+    if len({s.shape[1:] for s in slices}) != 1:
+        raise ImageReadError(f"{path}: the series' slices differ in size.")
+    return np.concatenate(slices)
+
+
+def read_volume(path: str | PathLike[str], series_id: str | None = None, *,
+                allow_outside_data: bool = False) -> Volume:
+    """Read a 3-D volume: ``.mhd``/``.mha`` (+ ``.raw``), ``.nii``/``.nii.gz``, ``.nrrd``, a
+    multi-frame DICOM file (RT dose, enhanced CT/MR), or a folder holding one DICOM series
+    (``series_id`` chooses among several).
+
+    Geometry comes from SimpleITK; DICOM voxels are decoded by pydicom exactly as
+    :func:`radiologynet.io.read_image` decodes them. A header whose spacing or direction
+    is invalid (zero, NaN, a singular matrix) is read with SimpleITK's substitutes (1 mm,
+    the identity) and an :class:`~radiologynet.errors.ImageReadWarning`.
+
+    Args:
+        path: the file or folder.
+        series_id: which DICOM series of a folder to read.
+        allow_outside_data: let a MetaImage or NRRD header read its voxel data from a file
+            outside the header's own folder (``../``, an absolute path, a link leading out).
+            Off by default: such a header can turn any file on the machine into voxels.
 
     Returns:
         A :class:`Volume` with the voxels as ``[z, y, x]`` and the file's geometry.
 
     Raises:
-        ImageReadError: a missing or unreadable file, a non-3-D image, an empty volume or
-            NaN/inf voxels.
+        ImageReadError: a missing, truncated or unreadable file, a data file outside the
+            header's folder, a non-3-D image, an empty volume or NaN/inf voxels.
     """
     sitk = require("SimpleITK", "reading volumes")
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder.")
+    sitk = require("SimpleITK", "reading volumes")
     try:
-        if path.is_dir():
-            image = _read_series(path, series_id)
-        else:
-            image = sitk.ReadImage(str(path))
+        image, array = _read(sitk, path, series_id, allow_outside_data)
     except ImageReadError:
         raise
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown"
         raise ImageReadError(f"{path}: SimpleITK cannot read it ({reason}).") from err
-    if image.GetDimension() != 3:
-        raise ImageReadError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D.")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageReadError(f"{path}: expected one value per voxel, got "
-                             f"{image.GetNumberOfComponentsPerPixel()}.")
-    array = sitk.GetArrayFromImage(image)
+    except Exception as err:  # a corrupt header can break the header checks anywhere
+        raise ImageReadError(f"{path}: cannot read it ({type(err).__name__}: {err}).") from err
     if array.size == 0:
         raise ImageReadError(f"{path}: the volume is empty (shape {array.shape}).")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
         raise ImageReadError(f"{path}: the volume contains {bad} NaN or infinite voxels.")
     metadata = {}
-    if not path.is_dir():
+    if not path.is_dir() and hasattr(image, "GetMetaDataKeys"):
         metadata = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
     return Volume(
         array=array,
@@ -149,3 +173,35 @@ def read_volume(path: str | PathLike[str], series_id: str | None = None) -> Volu
         path=path,
         metadata=metadata,
     )
+
+
+def _read(sitk: Any, path: Path, series_id: str | None,
+          allow_outside_data: bool) -> tuple[Any, np.ndarray]:
+    """The SimpleITK image (for its geometry) and the voxel array ``[z, y, x]``."""
+    if path.is_dir():
+        image, files = _read_series(sitk, path, series_id)
+        array = _dicom_voxels(files, path)
+    elif path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path):
+        image = sitk.ImageFileReader()
+        image.SetFileName(str(path))
+        image.ReadImageInformation()
+        array = _dicom_voxels([str(path)], path)
+    else:
+        check_data_files(path, allow_outside_data)
+        check_nifti(path)
+        check_metaimage_geometry(path)
+        image = sitk.ReadImage(str(path))
+        array = None
+    if image.GetDimension() != 3:
+        raise ImageReadError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D.")
+    components = (image.GetNumberOfComponents() if isinstance(image, sitk.ImageFileReader)
+                  else image.GetNumberOfComponentsPerPixel())
+    if components != 1:
+        raise ImageReadError(f"{path}: expected one value per voxel, got {components}.")
+    if array is None:
+        array = sitk.GetArrayFromImage(image)
+    expected = tuple(int(v) for v in reversed(image.GetSize()))
+    if array.shape != expected:
+        raise ImageReadError(f"{path}: decoded voxels {array.shape} do not match the "
+                             f"header's size {expected}.")
+    return image, array

@@ -3,6 +3,7 @@ pretrained on (windowing, presets, min-max, MONOCHROME1 inversion)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_voi_lut
 
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 
 #: Named CT windows as ``(center, width)`` in Hounsfield units.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -46,6 +47,9 @@ class Image:
             (window tags or a VOI LUT sequence); ``None`` when there is none.
         frames: number of frames (1 for a single image).
         metadata: other header values (study/series UIDs, ...), strings only.
+        bits_stored: significant bits of integer pixels as stored (DICOM BitsStored), or
+            ``None`` when unknown or after a rescale; pixels of fewer than 8 bits (1-bit
+            masks and overlays) are scaled to 0..255 by their range, not kept as 0/1.
     """
 
     pixels: np.ndarray
@@ -58,6 +62,7 @@ class Image:
     voi: Dataset | None = None
     frames: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
+    bits_stored: int | None = None
 
     @property
     def is_color(self) -> bool:
@@ -81,6 +86,7 @@ class Image:
             pixels=self.pixels[index], path=self.path, modality=self.modality,
             body_part=self.body_part, spacing=self.spacing, photometric=self.photometric,
             window=self.window, voi=self.voi, frames=1, metadata=dict(self.metadata),
+            bits_stored=self.bits_stored,
         )
 
 
@@ -107,8 +113,9 @@ def resolve_window(window: Window, source: object = None) -> tuple[float, float]
             f"{source or 'window'}: window must be (center, width) or a preset name, "
             f"got {window!r}."
         ) from err
-    if not width >= 1:
-        raise ImageReadError(f"{source or 'window'}: window width must be >= 1, got {width}.")
+    if not (np.isfinite(center) and np.isfinite(width) and width >= 1):
+        raise ImageReadError(f"{source or 'window'}: window must be a finite center and a "
+                             f"width >= 1, got ({center}, {width}).")
     return center, width
 
 
@@ -162,43 +169,62 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
 
     The display transform is chosen in this order: ``window`` (``(center, width)`` or a
     preset name from :data:`WINDOW_PRESETS`); the window or VOI LUT recorded in the image
-    (its DICOM VOI LUT module, applied with pydicom); an 8-bit image is kept as it is;
-    anything else is min-max scaled to 0..255 over its full range (never truncated or
-    wrapped). MONOCHROME1 images are inverted so that bone is bright; colour images are
-    turned into grayscale with the ITU-R 601 weights. Stacks are converted frame by frame.
+    (its DICOM VOI LUT module, applied with pydicom; the reader has already dropped, with
+    an :class:`~radiologynet.errors.ImageReadWarning`, a window that is NaN, infinite,
+    narrower than 1 or missing its width, and an empty VOI LUT); integer pixels of fewer
+    than 8 stored bits are scaled by their range (a 1-bit image becomes 0/255); an 8-bit
+    image is kept as it is; anything else is min-max scaled to 0..255 over its full range
+    (never truncated or wrapped). MONOCHROME1 images are inverted so that bone is bright;
+    colour images are turned into grayscale with the ITU-R 601 weights. Stacks are
+    converted frame by frame.
 
     Returns:
         ``uint8`` array of shape ``(H, W)`` (or ``(F, H, W)`` for a stack).
 
     Raises:
-        ImageReadError: empty images, NaN/inf values or an invalid window.
+        ImageReadError: empty images, NaN/inf values, an invalid window, or pixels the
+            image's metadata does not describe; the message names the file.
     """
     if isinstance(image, np.ndarray):
         image = Image(pixels=image, photometric="RGB" if image.ndim == 3 and
                       image.shape[-1] == 3 and image.shape[0] != 3 else "MONOCHROME2")
     source = image.path or "image"
+    try:
+        return _to_uint8(image, window, source)
+    except ImageReadError:
+        raise
+    except Exception as err:  # a header pydicom or numpy cannot apply: still one clear error
+        raise ImageReadError(
+            f"{source}: cannot convert to 8-bit grayscale ({type(err).__name__}: {err})."
+        ) from err
+
+
+def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
     pixels = image.pixels
     if pixels.size == 0:
         raise ImageReadError(f"{source}: the image has no pixels (shape {pixels.shape}).")
+    if pixels.dtype.kind not in "uifb":
+        raise ImageReadError(f"{source}: pixels of type {pixels.dtype} are not an image.")
     if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
         raise ImageReadError(f"{source}: the image contains NaN or infinite values.")
     if image.is_color:
+        if pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
+            raise ImageReadError(f"{source}: a colour image needs (H, W, 3) pixels, got "
+                                 f"shape {pixels.shape}.")
         pixels = _to_gray(pixels)
+    elif pixels.ndim not in (2, 3):
+        raise ImageReadError(f"{source}: a grayscale image needs (H, W) or (F, H, W) pixels, "
+                             f"got shape {pixels.shape}.")
     explicit = resolve_window(window, source)
     voi = window_dataset(*explicit) if explicit is not None else image.voi
     if voi is None and image.window is not None:
-        voi = window_dataset(*image.window)
+        voi = window_dataset(*resolve_window(image.window, source))  # type: ignore[misc]
+    bits = image.bits_stored
     if voi is not None:
-        low, high = _voi_output_range(voi)
-        try:
-            # a LUT is indexed by integer values; windows work on any real value
-            values = (np.rint(pixels).astype(np.int64) if "VOILUTSequence" in voi
-                      else np.asarray(pixels, dtype=np.float64))
-            out = apply_voi_lut(values, voi)
-        except Exception as err:  # pydicom raises several types for broken LUTs
-            raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err
-        out = (np.asarray(out, dtype=np.float64) - low) * (255.0 / max(high - low, 1e-12))
-        result = np.rint(np.clip(out, 0, 255)).astype(np.uint8)
+        result = _apply_voi(pixels, voi, source)
+    elif pixels.dtype.kind in "uib" and bits is not None and 1 <= bits < 8:
+        scaled = np.clip(pixels.astype(np.float64), 0, 2**bits - 1) * (255.0 / (2**bits - 1))
+        result = np.rint(scaled).astype(np.uint8)
     elif pixels.dtype == np.uint8:
         result = pixels.copy()
     elif pixels.ndim == 3:
@@ -207,4 +233,22 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
         result = _minmax_uint8(pixels)
     if image.photometric == "MONOCHROME1":
         result = 255 - result
+    if result.size > 1 and result.min() == result.max() and pixels.min() != pixels.max():
+        warnings.warn(f"{source}: every pixel became {int(result.flat[0])}: its window or VOI "
+                      f"LUT lies outside the pixel values {pixels.min():g}..{pixels.max():g}; "
+                      "pass window= (a preset or (center, width)) to see the image.",
+                      ImageReadWarning, stacklevel=3)
     return result
+
+
+def _apply_voi(pixels: np.ndarray, voi: Dataset, source: object) -> np.ndarray:
+    low, high = _voi_output_range(voi)
+    try:
+        # a LUT is indexed by integer values; windows work on any real value
+        values = (np.rint(pixels).astype(np.int64) if "VOILUTSequence" in voi
+                  else np.asarray(pixels, dtype=np.float64))
+        out = apply_voi_lut(values, voi)
+    except Exception as err:  # pydicom raises several types for broken LUTs
+        raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err
+    out = (np.asarray(out, dtype=np.float64) - low) * (255.0 / max(high - low, 1e-12))
+    return np.rint(np.clip(out, 0, 255)).astype(np.uint8)

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.io import IMAGE_SUFFIXES
 from radiologynet.segmentation.vanilla import VanillaUNet, save_vanilla_unet
 from radiologynet.torchdata.folders import list_image_files
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
 
 
 def find_images(data: str | Path) -> list[Path]:

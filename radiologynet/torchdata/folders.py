@@ -15,16 +15,19 @@ from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from radiologynet.errors import DatasetNotFoundError, ImageReadError
-from radiologynet.io import DICOM_SUFFIXES, PICTURE_SUFFIXES, is_dicom, read_image
+from radiologynet.io import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    PICTURE_SUFFIXES,
+    is_dicom,
+    read_image,
+)
 from radiologynet.io.windowing import Window
 from radiologynet.transforms.geometry import letterbox
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray
 from radiologynet.weights import Preprocessing
 
 from .cache import DecodedImageCache, build_cache, format_unreadable
-
-#: What :class:`ImageFolderDataset` picks up by default.
-IMAGE_SUFFIXES = PICTURE_SUFFIXES + DICOM_SUFFIXES
 
 
 class ImageListDataset(Dataset):
@@ -237,6 +240,7 @@ class DicomFolderDataset(ImageListDataset):
         if not paths:
             raise DatasetNotFoundError(f"{self.root}: no DICOM files found.")
         self.classes: list[str] = []
+        header_errors: list[tuple[str, str]] = []
         if target is None:
             targets: list[Any] = [-1] * len(paths)
         elif callable(target):
@@ -250,10 +254,34 @@ class DicomFolderDataset(ImageListDataset):
                     "pass target=None or a DICOM keyword instead.")
             targets, self.classes = self._index(names)
         else:
-            values = [self._header_value(p, target) for p in paths]
+            paths, values, header_errors = self._header_values(
+                paths, target, bool(kwargs.get("skip_unreadable")))
             targets, self.classes = self._index(values)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         super().__init__(paths, targets, transform, **kwargs)
+        if header_errors:  # skipped and counted with the files whose pixels are unreadable
+            self.unreadable = header_errors + self.unreadable
+            warnings.warn(f"{type(self).__name__}: skipped {len(header_errors)} file(s) with "
+                          f"an unreadable DICOM header:\n{format_unreadable(header_errors)}",
+                          stacklevel=2)
+
+    @classmethod
+    def _header_values(cls, paths: list[Path], keyword: str, skip_unreadable: bool
+                       ) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
+        """The readable paths, their ``keyword`` values, and the unreadable ones (an
+        ``ImageReadError`` listing them all unless ``skip_unreadable``)."""
+        kept, values, bad = [], [], []
+        for path in paths:
+            try:
+                values.append(cls._header_value(path, keyword))
+                kept.append(path)
+            except ImageReadError as err:
+                bad.append((str(path), str(err)))
+        if bad and not skip_unreadable:
+            raise ImageReadError(f"{len(bad)} unreadable DICOM header(s):\n"
+                                 f"{format_unreadable(bad)}\n"
+                                 "Fix or remove them, or pass skip_unreadable=True.")
+        return kept, values, bad
 
     @staticmethod
     def _index(values: list[str]) -> tuple[list[int], list[str]]:
