@@ -10,6 +10,8 @@ API (every writer of shared files goes through one of these):
 
 - :func:`atomic_write` ``(path, writer)``: ``writer(tmp: str)`` fills a temp file.
 - :func:`atomic_write_text` / :func:`atomic_write_bytes` / :func:`atomic_write_json`.
+- :func:`atomic_write_stream` ``(path, write)``: ``write(file)`` fills an open temp file
+  (a figure's ``savefig``, PIL's ``save``, ``torch.save``).
 - :func:`atomic_path` ``(path)``: context manager yielding the temp :class:`Path`.
 - :func:`atomic_dir` ``(path)``: context manager yielding a temp folder that replaces
   ``path`` as a whole (a weights folder, a bundle entry).
@@ -28,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TEMP_SUFFIX = ".tmp"
 
@@ -128,10 +130,32 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def atomic_write_stream(path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *,
+                        binary: bool = True) -> Path:
+    """Create ``path`` atomically through ``write(file)`` on an open temp file (binary, or
+    UTF-8 text with ``binary=False``); returns the path."""
+    def to_temp(tmp: str) -> None:
+        if binary:
+            with open(tmp, "wb") as handle:
+                write(handle)
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                write(handle)
+    return atomic_write(path, to_temp)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON (``indent``, trailing newline) to ``path`` atomically;
-    returns the path."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+    """Write ``obj`` as JSON (``indent``, trailing newline; numpy scalars and paths as
+    their values) to ``path`` atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
 
 
 def share_tree(root: str | os.PathLike[str]) -> None:

@@ -234,9 +234,9 @@ def _scores(logits: torch.Tensor, chosen: Sequence[int]) -> list[float]:
 def _write_png(path: Path, array: np.ndarray) -> Path:
     from PIL import Image
 
-    from radiologynet.report._files import write_atomic
+    from radiologynet._atomic import atomic_write_stream
 
-    write_atomic(path, lambda f: Image.fromarray(array).save(f, format="PNG"), binary=True)
+    atomic_write_stream(path, lambda f: Image.fromarray(array).save(f, format="PNG"))
     return path
 
 
@@ -249,7 +249,7 @@ def save_cams(results: Sequence[CamResult], out_dir: str | Path, *, label: str =
               class_names: Sequence[str] = ()) -> Path:
     """Write each result's overlay and heatmap as PNG, and ``index.json`` describing them
     (source image, files, explained class, score, heatmap peak); returns the index path."""
-    from radiologynet.report._files import write_json
+    from radiologynet._atomic import atomic_write_json
 
     out = Path(out_dir)
     entries = []
@@ -266,7 +266,7 @@ def save_cams(results: Sequence[CamResult], out_dir: str | Path, *, label: str =
             "score": result.score, "peak_row_col": list(result.peak()),
             "input_size": int(result.image.shape[0]),
         })
-    return write_json(out / "index.json", {"model": label, "method": "GradCAM (grad-cam)",
+    return atomic_write_json(out / "index.json", {"model": label, "method": "GradCAM (grad-cam)",
                                            "images": entries})
 
 
@@ -290,7 +290,7 @@ def comparison_sheet(models: Mapping[str, nn.Module],
     returns the PNG path."""
     Figure = require("matplotlib.figure", "Grad-CAM figures").Figure
 
-    from radiologynet.report._files import write_json
+    from radiologynet._atomic import atomic_write_json
     from radiologynet.report.figures import save_figure
 
     if not models:
@@ -320,6 +320,6 @@ def comparison_sheet(models: Mapping[str, nn.Module],
     out = Path(out_path)
     stem = out.with_suffix("")
     written = save_figure(figure, stem, formats=("png",), dpi=dpi)[0]
-    write_json(stem.with_suffix(".json"), {"method": "GradCAM (grad-cam)",
+    atomic_write_json(stem.with_suffix(".json"), {"method": "GradCAM (grad-cam)",
                                            "models": list(cams), "images": index})
     return written

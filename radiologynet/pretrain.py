@@ -330,7 +330,7 @@ def pretrain(
                          max_epochs=max_epochs, patience=patience, batch_size=batch_size,
                          seed=seed, optimizer="adamw", input_size=size, resume=resume,
                          device=device, num_workers=num_workers, progress=progress)
-    result = fit(net, train, val, test, config, batch_transform=transform, out_dir=out,
+    result = fit(net, train, val, test, config=config, batch_transform=transform, out_dir=out,
                  callbacks=[resample])
     if ddp.is_main():
         _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,

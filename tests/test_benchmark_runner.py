@@ -11,7 +11,7 @@ import torch
 
 from radiologynet.cli import main
 from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
-from radiologynet.protocol import TaskData, TaskSpec, get_task, list_tasks, register_task
+from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
 from radiologynet.protocol import run as run_grid
 from radiologynet.protocol.runner import (
     parse_init,
@@ -81,10 +81,10 @@ def test_per_init_preprocessing():
 
 def test_tasks_registered():
     assert {"btmr", "covid19", "boneage", "grazpedwri", "folder"} <= set(list_tasks())
-    assert get_task("pba").name == "boneage"
-    assert get_task("boneage").optimizer == "adam" and get_task("boneage").scheduler == "plateau"
+    assert get_task_spec("pba").name == "boneage"
+    assert get_task_spec("boneage").optimizer == "adam" and get_task_spec("boneage").scheduler == "plateau"
     with pytest.raises(UnknownTaskError, match="Registered tasks"):
-        get_task("mnist")
+        get_task_spec("mnist")
 
 
 def test_grid_2x2_end_to_end(btmr, tmp_path):

@@ -19,7 +19,7 @@ import radiologynet
 from radiologynet import transforms
 from radiologynet.datasets.base import Sample
 from radiologynet.protocol.runner import preprocessing_for
-from radiologynet.protocol.tasks import DataRequest, get_task
+from radiologynet.protocol.tasks import DataRequest, get_task_spec
 from radiologynet.torchdata.samples import SampleDataset
 from radiologynet.train import evaluate
 from radiologynet.train.metrics import PredictionMetrics
@@ -85,7 +85,7 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
     # the protocol runner: preprocessing read without a model, then the task's own data
     runner_pre = preprocessing_for(record.arch, record.tag)
     assert runner_pre == pre
-    data = get_task("folder").build_data(DataRequest(
+    data = get_task_spec("folder").build_data(DataRequest(
         root=folder_task, preprocessing=runner_pre, in_chans=in_chans, augment=False))
     val = data.val
     paths = [s.path for s in val.samples]
@@ -145,7 +145,7 @@ def test_runner_reads_crop_mode_and_interpolation_from_a_weights_folder(
     assert (pre.interpolation, pre.crop_pct, pre.mean) == (interpolation, 0.9, (0.5,) * 3)
     assert pre == transforms.read_preprocessing(radiologynet.create_model(
         "resnet18", weights=folder, num_classes=2))
-    data = get_task("folder").build_data(DataRequest(root=folder_task, preprocessing=pre,
+    data = get_task_spec("folder").build_data(DataRequest(root=folder_task, preprocessing=pre,
                                                      augment=False))
     path = data.val.samples[0].path
     runner, _ = data.batch_transform(data.val[0][0][None], None, train=False)
@@ -161,7 +161,7 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
 
     from radiologynet.protocol.runner import plan, run_one
 
-    task = get_task("folder")
+    task = get_task_spec("folder")
     applied = []
 
     def spy(request: DataRequest):

@@ -3,7 +3,6 @@ per-image min-max, on the real GRAZPEDWRI-DX samples."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +10,6 @@ import pytest
 from radiologynet import io
 from radiologynet.errors import ImageReadError
 from radiologynet.transforms.bitdepth import paper_uint8
-
-
-@pytest.fixture(scope="module")
-def shared_dir() -> Path:
-    # the suite's shared_dir fixture (tests/conftest.py) replaces this one once it lands
-    path = Path(__file__).resolve().parents[1].parent / "shared"
-    if not path.is_dir():
-        pytest.skip(f"the shared data folder {path} is absent (it holds the real samples)")
-    return path
 
 
 def test_minmax_differs_from_the_papers_conversion_by_one_grey_level(shared_dir):

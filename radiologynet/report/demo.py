@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radiologynet.report._files import write_json, write_text
+from radiologynet._atomic import atomic_write_json, atomic_write_text
 
 
 def run_folder_name(model: str, init: str, lr: str, run: int,
@@ -30,7 +30,7 @@ def write_run(out: str | Path, *, task: str, model: str, init: str, lr: str, run
               status: str = "finished", seed: int | None = None) -> Path:
     """Write one run folder under ``out`` and return it."""
     folder = Path(out) / run_folder_name(model, init, lr, run, fraction)
-    write_json(folder / "result.json", {
+    atomic_write_json(folder / "result.json", {
         "task": task, "model": model, "init": init,
         "weights": None if init == "random" else f"{model}.{init}", "lr": lr, "run": run,
         "seed": run if seed is None else seed, "fraction": fraction, "status": status,
@@ -40,7 +40,7 @@ def write_run(out: str | Path, *, task: str, model: str, init: str, lr: str, run
         "val": dict(val), "test": dict(test) if test is not None else {},
         "emissions": dict(emissions) if emissions is not None else None,
     })
-    write_text(folder / "log.jsonl", "".join(json.dumps(dict(row)) + "\n" for row in log))
+    atomic_write_text(folder / "log.jsonl", "".join(json.dumps(dict(row)) + "\n" for row in log))
     return folder
 
 

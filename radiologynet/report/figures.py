@@ -15,7 +15,7 @@ import numpy as np
 from radiologynet import stats
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
-from radiologynet.report._files import write_atomic
+from radiologynet._atomic import atomic_write_stream
 from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
 from radiologynet.report.tables import (
     PAPER_FAMILY,
@@ -47,8 +47,7 @@ def save_figure(figure: Figure, stem: str | Path, formats: tuple[str, ...] = FOR
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        write_atomic(path, lambda f, fmt=fmt: figure.savefig(f, format=fmt, dpi=dpi),
-                     binary=True)
+        atomic_write_stream(path, lambda f, fmt=fmt: figure.savefig(f, format=fmt, dpi=dpi))
         paths.append(path)
     return paths
 

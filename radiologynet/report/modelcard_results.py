@@ -17,7 +17,7 @@ from radiologynet import stats
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
 from radiologynet.registry import get_architecture
-from radiologynet.report._files import write_json, write_text
+from radiologynet._atomic import atomic_write_json, atomic_write_text
 from radiologynet.report.results import load_results
 from radiologynet.report.tables import PAPER_FAMILY, comparisons, results_table, to_markdown
 
@@ -146,7 +146,7 @@ def write_card_results(results_dir: str | Path, weights_dir: str | Path, *,
     readme_path = folder / "README.md"
     readme = readme_path.read_text(encoding="utf-8") if readme_path.is_file() else (
         f"# {get_architecture(str(arch)).name}\n")
-    write_text(readme_path, update_readme(readme, card_section(runs, str(arch),
+    atomic_write_text(readme_path, update_readme(readme, card_section(runs, str(arch),
                                                                source=str(results_dir))))
-    write_json(config_path, config)
+    atomic_write_json(config_path, config)
     return rows

@@ -15,7 +15,7 @@ from radiologynet import stats
 from radiologynet._optional import require
 from radiologynet.datasets.tasks import PAPER_INITS
 from radiologynet.report import figures, tables
-from radiologynet.report._files import write_text
+from radiologynet._atomic import atomic_write_text
 from radiologynet.report.results import (
     diverged_runs,
     load_logs,
@@ -93,13 +93,13 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
                        emissions=emissions, diverged=diverged,
                        figures=[p.relative_to(out) for p in pngs],
                        paper=paper, alpha=alpha, results_dir=Path(results_dir))
-    markdown = write_text(out / "report.md", _markdown(context))
-    page = write_text(out / "report.html", _html(context))
+    markdown = atomic_write_text(out / "report.md", _markdown(context))
+    page = atomic_write_text(out / "report.html", _html(context))
     return Report(out_dir=out, markdown=markdown, html=page, csv=csv, figures=pngs)
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    return write_text(path, frame.to_csv(index=False))
+    return atomic_write_text(path, frame.to_csv(index=False))
 
 
 @dataclass

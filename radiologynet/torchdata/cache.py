@@ -82,6 +82,17 @@ class DecodedImageCache:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     _index: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def relabel(self, labels: Sequence[Any]) -> None:
+        """Store ``labels`` (one per cached image, in :attr:`paths` order) in the index,
+        rewriting it only when they changed."""
+        labels = list(labels)
+        if labels == self.labels:
+            return
+        for entry, label in zip(self._index["entries"], labels, strict=True):
+            entry["label"] = label
+        atomic_write_text(self.root / INDEX_FILE, json.dumps(self._index))
+        self.labels = labels
+
     @classmethod
     def open(cls, root: str | PathLike[str]) -> DecodedImageCache:
         """Open an existing cache folder.
@@ -215,21 +226,12 @@ def build_cache(paths: Sequence[str | PathLike[str]], root: str | PathLike[str],
             if cache is not None and cache.matches(sources, size, interpolation, letterboxed,
                                                    resolved):
                 if labels is not None:
-                    _relabel(cache, sources, labels)
+                    by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
+                    cache.relabel([by_path[str(p)] for p in cache.paths])
                 _report(cache.unreadable, skip_unreadable, root)
                 return cache
         return _build(sources, root, size, interpolation, letterboxed, resolved, labels,
                       skip_unreadable, num_workers, progress)
-
-
-def _relabel(cache: DecodedImageCache, sources: list[Path], labels: Sequence[Any]) -> None:
-    by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
-    new = [by_path[str(p)] for p in cache.paths]
-    if new != cache.labels:
-        for entry, label in zip(cache._index["entries"], new, strict=True):
-            entry["label"] = label
-        atomic_write_text(cache.root / INDEX_FILE, json.dumps(cache._index))
-        cache.labels = new
 
 
 def _report(unreadable: list[tuple[str, str]], skip_unreadable: bool, root: Path) -> None:

@@ -14,16 +14,14 @@ import contextlib
 import errno
 import io
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 
 from radiologynet._atomic import atomic_write
-from radiologynet._atomic import atomic_write_json as atomic_write_json  # re-exported
-from radiologynet._atomic import atomic_write_text as atomic_write_text  # re-exported
 from radiologynet.errors import CheckpointFormatError, OutputWriteError
 
 CHECKPOINT_FORMAT = 2
@@ -51,16 +49,6 @@ def _cause(err: OSError) -> str:
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return (f"{reason} (the folder is read-only or not yours); choose a writable --out")
     return reason
-
-
-def atomic_write_bytes(path: Path, writer: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` atomically (see :func:`radiologynet._atomic.atomic_write`);
-    ``writer(binary_file)`` writes the content."""
-    def to_temp(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            writer(fh)
-    with explain_write_errors(path):
-        atomic_write(path, to_temp)
 
 
 def rng_state() -> dict[str, Any]:
@@ -100,7 +88,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     payload = {"format": CHECKPOINT_FORMAT, **state, "rng": rng_state()}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), lambda fh: fh.write(buffer.getbuffer()))
+    with explain_write_errors(Path(path)):
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
 
 
 def best_weights_name(epoch: int) -> str:
