@@ -41,7 +41,12 @@ def cli_defaults() -> dict[str, Any]:
     benchmark.register(parser.add_subparsers())
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     command = sub.choices["benchmark"]
-    return {a.dest: a.default for a in command._actions if a.dest != "help"}
+    defaults = {a.dest: a.default for a in command._actions if a.dest != "help"}
+    # options left open on the command line (None) take the benchmark's paper-mode
+    # defaults, resolved where the command resolves them
+    from radiologynet.train.config import PAPER_DEFAULTS
+
+    return {**defaults, **{k: v for k, v in PAPER_DEFAULTS.items() if defaults.get(k) is None}}
 
 
 def trainer_default(name: str) -> Any:
