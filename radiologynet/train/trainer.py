@@ -244,7 +244,10 @@ def fit(
             once the results are written).
         device: default ``cuda:LOCAL_RANK`` when available, else CPU.
         precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"bf16"`` or ``"fp32"``.
-        callbacks: ``callback(event, info)`` for ``"batch_end"`` and ``"epoch_end"``.
+        callbacks: ``callback(event, info)`` for ``"batch_end"``, ``"epoch_end"`` (info
+            holds the log ``record`` and the seconds spent validating, ``val_s``, and
+            writing the checkpoint, ``checkpoint_s``) and ``"fit_end"`` (``test_s``,
+            ``checkpoint_s``).
         track_emissions: measure energy and CO2 with codecarbon (optional dependency).
 
     Returns:
@@ -368,7 +371,9 @@ def fit(
         train_time = time.perf_counter() - start
         if world > 1:
             dist.all_reduce(loss_sum)
+        val_start = time.perf_counter()
         val_result = evaluate(model, val, desc=f"val {epoch}", **eval_kwargs)
+        val_time = time.perf_counter() - val_start
         if sched is not None:
             sched.step(val_result["loss"])
         score = val_result.get(monitor)
@@ -389,19 +394,27 @@ def fit(
         state["history"].append(record)
         state["epoch"] = epoch
         write_log()
+        save_start = time.perf_counter()
         save()
+        timing = {"val_s": val_time, "checkpoint_s": time.perf_counter() - save_start}
         for callback in callbacks:
-            callback("epoch_end", {"epoch": epoch, "record": record})
+            callback("epoch_end", {"epoch": epoch, "record": record, **timing})
 
     stopped_early = state["bad_epochs"] >= patience and state["epoch"] < max_epochs
     if best_weights is not None:
         model.load_state_dict(best_weights)
+    test_start = time.perf_counter()
     test_result = evaluate(model, test, desc="test", **eval_kwargs) if test is not None else None
+    timing = {"test_s": time.perf_counter() - test_start}
     if tracker is not None:
         state["emissions"] = _stop_emissions(tracker, state["emissions"])
+    save_start = time.perf_counter()
     if not state["completed"]:
         state["completed"] = True
         save()
+    timing["checkpoint_s"] = time.perf_counter() - save_start
+    for callback in callbacks:
+        callback("fit_end", timing)
     if checkpoint_path is not None and not keep_checkpoint and main:
         checkpoint_path.unlink(missing_ok=True)
     ddp.barrier()
