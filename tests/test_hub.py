@@ -197,6 +197,7 @@ def test_original_checkpoint_path_is_converted_once(tmp_path, monkeypatch):
     assert len(converted) == 1
 
 
+@pytest.mark.slow  # two fresh interpreters racing for one download
 def test_concurrent_processes_download_once(tmp_path, source_record):
     record, _ = source_record
     counter = tmp_path / "downloads.log"
