@@ -253,8 +253,8 @@ def _check_demo_arguments(model: str, input_size: int, runs: int, max_epochs: in
 
 def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 48,
              runs: int = 2, lr: str = "1e-3", max_epochs: int = 6, pretrain_epochs: int = 3,
-             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (32, 12, 24),
-             pretext_per_class: tuple[int, int] = (48, 12), batch_size: int = 16,
+             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (48, 16, 30),
+             pretext_per_class: tuple[int, int] = (64, 16), batch_size: int = 16,
              progress: bool = True) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
     grid through the protocol runner (:func:`radiologynet.protocol.run_one`), print one
