@@ -87,8 +87,8 @@ def trainer(arch: str, size: int, batch: int, paths: list[Path], device: torch.d
             workers: int, epochs: int) -> float:
     """Training images/s of ``fit`` (mean over the epochs after the first)."""
     from radiologynet.datasets.base import Sample
-    from radiologynet.train import build_model, fit
     from radiologynet.torchdata.samples import PAPER_AUGMENT, DeviceTransform, SampleDataset
+    from radiologynet.train import build_model, fit
 
     samples = [Sample(path=str(p), target=int(p.parent.name == "normal")) for p in paths]
     train = SampleDataset(samples, size)
