@@ -79,8 +79,8 @@ class Sizes:
 
 TINY = Sizes(input_size=32, batch_size=6, ceiling_steps=2, trainer_epochs=2,
              textbook_batch_size=6, textbook_epochs=1, workers=0, file_side=48, train=12,
-             val=6, test=6, protocol_max_epochs=2, protocol_patience=10,
-             protocol_lrs=("1e-3",))
+             val=6, test=6, protocol_model="mobilenet_v3_small", protocol_max_epochs=2,
+             protocol_patience=10, protocol_lrs=("1e-3",))
 
 
 def _write_one(job: tuple[Path, str, int, int, int]) -> None:
