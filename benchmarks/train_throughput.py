@@ -117,9 +117,11 @@ def textbook(arch: str, size: int, batch: int, folder: Path, device: torch.devic
         transforms.RandomHorizontalFlip(), transforms.RandomRotation(15),
         transforms.ColorJitter(brightness=0.2, contrast=(0.8, 1.3)), transforms.ToTensor(),
     ])
-    loader = torch.utils.data.DataLoader(datasets.ImageFolder(str(folder), tf),
-                                         batch_size=batch, shuffle=True, num_workers=workers)
-    model = build_model(arch, None, kind="multiclass", num_classes=2).to(device)
+    images = datasets.ImageFolder(str(folder), tf)
+    loader = torch.utils.data.DataLoader(images, batch_size=batch, shuffle=True,
+                                         num_workers=workers)
+    model = build_model(arch, None, kind="multiclass",
+                        num_classes=len(images.classes)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     rates = []

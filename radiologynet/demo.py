@@ -14,18 +14,19 @@ protocol runner and trainer a real benchmark uses, comparing two initialisations
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from radiologynet._atomic import atomic_write, atomic_write_json
 from radiologynet._optional import require
-from radiologynet.train.checkpoint import atomic_write_bytes
-
-ndimage = require("scipy.ndimage", "the demo")
+from radiologynet.errors import InvalidArgumentError
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")
@@ -36,6 +37,7 @@ def _body(rng: np.random.Generator, side: int, bones: int, vertical: bool
           ) -> tuple[np.ndarray, list[tuple[float, float, float, float, float]]]:
     """A soft-tissue silhouette with ``bones`` bright elongated bones; returns the image
     (float, ~0..1) and each bone's (centre y, centre x, half-length, half-width, angle)."""
+    ndimage = require("scipy.ndimage", "radiologynet demo")
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
     image = ndimage.gaussian_filter(rng.normal(0.0, 1.0, (side, side)), side / 8) * 0.4 + 0.1
     angle = rng.uniform(-0.25, 0.25) + (np.pi / 2 if vertical else 0.0)
@@ -61,6 +63,7 @@ def _body(rng: np.random.Generator, side: int, bones: int, vertical: bool
 def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE_SIDE
                          ) -> np.ndarray:
     """One synthetic 8-bit radiograph of class ``label`` (a demo or pretext class)."""
+    ndimage = require("scipy.ndimage", "radiologynet demo")
     if label in PRETEXT_CLASSES:
         bones = 2 if label.startswith("two") else 1
         image, _ = _body(rng, side, bones, vertical=label.endswith("_v"))
@@ -88,8 +91,7 @@ def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda fh: Image.fromarray(array).save(fh, format="PNG"))
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
 def make_image_folder(root: str | Path, classes: Sequence[str],
@@ -145,53 +147,187 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 64,
-             runs: int = 2, lr: str = "1e-3", max_epochs: int = 8, pretrain_epochs: int = 4,
+#: Where the demo's time goes, in the order the breakdown prints them.
+PHASES = ("import", "data generation", "setup", "pretraining", "fine-tuning", "evaluation",
+          "writing", "other")
+_PHASE_NOTES = {
+    "import": "torch, timm and the training stack",
+    "data generation": "drawing and writing the synthetic PNGs",
+    "setup": "decoding images, building and loading models",
+    "pretraining": "training steps on the pseudo-labelled archive",
+    "fine-tuning": "training steps on the findings task",
+    "evaluation": "validation after each epoch, the test set at the end",
+    "writing": "checkpoints, logs, model folders, result files",
+    "other": "the rest",
+}
+#: the phases that are training compute (forward, backward and optimiser steps)
+TRAINING_PHASES = ("pretraining", "fine-tuning")
+TIMINGS_NAME = "timings.json"
+
+
+class DemoTimings:
+    """Seconds spent per phase of the demo (:data:`PHASES`), measured with
+    ``time.perf_counter``; ``other`` is what the phases do not account for."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    def add(self, phase: str, seconds: float) -> None:
+        """Count ``seconds`` towards ``phase``."""
+        self.seconds[phase] += max(0.0, float(seconds))
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"total_s", "training_s", "training_share", "phases": {phase: s}}``; ``other``
+        is filled in as the total minus the measured phases."""
+        total = time.perf_counter() - self.started
+        phases = dict(self.seconds)
+        phases["other"] = max(0.0, total - sum(v for k, v in phases.items() if k != "other"))
+        training = sum(phases[k] for k in TRAINING_PHASES)
+        return {"total_s": round(total, 3), "training_s": round(training, 3),
+                "training_share": round(training / total, 4) if total > 0 else 0.0,
+                "phases": {k: round(v, 3) for k, v in phases.items()}}
+
+    def table(self, data: dict[str, Any] | None = None) -> str:
+        """The breakdown (``data``, default :meth:`as_dict` now) as text: one line per
+        phase, its seconds and share of the total."""
+        data = data if data is not None else self.as_dict()
+        total = data["total_s"] or 1.0
+        lines = [f"Where the {data['total_s']:.1f} s went:"]
+        for phase, seconds in data["phases"].items():
+            lines.append(f"  {phase:16s} {seconds:7.1f} s  {100 * seconds / total:5.1f} %  "
+                         f"{_PHASE_NOTES[phase]}")
+        lines.append(f"  training compute (pretraining + fine-tuning): "
+                     f"{100 * data['training_share']:.0f} % of the wall time")
+        return "\n".join(lines)
+
+
+class _EpochPrinter:
+    """A trainer callback for one run: prints one line per epoch and books the trainer's
+    own timings (training steps, validation, test, checkpoints) to the demo's phases."""
+
+    def __init__(self, label: str, phase: str, max_epochs: int, timings: DemoTimings,
+                 say: Callable[..., None], metric: str) -> None:
+        self.label, self.phase, self.max_epochs = label, phase, max_epochs
+        self.timings, self.say, self.metric = timings, say, metric
+        self.booked = 0.0
+        self.fit_ended: float | None = None
+
+    def book(self, phase: str, seconds: float) -> None:
+        self.timings.add(phase, seconds)
+        self.booked += max(0.0, float(seconds))
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "epoch_end":
+            record = info["record"]
+            self.book(self.phase, record["time_s"])
+            self.book("evaluation", info.get("val_s", 0.0))
+            self.book("writing", info.get("checkpoint_s", 0.0))
+            score = record.get(f"val_{self.metric}", math.nan)
+            self.say(f"    {self.label}  epoch {info['epoch']}/{self.max_epochs}  "
+                     f"train loss {record['train_loss']:.3f}  val {self.metric} {score:.3f}  "
+                     f"({record['time_s']:.1f} s training)", flush=True)
+        elif event == "fit_end":
+            self.book("evaluation", info.get("test_s", 0.0))
+            self.book("writing", info.get("checkpoint_s", 0.0))
+            self.fit_ended = time.perf_counter()
+
+
+def _check_demo_arguments(model: str, input_size: int, runs: int, max_epochs: int,
+                          pretrain_epochs: int, per_class: Sequence[int],
+                          pretext_per_class: Sequence[int]) -> None:
+    for name, value, least in (("--runs", runs, 1), ("--max-epochs", max_epochs, 1),
+                               ("pretrain_epochs", pretrain_epochs, 1),
+                               ("--input-size", input_size, 32)):
+        if not isinstance(value, int) or value < least:
+            raise InvalidArgumentError(f"demo: {name} must be an integer >= {least}, got "
+                                       f"{value!r}")
+    if len(per_class) != 3 or len(pretext_per_class) != 2 or \
+            min(*per_class, *pretext_per_class) < 1:
+        raise InvalidArgumentError(
+            f"demo: per_class needs 3 counts (train, val, test) and pretext_per_class 2 "
+            f"(train, val), each >= 1; got {tuple(per_class)} and {tuple(pretext_per_class)}")
+    if not model:
+        raise InvalidArgumentError("demo: --model is empty; name an architecture, e.g. resnet18")
+
+
+def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 48,
+             runs: int = 2, lr: str = "1e-3", max_epochs: int = 6, pretrain_epochs: int = 3,
              extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (48, 16, 30),
-             pretext_per_class: tuple[int, int] = (64, 16), progress: bool = True
-             ) -> list[dict[str, Any]]:
+             pretext_per_class: tuple[int, int] = (64, 16), batch_size: int = 16,
+             progress: bool = True) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
-    grid through :func:`radiologynet.protocol.run`, print and return the results.
+    grid through the protocol runner (:func:`radiologynet.protocol.run_one`), print one
+    line per epoch, the results and where the time went; return the results.
 
     Everything lands in ``out_dir``: ``data/`` (the images), ``pretext/`` (the pretraining
-    run; its ``model/`` is the second initialisation) and ``results/`` (one folder per run,
-    in the format ``radiologynet report`` reads). Re-running reuses finished runs.
-    ``per_class`` is the images per class in train/val/test, ``pretext_per_class`` in the
-    archive's train/val.
+    run; its ``model/`` is the second initialisation), ``results/`` (one folder per run,
+    in the format ``radiologynet report`` reads) and ``timings.json`` (seconds per phase,
+    :class:`DemoTimings`). Re-running reuses finished runs. ``per_class`` is the images
+    per class in train/val/test, ``pretext_per_class`` in the archive's train/val.
+
+    Raises:
+        InvalidArgumentError: an argument out of range, before any work is done.
     """
-    from radiologynet.protocol import run
+    timings = DemoTimings()
+    _check_demo_arguments(model, input_size, runs, max_epochs, pretrain_epochs, per_class,
+                          pretext_per_class)
+    say = print if progress else (lambda *a, **k: None)
+    mark = time.perf_counter()
+    from radiologynet.protocol import get_task_spec, plan, run_one
     from radiologynet.train import TrainConfig
 
+    timings.add("import", time.perf_counter() - mark)
     out = Path(out_dir)
-    say = print if progress else (lambda *a, **k: None)
+    weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
+    # the whole grid is checked (model name, learning rate, runs) before any work
+    pretext_plan = plan("folder", [model], ["random"], [lr], runs=1)
+    finetune_plan = plan("folder", [model], ["random", f"pretext={weights}", *extra_inits],
+                         [lr], runs=runs)
     say("radiologynet demo: synthetic radiographs (fracture / lesion / normal), "
         f"{model} at {input_size} px, CPU-sized.")
     say("  The RadiologyNET weights need a download, so this offline demo compares random "
         "initialisation\n  with a backbone it pretrains itself on a synthetic pseudo-labelled "
         "archive ('pretext').")
+    mark = time.perf_counter()
     train, val, test = per_class
     data = make_demo_dataset(out / "data" / "findings", train=train, val=val, test=test)
     archive = make_pretext_dataset(out / "data" / "archive", train=pretext_per_class[0],
                                    val=pretext_per_class[1])
-    say(f"1/2 pretraining the pretext backbone on {archive} ...")
-    pretext = run("folder", archive,
-                  TrainConfig(max_epochs=pretrain_epochs, patience=pretrain_epochs,
-                              batch_size=16, input_size=input_size, progress=False),
-                  models=[model], inits=["random"], lrs=[lr], runs=1,
-                  out=out / "pretext")[0]
-    weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
+    timings.add("data generation", time.perf_counter() - mark)
+    task = get_task_spec("folder")
+
+    def one_run(spec: Any, root: Path, results: Path, epochs: int, patience: int,
+                label: str, phase: str, metric: str) -> dict[str, Any]:
+        printer = _EpochPrinter(label, phase, epochs, timings, say, metric)
+        started = time.perf_counter()
+        config = TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch_size,
+                             input_size=input_size, progress=False)
+        result = run_one(spec, task, root, results, config, callbacks=[printer])
+        ended = time.perf_counter()
+        if printer.fit_ended is not None:  # after fit: the model folder and result.json
+            printer.book("writing", ended - printer.fit_ended)
+        timings.add("setup", ended - started - printer.booked)
+        return result
+
+    say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
+    pretext = one_run(pretext_plan[0], archive, out / "pretext", pretrain_epochs,
+                      pretrain_epochs, "pretext", "pretraining", "accuracy")
     say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive "
         "images")
-    say(f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each) ...")
-    results = run("folder", data,
-                  TrainConfig(max_epochs=max_epochs, patience=max(3, max_epochs // 2),
-                              batch_size=16, input_size=input_size, progress=False),
-                  models=[model], inits=["random", f"pretext={weights}", *extra_inits],
-                  lrs=[lr], runs=runs, out=out / "results")
+    say(f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each, up to "
+        f"{max_epochs} epochs) ...")
+    results = [one_run(spec, data, out / "results", max_epochs, max(3, max_epochs // 2),
+                       f"{spec.init} run {spec.run}/{runs}", "fine-tuning", "f1")
+               for spec in finetune_plan]
     say("")
     say(results_table(results))
     say("")
     say(f"Results: {out / 'results'} (one folder per run: result.json, log.jsonl, model/).")
     say("Tiny synthetic data and few epochs: read the numbers as a smoke test of the "
         "pipeline, not as evidence about RadiologyNET.")
+    summary = timings.as_dict()
+    atomic_write_json(out / TIMINGS_NAME, summary)
+    say("")
+    say(timings.table(summary))
     return results

@@ -72,6 +72,7 @@ def test_download_builds_a_bundle_that_loads_offline(tmp_path, monkeypatch, serv
     assert not (tmp_path / "empty-cache" / "weights").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and timm
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "radiologynet", "list"], capture_output=True,
                          text=True, check=True).stdout

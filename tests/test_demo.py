@@ -11,6 +11,10 @@ import pytest
 from radiologynet.cli import main
 from radiologynet.demo import (
     DEMO_CLASSES,
+    PHASES,
+    TIMINGS_NAME,
+    DemoTimings,
+    _EpochPrinter,
     make_demo_dataset,
     results_table,
     run_demo,
@@ -50,6 +54,65 @@ def test_run_demo_end_to_end(tmp_path, capsys):
     for name in ("resnet18-random-1e-3-run1", "resnet18-pretext-1e-3-run1"):
         result = json.loads((tmp_path / "results" / name / "result.json").read_text())
         assert result["task"] == "folder" and set(result["test"]) >= {"accuracy", "f1"}
+    # one line per epoch in both phases, then where the time went
+    epoch_lines = [line for line in printed.splitlines() if "epoch 1/1" in line]
+    assert len(epoch_lines) == 3  # pretraining + random + pretext
+    assert "val accuracy" in epoch_lines[0] and "val f1" in epoch_lines[1]
+    assert "Where the" in printed and all(phase in printed for phase in PHASES)
+    timings = json.loads((tmp_path / TIMINGS_NAME).read_text())
+    assert set(timings["phases"]) == set(PHASES)
+    assert timings["phases"]["pretraining"] > 0 and timings["phases"]["fine-tuning"] > 0
+    assert timings["phases"]["evaluation"] > 0 and timings["phases"]["writing"] > 0
+    assert sum(timings["phases"].values()) == pytest.approx(timings["total_s"], abs=0.05)
+    assert timings["training_s"] == pytest.approx(
+        timings["phases"]["pretraining"] + timings["phases"]["fine-tuning"], abs=0.01)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--runs", "0"], "--runs"),
+    (["--max-epochs", "0"], "--max-epochs"),
+    (["--input-size", "16"], "--input-size"),
+    (["--model", "no_such_net"], "no_such_net"),
+])
+def test_demo_rejects_bad_arguments_before_any_work(tmp_path, capsys, argv, named):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 1
+    captured = capsys.readouterr()
+    error = (captured.err + captured.out).strip().splitlines()
+    assert len(error) == 1 and named in error[0]
+    assert not out.exists()  # nothing generated, nothing trained
+
+
+def test_demo_timings_account_for_the_wall_time():
+    timings = DemoTimings()
+    timings.started -= 10.0  # as if the demo had run for 10 s
+    timings.add("import", 1.0)
+    timings.add("pretraining", 2.0)
+    timings.add("fine-tuning", 5.0)
+    timings.add("evaluation", -1.0)  # negative clock differences count as nothing
+    data = timings.as_dict()
+    assert data["total_s"] == pytest.approx(10.0, abs=0.5)
+    assert data["training_s"] == pytest.approx(7.0)
+    assert data["training_share"] == pytest.approx(7.0 / data["total_s"], abs=1e-3)
+    assert data["phases"]["evaluation"] == 0.0
+    assert data["phases"]["other"] == pytest.approx(data["total_s"] - 8.0, abs=1e-3)
+    table = timings.table(data)
+    assert all(phase in table for phase in PHASES) and "70 % of the wall time" in table
+
+
+def test_epoch_printer_prints_each_epoch_and_books_the_trainers_timings():
+    timings, lines = DemoTimings(), []
+    printer = _EpochPrinter("random run 1/2", "fine-tuning", 6, timings,
+                            lambda text, **_: lines.append(text), "f1")
+    record = {"train_loss": 0.5, "val_f1": 0.25, "time_s": 3.0}
+    printer("batch_end", {"epoch": 1, "step": 0})
+    printer("epoch_end", {"epoch": 1, "record": record, "val_s": 0.5, "checkpoint_s": 0.25})
+    printer("fit_end", {"test_s": 0.75, "checkpoint_s": 0.5})
+    assert lines == ["    random run 1/2  epoch 1/6  train loss 0.500  val f1 0.250  "
+                     "(3.0 s training)"]
+    assert timings.seconds["fine-tuning"] == 3.0
+    assert timings.seconds["evaluation"] == 1.25 and timings.seconds["writing"] == 0.75
+    assert printer.booked == 5.0 and printer.fit_ended is not None
 
 
 def test_results_table_means():

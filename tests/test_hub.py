@@ -459,6 +459,7 @@ def test_stale_temporaries_of_a_killed_download_are_removed(source_record):
     assert fresh_file.exists(), "a live writer's temporary is left alone"
 
 
+@pytest.mark.slow  # three fresh interpreters racing for one bundle
 def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(tmp_path,
                                                                             source_record):
     """Three `radiologynet download` runs into one bundle (before: 2 of 3 failed), one

@@ -57,7 +57,8 @@ def reference_features(arch_name: str, folder: Path, in_chans: int) -> torch.nn.
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=PAPER_ENCODERS)
+@pytest.fixture(scope="module", params=[  # vgg16 (138M parameters) in the slow step
+    pytest.param(n, marks=pytest.mark.slow) if n == "vgg16" else n for n in PAPER_ENCODERS])
 def weights_folder(request, tmp_path_factory):
     return request.param, fabricate_weights_folder(tmp_path_factory.mktemp("w"), request.param)
 

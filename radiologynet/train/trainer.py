@@ -562,7 +562,10 @@ def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
             epoch = state.epoch + 1
             if not train_one_epoch(run, state, train, epoch, checkpointer, preemption):
                 break
+            started = time.perf_counter()
             record = _end_epoch(run, state, epoch, val, stopping)
+            timing = {"val_s": time.perf_counter() - started}
+            started = time.perf_counter()
             _write_log(out, state)
             stop, due = _agree([preemption.requested is not None, checkpointer.due()],
                                run.device)
@@ -570,8 +573,9 @@ def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
                 checkpointer.save(run, state)
             if stop:
                 _interrupted(preemption, state, epoch, checkpointer)
+            timing["checkpoint_s"] = time.perf_counter() - started
             for callback in run.callbacks:
-                callback("epoch_end", {"epoch": epoch, "record": record})
+                callback("epoch_end", {"epoch": epoch, "record": record, **timing})
             if config.progress and ddp.is_main():
                 _print_epoch(record, config.epochs)
 
@@ -605,8 +609,10 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
             device (scaling, augmentation, normalisation).
         out_dir: where ``log.jsonl`` and the resume state go; ``None`` keeps nothing.
         callbacks: ``callback(event, info)`` for ``"epoch_start"`` (before the epoch's
-            data is read; ``info["step"]`` > 0 when resuming mid-epoch), ``"batch_end"``
-            and ``"epoch_end"``.
+            data is read; ``info["step"]`` > 0 when resuming mid-epoch), ``"batch_end"``,
+            ``"epoch_end"`` (info holds the log ``record`` and the seconds spent
+            validating, ``val_s``, and writing the log and checkpoint, ``checkpoint_s``)
+            and ``"fit_end"`` (``test_s``, ``checkpoint_s``).
         settings: deprecated: ``TrainConfig`` fields as keywords (``lr=1e-3``).
 
     Returns:
@@ -635,15 +641,21 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
     scored = state.status != "diverged" or run.best_weights is not None
+    started = time.perf_counter()
     test_result = run.evaluate(test, "test") if test is not None and scored else None
+    timing = {"test_s": time.perf_counter() - started}
     if tracker is not None:
         state.emissions = _stop_emissions(tracker, state.emissions)
     if state.status == "running":
         state.status = "completed"
+    started = time.perf_counter()
     if config.keep_checkpoint:
         checkpointer.save(run, state)  # a rerun returns at once instead of training again
     if out is not None and not config.keep_checkpoint and main:
         remove_checkpoint(out)
+    timing["checkpoint_s"] = time.perf_counter() - started
+    for callback in run.callbacks:
+        callback("fit_end", timing)
     ddp.barrier()
     return FitResult(best_epoch=state.best_epoch, epochs_run=state.epoch,
                      val=dict(state.best_val), test=test_result, history=list(state.history),

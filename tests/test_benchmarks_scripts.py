@@ -1,0 +1,64 @@
+"""The scripts in ``benchmarks/`` run to completion and report what they claim to."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_benchmark_share_is_training_over_process_wall():
+    demo = _load("demo")
+    timings = {"total_s": 50.0, "training_s": 40.0, "training_share": 0.8,
+               "phases": {"import": 3.0, "pretraining": 10.0, "fine-tuning": 30.0}}
+    result = demo.summarise(timings, wall_s=60.0, cpu_s=45.0)
+    assert result["process_startup_s"] == pytest.approx(10.0)
+    assert result["training_share_of_wall"] == pytest.approx(40.0 / 60.0, abs=1e-4)
+    assert result["cpu_over_wall"] == pytest.approx(0.75)
+    assert result["targets"]["wall_met"] is True and result["targets"]["share_met"] is False
+    fast = demo.summarise(timings, wall_s=52.0, cpu_s=52.0)
+    assert fast["targets"]["share_met"] is True
+    slow = demo.summarise(timings, wall_s=120.0, cpu_s=60.0)
+    assert slow["targets"]["wall_met"] is False
+
+
+@pytest.mark.slow
+def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "gpu.py"), "--tiny", "--device",
+                           "cpu", "--json", str(out), "--workdir", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["tiny"] is True and result["device"] == "cpu"
+    assert set(result["models"]) == {"resnet50", "mobilenet_v3_small"}
+    for rates in result["models"].values():
+        assert rates["ceiling_img_s"] > 0 and rates["trainer_img_s"] > 0
+        assert rates["textbook_img_s"] > 0
+        assert rates["trainer_of_ceiling"] == pytest.approx(
+            rates["trainer_img_s"] / rates["ceiling_img_s"], rel=0.05)
+        assert rates["trainer_over_textbook"] == pytest.approx(
+            rates["trainer_img_s"] / rates["textbook_img_s"], rel=0.05)
+    protocol = result["protocol"]
+    assert len(protocol["sampled_runs"]) == len(result["sizes"]["protocol_lrs"])
+    for run in protocol["sampled_runs"]:
+        assert 1 <= run["epochs_run"] <= result["sizes"]["protocol_max_epochs"]
+    expected = sum(15 * run["wall_s"] for run in protocol["sampled_runs"])
+    assert protocol["estimated_wall_s"] == pytest.approx(expected, rel=0.01)
+    # the generated task is the folder layout the protocol runner read
+    work = tmp_path / "work" / "task"
+    assert len(list((work / "train").glob("*/*.jpg"))) == result["sizes"]["train"]
+    assert (tmp_path / "work" / "results").is_dir()
