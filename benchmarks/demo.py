@@ -42,13 +42,21 @@ def summarise(timings: dict[str, Any], wall_s: float, cpu_s: float) -> dict[str,
     startup = max(0.0, wall_s - float(timings["total_s"]))
     training = float(timings["training_s"])
     share = training / wall_s if wall_s > 0 else 0.0
-    return {"wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2),
-            "cpu_over_wall": round(cpu_s / wall_s, 3) if wall_s > 0 else 0.0,
-            "process_startup_s": round(startup, 2), "phases_s": phases,
-            "training_s": round(training, 2), "training_share_of_wall": round(share, 4),
-            "targets": {"wall_s": WALL_TARGET_S, "training_share": SHARE_TARGET,
-                        "wall_met": wall_s <= WALL_TARGET_S,
-                        "share_met": share >= SHARE_TARGET}}
+    return {
+        "wall_s": round(wall_s, 2),
+        "cpu_s": round(cpu_s, 2),
+        "cpu_over_wall": round(cpu_s / wall_s, 3) if wall_s > 0 else 0.0,
+        "process_startup_s": round(startup, 2),
+        "phases_s": phases,
+        "training_s": round(training, 2),
+        "training_share_of_wall": round(share, 4),
+        "targets": {
+            "wall_s": WALL_TARGET_S,
+            "training_share": SHARE_TARGET,
+            "wall_met": wall_s <= WALL_TARGET_S,
+            "share_met": share >= SHARE_TARGET,
+        },
+    }
 
 
 def run_demo(extra: list[str]) -> dict[str, Any]:
@@ -57,8 +65,11 @@ def run_demo(extra: list[str]) -> dict[str, Any]:
         out = Path(tmp) / "demo"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "radiologynet", "demo", "--out", str(out),
-                        *extra], check=True, env=os.environ.copy())
+        subprocess.run(
+            [sys.executable, "-m", "radiologynet", "demo", "--out", str(out), *extra],
+            check=True,
+            env=os.environ.copy(),
+        )
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -69,21 +80,31 @@ def run_demo(extra: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", help="also write the result to this file")
-    parser.add_argument("demo_args", nargs=argparse.REMAINDER,
-                        help="after --: arguments passed to `radiologynet demo`")
+    parser.add_argument(
+        "demo_args",
+        nargs=argparse.REMAINDER,
+        help="after --: arguments passed to `radiologynet demo`",
+    )
     args = parser.parse_args(argv)
     extra = [a for a in args.demo_args if a != "--"]
     result = run_demo(extra)
-    result["machine"] = {"cpus": os.cpu_count(), "load_1min_after": os.getloadavg()[0],
-                         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_1min_after": os.getloadavg()[0],
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
     print()
-    print(f"demo wall {result['wall_s']:.1f} s (target <= {WALL_TARGET_S:.0f} s), "
-          f"CPU {result['cpu_s']:.1f} s ({result['cpu_over_wall']:.2f} of wall; "
-          f"well under 1 with one thread means a busy machine), "
-          f"process start-up {result['process_startup_s']:.1f} s")
-    print(f"training compute {result['training_s']:.1f} s = "
-          f"{100 * result['training_share_of_wall']:.0f} % of the wall time "
-          f"(target >= {100 * SHARE_TARGET:.0f} %)")
+    print(
+        f"demo wall {result['wall_s']:.1f} s (target <= {WALL_TARGET_S:.0f} s), "
+        f"CPU {result['cpu_s']:.1f} s ({result['cpu_over_wall']:.2f} of wall; "
+        f"well under 1 with one thread means a busy machine), "
+        f"process start-up {result['process_startup_s']:.1f} s"
+    )
+    print(
+        f"training compute {result['training_s']:.1f} s = "
+        f"{100 * result['training_share_of_wall']:.0f} % of the wall time "
+        f"(target >= {100 * SHARE_TARGET:.0f} %)"
+    )
     if args.json:
         from radiologynet._atomic import atomic_write_json
 

@@ -42,13 +42,19 @@ BUGS = ("escaped", "unnamed", "blank")
 
 # --- seeds: valid files ------------------------------------------------------------------
 
+
 def _dicom_seeds(folder: Path) -> list[Path]:
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, RLELossless
 
-    def write(name: str, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-              compress: str | None = None, **tags: object) -> Path:
+    def write(
+        name: str,
+        pixels: np.ndarray,
+        photometric: str = "MONOCHROME2",
+        compress: str | None = None,
+        **tags: object,
+    ) -> Path:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
@@ -67,8 +73,9 @@ def _dicom_seeds(folder: Path) -> list[Path]:
     lut.add_new(0x00283006, "OW", np.arange(255, -1, -1, dtype="<u2").tobytes())
     colour = np.stack([ramp % 256, (ramp // 16) % 256, ramp[::-1] % 256], -1).astype(np.uint8)
     return [
-        write("ct.dcm", ramp, RescaleSlope=1, RescaleIntercept=-1024, WindowCenter=40,
-              WindowWidth=400),
+        write(
+            "ct.dcm", ramp, RescaleSlope=1, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400
+        ),
         write("mono1.dcm", (ramp // 16).astype(np.uint8), "MONOCHROME1"),
         write("rgb.dcm", colour, "RGB"),
         write("frames.dcm", np.stack([ramp, ramp // 2, ramp // 3]), NumberOfFrames=3),
@@ -82,8 +89,11 @@ def _png_seeds(folder: Path) -> list[Path]:
 
     ramp = np.linspace(0, 60000, 24 * 20).reshape(24, 20).astype(np.uint16)
     out = []
-    for name, array in (("gray8.png", (ramp // 256).astype(np.uint8)), ("gray16.png", ramp),
-                        ("rgb.png", np.stack([ramp // 256] * 3, -1).astype(np.uint8))):
+    for name, array in (
+        ("gray8.png", (ramp // 256).astype(np.uint8)),
+        ("gray16.png", ramp),
+        ("rgb.png", np.stack([ramp // 256] * 3, -1).astype(np.uint8)),
+    ):
         PILImage.fromarray(array).save(folder / name)
         out.append(folder / name)
     PILImage.fromarray((ramp // 256).astype(np.uint8)).convert("P").save(folder / "pal.png")
@@ -102,11 +112,11 @@ def _nifti_seeds(folder: Path) -> list[Path]:
 def make_seeds(folder: Path) -> dict[str, list[Path]]:
     """Valid files to mutate, by kind (``dicom``, ``png``, ``nifti``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return {"dicom": _dicom_seeds(folder), "png": _png_seeds(folder),
-            "nifti": _nifti_seeds(folder)}
+    return {"dicom": _dicom_seeds(folder), "png": _png_seeds(folder), "nifti": _nifti_seeds(folder)}
 
 
 # --- mutations ---------------------------------------------------------------------------
+
 
 def _truncate(data: bytes, rng: random.Random) -> bytes:
     return data[: rng.randrange(len(data))]
@@ -127,17 +137,26 @@ def _insert(data: bytes, rng: random.Random) -> bytes:
 def _fill(data: bytes, rng: random.Random) -> bytes:
     at, size = rng.randrange(len(data)), rng.randint(1, 64)
     value = rng.choice((0, 0xFF, rng.randrange(256)))
-    return data[:at] + bytes([value]) * min(size, len(data) - at) + data[at + size:]
+    return data[:at] + bytes([value]) * min(size, len(data) - at) + data[at + size :]
 
 
 _HOSTILE_DICOM: dict[str, tuple[object, ...]] = {
-    "Rows": (0, 1, 65535), "Columns": (0, 1, 65535), "BitsAllocated": (1, 8, 12, 32, 64),
-    "BitsStored": (0, 1, 4, 17, 33), "HighBit": (0, 31), "SamplesPerPixel": (0, 2, 3, 4),
-    "PixelRepresentation": (1, 2), "PlanarConfiguration": (1, 7), "NumberOfFrames": (0, 2, 999),
+    "Rows": (0, 1, 65535),
+    "Columns": (0, 1, 65535),
+    "BitsAllocated": (1, 8, 12, 32, 64),
+    "BitsStored": (0, 1, 4, 17, 33),
+    "HighBit": (0, 31),
+    "SamplesPerPixel": (0, 2, 3, 4),
+    "PixelRepresentation": (1, 2),
+    "PlanarConfiguration": (1, 7),
+    "NumberOfFrames": (0, 2, 999),
     "PhotometricInterpretation": ("RGB", "MONOCHROME1", "YBR_FULL", "PALETTE COLOR", "HSV", ""),
-    "WindowCenter": ("NaN", "inf", "-1e308", "", "1e9"), "WindowWidth": ("NaN", "0", "-5", ""),
-    "RescaleSlope": ("0", "NaN", "inf", "-1"), "RescaleIntercept": ("NaN", "1e308"),
-    "VOILUTFunction": ("SIGMOID", "BANANA"), "VOILUTSequence": ("empty",),
+    "WindowCenter": ("NaN", "inf", "-1e308", "", "1e9"),
+    "WindowWidth": ("NaN", "0", "-5", ""),
+    "RescaleSlope": ("0", "NaN", "inf", "-1"),
+    "RescaleIntercept": ("NaN", "1e308"),
+    "VOILUTFunction": ("SIGMOID", "BANANA"),
+    "VOILUTSequence": ("empty",),
 }
 
 
@@ -174,8 +193,8 @@ def _png_ihdr(data: bytes, rng: random.Random) -> bytes:
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]] | None:
     chunks, at = [], 8
     while at + 12 <= len(data):
-        (size,) = struct.unpack(">I", data[at:at + 4])
-        chunks.append((data[at + 4:at + 8], data[at + 8:at + 8 + size]))
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + size]))
         at += 12 + size
     return chunks if chunks and chunks[0][0] == b"IHDR" else None
 
@@ -195,8 +214,11 @@ def _png_pixels(data: bytes, rng: random.Random) -> bytes:
     if chunks is None:
         return _flip(data, rng)
     if rng.random() < 0.3:
-        exif = (b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
-                + struct.pack(">H", rng.randrange(65536)) + b"\x00\x00\x00\x00\x00\x00")
+        exif = (
+            b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01"
+            + struct.pack(">H", rng.randrange(65536))
+            + b"\x00\x00\x00\x00\x00\x00"
+        )
         return _png_join(chunks[:1] + [(b"eXIf", exif)] + chunks[1:])
     try:
         raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
@@ -210,18 +232,24 @@ def _png_pixels(data: bytes, rng: random.Random) -> bytes:
 
 # NIfTI-1 header fields: (offset, struct format, hostile values)
 _NIFTI_FIELDS = (
-    (40, "h", (0, 2, 3, 8, -1)), (42, "h", (0, 1, -3, 32767)), (44, "h", (0, 1, 32767)),
-    (70, "h", (0, 2, 4, 16, 64, 128, 511, 1536)), (72, "h", (0, 1, 8, 64, 7)),
-    (80, "f", (0.0, float("nan"), float("inf"), -1.0)), (84, "f", (0.0, float("nan"))),
-    (108, "f", (0.0, 348.0, 1e9, float("nan"))), (112, "f", (0.0, float("nan"), 1e30)),
-    (252, "h", (0, 1, 2, 9)), (254, "h", (0, 1, 2, 9)),
+    (40, "h", (0, 2, 3, 8, -1)),
+    (42, "h", (0, 1, -3, 32767)),
+    (44, "h", (0, 1, 32767)),
+    (70, "h", (0, 2, 4, 16, 64, 128, 511, 1536)),
+    (72, "h", (0, 1, 8, 64, 7)),
+    (80, "f", (0.0, float("nan"), float("inf"), -1.0)),
+    (84, "f", (0.0, float("nan"))),
+    (108, "f", (0.0, 348.0, 1e9, float("nan"))),
+    (112, "f", (0.0, float("nan"), 1e30)),
+    (252, "h", (0, 1, 2, 9)),
+    (254, "h", (0, 1, 2, 9)),
 )
 
 
 def _nifti_field(data: bytes, rng: random.Random, gz: bool) -> bytes:
     raw = bytearray(gzip.decompress(data) if gz else data)
     offset, fmt, values = rng.choice(_NIFTI_FIELDS)
-    raw[offset: offset + struct.calcsize(fmt)] = struct.pack("<" + fmt, rng.choice(values))
+    raw[offset : offset + struct.calcsize(fmt)] = struct.pack("<" + fmt, rng.choice(values))
     return gzip.compress(bytes(raw), compresslevel=1) if gz else bytes(raw)
 
 
@@ -254,6 +282,7 @@ def mutate(kind: str, seed_path: Path, rng: random.Random) -> bytes:
 
 
 # --- running one case --------------------------------------------------------------------
+
 
 @dataclass
 class Case:
@@ -320,8 +349,10 @@ def summary(results: list[Case]) -> str:
     counts = Counter((c.kind, c.outcome) for c in results)
     lines = [f"{'kind':<7}" + "".join(f"{o:>9}" for o in OUTCOMES) + f"{'total':>9}"]
     for kind in kinds + ["all"]:
-        row = [sum(v for (k, o), v in counts.items() if o == outcome and kind in (k, "all"))
-               for outcome in OUTCOMES]
+        row = [
+            sum(v for (k, o), v in counts.items() if o == outcome and kind in (k, "all"))
+            for outcome in OUTCOMES
+        ]
         lines.append(f"{kind:<7}" + "".join(f"{n:>9}" for n in row) + f"{sum(row):>9}")
     return "\n".join(lines)
 

@@ -68,7 +68,7 @@ class Sizes:
     textbook_epochs: int = 2
     workers: int = 8
     file_side: int = 512
-    train: int = 4570           # + val = 5,712: BTMR's training set
+    train: int = 4570  # + val = 5,712: BTMR's training set
     val: int = 1142
     test: int = 1311
     protocol_model: str = "resnet50"
@@ -77,10 +77,23 @@ class Sizes:
     protocol_lrs: tuple[str, ...] = ("1e-2", "1e-3", "1e-4", "1e-5")
 
 
-TINY = Sizes(input_size=32, batch_size=6, ceiling_steps=2, trainer_epochs=2,
-             textbook_batch_size=6, textbook_epochs=1, workers=0, file_side=48, train=12,
-             val=6, test=6, protocol_model="mobilenet_v3_small", protocol_max_epochs=2,
-             protocol_patience=10, protocol_lrs=("1e-3",))
+TINY = Sizes(
+    input_size=32,
+    batch_size=6,
+    ceiling_steps=2,
+    trainer_epochs=2,
+    textbook_batch_size=6,
+    textbook_epochs=1,
+    workers=0,
+    file_side=48,
+    train=12,
+    val=6,
+    test=6,
+    protocol_model="mobilenet_v3_small",
+    protocol_max_epochs=2,
+    protocol_patience=10,
+    protocol_lrs=("1e-3",),
+)
 
 
 def _write_one(job: tuple[Path, str, int, int, int]) -> None:
@@ -99,12 +112,12 @@ def write_task(root: Path, sizes: Sizes, processes: int) -> Path:
     from radiologynet.demo import DEMO_CLASSES
 
     jobs = []
-    for seed, (split, count) in enumerate((("train", sizes.train), ("val", sizes.val),
-                                           ("test", sizes.test))):
+    for seed, (split, count) in enumerate(
+        (("train", sizes.train), ("val", sizes.val), ("test", sizes.test))
+    ):
         for i in range(count):
             label = DEMO_CLASSES[i % len(DEMO_CLASSES)]
-            jobs.append((root / split / label / f"{i:05d}.jpg", label, seed, i,
-                         sizes.file_side))
+            jobs.append((root / split / label / f"{i:05d}.jpg", label, seed, i, sizes.file_side))
     if processes > 1:
         with ProcessPoolExecutor(processes) as pool:
             list(pool.map(_write_one, jobs, chunksize=64))
@@ -121,9 +134,18 @@ def task_data(root: Path, size: int, cache: Path) -> tuple[Any, float]:
     from radiologynet.weights import Preprocessing
 
     start = time.perf_counter()
-    data = get_task_spec("folder").build_data(DataRequest(
-        root=root, seed=0, fraction=None, preprocessing=Preprocessing(input_size=size),
-        input_size=size, in_chans=3, train_seed=0, cache_dir=cache))
+    data = get_task_spec("folder").build_data(
+        DataRequest(
+            root=root,
+            seed=0,
+            fraction=None,
+            preprocessing=Preprocessing(input_size=size),
+            input_size=size,
+            in_chans=3,
+            train_seed=0,
+            cache_dir=cache,
+        )
+    )
     return data, time.perf_counter() - start
 
 
@@ -133,59 +155,89 @@ def trainer_rate(arch: str, data: Any, sizes: Sizes, device: torch.device) -> fl
     from radiologynet.train import TrainConfig, build_model, fit
 
     model = build_model(arch, None, kind="multiclass", num_classes=data.num_classes)
-    config = TrainConfig(kind="multiclass", num_classes=data.num_classes, lr=1e-4,
-                         max_epochs=sizes.trainer_epochs, patience=sizes.trainer_epochs,
-                         batch_size=sizes.batch_size, device=str(device),
-                         num_workers=sizes.workers, progress=False)
-    result = fit(model, data.train, data.val, config=config,
-                 batch_transform=data.batch_transform)
+    config = TrainConfig(
+        kind="multiclass",
+        num_classes=data.num_classes,
+        lr=1e-4,
+        max_epochs=sizes.trainer_epochs,
+        patience=sizes.trainer_epochs,
+        batch_size=sizes.batch_size,
+        device=str(device),
+        num_workers=sizes.workers,
+        progress=False,
+    )
+    result = fit(model, data.train, data.val, config=config, batch_transform=data.batch_transform)
     rates = [r["images_per_s"] for r in result.history]
     return float(np.mean(rates[1:] if len(rates) > 1 else rates))
 
 
-def protocol_estimate(root: Path, cache: Path, out: Path, sizes: Sizes,
-                      device: torch.device) -> dict[str, Any]:
+def protocol_estimate(
+    root: Path, cache: Path, out: Path, sizes: Sizes, device: torch.device
+) -> dict[str, Any]:
     """Train one random-init run per learning rate through the protocol runner and
     extrapolate the full grid (3 inits x len(lrs) x 5 runs) from their wall times."""
     from radiologynet.protocol import get_task_spec, plan, run_one
     from radiologynet.train import TrainConfig
 
     task = get_task_spec("folder")
-    config = TrainConfig(max_epochs=sizes.protocol_max_epochs,
-                         patience=sizes.protocol_patience, batch_size=sizes.batch_size,
-                         input_size=sizes.input_size, device=str(device),
-                         num_workers=sizes.workers, progress=False, cache_dir=str(cache))
+    config = TrainConfig(
+        max_epochs=sizes.protocol_max_epochs,
+        patience=sizes.protocol_patience,
+        batch_size=sizes.batch_size,
+        input_size=sizes.input_size,
+        device=str(device),
+        num_workers=sizes.workers,
+        progress=False,
+        cache_dir=str(cache),
+    )
     sampled = []
-    for spec in plan("folder", [sizes.protocol_model], ["random"], list(sizes.protocol_lrs),
-                     runs=1):
+    for spec in plan(
+        "folder", [sizes.protocol_model], ["random"], list(sizes.protocol_lrs), runs=1
+    ):
         start = time.perf_counter()
         result = run_one(spec, task, root, out, config)
         wall = time.perf_counter() - start
         epochs = int(result["epochs_run"])
-        sampled.append({"lr": spec.lr, "epochs_run": epochs,
-                        "best_epoch": result["best_epoch"], "wall_s": round(wall, 2),
-                        "s_per_epoch": round(wall / max(epochs, 1), 3),
-                        "test_f1": result["test"].get("f1")})
+        sampled.append(
+            {
+                "lr": spec.lr,
+                "epochs_run": epochs,
+                "best_epoch": result["best_epoch"],
+                "wall_s": round(wall, 2),
+                "s_per_epoch": round(wall / max(epochs, 1), 3),
+                "test_f1": result["test"].get("f1"),
+            }
+        )
     cells = INITS * RUNS_PER_CELL
     estimate = sum(cells * s["wall_s"] for s in sampled)
-    return {"model": sizes.protocol_model, "grid": f"{INITS} inits x "
-            f"{len(sizes.protocol_lrs)} lrs x {RUNS_PER_CELL} runs",
-            "max_epochs": sizes.protocol_max_epochs, "patience": sizes.protocol_patience,
-            "sampled_runs": sampled, "estimated_wall_s": round(estimate, 1),
-            "estimated_gpu_hours": round(estimate / 3600, 3),
-            "assumption": "each sampled random-init run stands for the 15 runs at its lr; "
-                          "pretrained inits stop earlier, so this is an upper estimate"}
+    return {
+        "model": sizes.protocol_model,
+        "grid": f"{INITS} inits x {len(sizes.protocol_lrs)} lrs x {RUNS_PER_CELL} runs",
+        "max_epochs": sizes.protocol_max_epochs,
+        "patience": sizes.protocol_patience,
+        "sampled_runs": sampled,
+        "estimated_wall_s": round(estimate, 1),
+        "estimated_gpu_hours": round(estimate / 3600, 3),
+        "assumption": "each sampled random-init run stands for the 15 runs at its lr; "
+        "pretrained inits stop earlier, so this is an upper estimate",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="toy sizes (the default without CUDA): a test, not a measurement")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="toy sizes (the default without CUDA): a test, not a measurement",
+    )
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--json", help="write the result here (also printed)")
     parser.add_argument("--workdir", help="keep the generated task and cache here")
-    parser.add_argument("--skip-protocol", action="store_true",
-                        help="leave out the (longest) protocol extrapolation")
+    parser.add_argument(
+        "--skip-protocol",
+        action="store_true",
+        help="leave out the (longest) protocol extrapolation",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tiny = args.tiny or device.type != "cuda"
@@ -195,8 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "tiny": tiny, "sizes": asdict(sizes), "torch": torch.__version__,
-        "python": platform.python_version(), "cpus": os.cpu_count(),
+        "tiny": tiny,
+        "sizes": asdict(sizes),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "precision": "bf16 autocast + channels_last" if device.type == "cuda" else "fp32",
     }
@@ -213,24 +268,41 @@ def main(argv: list[str] | None = None) -> int:
         for arch in sizes.models:
             top = ceiling(arch, sizes.input_size, sizes.batch_size, sizes.ceiling_steps, device)
             fed = trainer_rate(arch, data, sizes, device)
-            plain = textbook(arch, sizes.input_size, sizes.textbook_batch_size,
-                             root / "train", device, sizes.workers, sizes.textbook_epochs)
+            plain = textbook(
+                arch,
+                sizes.input_size,
+                sizes.textbook_batch_size,
+                root / "train",
+                device,
+                sizes.workers,
+                sizes.textbook_epochs,
+            )
             models[arch] = {
-                "ceiling_img_s": round(top, 2), "trainer_img_s": round(fed, 2),
+                "ceiling_img_s": round(top, 2),
+                "trainer_img_s": round(fed, 2),
                 "textbook_img_s": round(plain, 2),
                 "trainer_of_ceiling": round(fed / top, 3),
                 "trainer_over_textbook": round(fed / plain, 2),
-                "targets_met": {"trainer_of_ceiling": fed / top >= TRAINER_TARGET,
-                                "trainer_over_textbook": fed / plain >= TEXTBOOK_TARGET}}
-            print(f"{arch:20s} ceiling {top:8.1f}  trainer {fed:8.1f} ({fed / top:.2f})  "
-                  f"textbook {plain:8.1f}  trainer/textbook {fed / plain:.2f}", flush=True)
+                "targets_met": {
+                    "trainer_of_ceiling": fed / top >= TRAINER_TARGET,
+                    "trainer_over_textbook": fed / plain >= TEXTBOOK_TARGET,
+                },
+            }
+            print(
+                f"{arch:20s} ceiling {top:8.1f}  trainer {fed:8.1f} ({fed / top:.2f})  "
+                f"textbook {plain:8.1f}  trainer/textbook {fed / plain:.2f}",
+                flush=True,
+            )
         result["models"] = models
         if not args.skip_protocol:
             protocol = protocol_estimate(root, cache, work / "results", sizes, device)
             protocol["target_met"] = protocol["estimated_wall_s"] < PROTOCOL_TARGET_S
             result["protocol"] = protocol
-            print(f"protocol {protocol['grid']} ({protocol['model']}): estimated "
-                  f"{protocol['estimated_gpu_hours']:.2f} device-hours", flush=True)
+            print(
+                f"protocol {protocol['grid']} ({protocol['model']}): estimated "
+                f"{protocol['estimated_gpu_hours']:.2f} device-hours",
+                flush=True,
+            )
     result["suite_wall_s"] = round(time.perf_counter() - started, 1)
     text = json.dumps(result, indent=2)
     if args.json:

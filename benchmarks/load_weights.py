@@ -30,15 +30,17 @@ def fabricate_folder(name: str, root: Path) -> Path:
     """A converted weights folder for ``name`` with random weights (36-class head)."""
     arch = ARCHITECTURES[name]
     model = timm.create_model(arch.timm_name, num_classes=36, **arch.model_args_dict)
-    return write_weights_folder(model.state_dict(), root / name, arch=arch,
-                                record=get_weights(f"{name}.radiologynet"))
+    return write_weights_folder(
+        model.state_dict(), root / name, arch=arch, record=get_weights(f"{name}.radiologynet")
+    )
 
 
 def baseline(name: str, folder: Path) -> torch.nn.Module:
     """Plain timm: build without weights, then load the safetensors file."""
     arch = ARCHITECTURES[name]
-    model = timm.create_model(arch.timm_name, pretrained=False, num_classes=36,
-                              **arch.model_args_dict)
+    model = timm.create_model(
+        arch.timm_name, pretrained=False, num_classes=36, **arch.model_args_dict
+    )
     model.load_state_dict(safetensors.torch.load_file(folder / "model.safetensors"))
     return model
 
@@ -72,10 +74,13 @@ def main() -> None:
                 our_times.append(_time(ours, name, folder))
             base, mine = statistics.median(base_times), statistics.median(our_times)
             ratios.append(mine / base)
-            print(f"{name:20s} {base * 1e3:13.1f} {mine * 1e3:16.1f} {mine / base:5.2f}x",
-                  flush=True)
-    print(f"{'geometric mean':20s} {'':13s} {'':16s} "
-          f"{statistics.geometric_mean(ratios):5.2f}x  (target <= 1.5x)")
+            print(
+                f"{name:20s} {base * 1e3:13.1f} {mine * 1e3:16.1f} {mine / base:5.2f}x", flush=True
+            )
+    print(
+        f"{'geometric mean':20s} {'':13s} {'':16s} "
+        f"{statistics.geometric_mean(ratios):5.2f}x  (target <= 1.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ def main() -> None:
         warm, _ = _load(root, cache)
         size = sum(p.stat().st_size for p in root.rglob("*.raw")) / 2**20
         cached = sum(p.stat().st_size for p in cache.glob("*.npz")) / 2**20
-    print(f"{args.series} series, {size:.0f} MiB of volumes -> {cached:.1f} MiB cache, "
-          f"{count} samples")
-    print(f"from volumes: {cold:.2f} s   from cache: {warm:.3f} s   "
-          f"ratio {cold / warm:.1f}x")
+    print(
+        f"{args.series} series, {size:.0f} MiB of volumes -> {cached:.1f} MiB cache, "
+        f"{count} samples"
+    )
+    print(f"from volumes: {cold:.2f} s   from cache: {warm:.3f} s   ratio {cold / warm:.1f}x")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def make_images(folder: Path, count: int) -> list[Path]:
     yy, xx = np.mgrid[0:512, 0:512]
     paths = []
     for i in range(count):
-        blob = np.exp(-((yy - rng.integers(100, 400)) ** 2 + (xx - rng.integers(100, 400)) ** 2)
-                      / (2 * rng.integers(40, 120) ** 2))
+        blob = np.exp(
+            -((yy - rng.integers(100, 400)) ** 2 + (xx - rng.integers(100, 400)) ** 2)
+            / (2 * rng.integers(40, 120) ** 2)
+        )
         picture = blob + 0.05 * rng.standard_normal((512, 512))
         picture = (picture - picture.min()) / (picture.max() - picture.min())
         kind = i % 3
@@ -59,8 +61,13 @@ class TorchvisionBaseline(Dataset):
 
     def __init__(self, paths: list[Path], size: int) -> None:
         self.paths, self.size = paths, size
-        self.augment = T.Compose([T.RandomHorizontalFlip(0.5), T.RandomRotation(15),
-                                  T.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.3))])
+        self.augment = T.Compose(
+            [
+                T.RandomHorizontalFlip(0.5),
+                T.RandomRotation(15),
+                T.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.3)),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -104,9 +111,11 @@ def main() -> None:
         paths = make_images(Path(tmp), args.images)
         targets = [i % 2 for i in range(len(paths))]
         baseline = images_per_second(
-            DataLoader(TorchvisionBaseline(paths, args.size), batch_size=args.batch), args.epochs)
-        files = ImageListDataset(paths, targets, transforms.for_weights(pre, train=True),
-                                 validate=False, progress=False)
+            DataLoader(TorchvisionBaseline(paths, args.size), batch_size=args.batch), args.epochs
+        )
+        files = ImageListDataset(
+            paths, targets, transforms.for_weights(pre, train=True), validate=False, progress=False
+        )
         from_files = images_per_second(DataLoader(files, batch_size=args.batch), args.epochs)
         start = time.perf_counter()
         cache = build_cache(paths, Path(tmp) / "cache", pre, labels=targets, progress=False)
@@ -114,14 +123,15 @@ def main() -> None:
         cached = ImageListDataset(paths, targets, cache=cache, size=args.size, progress=False)
         batch_transform = transforms.BatchTransform(pre, train=True)
         from_cache = images_per_second(
-            DataLoader(cached, batch_size=args.batch, shuffle=True), args.epochs,
-            post=batch_transform)
+            DataLoader(cached, batch_size=args.batch, shuffle=True),
+            args.epochs,
+            post=batch_transform,
+        )
 
         def trainer_batches():
             # what fit() does each epoch: a fresh order, batch_loader, the batch transform
             for _ in range(args.epochs):
-                yield from batch_loader(cached, torch.randperm(len(cached)).tolist(),
-                                        args.batch)
+                yield from batch_loader(cached, torch.randperm(len(cached)).tolist(), args.batch)
 
         trainer = images_per_second(trainer_batches(), 1, post=batch_transform)
 
@@ -130,9 +140,12 @@ def main() -> None:
                 yield cache.batch(np.sort(order.numpy())), None
 
         direct = images_per_second(
-            (b for _ in range(1) for b in cache_batches()), 1, post=batch_transform)
-    print(f"{args.images} images 512x512 (PNG 8/16-bit, JPEG) -> {args.size}x{args.size}, "
-          f"batch {args.batch}, train-mode augmentation, {torch.get_num_threads()} threads")
+            (b for _ in range(1) for b in cache_batches()), 1, post=batch_transform
+        )
+    print(
+        f"{args.images} images 512x512 (PNG 8/16-bit, JPEG) -> {args.size}x{args.size}, "
+        f"batch {args.batch}, train-mode augmentation, {torch.get_num_threads()} threads"
+    )
     rows = [
         ("decode every epoch, PIL + torchvision", baseline),
         ("radiologynet from files", from_files),

@@ -83,12 +83,19 @@ def ceiling(arch: str, size: int, batch: int, steps: int, device: torch.device) 
     return batch * steps / (time.perf_counter() - start)
 
 
-def trainer(arch: str, size: int, batch: int, paths: list[Path], device: torch.device,
-            workers: int, epochs: int) -> float:
+def trainer(
+    arch: str,
+    size: int,
+    batch: int,
+    paths: list[Path],
+    device: torch.device,
+    workers: int,
+    epochs: int,
+) -> float:
     """Training images/s of ``fit`` (mean over the epochs after the first)."""
     from radiologynet.datasets.base import Sample
-    from radiologynet.train import build_model, fit
     from radiologynet.torchdata.samples import PAPER_AUGMENT, SampleDataset
+    from radiologynet.train import TrainConfig, build_model, fit
     from radiologynet.transforms import BatchTransform
     from radiologynet.weights import Preprocessing
 
@@ -96,32 +103,51 @@ def trainer(arch: str, size: int, batch: int, paths: list[Path], device: torch.d
     train = SampleDataset(samples, size)
     val = SampleDataset(samples[:batch], size)
     model = build_model(arch, None, kind="multiclass", num_classes=2)
-    result = fit(model, train, val, kind="multiclass", num_classes=2, lr=1e-4,
-                 max_epochs=epochs, patience=epochs, batch_size=batch, device=device,
-                 num_workers=workers, progress=False,
-                 batch_transform=BatchTransform(Preprocessing(input_size=size),
-                                                augment=PAPER_AUGMENT))
+    config = TrainConfig(
+        kind="multiclass",
+        num_classes=2,
+        lr=1e-4,
+        max_epochs=epochs,
+        patience=epochs,
+        batch_size=batch,
+        device=str(device),
+        num_workers=workers,
+        progress=False,
+    )
+    result = fit(
+        model,
+        train,
+        val,
+        config=config,
+        batch_transform=BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT),
+    )
     later = [r["images_per_s"] for r in result.history[1:]]
     return float(np.mean(later))
 
 
-def textbook(arch: str, size: int, batch: int, folder: Path, device: torch.device,
-             workers: int, epochs: int) -> float:
+def textbook(
+    arch: str, size: int, batch: int, folder: Path, device: torch.device, workers: int, epochs: int
+) -> float:
     """Images/s of a plain fp32 loop over an ``ImageFolder`` decoded every step."""
     from torchvision import datasets, transforms
 
     from radiologynet.train import build_model
 
-    tf = transforms.Compose([
-        transforms.Grayscale(num_output_channels=3), transforms.Resize((size, size)),
-        transforms.RandomHorizontalFlip(), transforms.RandomRotation(15),
-        transforms.ColorJitter(brightness=0.2, contrast=(0.8, 1.3)), transforms.ToTensor(),
-    ])
+    tf = transforms.Compose(
+        [
+            transforms.Grayscale(num_output_channels=3),
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomRotation(15),
+            transforms.ColorJitter(brightness=0.2, contrast=(0.8, 1.3)),
+            transforms.ToTensor(),
+        ]
+    )
     images = datasets.ImageFolder(str(folder), tf)
-    loader = torch.utils.data.DataLoader(images, batch_size=batch, shuffle=True,
-                                         num_workers=workers)
-    model = build_model(arch, None, kind="multiclass",
-                        num_classes=len(images.classes)).to(device)
+    loader = torch.utils.data.DataLoader(
+        images, batch_size=batch, shuffle=True, num_workers=workers
+    )
+    model = build_model(arch, None, kind="multiclass", num_classes=len(images.classes)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     rates = []
@@ -151,9 +177,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10, help="ceiling steps")
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="interleaved repetitions; the best of each is reported (robust "
-                             "to other load on a shared machine)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="interleaved repetitions; the best of each is reported (robust "
+        "to other load on a shared machine)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -162,22 +192,25 @@ def main() -> None:
         paths = write_images(folder, args.images, args.file_size)
         measures = {
             "ceiling (synthetic tensors on device)": lambda: ceiling(
-                args.model, args.size, args.batch_size, args.steps, device),
+                args.model, args.size, args.batch_size, args.steps, device
+            ),
             "trainer (decoded cache + device transform)": lambda: trainer(
-                args.model, args.size, args.batch_size, paths, device, args.workers,
-                args.epochs),
+                args.model, args.size, args.batch_size, paths, device, args.workers, args.epochs
+            ),
             "textbook (fp32, DataLoader over files)": lambda: textbook(
-                args.model, args.size, args.batch_size, folder, device, args.workers,
-                args.epochs),
+                args.model, args.size, args.batch_size, folder, device, args.workers, args.epochs
+            ),
         }
         rates = {name: 0.0 for name in measures}
         for _ in range(max(1, args.repeats)):
             for name, measure in measures.items():
                 rates[name] = max(rates[name], measure())
     top = rates["ceiling (synthetic tensors on device)"]
-    print(f"{args.model} at {args.size} px, batch {args.batch_size}, {args.images} images, "
-          f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"best of {args.repeats}")
+    print(
+        f"{args.model} at {args.size} px, batch {args.batch_size}, {args.images} images, "
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"best of {args.repeats}"
+    )
     for name, rate in rates.items():
         print(f"  {name:45s} {rate:9.1f} img/s   {rate / top:5.2f} x ceiling")
 

@@ -116,12 +116,13 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], object]) 
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str,
-                      encoding: str = "utf-8") -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically (no newline translation); returns the path."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding=encoding, newline="") as fh:
             fh.write(text)
+
     return atomic_write(path, write)
 
 
@@ -130,10 +131,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def atomic_write_stream(path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *,
-                        binary: bool = True) -> Path:
+def atomic_write_stream(
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *, binary: bool = True
+) -> Path:
     """Create ``path`` atomically through ``write(file)`` on an open temp file (binary, or
     UTF-8 text with ``binary=False``); returns the path."""
+
     def to_temp(tmp: str) -> None:
         if binary:
             with open(tmp, "wb") as handle:
@@ -141,6 +144,7 @@ def atomic_write_stream(path: str | os.PathLike[str], write: Callable[[IO[Any]],
         else:
             with open(tmp, "w", encoding="utf-8", newline="") as handle:
                 write(handle)
+
     return atomic_write(path, to_temp)
 
 
@@ -180,15 +184,16 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     folder is removed and ``path`` is left as it was."""
     path = Path(path)
     make_shared_dir(path.parent)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
-                                    suffix=TEMP_SUFFIX))
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX))
     try:
         yield staging
         share_tree(staging)
         old = None
         if path.exists() or path.is_symlink():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
-                                        suffix=".old")) / "old"
+            old = (
+                Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                / "old"
+            )
             os.replace(path, old)
         os.replace(staging, path)
         if old is not None:

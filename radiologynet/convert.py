@@ -81,13 +81,15 @@ def load_original_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Te
         raise CheckpointFormatError(
             f"{path} is a folder; a checkpoint is one file (<Name>.pth or <Name>.tar.gz). "
             "A weights folder (config.json + model.safetensors) needs no conversion: load "
-            "it with create_model(ARCH, weights=FOLDER).")
+            "it with create_model(ARCH, weights=FOLDER)."
+        )
     if not path.is_file():
         raise WeightsNotFoundError(f"Checkpoint {path} does not exist.")
     if path.name.endswith(ARCHIVE_SUFFIXES):
-        with tempfile.TemporaryDirectory(prefix=".radiologynet-extract-",
-                                         dir=path.parent if os.access(path.parent, os.W_OK)
-                                         else None) as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix=".radiologynet-extract-",
+            dir=path.parent if os.access(path.parent, os.W_OK) else None,
+        ) as tmp:
             member = _extract_checkpoint(path, Path(tmp))
             return _read_checkpoint(member, shown=f"{path} (member {member.name})")
     return _read_checkpoint(path, shown=str(path))
@@ -103,16 +105,19 @@ def _extract_checkpoint(archive: Path, dest: Path) -> Path:
             for member in members:
                 _check_member(archive, member)
             _check_extracted_size(archive, members)
-            candidates = [m for m in members if m.isfile()
-                          and m.name.endswith(_CHECKPOINT_SUFFIXES)]
+            candidates = [
+                m for m in members if m.isfile() and m.name.endswith(_CHECKPOINT_SUFFIXES)
+            ]
             if not candidates:
                 raise CheckpointFormatError(
                     f"Archive {archive} holds no checkpoint (.pth/.pt) file; members: "
                     f"{', '.join(m.name for m in members) or 'none'}. {redownload}"
                 )
             stem = archive.name.split(".")[0]
-            chosen = next((m for m in candidates
-                           if PurePosixPath(m.name).name.split(".")[0] == stem), candidates[0])
+            chosen = next(
+                (m for m in candidates if PurePosixPath(m.name).name.split(".")[0] == stem),
+                candidates[0],
+            )
             if hasattr(tarfile, "data_filter"):
                 tar.extract(chosen, dest, filter="data")
             else:  # pragma: no cover - Python without extraction filters
@@ -134,13 +139,17 @@ def _check_extracted_size(archive: Path, members: list[tarfile.TarInfo]) -> None
             f"Refusing archive {archive}: its members would unpack to {total} bytes, more "
             f"than the {limit}-byte limit (the largest original archive, VGG16, is 1.21 GiB"
             " and weights barely compress). It is not an original RadiologyNET archive; get "
-            "it from the authors' server again.")
+            "it from the authors' server again."
+        )
 
 
 def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
     name = PurePosixPath(member.name)
-    if member.name.startswith(("/", "\\")) or name.is_absolute() or re.match(r"^[A-Za-z]:",
-                                                                              member.name):
+    if (
+        member.name.startswith(("/", "\\"))
+        or name.is_absolute()
+        or re.match(r"^[A-Za-z]:", member.name)
+    ):
         problem = "an absolute path"
     elif ".." in name.parts or ".." in PurePosixPath(member.name.replace("\\", "/")).parts:
         problem = "a '..' component"
@@ -190,7 +199,7 @@ def _read_checkpoint(path: Path, shown: str) -> tuple[dict[str, Tensor], str | N
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
     """``state_dict`` with ``prefix`` (DataParallel's ``module.``) removed from every key
     that has it."""
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
 # --------------------------------------------------------------------------- key mapping
@@ -202,8 +211,7 @@ def _timm_layout(arch_name: str, num_classes: int) -> tuple[dict[str, tuple[int,
     memory or init cost), and its ``num_features``."""
     arch = ARCHITECTURES[arch_name]
     with torch.device("meta"):
-        model = timm.create_model(arch.timm_name, num_classes=num_classes,
-                                  **arch.model_args_dict)
+        model = timm.create_model(arch.timm_name, num_classes=num_classes, **arch.model_args_dict)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}, int(model.num_features)
 
 
@@ -252,7 +260,8 @@ _IR_CONVS = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
 _BLOCK_KEY = re.compile(r"block\.(\d+)\.(.+)")
 _DENSENET_LEGACY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
-    r"running_var|num_batches_tracked))$")
+    r"running_var|num_batches_tracked))$"
+)
 
 
 def _map_block(prefix: str, block: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -267,8 +276,9 @@ def _map_block(prefix: str, block: Mapping[str, Tensor]) -> dict[str, Tensor]:
     conv_units = [u for u in sorted(units) if "fc1.weight" not in units[u]]
     names = {2: _DS_CONVS, 3: _IR_CONVS}.get(len(conv_units))
     if names is None:
-        raise CheckpointFormatError(f"Unexpected MBConv layout under {prefix}: units "
-                                    f"{sorted(units)}.")
+        raise CheckpointFormatError(
+            f"Unexpected MBConv layout under {prefix}: units {sorted(units)}."
+        )
     out: dict[str, Tensor] = {}
     conv_names = dict(zip(conv_units, names, strict=True))
     for unit, tensors in units.items():
@@ -295,8 +305,9 @@ def _group(sd: Mapping[str, Tensor], pattern: str) -> dict[tuple[int, ...], dict
     return groups
 
 
-def _map_stem_head(sd: Mapping[str, Tensor], last: int, head: tuple[str, str],
-                   out: dict[str, Tensor]) -> None:
+def _map_stem_head(
+    sd: Mapping[str, Tensor], last: int, head: tuple[str, str], out: dict[str, Tensor]
+) -> None:
     for key, value in sd.items():
         for index, (conv, bn) in ((0, ("conv_stem", "bn1")), (last, head)):
             if key.startswith(f"features.{index}.0."):
@@ -339,8 +350,7 @@ def _map_mobilenet(sd: Mapping[str, Tensor], arch: Architecture) -> dict[str, Te
         )
     out: dict[str, Tensor] = {}
     final_stage = positions[-1][0]
-    _map_stem_head(sd, last, (f"blocks.{final_stage}.0.conv", f"blocks.{final_stage}.0.bn1"),
-                   out)
+    _map_stem_head(sd, last, (f"blocks.{final_stage}.0.conv", f"blocks.{final_stage}.0.bn1"), out)
     for (feature,), block in blocks.items():
         stage, index = positions[feature - 1]
         out.update(_map_block(f"blocks.{stage}.{index}.", block))
@@ -400,8 +410,9 @@ def to_timm_state_dict(state_dict: Mapping[str, Tensor], arch: Architecture) -> 
     return converted
 
 
-def detect_architecture(state_dict: Mapping[str, Tensor],
-                        model_name: str | None = None) -> Architecture:
+def detect_architecture(
+    state_dict: Mapping[str, Tensor], model_name: str | None = None
+) -> Architecture:
     """Find the architecture of a state dict: from ``model_name`` (the wrapper's class name,
     e.g. ``ResNet50`` or ``mobileNetV3Small``) when given, else from its keys and shapes.
 
@@ -440,9 +451,13 @@ def detect_architecture(state_dict: Mapping[str, Tensor],
 # --------------------------------------------------------------------------- writing
 
 
-def timm_pretrained_cfg(arch: Architecture, record: WeightRecord | None = None, *,
-                        base: Mapping[str, Any] | None = None,
-                        num_classes: int | None = None) -> dict[str, Any]:
+def timm_pretrained_cfg(
+    arch: Architecture,
+    record: WeightRecord | None = None,
+    *,
+    base: Mapping[str, Any] | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
     """The one timm ``pretrained_cfg`` of a weight: the record's, else ``base`` (a
     folder's own ``pretrained_cfg``), else the architecture's letterbox input without
     normalisation; with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes``
@@ -452,34 +467,57 @@ def timm_pretrained_cfg(arch: Architecture, record: WeightRecord | None = None, 
     elif base is not None:
         cfg = dict(base)
     else:
-        cfg = {**Preprocessing(input_size=arch.input_size).timm_cfg(),
-               "architecture": arch.timm_name, "paper_ids": f"doi:{PAPER_DOI}"}
+        cfg = {
+            **Preprocessing(input_size=arch.input_size).timm_cfg(),
+            "architecture": arch.timm_name,
+            "paper_ids": f"doi:{PAPER_DOI}",
+        }
     cfg.setdefault("first_conv", arch.first_conv)
     cfg.setdefault("classifier", arch.classifier)
     if num_classes is not None:
         cfg["num_classes"] = num_classes
-    return {k: v for k, v in cfg.items()
-            if k in PRETRAINED_CFG_KEYS and k not in _SOURCE_KEYS and v not in (None, "")}
+    return {
+        k: v
+        for k, v in cfg.items()
+        if k in PRETRAINED_CFG_KEYS and k not in _SOURCE_KEYS and v not in (None, "")
+    }
 
 
 def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"arch": arch.name, "original_name": arch.original_name,
-                            "paper": PAPER, "paper_doi": PAPER_DOI, "sha256": sha256}
+    meta: dict[str, Any] = {
+        "arch": arch.name,
+        "original_name": arch.original_name,
+        "paper": PAPER,
+        "paper_doi": PAPER_DOI,
+        "sha256": sha256,
+    }
     if record is not None:
         meta.update(
-            weights=record.full_name, tag=record.tag, version=record.version,
-            description=record.description, license=record.license,
-            license_note=record.license_note, modalities=list(record.modalities),
-            training_data=record.training_data, source_url=record.source_url,
-            hub_repo_id=record.hub_repo_id, preprocessing=asdict(record.preprocessing),
+            weights=record.full_name,
+            tag=record.tag,
+            version=record.version,
+            description=record.description,
+            license=record.license,
+            license_note=record.license_note,
+            modalities=list(record.modalities),
+            training_data=record.training_data,
+            source_url=record.source_url,
+            hub_repo_id=record.hub_repo_id,
+            preprocessing=asdict(record.preprocessing),
             results=[asdict(r) for r in record.results],
         )
     return meta
 
 
-def build_config(arch: Architecture, num_classes: int, *, record: WeightRecord | None = None,
-                 label_names: Iterable[str] = (), sha256: str = "",
-                 extra_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_config(
+    arch: Architecture,
+    num_classes: int,
+    *,
+    record: WeightRecord | None = None,
+    label_names: Iterable[str] = (),
+    sha256: str = "",
+    extra_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``config.json`` of a weights folder: timm's keys, plus this library's metadata
     under the top-level ``radiologynet`` key (timm ignores it)."""
     _, num_features = _timm_layout(arch.name, num_classes)
@@ -494,9 +532,11 @@ def build_config(arch: Architecture, num_classes: int, *, record: WeightRecord |
         "model_args": arch.model_args_dict,
         "label_names": labels,
         # label names live at the top level of config.json (timm copies them from there)
-        "pretrained_cfg": {k: v for k, v in timm_pretrained_cfg(
-            arch, record, num_classes=num_classes).items()
-            if k not in ("label_names", "label_descriptions")},
+        "pretrained_cfg": {
+            k: v
+            for k, v in timm_pretrained_cfg(arch, record, num_classes=num_classes).items()
+            if k not in ("label_names", "label_descriptions")
+        },
         "radiologynet": _metadata(arch, record, sha256),
     }
     for key, value in (extra_config or {}).items():
@@ -570,22 +610,30 @@ def write_weights_folder(
         )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise CheckpointFormatError(f"Output {out} exists and is not a folder; choose another "
-                                    "--out or remove it.")
+        raise CheckpointFormatError(
+            f"Output {out} exists and is not a folder; choose another --out or remove it."
+        )
     out.mkdir(parents=True, exist_ok=True)
     tensors = _contiguous_unshared(state_dict)
-    atomic_write(out / WEIGHTS_NAME, lambda tmp: safetensors.torch.save_file(
-        tensors, tmp, metadata={"format": "pt"}))
-    config = build_config(arch, rows, record=record, label_names=label_names,
-                          sha256=sha256_file(out / WEIGHTS_NAME), extra_config=extra_config)
+    atomic_write(
+        out / WEIGHTS_NAME,
+        lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"}),
+    )
+    config = build_config(
+        arch,
+        rows,
+        record=record,
+        label_names=label_names,
+        sha256=sha256_file(out / WEIGHTS_NAME),
+        extra_config=extra_config,
+    )
     card = render_model_card(config, record=record, extra=card_extra)
     atomic_write_text(out / CARD_NAME, card)
     atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
     return out
 
 
-def record_for(arch: Architecture, num_classes: int, tag: str | None = None
-               ) -> WeightRecord | None:
+def record_for(arch: Architecture, num_classes: int, tag: str | None = None) -> WeightRecord | None:
     """The weight record a converted checkpoint of ``arch`` is, from its head's size:
     ``tag``'s record when given, else the RadiologyNET weights for a 36-class head, the
     ImageNet (torchvision) weights for a 1000-class head, and ``None`` (no claims about
@@ -596,8 +644,9 @@ def record_for(arch: Architecture, num_classes: int, tag: str | None = None
             torchvision ImageNet checkpoint converted as ``radiologynet``).
     """
     if tag is None:
-        tag = {RADIOLOGYNET_NUM_CLASSES: "radiologynet",
-               IMAGENET_NUM_CLASSES: "imagenet"}.get(num_classes)
+        tag = {RADIOLOGYNET_NUM_CLASSES: "radiologynet", IMAGENET_NUM_CLASSES: "imagenet"}.get(
+            num_classes
+        )
         if tag is None:
             return None
     record = get_weights(arch.name, tag=tag)
@@ -605,14 +654,23 @@ def record_for(arch: Architecture, num_classes: int, tag: str | None = None
         raise CheckpointFormatError(
             f"The checkpoint's head has {num_classes} classes, but {record.full_name} has "
             f"{record.num_classes}"
-            + (" (this looks like torchvision's ImageNet weights: use tag 'imagenet')"
-               if num_classes == IMAGENET_NUM_CLASSES else "")
-            + ". Pick the matching tag, or leave it out to detect it.")
+            + (
+                " (this looks like torchvision's ImageNet weights: use tag 'imagenet')"
+                if num_classes == IMAGENET_NUM_CLASSES
+                else ""
+            )
+            + ". Pick the matching tag, or leave it out to detect it."
+        )
     return record
 
 
-def convert_checkpoint(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                       record: WeightRecord | None = None, tag: str | None = None) -> Path:
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    record: WeightRecord | None = None,
+    tag: str | None = None,
+) -> Path:
     """Convert an original checkpoint (``.pth``/``.tar.gz``, original dict or bare state
     dict, or a torchvision ImageNet checkpoint) into a weights folder.
 
@@ -632,18 +690,19 @@ def convert_checkpoint(src: str | os.PathLike[str], out_dir: str | os.PathLike[s
         record = record_for(arch, rows, tag)
     elif record.arch != arch.name:
         raise CheckpointFormatError(
-            f"Checkpoint {src} is a {arch.name}, but the weight record given is "
-            f"{record.full_name}."
+            f"Checkpoint {src} is a {arch.name}, but the weight record given is {record.full_name}."
         )
     elif record.num_classes != rows:
         raise CheckpointFormatError(
             f"Checkpoint {src} has a {rows}-class head, but {record.full_name} has "
-            f"{record.num_classes} classes: it is another weight.")
+            f"{record.num_classes} classes: it is another weight."
+        )
     return write_weights_folder(converted, out_dir, arch=arch, record=record)
 
 
-def check_weights_file(file: str | os.PathLike[str], arch: Architecture,
-                       shown: str | None = None) -> None:
+def check_weights_file(
+    file: str | os.PathLike[str], arch: Architecture, shown: str | None = None
+) -> None:
     """Check, from its header alone, that a ``model.safetensors`` is intact and holds
     weights of ``arch`` (any head size), before timm loads it.
 
@@ -660,16 +719,25 @@ def check_weights_file(file: str | os.PathLike[str], arch: Architecture,
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointFormatError(
             f"Cannot read {shown}: {err}. The file is truncated or damaged: fetch or "
-            "convert it again (delete it first if it sits in the cache).") from err
+            "convert it again (delete it first if it sits in the cache)."
+        ) from err
     problem = _shape_mismatch(shapes, arch)
     if problem is None:
         return
-    fits = next((a.name for a in ARCHITECTURES.values()
-                 if a.name != arch.name and _shape_mismatch(shapes, a) is None), None)
+    fits = next(
+        (
+            a.name
+            for a in ARCHITECTURES.values()
+            if a.name != arch.name and _shape_mismatch(shapes, a) is None
+        ),
+        None,
+    )
     raise CheckpointFormatError(
         f"{shown}: these weights are for a different architecture"
-        + (f" ({fits})" if fits else "") + f", not {arch.name} ({problem}). Pass weights of "
-        f"{arch.name}" + (f", or build {fits} instead." if fits else "."))
+        + (f" ({fits})" if fits else "")
+        + f", not {arch.name} ({problem}). Pass weights of "
+        f"{arch.name}" + (f", or build {fits} instead." if fits else ".")
+    )
 
 
 def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -> str | None:
@@ -682,9 +750,15 @@ def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -
     wrong = sorted(k for k in set(expected) & set(shapes) if shapes[k] != expected[k])
     if not (missing or unexpected or wrong):
         return None
-    return "; ".join(f"{len(keys)} {label} tensors, e.g. {keys[0]}"
-                     for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                         ("wrongly shaped", wrong)) if keys)
+    return "; ".join(
+        f"{len(keys)} {label} tensors, e.g. {keys[0]}"
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrongly shaped", wrong),
+        )
+        if keys
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -692,9 +766,12 @@ def __getattr__(name: str) -> Any:
     if name == "read_weights_folder":
         import warnings
 
-        warnings.warn("radiologynet.convert.read_weights_folder is deprecated and will be "
-                      "removed in radiologynet 0.3; use radiologynet.hub.read_weights_folder.",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "radiologynet.convert.read_weights_folder is deprecated and will be "
+            "removed in radiologynet 0.3; use radiologynet.hub.read_weights_folder.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from radiologynet.hub import read_weights_folder
 
         return read_weights_folder

@@ -33,8 +33,9 @@ PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")
 IMAGE_SIDE = 64
 
 
-def _body(rng: np.random.Generator, side: int, bones: int, vertical: bool
-          ) -> tuple[np.ndarray, list[tuple[float, float, float, float, float]]]:
+def _body(
+    rng: np.random.Generator, side: int, bones: int, vertical: bool
+) -> tuple[np.ndarray, list[tuple[float, float, float, float, float]]]:
     """A soft-tissue silhouette with ``bones`` bright elongated bones; returns the image
     (float, ~0..1) and each bone's (centre y, centre x, half-length, half-width, angle)."""
     ndimage = require("scipy.ndimage", "radiologynet demo")
@@ -60,8 +61,9 @@ def _body(rng: np.random.Generator, side: int, bones: int, vertical: bool
     return image, placed
 
 
-def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE_SIDE
-                         ) -> np.ndarray:
+def synthetic_radiograph(
+    label: str, rng: np.random.Generator, side: int = IMAGE_SIDE
+) -> np.ndarray:
     """One synthetic 8-bit radiograph of class ``label`` (a demo or pretext class)."""
     ndimage = require("scipy.ndimage", "radiologynet demo")
     if label in PRETEXT_CLASSES:
@@ -76,15 +78,22 @@ def synthetic_radiograph(label: str, rng: np.random.Generator, side: int = IMAGE
             across = -(xx - bx) * np.sin(angle) + (yy - by) * np.cos(angle)
             t = rng.uniform(-0.6, 0.6) * half_length
             slope = rng.uniform(-0.6, 0.6)
-            gap = (np.abs(along - t - slope * across) < rng.uniform(2.0, 3.0)) & \
-                (np.abs(across) < half_width * 1.3)
+            gap = (np.abs(along - t - slope * across) < rng.uniform(2.0, 3.0)) & (
+                np.abs(across) < half_width * 1.3
+            )
             image[gap] -= 0.7
         elif label == "lesion":
             radius = rng.uniform(4.0, 6.0)
-            ly = by + rng.uniform(-0.5, 0.5) * half_length * np.sin(angle) \
+            ly = (
+                by
+                + rng.uniform(-0.5, 0.5) * half_length * np.sin(angle)
                 + rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.cos(angle)
-            lx = bx + rng.uniform(-0.5, 0.5) * half_length * np.cos(angle) \
+            )
+            lx = (
+                bx
+                + rng.uniform(-0.5, 0.5) * half_length * np.cos(angle)
                 - rng.choice([-1, 1]) * rng.uniform(1.8, 3.0) * half_width * np.sin(angle)
+            )
             image += 0.7 * np.exp(-((yy - ly) ** 2 + (xx - lx) ** 2) / (2 * radius**2))
     image = ndimage.gaussian_filter(image, 0.5) + rng.normal(0.0, 0.03, image.shape)
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
@@ -94,9 +103,14 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
-def make_image_folder(root: str | Path, classes: Sequence[str],
-                      per_split: dict[str, int], *, seed: int = 0, side: int = IMAGE_SIDE
-                      ) -> Path:
+def make_image_folder(
+    root: str | Path,
+    classes: Sequence[str],
+    per_split: dict[str, int],
+    *,
+    seed: int = 0,
+    side: int = IMAGE_SIDE,
+) -> Path:
     """Write ``ROOT/<split>/<class>/<class>_<i>.png`` synthetic radiographs (``per_split``
     images per class in each split); existing files are kept. Returns ``root``."""
     root = Path(root)
@@ -111,15 +125,18 @@ def make_image_folder(root: str | Path, classes: Sequence[str],
     return root
 
 
-def make_demo_dataset(root: str | Path, *, train: int = 60, val: int = 20, test: int = 30,
-                      seed: int = 0) -> Path:
+def make_demo_dataset(
+    root: str | Path, *, train: int = 60, val: int = 20, test: int = 30, seed: int = 0
+) -> Path:
     """The demo's labelled task (``fracture``/``lesion``/``normal``) as an image folder."""
-    return make_image_folder(root, DEMO_CLASSES, {"train": train, "val": val, "test": test},
-                             seed=seed)
+    return make_image_folder(
+        root, DEMO_CLASSES, {"train": train, "val": val, "test": test}, seed=seed
+    )
 
 
-def make_pretext_dataset(root: str | Path, *, train: int = 80, val: int = 20,
-                         seed: int = 1) -> Path:
+def make_pretext_dataset(
+    root: str | Path, *, train: int = 80, val: int = 20, seed: int = 1
+) -> Path:
     """The demo's pseudo-labelled pretraining "archive" (body-part/orientation clusters)."""
     return make_image_folder(root, PRETEXT_CLASSES, {"train": train, "val": val}, seed=seed)
 
@@ -137,10 +154,15 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
     rows = [("init", "runs", "test accuracy", "test macro F1", "epochs to best")]
     for init in dict.fromkeys(r["init"] for r in results):
         mine = [r for r in results if r["init"] == init]
-        rows.append((init, str(len(mine)),
-                     _mean_sd([r["test"]["accuracy"] for r in mine]),
-                     _mean_sd([r["test"]["f1"] for r in mine]),
-                     _mean_sd([float(r["best_epoch"]) for r in mine], digits=1)))
+        rows.append(
+            (
+                init,
+                str(len(mine)),
+                _mean_sd([r["test"]["accuracy"] for r in mine]),
+                _mean_sd([r["test"]["f1"] for r in mine]),
+                _mean_sd([float(r["best_epoch"]) for r in mine], digits=1),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -148,8 +170,16 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 #: Where the demo's time goes, in the order the breakdown prints them.
-PHASES = ("import", "data generation", "setup", "pretraining", "fine-tuning", "evaluation",
-          "writing", "other")
+PHASES = (
+    "import",
+    "data generation",
+    "setup",
+    "pretraining",
+    "fine-tuning",
+    "evaluation",
+    "writing",
+    "other",
+)
 _PHASE_NOTES = {
     "import": "torch, timm and the training stack",
     "data generation": "drawing and writing the synthetic PNGs",
@@ -184,9 +214,12 @@ class DemoTimings:
         phases = dict(self.seconds)
         phases["other"] = max(0.0, total - sum(v for k, v in phases.items() if k != "other"))
         training = sum(phases[k] for k in TRAINING_PHASES)
-        return {"total_s": round(total, 3), "training_s": round(training, 3),
-                "training_share": round(training / total, 4) if total > 0 else 0.0,
-                "phases": {k: round(v, 3) for k, v in phases.items()}}
+        return {
+            "total_s": round(total, 3),
+            "training_s": round(training, 3),
+            "training_share": round(training / total, 4) if total > 0 else 0.0,
+            "phases": {k: round(v, 3) for k, v in phases.items()},
+        }
 
     def table(self, data: dict[str, Any] | None = None) -> str:
         """The breakdown (``data``, default :meth:`as_dict` now) as text: one line per
@@ -195,10 +228,14 @@ class DemoTimings:
         total = data["total_s"] or 1.0
         lines = [f"Where the {data['total_s']:.1f} s went:"]
         for phase, seconds in data["phases"].items():
-            lines.append(f"  {phase:16s} {seconds:7.1f} s  {100 * seconds / total:5.1f} %  "
-                         f"{_PHASE_NOTES[phase]}")
-        lines.append(f"  training compute (pretraining + fine-tuning): "
-                     f"{100 * data['training_share']:.0f} % of the wall time")
+            lines.append(
+                f"  {phase:16s} {seconds:7.1f} s  {100 * seconds / total:5.1f} %  "
+                f"{_PHASE_NOTES[phase]}"
+            )
+        lines.append(
+            f"  training compute (pretraining + fine-tuning): "
+            f"{100 * data['training_share']:.0f} % of the wall time"
+        )
         return "\n".join(lines)
 
 
@@ -206,8 +243,15 @@ class _EpochPrinter:
     """A trainer callback for one run: prints one line per epoch and books the trainer's
     own timings (training steps, validation, test, checkpoints) to the demo's phases."""
 
-    def __init__(self, label: str, phase: str, max_epochs: int, timings: DemoTimings,
-                 say: Callable[..., None], metric: str) -> None:
+    def __init__(
+        self,
+        label: str,
+        phase: str,
+        max_epochs: int,
+        timings: DemoTimings,
+        say: Callable[..., None],
+        metric: str,
+    ) -> None:
         self.label, self.phase, self.max_epochs = label, phase, max_epochs
         self.timings, self.say, self.metric = timings, say, metric
         self.booked = 0.0
@@ -224,38 +268,63 @@ class _EpochPrinter:
             self.book("evaluation", info.get("val_s", 0.0))
             self.book("writing", info.get("checkpoint_s", 0.0))
             score = record.get(f"val_{self.metric}", math.nan)
-            self.say(f"    {self.label}  epoch {info['epoch']}/{self.max_epochs}  "
-                     f"train loss {record['train_loss']:.3f}  val {self.metric} {score:.3f}  "
-                     f"({record['time_s']:.1f} s training)", flush=True)
+            self.say(
+                f"    {self.label}  epoch {info['epoch']}/{self.max_epochs}  "
+                f"train loss {record['train_loss']:.3f}  val {self.metric} {score:.3f}  "
+                f"({record['time_s']:.1f} s training)",
+                flush=True,
+            )
         elif event == "fit_end":
             self.book("evaluation", info.get("test_s", 0.0))
             self.book("writing", info.get("checkpoint_s", 0.0))
             self.fit_ended = time.perf_counter()
 
 
-def _check_demo_arguments(model: str, input_size: int, runs: int, max_epochs: int,
-                          pretrain_epochs: int, per_class: Sequence[int],
-                          pretext_per_class: Sequence[int]) -> None:
-    for name, value, least in (("--runs", runs, 1), ("--max-epochs", max_epochs, 1),
-                               ("pretrain_epochs", pretrain_epochs, 1),
-                               ("--input-size", input_size, 32)):
+def _check_demo_arguments(
+    model: str,
+    input_size: int,
+    runs: int,
+    max_epochs: int,
+    pretrain_epochs: int,
+    per_class: Sequence[int],
+    pretext_per_class: Sequence[int],
+) -> None:
+    for name, value, least in (
+        ("--runs", runs, 1),
+        ("--max-epochs", max_epochs, 1),
+        ("pretrain_epochs", pretrain_epochs, 1),
+        ("--input-size", input_size, 32),
+    ):
         if not isinstance(value, int) or value < least:
-            raise InvalidArgumentError(f"demo: {name} must be an integer >= {least}, got "
-                                       f"{value!r}")
-    if len(per_class) != 3 or len(pretext_per_class) != 2 or \
-            min(*per_class, *pretext_per_class) < 1:
+            raise InvalidArgumentError(f"demo: {name} must be an integer >= {least}, got {value!r}")
+    if (
+        len(per_class) != 3
+        or len(pretext_per_class) != 2
+        or min(*per_class, *pretext_per_class) < 1
+    ):
         raise InvalidArgumentError(
             f"demo: per_class needs 3 counts (train, val, test) and pretext_per_class 2 "
-            f"(train, val), each >= 1; got {tuple(per_class)} and {tuple(pretext_per_class)}")
+            f"(train, val), each >= 1; got {tuple(per_class)} and {tuple(pretext_per_class)}"
+        )
     if not model:
         raise InvalidArgumentError("demo: --model is empty; name an architecture, e.g. resnet18")
 
 
-def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 48,
-             runs: int = 2, lr: str = "1e-3", max_epochs: int = 6, pretrain_epochs: int = 3,
-             extra_inits: Sequence[str] = (), per_class: tuple[int, int, int] = (48, 16, 30),
-             pretext_per_class: tuple[int, int] = (64, 16), batch_size: int = 16,
-             progress: bool = True) -> list[dict[str, Any]]:
+def run_demo(
+    out_dir: str | Path,
+    *,
+    model: str = "resnet18",
+    input_size: int = 48,
+    runs: int = 2,
+    lr: str = "1e-3",
+    max_epochs: int = 6,
+    pretrain_epochs: int = 3,
+    extra_inits: Sequence[str] = (),
+    per_class: tuple[int, int, int] = (48, 16, 30),
+    pretext_per_class: tuple[int, int] = (64, 16),
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
     grid through the protocol runner (:func:`radiologynet.protocol.run_one`), print one
     line per epoch, the results and where the time went; return the results.
@@ -270,8 +339,9 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
         InvalidArgumentError: an argument out of range, before any work is done.
     """
     timings = DemoTimings()
-    _check_demo_arguments(model, input_size, runs, max_epochs, pretrain_epochs, per_class,
-                          pretext_per_class)
+    _check_demo_arguments(
+        model, input_size, runs, max_epochs, pretrain_epochs, per_class, pretext_per_class
+    )
     say = print if progress else (lambda *a, **k: None)
     mark = time.perf_counter()
     from radiologynet.protocol import get_task_spec, plan, run_one
@@ -282,27 +352,46 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
     weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
     # the whole grid is checked (model name, learning rate, runs) before any work
     pretext_plan = plan("folder", [model], ["random"], [lr], runs=1)
-    finetune_plan = plan("folder", [model], ["random", f"pretext={weights}", *extra_inits],
-                         [lr], runs=runs)
-    say("radiologynet demo: synthetic radiographs (fracture / lesion / normal), "
-        f"{model} at {input_size} px, CPU-sized.")
-    say("  The RadiologyNET weights need a download, so this offline demo compares random "
+    finetune_plan = plan(
+        "folder", [model], ["random", f"pretext={weights}", *extra_inits], [lr], runs=runs
+    )
+    say(
+        "radiologynet demo: synthetic radiographs (fracture / lesion / normal), "
+        f"{model} at {input_size} px, CPU-sized."
+    )
+    say(
+        "  The RadiologyNET weights need a download, so this offline demo compares random "
         "initialisation\n  with a backbone it pretrains itself on a synthetic pseudo-labelled "
-        "archive ('pretext').")
+        "archive ('pretext')."
+    )
     mark = time.perf_counter()
     train, val, test = per_class
     data = make_demo_dataset(out / "data" / "findings", train=train, val=val, test=test)
-    archive = make_pretext_dataset(out / "data" / "archive", train=pretext_per_class[0],
-                                   val=pretext_per_class[1])
+    archive = make_pretext_dataset(
+        out / "data" / "archive", train=pretext_per_class[0], val=pretext_per_class[1]
+    )
     timings.add("data generation", time.perf_counter() - mark)
     task = get_task_spec("folder")
 
-    def one_run(spec: Any, root: Path, results: Path, epochs: int, patience: int,
-                label: str, phase: str, metric: str) -> dict[str, Any]:
+    def one_run(
+        spec: Any,
+        root: Path,
+        results: Path,
+        epochs: int,
+        patience: int,
+        label: str,
+        phase: str,
+        metric: str,
+    ) -> dict[str, Any]:
         printer = _EpochPrinter(label, phase, epochs, timings, say, metric)
         started = time.perf_counter()
-        config = TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch_size,
-                             input_size=input_size, progress=False)
+        config = TrainConfig(
+            max_epochs=epochs,
+            patience=patience,
+            batch_size=batch_size,
+            input_size=input_size,
+            progress=False,
+        )
         result = run_one(spec, task, root, results, config, callbacks=[printer])
         ended = time.perf_counter()
         if printer.fit_ended is not None:  # after fit: the model folder and result.json
@@ -311,21 +400,42 @@ def run_demo(out_dir: str | Path, *, model: str = "resnet18", input_size: int = 
         return result
 
     say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
-    pretext = one_run(pretext_plan[0], archive, out / "pretext", pretrain_epochs,
-                      pretrain_epochs, "pretext", "pretraining", "accuracy")
-    say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive "
-        "images")
-    say(f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each, up to "
-        f"{max_epochs} epochs) ...")
-    results = [one_run(spec, data, out / "results", max_epochs, max(3, max_epochs // 2),
-                       f"{spec.init} run {spec.run}/{runs}", "fine-tuning", "f1")
-               for spec in finetune_plan]
+    pretext = one_run(
+        pretext_plan[0],
+        archive,
+        out / "pretext",
+        pretrain_epochs,
+        pretrain_epochs,
+        "pretext",
+        "pretraining",
+        "accuracy",
+    )
+    say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive images")
+    say(
+        f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each, up to "
+        f"{max_epochs} epochs) ..."
+    )
+    results = [
+        one_run(
+            spec,
+            data,
+            out / "results",
+            max_epochs,
+            max(3, max_epochs // 2),
+            f"{spec.init} run {spec.run}/{runs}",
+            "fine-tuning",
+            "f1",
+        )
+        for spec in finetune_plan
+    ]
     say("")
     say(results_table(results))
     say("")
     say(f"Results: {out / 'results'} (one folder per run: result.json, log.jsonl, model/).")
-    say("Tiny synthetic data and few epochs: read the numbers as a smoke test of the "
-        "pipeline, not as evidence about RadiologyNET.")
+    say(
+        "Tiny synthetic data and few epochs: read the numbers as a smoke test of the "
+        "pipeline, not as evidence about RadiologyNET."
+    )
     summary = timings.as_dict()
     atomic_write_json(out / TIMINGS_NAME, summary)
     say("")

@@ -53,8 +53,9 @@ class DemoSettings:
     batch_size: int = 8
 
 
-def write_downstream_task(root: str | os.PathLike[str], per_class: int = 32, *,
-                          seed: int = 0) -> Path:
+def write_downstream_task(
+    root: str | os.PathLike[str], per_class: int = 32, *, seed: int = 0
+) -> Path:
     """A small brain-MR classification task as DICOM files in the ``folder`` layout
     (``ROOT/{train,val,test}/<class>/``): no tumour, a peripheral or a central lesion."""
     root = Path(root)
@@ -81,7 +82,7 @@ def _brain_slice(label: int, rng: np.random.Generator) -> Dataset:
         radius = rng.uniform(0.55, 0.65) if label == 1 else rng.uniform(0.0, 0.1)
         cy, cx = radius * np.sin(angle) * 0.8, radius * np.cos(angle) * 0.65
         size = rng.uniform(0.2, 0.25)
-        img[(y - cy) ** 2 + (x - cx) ** 2 <= size ** 2] = 1600.0
+        img[(y - cy) ** 2 + (x - cx) ** 2 <= size**2] = 1600.0
     img = np.clip(img + rng.normal(0, 25, img.shape), 0, 4095).astype(np.uint16)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SOP_CLASS["MR"]
@@ -98,8 +99,9 @@ def _brain_slice(label: int, rng: np.random.Generator) -> Dataset:
     return ds
 
 
-def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None = None,
-                  *, progress: bool = True) -> int:
+def run_full_demo(
+    out_dir: str | os.PathLike[str], settings: DemoSettings | None = None, *, progress: bool = True
+) -> int:
     """Run the miniature study into ``out_dir`` and print a summary; returns 0.
 
     ``out_dir`` receives ``archive/``, ``labels.csv`` (+ ``labels-report/``),
@@ -126,37 +128,72 @@ def run_full_demo(out_dir: str | os.PathLike[str], settings: DemoSettings | None
         archive = out / "archive"
         if not archive.is_dir():
             step(f"1/5 writing a synthetic archive of {s.archive_images} DICOM images")
-            write_synthetic_archive(archive, s.archive_images, include_mixed=True,
-                                    missing_tag_fraction=0.05, n_unreadable=1, seed=0)
+            write_synthetic_archive(
+                archive,
+                s.archive_images,
+                include_mixed=True,
+                missing_tag_fraction=0.05,
+                n_unreadable=1,
+                seed=0,
+            )
         step("2/5 pseudo-labelling it (header + image features, k-means, heterogeneity)")
-        labels = pseudo_label(archive, out / "labels.csv", n_clusters=s.n_clusters,
-                              image_size=s.input_size, progress=False)
-        step(f"    {labels.n_classes} of {len(labels.summaries)} clusters kept; report in "
-             f"{labels.report['markdown']}")
+        labels = pseudo_label(
+            archive,
+            out / "labels.csv",
+            n_clusters=s.n_clusters,
+            image_size=s.input_size,
+            progress=False,
+        )
+        step(
+            f"    {labels.n_classes} of {len(labels.summaries)} clusters kept; report in "
+            f"{labels.report['markdown']}"
+        )
         weights = out / "weights" / f"{s.model}.demo-site"
         if not (weights / "config.json").is_file():
             step(f"3/5 pretraining {s.model} at {s.input_size} px on the pseudo-labels")
-            pretrain(archive, labels.labels_csv, weights, model=s.model, lr=float(s.lr),
-                     input_size=s.input_size, max_epochs=s.pretrain_epochs,
-                     patience=s.pretrain_epochs, batch_size=s.batch_size, site="demo-site",
-                     progress=False)
+            pretrain(
+                archive,
+                labels.labels_csv,
+                weights,
+                model=s.model,
+                lr=float(s.lr),
+                input_size=s.input_size,
+                max_epochs=s.pretrain_epochs,
+                patience=s.pretrain_epochs,
+                batch_size=s.batch_size,
+                site="demo-site",
+                progress=False,
+            )
         downstream = out / "downstream"
         if not downstream.is_dir():
             write_downstream_task(downstream, s.downstream_per_class, seed=1)
-        step(f"4/5 fine-tuning on the downstream task: random vs demo-site init, "
-             f"{s.seeds} seeds")
-        config = TrainConfig(max_epochs=s.finetune_epochs, patience=s.finetune_epochs,
-                             batch_size=s.batch_size, input_size=s.input_size,
-                             progress=False)
-        run_protocol("folder", downstream, config, models=[s.model],
-                     inits=["random", f"demo-site={weights}"], lrs=[s.lr], runs=s.seeds,
-                     out=out / "results")
+        step(f"4/5 fine-tuning on the downstream task: random vs demo-site init, {s.seeds} seeds")
+        config = TrainConfig(
+            max_epochs=s.finetune_epochs,
+            patience=s.finetune_epochs,
+            batch_size=s.batch_size,
+            input_size=s.input_size,
+            progress=False,
+        )
+        run_protocol(
+            "folder",
+            downstream,
+            config,
+            models=[s.model],
+            inits=["random", f"demo-site={weights}"],
+            lrs=[s.lr],
+            runs=s.seeds,
+            out=out / "results",
+        )
         step("5/5 statistics and report")
         report_dir = out / "report"
         if report_dir.exists():
             shutil.rmtree(report_dir)
-        report = build_report(out / "results", report_dir,
-                              title="RadiologyNET in miniature: your own foundation model")
+        report = build_report(
+            out / "results",
+            report_dir,
+            title="RadiologyNET in miniature: your own foundation model",
+        )
     step(f"done: {report.markdown}")
     if progress:
         _print_summary(out / "results")
@@ -171,5 +208,7 @@ def _print_summary(results: Path) -> None:
         result = json.loads(file.read_text())
         scores.setdefault(result["init"], []).append(float(result["test"].get("f1", np.nan)))
     for init, values in scores.items():
-        print(f"    test F1 ({init}): mean {np.nanmean(values):.3f} over {len(values)} runs "
-              f"({', '.join(f'{v:.3f}' for v in values)})")
+        print(
+            f"    test F1 ({init}): mean {np.nanmean(values):.3f} over {len(values)} runs "
+            f"({', '.join(f'{v:.3f}' for v in values)})"
+        )

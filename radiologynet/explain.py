@@ -54,8 +54,9 @@ class CamResult:
         show_cam_on_image = require("pytorch_grad_cam.utils.image", "Grad-CAM").show_cam_on_image
 
         rgb = np.repeat(self.image[..., None], 3, axis=-1).astype(np.float32)
-        return show_cam_on_image(rgb, self.heatmap.astype(np.float32), use_rgb=True,
-                                 image_weight=image_weight)
+        return show_cam_on_image(
+            rgb, self.heatmap.astype(np.float32), use_rgb=True, image_weight=image_weight
+        )
 
 
 def model_architecture(model: nn.Module) -> Architecture:
@@ -134,9 +135,12 @@ def _transform(model: nn.Module, input_size: int | None):
     transform = for_model(model, augment=None)
     if input_size is None or input_size == transform.size:
         return transform
-    return ImageTransform(replace(transform.preprocessing, input_size=int(input_size)),
-                          in_chans=transform.in_chans, augment=None,
-                          window=transform.window)
+    return ImageTransform(
+        replace(transform.preprocessing, input_size=int(input_size)),
+        in_chans=transform.in_chans,
+        augment=None,
+        window=transform.window,
+    )
 
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -151,12 +155,12 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
         folder = Path(images)
         if folder.is_dir():
             suffixes = set(IMAGE_SUFFIXES)
-            found = sorted(p for p in folder.iterdir()
-                           if p.is_file() and p.suffix.lower() in suffixes)
+            found = sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+            )
             if not found:
                 raise ImageReadError(
-                    f"No images in {str(folder)!r} (looked for "
-                    f"{', '.join(sorted(suffixes))})."
+                    f"No images in {str(folder)!r} (looked for {', '.join(sorted(suffixes))})."
                 )
             return found
         images = [folder]
@@ -167,10 +171,16 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
-                 targets: Sequence[int] | None = None, input_size: int | None = None,
-                 batch_size: int = 8, device: str | torch.device | None = None,
-                 progress: bool = True) -> list[CamResult]:
+def compute_cams(
+    model: nn.Module,
+    images: Sequence[str | Path | np.ndarray],
+    *,
+    targets: Sequence[int] | None = None,
+    input_size: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> list[CamResult]:
     """Grad-CAM of ``model`` (a zoo classifier) for each image.
 
     Args:
@@ -185,35 +195,51 @@ def compute_cams(model: nn.Module, images: Sequence[str | Path | np.ndarray], *,
         One :class:`CamResult` per image, in order.
     """
     GradCAM = require("pytorch_grad_cam", "Grad-CAM").GradCAM
-    ClassifierOutputTarget = require("pytorch_grad_cam.utils.model_targets",
-                                     "Grad-CAM").ClassifierOutputTarget
+    ClassifierOutputTarget = require(
+        "pytorch_grad_cam.utils.model_targets", "Grad-CAM"
+    ).ClassifierOutputTarget
 
     if targets is not None and len(targets) != len(images):
-        raise RadiologyNetError(f"targets has {len(targets)} entries for {len(images)} "
-                                "images; give one class index per image.")
+        raise RadiologyNetError(
+            f"targets has {len(targets)} entries for {len(images)} "
+            "images; give one class index per image."
+        )
     transform = _transform(model, input_size)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.eval().to(device)
     results: list[CamResult] = []
     with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
         starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc="Grad-CAM", unit="batch", leave=False,
-                          disable=not progress or len(starts) < 2):
-            chunk = images[start:start + batch_size]
+        for start in tqdm(
+            starts,
+            desc="Grad-CAM",
+            unit="batch",
+            leave=False,
+            disable=not progress or len(starts) < 2,
+        ):
+            chunk = images[start : start + batch_size]
             shown = [transform.to_uint8(img) for img in chunk]
             batch = torch.stack([transform.from_uint8(u) for u in shown]).to(device)
             with torch.no_grad():
                 logits = model(batch)
-            chosen = ([int(t) for t in targets[start:start + batch_size]] if targets
-                      else _predicted(logits))
+            chosen = (
+                [int(t) for t in targets[start : start + batch_size]]
+                if targets
+                else _predicted(logits)
+            )
             maps = cam(input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in chosen])
             scores = _scores(logits, chosen)
             for k, img in enumerate(chunk):
                 source = str(img) if isinstance(img, (str, Path)) else f"image{start + k}"
-                results.append(CamResult(
-                    source=source, image=shown[k][0].float().numpy() / 255.0,
-                    heatmap=np.asarray(maps[k], dtype=np.float32), target=chosen[k],
-                    score=scores[k]))
+                results.append(
+                    CamResult(
+                        source=source,
+                        image=shown[k][0].float().numpy() / 255.0,
+                        heatmap=np.asarray(maps[k], dtype=np.float32),
+                        target=chosen[k],
+                        score=scores[k],
+                    )
+                )
     return results
 
 
@@ -245,8 +271,13 @@ def _names(model: nn.Module) -> list[str]:
     return list(cfg.get("label_names") or [])
 
 
-def save_cams(results: Sequence[CamResult], out_dir: str | Path, *, label: str = "",
-              class_names: Sequence[str] = ()) -> Path:
+def save_cams(
+    results: Sequence[CamResult],
+    out_dir: str | Path,
+    *,
+    label: str = "",
+    class_names: Sequence[str] = (),
+) -> Path:
     """Write each result's overlay and heatmap as PNG, and ``index.json`` describing them
     (source image, files, explained class, score, heatmap peak); returns the index path."""
     from radiologynet._atomic import atomic_write_json
@@ -256,23 +287,37 @@ def save_cams(results: Sequence[CamResult], out_dir: str | Path, *, label: str =
     for k, result in enumerate(results):
         stem = f"{k:03d}-{Path(result.source).stem}"
         overlay = _write_png(out / f"{stem}-gradcam.png", result.overlay())
-        heat = _write_png(out / f"{stem}-heatmap.png",
-                          np.round(result.heatmap * 255).astype(np.uint8))
-        entries.append({
-            "source": result.source, "overlay": overlay.name, "heatmap": heat.name,
-            "target": result.target,
-            "target_name": class_names[result.target] if result.target < len(class_names)
-            else str(result.target),
-            "score": result.score, "peak_row_col": list(result.peak()),
-            "input_size": int(result.image.shape[0]),
-        })
-    return atomic_write_json(out / "index.json", {"model": label, "method": "GradCAM (grad-cam)",
-                                           "images": entries})
+        heat = _write_png(
+            out / f"{stem}-heatmap.png", np.round(result.heatmap * 255).astype(np.uint8)
+        )
+        entries.append(
+            {
+                "source": result.source,
+                "overlay": overlay.name,
+                "heatmap": heat.name,
+                "target": result.target,
+                "target_name": class_names[result.target]
+                if result.target < len(class_names)
+                else str(result.target),
+                "score": result.score,
+                "peak_row_col": list(result.peak()),
+                "input_size": int(result.image.shape[0]),
+            }
+        )
+    return atomic_write_json(
+        out / "index.json", {"model": label, "method": "GradCAM (grad-cam)", "images": entries}
+    )
 
 
-def explain_images(model: nn.Module, images: str | Path | Sequence[str | Path],
-                   out_dir: str | Path, *, label: str = "", input_size: int | None = None,
-                   targets: Sequence[int] | None = None) -> Path:
+def explain_images(
+    model: nn.Module,
+    images: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    label: str = "",
+    input_size: int | None = None,
+    targets: Sequence[int] | None = None,
+) -> Path:
     """Grad-CAM of ``model`` for every image (a folder or a list of files), written to
     ``out_dir`` as overlays, heatmaps and ``index.json``; returns the index path."""
     paths = list_images(images)
@@ -280,10 +325,15 @@ def explain_images(model: nn.Module, images: str | Path | Sequence[str | Path],
     return save_cams(results, out_dir, label=label, class_names=_names(model))
 
 
-def comparison_sheet(models: Mapping[str, nn.Module],
-                     images: str | Path | Sequence[str | Path], out_path: str | Path, *,
-                     input_size: int | None = None, targets: Sequence[int] | None = None,
-                     dpi: int = 120) -> Path:
+def comparison_sheet(
+    models: Mapping[str, nn.Module],
+    images: str | Path | Sequence[str | Path],
+    out_path: str | Path,
+    *,
+    input_size: int | None = None,
+    targets: Sequence[int] | None = None,
+    dpi: int = 120,
+) -> Path:
     """The same images under several models (e.g. the three initialisations) side by side:
     one row per image, the preprocessed input then one Grad-CAM overlay per model. Writes
     ``out_path`` (PNG) and ``<out_path>.json`` (which model and class each panel shows);
@@ -296,8 +346,10 @@ def comparison_sheet(models: Mapping[str, nn.Module],
     if not models:
         raise RadiologyNetError("comparison_sheet needs at least one model.")
     paths = list_images(images)
-    cams = {label: compute_cams(model, paths, targets=targets, input_size=input_size)
-            for label, model in models.items()}
+    cams = {
+        label: compute_cams(model, paths, targets=targets, input_size=input_size)
+        for label, model in models.items()
+    }
     columns = 1 + len(cams)
     figure = Figure(figsize=(2.4 * columns, 2.4 * len(paths) + 0.4), layout="constrained")
     axes = figure.subplots(len(paths), columns, squeeze=False)
@@ -312,14 +364,22 @@ def comparison_sheet(models: Mapping[str, nn.Module],
             axes[row][col].imshow(result.overlay())
             title = f"{label}\nclass {result.target}, p={result.score:.2f}"
             axes[row][col].set_title(title, fontsize=8)
-            panels.append({"model": label, "target": result.target, "score": result.score,
-                           "peak_row_col": list(result.peak())})
+            panels.append(
+                {
+                    "model": label,
+                    "target": result.target,
+                    "score": result.score,
+                    "peak_row_col": list(result.peak()),
+                }
+            )
         index.append({"source": str(path), "panels": panels})
     for ax in axes.flat:
         ax.set_axis_off()
     out = Path(out_path)
     stem = out.with_suffix("")
     written = save_figure(figure, stem, formats=("png",), dpi=dpi)[0]
-    atomic_write_json(stem.with_suffix(".json"), {"method": "GradCAM (grad-cam)",
-                                           "models": list(cams), "images": index})
+    atomic_write_json(
+        stem.with_suffix(".json"),
+        {"method": "GradCAM (grad-cam)", "models": list(cams), "images": index},
+    )
     return written

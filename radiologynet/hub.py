@@ -118,7 +118,8 @@ def read_sha256_sidecar(path: Path) -> str:
         raise ChecksumError(
             f"{path} holds no sha256 (it is empty or not `sha256sum` output). Delete it "
             "and the weights folder beside it, then fetch the weights again (or write it "
-            f"with `sha256sum {path.name.removesuffix(SHA256_SUFFIX)} > {path.name}`).")
+            f"with `sha256sum {path.name.removesuffix(SHA256_SUFFIX)} > {path.name}`)."
+        )
     return words[0].lower()
 
 
@@ -131,8 +132,11 @@ def verify_sha256(path: Path, expected: str, what: str, *, remove: bool) -> None
             path.unlink(missing_ok=True)
         raise ChecksumError(
             f"{what}: {path} has sha256 {actual}, expected {expected}. "
-            + ("The corrupt file was removed; run the command again to fetch it anew."
-               if remove else "Replace the file with an intact copy.")
+            + (
+                "The corrupt file was removed; run the command again to fetch it anew."
+                if remove
+                else "Replace the file with an intact copy."
+            )
         )
 
 
@@ -143,8 +147,9 @@ def _verify_folder(file: Path, config: dict | None, what: str, pin: str | None) 
         verify_sha256(file, pin, what, remove=False)
     sidecar = file.with_name(file.name + SHA256_SUFFIX)
     if sidecar.is_file():
-        verify_sha256(file, read_sha256_sidecar(sidecar), f"{what} (per {sidecar.name})",
-                      remove=False)
+        verify_sha256(
+            file, read_sha256_sidecar(sidecar), f"{what} (per {sidecar.name})", remove=False
+        )
     elif not pin and config and isinstance(config.get("radiologynet"), dict):
         recorded = config["radiologynet"].get("sha256")
         if isinstance(recorded, str) and _SHA256.fullmatch(recorded):
@@ -170,15 +175,19 @@ def read_config(folder: Path) -> dict | None:
         raise CheckpointFormatError(
             f"{path} is not valid JSON ({err}). The folder is damaged: delete it and fetch "
             "or convert the weights again (`radiologynet download` / `radiologynet "
-            "convert`).") from err
+            "convert`)."
+        ) from err
     if not isinstance(config, dict):
-        raise CheckpointFormatError(f"{path} holds a {type(config).__name__}, not a JSON "
-                                    "object. Delete the folder and fetch the weights again.")
+        raise CheckpointFormatError(
+            f"{path} holds a {type(config).__name__}, not a JSON "
+            "object. Delete the folder and fetch the weights again."
+        )
     return config
 
 
-def read_weights_folder(path: str | os.PathLike[str], *, require_config: bool = True
-                        ) -> tuple[dict[str, Any] | None, Path]:
+def read_weights_folder(
+    path: str | os.PathLike[str], *, require_config: bool = True
+) -> tuple[dict[str, Any] | None, Path]:
     """Read a weights folder (``config.json`` + ``model.safetensors``); the one reader
     every caller uses.
 
@@ -205,8 +214,9 @@ def read_weights_folder(path: str | os.PathLike[str], *, require_config: bool = 
     return config, folder / WEIGHTS_NAME
 
 
-def check_model_args(config: dict | None, arch: Architecture, where: Path,
-                     allow: bool = False) -> dict[str, Any]:
+def check_model_args(
+    config: dict | None, arch: Architecture, where: Path, allow: bool = False
+) -> dict[str, Any]:
     """The ``model_args`` of a folder's ``config.json``, refused when they differ from the
     registry's for ``arch`` (they would silently build another network) unless ``allow``.
 
@@ -220,7 +230,8 @@ def check_model_args(config: dict | None, arch: Architecture, where: Path,
             f"{where / CONFIG_NAME} sets model_args {args}, but {arch.name} is built with "
             f"{expected} (the registry's). Loading it would change the architecture: use "
             "weights written for the registry's network, or pass "
-            "trust_config_model_args=True if you mean it.")
+            "trust_config_model_args=True if you mean it."
+        )
     return args if allow else expected
 
 
@@ -253,8 +264,9 @@ def _newest_mtime(path: Path) -> float:
 # --------------------------------------------------------------------------- the argument
 
 
-def resolve(arch: str | Architecture,
-            weights: str | os.PathLike[str] | WeightRecord | None) -> ResolvedWeights | None:
+def resolve(
+    arch: str | Architecture, weights: str | os.PathLike[str] | WeightRecord | None
+) -> ResolvedWeights | None:
     """Resolve a ``weights=`` argument of ``arch`` to a file (``None`` for random init),
     as :func:`radiologynet.weights.resolve_weights_arg` reads it.
 
@@ -276,7 +288,8 @@ def resolve(arch: str | Architecture,
     if resolved.arch.name != spec.name:
         raise UnknownWeightsError(
             f"Weights {target} are for {resolved.arch.name}, not {spec.name}: use "
-            f"{resolved.arch.name!r} with these weights, or weights of {spec.name}.")
+            f"{resolved.arch.name!r} with these weights, or weights of {spec.name}."
+        )
     return resolved
 
 
@@ -357,8 +370,7 @@ def _from_hub(record: WeightRecord, looked: list[str]) -> Path | None:
         return None
     else:
         try:
-            path = Path(huggingface_hub.hf_hub_download(repo, record.filename,
-                                                        revision=revision))
+            path = Path(huggingface_hub.hf_hub_download(repo, record.filename, revision=revision))
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
             looked[-1] += f" (failed: {type(err).__name__})"
             return None
@@ -385,7 +397,8 @@ def _cached_conversion(record: WeightRecord) -> Path | None:
             raise ChecksumError(
                 f"{record.full_name}: the cached {file} has sha256 {expected}, but the "
                 f"record pins {record.sha256}. The cached copy was removed; run the command "
-                "again to fetch it anew.")
+                "again to fetch it anew."
+            )
         verify_sha256(file, expected, record.full_name, remove=True)
     except ChecksumError:
         sidecar.unlink(missing_ok=True)
@@ -405,14 +418,20 @@ def _download_and_convert(record: WeightRecord) -> Path:
         if cached is not None:
             return cached
         from radiologynet.convert import convert_checkpoint  # torch: only when converting
+
         if record.source_url is None:
             raise WeightsNotFoundError(f"{record.full_name} has no source URL to fetch.")
         name = record.source_url.rstrip("/").rsplit("/", 1)[-1]
         archive = downloads / name
         try:
-            download(record.source_url, archive, what=record.full_name,
-                     sha256=record.source_sha256, size=record.source_size,
-                     sha256_prefix=record.source_sha256_prefix)
+            download(
+                record.source_url,
+                archive,
+                what=record.full_name,
+                sha256=record.source_sha256,
+                size=record.source_size,
+                sha256_prefix=record.source_sha256_prefix,
+            )
             sidecar = folder / (WEIGHTS_NAME + SHA256_SUFFIX)
             sidecar.unlink(missing_ok=True)  # the folder is unfinished until it is back
             convert_checkpoint(archive, folder, record=record)
@@ -425,13 +444,21 @@ def _download_and_convert(record: WeightRecord) -> Path:
             raise ChecksumError(
                 f"{record.full_name}: the weights converted from {record.source_url} have "
                 f"sha256 {digest}, but the record pins {record.sha256}. Nothing was cached; "
-                "the source has changed or the pin is wrong: report it.")
+                "the source has changed or the pin is wrong: report it."
+            )
         atomic_write_text(sidecar, f"{digest}  {WEIGHTS_NAME}\n")
     return file
 
 
-def download(url: str, dest: Path, *, what: str, sha256: str | None = None,
-             size: int | None = None, sha256_prefix: str | None = None) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    *,
+    what: str,
+    sha256: str | None = None,
+    size: int | None = None,
+    sha256_prefix: str | None = None,
+) -> Path:
     """Download ``url`` to ``dest`` with a progress bar, atomically.
 
     Raises:
@@ -440,21 +467,30 @@ def download(url: str, dest: Path, *, what: str, sha256: str | None = None,
         ChecksumError: ``sha256`` / ``size`` / ``sha256_prefix`` (torchvision's hash in
             its file names) were given and the download differs.
     """
-    offline_hint = (f"Run the command again later, or on a machine without internet copy a "
-                    f"bundle made by `radiologynet download` and set {WEIGHTS_DIR_ENV}.")
+    offline_hint = (
+        f"Run the command again later, or on a machine without internet copy a "
+        f"bundle made by `radiologynet download` and set {WEIGHTS_DIR_ENV}."
+    )
 
     def fetch(tmp: str) -> None:
         try:
             response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)  # noqa: S310
         except (urllib.error.URLError, OSError) as err:
             raise WeightsNotFoundError(
-                f"Could not download {what} from {url}: {err}. {offline_hint}") from err
+                f"Could not download {what} from {url}: {err}. {offline_hint}"
+            ) from err
         digest = hashlib.sha256()
         written = 0
         with response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=f"Downloading {what}", leave=False) as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"Downloading {what}",
+                leave=False,
+            ) as bar:
                 try:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
@@ -469,24 +505,29 @@ def download(url: str, dest: Path, *, what: str, sha256: str | None = None,
                 except OSError as err:
                     raise WeightsNotFoundError(
                         f"Download of {what} from {url} failed after {written} bytes: "
-                        f"{err}. {offline_hint}") from err
+                        f"{err}. {offline_hint}"
+                    ) from err
         if total is not None and written != total:
             raise WeightsNotFoundError(
                 f"Download of {what} from {url} was cut short ({written} of {total} "
-                f"bytes). {offline_hint}")
+                f"bytes). {offline_hint}"
+            )
         if size is not None and written != size:
             raise ChecksumError(
                 f"{what}: download from {url} is {written} bytes, the record expects {size}."
-                " The file was discarded; the source may have changed: report it.")
+                " The file was discarded; the source may have changed: report it."
+            )
         if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
             raise ChecksumError(
                 f"{what}: download from {url} has sha256 {digest.hexdigest()}, which does not "
                 f"start with {sha256_prefix} as its name says. The file was discarded; run "
-                "the command again.")
+                "the command again."
+            )
         if sha256 and digest.hexdigest() != sha256.lower():
             raise ChecksumError(
                 f"{what}: download from {url} has sha256 {digest.hexdigest()}, expected "
-                f"{sha256}. The file was discarded; the source may have changed: report it.")
+                f"{sha256}. The file was discarded; the source may have changed: report it."
+            )
 
     return atomic_write(dest, fetch)
 
@@ -508,23 +549,28 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
     with FileLock(str(target.parent / f".{record.full_name}.lock")):
         remove_stale_temporaries(target)
         digest = sha256_file(resolved.file)
-        if (target / CONFIG_NAME).is_file() and (target / WEIGHTS_NAME).is_file() and \
-                sha256_file(target / WEIGHTS_NAME) == digest:
+        if (
+            (target / CONFIG_NAME).is_file()
+            and (target / WEIGHTS_NAME).is_file()
+            and sha256_file(target / WEIGHTS_NAME) == digest
+        ):
             return target  # already bundled (by a concurrent or earlier run)
         source_dir = resolved.file.parent
         if resolved.config is not None:
             names = [WEIGHTS_NAME, "README.md", WEIGHTS_NAME + SHA256_SUFFIX, CONFIG_NAME]
             for name in names:  # config.json last: it marks the folder complete
                 if (source_dir / name).is_file():
-                    atomic_write(target / name,
-                                 lambda tmp, n=name: shutil.copyfile(source_dir / n, tmp))
+                    atomic_write(
+                        target / name, lambda tmp, n=name: shutil.copyfile(source_dir / n, tmp)
+                    )
         else:  # a Hub file: write the folder around it
             from safetensors.torch import load_file
 
             from radiologynet.convert import write_weights_folder
 
-            write_weights_folder(load_file(str(resolved.file)), target, arch=resolved.arch,
-                                 record=record)
+            write_weights_folder(
+                load_file(str(resolved.file)), target, arch=resolved.arch, record=record
+            )
     return target
 
 
@@ -553,8 +599,7 @@ def resolve_path(path: str | Path, arch: Architecture | None = None) -> Resolved
             config, file = read_config(folder), path
         _verify_folder(file, config, str(file), None)
         folder_arch = _arch_from_config(config)
-        return ResolvedWeights(file, folder_arch or _need_arch(arch, path), None, config,
-                               "path")
+        return ResolvedWeights(file, folder_arch or _need_arch(arch, path), None, config, "path")
     if any(path.name.endswith(s) for s in ORIGINAL_SUFFIXES):
         return _convert_local(path)
     raise WeightsNotFoundError(
@@ -593,8 +638,9 @@ def _convert_local(path: Path) -> ResolvedWeights:
         if read_config(folder) is None:  # config.json is written last
             convert_checkpoint(path, folder)
     config, file = read_weights_folder(folder)
-    return ResolvedWeights(file, _need_arch(_arch_from_config(config), folder), None, config,
-                           "path")
+    return ResolvedWeights(
+        file, _need_arch(_arch_from_config(config), folder), None, config, "path"
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -602,16 +648,30 @@ def __getattr__(name: str) -> Any:
     if name == "sha256_of":
         import warnings
 
-        warnings.warn("radiologynet.hub.sha256_of is deprecated and will be removed in "
-                      "radiologynet 0.3; use radiologynet.hub.sha256_file.",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "radiologynet.hub.sha256_of is deprecated and will be removed in "
+            "radiologynet 0.3; use radiologynet.hub.sha256_file.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return sha256_file
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "ResolvedWeights", "bundle_weight", "cache_dir", "check_model_args", "download",
-    "is_offline", "read_config", "read_sha256_sidecar", "read_weights_folder",
-    "remove_stale_temporaries", "resolve", "resolve_path", "resolve_record", "sha256_file",
+    "ResolvedWeights",
+    "bundle_weight",
+    "cache_dir",
+    "check_model_args",
+    "download",
+    "is_offline",
+    "read_config",
+    "read_sha256_sidecar",
+    "read_weights_folder",
+    "remove_stale_temporaries",
+    "resolve",
+    "resolve_path",
+    "resolve_record",
+    "sha256_file",
     "verify_sha256",
 ]

@@ -14,8 +14,14 @@ from radiologynet.registry import get_architecture
 from radiologynet.transforms import channel_mean_std, read_preprocessing
 from radiologynet.weights import PAPER, PaperResult, WeightRecord
 
-BASE_TAGS = ("timm", "image-classification", "radiology", "medical-imaging",
-             "transfer-learning", "radiologynet")
+BASE_TAGS = (
+    "timm",
+    "image-classification",
+    "radiology",
+    "medical-imaging",
+    "transfer-learning",
+    "radiologynet",
+)
 
 _INIT_ORDER = ("baseline", "imagenet", "radiologynet")
 
@@ -33,13 +39,17 @@ def results_table(results: Iterable[PaperResult]) -> str:
     results = [r for r in results if r.metric != "epochs"]
     if not results:
         return "_The paper reports no downstream results for this architecture._\n"
-    inits = sorted({r.init for r in results},
-                   key=lambda i: (_INIT_ORDER.index(i) if i in _INIT_ORDER else 99, i))
+    inits = sorted(
+        {r.init for r in results},
+        key=lambda i: (_INIT_ORDER.index(i) if i in _INIT_ORDER else 99, i),
+    )
     rows: dict[tuple[int, str, str, str], dict[str, PaperResult]] = {}
     for r in results:
         rows.setdefault((r.table, r.task, r.metric, r.statistic), {})[r.init] = r
-    lines = ["| table | task | metric | statistic | " + " | ".join(inits) + " |",
-             "|---|---|---|---|" + "---|" * len(inits)]
+    lines = [
+        "| table | task | metric | statistic | " + " | ".join(inits) + " |",
+        "|---|---|---|---|" + "---|" * len(inits),
+    ]
     for (table, task, metric, statistic), cells in rows.items():
         values = []
         for init in inits:
@@ -49,8 +59,7 @@ def results_table(results: Iterable[PaperResult]) -> str:
                 continue
             std = f" ± {r.std:g}" if r.std is not None else ""
             values.append(f"{r.value:g}{std} (lr {r.lr})")
-        lines.append(f"| {table} | {task} | {metric} | {statistic} | " + " | ".join(values)
-                     + " |")
+        lines.append(f"| {table} | {task} | {metric} | {statistic} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -70,33 +79,43 @@ def _preprocessing(config: Mapping[str, Any]) -> str:
     else:
         normalise = f"then normalised with mean {list(pre.mean)}, std {list(pre.std or ())}"
     one = channel_mean_std(pre.mean, pre.std, 1)
-    one_channel = ("" if one is None else
-                   f" A model made with `in_chans=1` takes mean {one[0][0]:.5f}, std "
-                   f"{one[1][0]:.5f} (`for_model` applies it; timm leaves three values and "
-                   "its transform fails on one channel).")
+    one_channel = (
+        ""
+        if one is None
+        else f" A model made with `in_chans=1` takes mean {one[0][0]:.5f}, std "
+        f"{one[1][0]:.5f} (`for_model` applies it; timm leaves three values and "
+        "its transform fails on one channel)."
+    )
     if pre.letterbox:
-        geometry = (f"- Grayscale image, longest side resized to {size} px ({interpolation}, "
-                    "no anti-aliasing, as OpenCV's INTER_LINEAR), aspect ratio kept, "
-                    f"zero-padded and centred to {size} x {size} (letterbox; timm "
-                    f"`crop_mode='border'`, `crop_pct={pre.crop_pct:g}`).\n")
+        geometry = (
+            f"- Grayscale image, longest side resized to {size} px ({interpolation}, "
+            "no anti-aliasing, as OpenCV's INTER_LINEAR), aspect ratio kept, "
+            f"zero-padded and centred to {size} x {size} (letterbox; timm "
+            f"`crop_mode='border'`, `crop_pct={pre.crop_pct:g}`).\n"
+        )
     else:
-        geometry = (f"- Grayscale image, shorter side resized to {size} / {pre.crop_pct:g} px "
-                    f"({interpolation}), centre {size} x {size} crop.\n")
+        geometry = (
+            f"- Grayscale image, shorter side resized to {size} / {pre.crop_pct:g} px "
+            f"({interpolation}), centre {size} x {size} crop.\n"
+        )
     timm_note = (
         "- `radiologynet.transforms.for_model(model)` (or `record.transforms()`) applies "
         "exactly this. timm's `resolve_data_config` + `create_transform` (on the image as "
         "RGB) gives the same tensor (to within one 8-bit grey level) when the image is no "
         f"larger than {size} px; it differs when the image must shrink, because PIL anti-aliases "
         f"(largest difference measured: {TIMM_SHRINK_MAX_DIFF['radiograph']} on a "
-        f"radiograph, {TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise)")
+        f"radiograph, {TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise)"
+    )
     if pre.mean is not None and pre.letterbox:
-        timm_note += (", and timm fills the letterbox border with the mean colour where "
-                      "these weights saw black")
+        timm_note += (
+            ", and timm fills the letterbox border with the mean colour where "
+            "these weights saw black"
+        )
     return (
-        geometry +
-        "- Intensities scaled to [0, 1] (8-bit values / 255; float images already in "
+        geometry + "- Intensities scaled to [0, 1] (8-bit values / 255; float images already in "
         f"[0, 1] kept), the one channel repeated to three; {normalise}.{one_channel}\n"
-        + timm_note + ".\n"
+        + timm_note
+        + ".\n"
     )
 
 
@@ -104,17 +123,23 @@ def _record_notes(record: WeightRecord | None) -> list[str]:
     """Which torchvision weight an ImageNet record is, and the licence note."""
     notes = []
     if record is not None and record.torchvision_weights:
-        notes.append(f"These are torchvision's `{record.architecture.torchvision_name}` "
-                     f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
-                     "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
-                     f"{record.source_url or 'torchvision'}.\n")
+        notes.append(
+            f"These are torchvision's `{record.architecture.torchvision_name}` "
+            f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
+            "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
+            f"{record.source_url or 'torchvision'}.\n"
+        )
     if record is not None and record.license_note:
         notes.append(f"Licence: `{record.license}`. {record.license_note}\n")
     return notes
 
 
-def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None = None,
-                      extra: Mapping[str, Any] | None = None) -> str:
+def render_model_card(
+    config: Mapping[str, Any],
+    *,
+    record: WeightRecord | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
     """The model card of a weights folder, as markdown with Hub front matter.
 
     Args:
@@ -131,15 +156,20 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
     meta = config.get("radiologynet", {})
     name = record.name if record is not None else f"{arch.name} (converted)"
     repo_id = (record.hub_repo_id if record is not None else "") or "ORG/NAME"
-    license_id = (record.license if record is not None
-                  else str(config.get("pretrained_cfg", {}).get("license", "other")))
+    license_id = (
+        record.license
+        if record is not None
+        else str(config.get("pretrained_cfg", {}).get("license", "other"))
+    )
     tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
     if record is not None:
         tags += [m.lower() for m in record.modalities]
     title = extra.get("title", f"RadiologyNET {arch.original_name}: `{name}`")
     description = extra.get("description") or (
-        record.description if record is not None else
-        f"{arch.original_name} weights converted to timm's `{arch.timm_name}`.")
+        record.description
+        if record is not None
+        else f"{arch.original_name} weights converted to timm's `{arch.timm_name}`."
+    )
     parts = [
         _front_matter(license_id, tags),
         f"# {title}\n",
@@ -156,32 +186,38 @@ def render_model_card(config: Mapping[str, Any], *, record: WeightRecord | None 
         "## Preprocessing\n",
         _preprocessing(config),
         "## Training data and its limits\n",
-        (record.training_data if record is not None else
-         "Unknown: this folder was converted without a weight record.") + "\n",
+        (
+            record.training_data
+            if record is not None
+            else "Unknown: this folder was converted without a weight record."
+        )
+        + "\n",
     ]
     parts += _record_notes(record)
-    parts += ["## Results in the paper\n",
-              f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
-              "percentages for classification and years for bone-age regression; "
-              "`baseline` is random initialisation.\n",
-              results_table(record.results if record is not None else ())]
+    parts += [
+        "## Results in the paper\n",
+        f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
+        "percentages for classification and years for bone-age regression; "
+        "`baseline` is random initialisation.\n",
+        results_table(record.results if record is not None else ()),
+    ]
     for heading, body in dict(extra.get("sections", {})).items():
         parts += [f"## {heading}\n", f"{body}\n"]
     parts += [
         "## How to load\n",
         "With radiologynet (preprocessing travels with the model):\n",
         "```python\nimport radiologynet\n"
-        f"model = radiologynet.create_model(\"{arch.name}\", "
-        "weights=\"PATH/TO/THIS/FOLDER\", num_classes=4, in_chans=1)\n```\n"
-        if record is None else
-        "```python\nimport radiologynet\n"
-        f"model = radiologynet.create_model(\"{record.name}\", num_classes=4, in_chans=1)\n"
+        f'model = radiologynet.create_model("{arch.name}", '
+        'weights="PATH/TO/THIS/FOLDER", num_classes=4, in_chans=1)\n```\n'
+        if record is None
+        else "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{record.name}", num_classes=4, in_chans=1)\n'
         "```\n",
         "With plain timm:\n",
         "```python\nimport timm\n"
-        f"model = timm.create_model(\"hf-hub:{repo_id}\", pretrained=True, num_classes=4)\n"
+        f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True, num_classes=4)\n'
         "# or, from a local copy of this folder:\n"
-        "model = timm.create_model(\"local-dir:PATH/TO/THIS/FOLDER\", pretrained=True)\n```\n",
+        'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)\n```\n',
         "## Citation\n",
         f"{PAPER}\n",
     ]

@@ -17,8 +17,9 @@ from radiologynet.registry import Architecture, get_architecture
 from radiologynet.weights import WeightRecord, split_name
 
 
-def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
-            ) -> tuple[Architecture, ResolvedWeights | None]:
+def resolve(
+    name: str, weights: str | os.PathLike | WeightRecord | None = None
+) -> tuple[Architecture, ResolvedWeights | None]:
     """Resolve ``name`` (``arch`` or ``arch.tag[@version]``) and ``weights`` to a file.
 
     Returns the architecture and the resolved weights, or ``None`` for random init.
@@ -36,8 +37,9 @@ def resolve(name: str, weights: str | os.PathLike | WeightRecord | None = None
     return arch, resolve_checked(arch, weights)
 
 
-def resolve_checked(arch: Architecture, weights: str | os.PathLike | WeightRecord | None
-                    ) -> ResolvedWeights | None:
+def resolve_checked(
+    arch: Architecture, weights: str | os.PathLike | WeightRecord | None
+) -> ResolvedWeights | None:
     """:func:`radiologynet.hub.resolve`, then the file's header checked to be intact and
     of ``arch`` (:func:`radiologynet.convert.check_weights_file`) before timm loads it.
     timm's own Hub copies (ImageNet) are left to timm's key filters."""
@@ -107,8 +109,11 @@ def create_model(
     cfg = pretrained_cfg_for(arch, resolved)
     model_args = {**arch.model_args_dict}
     if resolved is not None:
-        model_args.update(check_model_args(resolved.config, arch, resolved.file.parent,
-                                           allow=trust_config_model_args))
+        model_args.update(
+            check_model_args(
+                resolved.config, arch, resolved.file.parent, allow=trust_config_model_args
+            )
+        )
     model_args.update(kwargs)
     if num_classes is None:
         num_classes = int(cfg.get("num_classes") or 1000)

@@ -59,8 +59,9 @@ class PretrainResult:
     n_test: int = 0
 
 
-def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str],
-                modality: str | None = None) -> tuple[list[LabelledImage], list[str], dict]:
+def read_labels(
+    labels_csv: str | os.PathLike[str], data: str | os.PathLike[str], modality: str | None = None
+) -> tuple[list[LabelledImage], list[str], dict]:
     """The kept, labelled images of ``labels.csv`` (optionally of one modality).
 
     Rows without a path (``--hide-paths``) are matched by salted hash of the files under
@@ -75,16 +76,20 @@ def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str]
     """
     labels_csv, data = Path(labels_csv), Path(data)
     if not labels_csv.is_file():
-        raise ArchiveError(f"Labels file {labels_csv} does not exist; make it with "
-                           "`radiologynet pseudo-label ARCHIVE --out labels.csv`.")
+        raise ArchiveError(
+            f"Labels file {labels_csv} does not exist; make it with "
+            "`radiologynet pseudo-label ARCHIVE --out labels.csv`."
+        )
     meta_path = labels_csv.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     with open(labels_csv, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = set(LABEL_COLUMNS) - set(reader.fieldnames or ())
         if missing:
-            raise ArchiveError(f"Labels file {labels_csv} lacks columns {sorted(missing)}; "
-                               "it must be written by `radiologynet pseudo-label`.")
+            raise ArchiveError(
+                f"Labels file {labels_csv} lacks columns {sorted(missing)}; "
+                "it must be written by `radiologynet pseudo-label`."
+            )
         rows = [r for r in reader if r["kept"] == "1" and r["label"] != ""]
     if modality:
         available = Counter(r["modality"] or "MISSING" for r in rows)
@@ -92,21 +97,29 @@ def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str]
         if not rows:
             raise ArchiveError(
                 f"No kept image of modality {modality!r} in {labels_csv}; modalities there: "
-                + ", ".join(f"{m} ({n})" for m, n in available.most_common()) + ".")
+                + ", ".join(f"{m} ({n})" for m, n in available.most_common())
+                + "."
+            )
     by_key: dict[str, str] = {}
     if any(not r["path"] for r in rows):
         salt = meta.get("salt")
         if salt is None:
-            raise ArchiveError(f"{labels_csv} has rows without paths but no {meta_path.name} "
-                               "with the salt to match them; keep the two files together.")
-        by_key = {path_key(p.relative_to(data).as_posix(), salt): p.relative_to(data).as_posix()
-                  for p in data.rglob("*") if p.is_file()}
+            raise ArchiveError(
+                f"{labels_csv} has rows without paths but no {meta_path.name} "
+                "with the salt to match them; keep the two files together."
+            )
+        by_key = {
+            path_key(p.relative_to(data).as_posix(), salt): p.relative_to(data).as_posix()
+            for p in data.rglob("*")
+            if p.is_file()
+        }
     clusters = sorted({int(r["cluster"]) for r in rows})
     if len(clusters) < 2:
         raise ArchiveError(
             f"Only {len(clusters)} pseudo-label class(es) left in {labels_csv}"
             f"{' for modality ' + modality if modality else ''}; pretraining needs at least "
-            "two: ask pseudo-label for more clusters or raise its --threshold.")
+            "two: ask pseudo-label for more clusters or raise its --threshold."
+        )
     class_of = {c: i for i, c in enumerate(clusters)}
     images, absent = [], []
     for row in rows:
@@ -119,7 +132,8 @@ def read_labels(labels_csv: str | os.PathLike[str], data: str | os.PathLike[str]
     if absent:
         raise ArchiveError(
             f"{len(absent)} labelled image(s) of {labels_csv} are not under {data} (e.g. "
-            f"{absent[0]}); pass the archive the labels were made from as --data.")
+            f"{absent[0]}); pass the archive the labels were made from as --data."
+        )
     return images, [f"cluster_{c:02d}" for c in clusters], meta
 
 
@@ -131,16 +145,20 @@ PAPER_SPLIT = (0.75, 0.125, 0.125)
 OVERSAMPLING = ("replicate", "weighted")
 
 
-def split_train_val(targets: list[int], val_fraction: float, seed: int
-                    ) -> tuple[list[int], list[int]]:
+def split_train_val(
+    targets: list[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
     """A stratified train/validation split of indices; classes with one image train only."""
     train, val, _ = split_labelled(targets, val_fraction, 0.0, seed)
     return train, val
 
 
-def split_labelled(targets: list[int], val_fraction: float = PAPER_SPLIT[1],
-                   test_fraction: float = PAPER_SPLIT[2], seed: int = 0
-                   ) -> tuple[list[int], list[int], list[int]]:
+def split_labelled(
+    targets: list[int],
+    val_fraction: float = PAPER_SPLIT[1],
+    test_fraction: float = PAPER_SPLIT[2],
+    seed: int = 0,
+) -> tuple[list[int], list[int], list[int]]:
     """A stratified train/validation/test split of indices, each class cut in the same
     ratios (the authors': 75 / 12.5 / 12.5) with
     :func:`radiologynet.datasets.base.split_per_class`; a class too small to give every
@@ -154,17 +172,23 @@ def split_labelled(targets: list[int], val_fraction: float = PAPER_SPLIT[1],
 
     from radiologynet.datasets.base import split_per_class
 
-    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or (
-            val_fraction + test_fraction >= 1):
+    if (
+        not 0 < val_fraction < 1
+        or not 0 <= test_fraction < 1
+        or (val_fraction + test_fraction >= 1)
+    ):
         raise InvalidArgumentError(
             f"val_fraction={val_fraction}, test_fraction={test_fraction}: use values in "
-            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125).")
+            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125)."
+        )
     ratios = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
     rng = np.random.default_rng([seed, 0x5EED])
     train, val, test = split_per_class(list(range(len(targets))), targets, ratios, rng)
     if not val or not train:
-        raise ArchiveError(f"Only {len(targets)} labelled image(s): too few to hold out a "
-                           "validation set; pseudo-label a larger archive.")
+        raise ArchiveError(
+            f"Only {len(targets)} labelled image(s): too few to hold out a "
+            "validation set; pseudo-label a larger archive."
+        )
     return sorted(train), sorted(val), sorted(test)
 
 
@@ -238,7 +262,8 @@ class Oversampled(torch.utils.data.Dataset):
         """Redraw the items for ``epoch`` (1-based)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         sampler = torch.utils.data.WeightedRandomSampler(
-            self.weights, num_samples=len(self.weights), replacement=True, generator=generator)
+            self.weights, num_samples=len(self.weights), replacement=True, generator=generator
+        )
         self.order = list(sampler)
 
     def __len__(self) -> int:
@@ -297,55 +322,107 @@ def pretrain(
     """
     out = Path(out_dir)
     if resume and (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
-        raise ArchiveError(f"{out} already holds finished weights (config.json, no "
-                           "checkpoint to resume); pass --no-resume (resume=False) to train "
-                           "again and overwrite them, or choose another --out.")
+        raise ArchiveError(
+            f"{out} already holds finished weights (config.json, no "
+            "checkpoint to resume); pass --no-resume (resume=False) to train "
+            "again and overwrite them, or choose another --out."
+        )
     ddp.init_from_env()
     arch = get_architecture(model)
     size = int(input_size or arch.input_size)
     images, class_names, meta = read_labels(labels, data, modality)
     if oversampling not in OVERSAMPLING:
-        raise InvalidArgumentError(f"oversampling={oversampling!r}: use one of "
-                                   f"{', '.join(OVERSAMPLING)}.")
+        raise InvalidArgumentError(
+            f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
+        )
     targets = [im.target for im in images]
     train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, seed)
     dataset = PretrainImages(images, size)
     train_targets = [targets[i] for i in train_idx]
     base = torch.utils.data.Subset(dataset, train_idx)
-    train = (Replicated(base, train_targets, seed) if oversampling == "replicate"
-             else Oversampled(base, train_targets, seed))
+    train = (
+        Replicated(base, train_targets, seed)
+        if oversampling == "replicate"
+        else Oversampled(base, train_targets, seed)
+    )
     val = torch.utils.data.Subset(dataset, val_idx)
     test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
     out.mkdir(parents=True, exist_ok=True)
 
     def resample(event: str, info: dict[str, Any]) -> None:
-        if event == "epoch_start" and hasattr(train, "set_epoch"):  # also the epoch a resumed run continues
+        if event == "epoch_start" and hasattr(
+            train, "set_epoch"
+        ):  # also the epoch a resumed run continues
             train.set_epoch(int(info["epoch"]))
 
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
     transform = BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
-    config = TrainConfig(kind="multiclass", num_classes=len(class_names), lr=rate,
-                         max_epochs=max_epochs, patience=patience, batch_size=batch_size,
-                         seed=seed, optimizer="adamw", input_size=size, resume=resume,
-                         device=device, num_workers=num_workers, progress=progress)
-    result = fit(net, train, val, test, config=config, batch_transform=transform, out_dir=out,
-                 callbacks=[resample])
+    config = TrainConfig(
+        kind="multiclass",
+        num_classes=len(class_names),
+        lr=rate,
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=batch_size,
+        seed=seed,
+        optimizer="adamw",
+        input_size=size,
+        resume=resume,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    result = fit(
+        net,
+        train,
+        val,
+        test,
+        config=config,
+        batch_transform=transform,
+        out_dir=out,
+        callbacks=[resample],
+    )
     if ddp.is_main():
-        _write_folder(net, out, arch.name, size, class_names, meta, images, modality, site,
-                      rate, result, (len(train_idx), len(val_idx), len(test_idx)), weights,
-                      transform.augment, oversampling)
+        _write_folder(
+            net,
+            out,
+            arch.name,
+            size,
+            class_names,
+            meta,
+            images,
+            modality,
+            site,
+            rate,
+            result,
+            (len(train_idx), len(val_idx), len(test_idx)),
+            weights,
+            transform.augment,
+            oversampling,
+        )
     ddp.barrier()
-    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result,
-                          len(test_idx))
+    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result, len(test_idx))
 
 
-def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
-                  class_names: list[str], meta: dict, images: list[LabelledImage],
-                  modality: str | None, site: str, lr: float, result: FitResult,
-                  sizes: tuple[int, int, int], init: str | None, augmentation: Any,
-                  oversampling: str) -> None:
+def _write_folder(
+    net: torch.nn.Module,
+    out: Path,
+    arch: str,
+    size: int,
+    class_names: list[str],
+    meta: dict,
+    images: list[LabelledImage],
+    modality: str | None,
+    site: str,
+    lr: float,
+    result: FitResult,
+    sizes: tuple[int, int, int],
+    init: str | None,
+    augmentation: Any,
+    oversampling: str,
+) -> None:
     from radiologynet.convert import write_weights_folder
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -356,57 +433,93 @@ def _write_folder(net: torch.nn.Module, out: Path, arch: str, size: int,
         f"into {n_clusters} clusters with `radiologynet pseudo-label`"
         f"{' on ' + str(meta['date']) if meta.get('date') else ''}; {len(class_names)} "
         f"coherent clusters kept as classes. Pretrained on {date}. Single-site data: expect "
-        "a domain shift on other scanners, populations and protocols.")
+        "a domain shift on other scanners, populations and protocols."
+    )
     tag = f"{site}-{modality.lower()}" if modality else site
     summary = {
-        "tag": tag, "date": date, "site": site, "modality": modality,
-        "training_data": data_text, "n_images": len(images), "n_train": sizes[0],
-        "n_val": sizes[1], "n_test": sizes[2], "n_clusters": n_clusters,
+        "tag": tag,
+        "date": date,
+        "site": site,
+        "modality": modality,
+        "training_data": data_text,
+        "n_images": len(images),
+        "n_train": sizes[0],
+        "n_val": sizes[1],
+        "n_test": sizes[2],
+        "n_clusters": n_clusters,
         "n_classes": len(class_names),
-        "pseudo_labels": {k: meta.get(k) for k in ("date", "method", "n_clusters",
-                                                   "threshold", "backbone", "image_size")},
-        "recipe": {"optimizer": "adamw", "weight_decay": 1e-3, "lr": lr,
-                   "loss": "cross-entropy",
-                   "oversampling": ("every class replicated up to the largest class"
-                                    if oversampling == "replicate"
-                                    else "WeightedRandomSampler 1/class"),
-                   "augmentation": _describe(augmentation), "input_size": size,
-                   "init": init,
-                   "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                   "val": result.val, "test": result.test},
+        "pseudo_labels": {
+            k: meta.get(k)
+            for k in ("date", "method", "n_clusters", "threshold", "backbone", "image_size")
+        },
+        "recipe": {
+            "optimizer": "adamw",
+            "weight_decay": 1e-3,
+            "lr": lr,
+            "loss": "cross-entropy",
+            "oversampling": (
+                "every class replicated up to the largest class"
+                if oversampling == "replicate"
+                else "WeightedRandomSampler 1/class"
+            ),
+            "augmentation": _describe(augmentation),
+            "input_size": size,
+            "init": init,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "val": result.val,
+            "test": result.test,
+        },
     }
-    cfg = {"input_size": [3, size, size], "interpolation": "bilinear", "crop_pct": 1.0,
-           "crop_mode": "border", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
-           "license": "other"}
+    cfg = {
+        "input_size": [3, size, size],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "crop_mode": "border",
+        "mean": [0.0, 0.0, 0.0],
+        "std": [1.0, 1.0, 1.0],
+        "license": "other",
+    }
     sections = {
         "Pseudo-labels": (
             f"{meta.get('method', 'kmeans')} clustering into {n_clusters} clusters "
             f"(features: DICOM header, {meta.get('backbone', 'a zoo backbone')} image "
             f"embeddings{', free text' if meta.get('text_csv') else ''}); clusters with "
             f"modality/body-part heterogeneity above {meta.get('threshold', 0.5)} excluded, "
-            f"{len(class_names)} kept: {', '.join(class_names)}."),
+            f"{len(class_names)} kept: {', '.join(class_names)}."
+        ),
         "Pretraining recipe": (
             f"AdamW (lr {lr:g}, weight decay 1e-3), cross-entropy over {len(class_names)} "
             "pseudo-label classes, small classes oversampled, augmentation (horizontal flip, "
             "rotation +-15 degrees, brightness 0.8-1.2, contrast 0.8-1.3), early stopping on "
             f"validation loss: best epoch {result.best_epoch} of {result.epochs_run}, "
-            f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."),
+            f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."
+        ),
     }
     write_weights_folder(
-        net.state_dict(), out, arch=arch, num_classes=len(class_names), label_names=class_names,
+        net.state_dict(),
+        out,
+        arch=arch,
+        num_classes=len(class_names),
+        label_names=class_names,
         extra_config={"pretrained_cfg": cfg, "radiologynet": summary},
-        card_extra={"title": f"{arch} pretrained on the {site} archive ({scope})",
-                    "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
-                                   f"classes of the {site} archive ({scope}), {date}",
-                    "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
-                    "sections": sections})
+        card_extra={
+            "title": f"{arch} pretrained on the {site} archive ({scope})",
+            "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
+            f"classes of the {site} archive ({scope}), {date}",
+            "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
+            "sections": sections,
+        },
+    )
     card = out / "README.md"
     text = card.read_text(encoding="utf-8")
     fixed = text.replace(  # the card's defaults for converted folders say less than we know
-        "Unknown: this folder was converted without a weight record.", data_text).replace(
+        "Unknown: this folder was converted without a weight record.", data_text
+    ).replace(
         "_The paper reports no downstream results for this architecture._",
         "_These are new weights: the paper has no results for them. Measure them on your "
-        "tasks with `radiologynet benchmark`._")
+        "tasks with `radiologynet benchmark`._",
+    )
     if fixed != text:
         atomic_write_text(card, fixed)
 
@@ -425,4 +538,3 @@ def _describe(augmentation: Any) -> Any:
 def class_counts(images: list[LabelledImage]) -> dict[int, int]:
     """How many images each class has (for reports and checks)."""
     return dict(sorted(Counter(im.target for im in images).items()))
-

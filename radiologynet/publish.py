@@ -61,11 +61,11 @@ def upload_files(folder: str | os.PathLike[str], include: Iterable[str] = ()) ->
     for name in include:
         relative = PurePosixPath(Path(name).as_posix())
         if relative.is_absolute() or ".." in relative.parts:
-            raise InvalidArgumentError(f"--include {name!r}: name a file inside {folder}, "
-                                       "relative to it.")
+            raise InvalidArgumentError(
+                f"--include {name!r}: name a file inside {folder}, relative to it."
+            )
         if not (folder / relative).is_file():
-            raise InvalidArgumentError(f"--include {name!r}: {folder / relative} is not a "
-                                       "file.")
+            raise InvalidArgumentError(f"--include {name!r}: {folder / relative} is not a file.")
         if str(relative) not in names:
             names.append(str(relative))
     return names
@@ -97,16 +97,23 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
     # the Hub client's own HTTP error base (requests', httpx's, ...), whichever it uses:
     # connection failures derive from it but not always from OSError
-    client = tuple(c for c in HfHubHTTPError.__mro__ if c.__name__ in ("HTTPError",
-                                                                      "RequestException"))
+    client = tuple(
+        c for c in HfHubHTTPError.__mro__ if c.__name__ in ("HTTPError", "RequestException")
+    )
     return (HfHubHTTPError, OSError, *client)
 
 
-def publish_weights_folder(folder: str | os.PathLike[str], repo_id: str, *,
-                           include: Iterable[str] = (), revision: str | None = None,
-                           private: bool = False, create_pr: bool = False,
-                           commit_message: str | None = None,
-                           token: str | None = None) -> Published:
+def publish_weights_folder(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    include: Iterable[str] = (),
+    revision: str | None = None,
+    private: bool = False,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> Published:
     """Upload a weights folder to the Hub model repository ``repo_id`` in one commit,
     creating the repository (and the ``revision`` branch) if needed.
 
@@ -137,23 +144,31 @@ def publish_weights_folder(folder: str | os.PathLike[str], repo_id: str, *,
 
     api = HfApi()
     try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True,
-                        token=token)
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
         if revision not in (None, "main"):
-            api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True,
-                              token=token)
+            api.create_branch(
+                repo_id, branch=revision, repo_type="model", exist_ok=True, token=token
+            )
         commit = api.upload_folder(
-            folder_path=str(folder), repo_id=repo_id, repo_type="model", revision=revision,
-            allow_patterns=[glob_escape(name) for name in files], create_pr=create_pr,
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="model",
+            revision=revision,
+            allow_patterns=[glob_escape(name) for name in files],
+            create_pr=create_pr,
             commit_message=commit_message or "Upload RadiologyNET weights folder",
-            token=token)
+            token=token,
+        )
     except _network_errors() as err:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise PublishError(
             f"Publishing {folder} to {repo_id} failed: {reason}. Check the network, log in "
             "with `hf auth login` (or set HF_TOKEN) and check you may write to that repo."
         ) from err
-    return Published(repo_id=repo_id, files=tuple(files),
-                     revision=getattr(commit, "oid", None),
-                     url=getattr(commit, "pr_url", None) or getattr(commit, "commit_url", None),
-                     sha256=sha256_file(folder / "model.safetensors"))
+    return Published(
+        repo_id=repo_id,
+        files=tuple(files),
+        revision=getattr(commit, "oid", None),
+        url=getattr(commit, "pr_url", None) or getattr(commit, "commit_url", None),
+        sha256=sha256_file(folder / "model.safetensors"),
+    )

@@ -71,23 +71,42 @@ class TestResult:
         return "reject H0" if self.significant else "fail to reject H0"
 
     @classmethod
-    def skipped(cls, test: str, groups: Mapping[str, Sequence[float]], reason: str,
-                n_comparisons: int = 1, alpha: float = ALPHA) -> TestResult:
+    def skipped(
+        cls,
+        test: str,
+        groups: Mapping[str, Sequence[float]],
+        reason: str,
+        n_comparisons: int = 1,
+        alpha: float = ALPHA,
+    ) -> TestResult:
         """A test that was not run (``reason``: ``"not enough runs"`` ...): NaN p-values,
         never significant."""
-        return cls(test=test, groups=tuple(map(str, groups)),
-                   n=tuple(len(list(v)) for v in groups.values()), statistic=math.nan,
-                   p=math.nan, p_corrected=math.nan, n_comparisons=n_comparisons,
-                   alpha=alpha, method="", not_run=reason)
+        return cls(
+            test=test,
+            groups=tuple(map(str, groups)),
+            n=tuple(len(list(v)) for v in groups.values()),
+            statistic=math.nan,
+            p=math.nan,
+            p_corrected=math.nan,
+            n_comparisons=n_comparisons,
+            alpha=alpha,
+            method="",
+            not_run=reason,
+        )
 
     def as_dict(self) -> dict[str, object]:
         """A flat, JSON-friendly dict of the result (groups joined with ``" vs "``)."""
         return {
-            "test": self.test, "groups": " vs ".join(self.groups),
-            "n": ", ".join(str(k) for k in self.n), "statistic": self.statistic,
-            "p": self.p, "p_corrected": self.p_corrected,
-            "n_comparisons": self.n_comparisons, "alpha": self.alpha,
-            "method": self.method, "significant": self.significant,
+            "test": self.test,
+            "groups": " vs ".join(self.groups),
+            "n": ", ".join(str(k) for k in self.n),
+            "statistic": self.statistic,
+            "p": self.p,
+            "p_corrected": self.p_corrected,
+            "n_comparisons": self.n_comparisons,
+            "alpha": self.alpha,
+            "method": self.method,
+            "significant": self.significant,
             "decision": self.decision,
         }
 
@@ -115,8 +134,9 @@ class InitComparison:
         return [self.levene, self.kruskal, *self.pairwise]
 
 
-def _clean(groups: Mapping[str, Sequence[float]], minimum_groups: int,
-           minimum_size: int, test: str) -> dict[str, np.ndarray]:
+def _clean(
+    groups: Mapping[str, Sequence[float]], minimum_groups: int, minimum_size: int, test: str
+) -> dict[str, np.ndarray]:
     if len(groups) < minimum_groups:
         raise StatisticsInputError(
             f"{test} needs at least {minimum_groups} groups; got {len(groups)} "
@@ -138,8 +158,9 @@ def _clean(groups: Mapping[str, Sequence[float]], minimum_groups: int,
     return cleaned
 
 
-def levene(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA,
-           center: str = "median") -> TestResult:
+def levene(
+    groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA, center: str = "median"
+) -> TestResult:
     """Levene's test for equal variances across groups (scipy's default ``center="median"``,
     the Brown-Forsythe variant; ``"mean"`` is Levene's original).
 
@@ -153,11 +174,18 @@ def levene(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA,
     deviations = [np.abs(a - middle(a)) for a in data.values()]
     if all(np.allclose(d, d[0], rtol=1e-9, atol=1e-12) for d in deviations):
         # e.g. two values per group: W's denominator is 0 and the test is undefined
-        return _result("levene", data, math.nan, math.nan, alpha=alpha,
-                       method="undefined: equal deviations within every group")
+        return _result(
+            "levene",
+            data,
+            math.nan,
+            math.nan,
+            alpha=alpha,
+            method="undefined: equal deviations within every group",
+        )
     result = _scipy_stats.levene(*data.values(), center=center)
-    return _result("levene", data, result.statistic, result.pvalue, alpha=alpha,
-                   method=f"center={center}")
+    return _result(
+        "levene", data, result.statistic, result.pvalue, alpha=alpha, method=f"center={center}"
+    )
 
 
 def kruskal(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA) -> TestResult:
@@ -170,13 +198,20 @@ def kruskal(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA) -> T
     if len({v for a in data.values() for v in a.tolist()}) == 1:
         return _result("kruskal", data, 0.0, 1.0, alpha=alpha, method="all values equal")
     result = _scipy_stats.kruskal(*data.values())
-    return _result("kruskal", data, result.statistic, result.pvalue, alpha=alpha,
-                   method="chi-squared")
+    return _result(
+        "kruskal", data, result.statistic, result.pvalue, alpha=alpha, method="chi-squared"
+    )
 
 
-def mann_whitney(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = ("a", "b"),
-                 n_comparisons: int = 1, alpha: float = ALPHA,
-                 method: str = "auto") -> TestResult:
+def mann_whitney(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    n_comparisons: int = 1,
+    alpha: float = ALPHA,
+    method: str = "auto",
+) -> TestResult:
     """Two-sided Mann-Whitney U test of two groups, Bonferroni-corrected for
     ``n_comparisons``.
 
@@ -190,32 +225,55 @@ def mann_whitney(a: Sequence[float], b: Sequence[float], *, names: tuple[str, st
         has_ties = len(np.unique(np.concatenate([x, y]))) < x.size + y.size
         used = "exact" if (x.size <= 8 and y.size <= 8 and not has_ties) else "asymptotic"
     result = _scipy_stats.mannwhitneyu(x, y, alternative="two-sided", method=used)
-    return _result("mannwhitneyu", data, result.statistic, result.pvalue, alpha=alpha,
-                   n_comparisons=n_comparisons, method=used)
+    return _result(
+        "mannwhitneyu",
+        data,
+        result.statistic,
+        result.pvalue,
+        alpha=alpha,
+        n_comparisons=n_comparisons,
+        method=used,
+    )
 
 
-def pairwise_mann_whitney(groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA,
-                          method: str = "auto") -> tuple[TestResult, ...]:
+def pairwise_mann_whitney(
+    groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA, method: str = "auto"
+) -> tuple[TestResult, ...]:
     """Every pair of groups compared with :func:`mann_whitney`, Bonferroni-corrected for
     the number of pairs (three for three initialisations)."""
     data = _clean(groups, 2, 1, "Pairwise Mann-Whitney U")
     pairs = list(itertools.combinations(data, 2))
     return tuple(
-        mann_whitney(data[a], data[b], names=(a, b), n_comparisons=len(pairs), alpha=alpha,
-                     method=method)
+        mann_whitney(
+            data[a], data[b], names=(a, b), n_comparisons=len(pairs), alpha=alpha, method=method
+        )
         for a, b in pairs
     )
 
 
-def t_test(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = ("a", "b"),
-           n_comparisons: int = 1, alpha: float = ALPHA, equal_var: bool = True) -> TestResult:
+def t_test(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    n_comparisons: int = 1,
+    alpha: float = ALPHA,
+    equal_var: bool = True,
+) -> TestResult:
     """Student's two-sided two-sample t-test (Welch's with ``equal_var=False``), as the
     paper uses for multi-modality vs single-modality pretraining."""
     data = _clean({names[0]: a, names[1]: b}, 2, 2, "Student's t-test")
     x, y = data.values()
     result = _scipy_stats.ttest_ind(x, y, equal_var=equal_var)
-    return _result("ttest", data, result.statistic, result.pvalue, alpha=alpha,
-                   n_comparisons=n_comparisons, method="student" if equal_var else "welch")
+    return _result(
+        "ttest",
+        data,
+        result.statistic,
+        result.pvalue,
+        alpha=alpha,
+        n_comparisons=n_comparisons,
+        method="student" if equal_var else "welch",
+    )
 
 
 #: What a test that could not be run for too few values reports.
@@ -224,8 +282,9 @@ NOT_ENOUGH_RUNS = "not enough runs"
 MIN_RUNS_PER_GROUP = 2
 
 
-def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
-                   alpha: float = ALPHA) -> InitComparison:
+def compare_groups(
+    groups: Mapping[str, Sequence[float]], *, metric: str = "", alpha: float = ALPHA
+) -> InitComparison:
     """The paper's protocol on one metric: Levene, Kruskal-Wallis, then pairwise
     Mann-Whitney U with Bonferroni correction (for the number of pairs of ``groups``).
 
@@ -257,11 +316,16 @@ def compare_groups(groups: Mapping[str, Sequence[float]], *, metric: str = "",
         levene=attempt("levene", lambda: levene(data, alpha=alpha), data),
         kruskal=attempt("kruskal", lambda: kruskal(data, alpha=alpha), data),
         pairwise=tuple(
-            attempt("mannwhitneyu",
-                    lambda a=a, b=b: mann_whitney(data[a], data[b], names=(a, b),
-                                                  n_comparisons=len(pairs), alpha=alpha),
-                    {a: data[a], b: data[b]}, len(pairs))
-            for a, b in pairs),
+            attempt(
+                "mannwhitneyu",
+                lambda a=a, b=b: mann_whitney(
+                    data[a], data[b], names=(a, b), n_comparisons=len(pairs), alpha=alpha
+                ),
+                {a: data[a], b: data[b]},
+                len(pairs),
+            )
+            for a, b in pairs
+        ),
     )
 
 
@@ -270,11 +334,25 @@ def bonferroni(p: float, n_comparisons: int) -> float:
     return float(min(1.0, p * n_comparisons))
 
 
-def _result(test: str, data: Mapping[str, np.ndarray], statistic: float, p: float, *,
-            alpha: float, n_comparisons: int = 1, method: str = "") -> TestResult:
+def _result(
+    test: str,
+    data: Mapping[str, np.ndarray],
+    statistic: float,
+    p: float,
+    *,
+    alpha: float,
+    n_comparisons: int = 1,
+    method: str = "",
+) -> TestResult:
     p = float(p)
     return TestResult(
-        test=test, groups=tuple(data), n=tuple(int(a.size) for a in data.values()),
-        statistic=float(statistic), p=p, p_corrected=bonferroni(p, n_comparisons),
-        n_comparisons=n_comparisons, alpha=alpha, method=method,
+        test=test,
+        groups=tuple(data),
+        n=tuple(int(a.size) for a in data.values()),
+        statistic=float(statistic),
+        p=p,
+        p_corrected=bonferroni(p, n_comparisons),
+        n_comparisons=n_comparisons,
+        alpha=alpha,
+        method=method,
     )

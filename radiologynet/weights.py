@@ -204,8 +204,7 @@ class WeightRecord:
             "architecture": arch.timm_name,
         }
 
-    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any
-                   ) -> ImageTransform:
+    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any) -> ImageTransform:
         """The preprocessing this weight expects, as torchvision's ``weights.transforms()``:
         the same :class:`~radiologynet.transforms.ImageTransform` that
         ``radiologynet.transforms.for_weights(self, ...)`` returns (keyword arguments go
@@ -216,8 +215,11 @@ class WeightRecord:
 
     def summary(self) -> str:
         """One line: name, availability and description."""
-        state = "published" if self.published else ("unreleased" if not self.released else
-                                                      "from source")
+        state = (
+            "published"
+            if self.published
+            else ("unreleased" if not self.released else "from source")
+        )
         return f"{self.full_name:42s} [{state}] {self.description}"
 
 
@@ -228,8 +230,14 @@ def paper_results() -> tuple[PaperResult, ...]:
     rows = csv.DictReader(text.splitlines())
     return tuple(
         PaperResult(
-            table=int(r["table"]), task=r["task"], model=r["model"], statistic=r["statistic"],
-            init=r["init"], lr=r["lr"], metric=r["metric"], value=float(r["value"]),
+            table=int(r["table"]),
+            task=r["task"],
+            model=r["model"],
+            statistic=r["statistic"],
+            init=r["init"],
+            lr=r["lr"],
+            metric=r["metric"],
+            value=float(r["value"]),
             std=float(r["std"]) if r["std"] else None,
         )
         for r in rows
@@ -250,8 +258,14 @@ _MODALITY_DATA = {
 #: The single-modality variants the paper evaluated, per tag.
 MODALITY_VARIANTS: dict[str, tuple[str, ...]] = {
     "radiologynet-mr": ("mobilenet_v3_small", "resnet50"),
-    "radiologynet-cr": ("densenet121", "resnet34", "efficientnet_b3", "inception_v3",
-                        "mobilenet_v3_large", "resnet18"),
+    "radiologynet-cr": (
+        "densenet121",
+        "resnet34",
+        "efficientnet_b3",
+        "inception_v3",
+        "mobilenet_v3_large",
+        "resnet18",
+    ),
     "radiologynet-ct": ("resnet50",),
 }
 _RADIOLOGYNET_LICENSE_NOTE = (
@@ -277,15 +291,20 @@ _TORCHVISION_IMAGENET_FILES = {
 }
 #: timm's own copies of the same torchvision weights (safetensors on the Hub), preferred
 #: over converting torchvision's pickle; the others are converted from torchvision.
-_TIMM_TV_TAGS = {"resnet18": "tv_in1k", "resnet34": "tv_in1k", "resnet50": "tv2_in1k",
-                 "vgg16": "tv_in1k", "inception_v3": "tv_in1k", "densenet121": "tv_in1k"}
+_TIMM_TV_TAGS = {
+    "resnet18": "tv_in1k",
+    "resnet34": "tv_in1k",
+    "resnet50": "tv2_in1k",
+    "vgg16": "tv_in1k",
+    "inception_v3": "tv_in1k",
+    "densenet121": "tv_in1k",
+}
 
 
 def torchvision_default_weights(arch: str) -> str:
     """The torchvision ImageNet weight (``"IMAGENET1K_V1"`` / ``"IMAGENET1K_V2"``) the
     paper used for ``arch``: torchvision 0.15.2's ``.DEFAULT``."""
-    return "IMAGENET1K_V2" if get_architecture(arch).name in _TORCHVISION_V2 \
-        else "IMAGENET1K_V1"
+    return "IMAGENET1K_V2" if get_architecture(arch).name in _TORCHVISION_V2 else "IMAGENET1K_V1"
 
 
 def hub_repo_id(arch: str, tag: str) -> str:
@@ -295,14 +314,18 @@ def hub_repo_id(arch: str, tag: str) -> str:
 
 def _radiologynet(arch: Architecture) -> WeightRecord:
     return WeightRecord(
-        arch=arch.name, tag="radiologynet", version="v1",
+        arch=arch.name,
+        tag="radiologynet",
+        version="v1",
         description=f"{arch.original_name} pretrained on RadiologyNET (multi-modality, 36 "
-                    "pseudo-label classes)",
+        "pseudo-label classes)",
         preprocessing=Preprocessing(input_size=arch.input_size),
-        num_classes=36, label_names=RADIOLOGYNET_LABELS,
+        num_classes=36,
+        label_names=RADIOLOGYNET_LABELS,
         modalities=("CT", "MR", "CR", "DX"),
         training_data=_RADIOLOGYNET_DATA,
-        license="gpl-3.0", license_note=_RADIOLOGYNET_LICENSE_NOTE,
+        license="gpl-3.0",
+        license_note=_RADIOLOGYNET_LICENSE_NOTE,
         hub_repo_id=hub_repo_id(arch.name, "radiologynet"),
         source_url=f"{ORIGINAL_BASE_URL}/{arch.original_name}.tar.gz",
         source_member=f"{arch.original_name}.pth",
@@ -312,13 +335,20 @@ def _radiologynet(arch: Architecture) -> WeightRecord:
 def _modality(arch: Architecture, tag: str) -> WeightRecord:
     modality, data = _MODALITY_DATA[tag.rsplit("-", 1)[1]]
     return WeightRecord(
-        arch=arch.name, tag=tag, version="v1",
+        arch=arch.name,
+        tag=tag,
+        version="v1",
         description=f"{arch.original_name} pretrained on the {modality} images of "
-                    "RadiologyNET only (described in the paper, not released)",
+        "RadiologyNET only (described in the paper, not released)",
         preprocessing=Preprocessing(input_size=arch.input_size),
-        num_classes=36, label_names=RADIOLOGYNET_LABELS, modalities=(modality,),
-        training_data=data, license="gpl-3.0", license_note=_RADIOLOGYNET_LICENSE_NOTE,
-        hub_repo_id=hub_repo_id(arch.name, tag), released=False,
+        num_classes=36,
+        label_names=RADIOLOGYNET_LABELS,
+        modalities=(modality,),
+        training_data=data,
+        license="gpl-3.0",
+        license_note=_RADIOLOGYNET_LICENSE_NOTE,
+        hub_repo_id=hub_repo_id(arch.name, tag),
+        released=False,
     )
 
 
@@ -326,13 +356,18 @@ def _imagenet(arch: Architecture) -> WeightRecord:
     tv_weights = torchvision_default_weights(arch.name)
     timm_tag = _TIMM_TV_TAGS.get(arch.name)
     return WeightRecord(
-        arch=arch.name, tag="imagenet", version="v1",
+        arch=arch.name,
+        tag="imagenet",
+        version="v1",
         description=f"torchvision's ImageNet-1k {arch.torchvision_name} weights ({tv_weights},"
-                    " torchvision 0.15.2's DEFAULT), the paper's ImageNet comparison",
-        preprocessing=Preprocessing(input_size=arch.input_size, mean=IMAGENET_MEAN,
-                                    std=IMAGENET_STD),
-        num_classes=IMAGENET_NUM_CLASSES, label_names=(),
-        modalities=(), training_data="ImageNet-1k (1.28 million natural photographs).",
+        " torchvision 0.15.2's DEFAULT), the paper's ImageNet comparison",
+        preprocessing=Preprocessing(
+            input_size=arch.input_size, mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
+        num_classes=IMAGENET_NUM_CLASSES,
+        label_names=(),
+        modalities=(),
+        training_data="ImageNet-1k (1.28 million natural photographs).",
         license="bsd-3-clause",
         license_note="torchvision's weights; ImageNet's terms of access apply to the data.",
         hub_repo_id=hub_repo_id(arch.name, "imagenet"),
@@ -385,8 +420,9 @@ def list_weights(arch: str | None = None) -> list[WeightRecord]:
     """Every weight record, grouped by architecture (the paper's order) and tag, the
     latest version of each first; or those of one architecture."""
     order = list(ARCHITECTURES)
-    records = sorted(_RECORDS.values(), key=lambda r: (order.index(r.arch), r.tag,
-                                                        _descending(r.version)))
+    records = sorted(
+        _RECORDS.values(), key=lambda r: (order.index(r.arch), r.tag, _descending(r.version))
+    )
     if arch is None:
         return records
     name = get_architecture(arch).name
@@ -413,13 +449,18 @@ def looks_like_path(text: str | os.PathLike[str]) -> bool:
     text = text.strip()
     if is_weight_tag(text) or text.lower() in RANDOM_TAGS:
         return False
-    return ("/" in text or os.sep in text or text.startswith((".", "~"))
-            or bool(Path(text).suffix) or Path(text).exists())
+    return (
+        "/" in text
+        or os.sep in text
+        or text.startswith((".", "~"))
+        or bool(Path(text).suffix)
+        or Path(text).exists()
+    )
 
 
-def resolve_weights_arg(arch: str | Architecture,
-                        weights: str | os.PathLike[str] | WeightRecord | None
-                        ) -> WeightRecord | Path | None:
+def resolve_weights_arg(
+    arch: str | Architecture, weights: str | os.PathLike[str] | WeightRecord | None
+) -> WeightRecord | Path | None:
     """The one reading of a ``weights=`` argument (``create_model``, ``create_unet``, the
     protocol runner, the CLI's ``--weights``).
 
@@ -441,7 +482,8 @@ def resolve_weights_arg(arch: str | Architecture,
         if get_architecture(weights.arch).name != spec.name:
             raise UnknownWeightsError(
                 f"Weights {weights.full_name} are for {weights.arch}, not {spec.name}: "
-                f"use {weights.arch!r} or weights of {spec.name}.")
+                f"use {weights.arch!r} or weights of {spec.name}."
+            )
         return weights
     text = os.fspath(weights).strip()
     if isinstance(weights, str):
@@ -456,7 +498,8 @@ def resolve_weights_arg(arch: str | Architecture,
             raise WeightsNotFoundError(
                 f"No such file or folder: {text}. Pass an existing weights folder "
                 "(config.json + model.safetensors), .safetensors file or original "
-                "checkpoint (.pth, .tar.gz), or a weight tag (`radiologynet list`).")
+                "checkpoint (.pth, .tar.gz), or a weight tag (`radiologynet list`)."
+            )
         return path
     return get_weights(spec.name, tag=text)
 

@@ -52,9 +52,7 @@ def make_btmr(
 COVID_FOLDERS = ("COVID", "Normal", "Lung_Opacity", "Viral Pneumonia")
 
 
-def make_covid19(
-    root: Path, counts: dict[str, int] | None = None, *, legacy: bool = False
-) -> Path:
+def make_covid19(root: Path, counts: dict[str, int] | None = None, *, legacy: bool = False) -> Path:
     """``COVID-19_Radiography_Dataset/<class>/{images,masks}/<class>-<n>.png`` plus the
     ``<class>.metadata.xlsx`` sheets (``legacy``: the first releases' images directly in
     ``<class>/``). Returns the ``COVID-19_Radiography_Dataset`` folder."""
@@ -68,12 +66,14 @@ def make_covid19(
             if not legacy:
                 _image(top / name / "masks" / f"{name}-{n}.png", rng)
         sheet_name = "NORMAL" if name == "Normal" else name  # as in the real sheets
-        pd.DataFrame({
-            "FILE NAME": [f"{sheet_name}-{n}" for n in range(1, counts[name] + 1)],
-            "FORMAT": "PNG",
-            "SIZE": "256*256",
-            "URL": "https://example.org/source",
-        }).to_excel(top / f"{name}.metadata.xlsx", index=False)
+        pd.DataFrame(
+            {
+                "FILE NAME": [f"{sheet_name}-{n}" for n in range(1, counts[name] + 1)],
+                "FORMAT": "PNG",
+                "SIZE": "256*256",
+                "URL": "https://example.org/source",
+            }
+        ).to_excel(top / f"{name}.metadata.xlsx", index=False)
     (top / "README.md.txt").write_text("COVID-19 Radiography Database (fake)\n")
     return top
 
@@ -135,11 +135,13 @@ def make_boneage(
         _image(root / f"boneage-validation-dataset-{1 + k % 2}" / f"{i}.png", rng)
 
     test_dir = root / ("boneage-test-dataset" if variant == "kaggle" else "Bone Age Test Set")
-    pd.DataFrame({
-        "Case ID": list(truth["test"]),
-        "Sex": ["M" if s else "F" for _, s in truth["test"].values()],
-        "Ground truth bone age (months)": [m for m, _ in truth["test"].values()],
-    }).to_excel(root / "Bone age ground truth.xlsx", index=False)
+    pd.DataFrame(
+        {
+            "Case ID": list(truth["test"]),
+            "Sex": ["M" if s else "F" for _, s in truth["test"].values()],
+            "Ground truth bone age (months)": [m for m, _ in truth["test"].values()],
+        }
+    ).to_excel(root / "Bone age ground truth.xlsx", index=False)
     if variant == "kaggle":  # Kaggle's test sheet has no ages: the loader must skip it
         _write_csv(
             root / "boneage-test-dataset.csv",
@@ -182,25 +184,27 @@ def grazpedwri_rows(n_patients: int = 40, seed: int = 3) -> list[dict[str, objec
             side = "LR"[image % 2]
             projection = 1 + image % 2
             stem = f"{patient:04d}_{timehash:010d}_01_WRI-{side}{projection}_{sex}{age:03d}"
-            rows.append({
-                "filestem": stem,
-                "patient_id": patient,
-                "study_number": 1,
-                "timehash": timehash,
-                "gender": sex,
-                "age": age,
-                "laterality": side,
-                "projection": projection,
-                "initial_exam": 1,
-                "ao_classification": "23r-M/2.1",
-                "cast": "",
-                "diagnosis_uncertain": "",
-                "osteopenia": 1 if sick and image != 1 else "",
-                "fracture_visible": 1 if image == 0 else "",
-                "metal": "",
-                "pixel_spacing": 0.144,
-                "device_manufacturer": "Siemens",
-            })
+            rows.append(
+                {
+                    "filestem": stem,
+                    "patient_id": patient,
+                    "study_number": 1,
+                    "timehash": timehash,
+                    "gender": sex,
+                    "age": age,
+                    "laterality": side,
+                    "projection": projection,
+                    "initial_exam": 1,
+                    "ao_classification": "23r-M/2.1",
+                    "cast": "",
+                    "diagnosis_uncertain": "",
+                    "osteopenia": 1 if sick and image != 1 else "",
+                    "fracture_visible": 1 if image == 0 else "",
+                    "metal": "",
+                    "pixel_spacing": 0.144,
+                    "device_manufacturer": "Siemens",
+                }
+            )
     return rows
 
 

@@ -38,8 +38,9 @@ class InceptionWrapper(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        self.model = tvm.inception_v3(weights=None, aux_logits=True, transform_input=False,
-                                      init_weights=False)
+        self.model = tvm.inception_v3(
+            weights=None, aux_logits=True, transform_input=False, init_weights=False
+        )
         self.model.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -71,8 +72,12 @@ class VGGWrapper(nn.Module):
         super().__init__()
         self.features = tvm.vgg16(weights=None).features
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(0.5),
-            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(0.5),
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
             nn.Linear(4096, num_classes),
         )
 
@@ -115,7 +120,8 @@ class MobileNetV3Wrapper(nn.Module):
 
 #: The wrapper class name the authors saved as ``model_name``.
 MODEL_NAMES = {a.name: a.original_name for a in ARCHITECTURES.values()} | {
-    "mobilenet_v3_small": "mobileNetV3Small", "mobilenet_v3_large": "mobileNetV3Large",
+    "mobilenet_v3_small": "mobileNetV3Small",
+    "mobilenet_v3_large": "mobileNetV3Large",
 }
 
 
@@ -153,19 +159,22 @@ def randomise(model: nn.Module, seed: int = 0) -> None:
             module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
             module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
             module.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
-            module.num_batches_tracked.fill_(int(torch.randint(1, 10_000, (1,),
-                                                               generator=generator)))
+            module.num_batches_tracked.fill_(
+                int(torch.randint(1, 10_000, (1,), generator=generator))
+            )
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
             fan_in = module.weight[0].numel()
             gain = 2.0 if isinstance(module, nn.Conv2d) else 1.0
-            module.weight.copy_(torch.randn(module.weight.shape, generator=generator)
-                                * (gain / fan_in) ** 0.5)
+            module.weight.copy_(
+                torch.randn(module.weight.shape, generator=generator) * (gain / fan_in) ** 0.5
+            )
             if module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.01)
 
 
-def save_original(model: nn.Module, path: Path, arch: Architecture | str, *,
-                  prefix: str = "", bare: bool = False) -> Path:
+def save_original(
+    model: nn.Module, path: Path, arch: Architecture | str, *, prefix: str = "", bare: bool = False
+) -> Path:
     """``torch.save`` ``model``'s state dict in the original release's dict format (or bare,
     with an optional key ``prefix`` such as ``module.``)."""
     arch = ARCHITECTURES[arch] if isinstance(arch, str) else arch
@@ -194,8 +203,9 @@ def make_archive(pth: Path, archive: Path) -> Path:
     return archive
 
 
-def read_layout(arch: Architecture | str,
-                shared_dir: Path) -> dict[str, tuple[tuple[int, ...], str]] | None:
+def read_layout(
+    arch: Architecture | str, shared_dir: Path
+) -> dict[str, tuple[tuple[int, ...], str]] | None:
     """The key -> (shape, dtype) layout of the original checkpoint from the reference
     ``.tsv`` in ``shared_dir/reference/original-checkpoints`` (the ``shared_dir`` fixture;
     ``None`` when the file is absent)."""

@@ -24,8 +24,24 @@ from radiologynet.weights import IMAGENET_MEAN
 from tests.datasets_fakes import make_boneage, make_btmr
 
 TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
-RESULT_KEYS = {"task", "model", "init", "weights", "lr", "run", "seed", "fraction", "status",
-               "config", "versions", "best_epoch", "epochs_run", "val", "test", "emissions"}
+RESULT_KEYS = {
+    "task",
+    "model",
+    "init",
+    "weights",
+    "lr",
+    "run",
+    "seed",
+    "fraction",
+    "status",
+    "config",
+    "versions",
+    "best_epoch",
+    "epochs_run",
+    "val",
+    "test",
+    "emissions",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,26 +50,53 @@ def btmr(tmp_path_factory) -> Path:
 
 
 def test_plan_names_and_order():
-    runs = plan("btmr", ["resnet50", "mobilenetv3_small_100"], ["random", "imagenet"],
-                ["1e-3", "1e-4"], runs=2)
+    runs = plan(
+        "btmr",
+        ["resnet50", "mobilenetv3_small_100"],
+        ["random", "imagenet"],
+        ["1e-3", "1e-4"],
+        runs=2,
+    )
     assert len(runs) == 2 * 2 * 2 * 2
     assert runs[0].name == "resnet50-random-1e-3-run1"
     assert {r.model for r in runs} == {"resnet50", "mobilenet_v3_small"}
     fractions = plan("btmr", ["resnet50"], ["random"], ["1e-4"], 1, fractions=[0.05, 0.5])
-    assert [r.name for r in fractions] == ["resnet50-random-1e-4-run1-frac0.05",
-                                           "resnet50-random-1e-4-run1-frac0.5"]
+    assert [r.name for r in fractions] == [
+        "resnet50-random-1e-4-run1-frac0.05",
+        "resnet50-random-1e-4-run1-frac0.5",
+    ]
 
 
 def test_shards_partition_the_grid():
-    full = plan("btmr", ["resnet50", "resnet18"], ["random", "imagenet", "radiologynet"],
-                ["1e-2", "1e-3", "1e-4", "1e-5"], runs=5)
-    shards = [plan("btmr", ["resnet50", "resnet18"], ["random", "imagenet", "radiologynet"],
-                   ["1e-2", "1e-3", "1e-4", "1e-5"], runs=5, shard=f"{i}/4") for i in range(4)]
+    full = plan(
+        "btmr",
+        ["resnet50", "resnet18"],
+        ["random", "imagenet", "radiologynet"],
+        ["1e-2", "1e-3", "1e-4", "1e-5"],
+        runs=5,
+    )
+    shards = [
+        plan(
+            "btmr",
+            ["resnet50", "resnet18"],
+            ["random", "imagenet", "radiologynet"],
+            ["1e-2", "1e-3", "1e-4", "1e-5"],
+            runs=5,
+            shard=f"{i}/4",
+        )
+        for i in range(4)
+    ]
     names = [r.name for shard in shards for r in shard]
     assert sorted(names) == sorted(r.name for r in full)  # disjoint and complete
     assert all(shards)  # 120 runs over 4 shards: none empty
-    again = plan("btmr", ["resnet18", "resnet50"], ["radiologynet", "random", "imagenet"],
-                 ["1e-5", "1e-4", "1e-3", "1e-2"], runs=5, shard="2/4")
+    again = plan(
+        "btmr",
+        ["resnet18", "resnet50"],
+        ["radiologynet", "random", "imagenet"],
+        ["1e-5", "1e-4", "1e-3", "1e-2"],
+        runs=5,
+        shard="2/4",
+    )
     assert {r.name for r in again} == {r.name for r in shards[2]}  # by name, not position
 
 
@@ -82,7 +125,10 @@ def test_per_init_preprocessing():
 def test_tasks_registered():
     assert {"btmr", "covid19", "boneage", "grazpedwri", "folder"} <= set(list_tasks())
     assert get_task_spec("pba").name == "boneage"
-    assert get_task_spec("boneage").optimizer == "adam" and get_task_spec("boneage").scheduler == "plateau"
+    assert (
+        get_task_spec("boneage").optimizer == "adam"
+        and get_task_spec("boneage").scheduler == "plateau"
+    )
     with pytest.raises(UnknownTaskError, match="Registered tasks"):
         get_task_spec("mnist")
 
@@ -91,13 +137,24 @@ def test_grid_2x2_end_to_end(btmr, tmp_path):
     from radiologynet.models import create_model
 
     out = tmp_path / "results"
-    results = run_grid("btmr", btmr, TINY, models=["resnet18"],
-                       inits=["random", "scratch=random"], lrs=["1e-3", "1e-4"], runs=1,
-                       out=out)
+    results = run_grid(
+        "btmr",
+        btmr,
+        TINY,
+        models=["resnet18"],
+        inits=["random", "scratch=random"],
+        lrs=["1e-3", "1e-4"],
+        runs=1,
+        out=out,
+    )
     assert len(results) == 4
     folders = sorted(p.name for p in out.iterdir())
-    assert folders == ["resnet18-random-1e-3-run1", "resnet18-random-1e-4-run1",
-                       "resnet18-scratch-1e-3-run1", "resnet18-scratch-1e-4-run1"]
+    assert folders == [
+        "resnet18-random-1e-3-run1",
+        "resnet18-random-1e-4-run1",
+        "resnet18-scratch-1e-3-run1",
+        "resnet18-scratch-1e-4-run1",
+    ]
     for name in folders:
         folder = out / name
         result = json.loads((folder / "result.json").read_text())
@@ -124,8 +181,14 @@ def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatc
         if event == "batch_end" and info["epoch"] == 2:
             raise Stop
 
-    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, out=out,
-                  config=replace(TINY, max_epochs=2, checkpoint_interval_s=0))
+    kwargs = dict(
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e-3"],
+        runs=1,
+        out=out,
+        config=replace(TINY, max_epochs=2, checkpoint_interval_s=0),
+    )
     with pytest.raises(Stop):
         run_grid("btmr", btmr, callbacks=[kill], **kwargs)
     folder = out / "resnet18-random-1e-3-run1"
@@ -150,9 +213,16 @@ def test_plugged_task(tmp_path):
         g = torch.Generator().manual_seed(request.seed)
         x = torch.randint(0, 255, (12, 1, 16, 16), generator=g, dtype=torch.uint8)
         ds = torch.utils.data.TensorDataset(x, torch.arange(12) % 2)
-        return TaskData(train=ds, val=ds, test=None, num_classes=2,
-                        batch_transform=lambda i, t, train, generator: (
-                            i.float().expand(-1, 3, -1, -1) / 255, t))
+        return TaskData(
+            train=ds,
+            val=ds,
+            test=None,
+            num_classes=2,
+            batch_transform=lambda i, t, train, generator: (
+                i.float().expand(-1, 3, -1, -1) / 255,
+                t,
+            ),
+        )
 
     seen = {}
 
@@ -160,36 +230,100 @@ def test_plugged_task(tmp_path):
         seen["request"] = request
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2))
 
-    register_task(TaskSpec(name="toy-plugin", kind="multiclass", build_data=build_data,
-                           build_model=build_model, monitor="accuracy", mode="max"))
-    (result,) = run_grid("toy-plugin", tmp_path, TINY, models=["resnet18"], inits=["random"],
-                         lrs=["1e-2"], runs=1, out=tmp_path / "out")
+    register_task(
+        TaskSpec(
+            name="toy-plugin",
+            kind="multiclass",
+            build_data=build_data,
+            build_model=build_model,
+            monitor="accuracy",
+            mode="max",
+        )
+    )
+    (result,) = run_grid(
+        "toy-plugin",
+        tmp_path,
+        TINY,
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e-2"],
+        runs=1,
+        out=tmp_path / "out",
+    )
     assert result["status"] == "finished" and result["test"] == {}
     assert "accuracy" in result["val"] and seen["request"].arch == "resnet18"
 
 
 def test_bone_age_regression_run(tmp_path):
     make_boneage(tmp_path / "pba", n_train=12, n_val=4, n_test=4)
-    (result,) = run_grid("boneage", tmp_path / "pba", TINY, models=["resnet18"],
-                         inits=["random"], lrs=["1e-3"], runs=1, out=tmp_path / "out")
+    (result,) = run_grid(
+        "boneage",
+        tmp_path / "pba",
+        TINY,
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e-3"],
+        runs=1,
+        out=tmp_path / "out",
+    )
     assert set(result["test"]) == {"loss", "mae", "rmse"}
     assert result["config"]["optimizer"] == "adam"
-    assert (tmp_path / "out" / "resnet18-random-1e-3-run1" / "model" / "model.safetensors"
-            ).is_file()
+    assert (
+        tmp_path / "out" / "resnet18-random-1e-3-run1" / "model" / "model.safetensors"
+    ).is_file()
 
 
 def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
-    code = main(["finetune", "--task", "btmr", "--data", str(btmr), "--model", "resnet18",
-                 "--weights", "random", "--lr", "1e-3", "--max-epochs", "1",
-                 "--batch-size", "8", "--input-size", "32", "--out", str(tmp_path / "ft"),
-                 "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--task",
+            "btmr",
+            "--data",
+            str(btmr),
+            "--model",
+            "resnet18",
+            "--weights",
+            "random",
+            "--lr",
+            "1e-3",
+            "--max-epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--out",
+            str(tmp_path / "ft"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "resnet18-random-1e-3-run1" in printed and '"f1"' in printed
     assert (tmp_path / "ft" / "resnet18-random-1e-3-run1" / "result.json").is_file()
-    code = main(["benchmark", "--task", "btmr", "--data", str(btmr), "--models", "resnet18",
-                 "--inits", "random", "--lrs", "1e-3", "--runs", "2", "--out",
-                 str(tmp_path / "ft"), "--shard", "0/1", "--dry-run"])
+    code = main(
+        [
+            "benchmark",
+            "--task",
+            "btmr",
+            "--data",
+            str(btmr),
+            "--models",
+            "resnet18",
+            "--inits",
+            "random",
+            "--lrs",
+            "1e-3",
+            "--runs",
+            "2",
+            "--out",
+            str(tmp_path / "ft"),
+            "--shard",
+            "0/1",
+            "--dry-run",
+        ]
+    )
     assert code == 0
     listing = capsys.readouterr().out
     assert "resnet18-random-1e-3-run1" in listing and "finished" in listing
@@ -200,8 +334,13 @@ def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
 def test_disk_cache_gives_the_same_run(btmr, tmp_path):
     kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1)
     plain = run_grid("btmr", btmr, TINY, out=tmp_path / "plain", **kwargs)[0]
-    cached = run_grid("btmr", btmr, replace(TINY, cache_dir=str(tmp_path / "cache")),
-                      out=tmp_path / "cached", **kwargs)[0]
+    cached = run_grid(
+        "btmr",
+        btmr,
+        replace(TINY, cache_dir=str(tmp_path / "cache")),
+        out=tmp_path / "cached",
+        **kwargs,
+    )[0]
     assert list((tmp_path / "cache").iterdir())  # the memory-mapped caches were built
     assert cached["test"] == pytest.approx(plain["test"])
     assert cached["val"] == pytest.approx(plain["val"])
@@ -210,15 +349,26 @@ def test_disk_cache_gives_the_same_run(btmr, tmp_path):
 def test_binary_task_run(tmp_path):
     from tests.datasets_fakes import make_covid19
 
-    root = make_covid19(tmp_path / "covid", counts={"COVID": 16, "Normal": 20,
-                                                     "Lung_Opacity": 2, "Viral Pneumonia": 2})
-    (result,) = run_grid("covid19", root, TINY, models=["resnet18"], inits=["random"],
-                         lrs=["1e-3"], runs=1, out=tmp_path / "out")
+    root = make_covid19(
+        tmp_path / "covid",
+        counts={"COVID": 16, "Normal": 20, "Lung_Opacity": 2, "Viral Pneumonia": 2},
+    )
+    (result,) = run_grid(
+        "covid19",
+        root,
+        TINY,
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e-3"],
+        runs=1,
+        out=tmp_path / "out",
+    )
     assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
     from radiologynet.models import create_model
 
-    model = create_model("resnet18", weights=tmp_path / "out" / "resnet18-random-1e-3-run1"
-                         / "model")
+    model = create_model(
+        "resnet18", weights=tmp_path / "out" / "resnet18-random-1e-3-run1" / "model"
+    )
     assert model.num_classes == 1  # one logit
 
 
@@ -229,12 +379,23 @@ def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
     from radiologynet.weights import IMAGENET_STD
 
     folder = tmp_path / "imagenet-like"
-    write_weights_folder(timm.create_model("resnet18", num_classes=1000).state_dict(), folder,
-                         arch="resnet18", extra_config={"pretrained_cfg": {
-                             "mean": IMAGENET_MEAN, "std": IMAGENET_STD}})
+    write_weights_folder(
+        timm.create_model("resnet18", num_classes=1000).state_dict(),
+        folder,
+        arch="resnet18",
+        extra_config={"pretrained_cfg": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}},
+    )
     assert preprocessing_for("resnet18", str(folder)).mean == IMAGENET_MEAN
-    (result,) = run_grid("btmr", btmr, TINY, models=["resnet18"], inits=[f"tv={folder}"],
-                         lrs=["1e-3"], runs=1, out=tmp_path / "out")
+    (result,) = run_grid(
+        "btmr",
+        btmr,
+        TINY,
+        models=["resnet18"],
+        inits=[f"tv={folder}"],
+        lrs=["1e-3"],
+        runs=1,
+        out=tmp_path / "out",
+    )
     assert result["init"] == "tv" and result["weights"] == str(folder)
     assert tuple(result["config"]["preprocessing"]["mean"]) == IMAGENET_MEAN
 
@@ -242,8 +403,7 @@ def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
 def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
     import radiologynet.protocol.runner as runner
 
-    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1,
-                  out=tmp_path / "out")
+    kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, out=tmp_path / "out")
     (first,) = run_grid("btmr", btmr, TINY, **kwargs)
     config = first["config"]
     assert config["batch_size"] == 8 and config["precision"] == "auto"
@@ -254,12 +414,13 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "fit", no_training)
     # where and how it runs may differ: the finished run is reused
-    assert run_grid("btmr", btmr, replace(TINY, num_workers=1, device="cpu"),
-                    **kwargs) == [first]
-    for change, text in [(dict(split_seed=1), "split_seed: 0 -> 1"),
-                         (dict(max_epochs=2), "max_epochs: 1 -> 2"),
-                         (dict(input_size=48), "input_size: 32 -> 48"),
-                         (dict(batch_size=4), "batch_size: 8 -> 4")]:
+    assert run_grid("btmr", btmr, replace(TINY, num_workers=1, device="cpu"), **kwargs) == [first]
+    for change, text in [
+        (dict(split_seed=1), "split_seed: 0 -> 1"),
+        (dict(max_epochs=2), "max_epochs: 1 -> 2"),
+        (dict(input_size=48), "input_size: 32 -> 48"),
+        (dict(batch_size=4), "batch_size: 8 -> 4"),
+    ]:
         with pytest.raises(StaleRunError, match=text) as err:
             run_grid("btmr", btmr, replace(TINY, **change), **kwargs)
         assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
@@ -271,8 +432,16 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
 
 
 def test_a_diverging_run_is_recorded_as_diverged(btmr, tmp_path):
-    (result,) = run_grid("btmr", btmr, replace(TINY, max_epochs=3), models=["resnet18"],
-                         inits=["random"], lrs=["1e6"], runs=1, out=tmp_path / "out")
+    (result,) = run_grid(
+        "btmr",
+        btmr,
+        replace(TINY, max_epochs=3),
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e6"],
+        runs=1,
+        out=tmp_path / "out",
+    )
     assert result["status"] == "diverged" and "lr 1e+06" in result["diverged"]
     folder = tmp_path / "out" / "resnet18-random-1e6-run1"
     assert json.loads((folder / "result.json").read_text())["status"] == "diverged"

@@ -22,8 +22,12 @@ def _load(name: str):
 
 def test_demo_benchmark_share_is_training_over_process_wall():
     demo = _load("demo")
-    timings = {"total_s": 50.0, "training_s": 40.0, "training_share": 0.8,
-               "phases": {"import": 3.0, "pretraining": 10.0, "fine-tuning": 30.0}}
+    timings = {
+        "total_s": 50.0,
+        "training_s": 40.0,
+        "training_share": 0.8,
+        "phases": {"import": 3.0, "pretraining": 10.0, "fine-tuning": 30.0},
+    }
     result = demo.summarise(timings, wall_s=60.0, cpu_s=45.0)
     assert result["process_startup_s"] == pytest.approx(10.0)
     assert result["training_share_of_wall"] == pytest.approx(40.0 / 60.0, abs=1e-4)
@@ -38,9 +42,22 @@ def test_demo_benchmark_share_is_training_over_process_wall():
 @pytest.mark.slow
 def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "gpu.py"), "--tiny", "--device",
-                           "cpu", "--json", str(out), "--workdir", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "gpu.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["tiny"] is True and result["device"] == "cpu"
@@ -49,9 +66,11 @@ def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
         assert rates["ceiling_img_s"] > 0 and rates["trainer_img_s"] > 0
         assert rates["textbook_img_s"] > 0
         assert rates["trainer_of_ceiling"] == pytest.approx(
-            rates["trainer_img_s"] / rates["ceiling_img_s"], rel=0.05)
+            rates["trainer_img_s"] / rates["ceiling_img_s"], rel=0.05
+        )
         assert rates["trainer_over_textbook"] == pytest.approx(
-            rates["trainer_img_s"] / rates["textbook_img_s"], rel=0.05)
+            rates["trainer_img_s"] / rates["textbook_img_s"], rel=0.05
+        )
     protocol = result["protocol"]
     assert len(protocol["sampled_runs"]) == len(result["sizes"]["protocol_lrs"])
     for run in protocol["sampled_runs"]:

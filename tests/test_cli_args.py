@@ -8,10 +8,26 @@ import torch
 
 from radiologynet.cli import main
 
-FINETUNE = ["finetune", "--task", "btmr", "--model", "resnet18", "--weights", "random",
-            "--no-progress"]
-BENCHMARK = ["benchmark", "--task", "btmr", "--models", "resnet18", "--inits", "random",
-             "--no-progress"]
+FINETUNE = [
+    "finetune",
+    "--task",
+    "btmr",
+    "--model",
+    "resnet18",
+    "--weights",
+    "random",
+    "--no-progress",
+]
+BENCHMARK = [
+    "benchmark",
+    "--task",
+    "btmr",
+    "--models",
+    "resnet18",
+    "--inits",
+    "random",
+    "--no-progress",
+]
 
 CASES = [
     # (name, argv after the command's required options, text the error must contain)
@@ -26,12 +42,21 @@ CASES = [
     ("finetune lr nan", FINETUNE + ["--lr", "nan"], "learning rate 'nan'"),
     ("finetune patience 0", FINETUNE + ["--patience", "0"], "--patience"),
     ("finetune seed -1", FINETUNE + ["--seed", "-1"], "--seed"),
-    ("finetune checkpoint interval -1", FINETUNE + ["--checkpoint-interval", "-1"],
-     "--checkpoint-interval"),
-    ("finetune --paper --head pooled", FINETUNE + ["--paper", "--head", "pooled"],
-     "drop --paper or --head pooled"),
-    ("benchmark --paper --precision bf16", BENCHMARK + ["--paper", "--precision", "bf16"],
-     "drop --paper or --precision bf16"),
+    (
+        "finetune checkpoint interval -1",
+        FINETUNE + ["--checkpoint-interval", "-1"],
+        "--checkpoint-interval",
+    ),
+    (
+        "finetune --paper --head pooled",
+        FINETUNE + ["--paper", "--head", "pooled"],
+        "drop --paper or --head pooled",
+    ),
+    (
+        "benchmark --paper --precision bf16",
+        BENCHMARK + ["--paper", "--precision", "bf16"],
+        "drop --paper or --precision bf16",
+    ),
     ("benchmark models ,", BENCHMARK[:3] + ["--models", ","], "--models lists nothing"),
     ("benchmark lrs ,", BENCHMARK + ["--lrs", ","], "--lrs lists nothing"),
     ("benchmark inits ,", BENCHMARK[:5] + ["--inits", ","], "--inits lists nothing"),
@@ -56,8 +81,7 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("argv,expected", [(c[1], c[2]) for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("argv,expected", [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_argument_is_one_line(argv, expected, tmp_path, capsys, no_gpu):
     full = argv + ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
     line = _one_line_error(capsys, full)
@@ -77,8 +101,9 @@ def test_preprocess_size_zero(tmp_path, capsys):
     from PIL import Image
 
     Image.new("L", (8, 8)).save(tmp_path / "a.png")
-    line = _one_line_error(capsys, ["preprocess", str(tmp_path), "--out",
-                                    str(tmp_path / "cache"), "--size", "0"])
+    line = _one_line_error(
+        capsys, ["preprocess", str(tmp_path), "--out", str(tmp_path / "cache"), "--size", "0"]
+    )
     assert "--size" in line
     assert not (tmp_path / "cache" / "images.npy").exists()
 
@@ -92,8 +117,9 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr(runner, "atomic_write_json", read_only)
-    line = _one_line_error(capsys, FINETUNE + ["--data", str(tmp_path), "--out",
-                                               str(tmp_path / "out")])
+    line = _one_line_error(
+        capsys, FINETUNE + ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    )
     assert "result.json" in line and "read-only" in line
 
 
@@ -111,6 +137,7 @@ def test_paper_defaults_and_explicit_options():
     own = training_config(plain, paper=False)  # finetune on the user's own data
     assert (own.head, own.precision) == ("pooled", "auto")
     assert training_config(parser.parse_args(["--paper"]), paper=False).head == "paper"
-    explicit = training_config(parser.parse_args(["--head", "pooled", "--precision", "bf16"]),
-                               paper=True)  # the project's options stay available
+    explicit = training_config(
+        parser.parse_args(["--head", "pooled", "--precision", "bf16"]), paper=True
+    )  # the project's options stay available
     assert (explicit.head, explicit.precision) == ("pooled", "bf16")

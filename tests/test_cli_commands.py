@@ -14,8 +14,9 @@ from radiologynet.commands import COMMANDS, load
 
 
 def test_every_command_module_is_in_the_table():
-    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)
-               if not m.name.startswith("_")}
+    modules = {
+        m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")
+    }
     assert modules == {entry.module for entry in COMMANDS.values()}
 
 
@@ -70,8 +71,9 @@ def test_multi_line_errors_print_as_one_line(monkeypatch, capsys):
         raise ImageReadError("2 unreadable image(s):\n  a.dcm: truncated\n  b.png: empty\n")
 
     monkeypatch.setattr(info, "run", fail)
-    monkeypatch.setattr(info, "register", lambda sub: sub.add_parser("info").set_defaults(
-        func=fail))
+    monkeypatch.setattr(
+        info, "register", lambda sub: sub.add_parser("info").set_defaults(func=fail)
+    )
     assert main(["info"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a.dcm: truncated; b.png: empty" in err

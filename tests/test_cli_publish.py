@@ -20,8 +20,9 @@ from radiologynet.convert import write_weights_folder
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
-    out = write_weights_folder(model.state_dict(), tmp_path_factory.mktemp("w") / "weights",
-                               arch="resnet18")
+    out = write_weights_folder(
+        model.state_dict(), tmp_path_factory.mktemp("w") / "weights", arch="resnet18"
+    )
     (out / "training_log.csv").write_text("epoch,loss\n1,0.5\n")
     (out / ".lock").write_text("")
     return out
@@ -43,10 +44,14 @@ class FakeApi:
 
     def upload_folder(self, **kwargs):
         FakeApi.calls.append(("upload_folder", kwargs))
-        url = ("https://huggingface.co/me/r/discussions/1" if kwargs.get("create_pr")
-               else "https://huggingface.co/me/r/commit/abc123")
-        return SimpleNamespace(commit_url=url, oid="abc123",
-                               pr_url=url if kwargs.get("create_pr") else None)
+        url = (
+            "https://huggingface.co/me/r/discussions/1"
+            if kwargs.get("create_pr")
+            else "https://huggingface.co/me/r/commit/abc123"
+        )
+        return SimpleNamespace(
+            commit_url=url, oid="abc123", pr_url=url if kwargs.get("create_pr") else None
+        )
 
 
 @pytest.fixture
@@ -64,21 +69,35 @@ def _uploaded(folder: Path, patterns: list[str]) -> list[str]:
 
 
 def test_uploads_only_the_model_files_with_pr_and_message(folder, api, capsys):
-    assert main(["publish", str(folder), "--repo-id", "me/r", "--create-pr",
-                 "--commit-message", "RadiologyNET resnet18 v2"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                str(folder),
+                "--repo-id",
+                "me/r",
+                "--create-pr",
+                "--commit-message",
+                "RadiologyNET resnet18 v2",
+            ]
+        )
+        == 0
+    )
     upload = dict(api.calls)["upload_folder"]
     assert upload["create_pr"] is True
     assert upload["commit_message"] == "RadiologyNET resnet18 v2"
     assert upload["revision"] is None and "create_branch" not in dict(api.calls)
-    assert _uploaded(folder, upload["allow_patterns"]) == ["README.md", "config.json",
-                                                           "model.safetensors"]
+    assert _uploaded(folder, upload["allow_patterns"]) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     out = capsys.readouterr().out
     assert "discussions/1" in out and "hub_revision='abc123'" in out
 
 
 def test_include_adds_named_files_and_refuses_outside_ones(folder, api, capsys):
-    assert main(["publish", str(folder), "--repo-id", "me/r",
-                 "--include", "training_log.csv"]) == 0
+    assert main(["publish", str(folder), "--repo-id", "me/r", "--include", "training_log.csv"]) == 0
     upload = dict(api.calls)["upload_folder"]
     assert "training_log.csv" in _uploaded(folder, upload["allow_patterns"])
     assert upload["create_pr"] is False
@@ -104,13 +123,16 @@ def test_refuses_a_folder_plain_timm_cannot_build(folder, tmp_path, api, capsys)
 
 
 def _client_http_error(message: str) -> BaseException:
-    base = next(c for c in HfHubHTTPError.__mro__ if c.__name__ in ("HTTPError",
-                                                                    "RequestException"))
+    base = next(
+        c for c in HfHubHTTPError.__mro__ if c.__name__ in ("HTTPError", "RequestException")
+    )
     return base(message)
 
 
-@pytest.mark.parametrize("failure", [ConnectionError("Connection refused"),
-                                     _client_http_error("Name or service not known")])
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionError("Connection refused"), _client_http_error("Name or service not known")],
+)
 def test_network_errors_are_one_line(folder, api, capsys, failure):
     api.fail = failure
     assert main(["publish", str(folder), "--repo-id", "me/r"]) == 1

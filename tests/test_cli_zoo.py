@@ -21,14 +21,18 @@ from radiologynet.cli import main
 def served_resnet18(tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("RADIOLOGYNET_WEIGHTS_DIR", raising=False)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda *a, **k: pytest.fail("network used"))
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("network used")
+    )
     pth = tmp_path / "ResNet18.pth"
     state = original_resnet18_checkpoint(pth)
     archive = tar_gz(pth, tmp_path / "ResNet18.tar.gz")
     saved = dict(weights._RECORDS)
-    radiologynet.register_weights(dataclasses.replace(
-        radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()))
+    radiologynet.register_weights(
+        dataclasses.replace(
+            radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()
+        )
+    )
     yield state
     weights._RECORDS.clear()
     weights._RECORDS.update(saved)
@@ -67,13 +71,13 @@ def test_download_builds_a_bundle_that_loads_offline(tmp_path, monkeypatch, serv
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("RADIOLOGYNET_WEIGHTS_DIR", str(bundle))
     model = radiologynet.create_model("resnet18.radiologynet", num_classes=2)
-    assert torch.equal(model.layer1[0].conv1.weight,
-                       served_resnet18["model.layer1.0.conv1.weight"])
+    assert torch.equal(model.layer1[0].conv1.weight, served_resnet18["model.layer1.0.conv1.weight"])
     assert not (tmp_path / "empty-cache" / "weights").exists()
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch and timm
 def test_python_dash_m_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "radiologynet", "list"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "radiologynet", "list"], capture_output=True, text=True, check=True
+    ).stdout
     assert "mobilenetv3_small_100" in out

@@ -49,9 +49,13 @@ def _input(arch, channels: int = 3) -> torch.Tensor:
 _SLOW_ARCHITECTURES = {"vgg16"}
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(name, marks=pytest.mark.slow) if name in _SLOW_ARCHITECTURES else name
-    for name in ARCHITECTURES])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name in _SLOW_ARCHITECTURES else name
+        for name in ARCHITECTURES
+    ],
+)
 def converted(request, tmp_path_factory):
     """Per architecture, built once: the wrapper, its original checkpoint, the converted
     folder and the wrapper's output on a fixed input."""
@@ -107,8 +111,7 @@ def test_config_describes_the_weights(converted):
     assert set(cfg) <= {f for f in PretrainedCfg.__dataclass_fields__}
     assert cfg["input_size"] == [3, arch.input_size, arch.input_size]
     assert (cfg["mean"], cfg["std"]) == ([0.0] * 3, [1.0] * 3)
-    assert (cfg["crop_mode"], cfg["crop_pct"], cfg["interpolation"]) == ("border", 1.0,
-                                                                          "bilinear")
+    assert (cfg["crop_mode"], cfg["crop_pct"], cfg["interpolation"]) == ("border", 1.0, "bilinear")
     assert (cfg["first_conv"], cfg["classifier"]) == (arch.first_conv, arch.classifier)
     meta = config["radiologynet"]
     assert meta["sha256"] == sha256_file(weights)
@@ -121,17 +124,28 @@ def test_config_describes_the_weights(converted):
 
 def test_model_card_front_matter_and_results(tmp_path):
     arch = ARCHITECTURES["inception_v3"]
-    state = {k: v for k, v in timm.create_model("inception_v3", num_classes=36)
-             .state_dict().items()}
-    out = write_weights_folder(state, tmp_path / "card", arch=arch,
-                               record=get_weights("inception_v3.radiologynet"),
-                               card_extra={"sections": {"Fine-tuning": "Trained on PBA."}})
+    state = {
+        k: v for k, v in timm.create_model("inception_v3", num_classes=36).state_dict().items()
+    }
+    out = write_weights_folder(
+        state,
+        tmp_path / "card",
+        arch=arch,
+        record=get_weights("inception_v3.radiologynet"),
+        card_extra={"sections": {"Fine-tuning": "Trained on PBA."}},
+    )
     card = (out / "README.md").read_text()
     head = card.split("---")[1]
     assert "library_name: timm" in head and "license: gpl-3.0" in head
     assert "- radiologynet" in head
-    for section in ("## Intended use", "## Preprocessing", "## Training data and its limits",
-                    "## Results in the paper", "## How to load", "## Fine-tuning"):
+    for section in (
+        "## Intended use",
+        "## Preprocessing",
+        "## Training data and its limits",
+        "## Results in the paper",
+        "## How to load",
+        "## Fine-tuning",
+    ):
         assert section in card
     # Table 3, PBA, InceptionV3, RadiologyNET: MAE 9.31 +- 0.3 (lr 1e-2).
     assert "9.31 ± 0.3 (lr 1e-2)" in card
@@ -185,8 +199,9 @@ def test_plain_torchvision_state_dict(name):
 def test_timm_state_dict_passes_through(name):
     arch = ARCHITECTURES[name]
     with torch.device("meta"):
-        state = timm.create_model(arch.timm_name, num_classes=7,
-                                  **arch.model_args_dict).state_dict()
+        state = timm.create_model(
+            arch.timm_name, num_classes=7, **arch.model_args_dict
+        ).state_dict()
     assert detect_architecture(state) is arch
     assert to_timm_state_dict(state, arch).keys() == state.keys()
 
@@ -194,10 +209,10 @@ def test_timm_state_dict_passes_through(name):
 def test_grayscale_and_new_head_through_plain_timm(tmp_path):
     arch = ARCHITECTURES["resnet18"]
     wrapper = build_wrapper(arch)
-    out = convert_checkpoint(save_original(wrapper, tmp_path / "ResNet18.pth", arch),
-                             tmp_path / "out")
-    model = timm.create_model(f"local-dir:{out}", pretrained=True, in_chans=1,
-                              num_classes=4).eval()
+    out = convert_checkpoint(
+        save_original(wrapper, tmp_path / "ResNet18.pth", arch), tmp_path / "out"
+    )
+    model = timm.create_model(f"local-dir:{out}", pretrained=True, in_chans=1, num_classes=4).eval()
     assert model(_input(arch, channels=1)).shape == (1, 4)
     summed = wrapper.model.conv1.weight.sum(dim=1, keepdim=True)
     assert torch.allclose(model.conv1.weight, summed, atol=1e-6)
@@ -209,8 +224,7 @@ def test_folder_without_record_uses_radiologynet_preprocessing(tmp_path):
     with torch.device("meta"):
         shapes = timm.create_model("efficientnet_b3", num_classes=3).state_dict()
     state = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}
-    out = write_weights_folder(state, tmp_path / "mine", arch=arch,
-                               label_names=["a", "b", "c"])
+    out = write_weights_folder(state, tmp_path / "mine", arch=arch, label_names=["a", "b", "c"])
     config, _ = read_weights_folder(out)
     assert config["num_classes"] == 3 and config["label_names"] == ["a", "b", "c"]
     assert config["pretrained_cfg"]["input_size"] == [3, 300, 300]
@@ -261,8 +275,9 @@ def _archive_with(tmp_path: Path, info: tarfile.TarInfo, data: bytes = b"x") -> 
     return path
 
 
-@pytest.mark.parametrize("member", ["/tmp/ResNet18.pth", "../ResNet18.pth",
-                                    "models/../../ResNet18.pth"])
+@pytest.mark.parametrize(
+    "member", ["/tmp/ResNet18.pth", "../ResNet18.pth", "models/../../ResNet18.pth"]
+)
 def test_unsafe_member_path_refused(tmp_path, member):
     archive = _archive_with(tmp_path, tarfile.TarInfo(member))
     with pytest.raises(CheckpointFormatError, match="Refusing archive"):
@@ -343,12 +358,13 @@ def test_cli_convert(small_pth, tmp_path, capsys):
 
 
 def test_cli_convert_unreleased_tag(small_pth, tmp_path, capsys):
-    assert main(["convert", str(small_pth), "--out", str(tmp_path / "mr"),
-                 "--tag", "radiologynet-mr"]) == 0
+    assert (
+        main(["convert", str(small_pth), "--out", str(tmp_path / "mr"), "--tag", "radiologynet-mr"])
+        == 0
+    )
     config, _ = read_weights_folder(tmp_path / "mr")
     assert config["radiologynet"]["tag"] == "radiologynet-mr"
-    assert main(["convert", str(small_pth), "--out", str(tmp_path / "x"),
-                 "--tag", "nonsense"]) == 1
+    assert main(["convert", str(small_pth), "--out", str(tmp_path / "x"), "--tag", "nonsense"]) == 1
     assert "Valid tags" in capsys.readouterr().err
 
 
@@ -383,22 +399,23 @@ def test_cli_publish_uploads_with_huggingface_hub(small_pth, tmp_path, capsys, m
         def upload_folder(self, **kwargs):
             calls.append(("upload_folder", kwargs))
             return huggingface_hub.CommitInfo(
-                commit_url="https://huggingface.co/me/mnv3/commit/abc123", commit_message="m",
-                commit_description="", oid="abc123")
+                commit_url="https://huggingface.co/me/mnv3/commit/abc123",
+                commit_message="m",
+                commit_description="",
+                oid="abc123",
+            )
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     out = convert_checkpoint(small_pth, tmp_path / "out")
     (out / ".cache-junk").write_text("not uploaded")
-    assert main(["publish", str(out), "--repo-id", "me/mnv3", "--private",
-                 "--revision", "v1"]) == 0
+    assert main(["publish", str(out), "--repo-id", "me/mnv3", "--private", "--revision", "v1"]) == 0
     names = [name for name, _ in calls]
     assert names == ["create_repo", "create_branch", "upload_folder"]
     assert calls[0][1]["exist_ok"] is True and calls[0][1]["private"] is True
     upload = calls[2][1]
     assert upload["repo_id"] == "me/mnv3" and upload["revision"] == "v1"
     assert Path(upload["folder_path"]) == out
-    assert sorted(upload["allow_patterns"]) == ["README.md", "config.json",
-                                                "model.safetensors"]
+    assert sorted(upload["allow_patterns"]) == ["README.md", "config.json", "model.safetensors"]
     assert "hub_revision='abc123'" in capsys.readouterr().out
 
 
@@ -436,8 +453,7 @@ def test_torchvision_imagenet_head_is_refused_under_the_radiologynet_tag(tmp_pat
     torch.manual_seed(0)
     pth = tmp_path / "mobilenet_v3_small-047dcff4.pth"
     torch.save(tvm.mobilenet_v3_small().state_dict(), pth)
-    assert main(["convert", str(pth), "--out", str(tmp_path / "x"), "--tag",
-                 "radiologynet"]) == 1
+    assert main(["convert", str(pth), "--out", str(tmp_path / "x"), "--tag", "radiologynet"]) == 1
     assert "use tag 'imagenet'" in capsys.readouterr().err
     config, _ = read_weights_folder(convert_checkpoint(pth, tmp_path / "auto"))
     assert config["radiologynet"]["tag"] == "imagenet"

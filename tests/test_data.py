@@ -37,7 +37,8 @@ def _pngs(folder: Path, n: int = 4, bits16: bool = False) -> list[Path]:
     for i in range(n):
         shape = (20 + 7 * i, 30 + 3 * i)
         values = rng.integers(0, 65535 if bits16 else 255, shape).astype(
-            np.uint16 if bits16 else np.uint8)
+            np.uint16 if bits16 else np.uint8
+        )
         paths.append(folder / f"img{i}.png")
         PILImage.fromarray(values).save(paths[-1])
     return paths
@@ -73,8 +74,7 @@ def test_cache_rebuilds_when_a_source_or_the_size_changes(tmp_path):
     assert rebuilt[1].max() == 200
     bigger = build_cache(paths, tmp_path / "cache", 48, progress=False)
     assert bigger.images.shape == (4, 48, 48)
-    assert not DecodedImageCache.open(tmp_path / "cache").matches(paths, 32, "bilinear", True,
-                                                                 None)
+    assert not DecodedImageCache.open(tmp_path / "cache").matches(paths, 32, "bilinear", True, None)
 
 
 def test_unreadable_files_fail_listing_all_or_are_skipped_and_reported(tmp_path):
@@ -87,13 +87,17 @@ def test_unreadable_files_fail_listing_all_or_are_skipped_and_reported(tmp_path)
     assert "broken.png" in str(err.value) and "fake.dcm" in str(err.value)
     assert not (tmp_path / "cache" / "index.json").exists()
     with pytest.warns(UserWarning, match="2 unreadable"):
-        cache = build_cache(paths + bad, tmp_path / "cache", PRE, skip_unreadable=True,
-                            progress=False)
+        cache = build_cache(
+            paths + bad, tmp_path / "cache", PRE, skip_unreadable=True, progress=False
+        )
     assert len(cache) == 4 and {Path(p).name for p, _ in cache.unreadable} == {
-        "broken.png", "fake.dcm"}
+        "broken.png",
+        "fake.dcm",
+    }
     with pytest.warns(UserWarning, match="unreadable"):
-        ds = ImageListDataset(paths + bad, list(range(6)), skip_unreadable=True, size=32,
-                              progress=False)
+        ds = ImageListDataset(
+            paths + bad, list(range(6)), skip_unreadable=True, size=32, progress=False
+        )
     assert len(ds) == 4 and len(ds.unreadable) == 2 and ds.targets == [0, 1, 2, 3]
     with pytest.raises(ImageReadError, match="2 unreadable"):
         ImageListDataset(paths + bad, list(range(6)), size=32, progress=False)
@@ -120,8 +124,9 @@ def test_image_list_dataset_cached_equals_uncached_and_batches_on_device(tmp_pat
 def test_image_folder_dataset_classes_and_cache(tmp_path):
     _pngs(tmp_path / "root" / "normal", 2)
     _pngs(tmp_path / "root" / "tumour", 3)
-    ds = ImageFolderDataset(tmp_path / "root", transforms.for_weights(PRE),
-                            cache=tmp_path / "cache", progress=False)
+    ds = ImageFolderDataset(
+        tmp_path / "root", transforms.for_weights(PRE), cache=tmp_path / "cache", progress=False
+    )
     assert ds.classes == ["normal", "tumour"] and len(ds) == 5
     assert sorted(ds.targets) == [0, 0, 1, 1, 1]
     x, y = ds[4]
@@ -139,8 +144,13 @@ def test_dicom_folder_dataset_targets(tmp_path):
     make_dicom(tmp_path / "b" / "tmp.dcm", ramp(20, 20), BodyPartExamined="HAND").rename(noext)
     by_folder = DicomFolderDataset(tmp_path, transforms.for_weights(PRE), progress=False)
     assert by_folder.classes == ["a", "b"] and len(by_folder) == 4
-    by_tag = DicomFolderDataset(tmp_path, transforms.for_weights(PRE), target="BodyPartExamined",
-                                cache=tmp_path.parent / f"{tmp_path.name}-cache", progress=False)
+    by_tag = DicomFolderDataset(
+        tmp_path,
+        transforms.for_weights(PRE),
+        target="BodyPartExamined",
+        cache=tmp_path.parent / f"{tmp_path.name}-cache",
+        progress=False,
+    )
     assert by_tag.classes == ["CHEST", "HAND"]
     assert sorted(by_tag.targets) == [0, 0, 1, 1]
     x, _ = by_tag[0]
@@ -152,12 +162,33 @@ def test_preprocess_command(tmp_path, capsys):
     _pngs(tmp_path / "src" / "pos", 2)
     (tmp_path / "src" / "pos" / "bad.png").write_bytes(b"nope")
     out = tmp_path / "cache"
-    code = main(["preprocess", str(tmp_path / "src"), "--weights", "resnet18.radiologynet",
-                 "--size", "32", "--out", str(out)])
+    code = main(
+        [
+            "preprocess",
+            str(tmp_path / "src"),
+            "--weights",
+            "resnet18.radiologynet",
+            "--size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 1 and "bad.png" in capsys.readouterr().err
     with pytest.warns(UserWarning):
-        code = main(["preprocess", str(tmp_path / "src"), "--weights", "resnet18.radiologynet",
-                     "--size", "32", "--out", str(out), "--skip-unreadable"])
+        code = main(
+            [
+                "preprocess",
+                str(tmp_path / "src"),
+                "--weights",
+                "resnet18.radiologynet",
+                "--size",
+                "32",
+                "--out",
+                str(out),
+                "--skip-unreadable",
+            ]
+        )
     assert code == 0
     cache = DecodedImageCache.open(out)
     assert len(cache) == 4 and sorted(cache.labels) == ["neg", "neg", "pos", "pos"]
@@ -171,16 +202,16 @@ def test_cached_image_list_reads_whole_batches_like_the_dataloader(tmp_path):
 
     paths = _pngs(tmp_path / "img", n=5)
     targets = [0.5, 1.5, 2.5, 3.5, 4.5]  # floats: collated as the DataLoader collates them
-    cached = ImageListDataset(paths, targets, cache=tmp_path / "cache", size=32,
-                              progress=False)
+    cached = ImageListDataset(paths, targets, cache=tmp_path / "cache", size=32, progress=False)
     order = [3, 0, 4, 1, 2]
     fast = list(batch_loader(cached, order, 2))
     slow = list(DataLoader(torch.utils.data.Subset(cached, order), batch_size=2))
     assert len(fast) == len(slow) == 3
     for (fx, fy), (sx, sy) in zip(fast, slow, strict=True):
         assert torch.equal(fx, sx) and torch.equal(fy, sy) and fy.dtype == sy.dtype
-    with_transform = ImageListDataset(paths, targets, transforms.for_weights(PRE),
-                                      cache=tmp_path / "cache", progress=False)
+    with_transform = ImageListDataset(
+        paths, targets, transforms.for_weights(PRE), cache=tmp_path / "cache", progress=False
+    )
     image, target = with_transform.get_batch([1, 2])  # per-image transform: item by item
     assert image.dtype == torch.float32 and image.shape == (2, 3, 32, 32)
 

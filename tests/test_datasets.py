@@ -150,8 +150,9 @@ def test_covid19_undersampling_is_a_seeded_random_draw(tmp_path):
 
     def normals(seed):
         splits = covid19.load(top, seed=seed)
-        return frozenset(s.path for n in ("train", "val", "test") for s in splits.split(n)
-                         if s.target == 0)
+        return frozenset(
+            s.path for n in ("train", "val", "test") for s in splits.split(n) if s.target == 0
+        )
 
     drawn = {normals(seed) for seed in range(4)}
     assert len(drawn) == 4  # each seed draws its own Normal images
@@ -195,19 +196,36 @@ def test_boneage_published_sets_and_sex(tmp_path, variant, male_style):
 @pytest.mark.parametrize(
     ("value", "kind", "sex"),
     [
-        (True, "male", 1), (False, "male", 0), (np.bool_(True), "male", 1),
-        ("True", "male", 1), ("false", "male", 0), (" TRUE ", "male", 1),
-        (1, "male", 1), (0.0, "male", 0), ("1", "male", 1),
-        ("M", "MF", 1), ("F", "MF", 0), ("f", "MF", 0), ("Male", "MF", 1),
+        (True, "male", 1),
+        (False, "male", 0),
+        (np.bool_(True), "male", 1),
+        ("True", "male", 1),
+        ("false", "male", 0),
+        (" TRUE ", "male", 1),
+        (1, "male", 1),
+        (0.0, "male", 0),
+        ("1", "male", 1),
+        ("M", "MF", 1),
+        ("F", "MF", 0),
+        ("f", "MF", 0),
+        ("Male", "MF", 1),
     ],
 )
 def test_parse_sex(value, kind, sex):
     assert boneage.parse_sex(value, kind, "sheet.csv") == sex
 
 
-@pytest.mark.parametrize(("value", "kind"), [("F", "male"), ("yes please", "male"),
-                                             (float("nan"), "male"), (2, "male"),
-                                             ("True", "MF"), ("X", "MF")])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("F", "male"),
+        ("yes please", "male"),
+        (float("nan"), "male"),
+        (2, "male"),
+        ("True", "MF"),
+        ("X", "MF"),
+    ],
+)
 def test_parse_sex_rejects_other_values(value, kind):
     with pytest.raises(DatasetFormatError, match="sheet.csv"):
         boneage.parse_sex(value, kind, "sheet.csv")
@@ -292,7 +310,9 @@ def test_grazpedwri_load_finds_images_in_every_part(tmp_path):
     splits = load_task("grazpedwri", tmp_path, seed=1)
     everything = [s for n in ("train", "val", "test") for s in splits.split(n)]
     assert {Path(s.path).parent.name for s in everything} == {
-        "images_part1", "images_part2", "images_part3"
+        "images_part1",
+        "images_part2",
+        "images_part3",
     }
     assert all(Path(s.path).is_file() for s in everything)
     n_pos = sum(r["osteopenia"] == 1 for r in rows)
@@ -465,8 +485,9 @@ def _damage(path: Path, how: str) -> None:
     elif how == "binary":
         path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)) * 4)
     elif how == "latin-1":
-        path.write_bytes(text.replace(lines[1], lines[1].replace(",", "é,", 1))
-                         .encode("latin-1"))  # one accented character, saved as latin-1
+        path.write_bytes(
+            text.replace(lines[1], lines[1].replace(",", "é,", 1)).encode("latin-1")
+        )  # one accented character, saved as latin-1
     elif how == "ragged":
         lines.insert(3, lines[3] + ",extra,fields")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -476,8 +497,13 @@ def _damage(path: Path, how: str) -> None:
 
 
 DAMAGE = ("empty", "binary", "latin-1", "ragged", "quote")
-CAUSE = {"empty": "empty", "binary": "binary", "latin-1": "not UTF-8",
-         "ragged": "fields where the header has", "quote": "unterminated quote"}
+CAUSE = {
+    "empty": "empty",
+    "binary": "binary",
+    "latin-1": "not UTF-8",
+    "ragged": "fields where the header has",
+    "quote": "unterminated quote",
+}
 
 
 def _one_line(err: pytest.ExceptionInfo, name: str, how: str) -> None:

@@ -42,8 +42,15 @@ def test_demo_dataset_layout(tmp_path):
 
 @pytest.mark.slow
 def test_run_demo_end_to_end(tmp_path, capsys):
-    results = run_demo(tmp_path, input_size=32, runs=1, max_epochs=1, pretrain_epochs=1,
-                       per_class=(4, 2, 2), pretext_per_class=(4, 2))
+    results = run_demo(
+        tmp_path,
+        input_size=32,
+        runs=1,
+        max_epochs=1,
+        pretrain_epochs=1,
+        per_class=(4, 2, 2),
+        pretext_per_class=(4, 2),
+    )
     printed = capsys.readouterr().out
     assert [r["init"] for r in results] == ["random", "pretext"]
     assert all(r["status"] == "finished" for r in results)
@@ -65,15 +72,19 @@ def test_run_demo_end_to_end(tmp_path, capsys):
     assert timings["phases"]["evaluation"] > 0 and timings["phases"]["writing"] > 0
     assert sum(timings["phases"].values()) == pytest.approx(timings["total_s"], abs=0.05)
     assert timings["training_s"] == pytest.approx(
-        timings["phases"]["pretraining"] + timings["phases"]["fine-tuning"], abs=0.01)
+        timings["phases"]["pretraining"] + timings["phases"]["fine-tuning"], abs=0.01
+    )
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["--runs", "0"], "--runs"),
-    (["--max-epochs", "0"], "--max-epochs"),
-    (["--input-size", "16"], "--input-size"),
-    (["--model", "no_such_net"], "no_such_net"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--runs", "0"], "--runs"),
+        (["--max-epochs", "0"], "--max-epochs"),
+        (["--input-size", "16"], "--input-size"),
+        (["--model", "no_such_net"], "no_such_net"),
+    ],
+)
 def test_demo_rejects_bad_arguments_before_any_work(tmp_path, capsys, argv, named):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *argv]) == 1
@@ -102,22 +113,26 @@ def test_demo_timings_account_for_the_wall_time():
 
 def test_epoch_printer_prints_each_epoch_and_books_the_trainers_timings():
     timings, lines = DemoTimings(), []
-    printer = _EpochPrinter("random run 1/2", "fine-tuning", 6, timings,
-                            lambda text, **_: lines.append(text), "f1")
+    printer = _EpochPrinter(
+        "random run 1/2", "fine-tuning", 6, timings, lambda text, **_: lines.append(text), "f1"
+    )
     record = {"train_loss": 0.5, "val_f1": 0.25, "time_s": 3.0}
     printer("batch_end", {"epoch": 1, "step": 0})
     printer("epoch_end", {"epoch": 1, "record": record, "val_s": 0.5, "checkpoint_s": 0.25})
     printer("fit_end", {"test_s": 0.75, "checkpoint_s": 0.5})
-    assert lines == ["    random run 1/2  epoch 1/6  train loss 0.500  val f1 0.250  "
-                     "(3.0 s training)"]
+    assert lines == [
+        "    random run 1/2  epoch 1/6  train loss 0.500  val f1 0.250  (3.0 s training)"
+    ]
     assert timings.seconds["fine-tuning"] == 3.0
     assert timings.seconds["evaluation"] == 1.25 and timings.seconds["writing"] == 0.75
     assert printer.booked == 5.0 and printer.fit_ended is not None
 
 
 def test_results_table_means():
-    rows = [{"init": "random", "best_epoch": 2, "test": {"accuracy": 0.5, "f1": 0.4}},
-            {"init": "random", "best_epoch": 4, "test": {"accuracy": 0.7, "f1": 0.6}}]
+    rows = [
+        {"init": "random", "best_epoch": 2, "test": {"accuracy": 0.5, "f1": 0.4}},
+        {"init": "random", "best_epoch": 4, "test": {"accuracy": 0.7, "f1": 0.6}},
+    ]
     table = results_table(rows)
     assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3.0 ± 1.4" in table
 

@@ -17,7 +17,8 @@ def test_models_page_is_generated_from_the_registry():
     script = runpy.run_path(str(ROOT / "docs/scripts/registry_tables.py"))
     page = (ROOT / "docs/models.md").read_text()
     assert script["render"](page) == page, (
-        "docs/models.md is out of date: run python docs/scripts/registry_tables.py")
+        "docs/models.md is out of date: run python docs/scripts/registry_tables.py"
+    )
     assert "`resnet50.radiologynet-mr@v1` | not released by the authors" in page
 
 
@@ -45,8 +46,11 @@ def test_every_nav_page_exists():
 
 def test_every_page_is_in_the_nav():
     pages = set(_nav_pages(_mkdocs_config()["nav"]))
-    on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")
-               if "scripts" not in p.relative_to(ROOT / "docs").parts}
+    on_disk = {
+        p.relative_to(ROOT / "docs").as_posix()
+        for p in (ROOT / "docs").rglob("*.md")
+        if "scripts" not in p.relative_to(ROOT / "docs").parts
+    }
     assert on_disk - pages == set(), f"pages missing from the mkdocs nav: {on_disk - pages}"
 
 
@@ -55,20 +59,47 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
     """The site builds with no warning (broken links, docstrings mkdocstrings cannot parse),
     holds the API reference and the executed notebooks, and leaves docs/scripts out."""
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
-                           "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(site),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (site / "scripts").exists(), "docs/scripts must not be copied into the site"
     api = (site / "api" / "radiologynet" / "index.html").read_text(encoding="utf-8")
     for name in ("create_model", "get_weights", "WeightRecord", "Preprocessing"):
         assert f'id="radiologynet.{name}"' in api, f"API reference lacks {name}"
-    for page in ("io", "transforms", "torchdata", "datasets", "train", "protocol",
-                 "segmentation", "stats", "report", "explain", "pretraining", "errors"):
+    for page in (
+        "io",
+        "transforms",
+        "torchdata",
+        "datasets",
+        "train",
+        "protocol",
+        "segmentation",
+        "stats",
+        "report",
+        "explain",
+        "pretraining",
+        "errors",
+    ):
         html = (site / "api" / page / "index.html").read_text(encoding="utf-8")
         assert html.count("doc doc-heading") >= 3, f"api/{page} documents next to nothing"
         assert ":class:<code>" not in html and ":func:<code>" not in html, (
-            f"api/{page} shows Sphinx roles literally (docs/scripts/griffe_roles.py)")
+            f"api/{page} shows Sphinx roles literally (docs/scripts/griffe_roles.py)"
+        )
     examples = (site / "examples" / "index.html").read_text(encoding="utf-8")
     for notebook in ("finetune", "segmentation", "benchmark_grid"):
         assert (site / "examples" / f"{notebook}.ipynb").is_file()
@@ -98,7 +129,8 @@ def test_development_page_lists_every_extra():
     from radiologynet._optional import OPTIONAL
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     page = (ROOT / "docs/development.md").read_text(encoding="utf-8")
     table = page.split("| extra | brings | for |", 1)[1].split("\n\n", 1)[0]
     missing = [name for name in extras if f"| `{name}` |" not in table]

@@ -58,8 +58,9 @@ def _quadrant(row: int, col: int) -> tuple[int, int]:
 
 
 def test_heatmap_peaks_on_the_discriminative_blob(detector, blobs, tmp_path):
-    index_path = explain.explain_images(detector, blobs, tmp_path / "cams", label="blob",
-                                        input_size=SIZE, targets=[1, 1])
+    index_path = explain.explain_images(
+        detector, blobs, tmp_path / "cams", label="blob", input_size=SIZE, targets=[1, 1]
+    )
     index = json.loads(index_path.read_text())
     assert index["model"] == "blob" and len(index["images"]) == 2
     top_right, bottom_left = index["images"]
@@ -76,7 +77,7 @@ def test_heatmap_peaks_on_the_discriminative_blob(detector, blobs, tmp_path):
         assert heat[row, col] == heat.max() == 255
         # the blob's quadrant holds most of the attention
         r0, c0 = (row // (SIZE // 2)) * (SIZE // 2), (col // (SIZE // 2)) * (SIZE // 2)
-        inside = heat[r0:r0 + SIZE // 2, c0:c0 + SIZE // 2].astype(float).sum()
+        inside = heat[r0 : r0 + SIZE // 2, c0 : c0 + SIZE // 2].astype(float).sum()
         assert inside > 0.5 * heat.astype(float).sum()
 
 
@@ -93,8 +94,17 @@ def _run_folder(root, init, model):
     from radiologynet.convert import write_weights_folder
     from radiologynet.report.demo import write_run
 
-    folder = write_run(root, task="blobs", model="resnet18", init=init, lr="1e-4", run=1,
-                       val={"f1": 0.9}, test={"f1": 0.9}, best_epoch=3)
+    folder = write_run(
+        root,
+        task="blobs",
+        model="resnet18",
+        init=init,
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.9},
+        test={"f1": 0.9},
+        best_epoch=3,
+    )
     write_weights_folder(model.state_dict(), folder / "model", arch="resnet18")
     return folder
 
@@ -107,8 +117,23 @@ def test_cli_explains_run_folders_and_draws_the_comparison_sheet(detector, blobs
     assert label == "random"
     assert torch.equal(loaded.fc.weight, detector.fc.weight)
     out = tmp_path / "cams"
-    code = main(["gradcam", "--model", str(first), "--model", str(second), "--images",
-                 str(blobs), "--out", str(out), "--input-size", str(SIZE), "--target", "1"])
+    code = main(
+        [
+            "gradcam",
+            "--model",
+            str(first),
+            "--model",
+            str(second),
+            "--images",
+            str(blobs),
+            "--out",
+            str(out),
+            "--input-size",
+            str(SIZE),
+            "--target",
+            "1",
+        ]
+    )
     assert code == 0
     for init in ("random", "radiologynet"):
         index = json.loads((out / init / "index.json").read_text())
@@ -127,16 +152,30 @@ def test_bad_inputs_raise_library_errors(tmp_path):
         explain.list_images([tmp_path / "missing.png"])
     with pytest.raises(WeightsNotFoundError, match="neither a run folder"):
         explain.load_model(tmp_path)
-    assert main(["gradcam", "--model", str(tmp_path), "--images", str(tmp_path), "--out",
-                 str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "gradcam",
+                "--model",
+                str(tmp_path),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
 
 
 def test_non_classifier_run_folders_are_refused(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "architecture": "inception_v3", "task_model": "BoneAgeRegressor",
-        "kind": "regression"}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {"architecture": "inception_v3", "task_model": "BoneAgeRegressor", "kind": "regression"}
+        )
+    )
     with pytest.raises(radiologynet.errors.RadiologyNetError, match="classifiers only"):
         explain.load_model(folder)
 

@@ -33,9 +33,9 @@ def test_fuzzed_files_raise_only_image_read_error_and_are_never_silently_blank(t
     results = fuzz.run_campaign(cases, seed, tmp_path)
     bugs = [c for c in results if c.outcome in fuzz.BUGS]
     table = fuzz.summary(results)
-    examples = "\n".join(f"  {c.outcome}: {c.kind} from {c.seed_file}: {c.detail}"
-                         for c in bugs[:10])
-    assert not bugs, (f"seed {seed} (RADIOLOGYNET_FUZZ_SEED={seed} replays it)\n{table}\n"
-                      f"{examples}")
+    examples = "\n".join(
+        f"  {c.outcome}: {c.kind} from {c.seed_file}: {c.detail}" for c in bugs[:10]
+    )
+    assert not bugs, f"seed {seed} (RADIOLOGYNET_FUZZ_SEED={seed} replays it)\n{table}\n{examples}"
     outcomes = {c.outcome for c in results}
     assert "refused" in outcomes and outcomes & {"ok", "warned"}  # the mutations bite

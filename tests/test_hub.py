@@ -55,8 +55,9 @@ def source_record(tmp_path):
     pth.parent.mkdir()
     state = original_resnet18_checkpoint(pth)
     archive = tar_gz(pth, tmp_path / "src" / "ResNet18.tar.gz")
-    record = dataclasses.replace(radiologynet.get_weights("resnet18.radiologynet"),
-                                 source_url=archive.as_uri())
+    record = dataclasses.replace(
+        radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()
+    )
     radiologynet.register_weights(record)
     return record, state
 
@@ -105,8 +106,9 @@ def test_pinned_hub_cache_loads_offline_without_network(tmp_path, monkeypatch):
     state = timm_resnet18_state()
     data_file = write_folder(tmp_path / "made", state)
     content = data_file.read_bytes()
-    record = weights.with_pin(radiologynet.get_weights("resnet18.radiologynet"), COMMIT,
-                              hub.sha256_file(data_file))
+    record = weights.with_pin(
+        radiologynet.get_weights("resnet18.radiologynet"), COMMIT, hub.sha256_file(data_file)
+    )
     radiologynet.register_weights(record)
     fake_hub_cache(tmp_path / "hf", record.hub_repo_id, "model.safetensors", content)
     for offline in ("1", None):  # with the flag, and without it: a cached pin needs no call
@@ -120,11 +122,11 @@ def test_pinned_hub_cache_loads_offline_without_network(tmp_path, monkeypatch):
 
 def test_pinned_hub_file_with_wrong_sha256_is_removed(tmp_path):
     data_file = write_folder(tmp_path / "made", timm_resnet18_state())
-    record = weights.with_pin(radiologynet.get_weights("resnet18.radiologynet"), COMMIT,
-                              "0" * 64)
+    record = weights.with_pin(radiologynet.get_weights("resnet18.radiologynet"), COMMIT, "0" * 64)
     radiologynet.register_weights(record)
-    snapshot = fake_hub_cache(tmp_path / "hf", record.hub_repo_id, "model.safetensors",
-                              data_file.read_bytes())
+    snapshot = fake_hub_cache(
+        tmp_path / "hf", record.hub_repo_id, "model.safetensors", data_file.read_bytes()
+    )
     with pytest.raises(ChecksumError, match="removed"):
         radiologynet.create_model("resnet18.radiologynet")
     assert not snapshot.resolve().exists()
@@ -150,7 +152,7 @@ def test_source_archive_is_downloaded_converted_and_cached(monkeypatch, source_r
     converted = folder / "model.safetensors"
     recorded = (folder / "model.safetensors.sha256").read_text().split()[0]
     assert recorded == hub.sha256_file(converted)
-    assert set(load_file(str(converted))) == {k[len("model."):] for k in state}
+    assert set(load_file(str(converted))) == {k[len("model.") :] for k in state}
     assert not list(folder.parent.glob(".tmp-*")), "no temporary folder left behind"
     # later loads come from the cache, never the source
     monkeypatch.setattr(hub, "download", lambda *a, **k: pytest.fail("downloaded twice"))
@@ -184,8 +186,9 @@ def test_truncated_download_leaves_nothing_behind(tmp_path, source_record):
 
 def test_unreachable_source_names_the_weight_and_url(source_record):
     record, _ = source_record
-    radiologynet.register_weights(dataclasses.replace(
-        record, source_url="file:///nonexistent/ResNet18.tar.gz"))
+    radiologynet.register_weights(
+        dataclasses.replace(record, source_url="file:///nonexistent/ResNet18.tar.gz")
+    )
     with pytest.raises(WeightsNotFoundError, match="resnet18.radiologynet@v1.*ResNet18"):
         radiologynet.create_model("resnet18.radiologynet")
 
@@ -210,11 +213,14 @@ def _torchvision_net(name: str) -> torch.nn.Module:
     return net
 
 
-@pytest.mark.parametrize("name, file, version", [
-    ("mobilenet_v3_small", "mobilenet_v3_small-047dcff4.pth", "IMAGENET1K_V1"),
-    ("mobilenet_v3_large", "mobilenet_v3_large-5c1a4163.pth", "IMAGENET1K_V2"),
-    ("resnet50", "resnet50-11ad3fa6.pth", "IMAGENET1K_V2"),
-])
+@pytest.mark.parametrize(
+    "name, file, version",
+    [
+        ("mobilenet_v3_small", "mobilenet_v3_small-047dcff4.pth", "IMAGENET1K_V1"),
+        ("mobilenet_v3_large", "mobilenet_v3_large-5c1a4163.pth", "IMAGENET1K_V2"),
+        ("resnet50", "resnet50-11ad3fa6.pth", "IMAGENET1K_V2"),
+    ],
+)
 def test_torchvision_imagenet_checkpoint_is_converted_exactly(tmp_path, name, file, version):
     """The paper's ImageNet weights (torchvision 0.15.2 DEFAULT) from torchvision's own
     checkpoint layout (a bare state dict), converted exactly."""
@@ -224,15 +230,17 @@ def test_torchvision_imagenet_checkpoint_is_converted_exactly(tmp_path, name, fi
     record = radiologynet.get_weights(f"{name}.imagenet")
     assert record.source_url == f"https://download.pytorch.org/models/{file}"
     assert record.torchvision_weights == version
-    radiologynet.register_weights(dataclasses.replace(record, source_url=pth.as_uri(),
-                                                      timm_hub_id=None))
+    radiologynet.register_weights(
+        dataclasses.replace(record, source_url=pth.as_uri(), timm_hub_id=None)
+    )
     model = radiologynet.create_model(name, weights="imagenet").eval()
     assert model.pretrained_cfg["mean"] == (0.485, 0.456, 0.406)
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), net(x), rtol=0, atol=1e-5)
-    config = json.loads((hub.cache_dir() / "weights" / record.full_name / "config.json")
-                        .read_text())
+    config = json.loads(
+        (hub.cache_dir() / "weights" / record.full_name / "config.json").read_text()
+    )
     assert version in config["radiologynet"]["description"]
 
 
@@ -273,8 +281,7 @@ def bundle_folder(tmp_path, monkeypatch, state=None, name="resnet18.radiologynet
 
     folder = tmp_path / "bundle" / name
     record = radiologynet.get_weights(name)
-    write_weights_folder(state or timm_resnet18_state(), folder, arch=record.arch,
-                         record=record)
+    write_weights_folder(state or timm_resnet18_state(), folder, arch=record.arch, record=record)
     digest = hub.sha256_file(folder / "model.safetensors")
     (folder / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
     monkeypatch.setenv("RADIOLOGYNET_WEIGHTS_DIR", str(tmp_path / "bundle"))
@@ -288,8 +295,7 @@ def test_pinned_sha256_is_checked_on_the_downloading_call(source_record):
     for _ in range(2):  # every call refuses, and nothing is cached
         with pytest.raises(ChecksumError, match="pins 0000"):
             radiologynet.create_model("resnet18.radiologynet")
-        assert not (hub.cache_dir() / "weights" / record.full_name / "model.safetensors"
-                    ).exists()
+        assert not (hub.cache_dir() / "weights" / record.full_name / "model.safetensors").exists()
 
 
 def test_source_sha256_and_size_are_verified(source_record):
@@ -301,8 +307,7 @@ def test_source_sha256_and_size_are_verified(source_record):
         with pytest.raises(ChecksumError, match="ResNet18.tar.gz"):
             hub.resolve_record(radiologynet.get_weights("resnet18.radiologynet"))
     radiologynet.register_weights(dataclasses.replace(record, **right))
-    assert hub.resolve_record(radiologynet.get_weights("resnet18.radiologynet")).origin \
-        == "source"
+    assert hub.resolve_record(radiologynet.get_weights("resnet18.radiologynet")).origin == "source"
 
 
 def test_bundle_whose_sidecar_does_not_match_is_refused(tmp_path, monkeypatch):
@@ -321,8 +326,7 @@ def test_empty_or_junk_sidecar_is_a_clear_error(tmp_path, monkeypatch, content):
         radiologynet.create_model("resnet18.radiologynet")
 
 
-def test_corrupt_bundled_and_cached_config_is_a_clear_error(tmp_path, monkeypatch,
-                                                            source_record):
+def test_corrupt_bundled_and_cached_config_is_a_clear_error(tmp_path, monkeypatch, source_record):
     from radiologynet.errors import CheckpointFormatError
 
     folder = bundle_folder(tmp_path, monkeypatch)
@@ -360,8 +364,9 @@ def test_weights_of_another_architecture_are_named(tmp_path, monkeypatch):
     state = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}
     write_folder(tmp_path / "bundle" / "resnet18.radiologynet@v1", state)
     monkeypatch.setenv("RADIOLOGYNET_WEIGHTS_DIR", str(tmp_path / "bundle"))
-    with pytest.raises(CheckpointFormatError,
-                       match=r"for a different architecture \(resnet34\), not resnet18"):
+    with pytest.raises(
+        CheckpointFormatError, match=r"for a different architecture \(resnet34\), not resnet18"
+    ):
         radiologynet.create_model("resnet18.radiologynet")
 
 
@@ -424,8 +429,7 @@ def stalling_server():
     server.server_close()
 
 
-def test_stalling_server_gives_one_line_naming_the_url(tmp_path, monkeypatch,
-                                                       stalling_server):
+def test_stalling_server_gives_one_line_naming_the_url(tmp_path, monkeypatch, stalling_server):
     monkeypatch.setattr(hub, "DOWNLOAD_TIMEOUT_S", 0.5)
     with pytest.raises(WeightsNotFoundError) as err:
         hub.download(stalling_server, tmp_path / "a.tar.gz", what="resnet18.radiologynet")
@@ -451,8 +455,12 @@ def test_stale_temporaries_of_a_killed_download_are_removed(source_record):
     fresh_file = downloads / ".ResNet18.tar.gz.fresh.tmp"
     fresh_file.write_bytes(b"x")
     old = time.time() - 2 * hub.STALE_TEMP_S
-    for path in (stale_dir / "sub" / "ResNet18.tar.gz.part", stale_dir / "sub", stale_dir,
-                 stale_file):
+    for path in (
+        stale_dir / "sub" / "ResNet18.tar.gz.part",
+        stale_dir / "sub",
+        stale_dir,
+        stale_file,
+    ):
         os.utime(path, (old, old))
     radiologynet.create_model("resnet18.radiologynet")
     assert not stale_dir.exists() and not stale_file.exists()
@@ -460,8 +468,9 @@ def test_stale_temporaries_of_a_killed_download_are_removed(source_record):
 
 
 @pytest.mark.slow  # three fresh interpreters racing for one bundle
-def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(tmp_path,
-                                                                            source_record):
+def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(
+    tmp_path, source_record
+):
     """Three `radiologynet download` runs into one bundle (before: 2 of 3 failed), one
     download between them. Light processes: no model is built."""
     record, _ = source_record
@@ -483,17 +492,30 @@ def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(tmp_
         print(hub.sha256_file(folder / "model.safetensors"))
     """)
     env = {**os.environ, "RADIOLOGYNET_CACHE": str(hub.cache_dir()), "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert len({out for out, _ in outputs}) == 1, "every run saw the same weights"
     assert counter.read_text().count("x") == 1, "downloaded once"
     folder = to / record.full_name
     assert {p.name for p in folder.iterdir()} == {
-        "config.json", "model.safetensors", "model.safetensors.sha256", "README.md"}
-    assert hub.read_sha256_sidecar(folder / "model.safetensors.sha256") == \
-        hub.sha256_file(folder / "model.safetensors")
+        "config.json",
+        "model.safetensors",
+        "model.safetensors.sha256",
+        "README.md",
+    }
+    assert hub.read_sha256_sidecar(folder / "model.safetensors.sha256") == hub.sha256_file(
+        folder / "model.safetensors"
+    )
     assert not list(to.glob(".tmp-*")) and not list(folder.glob(".*.tmp"))
 
 
@@ -518,9 +540,26 @@ def test_cli_weights_that_do_not_exist_say_no_such_file(tmp_path, capsys):
         for label in ("a", "b"):
             (tmp_path / "data" / split / label).mkdir(parents=True)
             Image.new("L", (8, 8), 40).save(tmp_path / "data" / split / label / "0.png")
-    code = main(["finetune", "--task", "folder", "--data", str(tmp_path / "data"),
-                 "--model", "resnet18", "--weights", "/nope/w", "--out", str(tmp_path / "o"),
-                 "--max-epochs", "1", "--input-size", "32", "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--task",
+            "folder",
+            "--data",
+            str(tmp_path / "data"),
+            "--model",
+            "resnet18",
+            "--weights",
+            "/nope/w",
+            "--out",
+            str(tmp_path / "o"),
+            "--max-epochs",
+            "1",
+            "--input-size",
+            "32",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "No such file or folder: /nope/w" in err and "Valid tags" not in err

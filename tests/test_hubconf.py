@@ -26,16 +26,18 @@ def _hubconf():
 def test_entry_points_are_the_registry():
     module = _hubconf()
     # torch.hub.list's own rule: public callables of hubconf.
-    entry_points = [f for f in dir(module) if callable(getattr(module, f))
-                    and not f.startswith("_")]
+    entry_points = [
+        f for f in dir(module) if callable(getattr(module, f)) and not f.startswith("_")
+    ]
     assert sorted(entry_points) == sorted(radiologynet.list_models())
     assert module.dependencies == ["torch", "timm", "huggingface_hub", "safetensors"]
     assert "InceptionV3" in module.inception_v3.__doc__
 
 
 def test_torch_hub_load_random_init_forwards_kwargs():
-    model = torch.hub.load(str(REPO_DIR), "resnet18", source="local", weights=None,
-                           num_classes=3, in_chans=1)
+    model = torch.hub.load(
+        str(REPO_DIR), "resnet18", source="local", weights=None, num_classes=3, in_chans=1
+    )
     assert isinstance(model, timm.models.ResNet)
     assert model.conv1.in_channels == 1 and model.fc.out_features == 3
     assert model.radiologynet_weights is None
@@ -44,10 +46,12 @@ def test_torch_hub_load_random_init_forwards_kwargs():
 def test_torch_hub_load_with_a_weights_folder(tmp_path):
     arch = radiologynet.get_architecture("mobilenet_v3_small")
     wrapper = build_wrapper(arch)
-    out = convert_checkpoint(save_original(wrapper, tmp_path / "MobileNetV3Small.pth", arch),
-                             tmp_path / "out")
-    model = torch.hub.load(str(REPO_DIR), "mobilenet_v3_small", source="local",
-                           weights=str(out)).eval()
+    out = convert_checkpoint(
+        save_original(wrapper, tmp_path / "MobileNetV3Small.pth", arch), tmp_path / "out"
+    )
+    model = torch.hub.load(
+        str(REPO_DIR), "mobilenet_v3_small", source="local", weights=str(out)
+    ).eval()
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert (model(x) - wrapper(x)).abs().max().item() <= 1e-5

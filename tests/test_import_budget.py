@@ -16,8 +16,18 @@ from pathlib import Path
 import pytest
 
 #: Packages that only the extras bring; the core must never import them.
-EXTRA_PACKAGES = ("scipy", "pandas", "sklearn", "matplotlib", "SimpleITK", "pytorch_grad_cam",
-                  "torchmetrics", "cv2", "openpyxl", "codecarbon")
+EXTRA_PACKAGES = (
+    "scipy",
+    "pandas",
+    "sklearn",
+    "matplotlib",
+    "SimpleITK",
+    "pytorch_grad_cam",
+    "torchmetrics",
+    "cv2",
+    "openpyxl",
+    "codecarbon",
+)
 #: The frameworks the light commands must not start.
 FRAMEWORKS = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "safetensors")
 
@@ -30,8 +40,13 @@ print("\\n@@" + json.dumps(sorted({m.split(".")[0] for m in list(sys.modules)}))
 def _run(code: str, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run ``code`` in a fresh interpreter; returns the process and its top-level modules."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code) + _REPORT, *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code) + _REPORT, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert "@@" in proc.stdout, proc.stdout + proc.stderr
     return proc, set(json.loads(proc.stdout.rsplit("@@", 1)[1]))
 
@@ -88,8 +103,10 @@ def test_create_model_read_image_and_for_model_import_no_optional_package(tmp_pa
     assert not modules & set(EXTRA_PACKAGES), modules & set(EXTRA_PACKAGES)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["list"], ["list", "resnet50"],
-                                  ["info", "resnet50.radiologynet"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["list"], ["list", "resnet50"], ["info", "resnet50.radiologynet"]],
+)
 def test_light_commands_import_no_torch(argv):
     _clean_env_check()
     code = """
@@ -113,16 +130,24 @@ def test_light_commands_import_no_torch(argv):
 
 def test_console_entry_point_runs_help():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-m", "radiologynet", "--help"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "radiologynet", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "download" in proc.stdout and "finetune" in proc.stdout
 
 
-@pytest.mark.parametrize(("missing", "argv", "extra"), [
-    (("scipy",), ["compare", "no-such-results"], "analysis"),
-    (("SimpleITK",), None, "volumes"),
-])
+@pytest.mark.parametrize(
+    ("missing", "argv", "extra"),
+    [
+        (("scipy",), ["compare", "no-such-results"], "analysis"),
+        (("SimpleITK",), None, "volumes"),
+    ],
+)
 def test_missing_extra_is_one_line_naming_the_install_command(missing, argv, extra, tmp_path):
     hide = "".join(f"sys.modules[{name!r}] = None\n" for name in missing)
     if argv is None:  # a library call rather than a command: the error itself
@@ -158,12 +183,20 @@ def test_missing_extra_is_one_line_naming_the_install_command(missing, argv, ext
 def _extras() -> tuple[list[str], dict[str, set[str]]]:
     """pyproject's core requirement names and each extra's names, self-references resolved."""
     tomllib = pytest.importorskip("tomllib")  # stdlib from Python 3.11
-    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml")
-                            .read_text())["project"]
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())[
+        "project"
+    ]
 
     def name(requirement: str) -> str:
-        return requirement.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[
-            0].strip().lower()
+        return (
+            requirement.split(";")[0]
+            .split("[")[0]
+            .split(">")[0]
+            .split("=")[0]
+            .split("<")[0]
+            .strip()
+            .lower()
+        )
 
     raw = project["optional-dependencies"]
 

@@ -17,9 +17,14 @@ from radiologynet import io
 from radiologynet.errors import ImageReadError, ImageReadWarning
 
 
-def make_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-               bits_stored: int | None = None, compress: str | None = None,
-               **tags: object) -> Path:
+def make_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    compress: str | None = None,
+    **tags: object,
+) -> Path:
     """Write a real DICOM file (CT storage) holding ``pixels`` and ``tags``."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -43,6 +48,7 @@ def ramp(rows: int = 40, cols: int = 56, high: int = 4000) -> np.ndarray:
 
 # --- pydicom's bundled examples -------------------------------------------------------
 
+
 def test_ct_example_in_hounsfield_units_with_metadata():
     path = examples.get_path("ct")
     ds = pydicom.dcmread(path)
@@ -62,7 +68,7 @@ def test_mr_example_uses_its_window_tags_through_pydicom():
     assert image.window == (float(ds.WindowCenter), float(ds.WindowWidth))
     out = io.to_radiologynet_uint8(image)
     reference = apply_voi_lut(ds.pixel_array.astype(float), ds)
-    low, high = 0, 2 ** ds.BitsStored - 1 if ds.PixelRepresentation == 0 else None
+    low, high = 0, 2**ds.BitsStored - 1 if ds.PixelRepresentation == 0 else None
     if high is None:
         low, high = -(2 ** (ds.BitsStored - 1)), 2 ** (ds.BitsStored - 1) - 1
     expected = np.rint((reference - low) * 255.0 / (high - low)).astype(np.uint8)
@@ -84,6 +90,7 @@ def test_palette_colour_example_becomes_rgb():
 
 # --- files written by the tests -------------------------------------------------------
 
+
 def test_rescale_slope_intercept_to_hu(tmp_path):
     raw = ramp()
     path = make_dicom(tmp_path / "ct.dcm", raw, RescaleSlope=2, RescaleIntercept=-1024)
@@ -93,8 +100,9 @@ def test_rescale_slope_intercept_to_hu(tmp_path):
 
 def test_explicit_window_and_presets(tmp_path):
     hu = np.array([[-1000, -600, 40, 1000]], dtype=np.int16).repeat(4, 0)
-    path = make_dicom(tmp_path / "w.dcm", (hu + 1024).astype(np.uint16),
-                      RescaleSlope=1, RescaleIntercept=-1024)
+    path = make_dicom(
+        tmp_path / "w.dcm", (hu + 1024).astype(np.uint16), RescaleSlope=1, RescaleIntercept=-1024
+    )
     brain = io.to_radiologynet_uint8(io.read_image(path, window="brain"))
     assert brain[0, 0] == brain[0, 1] == 0 and brain[0, 3] == 255
     assert abs(int(brain[0, 2]) - 128) <= 1  # 40 HU is the brain window's centre
@@ -121,14 +129,22 @@ def test_voi_lut_sequence_applied_by_pydicom(tmp_path):
     item = Dataset()
     item.add_new(0x00283002, "US", [256, 0, 8])  # LUT Descriptor: 256 entries, 8-bit out
     item.add_new(0x00283006, "OW", np.arange(255, -1, -1, dtype="<u2").tobytes())  # inverting
-    path = make_dicom(tmp_path / "lut.dcm", raw, bits_stored=8,
-                      VOILUTSequence=pydicom.Sequence([item]))
+    path = make_dicom(
+        tmp_path / "lut.dcm", raw, bits_stored=8, VOILUTSequence=pydicom.Sequence([item])
+    )
     out = io.to_radiologynet_uint8(io.read_image(path))
     np.testing.assert_array_equal(out, 255 - raw)
     # with a rescale (float HU values) and window tags too, pydicom's LUT still wins
-    path = make_dicom(tmp_path / "lut2.dcm", raw, bits_stored=8, RescaleSlope=1,
-                      RescaleIntercept=0, WindowCenter=10, WindowWidth=5,
-                      VOILUTSequence=pydicom.Sequence([item]))
+    path = make_dicom(
+        tmp_path / "lut2.dcm",
+        raw,
+        bits_stored=8,
+        RescaleSlope=1,
+        RescaleIntercept=0,
+        WindowCenter=10,
+        WindowWidth=5,
+        VOILUTSequence=pydicom.Sequence([item]),
+    )
     np.testing.assert_array_equal(io.to_radiologynet_uint8(io.read_image(path)), 255 - raw)
 
 
@@ -143,7 +159,8 @@ def test_monochrome1_is_inverted(tmp_path):
     raw = ramp()
     mono2 = io.to_radiologynet_uint8(io.read_image(make_dicom(tmp_path / "a.dcm", raw)))
     mono1 = io.to_radiologynet_uint8(
-        io.read_image(make_dicom(tmp_path / "b.dcm", raw, photometric="MONOCHROME1")))
+        io.read_image(make_dicom(tmp_path / "b.dcm", raw, photometric="MONOCHROME1"))
+    )
     np.testing.assert_array_equal(mono1, 255 - mono2)
     assert io.read_image(tmp_path / "b.dcm").photometric == "MONOCHROME1"
 
@@ -191,6 +208,7 @@ def test_compressed_without_plugin_names_the_package(tmp_path):
 
 
 # --- bad input ------------------------------------------------------------------------
+
 
 def test_non_dicom_behind_dcm_suffix(tmp_path):
     path = tmp_path / "fake.dcm"
@@ -243,6 +261,7 @@ def test_one_pixel_dicom_reads_and_converts(tmp_path):
 
 # --- hostile headers: the decisions documented in docs/preparing-images.md ---------------
 
+
 def _rewrite(path: Path, **tags: object) -> Path:
     ds = pydicom.dcmread(path)
     for keyword, value in tags.items():
@@ -264,8 +283,10 @@ def test_rgb_label_on_one_sample_is_read_as_grayscale_with_a_warning(tmp_path):
 
 def test_monochrome_label_on_three_samples_is_read_as_rgb(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3)).astype(np.uint8)
-    path = _rewrite(make_dicom(tmp_path / "rgb3.dcm", rgb, photometric="RGB"),
-                    PhotometricInterpretation="MONOCHROME2")
+    path = _rewrite(
+        make_dicom(tmp_path / "rgb3.dcm", rgb, photometric="RGB"),
+        PhotometricInterpretation="MONOCHROME2",
+    )
     with pytest.warns(ImageReadWarning, match="SamplesPerPixel 3"):
         image = io.read_image(path)
     assert image.is_color and image.pixels.shape == (60, 80, 3)
@@ -286,19 +307,28 @@ def test_empty_voi_lut_item_is_ignored_with_a_warning(tmp_path):
     out = io.to_radiologynet_uint8(image)
     assert out.min() == 0 and out.max() == 255  # min-max, not an AttributeError
     # with window tags beside the broken LUT, the window is used
-    path = make_dicom(tmp_path / "voi2.dcm", raw, WindowCenter=1000, WindowWidth=500,
-                      VOILUTSequence=pydicom.Sequence([Dataset()]))
+    path = make_dicom(
+        tmp_path / "voi2.dcm",
+        raw,
+        WindowCenter=1000,
+        WindowWidth=500,
+        VOILUTSequence=pydicom.Sequence([Dataset()]),
+    )
     with pytest.warns(ImageReadWarning):
         out = io.to_radiologynet_uint8(io.read_image(path))
     assert out[raw < 700].max() == 0 and out[raw > 1300].min() == 255
 
 
-@pytest.mark.parametrize("center,width", [("NaN", "NaN"), ("inf", "400"), ("100", "inf"),
-                                          ("100", "0"), ("2000", None)])
+@pytest.mark.parametrize(
+    "center,width", [("NaN", "NaN"), ("inf", "400"), ("100", "inf"), ("100", "0"), ("2000", None)]
+)
 def test_unusable_window_tags_fall_back_to_minmax_with_a_warning(tmp_path, center, width):
     raw = ramp(high=4000)
-    tags = {"WindowCenter": center} if width is None else {"WindowCenter": center,
-                                                            "WindowWidth": width}
+    tags = (
+        {"WindowCenter": center}
+        if width is None
+        else {"WindowCenter": center, "WindowWidth": width}
+    )
     path = make_dicom(tmp_path / "w.dcm", raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's own "invalid value for DS" warning

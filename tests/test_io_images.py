@@ -120,17 +120,23 @@ def test_fuzzed_bytes_raise_image_read_error(tmp_path_factory, data, suffix):
 
 
 @settings(max_examples=30, deadline=None)
-@given(height=st.integers(1, 40), width=st.integers(1, 40), bits16=st.booleans(),
-       seed=st.integers(0, 99))
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    bits16=st.booleans(),
+    seed=st.integers(0, 99),
+)
 def test_any_size_converts_to_uint8_same_shape(height, width, bits16, seed):
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 65535 if bits16 else 255, (height, width)).astype(
-        np.uint16 if bits16 else np.uint8)
+        np.uint16 if bits16 else np.uint8
+    )
     out = io.to_radiologynet_uint8(values)
     assert out.shape == (height, width) and out.dtype == np.uint8
 
 
 # --- hostile pictures: the decisions documented in docs/preparing-images.md --------------
+
 
 def png_claiming(tmp_path, width: int, height: int):
     """A PNG whose IHDR claims width x height (a decompression bomb when large)."""
@@ -143,8 +149,12 @@ def png_claiming(tmp_path, width: int, height: int):
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path = tmp_path / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -170,17 +180,24 @@ def test_multipage_tiff_of_equal_pages_is_a_stack(tmp_path):
 
 def test_multipage_tiff_of_unequal_pages_gives_page_one_with_a_warning(tmp_path):
     big = np.tile(np.arange(32, dtype=np.uint8), (24, 1))
-    PILImage.fromarray(big).save(tmp_path / "pyr.tif", save_all=True,
-                                 append_images=[PILImage.fromarray(big[::2, ::2])])
+    PILImage.fromarray(big).save(
+        tmp_path / "pyr.tif", save_all=True, append_images=[PILImage.fromarray(big[::2, ::2])]
+    )
     with pytest.warns(ImageReadWarning, match="only the first page"):
         image = io.read_image(tmp_path / "pyr.tif")
     assert image.frames == 1
     np.testing.assert_array_equal(image.pixels, big)
 
 
-@pytest.mark.parametrize("orientation,turn", [(1, lambda a: a), (3, lambda a: a[::-1, ::-1]),
-                                              (6, lambda a: np.rot90(a, -1)),
-                                              (8, lambda a: np.rot90(a, 1))])
+@pytest.mark.parametrize(
+    "orientation,turn",
+    [
+        (1, lambda a: a),
+        (3, lambda a: a[::-1, ::-1]),
+        (6, lambda a: np.rot90(a, -1)),
+        (8, lambda a: np.rot90(a, 1)),
+    ],
+)
 def test_exif_orientation_is_honoured(tmp_path, orientation, turn):
     stored = np.zeros((20, 30), dtype=np.uint8)
     stored[:4, :8] = 255  # a bright block in the stored top-left corner

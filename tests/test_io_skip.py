@@ -27,9 +27,14 @@ def _folder(tmp_path: Path) -> tuple[list[Path], list[Path], list[Path]]:
     for k in range(3):
         PILImage.fromarray(np.full((20, 24), 60 * k, np.uint8)).save(src / f"ok{k}.png")
         good.append(src / f"ok{k}.png")
-    odd = [make_dicom(src / "rgb_label.dcm", ramp(30, 40)),
-           make_dicom(src / "empty_voi.dcm", ramp(30, 40),
-                      VOILUTSequence=pydicom.Sequence([pydicom.Dataset()]))]
+    odd = [
+        make_dicom(src / "rgb_label.dcm", ramp(30, 40)),
+        make_dicom(
+            src / "empty_voi.dcm",
+            ramp(30, 40),
+            VOILUTSequence=pydicom.Sequence([pydicom.Dataset()]),
+        ),
+    ]
     ds = pydicom.dcmread(odd[0])
     ds.PhotometricInterpretation = "RGB"
     ds.save_as(odd[0])
@@ -48,8 +53,17 @@ def test_preprocess_skip_unreadable_skips_and_counts(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageReadWarning)
         warnings.simplefilter("ignore", UserWarning)
-        code = main(["preprocess", str(tmp_path / "src"), "--out", str(tmp_path / "cache"),
-                     "--size", "32", "--skip-unreadable"])
+        code = main(
+            [
+                "preprocess",
+                str(tmp_path / "src"),
+                "--out",
+                str(tmp_path / "cache"),
+                "--size",
+                "32",
+                "--skip-unreadable",
+            ]
+        )
     out = capsys.readouterr().out
     assert code == 0
     assert f"{len(good) + len(odd)} images" in out and f"{len(bad)} unreadable skipped" in out
@@ -63,8 +77,9 @@ def test_preprocess_without_skip_fails_with_one_error_listing_them(tmp_path, cap
     _, _, bad = _folder(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = main(["preprocess", str(tmp_path / "src"), "--out", str(tmp_path / "cache"),
-                     "--size", "32"])
+        code = main(
+            ["preprocess", str(tmp_path / "src"), "--out", str(tmp_path / "cache"), "--size", "32"]
+        )
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert all(path.name in err for path in bad)
@@ -75,8 +90,9 @@ def test_dataset_skip_unreadable_counts_the_same_files(tmp_path):
     good, odd, bad = _folder(tmp_path)
     paths = good + odd + bad
     with pytest.warns(UserWarning, match=f"skipped {len(bad)} unreadable"):
-        ds = ImageListDataset(paths, list(range(len(paths))), size=32, skip_unreadable=True,
-                              progress=False)
+        ds = ImageListDataset(
+            paths, list(range(len(paths))), size=32, skip_unreadable=True, progress=False
+        )
     assert len(ds) == len(good) + len(odd)
     assert {Path(p) for p, _ in ds.unreadable} == set(bad)
     assert all(ds[i][0].shape == (1, 32, 32) for i in range(len(ds)))
@@ -92,7 +108,8 @@ def test_dicom_folder_by_header_tag_skips_and_counts_unreadable_headers(tmp_path
     with pytest.raises(ImageReadError, match="junk.dcm"):
         DicomFolderDataset(tmp_path, target="BodyPartExamined", size=16, progress=False)
     with pytest.warns(UserWarning, match="unreadable DICOM header"):
-        ds = DicomFolderDataset(tmp_path, target="BodyPartExamined", size=16,
-                                skip_unreadable=True, progress=False)
+        ds = DicomFolderDataset(
+            tmp_path, target="BodyPartExamined", size=16, skip_unreadable=True, progress=False
+        )
     assert ds.classes == ["CHEST", "HAND"] and len(ds) == 2
     assert [Path(p).name for p, _ in ds.unreadable] == ["junk.dcm"]

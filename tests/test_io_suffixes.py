@@ -19,8 +19,11 @@ SUFFIX_TUPLE = re.compile(r"""\(\s*["']\.(png|dcm|jpe?g|tiff?)["']\s*,""")
 def test_suffixes_are_one_definition():
     assert io.IMAGE_SUFFIXES == io.PICTURE_SUFFIXES + io.DICOM_SUFFIXES
     assert {".dcm", ".dicom", ".ima", ".png", ".jpg", ".tif"} <= set(io.IMAGE_SUFFIXES)
-    copies = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-              if p.name != "suffixes.py" and SUFFIX_TUPLE.search(p.read_text())]
+    copies = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "suffixes.py" and SUFFIX_TUPLE.search(p.read_text())
+    ]
     assert copies == [], f"image suffix tuples outside radiologynet/io/suffixes.py: {copies}"
 
 

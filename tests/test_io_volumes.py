@@ -21,8 +21,13 @@ def _volume(shape=(5, 6, 7)) -> np.ndarray:
     return (np.arange(np.prod(shape)).reshape(shape) - 1000).astype(np.int16)
 
 
-def _write_mhd(path, array, spacing=(0.7, 0.8, 2.5), origin=(-100.0, -120.0, 30.0),
-               direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)):
+def _write_mhd(
+    path,
+    array,
+    spacing=(0.7, 0.8, 2.5),
+    origin=(-100.0, -120.0, 30.0),
+    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+):
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
@@ -74,11 +79,20 @@ def test_dicom_series_folder(tmp_path):
     series, study = generate_uid(), generate_uid()
     slices = [np.full((8, 9), 100 * (k + 1), dtype=np.uint16) for k in range(4)]
     for k, pixels in enumerate(slices):
-        make_dicom(tmp_path / f"IM{k:04d}.dcm", pixels, SeriesInstanceUID=series,
-                   StudyInstanceUID=study, SOPInstanceUID=generate_uid(), InstanceNumber=k + 1,
-                   ImagePositionPatient=[0.0, 0.0, 2.0 * k],
-                   ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[0.5, 0.6],
-                   SliceThickness=2.0, RescaleSlope=1, RescaleIntercept=-1024)
+        make_dicom(
+            tmp_path / f"IM{k:04d}.dcm",
+            pixels,
+            SeriesInstanceUID=series,
+            StudyInstanceUID=study,
+            SOPInstanceUID=generate_uid(),
+            InstanceNumber=k + 1,
+            ImagePositionPatient=[0.0, 0.0, 2.0 * k],
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+            PixelSpacing=[0.5, 0.6],
+            SliceThickness=2.0,
+            RescaleSlope=1,
+            RescaleIntercept=-1024,
+        )
     vol = io.read_volume(tmp_path)
     assert vol.array.shape == (4, 8, 9)
     np.testing.assert_array_equal(vol.array[:, 0, 0], [100 * (k + 1) - 1024 for k in range(4)])
@@ -88,8 +102,13 @@ def test_dicom_series_folder(tmp_path):
 
 def test_two_series_need_a_choice(tmp_path):
     for k, series in enumerate([generate_uid(), generate_uid()]):
-        make_dicom(tmp_path / f"s{k}.dcm", np.ones((4, 4), np.uint16), SeriesInstanceUID=series,
-                   ImagePositionPatient=[0, 0, 0], ImageOrientationPatient=[1, 0, 0, 0, 1, 0])
+        make_dicom(
+            tmp_path / f"s{k}.dcm",
+            np.ones((4, 4), np.uint16),
+            SeriesInstanceUID=series,
+            ImagePositionPatient=[0, 0, 0],
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+        )
     with pytest.raises(ImageReadError, match="series_id"):
         io.read_volume(tmp_path)
 
@@ -130,8 +149,11 @@ def test_missing_and_2d_and_garbage(tmp_path):
 
 
 @settings(max_examples=15, deadline=None)
-@given(values=st.lists(st.sampled_from([0.0, 1.5, -3.0, np.nan, np.inf, -np.inf]),
-                       min_size=24, max_size=24))
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, 1.5, -3.0, np.nan, np.inf, -np.inf]), min_size=24, max_size=24
+    )
+)
 def test_fuzzed_nonfinite_volumes(tmp_path_factory, values):
     array = np.array(values, np.float32).reshape(2, 3, 4)
     path = _write_mhd(tmp_path_factory.mktemp("v") / "f.mhd", array)
@@ -143,6 +165,7 @@ def test_fuzzed_nonfinite_volumes(tmp_path_factory, values):
 
 
 # --- hostile volumes: the decisions documented in docs/preparing-images.md ---------------
+
 
 def _nifti_bytes(tmp_path, name="whole.nii"):
     data = np.random.default_rng(1).normal(size=(7, 6, 5)).astype(np.float32) + 5
@@ -180,14 +203,18 @@ def test_zero_voxel_size_in_nifti_warns(tmp_path):
 
 def _mhd_pointing_at(tmp_path, target: str):
     _write_mhd(tmp_path / "ok.mhd", np.zeros((1, 1, 8), np.uint8))
-    header = (tmp_path / "ok.mhd").read_text().replace("ElementDataFile = ok.raw",
-                                                       f"ElementDataFile = {target}")
+    header = (
+        (tmp_path / "ok.mhd")
+        .read_text()
+        .replace("ElementDataFile = ok.raw", f"ElementDataFile = {target}")
+    )
     (tmp_path / "evil.mhd").write_text(header)
     return tmp_path / "evil.mhd"
 
 
-@pytest.mark.parametrize("target", ["../../etc/passwd", "/etc/passwd", "/proc/self/environ",
-                                    "../outside.raw"])
+@pytest.mark.parametrize(
+    "target", ["../../etc/passwd", "/etc/passwd", "/proc/self/environ", "../outside.raw"]
+)
 def test_mhd_data_file_outside_its_folder_is_refused(tmp_path, target):
     (tmp_path / "outside.raw").write_bytes(bytes(range(8)))
     folder = tmp_path / "in"
@@ -219,20 +246,27 @@ def test_detached_nrrd_data_file_outside_is_refused(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "v.nhdr").write_text(
         "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2 2 2\nencoding: raw\n"
-        "data file: /etc/passwd\n\n")
+        "data file: /etc/passwd\n\n"
+    )
     with pytest.raises(ImageReadError, match="outside"):
         io.read_volume(tmp_path / "in" / "v.nhdr")
 
 
-@pytest.mark.parametrize("field,value", [("ElementSpacing", "0 1 1"),
-                                         ("ElementSpacing", "nan 1 1"),
-                                         ("ElementSpacing", "-1 1 1"),
-                                         ("TransformMatrix", "0 0 0 0 0 0 0 0 0")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("ElementSpacing", "0 1 1"),
+        ("ElementSpacing", "nan 1 1"),
+        ("ElementSpacing", "-1 1 1"),
+        ("TransformMatrix", "0 0 0 0 0 0 0 0 0"),
+    ],
+)
 def test_invalid_metaimage_geometry_is_refused(tmp_path, field, value):
     path = _write_mhd(tmp_path / "g.mhd", _volume(), spacing=(1, 1, 1))
     text = path.read_text().splitlines()
-    path.write_text("\n".join(f"{field} = {value}" if line.startswith(field) else line
-                              for line in text) + "\n")
+    path.write_text(
+        "\n".join(f"{field} = {value}" if line.startswith(field) else line for line in text) + "\n"
+    )
     with pytest.raises(ImageReadError, match=field) as err:
         io.read_volume(path)
     assert "g.mhd" in str(err.value)
@@ -270,8 +304,9 @@ def test_simpleitk_is_an_optional_dependency_of_volumes_only(tmp_path, monkeypat
     from radiologynet.errors import MissingDependencyError
 
     code = "import sys, radiologynet.io; print('SimpleITK' in sys.modules)"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert loaded == "False"
     path = _write_mhd(tmp_path / "v.mhd", _volume())
     monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as if it were not installed

@@ -14,16 +14,41 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "radiologynet"
 
 #: The foundation every layer may import (errors, the optional-import door, atomic writes).
-FOUNDATION = {"radiologynet.errors", "radiologynet._optional", "radiologynet._atomic",
-              "radiologynet._version", "radiologynet._deprecated"}
+FOUNDATION = {
+    "radiologynet.errors",
+    "radiologynet._optional",
+    "radiologynet._atomic",
+    "radiologynet._version",
+    "radiologynet._deprecated",
+}
 #: The core: building models, resolving weights, reading and preprocessing images.
-CORE = {"radiologynet", "radiologynet.registry", "radiologynet.weights", "radiologynet.hub",
-        "radiologynet.convert", "radiologynet.modelcard", "radiologynet.publish", "radiologynet.io",
-        "radiologynet.transforms", "radiologynet.models"}
+CORE = {
+    "radiologynet",
+    "radiologynet.registry",
+    "radiologynet.weights",
+    "radiologynet.hub",
+    "radiologynet.convert",
+    "radiologynet.modelcard",
+    "radiologynet.publish",
+    "radiologynet.io",
+    "radiologynet.transforms",
+    "radiologynet.models",
+}
 #: What the core may import from outside the standard library (import names of
 #: pyproject.toml's ``dependencies``).
-CORE_THIRD_PARTY = {"torch", "torchvision", "timm", "huggingface_hub", "safetensors", "numpy",
-                    "segmentation_models_pytorch", "pydicom", "PIL", "tqdm", "filelock"}
+CORE_THIRD_PARTY = {
+    "torch",
+    "torchvision",
+    "timm",
+    "huggingface_hub",
+    "safetensors",
+    "numpy",
+    "segmentation_models_pytorch",
+    "pydicom",
+    "PIL",
+    "tqdm",
+    "filelock",
+}
 
 
 def module_name(path: Path) -> str:
@@ -41,7 +66,8 @@ def room(module: str) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def import_time_imports(path: Path) -> set[str]:
@@ -94,7 +120,8 @@ def test_the_core_is_what_the_docs_say():
     page = (ROOT / "docs/development.md").read_text(encoding="utf-8")
     for name in sorted(CORE - {"radiologynet"}) + sorted(CORE_THIRD_PARTY - {"PIL"}):
         assert f"`{name.removeprefix('radiologynet.')}`" in page, (
-            f"docs/development.md's layer map does not name {name}")
+            f"docs/development.md's layer map does not name {name}"
+        )
 
 
 @pytest.mark.parametrize("path", core_files(), ids=lambda p: module_name(p))
@@ -107,8 +134,10 @@ def test_core_module_imports_only_the_core(path):
             if room(imported) not in allowed_project:
                 bad.append(f"{imported} (a higher layer)")
         elif top not in sys.stdlib_module_names and top not in CORE_THIRD_PARTY:
-            bad.append(f"{imported} (not a core dependency: import it inside the function "
-                       "that needs it, through radiologynet._optional.require)")
+            bad.append(
+                f"{imported} (not a core dependency: import it inside the function "
+                "that needs it, through radiologynet._optional.require)"
+            )
     assert not bad, f"{module_name(path)} imports at module level: {', '.join(bad)}"
 
 
@@ -117,17 +146,26 @@ def test_the_import_scanner_sees_what_python_runs():
     and class level, relative and `from package import module` imports are seen."""
     scanned = import_time_imports(PACKAGE / "transforms" / "pipeline.py")
     assert {"radiologynet.io", "radiologynet.transforms.augment", "torch"} <= scanned
-    source = ("from typing import TYPE_CHECKING\n"
-              "import scipy\n"
-              "from . import geometry\n"
-              "from .. import hub\n"
-              "from radiologynet import train\n"
-              "if TYPE_CHECKING:\n    import pandas\n"
-              "class A:\n    import sklearn\n"
-              "def f():\n    import matplotlib\n")
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import scipy\n"
+        "from . import geometry\n"
+        "from .. import hub\n"
+        "from radiologynet import train\n"
+        "if TYPE_CHECKING:\n    import pandas\n"
+        "class A:\n    import sklearn\n"
+        "def f():\n    import matplotlib\n"
+    )
     assert scan(source, "radiologynet.transforms") == {
-        "typing", "scipy", "radiologynet.transforms", "radiologynet.transforms.geometry",
-        "radiologynet", "radiologynet.hub", "radiologynet.train", "sklearn"}
+        "typing",
+        "scipy",
+        "radiologynet.transforms",
+        "radiologynet.transforms.geometry",
+        "radiologynet",
+        "radiologynet.hub",
+        "radiologynet.train",
+        "sklearn",
+    }
 
 
 #: Every layer above the core, lowest first, as docs/development.md draws them. A module
@@ -136,9 +174,15 @@ HIGHER_LAYERS = (
     {"radiologynet.torchdata", "radiologynet.datasets", "radiologynet.data"},
     {"radiologynet.train", "radiologynet.segmentation"},
     {"radiologynet.protocol", "radiologynet.benchmarks", "radiologynet.segmentation.task"},
-    {"radiologynet.stats", "radiologynet.report", "radiologynet.explain",
-     "radiologynet.pseudolabel", "radiologynet.pretrain", "radiologynet.demo",
-     "radiologynet.demo_full"},
+    {
+        "radiologynet.stats",
+        "radiologynet.report",
+        "radiologynet.explain",
+        "radiologynet.pseudolabel",
+        "radiologynet.pretrain",
+        "radiologynet.demo",
+        "radiologynet.demo_full",
+    },
     {"radiologynet.cli", "radiologynet.commands", "radiologynet.__main__"},
 )
 
@@ -159,10 +203,13 @@ def layer_of(module: str) -> int:
 
 
 def test_every_module_has_a_layer():
-    unplaced = sorted({room(module_name(p)) for p in PACKAGE.rglob("*.py")
-                       if layer_of(module_name(p)) < 0})
-    assert not unplaced, (f"{unplaced}: place new modules in the layer map of "
-                          "docs/development.md and in tests/test_layers.py")
+    unplaced = sorted(
+        {room(module_name(p)) for p in PACKAGE.rglob("*.py") if layer_of(module_name(p)) < 0}
+    )
+    assert not unplaced, (
+        f"{unplaced}: place new modules in the layer map of "
+        "docs/development.md and in tests/test_layers.py"
+    )
 
 
 def test_no_module_imports_a_higher_layer():
@@ -170,7 +217,6 @@ def test_no_module_imports_a_higher_layer():
     for path in sorted(PACKAGE.rglob("*.py")):
         module = module_name(path)
         for imported in sorted(import_time_imports(path)):
-            if imported.split(".")[0] == "radiologynet" and (
-                    layer_of(imported) > layer_of(module)):
+            if imported.split(".")[0] == "radiologynet" and (layer_of(imported) > layer_of(module)):
                 upward.append(f"{module} -> {imported}")
     assert not upward, f"imports from a higher layer: {upward}"

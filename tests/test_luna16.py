@@ -29,8 +29,9 @@ FLIPPED = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # x and y reversed, as some scanners wr
 @pytest.fixture(scope="module")
 def luna(tmp_path_factory):
     root = tmp_path_factory.mktemp("luna16")
-    nodules = make_synthetic_luna16(root, num_series=12, spacing_xyz=SPACING,
-                                    direction=FLIPPED, shape_zyx=(20, 64, 64))
+    nodules = make_synthetic_luna16(
+        root, num_series=12, spacing_xyz=SPACING, direction=FLIPPED, shape_zyx=(20, 64, 64)
+    )
     return root, nodules
 
 
@@ -65,10 +66,14 @@ def test_masks_land_on_the_nodules(luna, tmp_path):
                 radii = []
                 for other in written:
                     oz, oy, ox = _expected_voxel(root, other)[0]
-                    radii.append(np.sqrt(((ys - oy) * SPACING[1]) ** 2
-                                         + ((xs - ox) * SPACING[0]) ** 2
-                                         + ((z - oz) * SPACING[2]) ** 2)
-                                 - other.diameter_mm / 2)
+                    radii.append(
+                        np.sqrt(
+                            ((ys - oy) * SPACING[1]) ** 2
+                            + ((xs - ox) * SPACING[0]) ** 2
+                            + ((z - oz) * SPACING[2]) ** 2
+                        )
+                        - other.diameter_mm / 2
+                    )
                 assert (np.min(radii, axis=0) <= 1.0).all()
                 # the training crop is centred on the nodule
                 crop_mask = samples.crop_masks[written.index(nodule)]
@@ -105,7 +110,10 @@ def test_split_is_series_level(luna, tmp_path):
     train_crops = sum(len(data.samples(u).crops) for u in splits["train"])
     assert len(data.crops("train")) == train_crops
     assert split_series(["b", "a", "c"], val_every=2) == {
-        "train": ["b"], "val": ["a", "c"], "test": []}
+        "train": ["b"],
+        "val": ["a", "c"],
+        "test": [],
+    }
     with pytest.raises(InvalidArgumentError):
         split_series(["a"], val_every=1)
 
@@ -151,10 +159,19 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     import radiologynet.protocol as benchmarks
 
     root, _ = luna
-    results = benchmarks.run("luna16", root, models=["mobilenet_v3_small"], inits=["random"],
-                             lrs=["1e-3"], runs=1, max_epochs=2, out=tmp_path / "out",
-                             batch_size=8, progress=False,
-                             task_settings={"samples_per_epoch": 24})
+    results = benchmarks.run(
+        "luna16",
+        root,
+        models=["mobilenet_v3_small"],
+        inits=["random"],
+        lrs=["1e-3"],
+        runs=1,
+        max_epochs=2,
+        out=tmp_path / "out",
+        batch_size=8,
+        progress=False,
+        task_settings={"samples_per_epoch": 24},
+    )
     folder = tmp_path / "out" / "mobilenet_v3_small-random-1e-3-run1"
     result = json.loads((folder / "result.json").read_text())
     assert result == results[0]
@@ -184,10 +201,28 @@ def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
     root, _ = luna
     assert main(["benchmark", "--list-tasks"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in ("luna16 ", "luna16-heldout", "luna16-sphere",
-                                           "luna16-slices"))
-    assert main(["benchmark", "--task", "luna16", "--data", str(root), "--models", "resnet18",
-                 "--inits", "random", "--runs", "1", "--dry-run"]) == 0
+    assert all(
+        name in listed for name in ("luna16 ", "luna16-heldout", "luna16-sphere", "luna16-slices")
+    )
+    assert (
+        main(
+            [
+                "benchmark",
+                "--task",
+                "luna16",
+                "--data",
+                str(root),
+                "--models",
+                "resnet18",
+                "--inits",
+                "random",
+                "--runs",
+                "1",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     planned = capsys.readouterr().out
     assert all(f"resnet18-random-{lr}-run1" in planned for lr in ("1e-3", "1e-4", "1e-5"))
 
@@ -210,14 +245,14 @@ def test_task_builds_the_requested_unet(luna, tmp_path):
     sphere = get_task_spec("luna16-sphere").build_data(request("luna16-sphere"))
     assert sphere.test is None and sphere.extra["mask_method"] == "sphere"
     image, mask = data.train[0]
-    x, y = data.batch_transform(image[None], mask[None], train=True,
-                                generator=torch.Generator().manual_seed(0))
+    x, y = data.batch_transform(
+        image[None], mask[None], train=True, generator=torch.Generator().manual_seed(0)
+    )
     assert x.shape == (1, 3, 64, 64) and y.shape == (1, 1, 64, 64)
     assert isinstance(build_model(ModelRequest("unet", None, data)).net, VanillaUNet)
     paper = build_model(ModelRequest("mobilenet_v3_small", None, data, head="paper"))
     assert isinstance(paper.net, PaperUNet)
-    assert isinstance(build_model(ModelRequest("unet-resnet18-paper", None, data)).net,
-                      PaperUNet)
+    assert isinstance(build_model(ModelRequest("unet-resnet18-paper", None, data)).net, PaperUNet)
 
 
 def test_samples_per_epoch_is_a_task_setting_with_the_papers_default(luna, tmp_path):
@@ -234,8 +269,14 @@ def test_samples_per_epoch_is_a_task_setting_with_the_papers_default(luna, tmp_p
     n = len(crops)
     assert torch.equal(data.train[n + 1][0], crops[1][0])
     small = with_settings(spec, samples_per_epoch=40)
-    assert len(small.build_data(DataRequest(root=root, cache_dir=tmp_path,
-                                            settings=small.settings)).train) == 40
+    assert (
+        len(
+            small.build_data(
+                DataRequest(root=root, cache_dir=tmp_path, settings=small.settings)
+            ).train
+        )
+        == 40
+    )
     with pytest.raises(InvalidArgumentError, match="samples_per_epoch"):
         with_settings(spec, samples_per_epochs=40)
     with pytest.raises(InvalidArgumentError, match="positive"):
@@ -282,7 +323,8 @@ def test_paper_augmentation_moves_image_and_mask_together():
     same_image, same_mask = identity(image, mask, g)
     assert torch.allclose(same_image, image, atol=1e-5) and torch.equal(same_mask, mask)
     noisy, _ = LunaAugmentation(flip=False, offset=0.0, scale=0.0, rotate=False)(
-        torch.full((64, 1, 64, 64), 0.5), mask.repeat(4, 1, 1, 1), g)
+        torch.full((64, 1, 64, 64), 0.5), mask.repeat(4, 1, 1, 1), g
+    )
     assert (noisy - 0.5).std().item() == pytest.approx(25 / 2000, rel=0.05)  # 25 HU
     angles = LunaAugmentation().matrices(2000, torch.Generator().manual_seed(1))
     shifts = angles[:, :, 2]

@@ -25,15 +25,29 @@ def resnet18_folder(tmp_path_factory):
     source = timm.create_model("resnet18", num_classes=36).eval()
     folder = tmp_path_factory.mktemp("weights") / "resnet18.mine"
     folder.mkdir()
-    save_file({k: v.contiguous() for k, v in source.state_dict().items()},
-              str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({
-        "architecture": "resnet18", "num_classes": 36,
-        "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0, 0, 0], "std": [1, 1, 1],
-                           "crop_mode": "border", "crop_pct": 1.0,
-                           "interpolation": "bilinear", "num_classes": 36,
-                           "first_conv": "conv1", "classifier": "fc"},
-    }))
+    save_file(
+        {k: v.contiguous() for k, v in source.state_dict().items()},
+        str(folder / "model.safetensors"),
+    )
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architecture": "resnet18",
+                "num_classes": 36,
+                "pretrained_cfg": {
+                    "input_size": [3, 224, 224],
+                    "mean": [0, 0, 0],
+                    "std": [1, 1, 1],
+                    "crop_mode": "border",
+                    "crop_pct": 1.0,
+                    "interpolation": "bilinear",
+                    "num_classes": 36,
+                    "first_conv": "conv1",
+                    "classifier": "fc",
+                },
+            }
+        )
+    )
     return folder, source
 
 
@@ -69,8 +83,9 @@ def test_new_head_and_grayscale_input(resnet18_folder):
 
 def test_timm_keyword_arguments_pass_through(resnet18_folder):
     folder, source = resnet18_folder
-    model = radiologynet.create_model("resnet18", weights=folder, features_only=True,
-                                      out_indices=(1, 2))
+    model = radiologynet.create_model(
+        "resnet18", weights=folder, features_only=True, out_indices=(1, 2)
+    )
     feats = model(torch.rand(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == [64, 128]
     model = radiologynet.create_model("resnet18", drop_rate=0.3)

@@ -22,8 +22,12 @@ def _code(book: nbformat.NotebookNode) -> str:
 
 
 def _figures(book: nbformat.NotebookNode) -> int:
-    return sum("image/png" in o.get("data", {}) for cell in book.cells
-               if cell.cell_type == "code" for o in cell.get("outputs", []))
+    return sum(
+        "image/png" in o.get("data", {})
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
 
 
 def _finetune_accuracy(text: str) -> tuple[float, float]:
@@ -37,7 +41,8 @@ def test_notebook_is_committed_executed(name):
     book = nbformat.read(EXAMPLES / name, as_version=4)
     code_cells = [c for c in book.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code_cells), (
-        f"{name} is committed unexecuted: run python docs/scripts/run_notebooks.py {name}")
+        f"{name} is committed unexecuted: run python docs/scripts/run_notebooks.py {name}"
+    )
     text = RUNNER["text_outputs"](book)
     assert "Traceback" not in text and "Error" not in text
     assert _figures(book) >= 1, f"{name} is committed without its figures"
@@ -54,8 +59,14 @@ def test_notebook_uses_public_api_only(name):
     code = _code(nbformat.read(EXAMPLES / name, as_version=4))
     private = re.findall(r"(?:from|import)\s+radiologynet[\w.]*\._\w+|import\s+_\w+", code)
     assert not private, f"{name} imports private names: {private}"
-    for internal in ("protocol.runner", "protocol.builtin", "torchdata.samples",
-                     "segmentation.task", "DeviceTransform", "preprocessing_for"):
+    for internal in (
+        "protocol.runner",
+        "protocol.builtin",
+        "torchdata.samples",
+        "segmentation.task",
+        "DeviceTransform",
+        "preprocessing_for",
+    ):
         assert internal not in code, f"{name} reaches into runner internals ({internal})"
 
 

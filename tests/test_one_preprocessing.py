@@ -72,8 +72,7 @@ class Capture(nn.Module):
 
 
 def _model_with_cfg(record: radiologynet.WeightRecord, in_chans: int) -> nn.Module:
-    model = radiologynet.create_model(record.arch, weights=None, in_chans=in_chans,
-                                      num_classes=2)
+    model = radiologynet.create_model(record.arch, weights=None, in_chans=in_chans, num_classes=2)
     model.pretrained_cfg = record.pretrained_cfg()  # what create_model(record) attaches
     return model
 
@@ -85,8 +84,9 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
     # the protocol runner: preprocessing read without a model, then the task's own data
     runner_pre = preprocessing_for(record.arch, record.tag)
     assert runner_pre == pre
-    data = get_task_spec("folder").build_data(DataRequest(
-        root=folder_task, preprocessing=runner_pre, in_chans=in_chans, augment=False))
+    data = get_task_spec("folder").build_data(
+        DataRequest(root=folder_task, preprocessing=runner_pre, in_chans=in_chans, augment=False)
+    )
     val = data.val
     paths = [s.path for s in val.samples]
     images = torch.stack([val[i][0] for i in range(len(val))])
@@ -102,8 +102,14 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
 
     # evaluation: train.evaluate feeds the model what the runner's transform makes
     capture = Capture()
-    evaluate(capture, val, loss=nn.CrossEntropyLoss(), metrics=PredictionMetrics(
-        "multiclass", 2), batch_size=len(val), batch_transform=data.batch_transform)
+    evaluate(
+        capture,
+        val,
+        loss=nn.CrossEntropyLoss(),
+        metrics=PredictionMetrics("multiclass", 2),
+        batch_size=len(val),
+        batch_transform=data.batch_transform,
+    )
     evaluation = torch.cat(capture.seen)
 
     # inference: for_model on a model carrying the record's cfg, and record.transforms()
@@ -113,8 +119,12 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
 
     size = pre.input_size
     assert runner.shape == (len(paths), in_chans, size, size)
-    for name, other in [("training", training), ("evaluation", evaluation),
-                        ("for_model", by_model), ("record.transforms", by_record)]:
+    for name, other in [
+        ("training", training),
+        ("evaluation", evaluation),
+        ("for_model", by_model),
+        ("record.transforms", by_record),
+    ]:
         torch.testing.assert_close(other, runner, atol=ATOL, rtol=0, msg=name)
     assert float(runner.std()) > 0.1  # real content, not an empty tensor
 
@@ -129,28 +139,39 @@ def test_record_transforms_is_for_weights():
     assert record.transforms(train=True).batch.training
 
 
-@pytest.mark.parametrize("crop_mode,interpolation", [("center", "bicubic"),
-                                                     ("border", "nearest")])
+@pytest.mark.parametrize("crop_mode,interpolation", [("center", "bicubic"), ("border", "nearest")])
 def test_runner_reads_crop_mode_and_interpolation_from_a_weights_folder(
-        tmp_path, folder_task, crop_mode, interpolation):
+    tmp_path, folder_task, crop_mode, interpolation
+):
     from radiologynet.convert import write_weights_folder
 
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
-    cfg = {"crop_mode": crop_mode, "interpolation": interpolation, "crop_pct": 0.9,
-           "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
-    folder = write_weights_folder(model.state_dict(), tmp_path / "w", arch="resnet18",
-                                  num_classes=2, extra_config={"pretrained_cfg": cfg})
+    cfg = {
+        "crop_mode": crop_mode,
+        "interpolation": interpolation,
+        "crop_pct": 0.9,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+    }
+    folder = write_weights_folder(
+        model.state_dict(),
+        tmp_path / "w",
+        arch="resnet18",
+        num_classes=2,
+        extra_config={"pretrained_cfg": cfg},
+    )
     pre = preprocessing_for("resnet18", str(folder))
     assert pre.letterbox == (crop_mode == "border")
     assert (pre.interpolation, pre.crop_pct, pre.mean) == (interpolation, 0.9, (0.5,) * 3)
-    assert pre == transforms.read_preprocessing(radiologynet.create_model(
-        "resnet18", weights=folder, num_classes=2))
-    data = get_task_spec("folder").build_data(DataRequest(root=folder_task, preprocessing=pre,
-                                                     augment=False))
+    assert pre == transforms.read_preprocessing(
+        radiologynet.create_model("resnet18", weights=folder, num_classes=2)
+    )
+    data = get_task_spec("folder").build_data(
+        DataRequest(root=folder_task, preprocessing=pre, augment=False)
+    )
     path = data.val.samples[0].path
     runner, _ = data.batch_transform(data.val[0][0][None], None, train=False)
-    torch.testing.assert_close(runner[0], transforms.for_weights(folder)(path),
-                               atol=ATOL, rtol=0)
+    torch.testing.assert_close(runner[0], transforms.for_weights(folder)(path), atol=ATOL, rtol=0)
 
 
 def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
@@ -174,12 +195,23 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
     imagenet = radiologynet.get_weights("resnet18.imagenet")
     weights = write_weights_folder(  # an ImageNet-normalised folder, fabricated offline
         radiologynet.create_model("resnet18", weights=None, num_classes=2).state_dict(),
-        tmp_path / "w", arch="resnet18", num_classes=2,
-        extra_config={"pretrained_cfg": imagenet.preprocessing.timm_cfg()})
+        tmp_path / "w",
+        arch="resnet18",
+        num_classes=2,
+        extra_config={"pretrained_cfg": imagenet.preprocessing.timm_cfg()},
+    )
     spec = plan("folder", ["resnet18"], [f"mine={weights}"], ["1e-3"], 1)[0]
-    result = run_one(spec, replace(task, build_data=spy), folder_task, tmp_path / "out",
-                     max_epochs=1, batch_size=4, input_size=32, progress=False)
-    (pre, batch_transform), = applied
+    result = run_one(
+        spec,
+        replace(task, build_data=spy),
+        folder_task,
+        tmp_path / "out",
+        max_epochs=1,
+        batch_size=4,
+        input_size=32,
+        progress=False,
+    )
+    ((pre, batch_transform),) = applied
     assert result["status"] == "finished"
     config = json.loads((tmp_path / "out" / spec.name / "result.json").read_text())["config"]
     assert config["input_size"] == config["preprocessing"]["input_size"] == 32

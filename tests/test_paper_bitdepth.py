@@ -30,6 +30,7 @@ def test_paper_conversion_keeps_8_bit_and_refuses_other_types():
     eight = np.arange(256, dtype=np.uint8).reshape(16, 16)
     assert paper_uint8(eight) is eight
     assert paper_uint8(np.array([[0, 255, 256, 65535]], dtype=np.uint16)).tolist() == [
-        [0, 0, 1, 255]]
+        [0, 0, 1, 255]
+    ]
     with pytest.raises(ImageReadError, match="float32"):
         paper_uint8(np.zeros((2, 2), dtype=np.float32))

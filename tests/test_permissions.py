@@ -41,8 +41,11 @@ def _mode(path: Path) -> int:
 def assert_shared(root: Path) -> None:
     """``root`` is 0755 and everything below it is 0755 (folders) or 0644 (files)."""
     found = {root: _mode(root)} | {p: _mode(p) for p in root.rglob("*")}
-    wrong = {str(p.relative_to(root.parent)): oct(m) for p, m in found.items()
-             if m != (0o755 if p.is_dir() else 0o644)}
+    wrong = {
+        str(p.relative_to(root.parent)): oct(m)
+        for p, m in found.items()
+        if m != (0o755 if p.is_dir() else 0o644)
+    }
     assert not wrong, wrong
     assert any(p.is_file() for p in found), f"{root} holds no file: nothing was checked"
 
@@ -109,15 +112,19 @@ def test_convert_weights_folder_is_shared(tmp_path, umask_022):
 def served_resnet18(tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("RADIOLOGYNET_WEIGHTS_DIR", raising=False)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda *a, **k: pytest.fail("network used"))
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("network used")
+    )
     pth = tmp_path / "src" / "ResNet18.pth"
     pth.parent.mkdir()
     original_resnet18_checkpoint(pth)
     archive = tar_gz(pth, tmp_path / "src" / "ResNet18.tar.gz")
     saved = dict(weights._RECORDS)
-    radiologynet.register_weights(dataclasses.replace(
-        radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()))
+    radiologynet.register_weights(
+        dataclasses.replace(
+            radiologynet.get_weights("resnet18.radiologynet"), source_url=archive.as_uri()
+        )
+    )
     yield tmp_path / "cache"
     weights._RECORDS.clear()
     weights._RECORDS.update(saved)
@@ -146,8 +153,7 @@ def test_decoded_image_cache_is_shared(tmp_path, umask_022):
     sources.append(tmp_path / "src" / "broken.png")
     sources[-1].write_bytes(b"not a png")  # the shrink-to-readable path writes a second temp
     with pytest.warns(UserWarning, match="unreadable"):
-        cache = build_cache(sources, tmp_path / "cache", 16, skip_unreadable=True,
-                            progress=False)
+        cache = build_cache(sources, tmp_path / "cache", 16, skip_unreadable=True, progress=False)
     assert len(cache) == 3
     assert_shared(tmp_path / "cache")
 
@@ -164,9 +170,20 @@ def test_run_folder_is_shared(tmp_path, umask_022):
                 pixels = np.clip(rng.normal(level, 20, (16, 16)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{k}.png")
     out = tmp_path / "results"
-    runner.run("folder", tmp_path / "data", models=["resnet18"], inits=["random"], lrs=["1e-3"],
-               runs=1, max_epochs=1, patience=1, batch_size=2, input_size=32, out=out,
-               progress=False)
+    runner.run(
+        "folder",
+        tmp_path / "data",
+        models=["resnet18"],
+        inits=["random"],
+        lrs=["1e-3"],
+        runs=1,
+        max_epochs=1,
+        patience=1,
+        batch_size=2,
+        input_size=32,
+        out=out,
+        progress=False,
+    )
     models = list(out.rglob("model.safetensors"))
     assert models, "the run wrote no model folder"
     assert_shared(out)
@@ -188,13 +205,17 @@ def test_bundle_of_a_bare_hub_file_gets_config_and_card(tmp_path, umask_022, mon
     monkeypatch.delenv("RADIOLOGYNET_WEIGHTS_DIR", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda repo, filename, **k: str(snapshot / filename))
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda repo, filename, **k: str(snapshot / filename)
+    )
     bundle = tmp_path / "bundle"
     assert main(["download", "resnet18.imagenet", "--to", str(bundle)]) == 0
     folder = bundle / radiologynet.get_weights("resnet18.imagenet").full_name
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json",
-                                                        "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     assert_shared(bundle)
     model = timm.create_model(f"local-dir:{folder}", pretrained=True)
     assert torch.equal(model.conv1.weight, state["conv1.weight"])

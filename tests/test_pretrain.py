@@ -45,8 +45,15 @@ def labelled(tmp_path_factory):
         warnings.simplefilter("ignore", UserWarning)
         write_synthetic_archive(archive, 42, include_mixed=True, seed=1)
         pseudo_label(archive, root / "labels.csv", n_clusters=7, image_size=32, progress=False)
-        pseudo_label(archive, root / "hidden.csv", n_clusters=7, image_size=32, progress=False,
-                     hide_paths=True, cache_dir=root / "labels.cache")
+        pseudo_label(
+            archive,
+            root / "hidden.csv",
+            n_clusters=7,
+            image_size=32,
+            progress=False,
+            hide_paths=True,
+            cache_dir=root / "labels.cache",
+        )
     return archive, root / "labels.csv"
 
 
@@ -215,27 +222,59 @@ def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
     assert resumed.fit.epochs_run == 2
     for epoch in (0, 1):
         assert resumed.fit.history[epoch]["train_loss"] == pytest.approx(
-            straight.fit.history[epoch]["train_loss"], rel=1e-5)
+            straight.fit.history[epoch]["train_loss"], rel=1e-5
+        )
         assert resumed.fit.history[epoch]["val_loss"] == pytest.approx(
-            straight.fit.history[epoch]["val_loss"], rel=1e-5)
+            straight.fit.history[epoch]["val_loss"], rel=1e-5
+        )
 
 
 def test_cli_pretrain(labelled, tmp_path, capsys):
     archive, labels = labelled
-    code = main(["pretrain", "--data", str(archive), "--labels", str(labels), "--model",
-                 "mobilenet_v3_small", "--modality", "MR", "--input-size", "32", "--epochs",
-                 "1", "--batch-size", "4", "--out", str(tmp_path / "mr"), "--site", "test"])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(archive),
+            "--labels",
+            str(labels),
+            "--model",
+            "mobilenet_v3_small",
+            "--modality",
+            "MR",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "mr"),
+            "--site",
+            "test",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "2 classes" in capsys.readouterr().out
     config = json.loads((tmp_path / "mr" / "config.json").read_text())
     assert config["architecture"] == "mobilenetv3_small_100"
     assert config["radiologynet"]["modality"] == "MR"
     assert config["radiologynet"]["tag"] == "test-mr"
-    model = radiologynet.create_model("mobilenet_v3_small", weights=tmp_path / "mr",
-                                      num_classes=3)
+    model = radiologynet.create_model("mobilenet_v3_small", weights=tmp_path / "mr", num_classes=3)
     assert model.classifier.out_features == 3
     with open(labels, newline="") as fh:
         assert any(r["modality"] == "MR" for r in csv.DictReader(fh))
-    code = main(["pretrain", "--data", str(archive), "--labels", str(labels), "--modality",
-                 "XA", "--out", str(tmp_path / "xa")])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(archive),
+            "--labels",
+            str(labels),
+            "--modality",
+            "XA",
+            "--out",
+            str(tmp_path / "xa"),
+        ]
+    )
     assert code == 1 and "No kept image of modality 'XA'" in capsys.readouterr().err

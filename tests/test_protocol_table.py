@@ -18,7 +18,8 @@ def test_protocol_page_is_generated_from_the_code():
     script = runpy.run_path(str(ROOT / "docs/scripts/protocol_table.py"))
     page = (ROOT / "docs/protocol.md").read_text()
     assert script["render"](page) == page, (
-        "docs/protocol.md is out of date: run python docs/scripts/protocol_table.py")
+        "docs/protocol.md is out of date: run python docs/scripts/protocol_table.py"
+    )
     assert "protocol.md" in (ROOT / "mkdocs.yml").read_text()
 
 
@@ -52,24 +53,31 @@ def test_protocol_specs_take_the_papers_facts_from_the_registry():
             continue
         spec = protocol.get_task_spec(name)
         assert (spec.lrs, spec.models, spec.optimizer, spec.scheduler) == (
-            info.paper.lrs, info.paper.models, info.paper.optimizer, info.paper.scheduler)
+            info.paper.lrs,
+            info.paper.models,
+            info.paper.optimizer,
+            info.paper.scheduler,
+        )
         assert (spec.monitor, spec.kind) == (info.paper.monitor, info.kind)
     assert protocol.get_task_spec("luna16").settings["samples_per_epoch"] == 300_000
 
 
 def test_a_plugged_task_joins_the_one_registry_with_its_aliases():
-    spec = protocol.TaskSpec(name="toy-task", kind="binary", build_data=lambda r: None,
-                             description="a toy")
+    spec = protocol.TaskSpec(
+        name="toy-task", kind="binary", build_data=lambda r: None, description="a toy"
+    )
     protocol.register_task(spec, aliases=("toy",))
     assert datasets.get_task("toy").name == "toy-task"
     assert protocol.get_task_spec("TOY") is spec
     with pytest.raises(InvalidArgumentError, match="alias"):
-        protocol.register_task(protocol.TaskSpec(name="other", kind="binary",
-                                                 build_data=lambda r: None),
-                               aliases=("covid",))
+        protocol.register_task(
+            protocol.TaskSpec(name="other", kind="binary", build_data=lambda r: None),
+            aliases=("covid",),
+        )
     with pytest.raises(InvalidArgumentError, match="alias of 'covid19'"):
-        protocol.register_task(protocol.TaskSpec(name="covid", kind="binary",
-                                                 build_data=lambda r: None))
+        protocol.register_task(
+            protocol.TaskSpec(name="covid", kind="binary", build_data=lambda r: None)
+        )
 
 
 def test_task_settings_from_the_command_line(tmp_path, capsys):
@@ -77,13 +85,29 @@ def test_task_settings_from_the_command_line(tmp_path, capsys):
     from radiologynet.protocol.tasks import parse_settings
 
     spec = protocol.get_task_spec("luna16")
-    assert parse_settings(spec, ["samples_per_epoch=512", "augment_rotate=no",
-                                 "augment_scale=0.1"]) == {
-        "samples_per_epoch": 512, "augment_rotate": False, "augment_scale": 0.1}
+    assert parse_settings(
+        spec, ["samples_per_epoch=512", "augment_rotate=no", "augment_scale=0.1"]
+    ) == {"samples_per_epoch": 512, "augment_rotate": False, "augment_scale": 0.1}
     with pytest.raises(InvalidArgumentError, match="takes a int"):
         parse_settings(spec, ["samples_per_epoch=many"])
-    code = main(["benchmark", "--task", "luna16", "--data", str(tmp_path), "--models",
-                 "unet", "--inits", "random", "--runs", "1", "--out", str(tmp_path / "o"),
-                 "--task-setting", "samples_per_epochs=5"])
+    code = main(
+        [
+            "benchmark",
+            "--task",
+            "luna16",
+            "--data",
+            str(tmp_path),
+            "--models",
+            "unet",
+            "--inits",
+            "random",
+            "--runs",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            "--task-setting",
+            "samples_per_epochs=5",
+        ]
+    )
     assert code == 1
     assert "samples_per_epoch" in capsys.readouterr().err

@@ -42,8 +42,9 @@ def archive(tmp_path_factory):
     """42 images: six coherent groups + one deliberately mixed one (scanned documents filed
     under random modalities and body parts), 10% missing tags, two unreadable files."""
     root = tmp_path_factory.mktemp("archive")
-    truth = write_synthetic_archive(root / "dicom", 42, include_mixed=True,
-                                    missing_tag_fraction=0.1, n_unreadable=2, seed=1)
+    truth = write_synthetic_archive(
+        root / "dicom", 42, include_mixed=True, missing_tag_fraction=0.1, n_unreadable=2, seed=1
+    )
     return root / "dicom", truth
 
 
@@ -107,11 +108,14 @@ def test_labels_csv_rows_and_classes(labelled):
 
 def test_outputs_are_deidentified(archive, labelled):
     _, truth = archive
-    phi = {v for t in truth for v in (t.patient_name, t.patient_id, t.birth_date,
-                                       t.study_date)}
+    phi = {v for t in truth for v in (t.patient_name, t.patient_id, t.birth_date, t.study_date)}
     phi |= {t.patient_name.split("^")[0] for t in truth}
-    texts = [labelled.labels_csv.read_text(), labelled.labels_csv.with_suffix(".json").read_text(),
-             labelled.report["json"].read_text(), labelled.report["markdown"].read_text()]
+    texts = [
+        labelled.labels_csv.read_text(),
+        labelled.labels_csv.with_suffix(".json").read_text(),
+        labelled.report["json"].read_text(),
+        labelled.report["markdown"].read_text(),
+    ]
     for text in texts:
         leaked = [v for v in phi if v in text]
         assert not leaked, f"PHI in output: {leaked[:3]}"
@@ -128,8 +132,9 @@ def test_resume_from_cached_features(archive, labelled, monkeypatch):
 
     monkeypatch.setattr(features_module, "build_backbone", no_backbone)
     cache = labelled.labels_csv.with_name("labels.cache")
-    again = pseudo_label(root, labelled.labels_csv.with_name("again.csv"), n_clusters=7,
-                         cache_dir=cache, **FAST)
+    again = pseudo_label(
+        root, labelled.labels_csv.with_name("again.csv"), n_clusters=7, cache_dir=cache, **FAST
+    )
     assert np.array_equal(again.assignments, labelled.assignments)
 
 
@@ -170,11 +175,16 @@ def test_cache_is_ignored_when_the_backbone_changes(archive, labelled, monkeypat
     root, _ = archive
     called = []
     real = features_module.build_backbone
-    monkeypatch.setattr(features_module, "build_backbone",
-                        lambda *a, **k: called.append(1) or real(*a, **k))
-    pseudo_label(root, labelled.labels_csv.with_name("other.csv"), n_clusters=7,
-                 cache_dir=labelled.labels_csv.with_name("labels.cache"),
-                 **{**FAST, "image_size": 40})
+    monkeypatch.setattr(
+        features_module, "build_backbone", lambda *a, **k: called.append(1) or real(*a, **k)
+    )
+    pseudo_label(
+        root,
+        labelled.labels_csv.with_name("other.csv"),
+        n_clusters=7,
+        cache_dir=labelled.labels_csv.with_name("labels.cache"),
+        **{**FAST, "image_size": 40},
+    )
     assert called
 
 
@@ -239,8 +249,12 @@ def test_normalised_entropy_and_summaries():
     assert normalised_entropy(["CT", "MR", "CR", "DX"], 4) == pytest.approx(1.0)
     assert normalised_entropy(["CT", "MR", None, None], 4) == pytest.approx(np.log(2) / np.log(4))
     assignments = np.array([0, 0, 0, 1, 1, 1])
-    summaries = summarise_clusters(assignments, ["CT", "CT", "CT", "CT", "MR", "CR"],
-                                   ["HEAD", "HEAD", None, "HEAD", "KNEE", "CHEST"], 0.5)
+    summaries = summarise_clusters(
+        assignments,
+        ["CT", "CT", "CT", "CT", "MR", "CR"],
+        ["HEAD", "HEAD", None, "HEAD", "KNEE", "CHEST"],
+        0.5,
+    )
     assert [s.kept for s in summaries] == [True, False]
     assert summaries[0].body_parts == {"HEAD": 2, "MISSING": 1}
     assert summaries[1].heterogeneity == pytest.approx(1.0)
@@ -273,8 +287,19 @@ def test_text_features_match_rows_by_path(tmp_path):
 
 def test_cli_pseudo_label(archive, tmp_path, capsys):
     root, _ = archive
-    code = main(["pseudo-label", str(root), "--out", str(tmp_path / "l.csv"), "--clusters", "7",
-                 "--image-size", "32", "--hide-paths"])
+    code = main(
+        [
+            "pseudo-label",
+            str(root),
+            "--out",
+            str(tmp_path / "l.csv"),
+            "--clusters",
+            "7",
+            "--image-size",
+            "32",
+            "--hide-paths",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0
     assert "7 clusters, 6 kept" in out.out and "excluded cluster" in out.out
@@ -293,9 +318,19 @@ def test_synthetic_archive_headers(tmp_path):
 
     truth = write_synthetic_archive(tmp_path, 7, include_mixed=True, seed=0)
     ds = pydicom.dcmread(tmp_path / truth[0].path)
-    for keyword in ("Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription",
-                    "ProtocolName", "KVP", "SliceThickness", "PixelSpacing", "PatientName",
-                    "PatientID", "StudyDate"):
+    for keyword in (
+        "Modality",
+        "BodyPartExamined",
+        "StudyDescription",
+        "SeriesDescription",
+        "ProtocolName",
+        "KVP",
+        "SliceThickness",
+        "PixelSpacing",
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+    ):
         assert keyword in ds, keyword
     assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
     assert {t.modality for t in truth} >= {"CT", "MR", "CR", "DX"}

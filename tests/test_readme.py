@@ -23,8 +23,11 @@ def test_readme_setup_is_two_commands():
 
 
 def test_ci_runs_the_readme_setup_commands():
-    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.lstrip().startswith("#")]
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     install, tests = _setup_commands()
     assert install in ci, f"{install!r} is not a line of .ci/run"
     # CI adds flags (no cache folder, durations, a marker split) but runs the README's command

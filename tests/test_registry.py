@@ -14,8 +14,16 @@ from radiologynet.registry import ARCHITECTURES
 from radiologynet.weights import MODALITY_VARIANTS
 
 PAPER_NAMES = [
-    "resnet18", "resnet34", "resnet50", "vgg16", "efficientnet_b3", "efficientnet_b4",
-    "inception_v3", "densenet121", "mobilenet_v3_small", "mobilenet_v3_large",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg16",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "inception_v3",
+    "densenet121",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
 ]
 
 
@@ -117,10 +125,16 @@ def test_pretrained_cfg_only_has_keys_timm_accepts():
 
 # the authors' torchvision heads: (dropout p in the head, how many, stochastic depth)
 PAPER_DROPOUT = {
-    "resnet18": (None, 0, 0.0), "resnet34": (None, 0, 0.0), "resnet50": (None, 0, 0.0),
-    "densenet121": (None, 0, 0.0), "vgg16": (0.5, 2, 0.0), "inception_v3": (0.5, 1, 0.0),
-    "efficientnet_b3": (0.2, 1, 0.2), "efficientnet_b4": (0.2, 1, 0.2),
-    "mobilenet_v3_small": (0.2, 1, 0.0), "mobilenet_v3_large": (0.2, 1, 0.0),
+    "resnet18": (None, 0, 0.0),
+    "resnet34": (None, 0, 0.0),
+    "resnet50": (None, 0, 0.0),
+    "densenet121": (None, 0, 0.0),
+    "vgg16": (0.5, 2, 0.0),
+    "inception_v3": (0.5, 1, 0.0),
+    "efficientnet_b3": (0.2, 1, 0.2),
+    "efficientnet_b4": (0.2, 1, 0.2),
+    "mobilenet_v3_small": (0.2, 1, 0.0),
+    "mobilenet_v3_large": (0.2, 1, 0.0),
 }
 
 
@@ -136,8 +150,7 @@ def test_paper_regularisation_reaches_the_built_model(name, monkeypatch):
     arch = ARCHITECTURES[name]
     p, count, drop_path = PAPER_DROPOUT[name]
     assert (arch.paper_drop_rate, arch.paper_drop_path_rate) == (p or 0.0, drop_path)
-    model = build_model(name, None, kind="binary", num_classes=1,
-                        **arch.paper_regularisation)
+    model = build_model(name, None, kind="binary", num_classes=1, **arch.paper_regularisation)
     modules = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
     seen = list(modules)
     original = torch.nn.functional.dropout
@@ -169,8 +182,11 @@ def test_imagenet_records_are_torchvision_0_15_defaults():
     MobileNetV3Large, V1 for the other eight."""
     from radiologynet.weights import IMAGENET_NUM_CLASSES
 
-    v2 = {r.arch for r in radiologynet.list_weights()
-          if r.tag == "imagenet" and r.torchvision_weights == "IMAGENET1K_V2"}
+    v2 = {
+        r.arch
+        for r in radiologynet.list_weights()
+        if r.tag == "imagenet" and r.torchvision_weights == "IMAGENET1K_V2"
+    }
     assert v2 == {"resnet50", "mobilenet_v3_large"}
     resnet50 = radiologynet.get_weights("resnet50.imagenet")
     assert resnet50.source_url.endswith("/resnet50-11ad3fa6.pth")
@@ -202,8 +218,7 @@ def restore_records():
 
 def test_register_weights_with_an_alias_stores_the_registry_name(restore_records):
     base = radiologynet.get_weights("resnet50.radiologynet")
-    stored = radiologynet.register_weights(dataclasses.replace(base, arch="ResNet50",
-                                                               tag="mine"))
+    stored = radiologynet.register_weights(dataclasses.replace(base, arch="ResNet50", tag="mine"))
     assert stored.arch == "resnet50"
     assert radiologynet.get_weights("resnet50.mine").tag == "mine"
     assert any(r.name == "resnet50.mine" for r in radiologynet.list_weights())
@@ -214,8 +229,7 @@ def test_list_weights_puts_the_latest_version_first(restore_records):
     base = radiologynet.get_weights("resnet18.radiologynet")
     for version in ("v2", "v10"):
         radiologynet.register_weights(dataclasses.replace(base, version=version))
-    versions = [r.version for r in radiologynet.list_weights("resnet18")
-                if r.tag == "radiologynet"]
+    versions = [r.version for r in radiologynet.list_weights("resnet18") if r.tag == "radiologynet"]
     assert versions == ["v10", "v2", "v1"]
     assert radiologynet.get_weights("resnet18.radiologynet").version == "v10"
 

@@ -25,9 +25,17 @@ ENERGY = {"random": 0.3, "imagenet": 0.2, "radiologynet": 0.1}  # kWh per run
 
 
 def _log(val_f1: float, epochs: int = 6) -> list[dict[str, float]]:
-    return [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0 / e,
-             "val_f1": val_f1 * e / epochs, "lr": 1e-4, "time_s": 1.0} for e in
-            range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "val_loss": 1.0 / e,
+            "val_f1": val_f1 * e / epochs,
+            "lr": 1e-4,
+            "time_s": 1.0,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def write_sweep(root):
@@ -36,26 +44,66 @@ def write_sweep(root):
         written_init = "baseline" if init == "random" else init  # the paper's spelling
         for run in range(1, 6):
             val = base + 0.01 * (run - 1)
-            write_run(root, task=TASK, model=MODEL, init=written_init, lr="1e-4", run=run,
-                      val={"f1": val, "loss": 1 - val},
-                      test={"f1": val - 0.01, "accuracy": val, "loss": 1.0},
-                      best_epoch=EPOCH_STEP[init] * run, log=_log(val),
-                      emissions={"energy_kwh": ENERGY[init], "co2_kg": ENERGY[init] / 2,
-                                 "duration_s": 60.0})
+            write_run(
+                root,
+                task=TASK,
+                model=MODEL,
+                init=written_init,
+                lr="1e-4",
+                run=run,
+                val={"f1": val, "loss": 1 - val},
+                test={"f1": val - 0.01, "accuracy": val, "loss": 1.0},
+                best_epoch=EPOCH_STEP[init] * run,
+                log=_log(val),
+                emissions={
+                    "energy_kwh": ENERGY[init],
+                    "co2_kg": ENERGY[init] / 2,
+                    "duration_s": 60.0,
+                },
+            )
             # lr 1e-3: RadiologyNET is best on validation but poor on test (so the table
             # must pick by validation); random is poor on validation, great on test.
             lr3_val = {"random": 0.5, "imagenet": 0.5, "radiologynet": 0.9}[init]
             lr3_test = {"random": 0.99, "imagenet": 0.4, "radiologynet": 0.5 + 0.001 * run}
-            write_run(root, task=TASK, model=MODEL, init=init, lr="1e-3", run=run,
-                      val={"f1": lr3_val, "loss": 0.5}, test={"f1": lr3_test[init],
-                                                             "accuracy": 0.5, "loss": 1.0},
-                      best_epoch=3, log=_log(lr3_val), emissions=None)
+            write_run(
+                root,
+                task=TASK,
+                model=MODEL,
+                init=init,
+                lr="1e-3",
+                run=run,
+                val={"f1": lr3_val, "loss": 0.5},
+                test={"f1": lr3_test[init], "accuracy": 0.5, "loss": 1.0},
+                best_epoch=3,
+                log=_log(lr3_val),
+                emissions=None,
+            )
             for fraction in (0.05, 0.5):
-                write_run(root, task=TASK, model=MODEL, init=init, lr="1e-4", run=run,
-                          val={"f1": base * fraction}, test={"f1": base * fraction},
-                          best_epoch=9, fraction=fraction, log=_log(base * fraction, 10))
-    write_run(root, task=TASK, model=MODEL, init="imagenet", lr="1e-2", run=1,
-              val={"f1": 1.0}, test={"f1": 1.0}, best_epoch=1, status="running")
+                write_run(
+                    root,
+                    task=TASK,
+                    model=MODEL,
+                    init=init,
+                    lr="1e-4",
+                    run=run,
+                    val={"f1": base * fraction},
+                    test={"f1": base * fraction},
+                    best_epoch=9,
+                    fraction=fraction,
+                    log=_log(base * fraction, 10),
+                )
+    write_run(
+        root,
+        task=TASK,
+        model=MODEL,
+        init="imagenet",
+        lr="1e-2",
+        run=1,
+        val={"f1": 1.0},
+        test={"f1": 1.0},
+        best_epoch=1,
+        status="running",
+    )
     return root
 
 
@@ -120,9 +168,11 @@ def test_markdown_html_and_csv_bold_the_best_initialisation(runs, tmp_path):
 
 def test_paper_numbers_sit_beside_ours(runs):
     table = tables.add_paper_results(tables.results_table(runs))
-    published = {r.init: r for r in paper_results() if (r.task, r.model, r.metric,
-                                                        r.statistic) == (TASK, MODEL, "f1",
-                                                                         "mean")}
+    published = {
+        r.init: r
+        for r in paper_results()
+        if (r.task, r.model, r.metric, r.statistic) == (TASK, MODEL, "f1", "mean")
+    }
     row = table[(table["init"] == "random") & (table["fraction"] == 1.0)].iloc[0]
     assert row["paper_f1_mean"] == pytest.approx(published["baseline"].value / 100)
     assert row["paper_lr"] == published["baseline"].lr
@@ -146,8 +196,10 @@ def test_statistics_reproduce_the_papers_p_values(runs):
 def test_compare_by_lr_keeps_each_init_apart(runs):
     by_lr = tables.comparisons(runs[runs["fraction"].isna()], "f1", by="lr")
     assert sorted(k["init"] for k, _ in by_lr) == ["imagenet", "radiologynet", "random"]
-    assert all(c.pairwise[0].groups == ("1e-4", "1e-3") or c.pairwise[0].groups ==
-               ("1e-3", "1e-4") for _, c in by_lr)
+    assert all(
+        c.pairwise[0].groups == ("1e-4", "1e-3") or c.pairwise[0].groups == ("1e-3", "1e-4")
+        for _, c in by_lr
+    )
 
 
 def test_emissions_are_summed_per_init(runs):
@@ -160,12 +212,17 @@ def test_emissions_are_summed_per_init(runs):
 
 def test_figures_are_written_and_not_empty(runs, tmp_path):
     logs = load_logs(runs)
-    written = (figures.validation_curves(runs, logs, tmp_path, first_epochs=4)
-               + figures.resource_limited(runs, logs, tmp_path)
-               + figures.final_boxplots(runs, tmp_path))
+    written = (
+        figures.validation_curves(runs, logs, tmp_path, first_epochs=4)
+        + figures.resource_limited(runs, logs, tmp_path)
+        + figures.final_boxplots(runs, tmp_path)
+    )
     names = sorted(p.name for p in written)
-    assert names == [f"boxplot-{TASK}-{MODEL}-f1.png", f"curves-{TASK}-{MODEL}-f1.png",
-                     f"fractions-{TASK}-{MODEL}-f1.png"]
+    assert names == [
+        f"boxplot-{TASK}-{MODEL}-f1.png",
+        f"curves-{TASK}-{MODEL}-f1.png",
+        f"fractions-{TASK}-{MODEL}-f1.png",
+    ]
     for png in written:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         svg = png.with_suffix(".svg").read_text()
@@ -193,8 +250,21 @@ def test_report_renders_markdown_html_csv_and_figures(sweep, tmp_path):
 def test_cli_report_and_compare(sweep, tmp_path, capsys):
     assert main(["report", str(sweep), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.html").is_file()
-    assert main(["compare", str(sweep), "--metric", "f1", "--by", "init", "--csv",
-                 str(tmp_path / "tests.csv")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(sweep),
+                "--metric",
+                "f1",
+                "--by",
+                "init",
+                "--csv",
+                str(tmp_path / "tests.csv"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "random vs imagenet" in printed and "p_corr=0.02381" in printed
     written = pd.read_csv(tmp_path / "tests.csv")
@@ -227,9 +297,17 @@ def test_regression_sweeps_pick_the_lowest_mae(tmp_path):
     for init, (mae_lr3, mae_lr4) in {"random": (9.0, 12.0), "imagenet": (8.0, 7.0)}.items():
         for run in (1, 2, 3):
             for lr, mae in (("1e-3", mae_lr3), ("1e-4", mae_lr4)):
-                write_run(tmp_path, task="boneage", model="inception_v3", init=init, lr=lr,
-                          run=run, val={"mae": mae + run, "rmse": 2 * mae},
-                          test={"mae": mae + run, "rmse": 2 * mae}, best_epoch=run)
+                write_run(
+                    tmp_path,
+                    task="boneage",
+                    model="inception_v3",
+                    init=init,
+                    lr=lr,
+                    run=run,
+                    val={"mae": mae + run, "rmse": 2 * mae},
+                    test={"mae": mae + run, "rmse": 2 * mae},
+                    best_epoch=run,
+                )
     runs = load_results(tmp_path)
     assert primary_metric(runs) == "mae"
     table = tables.results_table(runs).set_index("init")
@@ -245,18 +323,37 @@ def test_logs_without_the_metric_fall_back_to_validation_loss(tmp_path):
     results = tmp_path / "results"
     for init, f1 in (("random", 0.5), ("imagenet", 0.7)):
         for run in (1, 2):
-            write_run(results, task="btmr", model="resnet50", init=init, lr="1e-4", run=run,
-                      val={"f1": f1}, test={"f1": f1 + 0.01 * run}, best_epoch=2,
-                      log=[{"epoch": e, "train_loss": 1.0, "val_loss": 1.0 / e}
-                           for e in (1, 2, 3)])
+            write_run(
+                results,
+                task="btmr",
+                model="resnet50",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": f1},
+                test={"f1": f1 + 0.01 * run},
+                best_epoch=2,
+                log=[{"epoch": e, "train_loss": 1.0, "val_loss": 1.0 / e} for e in (1, 2, 3)],
+            )
     report = build_report(results, tmp_path / "report")
-    assert sorted(p.name for p in report.figures) == ["boxplot-btmr-resnet50-f1.png",
-                                                      "curves-btmr-resnet50-loss.png"]
+    assert sorted(p.name for p in report.figures) == [
+        "boxplot-btmr-resnet50-f1.png",
+        "curves-btmr-resnet50-loss.png",
+    ]
 
 
 def test_wrongly_typed_values_name_the_file(tmp_path):
-    folder = write_run(tmp_path, task="btmr", model="resnet50", init="random", lr="1e-4",
-                       run=1, val={"f1": 0.5}, test={"f1": 0.5}, best_epoch=1)
+    folder = write_run(
+        tmp_path,
+        task="btmr",
+        model="resnet50",
+        init="random",
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.5},
+        test={"f1": 0.5},
+        best_epoch=1,
+    )
     data = json.loads((folder / "result.json").read_text())
     (folder / "result.json").write_text(json.dumps({**data, "lr": "fast"}))
     with pytest.raises(ResultsFormatError, match="resnet50-random-1e-4-run1.*wrong type"):
@@ -266,12 +363,23 @@ def test_wrongly_typed_values_name_the_file(tmp_path):
 def test_single_modality_inits_get_students_t_test(tmp_path):
     from scipy import stats as scipy_stats
 
-    values = {"radiologynet": [0.80, 0.82, 0.85, 0.83, 0.81],
-              "radiologynet-mr": [0.70, 0.75, 0.90, 0.60, 0.72]}
+    values = {
+        "radiologynet": [0.80, 0.82, 0.85, 0.83, 0.81],
+        "radiologynet-mr": [0.70, 0.75, 0.90, 0.60, 0.72],
+    }
     for init, f1s in values.items():
         for run, f1 in enumerate(f1s, start=1):
-            write_run(tmp_path, task="btmr", model="resnet50", init=init, lr="1e-4", run=run,
-                      val={"f1": f1}, test={"f1": f1}, best_epoch=run)
+            write_run(
+                tmp_path,
+                task="btmr",
+                model="resnet50",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": f1},
+                test={"f1": f1},
+                best_epoch=run,
+            )
     result = tables.stats_table(load_results(tmp_path), "f1")
     (row,) = result[result["test"] == "ttest"].to_dict("records")
     assert row["groups"] == "radiologynet vs radiologynet-mr" and row["method"] == "student"
@@ -280,12 +388,23 @@ def test_single_modality_inits_get_students_t_test(tmp_path):
 
 def test_paper_best_runs_of_table_3_are_kept(tmp_path):
     for init in ("random", "radiologynet"):
-        write_run(tmp_path, task="pba", model="inception_v3", init=init, lr="1e-3", run=1,
-                  val={"mae": 9.0}, test={"mae": 9.0, "rmse": 12.0}, best_epoch=5)
+        write_run(
+            tmp_path,
+            task="pba",
+            model="inception_v3",
+            init=init,
+            lr="1e-3",
+            run=1,
+            val={"mae": 9.0},
+            test={"mae": 9.0, "rmse": 12.0},
+            best_epoch=5,
+        )
     table = tables.add_paper_results(tables.results_table(load_results(tmp_path)))
-    best = {r.init: r.value for r in paper_results() if (r.task, r.model, r.statistic,
-                                                         r.metric) == ("pba", "inception_v3",
-                                                                       "best", "mae")}
+    best = {
+        r.init: r.value
+        for r in paper_results()
+        if (r.task, r.model, r.statistic, r.metric) == ("pba", "inception_v3", "best", "mae")
+    }
     row = table.set_index("init").loc["random"]
     assert row["paper_best_mae"] == pytest.approx(best["baseline"])
     assert row["paper_mae_mean"] != row["paper_best_mae"]

@@ -13,8 +13,11 @@ from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
 from radiologynet.report.demo import write_run
 from radiologynet.report.modelcard_results import END, START, write_card_results
 
-F1 = {"random": [0.60, 0.62, 0.64], "imagenet": [0.70, 0.71, 0.72],
-      "radiologynet": [0.80, 0.82, 0.90]}
+F1 = {
+    "random": [0.60, 0.62, 0.64],
+    "imagenet": [0.70, 0.71, 0.72],
+    "radiologynet": [0.80, 0.82, 0.90],
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +25,28 @@ def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("results") / "covid19"
     for init, values in F1.items():
         for run, value in enumerate(values, start=1):
-            write_run(root, task="covid19", model="resnet18", init=init, lr="1e-4", run=run,
-                      val={"f1": value}, test={"f1": value, "accuracy": value + 0.01},
-                      best_epoch=run * 2)
-    write_run(root, task="covid19", model="mobilenet_v3_large", init="random", lr="1e-4",
-              run=1, val={"f1": 0.1}, test={"f1": 0.1}, best_epoch=1)
+            write_run(
+                root,
+                task="covid19",
+                model="resnet18",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": value},
+                test={"f1": value, "accuracy": value + 0.01},
+                best_epoch=run * 2,
+            )
+    write_run(
+        root,
+        task="covid19",
+        model="mobilenet_v3_large",
+        init="random",
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.1},
+        test={"f1": 0.1},
+        best_epoch=1,
+    )
     return root
 
 
@@ -34,8 +54,9 @@ def sweep(tmp_path_factory):
 def weights_dir(tmp_path):
     model = radiologynet.create_model("resnet18", weights=None, num_classes=36)
     record = radiologynet.get_weights("resnet18.radiologynet")
-    return write_weights_folder(model.state_dict(), tmp_path / "resnet18.radiologynet",
-                                arch="resnet18", record=record)
+    return write_weights_folder(
+        model.state_dict(), tmp_path / "resnet18.radiologynet", arch="resnet18", record=record
+    )
 
 
 def test_results_go_into_config_and_card(sweep, weights_dir):

@@ -12,15 +12,19 @@ def test_analysis_page_table_is_generated_by_the_docs_script():
     script = runpy.run_path(str(ROOT / "docs/scripts/make_analysis_figures.py"))
     page = (ROOT / "docs/analysing-a-sweep.md").read_text()
     assert script["render"](page) == page, (
-        "docs/analysing-a-sweep.md is out of date: run "
-        "python docs/scripts/make_analysis_figures.py")
+        "docs/analysing-a-sweep.md is out of date: run python docs/scripts/make_analysis_figures.py"
+    )
     assert "| btmr | resnet50 | 100% | radiologynet |" in page
 
 
 def test_analysis_page_images_exist():
     page = (ROOT / "docs/analysing-a-sweep.md").read_text()
-    names = ["analysis-curves.png", "analysis-fractions.png", "analysis-boxplot.png",
-             "analysis-gradcam-sheet.png"]
+    names = [
+        "analysis-curves.png",
+        "analysis-fractions.png",
+        "analysis-boxplot.png",
+        "analysis-gradcam-sheet.png",
+    ]
     for name in names:
         assert f"(images/{name})" in page
         image = ROOT / "docs/images" / name

@@ -24,10 +24,17 @@ def _sweep(root, inits=LEVELS, runs=5, lrs=("1e-4",), task="covid19", model="res
         for init in inits:
             for run in range(1, runs + 1):
                 value = LEVELS[init] + 0.01 * run + (0.001 if lr == "1e-3" else 0.0)
-                write_run(root, task=task, model=model, init=init, lr=lr, run=run,
-                          val={"f1": value, "precision": value, "recall": value},
-                          test={"f1": value, "precision": value, "recall": value},
-                          best_epoch=int(100 * LEVELS[init]) + run)
+                write_run(
+                    root,
+                    task=task,
+                    model=model,
+                    init=init,
+                    lr=lr,
+                    run=run,
+                    val={"f1": value, "precision": value, "recall": value},
+                    test={"f1": value, "precision": value, "recall": value},
+                    best_epoch=int(100 * LEVELS[init]) + run,
+                )
     return root
 
 
@@ -81,14 +88,32 @@ def test_too_few_runs_say_so_instead_of_failing(tmp_path):
     assert statistics["p"].isna().all()
     # two runs per setting are enough to run them
     for init in list(LEVELS)[:3]:
-        write_run(root, task="covid19", model="resnet18", init=init, lr="1e-4", run=2,
-                  val={"f1": LEVELS[init]}, test={"f1": LEVELS[init]}, best_epoch=3)
-    (_, comparison), = tables.comparisons(load_results(root), "f1")
+        write_run(
+            root,
+            task="covid19",
+            model="resnet18",
+            init=init,
+            lr="1e-4",
+            run=2,
+            val={"f1": LEVELS[init]},
+            test={"f1": LEVELS[init]},
+            best_epoch=3,
+        )
+    ((_, comparison),) = tables.comparisons(load_results(root), "f1")
     assert comparison.kruskal.decision in ("reject H0", "fail to reject H0")
     # a modality variant with a single run: its t-test is listed as not run
-    write_run(root, task="covid19", model="resnet18", init="radiologynet-cr", lr="1e-4",
-              run=1, val={"f1": 0.9}, test={"f1": 0.9}, best_epoch=3)
-    (key, result), = tables.modality_tests(load_results(root), "f1")
+    write_run(
+        root,
+        task="covid19",
+        model="resnet18",
+        init="radiologynet-cr",
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.9},
+        test={"f1": 0.9},
+        best_epoch=3,
+    )
+    ((key, result),) = tables.modality_tests(load_results(root), "f1")
     assert result.decision == "not enough runs" and math.isnan(result.p)
     assert not result.significant
 
@@ -104,17 +129,35 @@ def test_brackets_only_where_kruskal_wallis_rejects(tmp_path, monkeypatch):
     root = tmp_path / "b"
     for init in list(LEVELS)[:3]:
         for run in range(1, 6):
-            write_run(root, task="covid19", model="resnet18", init=init, lr="1e-4", run=run,
-                      val={"f1": 0.5 + 0.01 * run}, test={"f1": 0.5 + 0.01 * run},
-                      best_epoch=run)
+            write_run(
+                root,
+                task="covid19",
+                model="resnet18",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": 0.5 + 0.01 * run},
+                test={"f1": 0.5 + 0.01 * run},
+                best_epoch=run,
+            )
     figures.final_boxplots(load_results(root), tmp_path / "fig-b", metric="f1")
     assert drawn == []
 
 
 def test_diverged_runs_are_shown_as_such(tmp_path):
     root = _sweep(tmp_path, inits=list(LEVELS)[:3])
-    write_run(root, task="covid19", model="resnet18", init="imagenet", lr="1e-2", run=1,
-              val={"f1": float("nan")}, test={}, best_epoch=1, status="diverged")
+    write_run(
+        root,
+        task="covid19",
+        model="resnet18",
+        init="imagenet",
+        lr="1e-2",
+        run=1,
+        val={"f1": float("nan")},
+        test={},
+        best_epoch=1,
+        status="diverged",
+    )
     report = build_report(root, tmp_path / "report")
     markdown = report.markdown.read_text()
     assert "## Diverged runs" in markdown and "1 run(s) diverged" in markdown
@@ -141,8 +184,17 @@ def test_paper_precision_and_recall_are_flagged_as_swapped(tmp_path):
 def test_paper_numbers_match_the_papers_task_names(tmp_path):
     # the paper's CSV says "pba" and "luna"; result folders say "boneage" and "luna16"
     for init in ("random", "radiologynet"):
-        write_run(tmp_path, task="luna16", model="unet-resnet50", init=init, lr="1e-4",
-                  run=1, val={"crop_dice": 0.6, "crop_iou": 0.5}, test=None, best_epoch=3)
+        write_run(
+            tmp_path,
+            task="luna16",
+            model="unet-resnet50",
+            init=init,
+            lr="1e-4",
+            run=1,
+            val={"crop_dice": 0.6, "crop_iou": 0.5},
+            test=None,
+            best_epoch=3,
+        )
     table = tables.add_paper_results(tables.results_table(load_results(tmp_path)))
     assert table["paper_crop_iou_mean"].notna().all()
     assert table["paper_crop_dice_mean"].notna().all()

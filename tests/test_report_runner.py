@@ -38,9 +38,20 @@ def swept(tmp_path_factory):
     model = radiologynet.create_model("resnet18", weights=None, num_classes=36)
     weights = write_weights_folder(model.state_dict(), base / "pretrained", arch="resnet18")
     out = base / "results"
-    runner.run("folder", data, models=["resnet18"], inits=["random", f"mine={weights}"],
-               lrs=["1e-3"], runs=2, max_epochs=2, patience=2, batch_size=4, input_size=32,
-               out=out, progress=False)
+    runner.run(
+        "folder",
+        data,
+        models=["resnet18"],
+        inits=["random", f"mine={weights}"],
+        lrs=["1e-3"],
+        runs=2,
+        max_epochs=2,
+        patience=2,
+        batch_size=4,
+        input_size=32,
+        out=out,
+        progress=False,
+    )
     return out
 
 
@@ -74,8 +85,20 @@ def test_gradcam_loads_a_runners_model_folder(swept, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.full((40, 30), 180, np.uint8)).save(images / "x.png")
-    assert main(["gradcam", "--model", str(run_dir), "--images", str(images), "--out",
-                 str(tmp_path / "cams")]) == 0
+    assert (
+        main(
+            [
+                "gradcam",
+                "--model",
+                str(run_dir),
+                "--images",
+                str(images),
+                "--out",
+                str(tmp_path / "cams"),
+            ]
+        )
+        == 0
+    )
     index = json.loads((tmp_path / "cams" / "index.json").read_text())
     assert index["model"] == "mine"
     assert index["images"][0]["input_size"] == 32  # the size the run was trained at

@@ -32,15 +32,18 @@ def luna(tmp_path_factory):
 
 def test_plan_reads_unet_names_and_skips_what_the_vanilla_unet_cannot_take(caplog):
     with caplog.at_level(logging.WARNING, logger="radiologynet.protocol.runner"):
-        runs = plan("luna16", ["unet-ResNet50", "unet"], ["random", "imagenet", "radiologynet"],
-                    ["1e-4"], 1)
+        runs = plan(
+            "luna16", ["unet-ResNet50", "unet"], ["random", "imagenet", "radiologynet"], ["1e-4"], 1
+        )
     assert [r.name for r in runs] == [
-        "unet-resnet50-random-1e-4-run1", "unet-resnet50-imagenet-1e-4-run1",
-        "unet-resnet50-radiologynet-1e-4-run1", "unet-random-1e-4-run1"]
+        "unet-resnet50-random-1e-4-run1",
+        "unet-resnet50-imagenet-1e-4-run1",
+        "unet-resnet50-radiologynet-1e-4-run1",
+        "unet-random-1e-4-run1",
+    ]
     skipped = [r.getMessage() for r in caplog.records]
     assert len(skipped) == 2
-    assert all(m.startswith("skipping unet with init") and "reconstruction" in m
-               for m in skipped)
+    assert all(m.startswith("skipping unet with init") and "reconstruction" in m for m in skipped)
     assert "'imagenet'" in skipped[0] and "'radiologynet'" in skipped[1]
     # a tag wins over a same-named folder (the package folder in a checkout)
     assert parse_init("radiologynet") == ("radiologynet", "radiologynet")
@@ -76,9 +79,29 @@ def test_preprocessing_comes_from_the_encoder_weight_record():
 
 
 def test_cli_dry_run_plans_the_papers_grid(luna, tmp_path, capsys):
-    assert main(["benchmark", "--task", "luna16", "--data", str(luna), "--models",
-                 PAPER_MODELS, "--inits", "random,imagenet,radiologynet", "--lrs",
-                 "1e-3,1e-4,1e-5", "--runs", "5", "--out", str(tmp_path), "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--task",
+                "luna16",
+                "--data",
+                str(luna),
+                "--models",
+                PAPER_MODELS,
+                "--inits",
+                "random,imagenet,radiologynet",
+                "--lrs",
+                "1e-3,1e-4,1e-5",
+                "--runs",
+                "5",
+                "--out",
+                str(tmp_path),
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     # 3 encoder U-Nets x 3 inits x 3 lrs x 5 runs + the vanilla U-Net, random only
     assert "150 runs" in out
@@ -88,13 +111,26 @@ def test_cli_dry_run_plans_the_papers_grid(luna, tmp_path, capsys):
 
 def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
-    tiny = replace(get_task_spec("luna16"), build_data=partial(
-        build_data, crop_size=48, train_crop=32, val_crop=32, samples_per_epoch=32))
+    tiny = replace(
+        get_task_spec("luna16"),
+        build_data=partial(
+            build_data, crop_size=48, train_crop=32, val_crop=32, samples_per_epoch=32
+        ),
+    )
     runs = plan("luna16", ["unet", "unet-resnet18"], ["random"], ["1e-3"], 1)
     out = tmp_path / "out"
     for spec in runs:
-        result = run_one(spec, tiny, luna, out, max_epochs=1, batch_size=16, in_chans=1,
-                         progress=False, cache_dir=tmp_path / "cache")
+        result = run_one(
+            spec,
+            tiny,
+            luna,
+            out,
+            max_epochs=1,
+            batch_size=16,
+            in_chans=1,
+            progress=False,
+            cache_dir=tmp_path / "cache",
+        )
         folder = out / spec.name
         assert json.loads((folder / "result.json").read_text()) == result
         assert result["status"] == "finished" and result["epochs_run"] == 1
@@ -109,5 +145,7 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
             assert result["config"]["input_size"] == 64
         else:
             assert config["architecture"] == "resnet18" and net.encoder is not None
-    assert sorted(p.name for p in out.iterdir()) == ["unet-random-1e-3-run1",
-                                                     "unet-resnet18-random-1e-3-run1"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "unet-random-1e-3-run1",
+        "unet-resnet18-random-1e-3-run1",
+    ]

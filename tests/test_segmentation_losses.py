@@ -83,13 +83,15 @@ def test_paper_loss_penalises_false_negatives_more():
     assert loss(to_logits(missed), target).item() == pytest.approx(3.0, abs=0.05)  # smooth=1
     assert loss(to_logits(extra), target).item() == pytest.approx(0.2, abs=0.02)
     assert PaperDiceLoss(fn_weight=0)(to_logits(missed), target) == pytest.approx(
-        DiceLoss()(to_logits(missed), target).item())
+        DiceLoss()(to_logits(missed), target).item()
+    )
 
 
 def test_bce_dice_and_registry(batch):
     logits, target = batch
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target) \
-        + DiceLoss()(logits, target)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + DiceLoss()(
+        logits, target
+    )
     assert BCEDiceLoss()(logits, target).item() == pytest.approx(expected.item())
     assert isinstance(get_loss("paper"), PaperDiceLoss)
     with pytest.raises(InvalidArgumentError, match="focal"):

@@ -40,9 +40,11 @@ def fabricate_weights_folder(root: Path, arch_name: str, seed: int = 0) -> Path:
     folder = root / f"{arch.name}.fake"
     folder.mkdir(parents=True)
     save_file(state, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(
-        {"architecture": arch.timm_name, "num_classes": 36,
-         "model_args": arch.model_args_dict}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {"architecture": arch.timm_name, "num_classes": 36, "model_args": arch.model_args_dict}
+        )
+    )
     return folder
 
 
@@ -51,14 +53,22 @@ def reference_features(arch_name: str, folder: Path, in_chans: int) -> torch.nn.
     from the same file (independent of this library's key matching)."""
     arch = get_architecture(arch_name)
     model = timm.create_model(
-        arch.timm_name, features_only=True, pretrained=True, in_chans=in_chans,
+        arch.timm_name,
+        features_only=True,
+        pretrained=True,
+        in_chans=in_chans,
         pretrained_cfg_overlay={"file": str(folder / "model.safetensors"), "num_classes": 36},
-        **arch.model_args_dict)
+        **arch.model_args_dict,
+    )
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=[  # vgg16 (138M parameters) in the slow step
-    pytest.param(n, marks=pytest.mark.slow) if n == "vgg16" else n for n in PAPER_ENCODERS])
+@pytest.fixture(
+    scope="module",
+    params=[  # vgg16 (138M parameters) in the slow step
+        pytest.param(n, marks=pytest.mark.slow) if n == "vgg16" else n for n in PAPER_ENCODERS
+    ],
+)
 def weights_folder(request, tmp_path_factory):
     return request.param, fabricate_weights_folder(tmp_path_factory.mktemp("w"), request.param)
 
@@ -80,9 +90,15 @@ def test_encoder_features_equal_classification_backbone(built):
         ours = net.encoder_features(x)
         theirs = reference(x)
         # the features really come from the loaded weights, not from the architecture
-        assert not torch.allclose(theirs[-1], timm.create_model(
-            get_architecture(name).timm_name, features_only=True, in_chans=1,
-            **get_architecture(name).model_args_dict).eval()(x)[-1])
+        assert not torch.allclose(
+            theirs[-1],
+            timm.create_model(
+                get_architecture(name).timm_name,
+                features_only=True,
+                in_chans=1,
+                **get_architecture(name).model_args_dict,
+            ).eval()(x)[-1],
+        )
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
         assert a.shape == b.shape
@@ -97,8 +113,9 @@ def test_encoder_tensors_are_the_classification_files_by_name(built):
 
     name, folder, net = built
     arch = get_architecture(name)
-    source = {k.replace(".", "_"): v for k, v in
-              load_file(str(folder / "model.safetensors")).items()}
+    source = {
+        k.replace(".", "_"): v for k, v in load_file(str(folder / "model.safetensors")).items()
+    }
     first = f"{arch.first_conv}.weight".replace(".", "_")
     source[first] = source[first].sum(dim=1, keepdim=True)
     encoder = net.encoder.state_dict()
@@ -139,8 +156,9 @@ def test_loss_decreases_on_a_tiny_problem():
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("name", [a for a in ARCHITECTURES if a not in
-                                  (*PAPER_ENCODERS, "inception_v3")])
+@pytest.mark.parametrize(
+    "name", [a for a in ARCHITECTURES if a not in (*PAPER_ENCODERS, "inception_v3")]
+)
 def test_every_other_registry_backbone_builds_at_odd_sizes(name):
     net = create_unet(name, in_chans=1, num_classes=2).eval()
     with torch.no_grad():
@@ -184,10 +202,15 @@ def test_bad_inputs_raise_library_errors(tmp_path):
         create_unet("inception_v3")
 
 
-@pytest.mark.parametrize(("encoder", "decoder", "in_chans"), [
-    ("mobilenet_v3_small", "smp", 1), ("resnet18", "paper", 3), ("vgg16", "smp", 1),
-    (None, "smp", 1),
-])
+@pytest.mark.parametrize(
+    ("encoder", "decoder", "in_chans"),
+    [
+        ("mobilenet_v3_small", "smp", 1),
+        ("resnet18", "paper", 3),
+        ("vgg16", "smp", 1),
+        (None, "smp", 1),
+    ],
+)
 def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
     """The runner's segmentation model folder: the whole U-Net's tensors + a config.json
     naming the encoder's timm architecture (the real runner is exercised in
@@ -197,11 +220,14 @@ def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
     torch.manual_seed(0)
     net = create_unet(encoder, in_chans=in_chans, decoder=decoder).eval()
     (tmp_path / "model").mkdir()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-              str(tmp_path / "model" / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(tmp_path / "model" / "model.safetensors"),
+    )
     arch = get_architecture(encoder or "resnet18").timm_name
-    (tmp_path / "model" / "config.json").write_text(json.dumps(
-        {"architecture": arch, "task_model": "UNet", "kind": "segmentation"}))
+    (tmp_path / "model" / "config.json").write_text(
+        json.dumps({"architecture": arch, "task_model": "UNet", "kind": "segmentation"})
+    )
     loaded = load_unet(tmp_path / "model").eval()
     assert loaded.decoder == (decoder if encoder else "vanilla")
     x = torch.rand(1, in_chans, 40, 36)
@@ -222,11 +248,15 @@ def test_smp_own_local_dir_path_gives_the_same_encoder(tmp_path, decoder):
     fake = fabricate_weights_folder(tmp_path, "resnet18")
     from safetensors.torch import load_file
 
-    folder = write_weights_folder(load_file(str(fake / "model.safetensors")),
-                                  tmp_path / "zoo", arch="resnet18",
-                                  record=get_weights("resnet18.radiologynet"))
-    theirs = smp.Unet(f"tu-local-dir:{folder}", encoder_weights=True, in_channels=1,
-                      classes=1).encoder.model.eval()
+    folder = write_weights_folder(
+        load_file(str(fake / "model.safetensors")),
+        tmp_path / "zoo",
+        arch="resnet18",
+        record=get_weights("resnet18.radiologynet"),
+    )
+    theirs = smp.Unet(
+        f"tu-local-dir:{folder}", encoder_weights=True, in_channels=1, classes=1
+    ).encoder.model.eval()
     ours = create_unet("resnet18", weights=folder, in_chans=1, decoder=decoder)
     mine = ours.encoder.eval()
     a, b = theirs.state_dict(), mine.state_dict()

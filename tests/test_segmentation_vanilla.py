@@ -52,8 +52,16 @@ def image_folder(tmp_path):
 
 
 def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folder, tmp_path):
-    out = pretrain_reconstruction(image_folder, tmp_path / "recon", epochs=6, batch_size=3,
-                                  lr=1e-2, size=32, in_chans=1, progress=False)
+    out = pretrain_reconstruction(
+        image_folder,
+        tmp_path / "recon",
+        epochs=6,
+        batch_size=3,
+        lr=1e-2,
+        size=32,
+        in_chans=1,
+        progress=False,
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "radiologynet_vanilla_unet"
     assert config["radiologynet"]["images"] == 6
@@ -72,9 +80,23 @@ def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folde
 
 
 def test_cli_pretrain_reconstruction(image_folder, tmp_path, capsys):
-    code = main(["pretrain-reconstruction", "--data", str(image_folder), "--out",
-                 str(tmp_path / "w"), "--epochs", "1", "--size", "16", "--batch-size", "4",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "pretrain-reconstruction",
+            "--data",
+            str(image_folder),
+            "--out",
+            str(tmp_path / "w"),
+            "--epochs",
+            "1",
+            "--size",
+            "16",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "w" / "model.safetensors").is_file()
     assert str(tmp_path / "w") in capsys.readouterr().out
@@ -99,8 +121,18 @@ def test_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="No images"):
         pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False)
-    assert main(["pretrain-reconstruction", "--data", str(tmp_path / "empty"), "--out",
-                 str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "pretrain-reconstruction",
+                "--data",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     folder = tmp_path / "other"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"architecture": "resnet50"}))

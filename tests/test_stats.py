@@ -33,11 +33,16 @@ def test_fully_separated_groups_of_five_give_the_papers_p_values():
 
 def test_pairwise_matches_scipy_and_names_pairs_in_order():
     rng = np.random.default_rng(0)
-    groups = {k: rng.normal(loc, 0.05, size=5).tolist()
-              for k, loc in (("random", 0.6), ("imagenet", 0.62), ("radiologynet", 0.7))}
+    groups = {
+        k: rng.normal(loc, 0.05, size=5).tolist()
+        for k, loc in (("random", 0.6), ("imagenet", 0.62), ("radiologynet", 0.7))
+    }
     pairwise = stats.pairwise_mann_whitney(groups)
-    assert [t.groups for t in pairwise] == [("random", "imagenet"), ("random", "radiologynet"),
-                                            ("imagenet", "radiologynet")]
+    assert [t.groups for t in pairwise] == [
+        ("random", "imagenet"),
+        ("random", "radiologynet"),
+        ("imagenet", "radiologynet"),
+    ]
     for test in pairwise:
         a, b = (groups[g] for g in test.groups)
         expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="exact")
@@ -50,14 +55,18 @@ def test_pairwise_matches_scipy_and_names_pairs_in_order():
 def test_ties_fall_back_to_the_asymptotic_test():
     result = stats.mann_whitney([1, 1, 2, 3, 3], [3, 4, 4, 5, 6])
     assert result.method == "asymptotic"
-    expected = scipy_stats.mannwhitneyu([1, 1, 2, 3, 3], [3, 4, 4, 5, 6],
-                                        alternative="two-sided", method="asymptotic")
+    expected = scipy_stats.mannwhitneyu(
+        [1, 1, 2, 3, 3], [3, 4, 4, 5, 6], alternative="two-sided", method="asymptotic"
+    )
     assert result.p == pytest.approx(expected.pvalue)
 
 
 def test_kruskal_and_levene_match_scipy():
-    groups = {"a": [1.0, 2.0, 3.5, 4.0, 5.0], "b": [2.0, 4.0, 6.5, 9.0, 10.0],
-              "c": [1.5, 1.6, 1.7, 1.8, 1.9]}
+    groups = {
+        "a": [1.0, 2.0, 3.5, 4.0, 5.0],
+        "b": [2.0, 4.0, 6.5, 9.0, 10.0],
+        "c": [1.5, 1.6, 1.7, 1.8, 1.9],
+    }
     kw = stats.kruskal(groups)
     expected = scipy_stats.kruskal(*groups.values())
     assert (kw.statistic, kw.p) == pytest.approx((expected.statistic, expected.pvalue))
@@ -107,11 +116,14 @@ def test_results_are_frozen_and_serialisable():
     assert row["groups"] == "x vs y" and row["significant"] is False
 
 
-@pytest.mark.parametrize("groups, match", [
-    ({"only": [1.0, 2.0]}, "at least 2 groups"),
-    ({"a": [1.0, float("nan")], "b": [1.0, 2.0]}, "NaN"),
-    ({"a": [], "b": [1.0]}, "'a' has 0 value"),
-])
+@pytest.mark.parametrize(
+    "groups, match",
+    [
+        ({"only": [1.0, 2.0]}, "at least 2 groups"),
+        ({"a": [1.0, float("nan")], "b": [1.0, 2.0]}, "NaN"),
+        ({"a": [], "b": [1.0]}, "'a' has 0 value"),
+    ],
+)
 def test_bad_groups_raise_library_errors(groups, match):
     with pytest.raises(StatisticsInputError, match=match):
         stats.kruskal(groups)

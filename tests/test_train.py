@@ -56,7 +56,7 @@ def _toy(n: int = 40, classes: int = 3, seed: int = 0) -> torch.utils.data.Tenso
     """uint8 images whose brightness encodes the class (learnable in a few steps)."""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % classes
-    x = (y.view(-1, 1, 1, 1) * 80 + torch.randint(0, 40, (n, 1, 16, 16), generator=g))
+    x = y.view(-1, 1, 1, 1) * 80 + torch.randint(0, 40, (n, 1, 16, 16), generator=g)
     return torch.utils.data.TensorDataset(x.to(torch.uint8), y)
 
 
@@ -66,8 +66,14 @@ class TinyNet(nn.Module):
     def __init__(self, classes: int = 3) -> None:
         super().__init__()
         self.num_classes = classes
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+        )
         self.fc = nn.Linear(8, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +81,9 @@ class TinyNet(nn.Module):
 
 
 def _config(**kw) -> TrainConfig:
-    options = dict(kind="multiclass", lr=1e-2, max_epochs=4, patience=10, batch_size=8,
-                   seed=3, progress=False)
+    options = dict(
+        kind="multiclass", lr=1e-2, max_epochs=4, patience=10, batch_size=8, seed=3, progress=False
+    )
     options.update(kw)
     return TrainConfig(**options)
 
@@ -84,22 +91,37 @@ def _config(**kw) -> TrainConfig:
 def _fit(out_dir, callbacks=(), **kw):
     torch.manual_seed(0)
     data = _toy()
-    return fit(TinyNet(), data, _toy(12, seed=1), _toy(12, seed=2), _config(**kw),
-               out_dir=out_dir, callbacks=callbacks,
-               batch_transform=DeviceTransform(augment=PAPER_AUGMENT))
+    return fit(
+        TinyNet(),
+        data,
+        _toy(12, seed=1),
+        _toy(12, seed=2),
+        _config(**kw),
+        out_dir=out_dir,
+        callbacks=callbacks,
+        batch_transform=DeviceTransform(augment=PAPER_AUGMENT),
+    )
 
 
 def _strip_times(history):
-    return [{k: v for k, v in r.items() if k not in ("time_s", "images_per_s")}
-            for r in history]
+    return [{k: v for k, v in r.items() if k not in ("time_s", "images_per_s")} for r in history]
 
 
 def test_fit_writes_log_and_restores_best(tmp_path):
     result = _fit(tmp_path)
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
-    for key in ("train_loss", "val_loss", "val_accuracy", "val_f1", "val_precision",
-                "val_recall", "lr", "time_s", "images_per_s"):
+    for key in (
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_f1",
+        "val_precision",
+        "val_recall",
+        "lr",
+        "time_s",
+        "images_per_s",
+    ):
         assert key in lines[0]
     best = min(lines, key=lambda r: r["val_loss"])
     assert result.best_epoch == best["epoch"]
@@ -142,8 +164,14 @@ def test_early_stopping_keeps_first_best(tmp_path):
 
 
 def test_plateau_scheduler_and_adam(tmp_path):
-    _fit(tmp_path, optimizer="adam", scheduler="plateau", max_epochs=1, keep_checkpoint=True,
-         checkpoint_interval_s=0)
+    _fit(
+        tmp_path,
+        optimizer="adam",
+        scheduler="plateau",
+        max_epochs=1,
+        keep_checkpoint=True,
+        checkpoint_interval_s=0,
+    )
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert saved["scheduler"]["factor"] == 0.1 and saved["scheduler"]["patience"] == 3
     assert "amsgrad" in saved["optimizer"]["param_groups"][0]
@@ -153,12 +181,21 @@ def test_plateau_scheduler_and_adam(tmp_path):
 def test_evaluate_matches_best_weights(tmp_path):
     model = TinyNet()
     torch.manual_seed(0)
-    result = fit(model, _toy(), _toy(12, seed=1), _toy(12, seed=2),
-                 TrainConfig(max_epochs=2, batch_size=8, progress=False),
-                 batch_transform=DeviceTransform())
-    again = evaluate(model, _toy(12, seed=2), loss=nn.CrossEntropyLoss(),
-                     metrics=PredictionMetrics("multiclass", 3),
-                     batch_transform=DeviceTransform())
+    result = fit(
+        model,
+        _toy(),
+        _toy(12, seed=1),
+        _toy(12, seed=2),
+        TrainConfig(max_epochs=2, batch_size=8, progress=False),
+        batch_transform=DeviceTransform(),
+    )
+    again = evaluate(
+        model,
+        _toy(12, seed=2),
+        loss=nn.CrossEntropyLoss(),
+        metrics=PredictionMetrics("multiclass", 3),
+        batch_transform=DeviceTransform(),
+    )
     assert again == pytest.approx(result.test)
 
 
@@ -166,28 +203,47 @@ def test_bad_arguments_raise():
     with pytest.raises(RadiologyNetError, match="max-epochs"):
         TrainConfig(max_epochs=0)
     with pytest.raises(RadiologyNetError, match="monitor"):
-        fit(TinyNet(), _toy(), _toy(),
+        fit(
+            TinyNet(),
+            _toy(),
+            _toy(),
             config=TrainConfig(max_epochs=1, monitor="auc", progress=False),
-            batch_transform=DeviceTransform())
+            batch_transform=DeviceTransform(),
+        )
 
 
 def test_fit_keywords_are_deprecated_but_work(tmp_path):
     torch.manual_seed(0)
     with pytest.warns(DeprecationWarning, match="TrainConfig"):
-        old = fit(TinyNet(), _toy(), _toy(12, seed=1), max_epochs=1, batch_size=8,
-                  progress=False, batch_transform=DeviceTransform())
+        old = fit(
+            TinyNet(),
+            _toy(),
+            _toy(12, seed=1),
+            max_epochs=1,
+            batch_size=8,
+            progress=False,
+            batch_transform=DeviceTransform(),
+        )
     torch.manual_seed(0)
-    new = fit(TinyNet(), _toy(), _toy(12, seed=1),
-              config=TrainConfig(max_epochs=1, batch_size=8, progress=False),
-              batch_transform=DeviceTransform())
+    new = fit(
+        TinyNet(),
+        _toy(),
+        _toy(12, seed=1),
+        config=TrainConfig(max_epochs=1, batch_size=8, progress=False),
+        batch_transform=DeviceTransform(),
+    )
     assert _strip_times(old.history) == _strip_times(new.history)
 
 
 def test_track_emissions_without_codecarbon(monkeypatch):
     monkeypatch.setitem(sys.modules, "codecarbon", None)
     with pytest.raises(RadiologyNetError, match=r"radiologynet\[emissions\]"):
-        fit(TinyNet(), _toy(), _toy(),
-            config=TrainConfig(max_epochs=1, track_emissions=True, progress=False))
+        fit(
+            TinyNet(),
+            _toy(),
+            _toy(),
+            config=TrainConfig(max_epochs=1, track_emissions=True, progress=False),
+        )
 
 
 def test_rng_state_roundtrip():
@@ -213,9 +269,9 @@ def test_classification_metrics_match_sklearn(classes):
     assert got["accuracy"] == pytest.approx(accuracy_score(y, pred))
     assert got["f1"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
     assert got["precision"] == pytest.approx(
-        precision_score(y, pred, average="macro", zero_division=0))
-    assert got["recall"] == pytest.approx(recall_score(y, pred, average="macro",
-                                                       zero_division=0))
+        precision_score(y, pred, average="macro", zero_division=0)
+    )
+    assert got["recall"] == pytest.approx(recall_score(y, pred, average="macro", zero_division=0))
 
 
 def test_binary_and_regression_metrics():
@@ -242,8 +298,9 @@ def test_multiclass_and_binary_heads():
 @pytest.mark.parametrize("head", ["pooled", "paper"])
 def test_bone_age_head_uses_sex(head):
     torch.manual_seed(0)
-    model = build_model("resnet18", None, kind="regression", num_classes=1, head=head,
-                        input_size=64)
+    model = build_model(
+        "resnet18", None, kind="regression", num_classes=1, head=head, input_size=64
+    )
     assert isinstance(model, BoneAgeRegressor)
     first = model.regressor[0]
     # pooled: 512 features; the paper's head flattens the 512 x 2 x 2 map of a 64 px input
@@ -321,6 +378,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def no_space(path, writer):
         def fail(tmp):
             raise OSError(errno.ENOSPC, "No space left on device", tmp)
+
         return real(path, fail)
 
     def fill_disk(event, info):
@@ -359,11 +417,22 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     _fit(tmp_path, num_workers=0, eval_batch_size=5, device="cpu")
 
 
-@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(max_epochs=0), dict(input_size=0),
-                                 dict(input_size=-32), dict(num_workers=-1),
-                                 dict(lr=float("inf")), dict(lr=float("nan")),
-                                 dict(device="banana"), dict(precision="fp16"),
-                                 dict(patience=0), dict(checkpoint_interval_s=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(batch_size=0),
+        dict(max_epochs=0),
+        dict(input_size=0),
+        dict(input_size=-32),
+        dict(num_workers=-1),
+        dict(lr=float("inf")),
+        dict(lr=float("nan")),
+        dict(device="banana"),
+        dict(precision="fp16"),
+        dict(patience=0),
+        dict(checkpoint_interval_s=-1),
+    ],
+)
 def test_config_refuses_bad_values(bad):
     with pytest.raises(InvalidArgumentError) as err:
         TrainConfig(**bad)
@@ -380,15 +449,15 @@ def test_batch_path_gives_the_dataloader_tensors(tmp_path):
     images = [tmp_path / f"{i}.png" for i in range(7)]
     for i, path in enumerate(images):
         Image.fromarray(np.full((20, 30), 30 * i, dtype=np.uint8)).save(path)
-    samples = [SimpleNamespace(path=str(p), target=i % 2, sex=i % 2)
-               for i, p in enumerate(images)]
+    samples = [SimpleNamespace(path=str(p), target=i % 2, sex=i % 2) for i, p in enumerate(images)]
     for cache in (None, tmp_path / "cache"):
         data = SampleDataset(samples, 16, with_sex=True, cache_dir=cache)
         subset = torch.utils.data.Subset(data, [6, 0, 3, 5, 1])
         order = [4, 0, 2, 1]
         fast = list(batch_loader(subset, order, 3))
-        slow = list(torch.utils.data.DataLoader(torch.utils.data.Subset(subset, order),
-                                                batch_size=3))
+        slow = list(
+            torch.utils.data.DataLoader(torch.utils.data.Subset(subset, order), batch_size=3)
+        )
         assert len(fast) == len(slow) == 2
         for (f_in, f_y), (s_in, s_y) in zip(fast, slow, strict=True):
             assert torch.equal(f_in[0], s_in[0]) and torch.equal(f_in[1], s_in[1])
@@ -398,8 +467,7 @@ def test_batch_path_gives_the_dataloader_tensors(tmp_path):
 def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():
     saved = TrainConfig(batch_size=8, device="cpu").to_dict()
     assert config_changes(saved, TrainConfig(batch_size=8, num_workers=2).to_dict()) == []
-    assert config_changes(saved, TrainConfig(batch_size=4).to_dict()) == [
-        "batch_size: 8 -> 4"]
+    assert config_changes(saved, TrainConfig(batch_size=4).to_dict()) == ["batch_size: 8 -> 4"]
     older = {k: v for k, v in saved.items() if k != "precision"}  # an older record
     assert config_changes(older, TrainConfig(batch_size=8, precision="fp32").to_dict()) == []
 

@@ -27,8 +27,9 @@ def _data(n: int, seed: int) -> torch.utils.data.TensorDataset:
 def _model() -> nn.Module:
     # no BatchNorm or dropout: per-replica statistics would (rightly) differ from one process
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
 
 
 def _scale(inputs, target, *, train, generator):
@@ -47,22 +48,43 @@ def _kill(event: str, info: dict) -> None:
 def _train(out: Path | None, callbacks=()) -> dict:
     model = _model()
     # checkpoint after every step: the kill below leaves a mid-epoch checkpoint
-    config = TrainConfig(num_classes=3, lr=0.05, max_epochs=3, batch_size=8, seed=1,
-                         progress=False, device="cpu", checkpoint_interval_s=0)
-    result = fit(model, _data(40, 0), _data(13, 1), _data(11, 2), config=config,
-                 batch_transform=_scale, out_dir=out, callbacks=callbacks)
-    scored = evaluate(model, _data(13, 1), loss=nn.CrossEntropyLoss(),
-                      metrics=PredictionMetrics("multiclass", 3), batch_size=4,
-                      batch_transform=_scale)
-    history = [{k: v for k, v in r.items() if k not in ("time_s", "images_per_s")}
-               for r in result.history]
+    config = TrainConfig(
+        num_classes=3,
+        lr=0.05,
+        max_epochs=3,
+        batch_size=8,
+        seed=1,
+        progress=False,
+        device="cpu",
+        checkpoint_interval_s=0,
+    )
+    result = fit(
+        model,
+        _data(40, 0),
+        _data(13, 1),
+        _data(11, 2),
+        config=config,
+        batch_transform=_scale,
+        out_dir=out,
+        callbacks=callbacks,
+    )
+    scored = evaluate(
+        model,
+        _data(13, 1),
+        loss=nn.CrossEntropyLoss(),
+        metrics=PredictionMetrics("multiclass", 3),
+        batch_size=4,
+        batch_transform=_scale,
+    )
+    history = [
+        {k: v for k, v in r.items() if k not in ("time_s", "images_per_s")} for r in result.history
+    ]
     return {"history": history, "test": result.test, "val": result.val, "scored": scored}
 
 
 def _worker(rank: int, store: str, out: str, kill: bool) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
-                            world_size=WORLD)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
         if kill:
             try:
@@ -81,13 +103,13 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     torch.set_num_threads(1)
     single = _train(None)
     # killed mid-epoch, then resumed from the checkpoint the ranks wrote together
-    mp.spawn(_worker, args=(str(tmp_path / "store1"), str(tmp_path), True), nprocs=WORLD,
-             join=True)
+    mp.spawn(_worker, args=(str(tmp_path / "store1"), str(tmp_path), True), nprocs=WORLD, join=True)
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert (saved["state"]["epoch"], saved["state"]["step"]) == (1, 1)
     assert len(saved["ranks"]) == WORLD  # each rank's RNG state
-    mp.spawn(_worker, args=(str(tmp_path / "store2"), str(tmp_path), False), nprocs=WORLD,
-             join=True)
+    mp.spawn(
+        _worker, args=(str(tmp_path / "store2"), str(tmp_path), False), nprocs=WORLD, join=True
+    )
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     assert ranks[0] == ranks[1]  # every rank reports the synchronised numbers
     ddp = ranks[0]

@@ -35,8 +35,9 @@ def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 @functools.cache
 def _decoded(folder: Path) -> tuple[tuple[str, np.ndarray], ...]:
-    return tuple((p.name, io.to_radiologynet_uint8(io.read_image(p)))
-                 for p in sorted(folder.glob("*.png")))
+    return tuple(
+        (p.name, io.to_radiologynet_uint8(io.read_image(p))) for p in sorted(folder.glob("*.png"))
+    )
 
 
 @pytest.fixture
@@ -57,15 +58,22 @@ def test_letterbox_matches_opencv_on_the_nine_real_radiographs(size, real_radiog
         assert ours.shape == reference.shape == (size, size)
         assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1, name
         # the float pipeline ends within 1/255 of the original's uint8 / 255
-        x = transforms.for_weights(radiologynet.get_weights("resnet18.radiologynet")
-                                   .preprocessing.__class__(input_size=size))(gray)
+        x = transforms.for_weights(
+            radiologynet.get_weights("resnet18.radiologynet").preprocessing.__class__(
+                input_size=size
+            )
+        )(gray)
         assert (x[0].numpy() - reference / 255.0).__abs__().max() <= 1 / 255 + 1e-6
 
 
 @settings(max_examples=60, deadline=None)
-@given(height=st.integers(1, 700), width=st.integers(1, 700),
-       size=st.sampled_from([8, 31, 224, 299, 300, 380]), seed=st.integers(0, 2**16),
-       smooth=st.booleans())
+@given(
+    height=st.integers(1, 700),
+    width=st.integers(1, 700),
+    size=st.sampled_from([8, 31, 224, 299, 300, 380]),
+    seed=st.integers(0, 2**16),
+    smooth=st.booleans(),
+)
 def test_letterbox_matches_opencv_on_odd_sizes(height, width, size, seed, smooth):
     ratio = float(size) / max(height, width)
     if int(min(height, width) * ratio) == 0:  # the original crashes there (cv2 size 0)
@@ -81,7 +89,11 @@ def test_letterbox_matches_opencv_on_odd_sizes(height, width, size, seed, smooth
     # same geometry: the resized image and its padding are exactly where OpenCV put them
     new_h, new_w = int(height * ratio), int(width * ratio)
     assert transforms.letterbox_geometry(height, width, size) == (
-        new_h, new_w, (size - new_h) // 2, (size - new_w) // 2)
+        new_h,
+        new_w,
+        (size - new_h) // 2,
+        (size - new_w) // 2,
+    )
     bright = letterbox(torch.full((height, width), 255, dtype=torch.uint8), size).numpy()
     np.testing.assert_array_equal(bright, opencv_letterbox(np.full_like(image, 255), size))
 
@@ -122,8 +134,9 @@ def test_for_weights_imagenet_normalises_and_sizes_follow_the_record():
     assert one.shape == (1, 224, 224)
     # the documented in_chans=1 rule: 1/s = mean(1/s_c), m/s = mean(m_c/s_c)
     m, s = record.preprocessing.mean, record.preprocessing.std
-    expected = (128 / 255 * sum(1 / v for v in s) / 3
-                - sum(a / b for a, b in zip(m, s, strict=True)) / 3)
+    expected = (
+        128 / 255 * sum(1 / v for v in s) / 3 - sum(a / b for a, b in zip(m, s, strict=True)) / 3
+    )
     torch.testing.assert_close(one[0, 0, 0], torch.tensor(expected, dtype=torch.float32))
     assert float(one[0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
 
@@ -133,8 +146,12 @@ def test_transform_reads_files_and_dicom_with_window(tmp_path):
 
     tf = transforms.for_weights("resnet18.radiologynet", window="lung")
     x = tf(examples.get_path("ct"))
-    ref = letterbox(io.to_radiologynet_uint8(io.read_image(examples.get_path("ct")), "lung"),
-                    224).float() / 255
+    ref = (
+        letterbox(
+            io.to_radiologynet_uint8(io.read_image(examples.get_path("ct")), "lung"), 224
+        ).float()
+        / 255
+    )
     torch.testing.assert_close(x[0], ref)
 
 
@@ -158,8 +175,9 @@ def test_for_model_reads_pretrained_cfg_and_first_conv():
 
 def test_for_model_with_a_radiologynet_cfg_equals_for_weights():
     record = radiologynet.get_weights("resnet18.radiologynet")
-    model = timm.create_model("resnet18", pretrained=False,
-                              pretrained_cfg_overlay=record.pretrained_cfg())
+    model = timm.create_model(
+        "resnet18", pretrained=False, pretrained_cfg_overlay=record.pretrained_cfg()
+    )
     gray = np.random.default_rng(2).integers(0, 256, (70, 50), dtype=np.uint8)
     tf = transforms.for_model(model)
     assert tf.preprocessing.letterbox and tf.preprocessing.mean is None
@@ -173,6 +191,7 @@ def test_for_model_on_create_model_output():
 
 
 # --- augmentation and the batched path ------------------------------------------------
+
 
 def _batch(n=4, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -205,8 +224,9 @@ def test_flip_only_is_an_exact_mirror():
     aug = Augmentation(flip_p=1.0, degrees=0.0, brightness=None, contrast=None)
     batch = _batch()
     out = BatchTransform(pre, train=True, augment=aug)(batch)
-    torch.testing.assert_close(out[:, :1], torch.flip(batch.float() / 255, dims=[-1]),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out[:, :1], torch.flip(batch.float() / 255, dims=[-1]), atol=1e-5, rtol=0
+    )
 
 
 def test_brightness_and_contrast_ranges():
@@ -224,8 +244,10 @@ def test_brightness_and_contrast_ranges():
     assert 0.8 - 1e-4 <= float(factor.min()) and float(factor.max()) <= 1.3 + 1e-4
 
 
-@pytest.mark.parametrize("name,degrees,scale,translate", [
-    ("default", 15.0, (1.0, 1.0), 0.0), ("boneage", 20.0, (0.8, 1.2), 0.2)])
+@pytest.mark.parametrize(
+    "name,degrees,scale,translate",
+    [("default", 15.0, (1.0, 1.0), 0.0), ("boneage", 20.0, (0.8, 1.2), 0.2)],
+)
 def test_affine_parameters_stay_in_the_paper_ranges(name, degrees, scale, translate):
     aug = transforms.AUGMENTATIONS[name]
     theta = transforms.random_affine_theta(2000, aug, torch.Generator().manual_seed(3))
@@ -267,9 +289,11 @@ def test_batch_transform_on_gpu_matches_cpu():
     assert aug.is_cuda and aug.shape == (8, 3, 64, 64)
 
 
-@pytest.mark.parametrize("record", [r for r in radiologynet.list_weights()
-                                    if r.tag in ("radiologynet", "imagenet")],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "record",
+    [r for r in radiologynet.list_weights() if r.tag in ("radiologynet", "imagenet")],
+    ids=lambda r: r.name,
+)
 def test_every_weight_record_gives_its_own_size_and_normalisation(record):
     tf = transforms.for_weights(record)
     pre = record.preprocessing
@@ -282,6 +306,7 @@ def test_every_weight_record_gives_its_own_size_and_normalisation(record):
 
 
 # --- shapes, the float rule, in_chans=1 statistics (issue 10.4) ---------------------------
+
 
 def test_transforms_take_batches_single_images_and_refuse_other_shapes():
     tf = transforms.for_weights(radiologynet.Preprocessing(input_size=32))
@@ -325,8 +350,9 @@ def test_float_outside_unit_range_is_min_max_scaled_and_windows_win():
     out = tf(hu)
     assert float(out.min()) == 0.0 and float(out.max()) == 1.0  # documented min-max
     torch.testing.assert_close(out, tf((hu + 1000) / 2000), atol=1 / 255, rtol=0)
-    soft = transforms.for_weights(radiologynet.Preprocessing(input_size=16),
-                                  window=(40.0, 400.0))(hu)
+    soft = transforms.for_weights(radiologynet.Preprocessing(input_size=16), window=(40.0, 400.0))(
+        hu
+    )
     assert not torch.allclose(soft, out, atol=0.05)
     assert float(soft[0, 0, 0]) == 0.0  # -1000 HU is below the soft-tissue window
 
@@ -347,16 +373,16 @@ def test_in_chans_1_statistics_make_the_summed_filter_model_equal_the_rgb_model(
     red = (images.float() / 255 - record.preprocessing.mean[0]) / record.preprocessing.std[0]
     with torch.no_grad():  # the old DeviceTransform rule: the red channel's mean/std
         assert float((gray(red) - rgb(three)).abs().max()) > 0.1
-    mean, std = transforms.channel_mean_std(record.preprocessing.mean,
-                                            record.preprocessing.std, 1)
+    mean, std = transforms.channel_mean_std(record.preprocessing.mean, record.preprocessing.std, 1)
     assert mean[0] == pytest.approx(0.44880, abs=1e-5)
     assert std[0] == pytest.approx(0.22598, abs=1e-5)
 
 
 def test_masks_follow_the_image_through_crop_and_flips():
     pre = radiologynet.Preprocessing(input_size=24)
-    aug = Augmentation(flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None, contrast=None,
-                       crop=24)
+    aug = Augmentation(
+        flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None, contrast=None, crop=24
+    )
     bt = BatchTransform(pre, augment=aug, resize=False, masks=True, in_chans=1)
     image = torch.rand(8, 1, 40, 40)
     mask = (image > 0.5).float()
@@ -382,6 +408,7 @@ def test_deprecated_device_transforms_are_the_one_batch_transform():
 
 
 # --- the model card's statement about timm's transforms ---------------------------------
+
 
 def _timm_transform(record):
     from timm.data import create_transform, resolve_data_config
@@ -412,12 +439,17 @@ def test_model_card_timm_statement_holds():
     # ImageNet records: timm fills the letterbox border with the mean colour
     imagenet = radiologynet.get_weights("resnet18.imagenet")
     diff = _both(imagenet, exact)
-    border, inside = diff[..., :37], diff[..., 37:37 + 150]
+    border, inside = diff[..., :37], diff[..., 37 : 37 + 150]
     assert float(inside.max()) == 0.0
     assert float(border.max()) == pytest.approx(0.485 / 0.229, abs=0.01)
     card = radiologynet.modelcard.render_model_card(
-        {"architecture": "resnet18", "num_classes": 1000,
-         "pretrained_cfg": imagenet.pretrained_cfg()}, record=imagenet)
+        {
+            "architecture": "resnet18",
+            "num_classes": 1000,
+            "pretrained_cfg": imagenet.pretrained_cfg(),
+        },
+        record=imagenet,
+    )
     assert "mean colour" in card and "create_transform`) applies exactly" not in card
     assert f"{TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise" in card
 
@@ -436,8 +468,9 @@ def test_user_errors_name_what_to_pass(tmp_path):
         BatchTransform(record.preprocessing, in_chans=2)
     with pytest.raises(radiologynet.errors.InvalidArgumentError, match="config.json"):
         transforms.read_preprocessing(tmp_path / "model.pth")
-    assert transforms.read_preprocessing(tmp_path / "model.pth", input_size=64) == \
-        radiologynet.Preprocessing(input_size=64)
+    assert transforms.read_preprocessing(
+        tmp_path / "model.pth", input_size=64
+    ) == radiologynet.Preprocessing(input_size=64)
     with pytest.raises(radiologynet.errors.InvalidArgumentError, match="train=True"):
         BatchTransform(record.preprocessing)(_batch(1, 224), torch.zeros(1))
 
@@ -445,8 +478,10 @@ def test_user_errors_name_what_to_pass(tmp_path):
 def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():
     for record in radiologynet.list_weights():
         assert transforms.read_preprocessing(record.pretrained_cfg()) == record.preprocessing
-        assert transforms.read_preprocessing({"pretrained_cfg": record.pretrained_cfg()}) == \
-            record.preprocessing
+        assert (
+            transforms.read_preprocessing({"pretrained_cfg": record.pretrained_cfg()})
+            == record.preprocessing
+        )
 
 
 def test_a_tasks_own_augmentation_policy_runs_inside_the_one_batch_transform():
@@ -466,8 +501,7 @@ def test_a_tasks_own_augmentation_policy_runs_inside_the_one_batch_transform():
     mask = (image > 0.5).float()
     out, out_mask = bt(image, mask, train=True, generator=torch.Generator().manual_seed(0))
     assert seen == [(4, 1, 16, 16)] and out.shape == out_mask.shape == (4, 1, 16, 16)
-    mean, std = transforms.channel_mean_std(record.preprocessing.mean,
-                                            record.preprocessing.std, 1)
+    mean, std = transforms.channel_mean_std(record.preprocessing.mean, record.preprocessing.std, 1)
     torch.testing.assert_close(out_mask, ((out * std[0] + mean[0]) > 0.5).float())
     evaluated, _ = bt(image, mask, train=False)
     assert evaluated.shape == (4, 1, 40, 40) and len(seen) == 1  # no crop, no policy

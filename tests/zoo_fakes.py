@@ -15,9 +15,17 @@ def original_resnet18_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(1)
     net = torchvision.models.resnet18(num_classes=36)
     state = {f"model.{k}": v for k, v in net.state_dict().items()}
-    torch.save({"time": str(datetime.datetime(2023, 1, 1)), "model_state": state,
-                "model_name": "ResNet18", "optimizer_state": {}, "optimizer_name": "AdamW",
-                "epoch": 3}, path)
+    torch.save(
+        {
+            "time": str(datetime.datetime(2023, 1, 1)),
+            "model_state": state,
+            "model_name": "ResNet18",
+            "optimizer_state": {},
+            "optimizer_name": "AdamW",
+            "epoch": 3,
+        },
+        path,
+    )
     return state
 
 

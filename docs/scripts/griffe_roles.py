@@ -14,8 +14,9 @@ ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):`(~?)([^`]+)`")
 
 def plain(text: str) -> str:
     """``text`` with every Sphinx role replaced by inline code of its target."""
-    return ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`",
-                    text)
+    return ROLE.sub(
+        lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", text
+    )
 
 
 class SphinxRolesAsCode(griffe.Extension):

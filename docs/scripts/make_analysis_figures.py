@@ -52,10 +52,13 @@ def _blob_images(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[:128, :128]
-    for name, (row, col) in {"upper-right": (0.3, 0.72), "lower-left": (0.72, 0.3),
-                             "centre": (0.5, 0.55)}.items():
+    for name, (row, col) in {
+        "upper-right": (0.3, 0.72),
+        "lower-left": (0.72, 0.3),
+        "centre": (0.5, 0.55),
+    }.items():
         pixels = np.full((128, 128), 30.0) + 25.0 * yy / 128 + rng.normal(0, 2, (128, 128))
-        pixels[(yy - row * 128) ** 2 + (xx - col * 128) ** 2 < 12 ** 2] = 220
+        pixels[(yy - row * 128) ** 2 + (xx - col * 128) ** 2 < 12**2] = 220
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{name}.png")
     return folder
 
@@ -68,8 +71,11 @@ def _demo_models():
     import radiologynet
 
     models = {}
-    for label, seed, detector in (("random init", 0, False), ("blob detector A", 1, True),
-                                  ("blob detector B", 2, True)):
+    for label, seed, detector in (
+        ("random init", 0, False),
+        ("blob detector A", 1, True),
+        ("blob detector B", 2, True),
+    ):
         torch.manual_seed(seed)
         model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
         if detector:
@@ -89,16 +95,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = write_demo_sweep(Path(tmp) / "btmr", **DEMO)
         report = build_report(results, Path(tmp) / "report", paper=True, first_epochs=20)
-        wanted = {"curves-": "analysis-curves.png", "fractions-": "analysis-fractions.png",
-                  "boxplot-": "analysis-boxplot.png"}
+        wanted = {
+            "curves-": "analysis-curves.png",
+            "fractions-": "analysis-fractions.png",
+            "boxplot-": "analysis-boxplot.png",
+        }
         for figure in report.figures:
             for prefix, name in wanted.items():
                 if figure.name.startswith(prefix):
                     shutil.copyfile(figure, IMAGES / name)
         PAGE.write_text(render(PAGE.read_text(), results))
         images = _blob_images(Path(tmp) / "images")
-        sheet = comparison_sheet(_demo_models(), images, Path(tmp) / "sheet.png",
-                                 targets=[1, 1, 1], dpi=90)
+        sheet = comparison_sheet(
+            _demo_models(), images, Path(tmp) / "sheet.png", targets=[1, 1, 1], dpi=90
+        )
         shutil.copyfile(sheet, IMAGES / "analysis-gradcam-sheet.png")
     print(f"updated {PAGE.relative_to(ROOT)} and docs/images/analysis-*.png")
     return 0

@@ -31,8 +31,11 @@ def main() -> None:
     train = transforms.for_weights("resnet50.radiologynet", train=True)
     lung = transforms.for_weights("resnet50.radiologynet", window="lung")
     panels = [
-        (radiograph.pixels, f"GRAZPEDWRI-DX PNG\n{radiograph.pixels.dtype}, "
-                            f"{radiograph.shape[0]}x{radiograph.shape[1]}"),
+        (
+            radiograph.pixels,
+            f"GRAZPEDWRI-DX PNG\n{radiograph.pixels.dtype}, "
+            f"{radiograph.shape[0]}x{radiograph.shape[1]}",
+        ),
         (infer(radiograph)[0], "model input (224, letterbox)"),
         (train(radiograph)[0], "training augmentation"),
         (ct.pixels, f"CT DICOM in HU\n[{ct.pixels.min():.0f}, {ct.pixels.max():.0f}]"),
@@ -45,8 +48,14 @@ def main() -> None:
         ax.imshow(pixels, cmap="gray", vmin=0 if is_input else None, vmax=1 if is_input else None)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.text(0.5, 0.01, "Radiograph: GRAZPEDWRI-DX (Nagy et al., Sci Data 2022), CC BY 4.0. "
-             "CT: pydicom example data.", ha="center", fontsize=7)
+    fig.text(
+        0.5,
+        0.01,
+        "Radiograph: GRAZPEDWRI-DX (Nagy et al., Sci Data 2022), CC BY 4.0. "
+        "CT: pydicom example data.",
+        ha="center",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     atomic_write(OUT, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {OUT}")

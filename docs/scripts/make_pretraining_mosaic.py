@@ -21,10 +21,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         archive = Path(tmp) / "archive"
-        write_synthetic_archive(archive, 96, include_mixed=True, missing_tag_fraction=0.05,
-                                n_unreadable=1, seed=0)
-        result = pseudo_label(archive, Path(tmp) / "labels.csv", n_clusters=7, image_size=32,
-                              progress=False)
+        write_synthetic_archive(
+            archive, 96, include_mixed=True, missing_tag_fraction=0.05, n_unreadable=1, seed=0
+        )
+        result = pseudo_label(
+            archive, Path(tmp) / "labels.csv", n_clusters=7, image_size=32, progress=False
+        )
         shutil.copyfile(result.report["mosaic"], OUT)
     print(f"wrote {OUT}")
 

@@ -57,9 +57,11 @@ def main() -> None:
         image, mask = data.slices("val")[0]
         prediction = predict_mask(model, image[None])[0]
     dice = dice_per_image(prediction[None], mask[None]).item()
-    panels = [(image[0], "CT slice (HU scaled to [0, 1])", None),
-              (image[0], "nodule mask (paper's method)", mask[0]),
-              (image[0], f"U-Net prediction (Dice {dice:.2f})", prediction[0].float())]
+    panels = [
+        (image[0], "CT slice (HU scaled to [0, 1])", None),
+        (image[0], "nodule mask (paper's method)", mask[0]),
+        (image[0], f"U-Net prediction (Dice {dice:.2f})", prediction[0].float()),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     for ax, (pixels, title, overlay) in zip(axes, panels, strict=True):
         ax.imshow(pixels, cmap="gray", vmin=0, vmax=1)
@@ -67,8 +69,14 @@ def main() -> None:
             ax.imshow(overlay.numpy(), cmap="autumn", alpha=0.5 * overlay.numpy())
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.text(0.5, 0.01, "Synthetic CT (radiologynet.segmentation.synthetic); vanilla U-Net, "
-             "100 steps (BCE + Dice) on CPU.", ha="center", fontsize=7)
+    fig.text(
+        0.5,
+        0.01,
+        "Synthetic CT (radiologynet.segmentation.synthetic); vanilla U-Net, "
+        "100 steps (BCE + Dice) on CPU.",
+        ha="center",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     atomic_write(OUT, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {OUT} (Dice {dice:.3f})")

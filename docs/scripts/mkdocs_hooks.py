@@ -54,15 +54,21 @@ def notebook_markdown(path: Path) -> str:
             blocks.append(_fenced(source, "python"))
             blocks += [md for md in map(_output, cell.get("outputs", [])) if md]
         if index == 0:
-            blocks.append(f"*Executed notebook: download [`{path.name}`]({path.name}) to run "
-                          "it (`examples/` in the repository).*")
+            blocks.append(
+                f"*Executed notebook: download [`{path.name}`]({path.name}) to run "
+                "it (`examples/` in the repository).*"
+            )
     return "\n\n".join(blocks) + "\n"
 
 
 def on_files(files: Files, config: Any) -> Files:
     for notebook in sorted((ROOT / "examples").glob("*.ipynb")):
-        files.append(File.generated(config, f"examples/{notebook.name}",
-                                    abs_src_path=str(notebook)))
-        files.append(File.generated(config, f"examples/{notebook.stem}.md",
-                                    content=notebook_markdown(notebook)))
+        files.append(
+            File.generated(config, f"examples/{notebook.name}", abs_src_path=str(notebook))
+        )
+        files.append(
+            File.generated(
+                config, f"examples/{notebook.stem}.md", content=notebook_markdown(notebook)
+            )
+        )
     return files

@@ -30,8 +30,10 @@ PROTOCOL_PAGE = Path(__file__).resolve().parents[1] / "protocol.md"
 BEGIN, END = "<!-- protocol:begin -->", "<!-- protocol:end -->"
 #: The facts of the paper that are not per task (benchmarks.md, original-release.md).
 PAPER_PRECISION = ("fp32", "the authors' scripts (no mixed precision)")
-PAPER_HEADS = {"boneage": ("paper", "paper, PBA: the challenge winner's head"),
-               "luna16": ("paper", "paper, LUNA16: the encoder U-Net's decoder")}
+PAPER_HEADS = {
+    "boneage": ("paper", "paper, PBA: the challenge winner's head"),
+    "luna16": ("paper", "paper, LUNA16: the encoder U-Net's decoder"),
+}
 DROPOUT_SOURCE = "paper 12.4: the authors' torchvision heads"
 
 
@@ -90,23 +92,39 @@ def task_rows(info: TaskInfo, cli: dict[str, Any]) -> list[str]:
     head = cli.get("head")
     precision = cli.get("precision", trainer_default("precision"))
     rows = [
-        _row("models", cli.get("models") or spec.models, paper.models,
-             paper.source("models")),
+        _row("models", cli.get("models") or spec.models, paper.models, paper.source("models")),
         _row("initialisations", cli.get("inits"), paper.inits, paper.source("inits")),
         _row("learning rates", cli.get("lrs") or spec.lrs, paper.lrs, paper.source("lrs")),
         _row("runs per setting", cli.get("runs"), paper.runs, paper.source("runs")),
-        _row("max epochs", cli.get("max_epochs") or MAX_EPOCHS, paper.max_epochs,
-             paper.source("max_epochs")),
-        _row("early-stopping patience", cli.get("patience"), paper.patience,
-             paper.source("patience")),
-        _row("batch size", cli.get("batch_size") or spec.batch_size, paper.batch_size,
-             paper.source("batch_size")),
+        _row(
+            "max epochs",
+            cli.get("max_epochs") or MAX_EPOCHS,
+            paper.max_epochs,
+            paper.source("max_epochs"),
+        ),
+        _row(
+            "early-stopping patience", cli.get("patience"), paper.patience, paper.source("patience")
+        ),
+        _row(
+            "batch size",
+            cli.get("batch_size") or spec.batch_size,
+            paper.batch_size,
+            paper.source("batch_size"),
+        ),
         _row("optimiser", spec.optimizer, paper.optimizer, paper.source("optimizer")),
-        _row("weight decay", trainer_default("weight_decay"), paper.weight_decay,
-             paper.source("weight_decay")),
+        _row(
+            "weight decay",
+            trainer_default("weight_decay"),
+            paper.weight_decay,
+            paper.source("weight_decay"),
+        ),
         _row("scheduler", spec.scheduler, paper.scheduler, paper.source("scheduler")),
-        _row("checkpoint selection", f"{spec.monitor} ({spec.mode})",
-             f"{paper.monitor} ({paper.mode})", paper.source("monitor")),
+        _row(
+            "checkpoint selection",
+            f"{spec.monitor} ({spec.mode})",
+            f"{paper.monitor} ({paper.mode})",
+            paper.source("monitor"),
+        ),
         _row("precision", precision, PAPER_PRECISION[0], PAPER_PRECISION[1]),
     ]
     if info.name in PAPER_HEADS:
@@ -114,19 +132,31 @@ def task_rows(info: TaskInfo, cli: dict[str, Any]) -> list[str]:
         rows.append(_row("head / decoder", head, value, source))
     archs = [resolve_model(spec, m).arch for m in paper.models]
     zoo = tuple(a for a in archs if a is not None)
-    rows.append(_row("input size", _per_model(zoo, lambda a: get_architecture(a).input_size),
-                     _per_model(zoo, lambda a: get_architecture(a).input_size),
-                     "paper, Evaluation on downstream tasks (224; InceptionV3 299; "
-                     "EfficientNetB3 300; EfficientNetB4 380)"))
+    rows.append(
+        _row(
+            "input size",
+            _per_model(zoo, lambda a: get_architecture(a).input_size),
+            _per_model(zoo, lambda a: get_architecture(a).input_size),
+            "paper, Evaluation on downstream tasks (224; InceptionV3 299; "
+            "EfficientNetB3 300; EfficientNetB4 380)",
+        )
+    )
     if info.kind != "segmentation":
+
         def dropout(a: str) -> str:
             regularisation = get_architecture(a).paper_regularisation
             return ", ".join(f"{k} {v:g}" for k, v in regularisation.items()) or "none"
-        rows.append(_row("dropout / stochastic depth", _per_model(zoo, dropout),
-                         _per_model(zoo, dropout), DROPOUT_SOURCE))
+
+        rows.append(
+            _row(
+                "dropout / stochastic depth",
+                _per_model(zoo, dropout),
+                _per_model(zoo, dropout),
+                DROPOUT_SOURCE,
+            )
+        )
     for name, paper_value in paper.settings.items():
-        rows.append(_row(f"`{name}`", spec.settings.get(name), paper_value,
-                         paper.source(name)))
+        rows.append(_row(f"`{name}`", spec.settings.get(name), paper_value, paper.source(name)))
     return rows
 
 
@@ -138,11 +168,15 @@ def tables() -> str:
         if info.paper is None:
             continue
         aliases = f" (also: {', '.join(info.aliases)})" if info.aliases else ""
-        lines += [f"## {info.name}: {info.title}{aliases}", "",
-                  "| setting | `radiologynet benchmark` default | paper | source |",
-                  "|---|---|---|---|", *task_rows(info, cli), ""]
-    lines.append(f"Source \"{SOURCE_PROTOCOL}\": the paper's shared protocol for all five "
-                 "tasks.")
+        lines += [
+            f"## {info.name}: {info.title}{aliases}",
+            "",
+            "| setting | `radiologynet benchmark` default | paper | source |",
+            "|---|---|---|---|",
+            *task_rows(info, cli),
+            "",
+        ]
+    lines.append(f'Source "{SOURCE_PROTOCOL}": the paper\'s shared protocol for all five tasks.')
     return "\n".join(lines)
 
 

@@ -29,31 +29,45 @@ def _status(record) -> str:
 
 def tables() -> str:
     """The Markdown generated from the registry."""
-    lines = ["## Architectures", "",
-             "| architecture | timm model | timm arguments | input | authors' name |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Architectures",
+        "",
+        "| architecture | timm model | timm arguments | input | authors' name |",
+        "|---|---|---|---|---|",
+    ]
     for a in ARCHITECTURES.values():
         args = ", ".join(f"{k}={v}" for k, v in a.model_args.items()) or "-"
-        lines.append(f"| `{a.name}` | `{a.timm_name}` | {args} | {a.input_size} | "
-                     f"{a.original_name} |")
-    lines += ["", "## Weights", "",
-              "| weight | status | normalisation | classes | licence |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| `{a.name}` | `{a.timm_name}` | {args} | {a.input_size} | {a.original_name} |"
+        )
+    lines += [
+        "",
+        "## Weights",
+        "",
+        "| weight | status | normalisation | classes | licence |",
+        "|---|---|---|---|---|",
+    ]
     for r in list_weights():
         norm = "ImageNet mean/std" if r.preprocessing.mean is not None else "none ([0, 1])"
-        lines.append(f"| `{r.full_name}` | {_status(r)} | {norm} | {r.num_classes} | "
-                     f"{r.license} |")
-    lines += ["", "## The paper's downstream results", "",
-              "Mean over five runs (F1 in %, MAE/RMSE in months, Dice/IoU as fractions) at "
-              "the best learning rate, from the paper's Tables 2-6; `baseline` is random "
-              "initialisation.", "",
-              "| table | task | model | init | lr | metric | value | std |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(f"| `{r.full_name}` | {_status(r)} | {norm} | {r.num_classes} | {r.license} |")
+    lines += [
+        "",
+        "## The paper's downstream results",
+        "",
+        "Mean over five runs (F1 in %, MAE/RMSE in months, Dice/IoU as fractions) at "
+        "the best learning rate, from the paper's Tables 2-6; `baseline` is random "
+        "initialisation.",
+        "",
+        "| table | task | model | init | lr | metric | value | std |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for p in paper_results():
         if p.statistic == "mean" and p.metric != "epochs":
             std = f"{p.std:g}" if p.std is not None else ""
-            lines.append(f"| {p.table} | {p.task} | {p.model} | {p.init} | {p.lr} | "
-                         f"{p.metric} | {p.value:g} | {std} |")
+            lines.append(
+                f"| {p.table} | {p.task} | {p.model} | {p.init} | {p.lr} | "
+                f"{p.metric} | {p.value:g} | {std} |"
+            )
     return "\n".join(lines)
 
 

@@ -25,22 +25,27 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def execute(notebook: str | os.PathLike[str], workdir: str | os.PathLike[str],
-            timeout: int = 600) -> nbformat.NotebookNode:
+def execute(
+    notebook: str | os.PathLike[str], workdir: str | os.PathLike[str], timeout: int = 600
+) -> nbformat.NotebookNode:
     """Run ``notebook`` with ``workdir`` as its current folder; returns the executed
     notebook (the file itself is left alone)."""
     os.environ.pop("MPLBACKEND", None)  # a forced backend (e.g. Agg) hides inline figures
     book = nbformat.read(notebook, as_version=4)
-    NotebookClient(book, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(workdir)}}).execute()
+    NotebookClient(
+        book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
     return book
 
 
 def text_outputs(book: nbformat.NotebookNode) -> str:
     """Everything the code cells printed or displayed as text, joined."""
-    return "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-                   for cell in book.cells if cell.cell_type == "code"
-                   for o in cell.get("outputs", []))
+    return "".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
 
 
 def main(names: list[str]) -> int:

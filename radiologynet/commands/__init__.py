@@ -30,27 +30,33 @@ COMMANDS: dict[str, Command] = {
     "download": Command("download", "download weights into an offline bundle"),
     "convert": Command("convert", "convert an original checkpoint into a timm weights folder"),
     "publish": Command("publish", "upload a weights folder to the Hugging Face Hub"),
-    "preprocess": Command("preprocess",
-                          "decode a folder of images once into a memory-mapped cache"),
-    "finetune": Command("finetune", "fine-tune one model on a benchmark or a folder of "
-                                    "labelled images"),
+    "preprocess": Command(
+        "preprocess", "decode a folder of images once into a memory-mapped cache"
+    ),
+    "finetune": Command(
+        "finetune", "fine-tune one model on a benchmark or a folder of labelled images"
+    ),
     "benchmark": Command("benchmark", "run the paper's protocol: models x inits x lrs x runs"),
-    "report": Command("report", "analyse a sweep: tables, statistics, figures -> "
-                                "report.md/.html"),
-    "compare": Command("compare", "run the paper's statistical tests on a sweep and print "
-                                  "them"),
-    "card-results": Command("card", "write a sweep's downstream results into a weights "
-                                    "folder's model card and config.json"),
-    "gradcam": Command("gradcam", "Grad-CAM heatmaps of fine-tuned classifiers "
-                                  "(PNG + index.json)"),
-    "pseudo-label": Command("pseudo_label", "cluster an unlabelled DICOM archive into "
-                                            "pseudo-labels"),
-    "pretrain": Command("pretrain", "pretrain a zoo architecture on pseudo-labels (your own "
-                                    "weights)"),
-    "pretrain-reconstruction": Command("pretrain_reconstruction", "pretrain the vanilla U-Net "
-                                       "to reconstruct its input (the paper's)"),
-    "demo": Command("demo", "offline end-to-end demo on generated radiographs (a few "
-                            "minutes on CPU)"),
+    "report": Command("report", "analyse a sweep: tables, statistics, figures -> report.md/.html"),
+    "compare": Command("compare", "run the paper's statistical tests on a sweep and print them"),
+    "card-results": Command(
+        "card",
+        "write a sweep's downstream results into a weights folder's model card and config.json",
+    ),
+    "gradcam": Command("gradcam", "Grad-CAM heatmaps of fine-tuned classifiers (PNG + index.json)"),
+    "pseudo-label": Command(
+        "pseudo_label", "cluster an unlabelled DICOM archive into pseudo-labels"
+    ),
+    "pretrain": Command(
+        "pretrain", "pretrain a zoo architecture on pseudo-labels (your own weights)"
+    ),
+    "pretrain-reconstruction": Command(
+        "pretrain_reconstruction",
+        "pretrain the vanilla U-Net to reconstruct its input (the paper's)",
+    ),
+    "demo": Command(
+        "demo", "offline end-to-end demo on generated radiographs (a few minutes on CPU)"
+    ),
 }
 
 

@@ -12,23 +12,30 @@ from radiologynet.weights import get_weights, list_weights
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "download", help="download weights into an offline bundle",
+        "download",
+        help="download weights into an offline bundle",
         description="Download (and convert) weights into DIR, one folder per weight, for "
-                    f"machines with no internet: copy DIR there and set {WEIGHTS_DIR_ENV}=DIR. "
-                    "Name the weights, or pass --all.")
-    parser.add_argument("names", nargs="*",
-                        help="arch.tag[@version], e.g. resnet50.radiologynet (or use --all)")
+        f"machines with no internet: copy DIR there and set {WEIGHTS_DIR_ENV}=DIR. "
+        "Name the weights, or pass --all.",
+    )
+    parser.add_argument(
+        "names", nargs="*", help="arch.tag[@version], e.g. resnet50.radiologynet (or use --all)"
+    )
     parser.add_argument("--to", required=True, type=Path, help="the bundle directory")
-    parser.add_argument("--all", action="store_true",
-                        help="every released weight of the zoo (instead of names)")
+    parser.add_argument(
+        "--all", action="store_true", help="every released weight of the zoo (instead of names)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.all == bool(args.names):
-        problem = ("names and --all together" if args.all else "no weight named")
-        print(f"radiologynet download: error: {problem}; name the weights (e.g. "
-              "resnet50.radiologynet) or pass --all", file=sys.stderr)
+        problem = "names and --all together" if args.all else "no weight named"
+        print(
+            f"radiologynet download: error: {problem}; name the weights (e.g. "
+            "resnet50.radiologynet) or pass --all",
+            file=sys.stderr,
+        )
         return 2
     if args.all:
         records = [r for r in list_weights() if r.released]

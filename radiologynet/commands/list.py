@@ -9,8 +9,11 @@ from radiologynet.weights import list_weights
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="list architectures and their weights",
-                                   description="List the zoo's architectures and weight tags.")
+    parser = subparsers.add_parser(
+        "list",
+        help="list architectures and their weights",
+        description="List the zoo's architectures and weight tags.",
+    )
     parser.add_argument("arch", nargs="?", help="only this architecture's weights")
     parser.set_defaults(func=run)
 

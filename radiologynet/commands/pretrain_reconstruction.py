@@ -12,8 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pretrain-reconstruction",
         help="pretrain the vanilla U-Net to reconstruct its input (the paper's)",
         description="Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
-                    "the images under --data and write a weights folder that "
-                    "create_unet(None, weights=FOLDER) loads.")
+        "the images under --data and write a weights folder that "
+        "create_unet(None, weights=FOLDER) loads.",
+    )
     parser.add_argument("--data", required=True, help="folder of images (PNG/JPEG/DICOM)")
     parser.add_argument("--out", required=True, help="the weights folder to write")
     parser.add_argument("--epochs", type=int, default=10)
@@ -30,8 +31,16 @@ def run(args: argparse.Namespace) -> int:
     """Run the pretraining; prints the folder written."""
     from radiologynet.segmentation.reconstruction import pretrain_reconstruction
 
-    out = pretrain_reconstruction(args.data, args.out, epochs=args.epochs,
-                                  batch_size=args.batch_size, lr=args.lr, size=args.size,
-                                  in_chans=args.in_chans, seed=args.seed, device=args.device)
+    out = pretrain_reconstruction(
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        size=args.size,
+        in_chans=args.in_chans,
+        seed=args.seed,
+        device=args.device,
+    )
     print(out)
     return 0

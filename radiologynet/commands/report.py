@@ -10,20 +10,30 @@ from radiologynet.stats import ALPHA
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` sub-command."""
     parser = subparsers.add_parser(
-        "report", help="analyse a sweep: tables, statistics, figures -> report.md/.html",
+        "report",
+        help="analyse a sweep: tables, statistics, figures -> report.md/.html",
         description="Read a results folder (one sub-folder per run) and write the paper-"
-                    "shaped results table (Markdown, HTML, CSV), the statistical tests, "
-                    "energy sums and figures, linked from report.md and report.html.",
+        "shaped results table (Markdown, HTML, CSV), the statistical tests, "
+        "energy sums and figures, linked from report.md and report.html.",
     )
     parser.add_argument("results", help="the sweep's results folder")
     parser.add_argument("--out", required=True, help="folder to write the report into")
-    parser.add_argument("--paper", action="store_true",
-                        help="put the paper's published numbers beside yours")
-    parser.add_argument("--metric", default=None,
-                        help="metric that picks the lr and is tested (default: f1, mae or "
-                             "dice, whichever the runs recorded)")
-    parser.add_argument("--first-epochs", type=int, default=None, metavar="N",
-                        help="plot only the first N epochs of the validation curves")
+    parser.add_argument(
+        "--paper", action="store_true", help="put the paper's published numbers beside yours"
+    )
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="metric that picks the lr and is tested (default: f1, mae or "
+        "dice, whichever the runs recorded)",
+    )
+    parser.add_argument(
+        "--first-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="plot only the first N epochs of the validation curves",
+    )
     parser.add_argument("--alpha", type=float, default=ALPHA, help="significance level")
     parser.set_defaults(func=run)
 
@@ -32,8 +42,16 @@ def run(args: argparse.Namespace) -> int:
     """Write the report; prints where it went."""
     from radiologynet.report.render import build_report
 
-    report = build_report(args.results, args.out, paper=args.paper, metric=args.metric,
-                          first_epochs=args.first_epochs, alpha=args.alpha)
-    print(f"wrote {report.markdown} and {report.html} "
-          f"({len(report.figures)} figures, {len(report.csv)} CSV files)")
+    report = build_report(
+        args.results,
+        args.out,
+        paper=args.paper,
+        metric=args.metric,
+        first_epochs=args.first_epochs,
+        alpha=args.alpha,
+    )
+    print(
+        f"wrote {report.markdown} and {report.html} "
+        f"({len(report.figures)} figures, {len(report.csv)} CSV files)"
+    )
     return 0

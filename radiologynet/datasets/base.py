@@ -100,13 +100,15 @@ class Splits:
         writer.writerow(["split", "path", "target", "sex", "group"])
         for name in SPLIT_NAMES:
             for s in self.split(name):
-                writer.writerow([
-                    name,
-                    self._relative(s.path),
-                    s.target,
-                    "" if s.sex is None else s.sex,
-                    "" if s.group is None else s.group,
-                ])
+                writer.writerow(
+                    [
+                        name,
+                        self._relative(s.path),
+                        s.target,
+                        "" if s.sex is None else s.sex,
+                        "" if s.group is None else s.group,
+                    ]
+                )
         return buffer.getvalue()
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
@@ -386,8 +388,10 @@ def read_csv_table(path: Path, nrows: int | None = None, **options: object) -> p
         raise DatasetFormatError(f"{path}: the file is empty; use the sheet as published.")
     nul = raw.find(b"\0", 0, 65536)
     if nul >= 0:
-        raise DatasetFormatError(f"{path}: binary data, not a CSV text file (a NUL byte at "
-                                 f"offset {nul}); use the sheet as published.")
+        raise DatasetFormatError(
+            f"{path}: binary data, not a CSV text file (a NUL byte at "
+            f"offset {nul}); use the sheet as published."
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -414,9 +418,12 @@ def _check_csv_rows(text: str, path: Path, nrows: int | None) -> None:
             elif row and len(row) != width:
                 raise DatasetFormatError(
                     f"{path}, line {reader.line_num}: {len(row)} fields where the header has "
-                    f"{width}; use the sheet as published.")
+                    f"{width}; use the sheet as published."
+                )
             if nrows is not None and reader.line_num > nrows + 1:
                 break
     except csv.Error as err:
-        raise DatasetFormatError(f"{path}, line {reader.line_num}: {err} (an unterminated "
-                                 "quote?); use the sheet as published.") from err
+        raise DatasetFormatError(
+            f"{path}, line {reader.line_num}: {err} (an unterminated "
+            "quote?); use the sheet as published."
+        ) from err

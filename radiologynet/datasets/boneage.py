@@ -109,8 +109,9 @@ def _read_sheet(path: Path, nrows: int | None = None) -> pd.DataFrame:
     try:
         return pd.read_excel(path, nrows=nrows)
     except Exception as err:  # openpyxl/xlrd raise many types for a damaged workbook
-        raise DatasetFormatError(f"{path}: not a readable spreadsheet "
-                                 f"({type(err).__name__}: {err}).") from err
+        raise DatasetFormatError(
+            f"{path}: not a readable spreadsheet ({type(err).__name__}: {err})."
+        ) from err
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
@@ -129,8 +130,7 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     return sorted(sheets), sorted(images)
 
 
-def find_sheets(sheets: Iterable[Path],
-                unreadable: list[str] | None = None) -> dict[str, Path]:
+def find_sheets(sheets: Iterable[Path], unreadable: list[str] | None = None) -> dict[str, Path]:
     """Which sheet holds which split, recognised by its columns; the first (by path) of
     several copies wins. Sheets without labels (Kaggle's test CSV) are ignored, and so
     are unreadable ones (their errors are appended to ``unreadable`` when given)."""
@@ -183,7 +183,10 @@ def _samples(split: str, sheet: Path, index: dict[str, Path], root: Path) -> lis
         samples.append(Sample(str(path), months, sex=parse_sex(sex, sex_kind, where)))
     if missing:
         raise dataset_not_found(
-            TITLE, root, DOWNLOAD_URL, EXPECTED_TREE,
+            TITLE,
+            root,
+            DOWNLOAD_URL,
+            EXPECTED_TREE,
             f"{len(missing)} of the {len(frame)} {split} images listed in {sheet.name} are "
             f"missing (e.g. {', '.join(missing[:3])})",
         )
@@ -210,10 +213,14 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     if missing:
         wanted = "; ".join(", ".join(SHEET_COLUMNS[s][:3]) + f" ({s})" for s in missing)
         if unreadable:
-            raise DatasetFormatError(f"no sheet with the columns {wanted}; unreadable: "
-                                     + "; ".join(unreadable))
+            raise DatasetFormatError(
+                f"no sheet with the columns {wanted}; unreadable: " + "; ".join(unreadable)
+            )
         raise dataset_not_found(
-            TITLE, root, DOWNLOAD_URL, EXPECTED_TREE,
+            TITLE,
+            root,
+            DOWNLOAD_URL,
+            EXPECTED_TREE,
             f"no sheet with the columns {wanted}",
         )
     indexes: dict[str, dict[str, Path]] = {"train": {}, "val": {}, "test": {}}

@@ -73,7 +73,10 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     folder = find_dataset_dir(root, _is_dataset)
     if folder is None:
         raise dataset_not_found(
-            TITLE, root, DOWNLOAD_URL, EXPECTED_TREE,
+            TITLE,
+            root,
+            DOWNLOAD_URL,
+            EXPECTED_TREE,
             "no Training/ and Testing/ folders with one sub-folder per class",
         )
     training = _samples(folder / "Training")

@@ -100,8 +100,9 @@ def splits_from_csv(
     ``<filestem>.png`` (relative; enough to inspect or save a split without the images).
     Returns :class:`Splits` with the patient id as each sample's ``group``.
     """
-    StratifiedGroupKFold = require("sklearn.model_selection",
-                                   "the GRAZPEDWRI-DX split").StratifiedGroupKFold
+    StratifiedGroupKFold = require(
+        "sklearn.model_selection", "the GRAZPEDWRI-DX split"
+    ).StratifiedGroupKFold
     seed, fraction = check_seed(seed), check_fraction(fraction)
     frame = read_table(csv_path)
     positives = np.flatnonzero(frame["osteopenia"].to_numpy() == 1)
@@ -112,9 +113,9 @@ def splits_from_csv(
             "need at least one positive and as many negatives"
         )
     rng = np.random.default_rng(seed)
-    chosen = np.sort(np.concatenate([
-        positives, rng.choice(negatives, size=len(positives), replace=False)
-    ]))
+    chosen = np.sort(
+        np.concatenate([positives, rng.choice(negatives, size=len(positives), replace=False)])
+    )
     table = frame.iloc[chosen].reset_index(drop=True)
     labels = table["osteopenia"].to_numpy()
     groups = table["patient_id"].to_numpy()
@@ -174,7 +175,10 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
     missing = [stem for stem in wanted if stem not in index]
     if missing:
         raise dataset_not_found(
-            TITLE, folder, DOWNLOAD_URL, EXPECTED_TREE,
+            TITLE,
+            folder,
+            DOWNLOAD_URL,
+            EXPECTED_TREE,
             f"{len(missing)} of the {len(wanted)} images the split needs are not in any "
             f"images_part*/ or images/ folder (e.g. {', '.join(m + '.png' for m in missing[:3])})",
         )

@@ -66,7 +66,9 @@ class PaperProtocol:
 def _not_in_this_package(name: str, where: str) -> Callable[..., Any]:
     def load(*args: Any, **kwargs: Any) -> Any:
         raise InvalidArgumentError(
-            f"task {name!r} is not loaded as train/val/test samples: use {where}.")
+            f"task {name!r} is not loaded as train/val/test samples: use {where}."
+        )
+
     return load
 
 
@@ -106,61 +108,90 @@ class TaskInfo:
             raise ValueError(f"task {self.name!r}: kind must be one of {TASK_KINDS}")
 
     @classmethod
-    def from_loader(cls, task: Any, *, aliases: tuple[str, ...] = (),
-                    paper: PaperProtocol | None = None) -> TaskInfo:
+    def from_loader(
+        cls, task: Any, *, aliases: tuple[str, ...] = (), paper: PaperProtocol | None = None
+    ) -> TaskInfo:
         """The record of a :class:`radiologynet.datasets.base.Task` loader."""
-        return cls(name=task.name, title=task.title, kind=task.kind, classes=task.classes,
-                   num_outputs=task.num_outputs, input_needs_sex=task.input_needs_sex,
-                   download_url=task.download_url, expected_tree=task.expected_tree,
-                   load=task.load, aliases=aliases, paper=paper)
+        return cls(
+            name=task.name,
+            title=task.title,
+            kind=task.kind,
+            classes=task.classes,
+            num_outputs=task.num_outputs,
+            input_needs_sex=task.input_needs_sex,
+            download_url=task.download_url,
+            expected_tree=task.expected_tree,
+            load=task.load,
+            aliases=aliases,
+            paper=paper,
+        )
 
 
 _LUNA_SOURCE = "paper, LUNA16 (after Deep Learning with PyTorch, ch. 13)"
-_BOOK_VALUE = ("the book's value (Deep Learning with PyTorch, ch. 13); the paper names the "
-               "augmentation, not its size")
+_BOOK_VALUE = (
+    "the book's value (Deep Learning with PyTorch, ch. 13); the paper names the "
+    "augmentation, not its size"
+)
 #: LUNA16's task-specific paper settings.
-LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType({
-    "samples_per_epoch": 300_000,
-    "crop_size": 96,
-    "train_crop": 64,
-    "val_crop": 64,
-    "validation": "crops",
-    "mask_method": "paper",
-    "augment_flip": True,
-    "augment_offset": 0.03,
-    "augment_scale": 0.2,
-    "augment_rotate": True,
-    "augment_noise_hu": 25.0,
-})
+LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
+    {
+        "samples_per_epoch": 300_000,
+        "crop_size": 96,
+        "train_crop": 64,
+        "val_crop": 64,
+        "validation": "crops",
+        "mask_method": "paper",
+        "augment_flip": True,
+        "augment_offset": 0.03,
+        "augment_scale": 0.2,
+        "augment_rotate": True,
+        "augment_noise_hu": 25.0,
+    }
+)
 
 
 def _paper_protocols() -> dict[str, PaperProtocol]:
     table = "paper, Tables 3-6 (and Methods)"
     return {
-        "btmr": PaperProtocol(models=("resnet50", "mobilenet_v3_small"),
-                              sources={"models": table}),
-        "covid19": PaperProtocol(models=("mobilenet_v3_large", "resnet18"),
-                                 sources={"models": table}),
+        "btmr": PaperProtocol(models=("resnet50", "mobilenet_v3_small"), sources={"models": table}),
+        "covid19": PaperProtocol(
+            models=("mobilenet_v3_large", "resnet18"), sources={"models": table}
+        ),
         "boneage": PaperProtocol(
-            models=("efficientnet_b3", "inception_v3"), optimizer="adam", scheduler="plateau",
-            sources={"models": table, "optimizer": "paper, PBA (Adam)",
-                     "scheduler": "paper, PBA: ReduceLROnPlateau(0.1, patience 3)"}),
-        "grazpedwri": PaperProtocol(models=("densenet121", "resnet34"),
-                                    sources={"models": table}),
+            models=("efficientnet_b3", "inception_v3"),
+            optimizer="adam",
+            scheduler="plateau",
+            sources={
+                "models": table,
+                "optimizer": "paper, PBA (Adam)",
+                "scheduler": "paper, PBA: ReduceLROnPlateau(0.1, patience 3)",
+            },
+        ),
+        "grazpedwri": PaperProtocol(models=("densenet121", "resnet34"), sources={"models": table}),
         "luna16": PaperProtocol(
             models=("unet-resnet50", "unet-vgg16", "unet-efficientnet_b4", "unet"),
-            lrs=("1e-3", "1e-4", "1e-5"), optimizer="adam", weight_decay=None,
-            monitor="crop_iou", mode="max", settings=LUNA16_PAPER_SETTINGS,
-            sources={"models": "paper, Table 2", "lrs": "paper, Table 2 / Methods",
-                     "optimizer": _LUNA_SOURCE, "weight_decay": "not stated for LUNA16",
-                     "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
-                     "mode": "paper, Table 2",
-                     **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
-                     "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
-                     "val_crop": "paper, Table 2: 64 x 64 validation crops",
-                     "validation": "paper, Table 2: mean over validation nodule crops",
-                     "augment_offset": _BOOK_VALUE, "augment_scale": _BOOK_VALUE,
-                     "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)"}),
+            lrs=("1e-3", "1e-4", "1e-5"),
+            optimizer="adam",
+            weight_decay=None,
+            monitor="crop_iou",
+            mode="max",
+            settings=LUNA16_PAPER_SETTINGS,
+            sources={
+                "models": "paper, Table 2",
+                "lrs": "paper, Table 2 / Methods",
+                "optimizer": _LUNA_SOURCE,
+                "weight_decay": "not stated for LUNA16",
+                "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
+                "mode": "paper, Table 2",
+                **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
+                "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
+                "val_crop": "paper, Table 2: 64 x 64 validation crops",
+                "validation": "paper, Table 2: mean over validation nodule crops",
+                "augment_offset": _BOOK_VALUE,
+                "augment_scale": _BOOK_VALUE,
+                "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)",
+            },
+        ),
     }
 
 
@@ -174,16 +205,25 @@ def _builtin() -> dict[str, TaskInfo]:
         "boneage": ("pba", "bone-age", "bone_age", "rsna-boneage"),
         "grazpedwri": ("grazpedwri-dx", "graz"),
     }
-    records = {m.TASK.name: TaskInfo.from_loader(m.TASK, aliases=aliases[m.TASK.name],
-                                                 paper=paper[m.TASK.name])
-               for m in (btmr, covid19, boneage, grazpedwri)}
+    records = {
+        m.TASK.name: TaskInfo.from_loader(
+            m.TASK, aliases=aliases[m.TASK.name], paper=paper[m.TASK.name]
+        )
+        for m in (btmr, covid19, boneage, grazpedwri)
+    }
     records["luna16"] = TaskInfo(
-        name="luna16", title="LUNA16", kind="segmentation", classes=("nodule",),
-        num_outputs=1, input_needs_sex=False,
+        name="luna16",
+        title="LUNA16",
+        kind="segmentation",
+        classes=("nodule",),
+        num_outputs=1,
+        input_needs_sex=False,
         download_url="https://luna16.grand-challenge.org/Download/",
         expected_tree="DIR/\n  subset0..subset9/<seriesuid>.mhd (+ .raw)\n  annotations.csv\n",
         load=_not_in_this_package("luna16", "radiologynet.segmentation.LUNA16(root)"),
-        aliases=("luna",), paper=paper["luna16"])
+        aliases=("luna",),
+        paper=paper["luna16"],
+    )
     return records
 
 
@@ -211,7 +251,8 @@ def get_task(name: str) -> TaskInfo:
     if key is None:
         raise UnknownTaskError(
             f"Unknown task {name!r}; choose one of: {', '.join(_REGISTRY)} (aliases: "
-            f"{', '.join(sorted(_ALIASES))}).")
+            f"{', '.join(sorted(_ALIASES))})."
+        )
     return _REGISTRY[key]
 
 
@@ -224,10 +265,12 @@ def register_task_info(info: TaskInfo) -> TaskInfo:
     for alias in info.aliases:
         owner = _ALIASES.get(alias)
         if (owner is not None and owner != info.name) or (
-                alias in _REGISTRY and alias != info.name):
+            alias in _REGISTRY and alias != info.name
+        ):
             raise InvalidArgumentError(
                 f"task {info.name!r}: alias {alias!r} already names task "
-                f"{owner or alias!r}; choose another alias.")
+                f"{owner or alias!r}; choose another alias."
+            )
     _REGISTRY[info.name] = info
     for alias in info.aliases:
         _ALIASES[alias] = info.name

@@ -20,8 +20,15 @@ from radiologynet.io.windowing import Image, Window, resolve_window
 
 #: Photometric interpretations this reader turns into grayscale or RGB pixels.
 SUPPORTED_PHOTOMETRIC = (
-    "MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT",
-    "YBR_PARTIAL_420", "PALETTE COLOR",
+    "MONOCHROME1",
+    "MONOCHROME2",
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_ICT",
+    "YBR_RCT",
+    "YBR_PARTIAL_420",
+    "PALETTE COLOR",
 )
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 #: What to ``pip install`` for each family of compressed transfer syntaxes.
@@ -33,12 +40,26 @@ _PLUGINS = {
     "RLE": "pylibjpeg pylibjpeg-rle",
 }
 _VOI_KEYWORDS = (
-    "WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence", "ModalityLUTSequence",
-    "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "ModalityLUTSequence",
+    "BitsStored",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
 )
 _METADATA_KEYWORDS = (
-    "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SeriesDescription",
-    "StudyDescription", "Manufacturer", "ViewPosition", "InstanceNumber",
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SeriesDescription",
+    "StudyDescription",
+    "Manufacturer",
+    "ViewPosition",
+    "InstanceNumber",
 )
 
 
@@ -89,23 +110,30 @@ def _voi_module(ds: Dataset, path: Path) -> Dataset | None:
     voi = Dataset()
     voi.file_meta = FileMetaDataset()
     little = ds.original_encoding[1]
-    voi.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little is not False else \
-        ExplicitVRBigEndian
+    voi.file_meta.TransferSyntaxUID = (
+        ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
+    )
     voi.PhotometricInterpretation = "MONOCHROME2"
     for keyword in _VOI_KEYWORDS:
         if keyword in ds:
             setattr(voi, keyword, ds[keyword].value)
     voi.setdefault("PixelRepresentation", 0)
     if "VOILUTSequence" in voi and not _usable_voi_lut(voi):
-        warnings.warn(f"{path}: its VOI LUT Sequence has no usable LUT (LUTDescriptor and "
-                      "LUTData); ignored, the window tags or min-max are used instead.",
-                      ImageReadWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: its VOI LUT Sequence has no usable LUT (LUTDescriptor and "
+            "LUTData); ignored, the window tags or min-max are used instead.",
+            ImageReadWarning,
+            stacklevel=4,
+        )
         del voi.VOILUTSequence
     if ("WindowCenter" in voi or "WindowWidth" in voi) and _usable_window(voi) is None:
-        warnings.warn(f"{path}: WindowCenter {voi.get('WindowCenter')!r} / WindowWidth "
-                      f"{voi.get('WindowWidth')!r} is not a usable window (both are needed, "
-                      "finite, width >= 1); ignored, min-max scaling is used instead.",
-                      ImageReadWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: WindowCenter {voi.get('WindowCenter')!r} / WindowWidth "
+            f"{voi.get('WindowWidth')!r} is not a usable window (both are needed, "
+            "finite, width >= 1); ignored, min-max scaling is used instead.",
+            ImageReadWarning,
+            stacklevel=4,
+        )
         for keyword in ("WindowCenter", "WindowWidth", "VOILUTFunction"):
             if keyword in voi:
                 delattr(voi, keyword)
@@ -164,9 +192,7 @@ def read_dicom(path: str | PathLike[str], window: Window = None) -> Image:
     except ImageReadError:
         raise
     except Exception as err:  # a corrupt header can break pydicom anywhere
-        raise ImageReadError(
-            f"{path}: corrupt DICOM ({type(err).__name__}: {err})."
-        ) from err
+        raise ImageReadError(f"{path}: corrupt DICOM ({type(err).__name__}: {err}).") from err
 
 
 def _read_dicom(path: Path, window: Window) -> Image:
@@ -245,8 +271,12 @@ def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, float] | None:
     except (TypeError, ValueError):
         row = column = math.nan
     if not (math.isfinite(row) and math.isfinite(column) and row > 0 and column > 0):
-        warnings.warn(f"{path}: {keyword} {value!r} is not two positive sizes; the image is "
-                      "read with spacing None (unknown).", ImageReadWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: {keyword} {value!r} is not two positive sizes; the image is "
+            "read with spacing None (unknown).",
+            ImageReadWarning,
+            stacklevel=4,
+        )
         return None
     return row, column
 
@@ -260,17 +290,26 @@ def _photometric_for_samples(ds: Dataset, photometric: str, path: Path) -> str:
     except (TypeError, ValueError) as err:
         raise ImageReadError(f"{path}: invalid SamplesPerPixel ({err}).") from err
     if samples not in (1, 3):
-        raise ImageReadError(f"{path}: SamplesPerPixel is {samples}; only 1 (grayscale) and "
-                             "3 (colour) are images this reader knows.")
+        raise ImageReadError(
+            f"{path}: SamplesPerPixel is {samples}; only 1 (grayscale) and "
+            "3 (colour) are images this reader knows."
+        )
     if samples == 1 and photometric in _COLOUR:
-        warnings.warn(f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 1; "
-                      "read as MONOCHROME2 (one value per pixel).", ImageReadWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 1; "
+            "read as MONOCHROME2 (one value per pixel).",
+            ImageReadWarning,
+            stacklevel=4,
+        )
         ds.PhotometricInterpretation = "MONOCHROME2"
         return "MONOCHROME2"
     if samples == 3 and photometric not in _COLOUR:
-        warnings.warn(f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 3; "
-                      "read as RGB (three values per pixel).", ImageReadWarning, stacklevel=4)
+        warnings.warn(
+            f"{path}: PhotometricInterpretation {photometric} but SamplesPerPixel 3; "
+            "read as RGB (three values per pixel).",
+            ImageReadWarning,
+            stacklevel=4,
+        )
         ds.PhotometricInterpretation = "RGB"
         return "RGB"
     return photometric
@@ -279,8 +318,10 @@ def _photometric_for_samples(ds: Dataset, photometric: str, path: Path) -> str:
 def _check_shape(arr: np.ndarray, photometric: str, frames: int, path: Path) -> None:
     expected = (2 if frames == 1 else 3) + (photometric == "RGB")
     if arr.ndim != expected or (photometric == "RGB" and arr.shape[-1] != 3):
-        raise ImageReadError(f"{path}: decoded pixel data of shape {arr.shape} does not match "
-                             f"{frames} frame(s) of {photometric}.")
+        raise ImageReadError(
+            f"{path}: decoded pixel data of shape {arr.shape} does not match "
+            f"{frames} frame(s) of {photometric}."
+        )
 
 
 def _bits_stored(ds: Dataset, arr: np.ndarray) -> int | None:

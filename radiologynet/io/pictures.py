@@ -42,13 +42,15 @@ def read_picture(path: str | PathLike[str], window: Window = None) -> Image:
     except UnidentifiedImageError as err:
         raise ImageReadError(f"{path}: not an image file Pillow can read.") from err
     except PILImage.DecompressionBombError as err:
-        raise ImageReadError(f"{path}: the header claims an image too large to decode "
-                             f"safely ({err}).") from err
+        raise ImageReadError(
+            f"{path}: the header claims an image too large to decode safely ({err})."
+        ) from err
     except ImageReadError:
         raise
     except Exception as err:  # Pillow's decoders raise OSError, ValueError, SyntaxError...
-        raise ImageReadError(f"{path}: corrupt or truncated image "
-                             f"({type(err).__name__}: {err}).") from err
+        raise ImageReadError(
+            f"{path}: corrupt or truncated image ({type(err).__name__}: {err})."
+        ) from err
     pixels = pages[0] if len(pages) == 1 else np.stack(pages)
     if pixels.size == 0:
         raise ImageReadError(f"{path}: the image has no pixels (shape {pixels.shape}).")
@@ -73,9 +75,12 @@ def _pages(pil: PILImage.Image, path: Path) -> list[np.ndarray]:
     for index in range(1, count):
         pil.seek(index)
         if (pil.size, pil.mode) != (first_size, first_mode):
-            warnings.warn(f"{path}: {count} pages of different sizes or modes; only the first "
-                          f"page ({first_size[0]}x{first_size[1]} {first_mode}) is read.",
-                          ImageReadWarning, stacklevel=4)
+            warnings.warn(
+                f"{path}: {count} pages of different sizes or modes; only the first "
+                f"page ({first_size[0]}x{first_size[1]} {first_mode}) is read.",
+                ImageReadWarning,
+                stacklevel=4,
+            )
             return pages[:1]
         pages.append(_array(pil))
     return pages

@@ -68,7 +68,7 @@ def _list_after(path: Path) -> list[str]:
     raw = path.read_bytes()[:_HEADER_LIMIT].decode("latin-1").splitlines()
     for i, line in enumerate(raw):
         if line.strip().lower().startswith(("elementdatafile", "data file", "datafile")):
-            return [name.strip() for name in raw[i + 1:] if name.strip()]
+            return [name.strip() for name in raw[i + 1 :] if name.strip()]
     return []
 
 
@@ -101,16 +101,24 @@ def check_metaimage_geometry(path: Path) -> None:
         if key in header:
             values = _floats(header[key])
             if values is None or any(not math.isfinite(v) or v <= 0 for v in values):
-                raise ImageReadError(f"{path}: ElementSpacing {header[key]!r} is not a valid "
-                                     "voxel size (three finite numbers > 0).")
+                raise ImageReadError(
+                    f"{path}: ElementSpacing {header[key]!r} is not a valid "
+                    "voxel size (three finite numbers > 0)."
+                )
             break
     for key in ("transformmatrix", "rotation", "orientation"):
         if key in header:
             values = _floats(header[key])
-            if values is None or len(values) != 9 or not np.all(np.isfinite(values)) or \
-                    abs(np.linalg.det(np.reshape(values, (3, 3)))) < 1e-6:
-                raise ImageReadError(f"{path}: TransformMatrix {header[key]!r} is not a valid "
-                                     "direction (nine finite numbers, an invertible matrix).")
+            if (
+                values is None
+                or len(values) != 9
+                or not np.all(np.isfinite(values))
+                or abs(np.linalg.det(np.reshape(values, (3, 3)))) < 1e-6
+            ):
+                raise ImageReadError(
+                    f"{path}: TransformMatrix {header[key]!r} is not a valid "
+                    "direction (nine finite numbers, an invertible matrix)."
+                )
             break
 
 
@@ -122,9 +130,12 @@ def _floats(text: str) -> list[float] | None:
 
 
 def _warn_substituted(path: Path, what: str, used: str) -> None:
-    warnings.warn(f"{path}: {what} is not valid geometry; the volume is read with {used} "
-                  "instead, so world coordinates from it are not the scanner's.",
-                  ImageReadWarning, stacklevel=4)
+    warnings.warn(
+        f"{path}: {what} is not valid geometry; the volume is read with {used} "
+        "instead, so world coordinates from it are not the scanner's.",
+        ImageReadWarning,
+        stacklevel=4,
+    )
 
 
 def check_nifti(path: Path) -> None:
@@ -153,8 +164,10 @@ def check_nifti(path: Path) -> None:
     except (OSError, EOFError, zlib.error) as err:
         raise ImageReadError(f"{path}: truncated or corrupt compressed NIfTI ({err}).") from err
     if len(data) < count:
-        raise ImageReadError(f"{path}: truncated NIfTI: the header describes {count} bytes of "
-                             f"voxel data, the file holds {len(data)}.")
+        raise ImageReadError(
+            f"{path}: truncated NIfTI: the header describes {count} bytes of "
+            f"voxel data, the file holds {len(data)}."
+        )
     if code in _NIFTI_FLOATS:
         voxels = np.frombuffer(data[:count], dtype=endian + _NIFTI_FLOATS[code])
         bad = int((~np.isfinite(voxels)).sum())
@@ -186,12 +199,13 @@ def _nifti_layout(head: bytes, path: Path) -> tuple[int, int, int, str, list[flo
     else:
         return None
     ndim = dims[0]
-    if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1:ndim + 1]) or bitpix <= 0:
+    if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1 : ndim + 1]) or bitpix <= 0:
         raise ImageReadError(f"{path}: invalid NIfTI header (dim {dims}, bitpix {bitpix}).")
     if code in _NIFTI_FLOATS and bitpix != 8 * int(_NIFTI_FLOATS[code][1]):
-        raise ImageReadError(f"{path}: invalid NIfTI header (datatype {code} with bitpix "
-                             f"{bitpix}).")
-    count = math.prod(dims[1:ndim + 1]) * bitpix // 8
+        raise ImageReadError(
+            f"{path}: invalid NIfTI header (datatype {code} with bitpix {bitpix})."
+        )
+    count = math.prod(dims[1 : ndim + 1]) * bitpix // 8
     if count > 1 << 40:
         raise ImageReadError(f"{path}: invalid NIfTI header (claims {count} bytes of voxels).")
-    return offset, count, code, endian, pixdim[1:min(ndim, 3) + 1]
+    return offset, count, code, endian, pixdim[1 : min(ndim, 3) + 1]

@@ -118,8 +118,9 @@ def _dicom_voxels(files: list[str], path: Path) -> np.ndarray:
     return np.concatenate(slices)
 
 
-def read_volume(path: str | PathLike[str], series_id: str | None = None, *,
-                allow_outside_data: bool = False) -> Volume:
+def read_volume(
+    path: str | PathLike[str], series_id: str | None = None, *, allow_outside_data: bool = False
+) -> Volume:
     """Read a 3-D volume: ``.mhd``/``.mha`` (+ ``.raw``), ``.nii``/``.nii.gz``, ``.nrrd``, a
     multi-frame DICOM file (RT dose, enhanced CT/MR), or a folder holding one DICOM series
     (``series_id`` chooses among several).
@@ -175,8 +176,9 @@ def read_volume(path: str | PathLike[str], series_id: str | None = None, *,
     )
 
 
-def _read(sitk: Any, path: Path, series_id: str | None,
-          allow_outside_data: bool) -> tuple[Any, np.ndarray]:
+def _read(
+    sitk: Any, path: Path, series_id: str | None, allow_outside_data: bool
+) -> tuple[Any, np.ndarray]:
     """The SimpleITK image (for its geometry) and the voxel array ``[z, y, x]``."""
     if path.is_dir():
         image, files = _read_series(sitk, path, series_id)
@@ -194,14 +196,18 @@ def _read(sitk: Any, path: Path, series_id: str | None,
         array = None
     if image.GetDimension() != 3:
         raise ImageReadError(f"{path}: expected a 3-D volume, got {image.GetDimension()}-D.")
-    components = (image.GetNumberOfComponents() if isinstance(image, sitk.ImageFileReader)
-                  else image.GetNumberOfComponentsPerPixel())
+    components = (
+        image.GetNumberOfComponents()
+        if isinstance(image, sitk.ImageFileReader)
+        else image.GetNumberOfComponentsPerPixel()
+    )
     if components != 1:
         raise ImageReadError(f"{path}: expected one value per voxel, got {components}.")
     if array is None:
         array = sitk.GetArrayFromImage(image)
     expected = tuple(int(v) for v in reversed(image.GetSize()))
     if array.shape != expected:
-        raise ImageReadError(f"{path}: decoded voxels {array.shape} do not match the "
-                             f"header's size {expected}.")
+        raise ImageReadError(
+            f"{path}: decoded voxels {array.shape} do not match the header's size {expected}."
+        )
     return image, array

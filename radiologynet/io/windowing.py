@@ -83,9 +83,16 @@ class Image:
         if not -self.frames <= index < self.frames:
             raise IndexError(f"{self.path}: frame {index} out of range (0..{self.frames - 1})")
         return Image(
-            pixels=self.pixels[index], path=self.path, modality=self.modality,
-            body_part=self.body_part, spacing=self.spacing, photometric=self.photometric,
-            window=self.window, voi=self.voi, frames=1, metadata=dict(self.metadata),
+            pixels=self.pixels[index],
+            path=self.path,
+            modality=self.modality,
+            body_part=self.body_part,
+            spacing=self.spacing,
+            photometric=self.photometric,
+            window=self.window,
+            voi=self.voi,
+            frames=1,
+            metadata=dict(self.metadata),
             bits_stored=self.bits_stored,
         )
 
@@ -114,8 +121,10 @@ def resolve_window(window: Window, source: object = None) -> tuple[float, float]
             f"got {window!r}."
         ) from err
     if not (np.isfinite(center) and np.isfinite(width) and width >= 1):
-        raise ImageReadError(f"{source or 'window'}: window must be a finite center and a "
-                             f"width >= 1, got ({center}, {width}).")
+        raise ImageReadError(
+            f"{source or 'window'}: window must be a finite center and a "
+            f"width >= 1, got ({center}, {width})."
+        )
     return center, width
 
 
@@ -186,8 +195,12 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
             image's metadata does not describe; the message names the file.
     """
     if isinstance(image, np.ndarray):
-        image = Image(pixels=image, photometric="RGB" if image.ndim == 3 and
-                      image.shape[-1] == 3 and image.shape[0] != 3 else "MONOCHROME2")
+        image = Image(
+            pixels=image,
+            photometric="RGB"
+            if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3
+            else "MONOCHROME2",
+        )
     source = image.path or "image"
     try:
         return _to_uint8(image, window, source)
@@ -209,12 +222,15 @@ def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
         raise ImageReadError(f"{source}: the image contains NaN or infinite values.")
     if image.is_color:
         if pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
-            raise ImageReadError(f"{source}: a colour image needs (H, W, 3) pixels, got "
-                                 f"shape {pixels.shape}.")
+            raise ImageReadError(
+                f"{source}: a colour image needs (H, W, 3) pixels, got shape {pixels.shape}."
+            )
         pixels = _to_gray(pixels)
     elif pixels.ndim not in (2, 3):
-        raise ImageReadError(f"{source}: a grayscale image needs (H, W) or (F, H, W) pixels, "
-                             f"got shape {pixels.shape}.")
+        raise ImageReadError(
+            f"{source}: a grayscale image needs (H, W) or (F, H, W) pixels, "
+            f"got shape {pixels.shape}."
+        )
     explicit = resolve_window(window, source)
     voi = window_dataset(*explicit) if explicit is not None else image.voi
     if voi is None and image.window is not None:
@@ -234,10 +250,13 @@ def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
     if image.photometric == "MONOCHROME1":
         result = 255 - result
     if result.size > 1 and result.min() == result.max() and pixels.min() != pixels.max():
-        warnings.warn(f"{source}: every pixel became {int(result.flat[0])}: its window or VOI "
-                      f"LUT lies outside the pixel values {pixels.min():g}..{pixels.max():g}; "
-                      "pass window= (a preset or (center, width)) to see the image.",
-                      ImageReadWarning, stacklevel=3)
+        warnings.warn(
+            f"{source}: every pixel became {int(result.flat[0])}: its window or VOI "
+            f"LUT lies outside the pixel values {pixels.min():g}..{pixels.max():g}; "
+            "pass window= (a preset or (center, width)) to see the image.",
+            ImageReadWarning,
+            stacklevel=3,
+        )
     return result
 
 
@@ -245,8 +264,11 @@ def _apply_voi(pixels: np.ndarray, voi: Dataset, source: object) -> np.ndarray:
     low, high = _voi_output_range(voi)
     try:
         # a LUT is indexed by integer values; windows work on any real value
-        values = (np.rint(pixels).astype(np.int64) if "VOILUTSequence" in voi
-                  else np.asarray(pixels, dtype=np.float64))
+        values = (
+            np.rint(pixels).astype(np.int64)
+            if "VOILUTSequence" in voi
+            else np.asarray(pixels, dtype=np.float64)
+        )
         out = apply_voi_lut(values, voi)
     except Exception as err:  # pydicom raises several types for broken LUTs
         raise ImageReadError(f"{source}: cannot apply its VOI LUT/window: {err}") from err

@@ -25,14 +25,24 @@ from radiologynet.weights import Preprocessing
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 
 
-
 @functools.lru_cache(maxsize=32)
-def _cached_dataset(samples: tuple[Any, ...], size: Preprocessing, with_sex: bool,
-                    target_dtype: torch.dtype, cache_dir: Path | None) -> SampleDataset:
+def _cached_dataset(
+    samples: tuple[Any, ...],
+    size: Preprocessing,
+    with_sex: bool,
+    target_dtype: torch.dtype,
+    cache_dir: Path | None,
+) -> SampleDataset:
     # One decoded copy per (samples, geometry) in this process: every run of a sweep that
     # shares a split and an input size reuses the decoded images.
-    dataset = SampleDataset(samples, size, with_sex=with_sex, target_dtype=target_dtype,
-                            cache_dir=cache_dir, progress=True)
+    dataset = SampleDataset(
+        samples,
+        size,
+        with_sex=with_sex,
+        target_dtype=target_dtype,
+        cache_dir=cache_dir,
+        progress=True,
+    )
     return dataset.preload()
 
 
@@ -45,25 +55,34 @@ def _preprocessing(request: DataRequest) -> Preprocessing:
 
 
 def _transform(request: DataRequest, augment: str) -> BatchTransform:
-    return BatchTransform(_preprocessing(request), in_chans=request.in_chans,
-                          augment=augment if request.augment else None)
+    return BatchTransform(
+        _preprocessing(request),
+        in_chans=request.in_chans,
+        augment=augment if request.augment else None,
+    )
 
 
-def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool = False
-                          ) -> TaskData:
+def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool = False) -> TaskData:
     """``TaskData`` over a :class:`radiologynet.datasets.Splits` (decoded-image datasets
     plus the device transform with the paper's augmentation for the task kind)."""
     size = replace(_preprocessing(request), mean=None, std=None)  # the geometry only
     dtype = torch.long if splits.kind == "multiclass" else torch.float32
     cache = Path(request.cache_dir).expanduser() if request.cache_dir else None
-    sets = [_cached_dataset(tuple(s), size, with_sex, dtype, cache)
-            for s in (splits.train, splits.val, splits.test)]
+    sets = [
+        _cached_dataset(tuple(s), size, with_sex, dtype, cache)
+        for s in (splits.train, splits.val, splits.test)
+    ]
     augment = BONE_AGE_AUGMENT if splits.kind == "regression" else PAPER_AUGMENT
     num_classes = len(splits.classes) if splits.kind == "multiclass" else 1
-    return TaskData(train=sets[0], val=sets[1], test=sets[2] if len(sets[2]) else None,
-                    num_classes=num_classes, class_names=tuple(splits.classes),
-                    batch_transform=_transform(request, augment),
-                    extra={"splits": splits})
+    return TaskData(
+        train=sets[0],
+        val=sets[1],
+        test=sets[2] if len(sets[2]) else None,
+        num_classes=num_classes,
+        class_names=tuple(splits.classes),
+        batch_transform=_transform(request, augment),
+        extra={"splits": splits},
+    )
 
 
 def _benchmark_builder(name: str):
@@ -99,27 +118,39 @@ def folder_splits(root: str | Path, *, seed: int = 0, fraction: float | None = N
     from radiologynet.datasets.base import Splits
 
     root = Path(root).expanduser()
-    tree = ("ROOT/\n  train/<class>/<image>.png ...\n  val/<class>/...\n"
-            "  test/<class>/...   (optional)")
+    tree = (
+        "ROOT/\n  train/<class>/<image>.png ...\n  val/<class>/...\n  test/<class>/...   (optional)"
+    )
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         raise DatasetNotFoundError(
             f"{root}: a 'folder' task needs train/ and val/ sub-folders with one folder per "
-            f"class:\n{tree}")
+            f"class:\n{tree}"
+        )
     classes = tuple(sorted(p.name for p in (root / "train").iterdir() if p.is_dir()))
     train = _folder_samples(root / "train", classes)
     val = _folder_samples(root / "val", classes)
     test = _folder_samples(root / "test", classes) if (root / "test").is_dir() else ()
     if not train or not val:
-        raise DatasetNotFoundError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found in "
-                                   f"train/ or val/. Expected:\n{tree}")
+        raise DatasetNotFoundError(
+            f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found in "
+            f"train/ or val/. Expected:\n{tree}"
+        )
     if fraction is not None:
         train = _stratified_fraction(train, fraction, seed)
-    return Splits(task="folder", kind="multiclass", classes=classes, train=train, val=val,
-                  test=test, seed=seed, fraction=fraction, root=str(root))
+    return Splits(
+        task="folder",
+        kind="multiclass",
+        classes=classes,
+        train=train,
+        val=val,
+        test=test,
+        seed=seed,
+        fraction=fraction,
+        root=str(root),
+    )
 
 
-def _stratified_fraction(samples: tuple[Any, ...], fraction: float, seed: int
-                         ) -> tuple[Any, ...]:
+def _stratified_fraction(samples: tuple[Any, ...], fraction: float, seed: int) -> tuple[Any, ...]:
     from radiologynet.datasets.base import subsample_training
 
     return tuple(subsample_training(samples, fraction, seed, "multiclass"))
@@ -135,13 +166,28 @@ def _register() -> None:
         if info.kind != "segmentation":  # LUNA16 plugs in from radiologynet.segmentation
             register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
     description = "any folder of labelled images: ROOT/{train,val,test}/<class>/"
-    register_task_info(TaskInfo(
-        name="folder", title=description, kind="multiclass", classes=(), num_outputs=0,
-        input_needs_sex=False, download_url="",
-        expected_tree="ROOT/\n  train/<class>/<image>\n  val/<class>/...\n  test/ (optional)\n",
-        load=folder_splits))
-    register_task(TaskSpec(name="folder", kind="multiclass", build_data=_build_folder,
-                           models=("resnet50",), description=description))
+    register_task_info(
+        TaskInfo(
+            name="folder",
+            title=description,
+            kind="multiclass",
+            classes=(),
+            num_outputs=0,
+            input_needs_sex=False,
+            download_url="",
+            expected_tree="ROOT/\n  train/<class>/<image>\n  val/<class>/...\n  test/ (optional)\n",
+            load=folder_splits,
+        )
+    )
+    register_task(
+        TaskSpec(
+            name="folder",
+            kind="multiclass",
+            build_data=_build_folder,
+            models=("resnet50",),
+            description=description,
+        )
+    )
 
 
 _register()

@@ -111,8 +111,9 @@ def _check_lr(lr: str) -> str:
     except ValueError:
         value = -1.0
     if not (value > 0 and math.isfinite(value)):
-        raise InvalidArgumentError(f"learning rate {lr!r} is not a positive finite number "
-                                   "(e.g. 1e-4)")
+        raise InvalidArgumentError(
+            f"learning rate {lr!r} is not a positive finite number (e.g. 1e-4)"
+        )
     return text
 
 
@@ -136,9 +137,15 @@ def shard_of(name: str, count: int) -> int:
     return int(hashlib.sha1(name.encode("utf-8")).hexdigest(), 16) % count
 
 
-def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[str],
-         runs: int = 5, fractions: Sequence[float] | None = None,
-         shard: str | tuple[int, int] | None = None) -> list[RunSpec]:
+def plan(
+    task: str,
+    models: Sequence[str],
+    inits: Sequence[str],
+    lrs: Sequence[str],
+    runs: int = 5,
+    fractions: Sequence[float] | None = None,
+    shard: str | tuple[int, int] | None = None,
+) -> list[RunSpec]:
     """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order.
 
     Model names are read by the task (:func:`radiologynet.protocol.tasks.resolve_model`:
@@ -160,11 +167,19 @@ def plan(task: str, models: Sequence[str], inits: Sequence[str], lrs: Sequence[s
             if not 0 < float(f) <= 1:
                 raise InvalidArgumentError(f"fraction {f!r} must be in (0, 1]")
             fracs.append(float(f))
-    cells = [(m.name, label, weights) for m in resolved for label, weights in parsed
-             if _takes_init(m, label, weights)]
-    specs = [RunSpec(task, model, label, weights, lr, k, f)
-             for f in fracs for model, label, weights in cells for lr in rates
-             for k in range(1, runs + 1)]
+    cells = [
+        (m.name, label, weights)
+        for m in resolved
+        for label, weights in parsed
+        if _takes_init(m, label, weights)
+    ]
+    specs = [
+        RunSpec(task, model, label, weights, lr, k, f)
+        for f in fracs
+        for model, label, weights in cells
+        for lr in rates
+        for k in range(1, runs + 1)
+    ]
     chosen = parse_shard(shard)
     if chosen is not None:
         index, count = chosen
@@ -205,9 +220,13 @@ def preprocessing_for(arch: str, weights: str | None) -> Preprocessing:
 def _versions() -> dict[str, str]:
     import timm
 
-    return {"radiologynet": __version__, "torch": torch.__version__,
-            "timm": timm.__version__, "python": platform.python_version(),
-            "platform": sys.platform}
+    return {
+        "radiologynet": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "platform": sys.platform,
+    }
 
 
 def _read_result(folder: Path) -> dict[str, Any] | None:
@@ -220,31 +239,48 @@ def _read_result(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_model_folder(model: torch.nn.Module, folder: Path, arch: str | None, kind: str,
-                        num_classes: int, class_names: Sequence[str],
-                        preprocessing: Preprocessing, input_size: int, zoo_model: bool,
-                        model_name: str | None = None) -> None:
+def _write_model_folder(
+    model: torch.nn.Module,
+    folder: Path,
+    arch: str | None,
+    kind: str,
+    num_classes: int,
+    class_names: Sequence[str],
+    preprocessing: Preprocessing,
+    input_size: int,
+    zoo_model: bool,
+    model_name: str | None = None,
+) -> None:
     pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if zoo_model and arch is not None and kind in ("multiclass", "binary"):
         from radiologynet.convert import write_weights_folder
 
-        write_weights_folder(state, folder, arch=arch,
-                             num_classes=num_classes if kind == "multiclass" else 1,
-                             label_names=class_names if kind == "multiclass" else (),
-                             extra_config={"pretrained_cfg": pretrained})
+        write_weights_folder(
+            state,
+            folder,
+            arch=arch,
+            num_classes=num_classes if kind == "multiclass" else 1,
+            label_names=class_names if kind == "multiclass" else (),
+            extra_config={"pretrained_cfg": pretrained},
+        )
         return
     # task-specific models (bone-age head, segmentation): weights plus a config naming them
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous().clone() for k, v in state.items()}
-    atomic_write(folder / "model.safetensors",
-                 lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(
+        folder / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
+    )
     # "architecture": the encoder's timm name (load_unet reads it); None without one
-    config = {"architecture": get_architecture(arch).timm_name if arch else None,
-              "model": model_name or arch, "task_model": type(model).__name__,
-              "kind": kind, "pretrained_cfg": pretrained}
+    config = {
+        "architecture": get_architecture(arch).timm_name if arch else None,
+        "model": model_name or arch,
+        "task_model": type(model).__name__,
+        "kind": kind,
+        "pretrained_cfg": pretrained,
+    }
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
 
 
@@ -252,36 +288,44 @@ def check_output_folder(out: str | Path) -> Path:
     """``out`` as a path, refusing one that exists and is not a folder."""
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
-        raise InvalidArgumentError(f"--out {out}: this is a file, not a folder; choose a "
-                                   "folder for the results")
+        raise InvalidArgumentError(
+            f"--out {out}: this is a file, not a folder; choose a folder for the results"
+        )
     return path
 
 
-def run_config(spec: RunSpec, task: TaskSpec, config: TrainConfig,
-               preprocessing: Preprocessing) -> TrainConfig:
+def run_config(
+    spec: RunSpec, task: TaskSpec, config: TrainConfig, preprocessing: Preprocessing
+) -> TrainConfig:
     """The configuration one run trains with: the caller's ``config`` with the run's
     learning rate and seed, the task's loss setup (kind, optimiser, scheduler, monitor),
     and the defaults it left open (the task's batch size, the weights' input size, 200
     epochs or the protocol's 10 with a training fraction)."""
-    epochs = config.max_epochs or (FRACTION_MAX_EPOCHS if spec.fraction is not None
-                                   else MAX_EPOCHS)
+    epochs = config.max_epochs or (FRACTION_MAX_EPOCHS if spec.fraction is not None else MAX_EPOCHS)
     return replace(
-        config, lr=float(spec.lr), seed=config.split_seed * 1000 + spec.run - 1,
-        kind=task.kind, optimizer=task.optimizer, scheduler=task.scheduler,
-        monitor=task.monitor, mode=task.mode, max_epochs=epochs,
+        config,
+        lr=float(spec.lr),
+        seed=config.split_seed * 1000 + spec.run - 1,
+        kind=task.kind,
+        optimizer=task.optimizer,
+        scheduler=task.scheduler,
+        monitor=task.monitor,
+        mode=task.mode,
+        max_epochs=epochs,
         batch_size=config.batch_size or task.batch_size,
-        input_size=config.input_size or preprocessing.input_size)
+        input_size=config.input_size or preprocessing.input_size,
+    )
 
 
 def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
     return StaleRunError(
         f"{folder} holds a run made with other settings ({'; '.join(changes)}); a run "
         "folder holds one configuration: choose a new --out, or pass --overwrite to "
-        "replace it")
+        "replace it"
+    )
 
 
-def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool
-                  ) -> dict[str, Any] | None:
+def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
     run of another configuration, or deletes it with ``overwrite``."""
     existing = _read_result(folder)
@@ -297,10 +341,17 @@ def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool
     return existing if existing is not None and existing.get("status") in DONE else None
 
 
-def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Path,
-            config: TrainConfig | None = None, *,
-            callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
-            overwrite: bool = False, **settings: Any) -> dict[str, Any]:
+def run_one(
+    spec: RunSpec,
+    task: TaskSpec,
+    data_root: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
+    overwrite: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
     """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
 
     A finished (or diverged) run with the same configuration is returned as it is; an
@@ -316,40 +367,84 @@ def run_one(spec: RunSpec, task: TaskSpec, data_root: str | Path, out: str | Pat
     train_config = run_config(spec, task, config, preprocessing)
     # the preprocessing recorded and applied is the one at the run's input size
     preprocessing = replace(preprocessing, input_size=int(train_config.input_size))
-    regularisation = (get_architecture(resolved.arch).paper_regularisation
-                      if resolved.arch and task.build_model is None else {})
-    record = {**train_config.to_dict(), "data": str(Path(data_root).expanduser().resolve()),
-              "preprocessing": asdict(preprocessing), "world_size": ddp.world_size(),
-              "task_settings": dict(task.settings), "regularisation": regularisation}
+    regularisation = (
+        get_architecture(resolved.arch).paper_regularisation
+        if resolved.arch and task.build_model is None
+        else {}
+    )
+    record = {
+        **train_config.to_dict(),
+        "data": str(Path(data_root).expanduser().resolve()),
+        "preprocessing": asdict(preprocessing),
+        "world_size": ddp.world_size(),
+        "task_settings": dict(task.settings),
+        "regularisation": regularisation,
+    }
     existing = _existing_run(folder, record, overwrite)
     if existing is not None:
         return existing
     result: dict[str, Any] = {
-        "task": task.name, "model": spec.model, "init": spec.init, "weights": spec.weights,
-        "lr": spec.lr, "run": spec.run, "seed": train_config.seed, "fraction": spec.fraction,
-        "status": "running", "config": record, "versions": _versions(),
-        "best_epoch": None, "epochs_run": 0, "val": {}, "test": {}, "emissions": None,
+        "task": task.name,
+        "model": spec.model,
+        "init": spec.init,
+        "weights": spec.weights,
+        "lr": spec.lr,
+        "run": spec.run,
+        "seed": train_config.seed,
+        "fraction": spec.fraction,
+        "status": "running",
+        "config": record,
+        "versions": _versions(),
+        "best_epoch": None,
+        "epochs_run": 0,
+        "val": {},
+        "test": {},
+        "emissions": None,
     }
     _write_result(folder, result)
     data, model = _build(spec, task, data_root, train_config, preprocessing)
-    metrics = task.metrics(data) if task.metrics is not None else \
-        PredictionMetrics(task.kind, data.num_classes)
-    outcome = fit(model, data.train, data.val, data.test, train_config,
-                  loss=task.loss(data) if task.loss is not None else None, metrics=metrics,
-                  batch_transform=data.batch_transform, out_dir=folder, callbacks=callbacks)
-    result.update(status=outcome.status, best_epoch=outcome.best_epoch,
-                  epochs_run=outcome.epochs_run, val=outcome.val, test=outcome.test or {},
-                  emissions=outcome.emissions)
+    metrics = (
+        task.metrics(data)
+        if task.metrics is not None
+        else PredictionMetrics(task.kind, data.num_classes)
+    )
+    outcome = fit(
+        model,
+        data.train,
+        data.val,
+        data.test,
+        train_config,
+        loss=task.loss(data) if task.loss is not None else None,
+        metrics=metrics,
+        batch_transform=data.batch_transform,
+        out_dir=folder,
+        callbacks=callbacks,
+    )
+    result.update(
+        status=outcome.status,
+        best_epoch=outcome.best_epoch,
+        epochs_run=outcome.epochs_run,
+        val=outcome.val,
+        test=outcome.test or {},
+        emissions=outcome.emissions,
+    )
     if outcome.diverged is not None:
         result["diverged"] = outcome.diverged
     if ddp.is_main():
         if outcome.best_epoch:
             with explain_write_errors(folder / MODEL_DIR):
-                _write_model_folder(model, folder / MODEL_DIR, resolved.arch, task.kind,
-                                    data.num_classes, data.class_names, preprocessing,
-                                    int(train_config.input_size or preprocessing.input_size),
-                                    zoo_model=task.build_model is None,
-                                    model_name=spec.model)
+                _write_model_folder(
+                    model,
+                    folder / MODEL_DIR,
+                    resolved.arch,
+                    task.kind,
+                    data.num_classes,
+                    data.class_names,
+                    preprocessing,
+                    int(train_config.input_size or preprocessing.input_size),
+                    zoo_model=task.build_model is None,
+                    model_name=spec.model,
+                )
         _write_result(folder, result)
         remove_checkpoint(folder)
     ddp.barrier()
@@ -364,25 +459,44 @@ def _write_result(folder: Path, result: dict[str, Any]) -> None:
         atomic_write_json(folder / RESULT_NAME, result)
 
 
-def _build(spec: RunSpec, task: TaskSpec, data_root: str | Path, config: TrainConfig,
-           preprocessing: Preprocessing) -> tuple[TaskData, torch.nn.Module]:
+def _build(
+    spec: RunSpec,
+    task: TaskSpec,
+    data_root: str | Path,
+    config: TrainConfig,
+    preprocessing: Preprocessing,
+) -> tuple[TaskData, torch.nn.Module]:
     """The run's data and model (the new head initialised from the run's seed)."""
     size = int(config.input_size or preprocessing.input_size)
-    data = task.build_data(DataRequest(
-        root=Path(data_root).expanduser(), seed=config.split_seed, fraction=spec.fraction,
-        preprocessing=preprocessing, input_size=size, in_chans=config.in_chans,
-        train_seed=config.seed,
-        cache_dir=Path(config.cache_dir) if config.cache_dir is not None else None,
-        settings=task.settings))
+    data = task.build_data(
+        DataRequest(
+            root=Path(data_root).expanduser(),
+            seed=config.split_seed,
+            fraction=spec.fraction,
+            preprocessing=preprocessing,
+            input_size=size,
+            in_chans=config.in_chans,
+            train_seed=config.seed,
+            cache_dir=Path(config.cache_dir) if config.cache_dir is not None else None,
+            settings=task.settings,
+        )
+    )
     torch.manual_seed(config.seed)  # the new head's initialisation
     if task.build_model is not None:
-        model = task.build_model(ModelRequest(spec.model, spec.weights, data, config.in_chans,
-                                              size, config.head))
+        model = task.build_model(
+            ModelRequest(spec.model, spec.weights, data, config.in_chans, size, config.head)
+        )
     else:
-        model = build_model(spec.model, spec.weights, kind=task.kind,
-                            num_classes=data.num_classes, in_chans=config.in_chans,
-                            head=config.head, input_size=size,
-                            **get_architecture(spec.model).paper_regularisation)
+        model = build_model(
+            spec.model,
+            spec.weights,
+            kind=task.kind,
+            num_classes=data.num_classes,
+            in_chans=config.in_chans,
+            head=config.head,
+            input_size=size,
+            **get_architecture(spec.model).paper_regularisation,
+        )
     return data, model
 
 
@@ -393,22 +507,34 @@ def _config(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig
     unknown = sorted(set(settings) - set(TrainConfig.field_names()))
     if unknown:
         raise TypeError(f"unexpected keyword arguments {unknown}")
-    warnings.warn("passing training settings as keywords (max_epochs=...) is deprecated: "
-                  "pass config=TrainConfig(...)", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        "passing training settings as keywords (max_epochs=...) is deprecated: "
+        "pass config=TrainConfig(...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     if "cache_dir" in settings and settings["cache_dir"] is not None:
         settings["cache_dir"] = str(settings["cache_dir"])
     return replace(config, **settings) if config is not None else TrainConfig(**settings)
 
 
-def run(task: str, data: str | Path, config: TrainConfig | None = None, *,
-        models: Iterable[str] | None = None,
-        inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
-        lrs: Iterable[str] | None = None, runs: int = 5,
-        fractions: Iterable[float] | None = None, out: str | Path = "results",
-        shard: str | tuple[int, int] | None = None, overwrite: bool = False,
-        callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
-        task_settings: dict[str, Any] | None = None,
-        **settings: Any) -> list[dict[str, Any]]:
+def run(
+    task: str,
+    data: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    models: Iterable[str] | None = None,
+    inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
+    lrs: Iterable[str] | None = None,
+    runs: int = 5,
+    fractions: Iterable[float] | None = None,
+    out: str | Path = "results",
+    shard: str | tuple[int, int] | None = None,
+    overwrite: bool = False,
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
+    task_settings: dict[str, Any] | None = None,
+    **settings: Any,
+) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
 
     Args:
@@ -441,13 +567,16 @@ def run(task: str, data: str | Path, config: TrainConfig | None = None, *,
     fractions = list(fractions) if fractions else None
     check_output_folder(out)
     if not Path(data).expanduser().exists():
-        raise RadiologyNetError(f"--data {data}: no such folder. Download the dataset "
-                                f"(radiologynet benchmark --help lists the tasks) first.")
+        raise RadiologyNetError(
+            f"--data {data}: no such folder. Download the dataset "
+            f"(radiologynet benchmark --help lists the tasks) first."
+        )
     runs_to_do = plan(spec.name, models, list(inits), lrs, runs, fractions, shard)
     results = []
     for number, run_spec in enumerate(runs_to_do, 1):
         if config.progress and ddp.is_main():
             print(f"[{number}/{len(runs_to_do)}] {spec.name}/{run_spec.name}", flush=True)
-        results.append(run_one(run_spec, spec, data, out, config, callbacks=callbacks,
-                               overwrite=overwrite))
+        results.append(
+            run_one(run_spec, spec, data, out, config, callbacks=callbacks, overwrite=overwrite)
+        )
     return results

@@ -191,21 +191,27 @@ class TaskSpec:
         own parts given as keywords (``build_data``, ``build_model``, ``loss``, ...; any
         field given here wins)."""
         info = get_task_info(info) if isinstance(info, str) else info
-        fields: dict[str, Any] = {"name": info.name, "kind": info.kind,
-                                  "description": info.title}
+        fields: dict[str, Any] = {"name": info.name, "kind": info.kind, "description": info.title}
         if info.paper is not None:
             paper = info.paper
-            fields.update(lrs=paper.lrs, models=paper.models, optimizer=paper.optimizer,
-                          scheduler=paper.scheduler, batch_size=paper.batch_size,
-                          monitor=paper.monitor, mode=paper.mode,
-                          settings=dict(paper.settings))
+            fields.update(
+                lrs=paper.lrs,
+                models=paper.models,
+                optimizer=paper.optimizer,
+                scheduler=paper.scheduler,
+                batch_size=paper.batch_size,
+                monitor=paper.monitor,
+                mode=paper.mode,
+                settings=dict(paper.settings),
+            )
         fields.update(protocol)
         return cls(**fields)
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
-            raise ValueError(f"TaskSpec {self.name!r}: kind must be one of {TASK_KINDS}, "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"TaskSpec {self.name!r}: kind must be one of {TASK_KINDS}, got {self.kind!r}"
+            )
         if self.mode not in ("min", "max"):
             raise ValueError(f"TaskSpec {self.name!r}: mode must be 'min' or 'max'")
         if self.optimizer not in ("adamw", "adam"):
@@ -223,13 +229,26 @@ def register_task(spec: TaskSpec, aliases: tuple[str, ...] = ()) -> TaskSpec:
     aliases are added to it)."""
     known = canonical_task_name(spec.name)
     if known is not None and known != spec.name:
-        raise InvalidArgumentError(f"task name {spec.name!r} is an alias of {known!r}; "
-                                   "register the task under another name.")
+        raise InvalidArgumentError(
+            f"task name {spec.name!r} is an alias of {known!r}; "
+            "register the task under another name."
+        )
     if known is None or aliases:
-        info = get_task_info(known) if known is not None else TaskInfo(
-            name=spec.name, title=spec.description or spec.name, kind=spec.kind,
-            classes=(), num_outputs=1, input_needs_sex=False, download_url="",
-            expected_tree="", load=_spec_loader(spec.name))
+        info = (
+            get_task_info(known)
+            if known is not None
+            else TaskInfo(
+                name=spec.name,
+                title=spec.description or spec.name,
+                kind=spec.kind,
+                classes=(),
+                num_outputs=1,
+                input_needs_sex=False,
+                download_url="",
+                expected_tree="",
+                load=_spec_loader(spec.name),
+            )
+        )
         merged = tuple(dict.fromkeys((*info.aliases, *(a.lower() for a in aliases))))
         register_task_info(replace(info, aliases=merged))
     _TASKS[spec.name] = spec
@@ -238,8 +257,10 @@ def register_task(spec: TaskSpec, aliases: tuple[str, ...] = ()) -> TaskSpec:
 
 def _spec_loader(name: str) -> Callable[..., Any]:
     def load(*args: Any, **kwargs: Any) -> Any:
-        raise InvalidArgumentError(f"task {name!r} is read by its protocol plug-in "
-                                   "(TaskSpec.build_data), not as samples.")
+        raise InvalidArgumentError(
+            f"task {name!r} is read by its protocol plug-in (TaskSpec.build_data), not as samples."
+        )
+
     return load
 
 
@@ -269,10 +290,13 @@ def get_task_spec(name: str) -> TaskSpec:
 def get_task(name: str) -> TaskSpec:
     """Deprecated name of :func:`get_task_spec` (``radiologynet.datasets.get_task`` is the
     task registry's lookup); removed in radiologynet 0.3."""
-    warnings.warn("radiologynet.protocol.get_task is deprecated and will be removed in "
-                  "radiologynet 0.3; use radiologynet.protocol.get_task_spec (the protocol's "
-                  "spec) or radiologynet.datasets.get_task (the task's metadata).",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "radiologynet.protocol.get_task is deprecated and will be removed in "
+        "radiologynet 0.3; use radiologynet.protocol.get_task_spec (the protocol's "
+        "spec) or radiologynet.datasets.get_task (the task's metadata).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return get_task_spec(name)
 
 
@@ -287,7 +311,8 @@ def with_settings(spec: TaskSpec, **overrides: Any) -> TaskSpec:
     if unknown:
         have = ", ".join(sorted(spec.settings)) or "none"
         raise InvalidArgumentError(
-            f"task {spec.name!r} has no setting {', '.join(unknown)} (its settings: {have}).")
+            f"task {spec.name!r} has no setting {', '.join(unknown)} (its settings: {have})."
+        )
     return replace(spec, settings={**spec.settings, **overrides})
 
 
@@ -307,7 +332,8 @@ def parse_settings(spec: TaskSpec, items: list[str] | None) -> dict[str, Any]:
             have = ", ".join(sorted(spec.settings)) or "none"
             raise InvalidArgumentError(
                 f"--task-setting {item!r}: use KEY=VALUE with a setting of task "
-                f"{spec.name!r} (its settings: {have}).")
+                f"{spec.name!r} (its settings: {have})."
+            )
         default = spec.settings[key]
         try:
             if isinstance(default, bool):
@@ -319,7 +345,8 @@ def parse_settings(spec: TaskSpec, items: list[str] | None) -> dict[str, Any]:
         except ValueError:
             raise InvalidArgumentError(
                 f"--task-setting {item!r}: {key} takes a {type(default).__name__} "
-                f"(default {default!r}).") from None
+                f"(default {default!r})."
+            ) from None
         overrides[key] = value
     return overrides
 

@@ -39,22 +39,28 @@ class ClusterResult:
     silhouette: dict[int, float]
 
 
-def choose_k(features: np.ndarray, k_range: tuple[int, int] = (2, 50), seed: int = 0
-             ) -> tuple[int, dict[int, float]]:
+def choose_k(
+    features: np.ndarray, k_range: tuple[int, int] = (2, 50), seed: int = 0
+) -> tuple[int, dict[int, float]]:
     """The k in ``k_range`` (inclusive, capped at n-1) with the best silhouette score
     (on a random sample of at most :data:`SILHOUETTE_SAMPLE` images)."""
     n = len(features)
     low, high = max(2, k_range[0]), min(k_range[1], n - 1)
     if high < low:
-        raise ArchiveError(f"Only {n} image(s): at least 3 are needed to choose the number "
-                           "of clusters; pass n_clusters or add images.")
+        raise ArchiveError(
+            f"Only {n} image(s): at least 3 are needed to choose the number "
+            "of clusters; pass n_clusters or add images."
+        )
     scores = {}
     for k in range(low, high + 1):
         labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(features)
         if len(set(labels)) < 2:
             continue
-        scores[k] = float(silhouette_score(features, labels, random_state=seed,
-                                           sample_size=min(n, SILHOUETTE_SAMPLE)))
+        scores[k] = float(
+            silhouette_score(
+                features, labels, random_state=seed, sample_size=min(n, SILHOUETTE_SAMPLE)
+            )
+        )
     best = max(scores, key=lambda k: (scores[k], -k))
     return best, scores
 
@@ -81,7 +87,8 @@ def cluster_features(
         if n_clusters is not None and n < n_clusters:
             raise ArchiveError(
                 f"The archive has {n} readable image(s), fewer than the {n_clusters} clusters "
-                f"asked for; pass --clusters {max(1, n // 2)} or fewer, or add images.")
+                f"asked for; pass --clusters {max(1, n // 2)} or fewer, or add images."
+            )
         scores: dict[int, float] = {}
         if n_clusters is None:
             n_clusters, scores = choose_k(features, k_range, seed)
@@ -89,8 +96,10 @@ def cluster_features(
         return ClusterResult(labels.astype(int), int(n_clusters), "kmeans", scores)
     if method == "hdbscan":
         if n < min_cluster_size:
-            raise ArchiveError(f"The archive has {n} readable image(s), fewer than HDBSCAN's "
-                               f"min_cluster_size={min_cluster_size}; lower it or add images.")
+            raise ArchiveError(
+                f"The archive has {n} readable image(s), fewer than HDBSCAN's "
+                f"min_cluster_size={min_cluster_size}; lower it or add images."
+            )
         labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(features)
         k = len(set(labels) - {NOISE})
         return ClusterResult(labels.astype(int), k, "hdbscan", {})
@@ -127,8 +136,10 @@ def summarise_clusters(
 ) -> list[ClusterSummary]:
     """Heterogeneity and the keep/exclude decision per cluster (noise is never kept)."""
     if not 0 <= threshold <= 1:
-        raise InvalidArgumentError(f"threshold={threshold}: heterogeneity is in [0, 1]; "
-                                   "pick a threshold in that range (default 0.5).")
+        raise InvalidArgumentError(
+            f"threshold={threshold}: heterogeneity is in [0, 1]; "
+            "pick a threshold in that range (default 0.5)."
+        )
     n_mod = len({m for m in modalities if m})
     n_body = len({b for b in body_parts if b})
     summaries = []
@@ -138,9 +149,14 @@ def summarise_clusters(
         parts = [body_parts[i] for i in idx]
         terms = [normalised_entropy(x, n) for x, n in ((mods, n_mod), (parts, n_body)) if n > 1]
         het = float(np.mean(terms)) if terms else 0.0
-        summaries.append(ClusterSummary(
-            cluster=int(cluster), size=len(idx),
-            modalities=dict(Counter(m or "MISSING" for m in mods).most_common()),
-            body_parts=dict(Counter(b or "MISSING" for b in parts).most_common()),
-            heterogeneity=het, kept=cluster != NOISE and het <= threshold))
+        summaries.append(
+            ClusterSummary(
+                cluster=int(cluster),
+                size=len(idx),
+                modalities=dict(Counter(m or "MISSING" for m in mods).most_common()),
+                body_parts=dict(Counter(b or "MISSING" for b in parts).most_common()),
+                heterogeneity=het,
+                kept=cluster != NOISE and het <= threshold,
+            )
+        )
     return summaries

@@ -43,8 +43,17 @@ StandardScaler = require("sklearn.preprocessing", "pseudo-labelling").StandardSc
 
 CATEGORICAL_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Manufacturer")
 DESCRIPTION_TAGS = ("StudyDescription", "SeriesDescription", "ProtocolName")
-NUMERIC_TAGS = ("KVP", "SliceThickness", "RepetitionTime", "EchoTime", "MagneticFieldStrength",
-                "ExposureTime", "PixelSpacing", "Rows", "Columns")
+NUMERIC_TAGS = (
+    "KVP",
+    "SliceThickness",
+    "RepetitionTime",
+    "EchoTime",
+    "MagneticFieldStrength",
+    "ExposureTime",
+    "PixelSpacing",
+    "Rows",
+    "Columns",
+)
 MISSING = "MISSING"
 #: Side of the ``thumbnail`` feature block.
 THUMBNAIL_SIZE = 16
@@ -121,8 +130,10 @@ def scan_archive(root: str | os.PathLike[str], *, progress: bool = True) -> Arch
     """
     root = Path(root)
     if not root.is_dir():
-        raise ArchiveError(f"Archive folder {root} does not exist or is not a folder; "
-                           "pass the folder holding the DICOM files.")
+        raise ArchiveError(
+            f"Archive folder {root} does not exist or is not a folder; "
+            "pass the folder holding the DICOM files."
+        )
     scan = ArchiveScan(root=root)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     for file in tqdm(files, desc="reading headers", disable=not progress, leave=False):
@@ -136,13 +147,15 @@ def scan_archive(root: str | os.PathLike[str], *, progress: bool = True) -> Arch
             scan.skipped.append((rel, "DICOM file without an image (no Rows/Columns)"))
             continue
         scan.paths.append(rel)
-        scan.headers.append({k: _value(ds, k) for k in
-                             (*CATEGORICAL_TAGS, *DESCRIPTION_TAGS, *NUMERIC_TAGS)})
+        scan.headers.append(
+            {k: _value(ds, k) for k in (*CATEGORICAL_TAGS, *DESCRIPTION_TAGS, *NUMERIC_TAGS)}
+        )
     if not scan.paths:
         raise ArchiveError(
             f"No readable DICOM image under {root} ({len(scan.skipped)} file(s) skipped, e.g. "
             f"{scan.skipped[0][0] if scan.skipped else 'none found'}); point at the folder "
-            "that holds the .dcm files.")
+            "that holds the .dcm files."
+        )
     return scan
 
 
@@ -152,16 +165,21 @@ def header_features(headers: Sequence[dict[str, object]]) -> dict[str, np.ndarra
     for tag in (*CATEGORICAL_TAGS, *DESCRIPTION_TAGS, *NUMERIC_TAGS):
         if tag not in frame:
             frame[tag] = None
-    cats = frame[list(CATEGORICAL_TAGS)].astype(object).where(
-        frame[list(CATEGORICAL_TAGS)].notna(), MISSING).astype(str)
+    cats = (
+        frame[list(CATEGORICAL_TAGS)]
+        .astype(object)
+        .where(frame[list(CATEGORICAL_TAGS)].notna(), MISSING)
+        .astype(str)
+    )
     categorical = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit_transform(cats)
 
     text = frame[list(DESCRIPTION_TAGS)].fillna("").astype(str).agg(" ".join, axis=1)
     description = _tfidf(text.tolist())
 
     numbers = frame[list(NUMERIC_TAGS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    imputed = SimpleImputer(strategy="median", add_indicator=True,
-                            keep_empty_features=True).fit_transform(numbers)
+    imputed = SimpleImputer(
+        strategy="median", add_indicator=True, keep_empty_features=True
+    ).fit_transform(numbers)
     numeric = StandardScaler().fit_transform(imputed)
     return {"categorical": categorical, "description": description, "numeric": numeric}
 
@@ -186,12 +204,16 @@ def text_features(csv_path: str | os.PathLike[str], paths: Sequence[str]) -> np.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise ArchiveError(f"Text CSV {csv_path} does not exist; pass a CSV with columns "
-                           "'path' (relative to the archive) and 'text', or leave it out.")
+        raise ArchiveError(
+            f"Text CSV {csv_path} does not exist; pass a CSV with columns "
+            "'path' (relative to the archive) and 'text', or leave it out."
+        )
     table = pd.read_csv(csv_path, dtype=str).fillna("")
     if not {"path", "text"} <= set(table.columns):
-        raise ArchiveError(f"Text CSV {csv_path} has columns {list(table.columns)}; it needs "
-                           "'path' (relative to the archive) and 'text'.")
+        raise ArchiveError(
+            f"Text CSV {csv_path} has columns {list(table.columns)}; it needs "
+            "'path' (relative to the archive) and 'text'."
+        )
     by_path = dict(zip(table["path"], table["text"], strict=False))
     return _tfidf([by_path.get(p, "") for p in paths])
 
@@ -215,8 +237,10 @@ def combine(blocks: dict[str, np.ndarray], weights: FeatureWeights) -> np.ndarra
             continue
         parts.append(centred / scale * np.sqrt(weight))
     if not parts:
-        raise InvalidArgumentError("Every feature block is constant or weighted 0; give a "
-                                   "positive weight to a block that varies.")
+        raise InvalidArgumentError(
+            "Every feature block is constant or weighted 0; give a "
+            "positive weight to a block that varies."
+        )
     return np.hstack(parts)
 
 
@@ -271,8 +295,7 @@ class EmbeddingCache:
         if spec_file.is_file() and json.loads(spec_file.read_text()) == spec:
             for shard in sorted(self.folder.glob("embeddings_*.npz")):
                 with np.load(shard, allow_pickle=False) as data:
-                    self.values.update(zip(data["keys"].tolist(), data["values"],
-                                           strict=True))
+                    self.values.update(zip(data["keys"].tolist(), data["values"], strict=True))
         elif self.folder.exists():
             for shard in self.folder.glob("embeddings_*.npz"):
                 shard.unlink()
@@ -291,8 +314,10 @@ class EmbeddingCache:
         if not keys:
             return
         self.values.update(zip(keys, values, strict=True))
-        with atomic_path(self.folder / f"embeddings_{self._shard:06d}.npz") as tmp, \
-                tmp.open("wb") as fh:  # a file object: np.savez appends no ".npz"
+        with (
+            atomic_path(self.folder / f"embeddings_{self._shard:06d}.npz") as tmp,
+            tmp.open("wb") as fh,
+        ):  # a file object: np.savez appends no ".npz"
             np.savez(fh, keys=np.array(keys), values=values.astype(np.float32))
         self._shard += 1
 
@@ -318,8 +343,7 @@ def image_embeddings(
     Rows follow ``paths`` minus the failed files. Cached vectors are reused and new ones
     are written to ``cache_dir`` batch by batch.
     """
-    spec = {"arch": arch, "weights": weights, "image_size": image_size,
-            "thumbnail": THUMBNAIL_SIZE}
+    spec = {"arch": arch, "weights": weights, "image_size": image_size, "thumbnail": THUMBNAIL_SIZE}
     cache = EmbeddingCache(cache_dir, spec) if cache_dir is not None else None
     keys = [EmbeddingCache.key(root, p) for p in paths]
     todo = [i for i, k in enumerate(keys) if cache is None or k not in cache.values]
@@ -329,7 +353,7 @@ def image_embeddings(
         model = build_backbone(arch, weights)
         bar = tqdm(total=len(todo), desc="image embeddings", disable=not progress, leave=False)
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+            chunk = todo[start : start + batch_size]
             tensors, ok = [], []
             for i in chunk:
                 try:
@@ -342,7 +366,8 @@ def image_embeddings(
                 with torch.inference_mode():
                     pooled = model(batch).float().flatten(1)
                     thumbs = torch.nn.functional.adaptive_avg_pool2d(
-                        batch[:, :1], THUMBNAIL_SIZE).flatten(1)
+                        batch[:, :1], THUMBNAIL_SIZE
+                    ).flatten(1)
                 out = torch.cat([pooled, thumbs], 1).numpy()
                 batch_keys = [keys[i] for i in ok]
                 computed.update(zip(batch_keys, out, strict=True))
@@ -351,10 +376,11 @@ def image_embeddings(
             bar.update(len(chunk))
         bar.close()
     stored = cache.values if cache is not None else {}
-    rows = [computed.get(k, stored.get(k)) for p, k in zip(paths, keys, strict=True)
-            if p not in failed]
+    rows = [
+        computed.get(k, stored.get(k)) for p, k in zip(paths, keys, strict=True) if p not in failed
+    ]
     if not rows:
         return np.zeros((0, 1)), np.zeros((0, 1)), failed
     matrix = np.stack(rows)
-    split = matrix.shape[1] - THUMBNAIL_SIZE ** 2
+    split = matrix.shape[1] - THUMBNAIL_SIZE**2
     return matrix[:, :split], matrix[:, split:], failed

@@ -105,17 +105,27 @@ def pseudo_label(
 
     scan = scan_archive(archive, progress=progress)
     embeddings, thumbnails, failed = image_embeddings(
-        scan.root, scan.paths, arch=backbone, weights=backbone_weights, image_size=image_size,
-        batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+        scan.root,
+        scan.paths,
+        arch=backbone,
+        weights=backbone_weights,
+        image_size=image_size,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     scan.drop(failed)
     if not scan.paths:
-        raise ArchiveError(f"No image under {archive} could be decoded "
-                           f"({len(scan.skipped)} skipped); see the reasons in the report.")
+        raise ArchiveError(
+            f"No image under {archive} could be decoded "
+            f"({len(scan.skipped)} skipped); see the reasons in the report."
+        )
     if n_clusters is not None and len(scan.paths) < n_clusters:
         raise ArchiveError(
             f"The archive {archive} has {len(scan.paths)} readable image(s), fewer than the "
             f"{n_clusters} clusters asked for; ask for at most {len(scan.paths)} clusters "
-            "(a few images per cluster at least), or add images.")
+            "(a few images per cluster at least), or add images."
+        )
 
     blocks = header_features(scan.headers)
     blocks["image"] = embeddings
@@ -130,29 +140,48 @@ def pseudo_label(
     summaries = summarise_clusters(clusters.assignments, modalities, body_parts, threshold)
     notes = _notes(scan.headers, scan.skipped)
     if not any(s.kept for s in summaries):
-        notes.append(f"Every cluster is above the heterogeneity threshold {threshold}: "
-                     "no classes; raise --threshold or ask for more clusters.")
+        notes.append(
+            f"Every cluster is above the heterogeneity threshold {threshold}: "
+            "no classes; raise --threshold or ask for more clusters."
+        )
 
     salt = _salt(out_csv)
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "archive": Path(archive).name, "method": clusters.method,
-        "n_clusters": clusters.n_clusters, "k_chosen_by": "given" if n_clusters or
-        method != "kmeans" else "silhouette", "silhouette": clusters.silhouette,
-        "threshold": threshold, "backbone": backbone, "backbone_weights": backbone_weights,
-        "image_size": image_size, "feature_weights": weights.as_dict(),
-        "text_csv": Path(text_csv).name if text_csv else None, "seed": seed,
+        "archive": Path(archive).name,
+        "method": clusters.method,
+        "n_clusters": clusters.n_clusters,
+        "k_chosen_by": "given" if n_clusters or method != "kmeans" else "silhouette",
+        "silhouette": clusters.silhouette,
+        "threshold": threshold,
+        "backbone": backbone,
+        "backbone_weights": backbone_weights,
+        "image_size": image_size,
+        "feature_weights": weights.as_dict(),
+        "text_csv": Path(text_csv).name if text_csv else None,
+        "seed": seed,
     }
-    labels_csv = write_labels(out_csv, scan.paths, clusters.assignments, summaries,
-                              modalities, body_parts, salt=salt, hide_paths=hide_paths,
-                              metadata=settings)
+    labels_csv = write_labels(
+        out_csv,
+        scan.paths,
+        clusters.assignments,
+        summaries,
+        modalities,
+        body_parts,
+        salt=salt,
+        hide_paths=hide_paths,
+        metadata=settings,
+    )
     thumbs = _thumbnails(scan.root, scan.paths, clusters.assignments, samples_per_cluster, seed)
-    skipped = ([(f"key {path_key(p, salt)}", r) for p, r in scan.skipped] if hide_paths
-               else scan.skipped)
-    report = write_report(report_dir, summaries, thumbnails=thumbs, skipped=skipped,
-                          notes=notes, settings=settings)
-    return PseudoLabelResult(labels_csv, report, scan.paths, clusters.assignments,
-                             summaries, scan.skipped, notes)
+    skipped = (
+        [(f"key {path_key(p, salt)}", r) for p, r in scan.skipped] if hide_paths else scan.skipped
+    )
+    report = write_report(
+        report_dir, summaries, thumbnails=thumbs, skipped=skipped, notes=notes, settings=settings
+    )
+    return PseudoLabelResult(
+        labels_csv, report, scan.paths, clusters.assignments, summaries, scan.skipped, notes
+    )
 
 
 def _salt(out_csv: Path) -> str:
@@ -170,30 +199,49 @@ def _notes(headers: list[dict[str, object]], skipped: list[tuple[str, str]]) -> 
     n = len(headers)
     if skipped:
         reasons = Counter(r.split(":")[0] if r.startswith("Cannot") else r for _, r in skipped)
-        notes.append(f"{len(skipped)} file(s) skipped: " +
-                     "; ".join(f"{c} x {r}" for r, c in reasons.most_common()))
+        notes.append(
+            f"{len(skipped)} file(s) skipped: "
+            + "; ".join(f"{c} x {r}" for r, c in reasons.most_common())
+        )
     modalities = {h.get("Modality") for h in headers} - {None}
     if len(modalities) == 1:
-        notes.append(f"Only one modality ({next(iter(modalities))}) in the archive: "
-                     "heterogeneity is measured over body part only.")
-    for tag in ("Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription",
-                "ProtocolName"):
+        notes.append(
+            f"Only one modality ({next(iter(modalities))}) in the archive: "
+            "heterogeneity is measured over body part only."
+        )
+    for tag in (
+        "Modality",
+        "BodyPartExamined",
+        "StudyDescription",
+        "SeriesDescription",
+        "ProtocolName",
+    ):
         missing = sum(h.get(tag) is None for h in headers)
         if missing:
-            notes.append(f"{tag} missing in {missing} of {n} images (encoded as MISSING; "
-                         "not counted in heterogeneity).")
+            notes.append(
+                f"{tag} missing in {missing} of {n} images (encoded as MISSING; "
+                "not counted in heterogeneity)."
+            )
     shapes = {(h.get("Rows"), h.get("Columns")) for h in headers}
     if len(shapes) > 1:
         rows = [h.get("Rows") or 0 for h in headers]
         cols = [h.get("Columns") or 0 for h in headers]
-        notes.append(f"{len(shapes)} different image sizes (rows {min(rows):.0f}-"
-                     f"{max(rows):.0f}, columns {min(cols):.0f}-{max(cols):.0f}): every "
-                     "image is letterboxed to a square.")
+        notes.append(
+            f"{len(shapes)} different image sizes (rows {min(rows):.0f}-"
+            f"{max(rows):.0f}, columns {min(cols):.0f}-{max(cols):.0f}): every "
+            "image is letterboxed to a square."
+        )
     return notes
 
 
-def _thumbnails(root: Path, paths: list[str], assignments: np.ndarray, per_cluster: int,
-                seed: int, size: int = 64) -> dict[int, list[np.ndarray]]:
+def _thumbnails(
+    root: Path,
+    paths: list[str],
+    assignments: np.ndarray,
+    per_cluster: int,
+    seed: int,
+    size: int = 64,
+) -> dict[int, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     thumbs: dict[int, list[np.ndarray]] = {}
     for cluster in sorted(set(assignments.tolist())):

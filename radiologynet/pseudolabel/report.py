@@ -36,9 +36,11 @@ def path_key(rel_path: str, salt: str) -> str:
 
 def _atomic_write(path: Path, write: Callable[[IO[str]], object]) -> None:
     """Write ``path`` atomically through ``write(text_file)``."""
+
     def to_temp(tmp: str) -> None:
         with open(tmp, "w", newline="") as fh:
             write(fh)
+
     atomic_write(path, to_temp)
 
 
@@ -62,17 +64,33 @@ def write_labels(
     def rows(fh):
         writer = csv.writer(fh)
         writer.writerow(LABEL_COLUMNS)
-        for rel, cluster, mod, part in zip(paths, assignments.tolist(), modalities, body_parts,
-                                           strict=True):
+        for rel, cluster, mod, part in zip(
+            paths, assignments.tolist(), modalities, body_parts, strict=True
+        ):
             label = class_of.get(cluster)
-            writer.writerow([path_key(rel, salt), "" if hide_paths else rel, cluster,
-                             "" if label is None else label, int(label is not None),
-                             mod or "", part or ""])
+            writer.writerow(
+                [
+                    path_key(rel, salt),
+                    "" if hide_paths else rel,
+                    cluster,
+                    "" if label is None else label,
+                    int(label is not None),
+                    mod or "",
+                    part or "",
+                ]
+            )
 
     _atomic_write(path, rows)
-    meta = {"n_images": len(paths), "n_clusters": len(summaries), "n_classes": len(kept),
-            "kept_clusters": kept, "class_names": [f"cluster_{c:02d}" for c in kept],
-            "salt": salt, "hide_paths": hide_paths, **(metadata or {})}
+    meta = {
+        "n_images": len(paths),
+        "n_clusters": len(summaries),
+        "n_classes": len(kept),
+        "kept_clusters": kept,
+        "class_names": [f"cluster_{c:02d}" for c in kept],
+        "salt": salt,
+        "hide_paths": hide_paths,
+        **(metadata or {}),
+    }
     _atomic_write(path.with_suffix(".json"), lambda fh: json.dump(meta, fh, indent=2))
     return path
 
@@ -82,8 +100,10 @@ def caption(summary: ClusterSummary) -> str:
     mod = "/".join(list(summary.modalities)[:2])
     part = "/".join(list(summary.body_parts)[:2])
     state = "kept" if summary.kept else "excluded"
-    return f"cluster {summary.cluster} (n={summary.size}, {state}, H={summary.heterogeneity:.2f})" \
-           f"\n{mod} {part}"
+    return (
+        f"cluster {summary.cluster} (n={summary.size}, {state}, H={summary.heterogeneity:.2f})"
+        f"\n{mod} {part}"
+    )
 
 
 def write_report(
@@ -113,17 +133,25 @@ def write_report(
     }
     files = {"json": out / "report.json", "markdown": out / "report.md"}
     _atomic_write(files["json"], lambda fh: json.dump(data, fh, indent=2))
-    lines = ["# Pseudo-labelling report", "",
-             f"{len(summaries)} clusters, {data['n_kept']} kept as classes, "
-             f"{len(skipped)} file(s) skipped.", ""]
+    lines = [
+        "# Pseudo-labelling report",
+        "",
+        f"{len(summaries)} clusters, {data['n_kept']} kept as classes, "
+        f"{len(skipped)} file(s) skipped.",
+        "",
+    ]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
-    lines += ["| cluster | size | kept | heterogeneity | modalities | body parts |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| cluster | size | kept | heterogeneity | modalities | body parts |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in summaries:
         mods = ", ".join(f"{k} {v}" for k, v in s.modalities.items())
         parts = ", ".join(f"{k} {v}" for k, v in s.body_parts.items())
-        lines.append(f"| {s.cluster} | {s.size} | {'yes' if s.kept else 'no'} | "
-                     f"{s.heterogeneity:.2f} | {mods} | {parts} |")
+        lines.append(
+            f"| {s.cluster} | {s.size} | {'yes' if s.kept else 'no'} | "
+            f"{s.heterogeneity:.2f} | {mods} | {parts} |"
+        )
     if skipped:
         lines += ["", "## Skipped files", ""] + [f"- `{p}`: {r}" for p, r in skipped]
     if thumbnails:
@@ -134,8 +162,9 @@ def write_report(
     return files
 
 
-def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
-            thumbnails: dict[int, list[np.ndarray]]) -> None:
+def _mosaic(
+    path: Path, summaries: Sequence[ClusterSummary], thumbnails: dict[int, list[np.ndarray]]
+) -> None:
     # no pyplot: never touches the user's backend
     Figure = require("matplotlib.figure", "pseudo-label figures").Figure
 
@@ -151,7 +180,17 @@ def _mosaic(path: Path, summaries: Sequence[ClusterSummary],
                 ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
         text_ax = fig.add_subplot(rows, columns + 2, r * (columns + 2) + 1)
         text_ax.set_axis_off()
-        text_ax.text(0, 0.5, caption(summary), fontsize=7, va="center",
-                     color="black" if summary.kept else "firebrick")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight",
-                                               metadata={"Software": None}))
+        text_ax.text(
+            0,
+            0.5,
+            caption(summary),
+            fontsize=7,
+            va="center",
+            color="black" if summary.kept else "firebrick",
+        )
+    atomic_write(
+        path,
+        lambda tmp: fig.savefig(
+            tmp, format="png", bbox_inches="tight", metadata={"Software": None}
+        ),
+    )

@@ -61,8 +61,9 @@ class SyntheticGroup:
     manufacturer: str = ""
 
 
-def _ellipse(y: np.ndarray, x: np.ndarray, cy: float, cx: float, ry: float, rx: float
-             ) -> np.ndarray:
+def _ellipse(
+    y: np.ndarray, x: np.ndarray, cy: float, cx: float, ry: float, rx: float
+) -> np.ndarray:
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
 
 
@@ -124,31 +125,100 @@ def _document(y, x, rng):  # a scanned request form: white page, dark text lines
 
 #: The default archive: six coherent kinds of study.
 DEFAULT_GROUPS: tuple[SyntheticGroup, ...] = (
-    SyntheticGroup("ct_head", "CT", "HEAD", "CT HEAD W/O CONTRAST", "AXIAL 5MM BRAIN",
-                   "HEAD ROUTINE", {"KVP": 120.0, "SliceThickness": 5.0, "PixelSpacing": 0.45,
-                                    "ExposureTime": 1000.0}, _head_ct, (64, 64)),
-    SyntheticGroup("ct_chest", "CT", "CHEST", "CT THORAX WITH CONTRAST", "LUNG 1.25MM",
-                   "THORAX ANGIO", {"KVP": 100.0, "SliceThickness": 1.25, "PixelSpacing": 0.7,
-                                    "ExposureTime": 600.0}, _chest_ct, (64, 64)),
-    SyntheticGroup("mr_brain", "MR", "BRAIN", "MRI BRAIN", "T1 SAG MPRAGE", "BRAIN T1",
-                   {"RepetitionTime": 2300.0, "EchoTime": 2.98, "MagneticFieldStrength": 3.0,
-                    "SliceThickness": 1.0, "PixelSpacing": 1.0}, _brain_mr, (64, 56)),
-    SyntheticGroup("mr_knee", "MR", "KNEE", "MRI KNEE RIGHT", "PD FS COR", "KNEE PD",
-                   {"RepetitionTime": 3000.0, "EchoTime": 30.0, "MagneticFieldStrength": 1.5,
-                    "SliceThickness": 3.0, "PixelSpacing": 0.35}, _knee_mr, (56, 56)),
-    SyntheticGroup("cr_chest", "CR", "CHEST", "XR CHEST PA", "PA", "CHEST PA",
-                   {"KVP": 125.0, "ExposureTime": 10.0, "PixelSpacing": 0.15}, _chest_cr,
-                   (72, 60)),
-    SyntheticGroup("dx_hand", "DX", "HAND", "XR HAND LEFT 2 VIEWS", "HAND AP", "HAND",
-                   {"KVP": 55.0, "ExposureTime": 8.0, "PixelSpacing": 0.1}, _hand_dx, (48, 64)),
+    SyntheticGroup(
+        "ct_head",
+        "CT",
+        "HEAD",
+        "CT HEAD W/O CONTRAST",
+        "AXIAL 5MM BRAIN",
+        "HEAD ROUTINE",
+        {"KVP": 120.0, "SliceThickness": 5.0, "PixelSpacing": 0.45, "ExposureTime": 1000.0},
+        _head_ct,
+        (64, 64),
+    ),
+    SyntheticGroup(
+        "ct_chest",
+        "CT",
+        "CHEST",
+        "CT THORAX WITH CONTRAST",
+        "LUNG 1.25MM",
+        "THORAX ANGIO",
+        {"KVP": 100.0, "SliceThickness": 1.25, "PixelSpacing": 0.7, "ExposureTime": 600.0},
+        _chest_ct,
+        (64, 64),
+    ),
+    SyntheticGroup(
+        "mr_brain",
+        "MR",
+        "BRAIN",
+        "MRI BRAIN",
+        "T1 SAG MPRAGE",
+        "BRAIN T1",
+        {
+            "RepetitionTime": 2300.0,
+            "EchoTime": 2.98,
+            "MagneticFieldStrength": 3.0,
+            "SliceThickness": 1.0,
+            "PixelSpacing": 1.0,
+        },
+        _brain_mr,
+        (64, 56),
+    ),
+    SyntheticGroup(
+        "mr_knee",
+        "MR",
+        "KNEE",
+        "MRI KNEE RIGHT",
+        "PD FS COR",
+        "KNEE PD",
+        {
+            "RepetitionTime": 3000.0,
+            "EchoTime": 30.0,
+            "MagneticFieldStrength": 1.5,
+            "SliceThickness": 3.0,
+            "PixelSpacing": 0.35,
+        },
+        _knee_mr,
+        (56, 56),
+    ),
+    SyntheticGroup(
+        "cr_chest",
+        "CR",
+        "CHEST",
+        "XR CHEST PA",
+        "PA",
+        "CHEST PA",
+        {"KVP": 125.0, "ExposureTime": 10.0, "PixelSpacing": 0.15},
+        _chest_cr,
+        (72, 60),
+    ),
+    SyntheticGroup(
+        "dx_hand",
+        "DX",
+        "HAND",
+        "XR HAND LEFT 2 VIEWS",
+        "HAND AP",
+        "HAND",
+        {"KVP": 55.0, "ExposureTime": 8.0, "PixelSpacing": 0.1},
+        _hand_dx,
+        (48, 64),
+    ),
 )
 
 #: A deliberately incoherent group: scanned request forms filed under whatever study they
 #: came with, so modality and body part vary while everything else looks the same.
-MIXED_GROUP = SyntheticGroup("documents", ("CT", "MR", "CR", "DX"),
-                             ("HEAD", "CHEST", "KNEE", "HAND"), "SCANNED DOCUMENT",
-                             "REQUEST FORM", "SCAN", {}, _document, (64, 48),
-                             manufacturer="DOCUMENT SCANNER CO")
+MIXED_GROUP = SyntheticGroup(
+    "documents",
+    ("CT", "MR", "CR", "DX"),
+    ("HEAD", "CHEST", "KNEE", "HAND"),
+    "SCANNED DOCUMENT",
+    "REQUEST FORM",
+    "SCAN",
+    {},
+    _document,
+    (64, 48),
+    manufacturer="DOCUMENT SCANNER CO",
+)
 _VENDORS = {"CT": "SIEMENS", "MR": "PHILIPS", "CR": "AGFA", "DX": "CARESTREAM"}
 
 _FIRST = ("ANA", "IVAN", "MARKO", "PETRA", "LUKA", "MAJA", "JOSIP", "IVA")
@@ -200,7 +270,8 @@ def write_synthetic_archive(
     if n_images < len(all_groups):
         raise InvalidArgumentError(
             f"n_images={n_images} is fewer than the {len(all_groups)} groups; "
-            "ask for at least one image per group.")
+            "ask for at least one image per group."
+        )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -209,16 +280,24 @@ def write_synthetic_archive(
         group = all_groups[i % len(all_groups)]
         rel = f"study_{i // 2:04d}/IM{i:04d}.dcm"
         missing = rng.random() < missing_tag_fraction
-        image, ds = _make_dataset(group, rng, size_jitter, missing, index=i,
-                                  occurrence=i // len(all_groups))
+        image, ds = _make_dataset(
+            group, rng, size_jitter, missing, index=i, occurrence=i // len(all_groups)
+        )
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_atomic(ds, path)
-        truth.append(SyntheticImage(
-            path=rel, group=group.name, modality=str(ds.Modality),
-            body_part=str(getattr(ds, "BodyPartExamined", "")),
-            patient_name=str(ds.PatientName), patient_id=str(ds.PatientID),
-            birth_date=str(ds.PatientBirthDate), study_date=str(ds.StudyDate)))
+        truth.append(
+            SyntheticImage(
+                path=rel,
+                group=group.name,
+                modality=str(ds.Modality),
+                body_part=str(getattr(ds, "BodyPartExamined", "")),
+                patient_name=str(ds.PatientName),
+                patient_id=str(ds.PatientID),
+                birth_date=str(ds.PatientBirthDate),
+                study_date=str(ds.StudyDate),
+            )
+        )
         del image
     for j in range(n_unreadable):
         bad = root / f"broken_{j:02d}" / ("IM9999.dcm" if j % 2 == 0 else "NOTES.txt")
@@ -237,6 +316,7 @@ def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str
             writer.writerow(["path", "group", "modality", "body_part"])
             for t in truth:
                 writer.writerow([t.path, t.group, t.modality, t.body_part])
+
     return atomic_write(path, write)
 
 
@@ -244,10 +324,17 @@ def _pick(value: str | tuple[str, ...], occurrence: int) -> str:
     return value if isinstance(value, str) else value[occurrence % len(value)]
 
 
-def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float,
-                  missing: bool, index: int, occurrence: int) -> tuple[np.ndarray, Dataset]:
-    rows, cols = (max(16, int(round(s * (1 + rng.uniform(-jitter, jitter)))))
-                  for s in group.base_size)
+def _make_dataset(
+    group: SyntheticGroup,
+    rng: np.random.Generator,
+    jitter: float,
+    missing: bool,
+    index: int,
+    occurrence: int,
+) -> tuple[np.ndarray, Dataset]:
+    rows, cols = (
+        max(16, int(round(s * (1 + rng.uniform(-jitter, jitter))))) for s in group.base_size
+    )
     y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
     painter = group.painter or _document
     values = painter(y, x, rng)
@@ -266,11 +353,11 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
     ds.SeriesInstanceUID = generate_uid()
     ds.PatientName = f"{rng.choice(_LAST)}^{rng.choice(_FIRST)}^{index:04d}"
     ds.PatientID = f"PID{rng.integers(10**6, 10**7)}"
-    ds.PatientBirthDate = f"{rng.integers(1930, 2015)}{rng.integers(1, 13):02d}" \
-                          f"{rng.integers(1, 29):02d}"
+    ds.PatientBirthDate = (
+        f"{rng.integers(1930, 2015)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
+    )
     ds.PatientSex = str(rng.choice(["M", "F"]))
-    ds.StudyDate = f"{rng.integers(2008, 2018)}{rng.integers(1, 13):02d}" \
-                   f"{rng.integers(1, 29):02d}"
+    ds.StudyDate = f"{rng.integers(2008, 2018)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
     ds.StudyTime = "101500"
     ds.AccessionNumber = f"ACC{rng.integers(10**5, 10**6)}"
     ds.InstitutionName = "CLINICAL HOSPITAL CENTRE EXAMPLE"
@@ -308,7 +395,7 @@ def _make_dataset(group: SyntheticGroup, rng: np.random.Generator, jitter: float
         ds.WindowCenter, ds.WindowWidth = ("40", "80") if body_part == "HEAD" else ("-600", "1500")
     else:
         ds.PixelRepresentation = 0
-        stored = np.clip(values, 0, 2 ** ds.BitsStored - 1).astype(np.uint16)
+        stored = np.clip(values, 0, 2**ds.BitsStored - 1).astype(np.uint16)
     ds.PixelData = stored.tobytes()
     return stored, ds
 

@@ -14,12 +14,23 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_results": "results", "load_logs": "results", "primary_metric": "results",
-    "results_table": "tables", "add_paper_results": "tables", "stats_table": "tables",
-    "comparisons": "tables", "emissions_table": "tables", "to_markdown": "tables",
-    "to_html": "tables", "validation_curves": "figures", "resource_limited": "figures",
-    "final_boxplots": "figures", "build_report": "render", "Report": "render",
-    "write_card_results": "modelcard_results", "write_demo_sweep": "demo",
+    "load_results": "results",
+    "load_logs": "results",
+    "primary_metric": "results",
+    "results_table": "tables",
+    "add_paper_results": "tables",
+    "stats_table": "tables",
+    "comparisons": "tables",
+    "emissions_table": "tables",
+    "to_markdown": "tables",
+    "to_html": "tables",
+    "validation_curves": "figures",
+    "resource_limited": "figures",
+    "final_boxplots": "figures",
+    "build_report": "render",
+    "Report": "render",
+    "write_card_results": "modelcard_results",
+    "write_demo_sweep": "demo",
 }
 
 __all__ = sorted(_EXPORTS)

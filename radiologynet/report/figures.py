@@ -29,10 +29,16 @@ Axes = require("matplotlib.axes", "sweep figures").Axes
 Figure = require("matplotlib.figure", "sweep figures").Figure
 
 #: One colour per initialisation, the same in every figure.
-INIT_COLOURS = {"random": "#7f7f7f", "imagenet": "#1f77b4", "radiologynet": "#d62728",
-                "radiologynet-mr": "#ff7f0e", "radiologynet-cr": "#2ca02c",
-                "radiologynet-ct": "#9467bd", "imagenet-recon": "#17becf",
-                "radiologynet-recon": "#8c564b"}
+INIT_COLOURS = {
+    "random": "#7f7f7f",
+    "imagenet": "#1f77b4",
+    "radiologynet": "#d62728",
+    "radiologynet-mr": "#ff7f0e",
+    "radiologynet-cr": "#2ca02c",
+    "radiologynet-ct": "#9467bd",
+    "imagenet-recon": "#17becf",
+    "radiologynet-recon": "#8c564b",
+}
 FORMATS = ("png", "svg")
 
 
@@ -41,8 +47,9 @@ def init_colour(init: str) -> str:
     return INIT_COLOURS.get(init, "#bcbd22")
 
 
-def save_figure(figure: Figure, stem: str | Path, formats: tuple[str, ...] = FORMATS,
-                dpi: int = 150) -> list[Path]:
+def save_figure(
+    figure: Figure, stem: str | Path, formats: tuple[str, ...] = FORMATS, dpi: int = 150
+) -> list[Path]:
     """Write ``figure`` as ``<stem>.png`` and ``<stem>.svg`` atomically; returns the paths."""
     paths = []
     for fmt in formats:
@@ -66,8 +73,12 @@ def _log_metric(logs: pd.DataFrame, metric: str) -> str:
     )
 
 
-def _mean_std_lines(ax: Axes, logs: pd.DataFrame, column: str, first_epochs: int | None,
-                    ) -> None:
+def _mean_std_lines(
+    ax: Axes,
+    logs: pd.DataFrame,
+    column: str,
+    first_epochs: int | None,
+) -> None:
     for init, group in sorted(logs.groupby("init"), key=lambda i: init_sort_key(str(i[0]))):
         if first_epochs is not None:
             group = group[group["epoch"] <= first_epochs]
@@ -83,16 +94,21 @@ def _mean_std_lines(ax: Axes, logs: pd.DataFrame, column: str, first_epochs: int
     ax.set_xlabel("epoch")
 
 
-def _selected_logs(runs: pd.DataFrame, logs: pd.DataFrame, select_by: str | None
-                   ) -> pd.DataFrame:
+def _selected_logs(runs: pd.DataFrame, logs: pd.DataFrame, select_by: str | None) -> pd.DataFrame:
     chosen = runs_at_best_lr(runs, select_by)[["task", "model", "fraction", "init", "lr", "run"]]
     keyed = logs.assign(fraction=logs["fraction"].fillna(1.0))
     return keyed.merge(chosen, on=["task", "model", "fraction", "init", "lr", "run"])
 
 
-def validation_curves(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path, *,
-                      metric: str | None = None, first_epochs: int | None = None,
-                      select_by: str | None = None) -> list[Path]:
+def validation_curves(
+    runs: pd.DataFrame,
+    logs: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    first_epochs: int | None = None,
+    select_by: str | None = None,
+) -> list[Path]:
     """Validation ``metric`` per epoch, mean +- std over runs, one line per
     initialisation at its best learning rate (by validation ``select_by``, default the
     primary metric); one figure per task x model on the full training set (the paper's
@@ -115,9 +131,14 @@ def validation_curves(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Pat
     return written
 
 
-def resource_limited(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path, *,
-                     metric: str | None = None, select_by: str | None = None
-                     ) -> list[Path]:
+def resource_limited(
+    runs: pd.DataFrame,
+    logs: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    select_by: str | None = None,
+) -> list[Path]:
     """The resource-limited experiment (the paper's Fig 8): validation ``metric`` per
     epoch for each training fraction (5/25/50 %), one panel per fraction, one line per
     initialisation; one figure per task x model that has fraction runs."""
@@ -143,23 +164,38 @@ def resource_limited(runs: pd.DataFrame, logs: pd.DataFrame, out_dir: str | Path
     return written
 
 
-def _brackets(ax: Axes, positions: dict[str, int], tests: tuple[stats.TestResult, ...],
-              top: float, span: float) -> None:
+def _brackets(
+    ax: Axes,
+    positions: dict[str, int],
+    tests: tuple[stats.TestResult, ...],
+    top: float,
+    span: float,
+) -> None:
     level = 0
     for test in tests:
         if not test.significant:
             continue
         left, right = sorted(positions[g] for g in test.groups)
         y = top + span * (0.08 + 0.12 * level)
-        ax.plot([left, left, right, right], [y - span * 0.03, y, y, y - span * 0.03],
-                color="black", linewidth=1)
-        ax.text((left + right) / 2, y, f"p={test.p_corrected:.3g}", ha="center",
-                va="bottom", fontsize=7)
+        ax.plot(
+            [left, left, right, right],
+            [y - span * 0.03, y, y, y - span * 0.03],
+            color="black",
+            linewidth=1,
+        )
+        ax.text(
+            (left + right) / 2, y, f"p={test.p_corrected:.3g}", ha="center", va="bottom", fontsize=7
+        )
         level += 1
 
 
-def final_boxplots(runs: pd.DataFrame, out_dir: str | Path, *, metric: str | None = None,
-                   alpha: float = stats.ALPHA) -> list[Path]:
+def final_boxplots(
+    runs: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    metric: str | None = None,
+    alpha: float = stats.ALPHA,
+) -> list[Path]:
     """Box plots of the final test ``metric`` per initialisation (at its best learning
     rate), with brackets over the pairs the Bonferroni-corrected Mann-Whitney U test
     finds different at ``alpha``, drawn only where Kruskal-Wallis rejects equality (the
@@ -178,8 +214,9 @@ def final_boxplots(runs: pd.DataFrame, out_dir: str | Path, *, metric: str | Non
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
         inits = sorted(group["init"].unique(), key=init_sort_key)
-        values = [group.loc[group["init"] == i, f"{split}_{metric}"].dropna().to_numpy()
-                  for i in inits]
+        values = [
+            group.loc[group["init"] == i, f"{split}_{metric}"].dropna().to_numpy() for i in inits
+        ]
         figure = Figure(figsize=(1.4 * len(inits) + 2.0, 3.8), layout="constrained")
         ax = figure.add_subplot()
         boxes = ax.boxplot(values, patch_artist=True, widths=0.55)
@@ -194,8 +231,13 @@ def final_boxplots(runs: pd.DataFrame, out_dir: str | Path, *, metric: str | Non
         top, span = float(everything.max()), float(np.ptp(everything) or 1e-3)
         comparison = tests.get((task, model))
         if comparison is not None and comparison.posthoc_warranted:  # only where KW rejects
-            _brackets(ax, {init: k for k, init in enumerate(inits, start=1)},
-                      comparison.pairwise, top, span)
+            _brackets(
+                ax,
+                {init: k for k, init in enumerate(inits, start=1)},
+                comparison.pairwise,
+                top,
+                span,
+            )
             ax.set_ylim(top=top + span * (0.25 + 0.12 * len(comparison.pairwise)))
         ax.set_ylabel(f"{split} {metric_label(metric)}")
         ax.set_title(f"{task}: {model}")

@@ -35,8 +35,9 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def downstream_results(runs: pd.DataFrame, arch: str, *, source: str = "",
-                       alpha: float = stats.ALPHA) -> list[dict[str, Any]]:
+def downstream_results(
+    runs: pd.DataFrame, arch: str, *, source: str = "", alpha: float = stats.ALPHA
+) -> list[dict[str, Any]]:
     """The rows of :func:`radiologynet.report.tables.results_table` for ``arch`` as
     JSON-friendly dicts: ``task, init, fraction, lr, n_runs, split, metrics`` (``{name:
     {"mean", "std", "best"}}``), ``epochs`` and, per task, the Kruskal-Wallis p-value
@@ -50,23 +51,37 @@ def downstream_results(runs: pd.DataFrame, arch: str, *, source: str = "",
             "this weight's architecture, or --arch."
         )
     table = results_table(mine)
-    kruskal = {(k["task"], k["fraction"]): c.kruskal.p  # the paper's three inits only
-               for k, c in comparisons(mine, alpha=alpha) if k["family"] == PAPER_FAMILY}
+    kruskal = {
+        (k["task"], k["fraction"]): c.kruskal.p  # the paper's three inits only
+        for k, c in comparisons(mine, alpha=alpha)
+        if k["family"] == PAPER_FAMILY
+    }
     rows = []
     for row in table.to_dict("records"):
         fraction = float(row["fraction"])
-        rows.append({
-            "task": row["task"], "model": row["model"], "init": row["init"],
-            "fraction": None if fraction >= 1.0 else fraction, "lr": row["lr"],
-            "n_runs": int(row["n_runs"]), "split": table.attrs["split"],
-            "selected_by": f"val_{table.attrs['selection_metric']}",
-            "metrics": {m: {"mean": _number(row[f"{m}_mean"]), "std": _number(row[f"{m}_std"]),
-                            "best": _number(row[f"best_{m}"])}
-                        for m in table.attrs["metrics"]},
-            "epochs": {"mean": _number(row["epochs_mean"]), "std": _number(row["epochs_std"])},
-            "kruskal_p_across_inits": _number(kruskal.get((row["task"], row["fraction"]))),
-            "source": source,
-        })
+        rows.append(
+            {
+                "task": row["task"],
+                "model": row["model"],
+                "init": row["init"],
+                "fraction": None if fraction >= 1.0 else fraction,
+                "lr": row["lr"],
+                "n_runs": int(row["n_runs"]),
+                "split": table.attrs["split"],
+                "selected_by": f"val_{table.attrs['selection_metric']}",
+                "metrics": {
+                    m: {
+                        "mean": _number(row[f"{m}_mean"]),
+                        "std": _number(row[f"{m}_std"]),
+                        "best": _number(row[f"best_{m}"]),
+                    }
+                    for m in table.attrs["metrics"]
+                },
+                "epochs": {"mean": _number(row["epochs_mean"]), "std": _number(row["epochs_std"])},
+                "kruskal_p_across_inits": _number(kruskal.get((row["task"], row["fraction"]))),
+                "source": source,
+            }
+        )
     return rows
 
 
@@ -83,18 +98,20 @@ def card_section(runs: pd.DataFrame, arch: str, *, source: str = "") -> str:
     mine = runs[runs["model"].map(lambda m: _arch_name(m) == name)]
     table = results_table(mine)
     origin = f" from `{source}`" if source else ""
-    return "\n".join([
-        START,
-        "## Downstream results (this library's sweep)\n",
-        f"Fine-tuning results of `{name}`{origin}: for each task and initialisation, the "
-        "learning rate with the best mean validation "
-        f"{table.attrs['selection_metric']}, mean ± std over its runs on the "
-        f"{table.attrs['split']} split, and epochs to the best checkpoint. Bold marks the "
-        "best initialisation. Machine-readable copy: `config.json` -> "
-        f"`radiologynet.{CONFIG_KEY}`.\n",
-        to_markdown(table),
-        END,
-    ])
+    return "\n".join(
+        [
+            START,
+            "## Downstream results (this library's sweep)\n",
+            f"Fine-tuning results of `{name}`{origin}: for each task and initialisation, the "
+            "learning rate with the best mean validation "
+            f"{table.attrs['selection_metric']}, mean ± std over its runs on the "
+            f"{table.attrs['split']} split, and epochs to the best checkpoint. Bold marks the "
+            "best initialisation. Machine-readable copy: `config.json` -> "
+            f"`radiologynet.{CONFIG_KEY}`.\n",
+            to_markdown(table),
+            END,
+        ]
+    )
 
 
 def update_readme(text: str, section: str) -> str:
@@ -110,8 +127,9 @@ def update_readme(text: str, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + section + "\n"
 
 
-def write_card_results(results_dir: str | Path, weights_dir: str | Path, *,
-                       arch: str | None = None) -> list[dict[str, Any]]:
+def write_card_results(
+    results_dir: str | Path, weights_dir: str | Path, *, arch: str | None = None
+) -> list[dict[str, Any]]:
     """Write the sweep in ``results_dir`` into the weights folder ``weights_dir``:
     ``config.json`` -> ``radiologynet.downstream_results`` and a README.md section.
 
@@ -144,9 +162,13 @@ def write_card_results(results_dir: str | Path, weights_dir: str | Path, *,
     rows = downstream_results(runs, str(arch), source=str(results_dir))
     meta[CONFIG_KEY] = rows
     readme_path = folder / "README.md"
-    readme = readme_path.read_text(encoding="utf-8") if readme_path.is_file() else (
-        f"# {get_architecture(str(arch)).name}\n")
-    atomic_write_text(readme_path, update_readme(readme, card_section(runs, str(arch),
-                                                               source=str(results_dir))))
+    readme = (
+        readme_path.read_text(encoding="utf-8")
+        if readme_path.is_file()
+        else (f"# {get_architecture(str(arch)).name}\n")
+    )
+    atomic_write_text(
+        readme_path, update_readme(readme, card_section(runs, str(arch), source=str(results_dir)))
+    )
     atomic_write_json(config_path, config)
     return rows

@@ -37,9 +37,16 @@ class Report:
     figures: list[Path] = field(default_factory=list)
 
 
-def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = False,
-                 metric: str | None = None, first_epochs: int | None = None,
-                 alpha: float = stats.ALPHA, title: str | None = None) -> Report:
+def build_report(
+    results_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    paper: bool = False,
+    metric: str | None = None,
+    first_epochs: int | None = None,
+    alpha: float = stats.ALPHA,
+    title: str | None = None,
+) -> Report:
     """Analyse a sweep and write its report.
 
     Args:
@@ -67,8 +74,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     tests = tables.stats_table(runs, metric, alpha=alpha)
     if runs["best_epoch"].notna().any() and metric != "best_epoch":
         # epochs to convergence: the paper's supplementary table
-        tests = pd.concat([tests, tables.stats_table(runs, "best_epoch", alpha=alpha)],
-                          ignore_index=True)
+        tests = pd.concat(
+            [tests, tables.stats_table(runs, "best_epoch", alpha=alpha)], ignore_index=True
+        )
     diverged = diverged_runs(results_dir)
     emissions = tables.emissions_table(runs)
     csv = {
@@ -83,16 +91,27 @@ def build_report(results_dir: str | Path, out_dir: str | Path, *, paper: bool = 
     if len(logs):
         logged = f"val_{metric}" in logs and logs[f"val_{metric}"].notna().any()
         curve_metric = metric if logged else "loss"  # the runs' logs lack the metric
-        pngs += figures.validation_curves(runs, logs, figure_dir, metric=curve_metric,
-                                          first_epochs=first_epochs, select_by=metric)
-        pngs += figures.resource_limited(runs, logs, figure_dir, metric=curve_metric,
-                                         select_by=metric)
+        pngs += figures.validation_curves(
+            runs, logs, figure_dir, metric=curve_metric, first_epochs=first_epochs, select_by=metric
+        )
+        pngs += figures.resource_limited(
+            runs, logs, figure_dir, metric=curve_metric, select_by=metric
+        )
     pngs += figures.final_boxplots(runs, figure_dir, metric=metric, alpha=alpha)
     title = title or f"Sweep report: {', '.join(sorted(runs['task'].unique()))}"
-    context = _Context(title=title, metric=metric, runs=runs, table=table, tests=tests,
-                       emissions=emissions, diverged=diverged,
-                       figures=[p.relative_to(out) for p in pngs],
-                       paper=paper, alpha=alpha, results_dir=Path(results_dir))
+    context = _Context(
+        title=title,
+        metric=metric,
+        runs=runs,
+        table=table,
+        tests=tests,
+        emissions=emissions,
+        diverged=diverged,
+        figures=[p.relative_to(out) for p in pngs],
+        paper=paper,
+        alpha=alpha,
+        results_dir=Path(results_dir),
+    )
     markdown = atomic_write_text(out / "report.md", _markdown(context))
     page = atomic_write_text(out / "report.html", _html(context))
     return Report(out_dir=out, markdown=markdown, html=page, csv=csv, figures=pngs)
@@ -117,8 +136,21 @@ class _Context:
     results_dir: Path
 
 
-_TEST_COLUMNS = ["task", "model", "fraction", "lr", "family", "metric", "test", "groups", "n",
-                 "statistic", "p", "p_corrected", "decision"]
+_TEST_COLUMNS = [
+    "task",
+    "model",
+    "fraction",
+    "lr",
+    "family",
+    "metric",
+    "test",
+    "groups",
+    "n",
+    "statistic",
+    "p",
+    "p_corrected",
+    "decision",
+]
 
 
 def _intro(c: _Context) -> str:
@@ -138,13 +170,23 @@ def _intro(c: _Context) -> str:
         " t-test against multi-modality RadiologyNET at each learning rate. The tests are"
         " repeated on the epochs to the best checkpoint (best_epoch). A test the runs are"
         " too few for says 'not enough runs'."
-        + (" The paper's published numbers (mean ± std over its five runs) are beside "
-           "ours; 'random' is the paper's 'baseline'." if c.paper else "")
-        + (f" {tables.PRECISION_RECALL_NOTE}"
-           if c.paper and tables.shows_swapped_paper_metrics(c.table) else "")
-        + (f" {len(c.diverged)} run(s) diverged (loss became NaN or infinite): they are"
-           " listed under 'Diverged runs' and left out of the tables and tests."
-           if len(c.diverged) else "")
+        + (
+            " The paper's published numbers (mean ± std over its five runs) are beside "
+            "ours; 'random' is the paper's 'baseline'."
+            if c.paper
+            else ""
+        )
+        + (
+            f" {tables.PRECISION_RECALL_NOTE}"
+            if c.paper and tables.shows_swapped_paper_metrics(c.table)
+            else ""
+        )
+        + (
+            f" {len(c.diverged)} run(s) diverged (loss became NaN or infinite): they are"
+            " listed under 'Diverged runs' and left out of the tables and tests."
+            if len(c.diverged)
+            else ""
+        )
     )
 
 
@@ -153,44 +195,64 @@ def _shown_tests(tests: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(c: _Context) -> str:
-    parts = [f"# {c.title}\n", _intro(c) + "\n", "## Results\n", tables.to_markdown(c.table),
-             "## Statistical tests\n", tables.frame_to_markdown(_shown_tests(c.tests))]
+    parts = [
+        f"# {c.title}\n",
+        _intro(c) + "\n",
+        "## Results\n",
+        tables.to_markdown(c.table),
+        "## Statistical tests\n",
+        tables.frame_to_markdown(_shown_tests(c.tests)),
+    ]
     if len(c.diverged):
-        parts += ["## Diverged runs\n",
-                  tables.frame_to_markdown(c.diverged.drop(columns=["path"]))]
+        parts += ["## Diverged runs\n", tables.frame_to_markdown(c.diverged.drop(columns=["path"]))]
     if len(c.emissions):
-        parts += ["## Energy and emissions (codecarbon, summed over runs)\n",
-                  tables.frame_to_markdown(c.emissions)]
+        parts += [
+            "## Energy and emissions (codecarbon, summed over runs)\n",
+            tables.frame_to_markdown(c.emissions),
+        ]
     if c.figures:
         parts.append("## Figures\n")
         parts += [f"![{p.stem}]({p.as_posix()})\n" for p in c.figures]
     return "\n".join(parts)
 
 
-_STYLE = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}"
-          "table{border-collapse:collapse;font-size:90%;margin-bottom:1.5em}"
-          "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-          "img{max-width:100%;margin:.5em 0}")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;font-size:90%;margin-bottom:1.5em}"
+    "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "img{max-width:100%;margin:.5em 0}"
+)
 
 
 def _html(c: _Context) -> str:
     def frame(f: pd.DataFrame) -> str:
-        return "<p><em>none</em></p>" if f.empty else f.to_html(index=False, border=0,
-                                                                float_format="%.4g")
+        return (
+            "<p><em>none</em></p>"
+            if f.empty
+            else f.to_html(index=False, border=0, float_format="%.4g")
+        )
 
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-             f"{html.escape(c.title)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{html.escape(c.title)}</h1><p>{html.escape(_intro(c))}</p>",
-             "<h2>Results</h2>", tables.to_html(c.table),
-             "<h2>Statistical tests</h2>", frame(_shown_tests(c.tests))]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(c.title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(c.title)}</h1><p>{html.escape(_intro(c))}</p>",
+        "<h2>Results</h2>",
+        tables.to_html(c.table),
+        "<h2>Statistical tests</h2>",
+        frame(_shown_tests(c.tests)),
+    ]
     if len(c.diverged):
         parts += ["<h2>Diverged runs</h2>", frame(c.diverged.drop(columns=["path"]))]
     if len(c.emissions):
-        parts += ["<h2>Energy and emissions (codecarbon, summed over runs)</h2>",
-                  frame(c.emissions)]
+        parts += [
+            "<h2>Energy and emissions (codecarbon, summed over runs)</h2>",
+            frame(c.emissions),
+        ]
     if c.figures:
         parts.append("<h2>Figures</h2>")
-        parts += [f"<img src='{html.escape(p.as_posix())}' alt='{html.escape(p.stem)}'>"
-                  for p in c.figures]
+        parts += [
+            f"<img src='{html.escape(p.as_posix())}' alt='{html.escape(p.stem)}'>"
+            for p in c.figures
+        ]
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -18,12 +18,35 @@ from radiologynet.errors import ResultsFormatError
 pd = require("pandas", "sweep reports")
 
 #: Metrics where lower is better; every other metric is better higher.
-LOWER_IS_BETTER = frozenset({"loss", "mae", "rmse", "mse", "epochs", "best_epoch",
-                             "epochs_run", "energy_kwh", "co2_kg", "duration_s"})
+LOWER_IS_BETTER = frozenset(
+    {
+        "loss",
+        "mae",
+        "rmse",
+        "mse",
+        "epochs",
+        "best_epoch",
+        "epochs_run",
+        "energy_kwh",
+        "co2_kg",
+        "duration_s",
+    }
+)
 #: The metric each kind of task is judged by, in order of preference (the paper's
 #: statistics use F1, MAE and Dice).
-PRIMARY_METRICS = ("f1", "mae", "crop_dice", "dice", "pooled_dice", "slice_dice",
-                   "accuracy", "rmse", "crop_iou", "iou", "loss")
+PRIMARY_METRICS = (
+    "f1",
+    "mae",
+    "crop_dice",
+    "dice",
+    "pooled_dice",
+    "slice_dice",
+    "accuracy",
+    "rmse",
+    "crop_iou",
+    "iou",
+    "loss",
+)
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
@@ -33,8 +56,16 @@ FINISHED, DIVERGED = "finished", "diverged"
 #: The paper calls random initialisation "baseline"; result folders call it "random".
 INIT_ALIASES = {"baseline": "random", "none": "random", "null": "random", "": "random"}
 #: The order initialisations are shown in.
-INIT_ORDER = ("random", "imagenet", "imagenet-recon", "radiologynet", "radiologynet-recon",
-              "radiologynet-mr", "radiologynet-cr", "radiologynet-ct")
+INIT_ORDER = (
+    "random",
+    "imagenet",
+    "imagenet-recon",
+    "radiologynet",
+    "radiologynet-recon",
+    "radiologynet-mr",
+    "radiologynet-cr",
+    "radiologynet-ct",
+)
 #: The columns identifying a run.
 RUN_KEYS = ("task", "model", "init", "lr", "fraction", "run")
 _REQUIRED = ("model", "init", "lr", "run")
@@ -165,8 +196,9 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     numeric = ["best_epoch", "epochs_run", "energy_kwh", "co2_kg", "duration_s"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
     frame = frame.assign(_init_rank=frame["init"].map(lambda i: init_sort_key(i)[0]))
-    frame = frame.sort_values(["task", "model", "fraction", "_init_rank", "init", "lr_value",
-                               "run"], na_position="first")
+    frame = frame.sort_values(
+        ["task", "model", "fraction", "_init_rank", "init", "lr_value", "run"], na_position="first"
+    )
     return frame.drop(columns="_init_rank").reset_index(drop=True)
 
 
@@ -219,14 +251,29 @@ def load_logs(results: pd.DataFrame) -> pd.DataFrame:
 def metric_columns(results: pd.DataFrame, split: str = "test") -> list[str]:
     """The metric names with values in ``split`` (``"test"`` or ``"val"``), loss last."""
     prefix = f"{split}_"
-    names = [c[len(prefix):] for c in results.columns
-             if c.startswith(prefix) and results[c].notna().any()]
+    names = [
+        c[len(prefix) :]
+        for c in results.columns
+        if c.startswith(prefix) and results[c].notna().any()
+    ]
     return sorted(names, key=lambda m: (m == "loss", _metric_rank(m)))
 
 
 def _metric_rank(metric: str) -> int:
-    order = ("accuracy", "precision", "recall", "f1", "mae", "rmse", "crop_dice", "crop_iou",
-             "dice", "iou", "pooled_dice", "pooled_iou")
+    order = (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "mae",
+        "rmse",
+        "crop_dice",
+        "crop_iou",
+        "dice",
+        "iou",
+        "pooled_dice",
+        "pooled_iou",
+    )
     return order.index(metric) if metric in order else len(order)
 
 

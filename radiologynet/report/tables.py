@@ -31,11 +31,32 @@ pd = require("pandas", "sweep reports")
 #: The columns that identify one row of a results table.
 GROUP_KEYS = ["task", "model", "fraction", "init"]
 #: Metrics between 0 and 1 (the paper prints some of them in percent).
-_PROPORTIONS = frozenset({"accuracy", "precision", "recall", "f1", "dice", "iou",
-                          "crop_dice", "crop_iou", "pooled_dice", "pooled_iou"})
-_LABELS = {"f1": "F1", "mae": "MAE", "rmse": "RMSE", "iou": "IoU", "dice": "Dice",
-           "crop_dice": "Crop Dice", "crop_iou": "Crop IoU", "pooled_dice": "Pooled Dice",
-           "pooled_iou": "Pooled IoU", "best_epoch": "Epochs to best"}
+_PROPORTIONS = frozenset(
+    {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "dice",
+        "iou",
+        "crop_dice",
+        "crop_iou",
+        "pooled_dice",
+        "pooled_iou",
+    }
+)
+_LABELS = {
+    "f1": "F1",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "iou": "IoU",
+    "dice": "Dice",
+    "crop_dice": "Crop Dice",
+    "crop_iou": "Crop IoU",
+    "pooled_dice": "Pooled Dice",
+    "pooled_iou": "Pooled IoU",
+    "best_epoch": "Epochs to best",
+}
 #: The family of the paper's three initialisations in the statistics.
 PAPER_FAMILY = "paper"
 #: The family of every initialisation found, when there are more than the paper's.
@@ -53,7 +74,8 @@ PRECISION_RECALL_NOTE = (
     "classification_report(pred, true) with the arguments reversed, so its 'precision' "
     "is the recall and its 'recall' the precision. This report's precision and recall "
     "are the usual ones; paper columns, where shown, print the published numbers as "
-    "they are.")
+    "they are."
+)
 
 
 def metric_label(metric: str) -> str:
@@ -75,8 +97,10 @@ def best_lr(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     metric = metric or primary_metric(runs)
     column = f"val_{metric}"
     if column not in runs:
-        raise ResultsFormatError(f"No run recorded the validation metric {metric!r}; "
-                                 f"recorded: {', '.join(metric_columns(runs, 'val'))}.")
+        raise ResultsFormatError(
+            f"No run recorded the validation metric {metric!r}; "
+            f"recorded: {', '.join(metric_columns(runs, 'val'))}."
+        )
     means = _groups(runs, [*GROUP_KEYS, "lr"])[column].mean().reset_index()
     ascending = not higher_is_better(metric)
     means = means.sort_values(column, ascending=ascending, na_position="last", kind="stable")
@@ -108,15 +132,21 @@ def results_table(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     rows = []
     for key, group in selected.groupby(GROUP_KEYS, sort=False):
         row: dict[str, object] = dict(zip(GROUP_KEYS, key, strict=True))
-        row.update(lr=group["lr"].iloc[0], n_runs=len(group),
-                   **{f"val_{metric}": group[f"val_{metric}"].mean()})
+        row.update(
+            lr=group["lr"].iloc[0],
+            n_runs=len(group),
+            **{f"val_{metric}": group[f"val_{metric}"].mean()},
+        )
         for name in names:
             values = group[f"{split}_{name}"]
             row[f"{name}_mean"], row[f"{name}_std"] = values.mean(), values.std(ddof=1)
-        row["epochs_mean"], row["epochs_std"] = (group["best_epoch"].mean(),
-                                                 group["best_epoch"].std(ddof=1))
-        ordered = group.sort_values(f"val_{metric}", ascending=not higher_is_better(metric),
-                                    kind="stable")
+        row["epochs_mean"], row["epochs_std"] = (
+            group["best_epoch"].mean(),
+            group["best_epoch"].std(ddof=1),
+        )
+        ordered = group.sort_values(
+            f"val_{metric}", ascending=not higher_is_better(metric), kind="stable"
+        )
         best = ordered.iloc[0]
         row["best_run"] = int(best["run"])
         for name in names:
@@ -130,9 +160,11 @@ def results_table(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     rank = table["init"].map(lambda i: init_sort_key(i)[0])
-    order = table.assign(_r=rank).sort_values(["task", "model", "fraction", "_r", "init"],
-                                              ascending=[True, True, False, True, True],
-                                              kind="stable")
+    order = table.assign(_r=rank).sort_values(
+        ["task", "model", "fraction", "_r", "init"],
+        ascending=[True, True, False, True, True],
+        kind="stable",
+    )
     result = order.drop(columns="_r").reset_index(drop=True)
     result.attrs.update(table.attrs)
     return result
@@ -147,16 +179,21 @@ def add_paper_results(table: pd.DataFrame) -> pd.DataFrame:
     for result in paper_results():
         task = canonical_task_name(result.task) or result.task  # the paper's pba, luna
         metric = PAPER_METRIC_NAMES.get(task, {}).get(result.metric, result.metric)
-        entry = published.setdefault((task, result.model, normalise_init(result.init)),
-                                     {"paper_lr": result.lr})
+        entry = published.setdefault(
+            (task, result.model, normalise_init(result.init)), {"paper_lr": result.lr}
+        )
         scale = 0.01 if metric in _PROPORTIONS and result.value > 1.0 else 1.0
         if result.statistic == "best":  # Table 3's single best run
             entry[f"paper_best_{metric}"] = result.value * scale
             continue
         entry[f"paper_{metric}_mean"] = result.value * scale
-        entry[f"paper_{metric}_std"] = (None if result.std is None else result.std * scale)
-    extra = [published.get((canonical_task_name(r.task) or r.task, r.model, r.init), {})
-             if r.fraction == 1.0 else {} for r in table.itertuples()]
+        entry[f"paper_{metric}_std"] = None if result.std is None else result.std * scale
+    extra = [
+        published.get((canonical_task_name(r.task) or r.task, r.model, r.init), {})
+        if r.fraction == 1.0
+        else {}
+        for r in table.itertuples()
+    ]
     merged = pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
     merged.attrs.update(table.attrs, paper=True)
     return merged
@@ -168,7 +205,8 @@ def shows_swapped_paper_metrics(table: pd.DataFrame) -> bool:
     with the paper's tables meets the swap there)."""
     shown = set(table.attrs.get("metrics", []))
     return bool(table.attrs.get("paper")) and any(
-        m in shown or f"paper_{m}_mean" in table for m in SWAPPED_IN_PAPER)
+        m in shown or f"paper_{m}_mean" in table for m in SWAPPED_IN_PAPER
+    )
 
 
 def emissions_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -176,15 +214,26 @@ def emissions_table(runs: pd.DataFrame) -> pd.DataFrame:
     that recorded codecarbon data; empty when none did."""
     recorded = runs[runs["energy_kwh"].notna()]
     if recorded.empty:
-        return pd.DataFrame(columns=["task", "model", "init", "n_runs", "energy_kwh",
-                                     "co2_kg", "duration_s"])
-    summed = recorded.groupby(["task", "model", "init"], sort=False).agg(
-        n_runs=("run", "size"), energy_kwh=("energy_kwh", "sum"), co2_kg=("co2_kg", "sum"),
-        duration_s=("duration_s", "sum"),
-    ).reset_index()
+        return pd.DataFrame(
+            columns=["task", "model", "init", "n_runs", "energy_kwh", "co2_kg", "duration_s"]
+        )
+    summed = (
+        recorded.groupby(["task", "model", "init"], sort=False)
+        .agg(
+            n_runs=("run", "size"),
+            energy_kwh=("energy_kwh", "sum"),
+            co2_kg=("co2_kg", "sum"),
+            duration_s=("duration_s", "sum"),
+        )
+        .reset_index()
+    )
     rank = summed["init"].map(lambda i: init_sort_key(i)[0])
-    return (summed.assign(_r=rank).sort_values(["task", "model", "_r"]).drop(columns="_r")
-            .reset_index(drop=True))
+    return (
+        summed.assign(_r=rank)
+        .sort_values(["task", "model", "_r"])
+        .drop(columns="_r")
+        .reset_index(drop=True)
+    )
 
 
 def metric_column(runs: pd.DataFrame, metric: str, split: str = "test") -> str:
@@ -198,15 +247,18 @@ def metric_column(runs: pd.DataFrame, metric: str, split: str = "test") -> str:
     if metric in RUN_METRICS:
         if runs[metric].notna().any():
             return metric
-        raise ResultsFormatError(f"No run recorded {metric!r} (the epoch of the best "
-                                 "checkpoint); re-run with a current radiologynet.")
+        raise ResultsFormatError(
+            f"No run recorded {metric!r} (the epoch of the best "
+            "checkpoint); re-run with a current radiologynet."
+        )
     if split == "test" and not metric_columns(runs, "test"):
         split = "val"
     column = f"{split}_{metric}"
     if column not in runs:
         raise ResultsFormatError(
             f"No run recorded {split} {metric!r}; recorded: "
-            f"{', '.join([*metric_columns(runs, split), *RUN_METRICS])}.")
+            f"{', '.join([*metric_columns(runs, split), *RUN_METRICS])}."
+        )
     return column
 
 
@@ -223,9 +275,14 @@ def init_families(values: dict[str, list[float]]) -> list[tuple[str, dict[str, l
     return families
 
 
-def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "init",
-                split: str = "test", alpha: float = stats.ALPHA
-                ) -> list[tuple[dict[str, object], stats.InitComparison]]:
+def comparisons(
+    runs: pd.DataFrame,
+    metric: str | None = None,
+    *,
+    by: str = "init",
+    split: str = "test",
+    alpha: float = stats.ALPHA,
+) -> list[tuple[dict[str, object], stats.InitComparison]]:
     """The paper's tests on ``metric`` between the values of ``by`` (default: the
     initialisations, each at its best learning rate by the primary validation metric),
     per task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to
@@ -250,9 +307,12 @@ def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "ini
         keys = [k for k in keys if k != "lr"]
     found = []
     for key, group in source.groupby(keys, sort=False):
-        values = {str(name): g[column].dropna().tolist()
-                  for name, g in sorted(group.groupby(by, sort=False),
-                                        key=lambda item: init_sort_key(str(item[0])))}
+        values = {
+            str(name): g[column].dropna().tolist()
+            for name, g in sorted(
+                group.groupby(by, sort=False), key=lambda item: init_sort_key(str(item[0]))
+            )
+        }
         values = {k: v for k, v in values.items() if v}
         families = init_families(values) if by == "init" else [("", values)]
         for family, members in families:
@@ -265,8 +325,13 @@ def comparisons(runs: pd.DataFrame, metric: str | None = None, *, by: str = "ini
     return found
 
 
-def modality_tests(runs: pd.DataFrame, metric: str | None = None, *, split: str = "test",
-                   alpha: float = stats.ALPHA) -> list[tuple[dict[str, object], stats.TestResult]]:
+def modality_tests(
+    runs: pd.DataFrame,
+    metric: str | None = None,
+    *,
+    split: str = "test",
+    alpha: float = stats.ALPHA,
+) -> list[tuple[dict[str, object], stats.TestResult]]:
     """Student's t-test of multi-modality RadiologyNET against each single-modality
     variant (``radiologynet-mr``/``-cr``/``-ct``) present, per task x model x learning
     rate, as the paper compares them. Fewer than two runs on a side: reported as not run
@@ -285,18 +350,20 @@ def modality_tests(runs: pd.DataFrame, metric: str | None = None, *, split: str 
             names = ("radiologynet", variant)
             if len(multi) < 2 or len(single) < 2:
                 result = stats.TestResult.skipped(
-                    "ttest", {names[0]: multi.tolist(), names[1]: single.tolist()},
-                    stats.NOT_ENOUGH_RUNS, alpha=alpha)
+                    "ttest",
+                    {names[0]: multi.tolist(), names[1]: single.tolist()},
+                    stats.NOT_ENOUGH_RUNS,
+                    alpha=alpha,
+                )
             else:
-                result = stats.t_test(multi.tolist(), single.tolist(), names=names,
-                                      alpha=alpha)
-            found.append(({**dict(zip(keys, key, strict=True)), "family": "modality"},
-                          result))
+                result = stats.t_test(multi.tolist(), single.tolist(), names=names, alpha=alpha)
+            found.append(({**dict(zip(keys, key, strict=True)), "family": "modality"}, result))
     return found
 
 
-def stats_table(runs: pd.DataFrame, metric: str | None = None, *, by: str = "init",
-                alpha: float = stats.ALPHA) -> pd.DataFrame:
+def stats_table(
+    runs: pd.DataFrame, metric: str | None = None, *, by: str = "init", alpha: float = stats.ALPHA
+) -> pd.DataFrame:
     """Every test of :func:`comparisons` and :func:`modality_tests` as one flat frame
     (``task, model, fraction, ..., family, metric, test, groups, n, statistic, p,
     p_corrected, significant, decision``)."""
@@ -354,23 +421,30 @@ def display_table(table: pd.DataFrame, *, bold: str = "markdown") -> pd.DataFram
     for name in [*names, "epochs"]:
         higher = higher_is_better(name)
         mask = _best_mask(table, f"{name}_mean", higher)
-        cells = [_pm(m, s, 1 if name == "epochs" else 3)
-                 for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"], strict=True)]
+        cells = [
+            _pm(m, s, 1 if name == "epochs" else 3)
+            for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"], strict=True)
+        ]
         columns[metric_label(name)] = [
-            wrap(c) if b else c for c, b in zip(cells, mask, strict=True)]
+            wrap(c) if b else c for c, b in zip(cells, mask, strict=True)
+        ]
         if paper and f"paper_{name}_mean" in table:
             digits = 1 if name == "epochs" else 3
             swapped = " (swapped, see note)" if name in SWAPPED_IN_PAPER else ""
             columns[f"Paper {metric_label(name)}{swapped}"] = [
-                _pm(m, s, digits) for m, s in zip(table[f"paper_{name}_mean"],
-                                                  table[f"paper_{name}_std"], strict=True)]
+                _pm(m, s, digits)
+                for m, s in zip(
+                    table[f"paper_{name}_mean"], table[f"paper_{name}_std"], strict=True
+                )
+            ]
     if paper and "paper_lr" in table:
         columns["Paper LR"] = [_fmt(v) for v in table["paper_lr"]]
     selection = str(table.attrs.get("selection_metric", ""))
     main = selection if selection in names else names[0]
     columns[f"Best run ({metric_label(main)})"] = [
-        f"{_fmt(v)} (run {r})" for v, r in zip(table[f"best_{main}"], table["best_run"],
-                                                strict=True)]
+        f"{_fmt(v)} (run {r})"
+        for v, r in zip(table[f"best_{main}"], table["best_run"], strict=True)
+    ]
     return pd.DataFrame(columns)
 
 
@@ -379,8 +453,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     shown = display_table(table, bold="markdown")
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-            for row in shown.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+        for row in shown.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body]) + "\n"
 
 
@@ -396,6 +472,8 @@ def frame_to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
         return "_none_\n"
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v, digits) if isinstance(v, float) else str(v)
-                              for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(_fmt(v, digits) if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body]) + "\n"

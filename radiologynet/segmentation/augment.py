@@ -41,11 +41,13 @@ class LunaAugmentation:
     @classmethod
     def from_settings(cls, settings: dict) -> LunaAugmentation:
         """The augmentation described by a task's ``augment_*`` settings."""
-        return cls(flip=bool(settings["augment_flip"]),
-                   offset=float(settings["augment_offset"]),
-                   scale=float(settings["augment_scale"]),
-                   rotate=bool(settings["augment_rotate"]),
-                   noise_hu=float(settings["augment_noise_hu"]))
+        return cls(
+            flip=bool(settings["augment_flip"]),
+            offset=float(settings["augment_offset"]),
+            scale=float(settings["augment_scale"]),
+            rotate=bool(settings["augment_rotate"]),
+            noise_hu=float(settings["augment_noise_hu"]),
+        )
 
     def matrices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(n, 2, 3)`` random affine matrices (``affine_grid``'s convention)."""
@@ -55,27 +57,34 @@ class LunaAugmentation:
             diagonal = torch.where(uniform[:, 0:2] < 0.5, -diagonal, diagonal)
         diagonal = diagonal * (1.0 + self.scale * (uniform[:, 2:4] * 2 - 1))
         shift = self.offset * (uniform[:, 4:6] * 2 - 1)
-        angle = uniform[:, 6] * 2 * math.pi if self.rotate else torch.zeros(n,
-                                                                          dtype=torch.float64)
+        angle = uniform[:, 6] * 2 * math.pi if self.rotate else torch.zeros(n, dtype=torch.float64)
         cos, sin = torch.cos(angle), torch.sin(angle)
         rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
         linear = rotation @ torch.diag_embed(diagonal)
         return torch.cat([linear, shift[:, :, None]], dim=2).float()
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor,
-                 generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a batch: ``image`` ``(N, C, H, W)`` float, ``mask`` ``(N, 1, H, W)`` 0/1;
         returns both, the mask still 0/1. Random numbers come from ``generator`` (CPU)."""
         n = image.shape[0]
         theta = self.matrices(n, generator).to(image.device)
         grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-        image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
-                              align_corners=False)
-        mask_grid = grid if mask.shape[-2:] == image.shape[-2:] else F.affine_grid(
-            theta, list(mask.shape), align_corners=False)
-        mask = (F.grid_sample(mask.float(), mask_grid, mode="bilinear",
-                              padding_mode="border", align_corners=False) > 0.5).float()
+        image = F.grid_sample(
+            image, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        mask_grid = (
+            grid
+            if mask.shape[-2:] == image.shape[-2:]
+            else F.affine_grid(theta, list(mask.shape), align_corners=False)
+        )
+        mask = (
+            F.grid_sample(
+                mask.float(), mask_grid, mode="bilinear", padding_mode="border", align_corners=False
+            )
+            > 0.5
+        ).float()
         if self.noise_hu:
             noise = torch.randn(image.shape, generator=generator).to(image.device)
             image = image + noise * (self.noise_hu / HU_RANGE)

@@ -19,8 +19,9 @@ from torch import nn
 from radiologynet.errors import InvalidArgumentError
 
 
-def soft_dice_loss(probabilities: torch.Tensor, target: torch.Tensor,
-                   smooth: float = 1.0) -> torch.Tensor:
+def soft_dice_loss(
+    probabilities: torch.Tensor, target: torch.Tensor, smooth: float = 1.0
+) -> torch.Tensor:
     """Per-image soft Dice loss (shape ``(N,)``) of probabilities against a mask."""
     dims = tuple(range(1, probabilities.ndim))
     intersection = (probabilities * target).sum(dims)
@@ -32,7 +33,8 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
     if logits.shape != target.shape:
         raise InvalidArgumentError(
             f"Segmentation loss got logits of shape {tuple(logits.shape)} and a target of "
-            f"shape {tuple(target.shape)}; they must match (N, 1, H, W).")
+            f"shape {tuple(target.shape)}; they must match (N, 1, H, W)."
+        )
 
 
 class DiceLoss(nn.Module):
@@ -79,7 +81,9 @@ class BCEDiceLoss(nn.Module):
 
 
 LOSSES: dict[str, type[nn.Module]] = {
-    "dice": DiceLoss, "paper": PaperDiceLoss, "bce_dice": BCEDiceLoss,
+    "dice": DiceLoss,
+    "paper": PaperDiceLoss,
+    "bce_dice": BCEDiceLoss,
 }
 
 
@@ -88,5 +92,6 @@ def get_loss(name: str) -> nn.Module:
     ``bce_dice``."""
     if name not in LOSSES:
         raise InvalidArgumentError(
-            f"Unknown segmentation loss {name!r}; use one of {', '.join(LOSSES)}.")
+            f"Unknown segmentation loss {name!r}; use one of {', '.join(LOSSES)}."
+        )
     return LOSSES[name]()

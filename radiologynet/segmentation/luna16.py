@@ -40,8 +40,10 @@ MASK_METHODS = ("paper", "sphere")
 CROP_SIZE = 96
 #: Bump when the cache layout or its contents change.
 CACHE_VERSION = 1
-DOWNLOAD_HINT = ("Download LUNA16 from https://luna16.grand-challenge.org/Download/ and "
-                 "extract it so that DIR/subset0/<seriesuid>.mhd and DIR/annotations.csv exist.")
+DOWNLOAD_HINT = (
+    "Download LUNA16 from https://luna16.grand-challenge.org/Download/ and "
+    "extract it so that DIR/subset0/<seriesuid>.mhd and DIR/annotations.csv exist."
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Nodule:
 
 def scale_hu(hu: np.ndarray) -> np.ndarray:
     """HU clipped to [-1000, 1000] and scaled to [0, 1] (float32)."""
-    return ((np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN))
+    return (np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
 
 
 def find_series(root: str | Path) -> dict[str, Path]:
@@ -67,8 +69,9 @@ def find_series(root: str | Path) -> dict[str, Path]:
     root = Path(root).expanduser()
     series = {p.stem: p for p in sorted(root.glob("subset*/*.mhd"))}
     if not series:
-        raise DatasetNotFoundError(f"No subset*/<seriesuid>.mhd files under {root}. "
-                                   f"{DOWNLOAD_HINT}")
+        raise DatasetNotFoundError(
+            f"No subset*/<seriesuid>.mhd files under {root}. {DOWNLOAD_HINT}"
+        )
     return series
 
 
@@ -77,8 +80,9 @@ def _read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise DatasetFormatError(f"{path} lacks the columns {', '.join(missing)}; "
-                                     f"expected {', '.join(columns)}.")
+            raise DatasetFormatError(
+                f"{path} lacks the columns {', '.join(missing)}; expected {', '.join(columns)}."
+            )
         return list(reader)
 
 
@@ -111,19 +115,27 @@ def read_candidates(root: str | Path) -> list[tuple[str, tuple[float, float, flo
         path = root / name
         if path.is_file():
             rows = _read_rows(path, ("seriesuid", "coordX", "coordY", "coordZ", "class"))
-            return [(r["seriesuid"], (float(r["coordX"]), float(r["coordY"]),
-                                      float(r["coordZ"])), int(r["class"])) for r in rows]
+            return [
+                (
+                    r["seriesuid"],
+                    (float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])),
+                    int(r["class"]),
+                )
+                for r in rows
+            ]
     return []
 
 
-def split_series(uids: Iterable[str], val_every: int = 10, test_every: int | None = None
-                 ) -> dict[str, list[str]]:
+def split_series(
+    uids: Iterable[str], val_every: int = 10, test_every: int | None = None
+) -> dict[str, list[str]]:
     """The paper's series-level split: sorted UIDs, every ``val_every``-th (from the first)
     to validation; with ``test_every``, every ``test_every``-th of the rest to a held-out
     test fold. Returns ``{"train", "val", "test"}`` lists of UIDs (disjoint)."""
     if val_every < 2 or (test_every is not None and test_every < 2):
         raise InvalidArgumentError(
-            f"val_every={val_every}, test_every={test_every}: each must be >= 2.")
+            f"val_every={val_every}, test_every={test_every}: each must be >= 2."
+        )
     ordered = sorted(set(uids))
     val = ordered[::val_every]
     rest = [u for i, u in enumerate(ordered) if i % val_every]
@@ -132,8 +144,7 @@ def split_series(uids: Iterable[str], val_every: int = 10, test_every: int | Non
     return {"train": train, "val": val, "test": test}
 
 
-def _grow_radius(hu: np.ndarray, centre: tuple[int, int, int], axis: int,
-                 threshold: float) -> int:
+def _grow_radius(hu: np.ndarray, centre: tuple[int, int, int], axis: int, threshold: float) -> int:
     radius = 2
     size = hu.shape[axis]
     while True:
@@ -147,9 +158,14 @@ def _grow_radius(hu: np.ndarray, centre: tuple[int, int, int], axis: int,
         radius += 1
 
 
-def nodule_mask(hu: np.ndarray, centres_zyx: np.ndarray, diameters_mm: Sequence[float],
-                spacing_zyx: Sequence[float], method: str = "paper",
-                threshold_hu: float = MASK_THRESHOLD_HU) -> np.ndarray:
+def nodule_mask(
+    hu: np.ndarray,
+    centres_zyx: np.ndarray,
+    diameters_mm: Sequence[float],
+    spacing_zyx: Sequence[float],
+    method: str = "paper",
+    threshold_hu: float = MASK_THRESHOLD_HU,
+) -> np.ndarray:
     """A boolean mask (same shape as ``hu``, ``[z, y, x]``) of the nodules.
 
     ``method="paper"``: around each centre a box whose half-size along each axis grows from
@@ -158,15 +174,15 @@ def nodule_mask(hu: np.ndarray, centres_zyx: np.ndarray, diameters_mm: Sequence[
     ``method="sphere"``: the voxels within ``diameter / 2`` mm of the continuous centre.
     """
     if method not in MASK_METHODS:
-        raise InvalidArgumentError(
-            f"mask method {method!r}: use one of {', '.join(MASK_METHODS)}.")
+        raise InvalidArgumentError(f"mask method {method!r}: use one of {', '.join(MASK_METHODS)}.")
     mask = np.zeros(hu.shape, dtype=bool)
     centres = np.atleast_2d(np.asarray(centres_zyx, dtype=np.float64))
     if method == "sphere":
         grids = np.ogrid[tuple(slice(0, s) for s in hu.shape)]
         for centre, diameter in zip(centres, diameters_mm, strict=True):
-            distance = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing_zyx,
-                                                                   strict=True))
+            distance = sum(
+                ((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing_zyx, strict=True)
+            )
             mask |= distance <= (diameter / 2) ** 2
         return mask
     for centre in centres:
@@ -177,12 +193,11 @@ def nodule_mask(hu: np.ndarray, centres_zyx: np.ndarray, diameters_mm: Sequence[
     return mask & (hu > threshold_hu)
 
 
-def _crop(array: np.ndarray, centre_yx: tuple[int, int], size: int, fill: float
-          ) -> np.ndarray:
+def _crop(array: np.ndarray, centre_yx: tuple[int, int], size: int, fill: float) -> np.ndarray:
     half = size // 2
     padded = np.pad(array, half, mode="constant", constant_values=fill)
     y, x = centre_yx[0] + half, centre_yx[1] + half
-    return padded[y - half:y - half + size, x - half:x - half + size]
+    return padded[y - half : y - half + size, x - half : x - half + size]
 
 
 @dataclass
@@ -205,9 +220,11 @@ class SeriesSamples:
 
     def save(self, path: Path) -> None:
         """Write atomically as ``.npz``."""
+
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.savez appends no ".npz"
                 np.savez(fh, **self.__dict__)
+
         atomic_write(path, write)
 
     @classmethod
@@ -217,8 +234,9 @@ class SeriesSamples:
             return cls(**{k: data[k] for k in data.files})
 
 
-def build_series_samples(mhd: Path, nodules: Sequence[Nodule], method: str = "paper",
-                         crop_size: int = CROP_SIZE) -> SeriesSamples:
+def build_series_samples(
+    mhd: Path, nodules: Sequence[Nodule], method: str = "paper", crop_size: int = CROP_SIZE
+) -> SeriesSamples:
     """Decode one series and cut its nodule slices and crops."""
     volume = read_volume(mhd)
     hu = volume.array.astype(np.float32)
@@ -227,8 +245,11 @@ def build_series_samples(mhd: Path, nodules: Sequence[Nodule], method: str = "pa
         centres = np.atleast_2d(centres)
     else:
         centres = np.zeros((0, 3))
-    mask = nodule_mask(hu, centres, [n.diameter_mm for n in nodules], volume.spacing_zyx,
-                       method) if nodules else np.zeros(hu.shape, dtype=bool)
+    mask = (
+        nodule_mask(hu, centres, [n.diameter_mm for n in nodules], volume.spacing_zyx, method)
+        if nodules
+        else np.zeros(hu.shape, dtype=bool)
+    )
     scaled = scale_hu(hu)
     slice_index = np.flatnonzero(mask.any(axis=(1, 2)))
     crops, crop_masks = [], []
@@ -238,8 +259,10 @@ def build_series_samples(mhd: Path, nodules: Sequence[Nodule], method: str = "pa
         crop_masks.append(_crop(mask[z], (y, x), crop_size, False))
     empty = np.zeros((0, crop_size, crop_size))
     return SeriesSamples(
-        slice_index=slice_index, slices=scaled[slice_index].astype(np.float16),
-        slice_masks=mask[slice_index], centres_zyx=centres.astype(np.float64),
+        slice_index=slice_index,
+        slices=scaled[slice_index].astype(np.float16),
+        slice_masks=mask[slice_index],
+        centres_zyx=centres.astype(np.float64),
         crops=np.stack(crops).astype(np.float16) if crops else empty.astype(np.float16),
         crop_masks=np.stack(crop_masks) if crop_masks else empty.astype(bool),
     )
@@ -265,12 +288,21 @@ class LUNA16:
         progress: show a progress bar while series are decoded.
     """
 
-    def __init__(self, root: str | Path, *, mask_method: str = "paper", val_every: int = 10,
-                 test_every: int | None = None, cache_dir: str | Path | None = None,
-                 crop_size: int = CROP_SIZE, progress: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        mask_method: str = "paper",
+        val_every: int = 10,
+        test_every: int | None = None,
+        cache_dir: str | Path | None = None,
+        crop_size: int = CROP_SIZE,
+        progress: bool = True,
+    ) -> None:
         if mask_method not in MASK_METHODS:
             raise InvalidArgumentError(
-                f"mask_method {mask_method!r}: use one of {', '.join(MASK_METHODS)}.")
+                f"mask_method {mask_method!r}: use one of {', '.join(MASK_METHODS)}."
+            )
         self.root = Path(root).expanduser()
         self.series = find_series(self.root)
         self.nodules: dict[str, list[Nodule]] = {}
@@ -288,8 +320,17 @@ class LUNA16:
         raw = self.series[uid].with_suffix(".raw")
         raw_stat = (raw.stat().st_size, raw.stat().st_mtime_ns) if raw.exists() else ()
         nodules = [(n.center_xyz, n.diameter_mm) for n in self.nodules.get(uid, [])]
-        key = repr((CACHE_VERSION, stat.st_size, stat.st_mtime_ns, raw_stat, nodules,
-                    self.mask_method, self.crop_size))
+        key = repr(
+            (
+                CACHE_VERSION,
+                stat.st_size,
+                stat.st_mtime_ns,
+                raw_stat,
+                nodules,
+                self.mask_method,
+                self.crop_size,
+            )
+        )
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         return self.cache_dir / f"{uid}-{self.mask_method}-{digest}.npz"
 
@@ -298,8 +339,9 @@ class LUNA16:
         path = self._cache_path(uid)
         if path.is_file():
             return SeriesSamples.load(path)
-        samples = build_series_samples(self.series[uid], self.nodules.get(uid, []),
-                                       self.mask_method, self.crop_size)
+        samples = build_series_samples(
+            self.series[uid], self.nodules.get(uid, []), self.mask_method, self.crop_size
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         samples.save(path)
         return samples
@@ -308,11 +350,12 @@ class LUNA16:
         """The samples of every series of ``split`` (``train``, ``val`` or ``test``) that
         has nodules."""
         uids = [u for u in self.splits[split] if u in self.nodules]
-        return [self.samples(u) for u in tqdm(uids, desc=f"LUNA16 {split}", leave=False,
-                                               disable=not self.progress)]
+        return [
+            self.samples(u)
+            for u in tqdm(uids, desc=f"LUNA16 {split}", leave=False, disable=not self.progress)
+        ]
 
-    def crops(self, split: str = "train", samples_per_epoch: int | None = None
-              ) -> LunaCrops:
+    def crops(self, split: str = "train", samples_per_epoch: int | None = None) -> LunaCrops:
         """The training crops of ``split`` (96 x 96 around each nodule)."""
         parts = self.split_samples(split)
         images = [p.crops for p in parts if len(p.crops)]
@@ -328,7 +371,8 @@ class LUNA16:
         if not 0 < size <= full.crops.shape[-1]:
             raise InvalidArgumentError(
                 f"center crop size {size} must be in 1..{full.crops.shape[-1]} (the cached "
-                "crop size).")
+                "crop size)."
+            )
         start = (full.crops.shape[-1] - size) // 2
         window = (slice(None), slice(start, start + size), slice(start, start + size))
         return LunaCrops(full.crops[window].numpy(), full.masks[window].numpy())
@@ -349,13 +393,16 @@ class LunaCrops(torch.utils.data.Dataset):
     time cut and augmented differently on the device); ``None``: each crop once.
     """
 
-    def __init__(self, crops: np.ndarray, masks: np.ndarray,
-                 samples_per_epoch: int | None = None) -> None:
-        if samples_per_epoch is not None and (isinstance(samples_per_epoch, bool) or
-                                              int(samples_per_epoch) < 1):
+    def __init__(
+        self, crops: np.ndarray, masks: np.ndarray, samples_per_epoch: int | None = None
+    ) -> None:
+        if samples_per_epoch is not None and (
+            isinstance(samples_per_epoch, bool) or int(samples_per_epoch) < 1
+        ):
             raise InvalidArgumentError(
                 f"samples_per_epoch={samples_per_epoch!r}: use a positive number (the "
-                "paper: 300000) or None for one pass over the crops.")
+                "paper: 300000) or None for one pass over the crops."
+            )
         self.crops = torch.from_numpy(np.ascontiguousarray(crops))
         self.masks = torch.from_numpy(np.ascontiguousarray(masks))
         self.length = int(samples_per_epoch) if samples_per_epoch else len(self.crops)
@@ -372,13 +419,18 @@ class LunaSlices(torch.utils.data.Dataset):
     """Full slices containing nodule: items ``(image (1, H, W), mask (1, H, W))``."""
 
     def __init__(self, slices: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
-        self.items = [(s, m) for series, series_masks in zip(slices, masks, strict=True)
-                      for s, m in zip(series, series_masks, strict=True)]
+        self.items = [
+            (s, m)
+            for series, series_masks in zip(slices, masks, strict=True)
+            for s, m in zip(series, series_masks, strict=True)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.items[index]
-        return (torch.from_numpy(image.astype(np.float32))[None],
-                torch.from_numpy(mask.astype(np.float32))[None])
+        return (
+            torch.from_numpy(image.astype(np.float32))[None],
+            torch.from_numpy(mask.astype(np.float32))[None],
+        )

@@ -23,8 +23,9 @@ def _binarise(x: torch.Tensor, threshold: float) -> torch.Tensor:
     return x.bool() if x.dtype == torch.bool else x >= threshold
 
 
-def confusion(prediction: torch.Tensor, target: torch.Tensor,
-              threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def confusion(
+    prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image true positives, false positives and false negatives (each ``(N,)``).
 
     ``prediction`` is a bool mask or probabilities (``>= threshold``); ``target`` a 0/1 or
@@ -48,14 +49,16 @@ def _iou(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, tp / denominator.clamp(min=1), 1.0)
 
 
-def dice_per_image(prediction: torch.Tensor, target: torch.Tensor,
-                   threshold: float = 0.5) -> torch.Tensor:
+def dice_per_image(
+    prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
+) -> torch.Tensor:
     """Dice of each image, ``(N,)`` float64."""
     return _dice(*confusion(prediction, target, threshold))
 
 
-def iou_per_image(prediction: torch.Tensor, target: torch.Tensor,
-                  threshold: float = 0.5) -> torch.Tensor:
+def iou_per_image(
+    prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
+) -> torch.Tensor:
     """IoU (Jaccard) of each image, ``(N,)`` float64."""
     return _iou(*confusion(prediction, target, threshold))
 
@@ -83,8 +86,7 @@ class SegmentationMeter:
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of predictions (bool masks or probabilities) and targets."""
-        tp, fp, fn = confusion(prediction.detach().cpu(), target.detach().cpu(),
-                               self.threshold)
+        tp, fp, fn = confusion(prediction.detach().cpu(), target.detach().cpu(), self.threshold)
         self.tp += int(tp.sum())
         self.fp += int(fp.sum())
         self.fn += int(fn.sum())
@@ -98,8 +100,10 @@ class SegmentationMeter:
         n = max(len(self.per_image_dice), 1)
         dice_key, iou_key = _keys(self.unit)
         return {
-            dice_key: sum(self.per_image_dice) / n, iou_key: sum(self.per_image_iou) / n,
-            "pooled_dice": float(_dice(tp, fp, fn)), "pooled_iou": float(_iou(tp, fp, fn)),
+            dice_key: sum(self.per_image_dice) / n,
+            iou_key: sum(self.per_image_iou) / n,
+            "pooled_dice": float(_dice(tp, fp, fn)),
+            "pooled_iou": float(_iou(tp, fp, fn)),
         }
 
 
@@ -118,8 +122,9 @@ class DiceIoU(Metric):
         self.threshold = threshold
         self.keys = _keys(unit)
         for name in ("tp", "fp", "fn", "dice_sum", "iou_sum", "images"):
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64),
-                           dist_reduce_fx="sum")
+            self.add_state(
+                name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+            )
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of logits and 0/1 masks."""
@@ -134,6 +139,9 @@ class DiceIoU(Metric):
     def compute(self) -> dict[str, float]:
         images = max(float(self.images), 1.0)
         dice_key, iou_key = self.keys
-        return {dice_key: float(self.dice_sum) / images, iou_key: float(self.iou_sum) / images,
-                "pooled_dice": float(_dice(self.tp, self.fp, self.fn)),
-                "pooled_iou": float(_iou(self.tp, self.fp, self.fn))}
+        return {
+            dice_key: float(self.dice_sum) / images,
+            iou_key: float(self.iou_sum) / images,
+            "pooled_dice": float(_dice(self.tp, self.fp, self.fn)),
+            "pooled_iou": float(_iou(self.tp, self.fp, self.fn)),
+        }

@@ -62,8 +62,7 @@ class PaperUNet(nn.Module):
         channels = list(encoder.feature_info.channels())
         reductions = list(encoder.feature_info.reduction())
         deepest = channels[-1]
-        self.bridge = nn.Sequential(conv_bn_relu(deepest, deepest),
-                                    conv_bn_relu(deepest, deepest))
+        self.bridge = nn.Sequential(conv_bn_relu(deepest, deepest), conv_bn_relu(deepest, deepest))
         skips = list(zip([in_chans, *channels[:-1]], [1, *reductions[:-1]], strict=True))
         blocks = []
         width, reduction = deepest, reductions[-1]

@@ -29,8 +29,10 @@ def find_images(data: str | Path) -> list[Path]:
     root = Path(data).expanduser()
     files = list_image_files(root, IMAGE_SUFFIXES)
     if not files:
-        raise ArchiveError(f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}: pass the "
-                           "folder of radiographs or DICOM slices to pretrain on.")
+        raise ArchiveError(
+            f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}: pass the "
+            "folder of radiographs or DICOM slices to pretrain on."
+        )
     return files
 
 
@@ -38,15 +40,26 @@ def load_images(files: list[Path], size: int, progress: bool = True) -> torch.Te
     """Decode ``files`` once into a ``uint8`` tensor ``(N, 1, size, size)``."""
     from radiologynet.transforms import as_uint8_gray, letterbox
 
-    arrays = [letterbox(torch.from_numpy(as_uint8_gray(f)), size, "bilinear")
-              for f in tqdm(files, desc="decode", disable=not progress, leave=False)]
+    arrays = [
+        letterbox(torch.from_numpy(as_uint8_gray(f)), size, "bilinear")
+        for f in tqdm(files, desc="decode", disable=not progress, leave=False)
+    ]
     return torch.stack(arrays)[:, None]
 
 
-def pretrain_reconstruction(data: str | Path, out: str | Path, *, epochs: int = 10,
-                            batch_size: int = 32, lr: float = 1e-3, size: int = 224,
-                            in_chans: int = 3, seed: int = 0, device: str | None = None,
-                            progress: bool = True) -> Path:
+def pretrain_reconstruction(
+    data: str | Path,
+    out: str | Path,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    size: int = 224,
+    in_chans: int = 3,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Train a vanilla U-Net to reconstruct the images under ``data``; write it to ``out``.
 
     Returns:
@@ -56,7 +69,8 @@ def pretrain_reconstruction(data: str | Path, out: str | Path, *, epochs: int = 
     if epochs < 1 or batch_size < 1 or size < 4 or lr <= 0:
         raise InvalidArgumentError(
             f"epochs={epochs}, batch_size={batch_size}, size={size}, lr={lr}: epochs and "
-            "batch size must be >= 1, size >= 4 and lr > 0.")
+            "batch size must be >= 1, size >= 4 and lr > 0."
+        )
     images = load_images(find_images(data), size, progress)
     target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
@@ -69,7 +83,7 @@ def pretrain_reconstruction(data: str | Path, out: str | Path, *, epochs: int = 
         order = torch.randperm(len(images), generator=generator)
         total = 0.0
         for start in range(0, len(order), batch_size):
-            batch = images[order[start:start + batch_size]].to(target_device).float() / 255
+            batch = images[order[start : start + batch_size]].to(target_device).float() / 255
             batch = batch.expand(-1, in_chans, -1, -1)
             loss = F.mse_loss(torch.sigmoid(model(batch)), batch)
             optimiser.zero_grad()
@@ -77,6 +91,13 @@ def pretrain_reconstruction(data: str | Path, out: str | Path, *, epochs: int = 
             optimiser.step()
             total += loss.item() * len(batch)
         history.append(total / len(images))
-    meta = {"task": "reconstruction", "data": str(data), "images": len(images),
-            "epochs": epochs, "lr": lr, "size": size, "loss_per_epoch": history}
+    meta = {
+        "task": "reconstruction",
+        "data": str(data),
+        "images": len(images),
+        "epochs": epochs,
+        "lr": lr,
+        "size": size,
+        "loss_per_epoch": history,
+    }
     return save_vanilla_unet(model.cpu(), out, metadata=meta)

@@ -24,9 +24,13 @@ class SyntheticNodule:
     diameter_mm: float
 
 
-def synthetic_ct(shape_zyx: tuple[int, int, int], spacing_xyz: tuple[float, float, float],
-                 nodules_zyx: list[tuple[float, float, float]], diameters_mm: list[float],
-                 rng: np.random.Generator) -> np.ndarray:
+def synthetic_ct(
+    shape_zyx: tuple[int, int, int],
+    spacing_xyz: tuple[float, float, float],
+    nodules_zyx: list[tuple[float, float, float]],
+    diameters_mm: list[float],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """An int16 HU volume: air outside an elliptic body (40 HU), two lungs (-850 HU),
     spherical nodules (40 HU) and Gaussian noise (20 HU)."""
     z, y, x = np.ogrid[tuple(slice(0, s) for s in shape_zyx)]
@@ -36,8 +40,10 @@ def synthetic_ct(shape_zyx: tuple[int, int, int], spacing_xyz: tuple[float, floa
     body = ((y - cy) / (0.45 * height)) ** 2 + ((x - cx) / (0.48 * width)) ** 2 <= 1
     hu[np.broadcast_to(body, shape_zyx)] = 40.0
     for side in (-1, 1):
-        lung = (((y - cy) / (0.33 * height)) ** 2
-                + ((x - cx - side * 0.22 * width) / (0.17 * width)) ** 2) <= 1
+        lung = (
+            ((y - cy) / (0.33 * height)) ** 2
+            + ((x - cx - side * 0.22 * width) / (0.17 * width)) ** 2
+        ) <= 1
         hu[np.broadcast_to(lung, shape_zyx)] = -850.0
     sx, sy, sz = spacing_xyz
     for (nz, ny, nx), diameter in zip(nodules_zyx, diameters_mm, strict=True):
@@ -47,13 +53,18 @@ def synthetic_ct(shape_zyx: tuple[int, int, int], spacing_xyz: tuple[float, floa
     return np.clip(hu, -1024, 3071).astype(np.int16)
 
 
-def make_synthetic_luna16(root: str | Path, num_series: int = 4, *,
-                          shape_zyx: tuple[int, int, int] = (24, 64, 64),
-                          spacing_xyz: tuple[float, float, float] = (0.75, 0.7, 2.5),
-                          origin_xyz: tuple[float, float, float] = (-120.5, -80.25, -310.0),
-                          direction: tuple[float, ...] = (1, 0, 0, 0, 1, 0, 0, 0, 1),
-                          nodules_per_series: int = 2, seed: int = 0,
-                          subsets: int = 2) -> list[SyntheticNodule]:
+def make_synthetic_luna16(
+    root: str | Path,
+    num_series: int = 4,
+    *,
+    shape_zyx: tuple[int, int, int] = (24, 64, 64),
+    spacing_xyz: tuple[float, float, float] = (0.75, 0.7, 2.5),
+    origin_xyz: tuple[float, float, float] = (-120.5, -80.25, -310.0),
+    direction: tuple[float, ...] = (1, 0, 0, 0, 1, 0, 0, 0, 1),
+    nodules_per_series: int = 2,
+    seed: int = 0,
+    subsets: int = 2,
+) -> list[SyntheticNodule]:
     """Write a synthetic LUNA16 under ``root``; returns the nodules written (world mm).
 
     Nodules (5-9 mm) sit inside the lungs; their centres are converted to world
@@ -69,10 +80,13 @@ def make_synthetic_luna16(root: str | Path, num_series: int = 4, *,
         centres, diameters = [], []
         for k in range(nodules_per_series):
             side = -1 if k % 2 == 0 else 1
-            centres.append((float(rng.uniform(0.35, 0.65) * (depth - 1)),
-                            float((height - 1) / 2 + rng.uniform(-0.12, 0.12) * height),
-                            float((width - 1) / 2 + side * 0.22 * width
-                                  + rng.uniform(-0.04, 0.04) * width)))
+            centres.append(
+                (
+                    float(rng.uniform(0.35, 0.65) * (depth - 1)),
+                    float((height - 1) / 2 + rng.uniform(-0.12, 0.12) * height),
+                    float((width - 1) / 2 + side * 0.22 * width + rng.uniform(-0.04, 0.04) * width),
+                )
+            )
             diameters.append(float(rng.uniform(5.0, 9.0)))
         hu = synthetic_ct(shape_zyx, spacing_xyz, centres, diameters, rng)
         image = sitk.GetImageFromArray(hu)
@@ -89,8 +103,9 @@ def make_synthetic_luna16(root: str | Path, num_series: int = 4, *,
         writer = csv.writer(fh)
         writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"])
         for n in nodules:
-            writer.writerow([n.seriesuid, *(f"{v:.4f}" for v in n.center_xyz),
-                             f"{n.diameter_mm:.4f}"])
+            writer.writerow(
+                [n.seriesuid, *(f"{v:.4f}" for v in n.center_xyz), f"{n.diameter_mm:.4f}"]
+            )
     with (root / "candidates_V2.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "class"])

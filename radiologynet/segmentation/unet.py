@@ -49,7 +49,7 @@ DECODERS = ("smp", "paper")
 #: Registry architectures that cannot be U-Net encoders, and why.
 UNSUPPORTED_ENCODERS = {
     "inception_v3": "its unpadded convolutions give feature maps that are not exact halves "
-                    "of each other (157, 76, 37, 18, 8 at 320 px), so no skip lines up",
+    "of each other (157, 76, 37, 18, 8 at 320 px), so no skip lines up",
 }
 
 
@@ -69,8 +69,15 @@ class UNet(nn.Module):
             weight record of the encoder (``None`` when random or a user's file).
     """
 
-    def __init__(self, net: nn.Module, encoder: nn.Module | None, stride: int, decoder: str,
-                 arch: Architecture | None = None, record: object | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        encoder: nn.Module | None,
+        stride: int,
+        decoder: str,
+        arch: Architecture | None = None,
+        record: object | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.stride = stride
@@ -101,20 +108,29 @@ class UNet(nn.Module):
         return list(self.encoder(self._pad(x)))
 
 
-def _smp_unet(arch: Architecture, in_chans: int, num_classes: int,
-              resolved: ResolvedWeights | None) -> tuple[nn.Module, nn.Module]:
-    net = smp.Unet(f"tu-{arch.timm_name}",
-                   encoder_weights=True if resolved is not None else None,
-                   in_channels=in_chans, classes=num_classes,
-                   **encoder_kwargs(arch, resolved))
+def _smp_unet(
+    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
+) -> tuple[nn.Module, nn.Module]:
+    net = smp.Unet(
+        f"tu-{arch.timm_name}",
+        encoder_weights=True if resolved is not None else None,
+        in_channels=in_chans,
+        classes=num_classes,
+        **encoder_kwargs(arch, resolved),
+    )
     return net, net.encoder.model
 
 
-def _paper_unet(arch: Architecture, in_chans: int, num_classes: int,
-                resolved: ResolvedWeights | None) -> tuple[nn.Module, nn.Module]:
-    encoder = timm.create_model(arch.timm_name, features_only=True, in_chans=in_chans,
-                                pretrained=resolved is not None,
-                                **encoder_kwargs(arch, resolved))
+def _paper_unet(
+    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
+) -> tuple[nn.Module, nn.Module]:
+    encoder = timm.create_model(
+        arch.timm_name,
+        features_only=True,
+        in_chans=in_chans,
+        pretrained=resolved is not None,
+        **encoder_kwargs(arch, resolved),
+    )
     return PaperUNet(encoder, in_chans=in_chans, num_classes=num_classes), encoder
 
 
@@ -154,12 +170,14 @@ def create_unet(
         return _vanilla(weights, in_chans, num_classes)
     if decoder not in DECODERS:
         raise InvalidArgumentError(
-            f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}.")
+            f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}."
+        )
     arch = get_architecture(encoder)
     if arch.name in UNSUPPORTED_ENCODERS:
         raise InvalidArgumentError(
             f"{arch.name} cannot be a U-Net encoder: {UNSUPPORTED_ENCODERS[arch.name]}. "
-            "Use another backbone (resnet50, vgg16, efficientnet_b4, ...).")
+            "Use another backbone (resnet50, vgg16, efficientnet_b4, ...)."
+        )
     resolved = resolve_backbone_weights(arch, weights)
     build = _smp_unet if decoder == "smp" else _paper_unet
     net, features = build(arch, in_chans, num_classes, resolved)
@@ -169,9 +187,14 @@ def create_unet(
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
-    if isinstance(weights, str) and weights.lower() not in RANDOM_TAGS and (
+    if (
+        isinstance(weights, str)
+        and weights.lower() not in RANDOM_TAGS
+        and (
             weights in {r.tag for r in RECON_RECORDS}  # a known tag wins over a folder
-            or not looks_like_path(weights)):
+            or not looks_like_path(weights)
+        )
+    ):
         weights = get_unet_weights(weights)
     if isinstance(weights, UNetWeightRecord):
         raise not_released_error(weights)
@@ -179,7 +202,8 @@ def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
         raise InvalidArgumentError(
             f"{weights.full_name} is a weight of the {weights.arch} classifier; the vanilla "
             f"U-Net takes None or a reconstruction weights folder. For a U-Net with a "
-            f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...).")
+            f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...)."
+        )
     if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
         net = VanillaUNet(in_chans=in_chans, num_classes=num_classes)
     else:
@@ -187,8 +211,9 @@ def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
     return UNet(net, None, net.stride, "vanilla")
 
 
-def unet_from_model_name(name: str, weights: WeightsArg = None, *, in_chans: int = 3,
-                         num_classes: int = 1) -> UNet:
+def unet_from_model_name(
+    name: str, weights: WeightsArg = None, *, in_chans: int = 3, num_classes: int = 1
+) -> UNet:
     """A U-Net from a benchmark model name: ``unet`` (vanilla), ``unet-<arch>`` (smp
     decoder) or ``unet-<arch>-paper`` (the paper's decoder)."""
     if name in ("unet", "unet-vanilla"):
@@ -196,13 +221,13 @@ def unet_from_model_name(name: str, weights: WeightsArg = None, *, in_chans: int
     if not name.startswith("unet-"):
         raise InvalidArgumentError(
             f"Segmentation model {name!r} must be 'unet', 'unet-<architecture>' or "
-            "'unet-<architecture>-paper' (e.g. unet-resnet50).")
-    body = name[len("unet-"):]
+            "'unet-<architecture>-paper' (e.g. unet-resnet50)."
+        )
+    body = name[len("unet-") :]
     decoder = "smp"
     if body.endswith("-paper"):
         body, decoder = body[: -len("-paper")], "paper"
-    return create_unet(body, weights, in_chans=in_chans, num_classes=num_classes,
-                       decoder=decoder)  # type: ignore[arg-type]
+    return create_unet(body, weights, in_chans=in_chans, num_classes=num_classes, decoder=decoder)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
@@ -222,7 +247,8 @@ def _decoder_of(state: dict[str, torch.Tensor]) -> str:
         return "smp"
     raise CheckpointFormatError(
         "The weights are not a radiologynet U-Net (no net.bridge / net.decoder / net.down "
-        "tensors). Pass a folder written by the protocol runner for a segmentation task.")
+        "tensors). Pass a folder written by the protocol runner for a segmentation task."
+    )
 
 
 def load_unet(path: str | Path) -> UNet:
@@ -244,15 +270,18 @@ def load_unet(path: str | Path) -> UNet:
     decoder = _decoder_of(state)
     if decoder == "vanilla":
         first = state["net.down.0.0.weight"]
-        vanilla = VanillaUNet(first.shape[1], state["net.head.weight"].shape[0],
-                              depth=len({k.split(".")[2] for k in state
-                                         if k.startswith("net.down.")}),
-                              first_width=first.shape[0])
+        vanilla = VanillaUNet(
+            first.shape[1],
+            state["net.head.weight"].shape[0],
+            depth=len({k.split(".")[2] for k in state if k.startswith("net.down.")}),
+            first_width=first.shape[0],
+        )
         net = UNet(vanilla, None, vanilla.stride, "vanilla")
     else:
         if "architecture" not in config:
             raise CheckpointFormatError(
-                f"{config_path} is missing or does not name the encoder's architecture.")
+                f"{config_path} is missing or does not name the encoder's architecture."
+            )
         arch = get_architecture(str(config["architecture"]))
         prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
         wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
@@ -260,12 +289,19 @@ def load_unet(path: str | Path) -> UNet:
         head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"
         if first is None or head not in state:
             raise CheckpointFormatError(
-                f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder.")
-        net = create_unet(arch.name, None, in_chans=first.shape[1],
-                          num_classes=state[head].shape[0], decoder=decoder)  # type: ignore[arg-type]
+                f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder."
+            )
+        net = create_unet(
+            arch.name,
+            None,
+            in_chans=first.shape[1],
+            num_classes=state[head].shape[0],
+            decoder=decoder,
+        )  # type: ignore[arg-type]
     try:
         net.load_state_dict(state, strict=True)  # keys are "net.*": the wrapped network
     except RuntimeError as err:
-        raise CheckpointFormatError(f"{file} does not fit the U-Net it describes: "
-                                    f"{str(err).splitlines()[0]}") from err
+        raise CheckpointFormatError(
+            f"{file} does not fit the U-Net it describes: {str(err).splitlines()[0]}"
+        ) from err
     return net

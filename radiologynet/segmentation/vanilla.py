@@ -32,9 +32,11 @@ VANILLA_ARCHITECTURE = "radiologynet_vanilla_unet"
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
         nn.BatchNorm2d(out_channels),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(inplace=True),
         nn.BatchNorm2d(out_channels),
     )
 
@@ -52,11 +54,16 @@ class VanillaUNet(nn.Module):
     :func:`radiologynet.segmentation.create_unet` wraps it to accept any size.
     """
 
-    def __init__(self, in_chans: int = 3, num_classes: int = 1, depth: int = 3,
-                 first_width: int = 16) -> None:
+    def __init__(
+        self, in_chans: int = 3, num_classes: int = 1, depth: int = 3, first_width: int = 16
+    ) -> None:
         super().__init__()
-        self.config = {"in_chans": in_chans, "num_classes": num_classes, "depth": depth,
-                       "first_width": first_width}
+        self.config = {
+            "in_chans": in_chans,
+            "num_classes": num_classes,
+            "depth": depth,
+            "first_width": first_width,
+        }
         widths = [first_width * 2**i for i in range(depth)]
         self.down = nn.ModuleList()
         previous = in_chans
@@ -115,13 +122,13 @@ RECON_RECORDS: tuple[UNetWeightRecord, ...] = (
     UNetWeightRecord(
         tag="radiologynet-recon",
         description="Vanilla U-Net pretrained to reconstruct RadiologyNET images (described "
-                    "in the paper, not released)",
+        "in the paper, not released)",
         training_data="RadiologyNET images (multi-modality), input -> same image.",
     ),
     UNetWeightRecord(
         tag="imagenet-recon",
         description="Vanilla U-Net pretrained to reconstruct ImageNet images (described in "
-                    "the paper, not released)",
+        "the paper, not released)",
         training_data="ImageNet-1k images, input -> same image.",
     ),
 )
@@ -139,7 +146,8 @@ def get_unet_weights(tag: str) -> UNetWeightRecord:
     valid = ", ".join(r.tag for r in RECON_RECORDS)
     raise UnknownWeightsError(
         f"No vanilla U-Net weights {tag!r}. The paper's tags are {valid} (unreleased); pass "
-        "None for random initialisation or a path to a weights folder.")
+        "None for random initialisation or a path to a weights folder."
+    )
 
 
 def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
@@ -147,27 +155,36 @@ def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
     return WeightsNotReleasedError(
         f"{record.name}: {record.description}. Pretrain your own with "
         "`radiologynet pretrain-reconstruction --data DIR --out FOLDER` and pass "
-        "weights=FOLDER.")
+        "weights=FOLDER."
+    )
 
 
-def save_vanilla_unet(model: VanillaUNet, out_dir: str | Path,
-                      metadata: dict[str, object] | None = None) -> Path:
+def save_vanilla_unet(
+    model: VanillaUNet, out_dir: str | Path, metadata: dict[str, object] | None = None
+) -> Path:
     """Write ``model`` as a weights folder (``config.json``, ``model.safetensors``,
     ``README.md``) in the zoo's format; returns the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out / "model.safetensors",
-                  lambda p: save_file(state, p, metadata={"format": "pt"}))
-    config = {"architecture": VANILLA_ARCHITECTURE, "model_args": model.config,
-              "num_classes": model.config["num_classes"],
-              "num_parameters": sum(p.numel() for p in model.parameters()),
-              "radiologynet": dict(metadata or {})}
-    atomic_write(out / "config.json",
-                  lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
-    card = ("---\nlibrary_name: radiologynet\nlicense: apache-2.0\ntags:\n- segmentation\n"
-            "- radiology\n---\n\n# Vanilla U-Net (reconstruction pretraining)\n\n"
-            "Load with `radiologynet.create_unet(None, weights=PATH)`.\n")
+    atomic_write(
+        out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"})
+    )
+    config = {
+        "architecture": VANILLA_ARCHITECTURE,
+        "model_args": model.config,
+        "num_classes": model.config["num_classes"],
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "radiologynet": dict(metadata or {}),
+    }
+    atomic_write(
+        out / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n")
+    )
+    card = (
+        "---\nlibrary_name: radiologynet\nlicense: apache-2.0\ntags:\n- segmentation\n"
+        "- radiology\n---\n\n# Vanilla U-Net (reconstruction pretraining)\n\n"
+        "Load with `radiologynet.create_unet(None, weights=PATH)`.\n"
+    )
     atomic_write(out / "README.md", lambda p: Path(p).write_text(card))
     return out
 
@@ -179,8 +196,9 @@ def _adapt_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
 
 
-def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
-                      num_classes: int | None = None) -> VanillaUNet:
+def load_vanilla_unet(
+    path: str | Path, in_chans: int | None = None, num_classes: int | None = None
+) -> VanillaUNet:
     """A :class:`VanillaUNet` built from a weights folder's ``config.json`` and loaded.
 
     A different ``num_classes`` re-initialises the head (reconstruction -> segmentation);
@@ -199,9 +217,12 @@ def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
         )
     args = dict(config.get("model_args", {}))
     state = load_file(str(file))
-    model = VanillaUNet(in_chans=in_chans or args.get("in_chans", 3),
-                        num_classes=num_classes or args.get("num_classes", 1),
-                        depth=args.get("depth", 3), first_width=args.get("first_width", 16))
+    model = VanillaUNet(
+        in_chans=in_chans or args.get("in_chans", 3),
+        num_classes=num_classes or args.get("num_classes", 1),
+        depth=args.get("depth", 3),
+        first_width=args.get("first_width", 16),
+    )
     own = model.state_dict()
     first = "down.0.0.weight"
     if first in state and state[first].shape[1] != own[first].shape[1]:
@@ -215,4 +236,3 @@ def load_vanilla_unet(path: str | Path, in_chans: int | None = None,
         )
     model.load_state_dict(keep, strict=False)
     return model
-

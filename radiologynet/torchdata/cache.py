@@ -51,8 +51,10 @@ def _source_stat(path: Path) -> dict[str, Any]:
 
 def format_unreadable(unreadable: Sequence[tuple[str | Path, str]], limit: int = 20) -> str:
     """The list of unreadable files as text, one ``path: reason`` per line."""
-    lines = [f"  {reason}" if reason.startswith(str(path)) else f"  {path}: {reason}"
-             for path, reason in unreadable[:limit]]
+    lines = [
+        f"  {reason}" if reason.startswith(str(path)) else f"  {path}: {reason}"
+        for path, reason in unreadable[:limit]
+    ]
     if len(unreadable) > limit:
         lines.append(f"  ... and {len(unreadable) - limit} more")
     return "\n".join(lines)
@@ -107,19 +109,29 @@ class DecodedImageCache:
             index = json.loads(index_path.read_text(encoding="utf-8"))
             images = np.load(images_path, mmap_mode="r")
         except (OSError, ValueError) as err:
-            raise ImageReadError(f"{root}: not a decoded-image cache ({err}); build it with "
-                                 "build_cache() or `radiologynet preprocess`.") from err
+            raise ImageReadError(
+                f"{root}: not a decoded-image cache ({err}); build it with "
+                "build_cache() or `radiologynet preprocess`."
+            ) from err
         count, size = int(index.get("count", -1)), int(index.get("size", -1))
-        if index.get("format") != FORMAT_VERSION or images.shape != (count, size, size) \
-                or images.dtype != np.uint8:
-            raise ImageReadError(f"{root}: {IMAGES_FILE} {images.shape} does not match "
-                                 f"{INDEX_FILE} (count {count}, size {size}); rebuild it.")
+        if (
+            index.get("format") != FORMAT_VERSION
+            or images.shape != (count, size, size)
+            or images.dtype != np.uint8
+        ):
+            raise ImageReadError(
+                f"{root}: {IMAGES_FILE} {images.shape} does not match "
+                f"{INDEX_FILE} (count {count}, size {size}); rebuild it."
+            )
         window = index.get("window")
         return cls(
-            root=root, images=images,
+            root=root,
+            images=images,
             paths=[Path(e["path"]) for e in index["entries"]],
             labels=[e.get("label") for e in index["entries"]],
-            size=size, interpolation=index["interpolation"], letterbox=index["letterbox"],
+            size=size,
+            interpolation=index["interpolation"],
+            letterbox=index["letterbox"],
             window=tuple(window) if window is not None else None,  # type: ignore[arg-type]
             unreadable=[(u["path"], u["reason"]) for u in index.get("unreadable", [])],
             _index=index,
@@ -151,8 +163,14 @@ class DecodedImageCache:
         order = np.asarray(indices, dtype=np.int64)
         return torch.from_numpy(np.ascontiguousarray(self.images[order])).unsqueeze(1)
 
-    def matches(self, paths: Sequence[str | PathLike[str]], size: int, interpolation: str,
-                letterbox: bool, window: tuple[float, float] | None) -> bool:
+    def matches(
+        self,
+        paths: Sequence[str | PathLike[str]],
+        size: int,
+        interpolation: str,
+        letterbox: bool,
+        window: tuple[float, float] | None,
+    ) -> bool:
         """Whether this cache holds exactly ``paths`` (unchanged on disk, readable ones) at
         this preprocessing."""
         if (self.size, self.interpolation, self.letterbox) != (size, interpolation, letterbox):
@@ -165,22 +183,32 @@ class DecodedImageCache:
             return False
         entries = self._index.get("entries", []) + self._index.get("unreadable", [])
         stats = [_source_stat(Path(e["path"])) for e in entries]
-        return all(s["mtime_ns"] == e["mtime_ns"] and s["bytes"] == e["bytes"]
-                   for s, e in zip(stats, entries, strict=True))
+        return all(
+            s["mtime_ns"] == e["mtime_ns"] and s["bytes"] == e["bytes"]
+            for s, e in zip(stats, entries, strict=True)
+        )
 
 
-def _decode_one(path: Path, size: int, interpolation: str, letterboxed: bool,
-                window: Window) -> np.ndarray:
+def _decode_one(
+    path: Path, size: int, interpolation: str, letterboxed: bool, window: Window
+) -> np.ndarray:
     gray = torch.from_numpy(as_uint8_gray(path, window))
     if letterboxed:
         return letterbox(gray, size, interpolation).numpy()
     return resize_center_crop(gray, size, interpolation=interpolation).numpy()
 
 
-def build_cache(paths: Sequence[str | PathLike[str]], root: str | PathLike[str],
-                preprocessing: Preprocessing | int, labels: Sequence[Any] | None = None,
-                window: Window = None, skip_unreadable: bool = False, rebuild: bool = False,
-                num_workers: int = 0, progress: bool = True) -> DecodedImageCache:
+def build_cache(
+    paths: Sequence[str | PathLike[str]],
+    root: str | PathLike[str],
+    preprocessing: Preprocessing | int,
+    labels: Sequence[Any] | None = None,
+    window: Window = None,
+    skip_unreadable: bool = False,
+    rebuild: bool = False,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> DecodedImageCache:
     """Decode ``paths`` once into a cache folder at ``root``, or reuse it when it is current.
 
     Args:
@@ -208,8 +236,9 @@ def build_cache(paths: Sequence[str | PathLike[str]], root: str | PathLike[str],
         preprocessing = Preprocessing(input_size=preprocessing)
     size, interpolation = int(preprocessing.input_size), preprocessing.interpolation
     if size < 1:
-        raise InvalidArgumentError(f"cache {root}: the image side must be at least 1 pixel, "
-                                   f"got {size} (preprocess --size)")
+        raise InvalidArgumentError(
+            f"cache {root}: the image side must be at least 1 pixel, got {size} (preprocess --size)"
+        )
     letterboxed = bool(preprocessing.letterbox)
     resolved = resolve_window(window)
     sources = [Path(p) for p in paths]
@@ -223,15 +252,26 @@ def build_cache(paths: Sequence[str | PathLike[str]], root: str | PathLike[str],
                 cache = DecodedImageCache.open(root)
             except ImageReadError:
                 cache = None
-            if cache is not None and cache.matches(sources, size, interpolation, letterboxed,
-                                                   resolved):
+            if cache is not None and cache.matches(
+                sources, size, interpolation, letterboxed, resolved
+            ):
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
                 _report(cache.unreadable, skip_unreadable, root)
                 return cache
-        return _build(sources, root, size, interpolation, letterboxed, resolved, labels,
-                      skip_unreadable, num_workers, progress)
+        return _build(
+            sources,
+            root,
+            size,
+            interpolation,
+            letterboxed,
+            resolved,
+            labels,
+            skip_unreadable,
+            num_workers,
+            progress,
+        )
 
 
 def _report(unreadable: list[tuple[str, str]], skip_unreadable: bool, root: Path) -> None:
@@ -246,9 +286,18 @@ def _report(unreadable: list[tuple[str, str]], skip_unreadable: bool, root: Path
     warnings.warn(f"skipped {len(unreadable)} unreadable image(s):\n{listing}", stacklevel=3)
 
 
-def _build(sources: list[Path], root: Path, size: int, interpolation: str, letterboxed: bool,
-           window: tuple[float, float] | None, labels: Sequence[Any] | None,
-           skip_unreadable: bool, num_workers: int, progress: bool) -> DecodedImageCache:
+def _build(
+    sources: list[Path],
+    root: Path,
+    size: int,
+    interpolation: str,
+    letterboxed: bool,
+    window: tuple[float, float] | None,
+    labels: Sequence[Any] | None,
+    skip_unreadable: bool,
+    num_workers: int,
+    progress: bool,
+) -> DecodedImageCache:
     def decode(path: Path) -> np.ndarray | ImageReadError:
         try:
             return _decode_one(path, size, interpolation, letterboxed, window)
@@ -257,12 +306,14 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
 
     tmp = temp_path_for(root / IMAGES_FILE)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(sources), size, size))
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(len(sources), size, size)
+        )
         entries: list[dict[str, Any]] = []
         unreadable: list[tuple[str, str]] = []
-        bar = tqdm(total=len(sources), desc=f"decoding to {root.name}", unit="img",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(sources), desc=f"decoding to {root.name}", unit="img", disable=not progress
+        )
         with ThreadPoolExecutor(max_workers=max(num_workers, 1)) as pool:
             results = pool.map(decode, sources) if num_workers > 0 else map(decode, sources)
             for i, (path, result) in enumerate(zip(sources, results, strict=True)):
@@ -281,16 +332,21 @@ def _build(sources: list[Path], root: Path, size: int, interpolation: str, lette
         if len(entries) != len(sources):  # shrink to the readable images
             full = np.load(tmp, mmap_mode="r")
             small_name = temp_path_for(root / IMAGES_FILE)
-            small = np.lib.format.open_memmap(small_name, mode="w+", dtype=np.uint8,
-                                              shape=(len(entries), size, size))
+            small = np.lib.format.open_memmap(
+                small_name, mode="w+", dtype=np.uint8, shape=(len(entries), size, size)
+            )
             small[:] = full[: len(entries)]
             small.flush()
             del small, full
             os.replace(small_name, tmp)
         index = {
-            "format": FORMAT_VERSION, "size": size, "interpolation": interpolation,
-            "letterbox": letterboxed, "window": list(window) if window else None,
-            "count": len(entries), "entries": entries,
+            "format": FORMAT_VERSION,
+            "size": size,
+            "interpolation": interpolation,
+            "letterbox": letterboxed,
+            "window": list(window) if window else None,
+            "count": len(entries),
+            "entries": entries,
             "unreadable": [{**_source_stat(Path(p)), "reason": r} for p, r in unreadable],
         }
         commit(tmp, root / IMAGES_FILE)

@@ -55,11 +55,20 @@ class ImageListDataset(Dataset):
         num_workers: decoding threads while building the cache.
     """
 
-    def __init__(self, paths: Sequence[str | PathLike[str]], targets: Sequence[Any] | None = None,
-                 transform: Callable[[Any], Any] | None = None, *,
-                 cache: str | PathLike[str] | DecodedImageCache | None = None,
-                 size: int | None = None, window: Window = None, skip_unreadable: bool = False,
-                 validate: bool = True, num_workers: int = 0, progress: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | PathLike[str]],
+        targets: Sequence[Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
+        *,
+        cache: str | PathLike[str] | DecodedImageCache | None = None,
+        size: int | None = None,
+        window: Window = None,
+        skip_unreadable: bool = False,
+        validate: bool = True,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.targets = list(targets) if targets is not None else [-1] * len(self.paths)
         if len(self.targets) != len(self.paths):
@@ -82,22 +91,38 @@ class ImageListDataset(Dataset):
             return transform.preprocessing
         return Preprocessing(input_size=size) if size is not None else None
 
-    def _use_cache(self, cache: str | PathLike[str] | DecodedImageCache, skip_unreadable: bool,
-                   num_workers: int, progress: bool) -> None:
+    def _use_cache(
+        self,
+        cache: str | PathLike[str] | DecodedImageCache,
+        skip_unreadable: bool,
+        num_workers: int,
+        progress: bool,
+    ) -> None:
         if isinstance(cache, DecodedImageCache):
             opened = cache
             self._report(list(opened.unreadable), skip_unreadable)
         else:
-            opened = build_cache(self.paths, cache, self.preprocessing, window=self.window,
-                                 skip_unreadable=True, num_workers=num_workers,
-                                 progress=progress)
+            opened = build_cache(
+                self.paths,
+                cache,
+                self.preprocessing,
+                window=self.window,
+                skip_unreadable=True,
+                num_workers=num_workers,
+                progress=progress,
+            )
             self._report(list(opened.unreadable), skip_unreadable)
         by_path = {str(p): i for i, p in enumerate(opened.paths)}
-        missing = [p for p in self.paths if str(p) not in by_path
-                   and str(p) not in {u[0] for u in opened.unreadable}]
+        missing = [
+            p
+            for p in self.paths
+            if str(p) not in by_path and str(p) not in {u[0] for u in opened.unreadable}
+        ]
         if missing:
-            raise ImageReadError(f"cache {opened.root} does not hold {len(missing)} of the "
-                                 f"files, e.g. {missing[0]}; rebuild it.")
+            raise ImageReadError(
+                f"cache {opened.root} does not hold {len(missing)} of the "
+                f"files, e.g. {missing[0]}; rebuild it."
+            )
         keep = [i for i, p in enumerate(self.paths) if str(p) in by_path]
         self.paths = [self.paths[i] for i in keep]
         self.targets = [self.targets[i] for i in keep]
@@ -122,11 +147,15 @@ class ImageListDataset(Dataset):
             return
         listing = format_unreadable(bad)
         if not skip_unreadable:
-            raise ImageReadError(f"{len(bad)} unreadable image(s):\n{listing}\n"
-                                 "Fix or remove them, or pass skip_unreadable=True.")
+            raise ImageReadError(
+                f"{len(bad)} unreadable image(s):\n{listing}\n"
+                "Fix or remove them, or pass skip_unreadable=True."
+            )
         self.unreadable = bad
-        warnings.warn(f"{type(self).__name__}: skipped {len(bad)} unreadable image(s):\n"
-                      f"{listing}", stacklevel=4)
+        warnings.warn(
+            f"{type(self).__name__}: skipped {len(bad)} unreadable image(s):\n{listing}",
+            stacklevel=4,
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -139,8 +168,7 @@ class ImageListDataset(Dataset):
             return self.transform.to_uint8(self.paths[index])
         gray = torch.from_numpy(as_uint8_gray(self.paths[index], self.window)).unsqueeze(0)
         if self.preprocessing is not None:
-            gray = letterbox(gray, self.preprocessing.input_size,
-                             self.preprocessing.interpolation)
+            gray = letterbox(gray, self.preprocessing.input_size, self.preprocessing.interpolation)
         return gray
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
@@ -162,8 +190,11 @@ class ImageListDataset(Dataset):
         return images, default_collate([self.targets[i] for i in rows])
 
 
-def list_image_files(root: str | PathLike[str], suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
-                     sniff_dicom: bool = True) -> list[Path]:
+def list_image_files(
+    root: str | PathLike[str],
+    suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
+    sniff_dicom: bool = True,
+) -> list[Path]:
     """The image files under ``root`` (recursive, sorted, hidden files skipped): those whose
     suffix (lower-cased) is in ``suffixes``, plus, with ``sniff_dicom``, any other file
     that is DICOM by its content (suffix-less exports)."""
@@ -174,7 +205,8 @@ def list_image_files(root: str | PathLike[str], suffixes: Sequence[str] | None =
             continue
         suffix = path.suffix.lower()
         if (suffixes is not None and suffix in suffixes) or (
-                sniff_dicom and suffix not in PICTURE_SUFFIXES and is_dicom(path)):
+            sniff_dicom and suffix not in PICTURE_SUFFIXES and is_dicom(path)
+        ):
             found.append(path)
     return found
 
@@ -195,13 +227,20 @@ class ImageFolderDataset(ImageListDataset):
     Other arguments as :class:`ImageListDataset`.
     """
 
-    def __init__(self, root: str | PathLike[str], transform: Callable[[Any], Any] | None = None,
-                 *, suffixes: Sequence[str] = IMAGE_SUFFIXES, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str | PathLike[str],
+        transform: Callable[[Any], Any] | None = None,
+        *,
+        suffixes: Sequence[str] = IMAGE_SUFFIXES,
+        **kwargs: Any,
+    ) -> None:
         self.root = Path(root)
         self.classes = _class_folders(self.root)
         if not self.classes:
-            raise DatasetNotFoundError(f"{self.root}: no class subfolders (expected "
-                                       "root/<class>/<image files>).")
+            raise DatasetNotFoundError(
+                f"{self.root}: no class subfolders (expected root/<class>/<image files>)."
+            )
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         paths, targets = [], []
         for name in self.classes:
@@ -209,8 +248,10 @@ class ImageFolderDataset(ImageListDataset):
                 paths.append(path)
                 targets.append(self.class_to_idx[name])
         if not paths:
-            raise DatasetNotFoundError(f"{self.root}: the class folders hold no images with "
-                                       f"suffixes {', '.join(suffixes)}.")
+            raise DatasetNotFoundError(
+                f"{self.root}: the class folders hold no images with "
+                f"suffixes {', '.join(suffixes)}."
+            )
         super().__init__(paths, targets, transform, **kwargs)
 
 
@@ -230,9 +271,14 @@ class DicomFolderDataset(ImageListDataset):
         classes / class_to_idx: for ``"folder"`` and keyword targets.
     """
 
-    def __init__(self, root: str | PathLike[str], transform: Callable[[Any], Any] | None = None,
-                 *, target: str | Callable[[Path], Any] | None = "folder",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str | PathLike[str],
+        transform: Callable[[Any], Any] | None = None,
+        *,
+        target: str | Callable[[Path], Any] | None = "folder",
+        **kwargs: Any,
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"{self.root}: no such folder.")
@@ -246,28 +292,35 @@ class DicomFolderDataset(ImageListDataset):
         elif callable(target):
             targets = [target(p) for p in paths]
         elif target == "folder":
-            names = [p.relative_to(self.root).parts[0] if len(p.relative_to(self.root).parts)
-                     > 1 else "" for p in paths]
+            names = [
+                p.relative_to(self.root).parts[0] if len(p.relative_to(self.root).parts) > 1 else ""
+                for p in paths
+            ]
             if "" in names:
                 raise DatasetNotFoundError(
                     f"{self.root}: target='folder' needs every file inside a class subfolder; "
-                    "pass target=None or a DICOM keyword instead.")
+                    "pass target=None or a DICOM keyword instead."
+                )
             targets, self.classes = self._index(names)
         else:
             paths, values, header_errors = self._header_values(
-                paths, target, bool(kwargs.get("skip_unreadable")))
+                paths, target, bool(kwargs.get("skip_unreadable"))
+            )
             targets, self.classes = self._index(values)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         super().__init__(paths, targets, transform, **kwargs)
         if header_errors:  # skipped and counted with the files whose pixels are unreadable
             self.unreadable = header_errors + self.unreadable
-            warnings.warn(f"{type(self).__name__}: skipped {len(header_errors)} file(s) with "
-                          f"an unreadable DICOM header:\n{format_unreadable(header_errors)}",
-                          stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__}: skipped {len(header_errors)} file(s) with "
+                f"an unreadable DICOM header:\n{format_unreadable(header_errors)}",
+                stacklevel=2,
+            )
 
     @classmethod
-    def _header_values(cls, paths: list[Path], keyword: str, skip_unreadable: bool
-                       ) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
+    def _header_values(
+        cls, paths: list[Path], keyword: str, skip_unreadable: bool
+    ) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
         """The readable paths, their ``keyword`` values, and the unreadable ones (an
         ``ImageReadError`` listing them all unless ``skip_unreadable``)."""
         kept, values, bad = [], [], []
@@ -278,9 +331,11 @@ class DicomFolderDataset(ImageListDataset):
             except ImageReadError as err:
                 bad.append((str(path), str(err)))
         if bad and not skip_unreadable:
-            raise ImageReadError(f"{len(bad)} unreadable DICOM header(s):\n"
-                                 f"{format_unreadable(bad)}\n"
-                                 "Fix or remove them, or pass skip_unreadable=True.")
+            raise ImageReadError(
+                f"{len(bad)} unreadable DICOM header(s):\n"
+                f"{format_unreadable(bad)}\n"
+                "Fix or remove them, or pass skip_unreadable=True."
+            )
         return kept, values, bad
 
     @staticmethod

@@ -50,12 +50,20 @@ class SampleDataset(torch.utils.data.Dataset):
     later processes and runs reuse.
     """
 
-    def __init__(self, samples: Sequence[Any], size: int | Preprocessing, *,
-                 with_sex: bool = False, target_dtype: torch.dtype = torch.long,
-                 cache_dir: str | Path | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Any],
+        size: int | Preprocessing,
+        *,
+        with_sex: bool = False,
+        target_dtype: torch.dtype = torch.long,
+        cache_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> None:
         self.samples = tuple(samples)
-        self.preprocessing = (size if isinstance(size, Preprocessing)
-                              else Preprocessing(input_size=int(size)))
+        self.preprocessing = (
+            size if isinstance(size, Preprocessing) else Preprocessing(input_size=int(size))
+        )
         self.size = int(self.preprocessing.input_size)
         self.with_sex = with_sex
         self.target_dtype = target_dtype
@@ -66,9 +74,9 @@ class SampleDataset(torch.utils.data.Dataset):
 
             paths = [s.path for s in self.samples]
             key = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:16]
-            self._disk = build_cache(paths, Path(cache_dir) / f"{key}-{self.size}",
-                                     self.preprocessing,
-                                     progress=progress)
+            self._disk = build_cache(
+                paths, Path(cache_dir) / f"{key}-{self.size}", self.preprocessing, progress=progress
+            )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -89,8 +97,13 @@ class SampleDataset(torch.utils.data.Dataset):
             return self
         missing = [i for i in range(len(self)) if i not in self._cache]
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for _ in tqdm(pool.map(self.image, missing), total=len(missing), leave=False,
-                          desc="decoding", disable=not progress):
+            for _ in tqdm(
+                pool.map(self.image, missing),
+                total=len(missing),
+                leave=False,
+                desc="decoding",
+                disable=not progress,
+            ):
                 pass
         return self
 
@@ -113,8 +126,7 @@ class SampleDataset(torch.utils.data.Dataset):
             images = torch.stack([self.image(i) for i in rows])
         target = torch.tensor([self.samples[i].target for i in rows], dtype=self.target_dtype)
         if self.with_sex:
-            sex = torch.tensor([float(self.samples[i].sex or 0) for i in rows],
-                               dtype=torch.float32)
+            sex = torch.tensor([float(self.samples[i].sex or 0) for i in rows], dtype=torch.float32)
             return (images, sex), target
         return images, target
 
@@ -141,9 +153,15 @@ def _base_indices(dataset: Any, indices: Sequence[int]) -> tuple[Any, list[int]]
     return dataset, rows
 
 
-def batch_loader(dataset: torch.utils.data.Dataset, indices: Sequence[int], batch_size: int,
-                 *, num_workers: int = 0, pin_memory: bool = False,
-                 generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+def batch_loader(
+    dataset: torch.utils.data.Dataset,
+    indices: Sequence[int],
+    batch_size: int,
+    *,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.utils.data.DataLoader:
     """Batches of ``dataset`` items ``indices``, in that order, ``batch_size`` at a time.
 
     A dataset with ``get_batch(indices) -> (inputs, target)`` (such as
@@ -153,25 +171,38 @@ def batch_loader(dataset: torch.utils.data.Dataset, indices: Sequence[int], batc
     yield the same tensors. ``generator`` seeds the workers (the global RNG is not drawn).
     """
     base, rows = _base_indices(dataset, indices)
-    options = dict(num_workers=num_workers, pin_memory=pin_memory, generator=generator,
-                   persistent_workers=False)
+    options = dict(
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=generator,
+        persistent_workers=False,
+    )
     if callable(getattr(base, "get_batch", None)):
-        chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-        return torch.utils.data.DataLoader(_Batches(base, chunks), batch_size=None,
-                                           **options)
+        chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+        return torch.utils.data.DataLoader(_Batches(base, chunks), batch_size=None, **options)
     subset = torch.utils.data.Subset(dataset, [int(i) for i in indices])
     return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, **options)
 
 
-def DeviceTransform(*, in_chans: int = 3, mean: Sequence[float] | None = None,  # noqa: N802
-                    std: Sequence[float] | None = None,
-                    augment: str | Augmentation | None = None) -> BatchTransform:
+def DeviceTransform(
+    *,
+    in_chans: int = 3,
+    mean: Sequence[float] | None = None,  # noqa: N802
+    std: Sequence[float] | None = None,
+    augment: str | Augmentation | None = None,
+) -> BatchTransform:
     """Deprecated: use :class:`radiologynet.transforms.BatchTransform` (it takes the same
     trainer calls). Returns ``BatchTransform`` with the given mean/std, no resizing."""
-    warnings.warn("radiologynet.torchdata.samples.DeviceTransform is deprecated and will be "
-                  "removed in radiologynet 0.3; use radiologynet.transforms.BatchTransform("
-                  "preprocessing, in_chans=..., augment=...) instead.", DeprecationWarning,
-                  stacklevel=2)
-    pre = Preprocessing(input_size=0, mean=tuple(mean) if mean is not None else None,
-                        std=tuple(std) if std is not None else None)
+    warnings.warn(
+        "radiologynet.torchdata.samples.DeviceTransform is deprecated and will be "
+        "removed in radiologynet 0.3; use radiologynet.transforms.BatchTransform("
+        "preprocessing, in_chans=..., augment=...) instead.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    pre = Preprocessing(
+        input_size=0,
+        mean=tuple(mean) if mean is not None else None,
+        std=tuple(std) if std is not None else None,
+    )
     return BatchTransform(pre, in_chans=in_chans, augment=augment, resize=False)

@@ -44,10 +44,12 @@ def explain_write_errors(path: str | Path) -> Iterator[None]:
 def _cause(err: OSError) -> str:
     reason = err.strerror or str(err)
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"{reason} (the disk is full or over quota); free space or choose another "
-                "--out. Files written before are intact")
+        return (
+            f"{reason} (the disk is full or over quota); free space or choose another "
+            "--out. Files written before are intact"
+        )
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return (f"{reason} (the folder is read-only or not yours); choose a writable --out")
+        return f"{reason} (the folder is read-only or not yours); choose a writable --out"
     return reason
 
 
@@ -57,9 +59,13 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                  "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -72,8 +78,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     python = state["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     numpy = state["numpy"]
-    np.random.set_state((numpy["name"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy["name"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -122,7 +135,8 @@ def load_best_weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
     except Exception as err:  # noqa: BLE001 - missing, truncated or foreign: one answer
         raise CheckpointFormatError(
             f"{path}: the best weights this checkpoint refers to are unreadable ({err}). "
-            f"Delete {Path(folder) / CHECKPOINT_NAME} to start the run again.") from err
+            f"Delete {Path(folder) / CHECKPOINT_NAME} to start the run again."
+        ) from err
 
 
 def prune_best_weights(folder: Path, keep: str | None) -> None:
@@ -152,6 +166,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "start the run again from scratch."
         ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointFormatError(f"{path}: unknown checkpoint format; delete it to restart "
-                                    "the run.")
+        raise CheckpointFormatError(
+            f"{path}: unknown checkpoint format; delete it to restart the run."
+        )
     return state

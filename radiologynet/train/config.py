@@ -33,10 +33,20 @@ FINETUNE_DEFAULTS = {"head": "pooled", "precision": "auto"}
 
 #: Fields that may differ between a run and its resumption: where and how fast it runs,
 #: not what it computes.
-RESUMABLE_FIELDS = frozenset({
-    "device", "num_workers", "progress", "eval_batch_size", "checkpoint_interval_s",
-    "keep_checkpoint", "resume", "track_emissions", "cache_dir", "world_size",
-})
+RESUMABLE_FIELDS = frozenset(
+    {
+        "device",
+        "num_workers",
+        "progress",
+        "eval_batch_size",
+        "checkpoint_interval_s",
+        "keep_checkpoint",
+        "resume",
+        "track_emissions",
+        "cache_dir",
+        "world_size",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,13 @@ class TrainConfig:
     track_emissions: bool = False
 
     def __post_init__(self) -> None:
-        _check_number("lr", self.lr, minimum=0.0, integer=False,
-                      hint="e.g. 1e-4; a learning rate must be finite")
+        _check_number(
+            "lr",
+            self.lr,
+            minimum=0.0,
+            integer=False,
+            hint="e.g. 1e-4; a learning rate must be finite",
+        )
         _check_number("weight_decay", self.weight_decay, minimum=0.0, integer=False)
         for name in ("max_epochs", "batch_size", "input_size", "eval_batch_size"):
             if getattr(self, name) is not None:
@@ -104,8 +119,9 @@ class TrainConfig:
             _check_number(name, getattr(self, name), minimum=0)
         if self.num_classes is not None:
             _check_number("num_classes", self.num_classes, minimum=1)
-        _check_number("checkpoint_interval_s", self.checkpoint_interval_s, minimum=0.0,
-                      integer=False)
+        _check_number(
+            "checkpoint_interval_s", self.checkpoint_interval_s, minimum=0.0, integer=False
+        )
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("precision", self.precision, PRECISIONS)
@@ -129,14 +145,16 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
 
-def _check_number(name: str, value: Any, *, minimum: float, integer: bool = True,
-                  hint: str = "") -> None:
+def _check_number(
+    name: str, value: Any, *, minimum: float, integer: bool = True, hint: str = ""
+) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < minimum:
         kind = "an integer" if integer else "a finite number"
         raise InvalidArgumentError(
             f"{option(name)} must be {kind} >= {minimum:g}, got {value!r}"
-            + (f" ({hint})" if hint else ""))
+            + (f" ({hint})" if hint else "")
+        )
 
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -147,9 +165,12 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 def option(name: str) -> str:
     """How a setting is spelled on the command line (``batch_size`` -> ``--batch-size``)."""
-    return "--" + {"num_workers": "workers", "cache_dir": "cache", "split_seed": "seed",
-                   "checkpoint_interval_s": "checkpoint_interval"}.get(
-        name, name).replace("_", "-")
+    return "--" + {
+        "num_workers": "workers",
+        "cache_dir": "cache",
+        "split_seed": "seed",
+        "checkpoint_interval_s": "checkpoint_interval",
+    }.get(name, name).replace("_", "-")
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -162,20 +183,26 @@ def check_device(device: str | torch.device) -> torch.device:
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
-        raise InvalidArgumentError(f"--device {device!r}: not a device name; use cpu, cuda, "
-                                   "cuda:1 or mps") from None
+        raise InvalidArgumentError(
+            f"--device {device!r}: not a device name; use cpu, cuda, cuda:1 or mps"
+        ) from None
     if parsed.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise InvalidArgumentError(f"--device {device}: this machine has no CUDA GPU "
-                                       "(torch sees none); use --device cpu")
+            raise InvalidArgumentError(
+                f"--device {device}: this machine has no CUDA GPU "
+                "(torch sees none); use --device cpu"
+            )
         if parsed.index is not None and parsed.index >= count:
-            raise InvalidArgumentError(f"--device {device}: this machine has {count} CUDA "
-                                       f"GPU(s) (cuda:0 to cuda:{count - 1})")
+            raise InvalidArgumentError(
+                f"--device {device}: this machine has {count} CUDA "
+                f"GPU(s) (cuda:0 to cuda:{count - 1})"
+            )
     elif parsed.type == "mps":
         if not torch.backends.mps.is_available():
-            raise InvalidArgumentError(f"--device {device}: MPS is not available here; "
-                                       "use --device cpu")
+            raise InvalidArgumentError(
+                f"--device {device}: MPS is not available here; use --device cpu"
+            )
     elif parsed.type != "cpu":
         raise InvalidArgumentError(f"--device {device}: use cpu, cuda, cuda:N or mps")
     return parsed

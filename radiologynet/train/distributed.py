@@ -71,7 +71,7 @@ def shard_indices(indices: torch.Tensor, *, pad: bool) -> torch.Tensor:
     if pad and len(indices) % world:
         extra = world - len(indices) % world
         indices = torch.cat([indices, indices[:extra]])
-    return indices[rank()::world]
+    return indices[rank() :: world]
 
 
 def barrier() -> None:

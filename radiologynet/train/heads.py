@@ -34,8 +34,10 @@ class BoneAgeRegressor(nn.Module):
         self.backbone = backbone
         self.sex = nn.Linear(1, 128)
         self.regressor = nn.Sequential(
-            nn.Linear(num_features + 128, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Linear(num_features + 128, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, 1),
         )
         # keep the zoo metadata reachable (preprocessing, weight record)
@@ -50,16 +52,31 @@ class BoneAgeRegressor(nn.Module):
         return self.regressor(torch.cat([features, sex_features], dim=1))
 
 
-def create_backbone(arch: str, weights: str | Path | None = None, *, num_classes: int,
-                    in_chans: int = 3, **timm_kwargs: object) -> nn.Module:
+def create_backbone(
+    arch: str,
+    weights: str | Path | None = None,
+    *,
+    num_classes: int,
+    in_chans: int = 3,
+    **timm_kwargs: object,
+) -> nn.Module:
     """A zoo model through :func:`radiologynet.models.create_model` (the one build path)."""
-    return create_model(arch, weights=weights, num_classes=num_classes, in_chans=in_chans,
-                        **timm_kwargs)
+    return create_model(
+        arch, weights=weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
+    )
 
 
-def build_model(arch: str, weights: str | Path | None, *, kind: str, num_classes: int,
-                in_chans: int = 3, head: str = "pooled", input_size: int | None = None,
-                **timm_kwargs: object) -> nn.Module:
+def build_model(
+    arch: str,
+    weights: str | Path | None,
+    *,
+    kind: str,
+    num_classes: int,
+    in_chans: int = 3,
+    head: str = "pooled",
+    input_size: int | None = None,
+    **timm_kwargs: object,
+) -> nn.Module:
     """The model a classification/regression task trains (all layers trainable).
 
     Args:
@@ -74,18 +91,22 @@ def build_model(arch: str, weights: str | Path | None, *, kind: str, num_classes
         an ``nn.Module``; ``model(image)`` or, for regression, ``model(image, sex)``.
     """
     if kind == "multiclass":
-        return create_backbone(arch, weights, num_classes=num_classes, in_chans=in_chans,
-                               **timm_kwargs)
+        return create_backbone(
+            arch, weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
+        )
     if kind == "binary":
         return create_backbone(arch, weights, num_classes=1, in_chans=in_chans, **timm_kwargs)
     if kind != "regression":
-        raise RadiologyNetError(f"build_model: unknown kind {kind!r} (multiclass, binary, "
-                                "regression; segmentation tasks bring their own model)")
+        raise RadiologyNetError(
+            f"build_model: unknown kind {kind!r} (multiclass, binary, "
+            "regression; segmentation tasks bring their own model)"
+        )
     if head not in HEADS:
         raise RadiologyNetError(f"Unknown bone-age head {head!r}; choose one of {HEADS}.")
     extra = {"global_pool": ""} if head == "paper" else {}
-    backbone = create_backbone(arch, weights, num_classes=0, in_chans=in_chans,
-                               **extra, **timm_kwargs)
+    backbone = create_backbone(
+        arch, weights, num_classes=0, in_chans=in_chans, **extra, **timm_kwargs
+    )
     if head == "pooled":
         num_features = int(backbone.num_features)
     else:
@@ -93,8 +114,9 @@ def build_model(arch: str, weights: str | Path | None, *, kind: str, num_classes
         was_training = backbone.training
         backbone.eval()
         with torch.no_grad():
-            num_features = int(torch.flatten(backbone(torch.zeros(1, in_chans, size, size)),
-                                             1).shape[1])
+            num_features = int(
+                torch.flatten(backbone(torch.zeros(1, in_chans, size, size)), 1).shape[1]
+            )
         backbone.train(was_training)
     return BoneAgeRegressor(backbone, num_features)
 

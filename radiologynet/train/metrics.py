@@ -48,8 +48,10 @@ class PredictionMetrics(torch.nn.Module):
         elif kind == "regression":
             metrics = {"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}
         else:
-            raise RadiologyNetError(f"No default metrics for task kind {kind!r}; pass "
-                                    "metrics=... (a torchmetrics Metric returning a dict)")
+            raise RadiologyNetError(
+                f"No default metrics for task kind {kind!r}; pass "
+                "metrics=... (a torchmetrics Metric returning a dict)"
+            )
         self.collection = MetricCollection(metrics, compute_groups=False)
 
     def update(self, outputs: torch.Tensor, target: torch.Tensor) -> None:

@@ -66,8 +66,18 @@ from radiologynet.train.metrics import PredictionMetrics
 
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
-__all__ = ["CHECKPOINT_NAME", "Checkpointer", "EarlyStopping", "FitResult", "FitState",
-           "Preemption", "TrainingInterrupted", "evaluate", "fit", "train_one_epoch"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "Checkpointer",
+    "EarlyStopping",
+    "FitResult",
+    "FitState",
+    "Preemption",
+    "TrainingInterrupted",
+    "evaluate",
+    "fit",
+    "train_one_epoch",
+]
 
 LOG_NAME = "log.jsonl"
 Callback = Callable[[str, dict[str, Any]], None]
@@ -129,8 +139,9 @@ def _batch_size(inputs: Any) -> int:
     return int(first.shape[0])
 
 
-def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float
-                    ) -> torch.optim.Optimizer:
+def _make_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -145,27 +156,42 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-def evaluate(model: nn.Module, dataset: torch.utils.data.Dataset, *, loss: nn.Module,
-             metrics: Any, batch_size: int = 64, device: torch.device | str = "cpu",
-             batch_transform: Callable[..., Any] | None = None, num_workers: int = 0,
-             precision: str = "auto", desc: str = "eval", progress: bool = False
-             ) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    loss: nn.Module,
+    metrics: Any,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    batch_transform: Callable[..., Any] | None = None,
+    num_workers: int = 0,
+    precision: str = "auto",
+    desc: str = "eval",
+    progress: bool = False,
+) -> dict[str, float]:
     """Loss and metrics of ``model`` over ``dataset`` (each rank scores its share; the
     torchmetrics states are reduced across ranks, so every rank returns the same numbers).
     """
     device = torch.device(device)
     indices = ddp.shard_indices(torch.arange(len(dataset)), pad=False)
-    loader = batch_loader(dataset, indices.tolist(), batch_size, num_workers=num_workers,
-                          pin_memory=device.type == "cuda",
-                          generator=torch.Generator().manual_seed(0))
+    loader = batch_loader(
+        dataset,
+        indices.tolist(),
+        batch_size,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
+    )
     mean_loss = MeanMetric().to(device)
     metrics.reset()
     metrics.to(device)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for inputs, target in tqdm(loader, desc=desc, leave=False,
-                                   disable=not (progress and ddp.is_main())):
+        for inputs, target in tqdm(
+            loader, desc=desc, leave=False, disable=not (progress and ddp.is_main())
+        ):
             inputs = _to_device(inputs, device, device.type == "cuda")
             target = _to_device(target, device)
             if batch_transform is not None:
@@ -173,8 +199,7 @@ def evaluate(model: nn.Module, dataset: torch.utils.data.Dataset, *, loss: nn.Mo
             with _autocast(device, precision):
                 outputs = _call(model, inputs)
             outputs = outputs.float()
-            mean_loss.update(loss(outputs, target).detach().float(),
-                             weight=_batch_size(inputs))
+            mean_loss.update(loss(outputs, target).detach().float(), weight=_batch_size(inputs))
             metrics.update(outputs, target)
     model.train(was_training)
     result = {"loss": float(mean_loss.compute())}
@@ -191,8 +216,10 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 def _start_emissions(out_dir: Path | None) -> Any:
     OfflineEmissionsTracker = require("codecarbon", "--track-emissions").OfflineEmissionsTracker
     tracker = OfflineEmissionsTracker(
-        country_iso_code=os.environ.get("CODECARBON_COUNTRY", "USA"), save_to_file=False,
-        log_level="error", output_dir=str(out_dir or "."),
+        country_iso_code=os.environ.get("CODECARBON_COUNTRY", "USA"),
+        save_to_file=False,
+        log_level="error",
+        output_dir=str(out_dir or "."),
     )
     tracker.start()
     return tracker
@@ -204,9 +231,11 @@ def _stop_emissions(tracker: Any, previous: dict[str, float] | None) -> dict[str
     energy = float(getattr(data, "energy_consumed", 0.0) or 0.0)
     duration = float(getattr(data, "duration", 0.0) or 0.0)
     previous = previous or {}
-    return {"energy_kwh": energy + previous.get("energy_kwh", 0.0),
-            "co2_kg": co2 + previous.get("co2_kg", 0.0),
-            "duration_s": duration + previous.get("duration_s", 0.0)}
+    return {
+        "energy_kwh": energy + previous.get("energy_kwh", 0.0),
+        "co2_kg": co2 + previous.get("co2_kg", 0.0),
+        "duration_s": duration + previous.get("duration_s", 0.0),
+    }
 
 
 @dataclass
@@ -244,8 +273,10 @@ class EarlyStopping:
         """Record epoch ``epoch``'s validation; returns whether it is the new best."""
         score = val_result.get(self.monitor)
         if score is None:
-            raise RadiologyNetError(f"fit: monitor {self.monitor!r} is not among the "
-                                    f"validation values {sorted(val_result)}")
+            raise RadiologyNetError(
+                f"fit: monitor {self.monitor!r} is not among the "
+                f"validation values {sorted(val_result)}"
+            )
         if _improved(score, state.best_score, self.mode):
             state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
             state.best_val = dict(val_result)
@@ -315,7 +346,8 @@ class Checkpointer:
             raise StaleRunError(
                 f"{self.path} was written with other settings ({'; '.join(changes)}); "
                 "resume with the same settings, or choose a new output folder (or delete "
-                "it: --overwrite).")
+                "it: --overwrite)."
+            )
         self.best_file = saved.get("best_file")
         return saved
 
@@ -325,23 +357,35 @@ class Checkpointer:
         are gathered, so a run resumed mid-epoch draws and reports on every rank what it
         would have."""
         self.last = time.monotonic()
-        own = {"rng": rng_state(), "augment": state.augment_state,
-               "loss_sum": list(state.loss_sum)}  # this rank's share, mid-epoch
+        own = {
+            "rng": rng_state(),
+            "augment": state.augment_state,
+            "loss_sum": list(state.loss_sum),
+        }  # this rank's share, mid-epoch
         ranks = [own]
         if ddp.world_size() > 1:
             ranks = [None] * ddp.world_size()
             dist.all_gather_object(ranks, own)
         if not self.writes or self.out is None or self.path is None:
             return
-        if run.best_weights is not None and state.best_epoch and \
-                self.best_file != best_weights_name(state.best_epoch):
+        if (
+            run.best_weights is not None
+            and state.best_epoch
+            and self.best_file != best_weights_name(state.best_epoch)
+        ):
             self.best_file = save_best_weights(self.out, state.best_epoch, run.best_weights)
-        save_checkpoint(self.path, {
-            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-            "scheduler": run.sched.state_dict() if run.sched is not None else None,
-            "config": run.config.to_dict(), "best_file": self.best_file,
-            "state": asdict(state), "ranks": ranks,
-        })
+        save_checkpoint(
+            self.path,
+            {
+                "model": run.model.state_dict(),
+                "optimizer": run.opt.state_dict(),
+                "scheduler": run.sched.state_dict() if run.sched is not None else None,
+                "config": run.config.to_dict(),
+                "best_file": self.best_file,
+                "state": asdict(state),
+                "ranks": ranks,
+            },
+        )
         prune_best_weights(self.out, keep=self.best_file)
 
 
@@ -365,18 +409,29 @@ class _Run:
 
     def evaluate(self, dataset: torch.utils.data.Dataset, desc: str) -> dict[str, float]:
         """:func:`evaluate` with this run's loss, metrics and device."""
-        return evaluate(self.model, dataset, loss=self.loss_fn, metrics=self.metrics,
-                        batch_size=self.eval_batch_size, device=self.device,
-                        batch_transform=self.batch_transform,
-                        num_workers=self.config.num_workers, precision=self.config.precision,
-                        desc=desc)
+        return evaluate(
+            self.model,
+            dataset,
+            loss=self.loss_fn,
+            metrics=self.metrics,
+            batch_size=self.eval_batch_size,
+            device=self.device,
+            batch_transform=self.batch_transform,
+            num_workers=self.config.num_workers,
+            precision=self.config.precision,
+            desc=desc,
+        )
 
 
-def _setup(model: nn.Module, config: TrainConfig, loss: nn.Module | None, metrics: Any,
-           batch_transform: Callable[..., Any] | None, callbacks: Sequence[Callback]
-           ) -> _Run:
-    device = torch.device(config.device) if config.device is not None \
-        else ddp.default_device()
+def _setup(
+    model: nn.Module,
+    config: TrainConfig,
+    loss: nn.Module | None,
+    metrics: Any,
+    batch_transform: Callable[..., Any] | None,
+    callbacks: Sequence[Callback],
+) -> _Run:
+    device = torch.device(config.device) if config.device is not None else ddp.default_device()
     world = ddp.world_size()
     loss_fn = (loss if loss is not None else loss_for(config.kind)).to(device)
     if metrics is None:
@@ -388,15 +443,29 @@ def _setup(model: nn.Module, config: TrainConfig, loss: nn.Module | None, metric
     train_model: nn.Module = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     opt = _make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1,
-                                                         patience=3)
-             if config.scheduler == "plateau" else None)
+    sched = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=3)
+        if config.scheduler == "plateau"
+        else None
+    )
     per_rank = max(1, (config.batch_size or DEFAULT_BATCH_SIZE) // world)
-    return _Run(config, model, train_model, opt, sched, loss_fn, metrics, device,
-                batch_transform, callbacks, per_rank,
-                config.eval_batch_size or max(per_rank, 64))
+    return _Run(
+        config,
+        model,
+        train_model,
+        opt,
+        sched,
+        loss_fn,
+        metrics,
+        device,
+        batch_transform,
+        callbacks,
+        per_rank,
+        config.eval_batch_size or max(per_rank, 64),
+    )
 
 
 def _restore(run: _Run, saved: dict[str, Any], checkpointer: Checkpointer) -> FitState:
@@ -426,16 +495,16 @@ def _agree(flags: Sequence[bool], device: torch.device) -> list[bool]:
     return [bool(v) for v in values.tolist()]
 
 
-def _train_step(run: _Run, inputs: Any, target: Any,
-                augment_rng: torch.Generator) -> tuple[torch.Tensor, int, bool]:
+def _train_step(
+    run: _Run, inputs: Any, target: Any, augment_rng: torch.Generator
+) -> tuple[torch.Tensor, int, bool]:
     """One optimisation step; returns the (detached) batch loss, the batch size and
     whether the loss is NaN/inf on any rank (the optimiser then does not step)."""
     device = run.device
     inputs = _to_device(inputs, device, device.type == "cuda")
     target = _to_device(target, device)
     if run.batch_transform is not None:
-        inputs, target = run.batch_transform(inputs, target, train=True,
-                                             generator=augment_rng)
+        inputs, target = run.batch_transform(inputs, target, train=True, generator=augment_rng)
     with _autocast(device, run.config.precision):
         outputs = _call(run.train_model, inputs)
     batch_loss = run.loss_fn(outputs.float(), target)
@@ -447,8 +516,14 @@ def _train_step(run: _Run, inputs: Any, target: Any,
     return batch_loss.detach(), _batch_size(inputs), diverged
 
 
-def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset, epoch: int,
-                    checkpointer: Checkpointer, preemption: Preemption) -> bool:
+def train_one_epoch(
+    run: _Run,
+    state: FitState,
+    train: torch.utils.data.Dataset,
+    epoch: int,
+    checkpointer: Checkpointer,
+    preemption: Preemption,
+) -> bool:
     """Train epoch ``epoch`` from batch ``state.step`` on; returns ``False`` when the loss
     became NaN/inf (``state.status`` is then ``diverged``).
 
@@ -471,31 +546,44 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
     for callback in run.callbacks:
         callback("epoch_start", {"epoch": epoch, "step": state.step})
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
-    share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank:]
-    loader = batch_loader(train, share.tolist(), run.per_rank, num_workers=config.num_workers,
-                          pin_memory=run.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(rank_seed + 2))
+    share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank :]
+    loader = batch_loader(
+        train,
+        share.tolist(),
+        run.per_rank,
+        num_workers=config.num_workers,
+        pin_memory=run.device.type == "cuda",
+        generator=torch.Generator().manual_seed(rank_seed + 2),
+    )
     run.train_model.train()
     loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=run.device)
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-               disable=not (config.progress and ddp.is_main()))
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch}/{config.epochs}",
+        leave=False,
+        disable=not (config.progress and ddp.is_main()),
+    )
     for step, (inputs, target) in enumerate(bar, start=state.step):
         batch_loss, n, diverged = _train_step(run, inputs, target, augment_rng)
         for callback in run.callbacks:
             callback("batch_end", {"epoch": epoch, "step": step})
         if diverged:
             state.status = "diverged"
-            state.diverged = (f"the training loss became {batch_loss.item()} at epoch "
-                              f"{epoch}, step {step + 1} (lr {config.lr:g})")
+            state.diverged = (
+                f"the training loss became {batch_loss.item()} at epoch "
+                f"{epoch}, step {step + 1} (lr {config.lr:g})"
+            )
             return False
-        loss_sum += torch.stack([batch_loss.double() * n,
-                                 torch.tensor(float(n), dtype=torch.float64,
-                                              device=run.device)])
+        loss_sum += torch.stack(
+            [
+                batch_loss.double() * n,
+                torch.tensor(float(n), dtype=torch.float64, device=run.device),
+            ]
+        )
         if step % 10 == 0:
             bar.set_postfix(loss=f"{batch_loss.item():.4f}")
-        stop, due = _agree([preemption.requested is not None, checkpointer.due()],
-                           run.device)
+        stop, due = _agree([preemption.requested is not None, checkpointer.due()], run.device)
         if stop or due:
             state.step, state.loss_sum = step + 1, loss_sum.tolist()
             state.train_time += time.perf_counter() - start
@@ -513,31 +601,41 @@ def train_one_epoch(run: _Run, state: FitState, train: torch.utils.data.Dataset,
     return True
 
 
-def _interrupted(preemption: Preemption, state: FitState, epoch: int,
-                 checkpointer: Checkpointer) -> None:
+def _interrupted(
+    preemption: Preemption, state: FitState, epoch: int, checkpointer: Checkpointer
+) -> None:
     where = f"epoch {epoch}, step {state.step}" if state.step else f"epoch {epoch}"
-    saved = f"the state is saved in {checkpointer.path}" if checkpointer.path is not None \
+    saved = (
+        f"the state is saved in {checkpointer.path}"
+        if checkpointer.path is not None
         else "no out_dir, so nothing was saved"
+    )
     signal_name = preemption.requested or "a signal to another process"
-    raise TrainingInterrupted(f"stopped by {signal_name} after {where}; {saved}. "
-                              "Run the same command again to resume exactly there.")
+    raise TrainingInterrupted(
+        f"stopped by {signal_name} after {where}; {saved}. "
+        "Run the same command again to resume exactly there."
+    )
 
 
-def _end_epoch(run: _Run, state: FitState, epoch: int, val: torch.utils.data.Dataset,
-               stopping: EarlyStopping) -> dict[str, Any]:
+def _end_epoch(
+    run: _Run, state: FitState, epoch: int, val: torch.utils.data.Dataset, stopping: EarlyStopping
+) -> dict[str, Any]:
     """Validate, step the scheduler, track the best weights; returns the log record."""
     val_result = run.evaluate(val, f"val {epoch}")
     if run.sched is not None:
         run.sched.step(val_result["loss"])
     if stopping.update(state, epoch, val_result):
-        run.best_weights = {k: v.detach().cpu().clone()
-                            for k, v in run.model.state_dict().items()}
+        run.best_weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
     images = state.loss_sum[1]
-    record = {"epoch": epoch, "train_loss": state.loss_sum[0] / max(images, 1.0),
-              "val_loss": val_result["loss"],
-              **{f"val_{k}": v for k, v in val_result.items() if k != "loss"},
-              "lr": run.opt.param_groups[0]["lr"], "time_s": round(state.train_time, 4),
-              "images_per_s": round(images / max(state.train_time, 1e-9), 2)}
+    record = {
+        "epoch": epoch,
+        "train_loss": state.loss_sum[0] / max(images, 1.0),
+        "val_loss": val_result["loss"],
+        **{f"val_{k}": v for k, v in val_result.items() if k != "loss"},
+        "lr": run.opt.param_groups[0]["lr"],
+        "time_s": round(state.train_time, 4),
+        "images_per_s": round(images / max(state.train_time, 1e-9), 2),
+    }
     state.history.append(record)
     state.epoch = epoch
     return record
@@ -551,14 +649,22 @@ def _write_log(out: Path | None, state: FitState) -> None:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
-                  val: torch.utils.data.Dataset, checkpointer: Checkpointer,
-                  out: Path | None) -> None:
+def _train_epochs(
+    run: _Run,
+    state: FitState,
+    train: torch.utils.data.Dataset,
+    val: torch.utils.data.Dataset,
+    checkpointer: Checkpointer,
+    out: Path | None,
+) -> None:
     config = run.config
     stopping = EarlyStopping(config.patience, config.monitor, config.mode)
     with Preemption() as preemption:
-        while (state.status == "running" and state.epoch < config.epochs
-               and not stopping.should_stop(state)):
+        while (
+            state.status == "running"
+            and state.epoch < config.epochs
+            and not stopping.should_stop(state)
+        ):
             epoch = state.epoch + 1
             if not train_one_epoch(run, state, train, epoch, checkpointer, preemption):
                 break
@@ -567,8 +673,7 @@ def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
             timing = {"val_s": time.perf_counter() - started}
             started = time.perf_counter()
             _write_log(out, state)
-            stop, due = _agree([preemption.requested is not None, checkpointer.due()],
-                               run.device)
+            stop, due = _agree([preemption.requested is not None, checkpointer.due()], run.device)
             if stop or due:
                 checkpointer.save(run, state)
             if stop:
@@ -581,18 +686,32 @@ def _train_epochs(run: _Run, state: FitState, train: torch.utils.data.Dataset,
 
 
 def _print_epoch(record: dict[str, Any], epochs: int) -> None:
-    extra = " ".join(f"{k[4:]} {v:.4f}" for k, v in record.items()
-                     if k.startswith("val_") and k != "val_loss" and isinstance(v, float))
-    print(f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}, "
-          f"val loss {record['val_loss']:.4f} {extra} ({record['time_s']:.1f} s)", flush=True)
+    extra = " ".join(
+        f"{k[4:]} {v:.4f}"
+        for k, v in record.items()
+        if k.startswith("val_") and k != "val_loss" and isinstance(v, float)
+    )
+    print(
+        f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}, "
+        f"val loss {record['val_loss']:.4f} {extra} ({record['time_s']:.1f} s)",
+        flush=True,
+    )
 
 
-def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data.Dataset,
-        test: torch.utils.data.Dataset | None = None, config: TrainConfig | None = None, *,
-        loss: nn.Module | None = None, metrics: Any = None,
-        batch_transform: Callable[..., Any] | None = None,
-        out_dir: str | os.PathLike[str] | None = None, callbacks: Sequence[Callback] = (),
-        **settings: Any) -> FitResult:
+def fit(
+    model: nn.Module,
+    train: torch.utils.data.Dataset,
+    val: torch.utils.data.Dataset,
+    test: torch.utils.data.Dataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    loss: nn.Module | None = None,
+    metrics: Any = None,
+    batch_transform: Callable[..., Any] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callback] = (),
+    **settings: Any,
+) -> FitResult:
     """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
     ``test``.
 
@@ -636,8 +755,11 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
     state = _restore(run, saved, checkpointer) if saved is not None else FitState()
     tracker = _start_emissions(out) if config.track_emissions and main else None
     _train_epochs(run, state, train, val, checkpointer, out)
-    stopped_early = (state.status == "running" and state.bad_epochs >= config.patience
-                     and state.epoch < config.epochs)
+    stopped_early = (
+        state.status == "running"
+        and state.bad_epochs >= config.patience
+        and state.epoch < config.epochs
+    )
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
     scored = state.status != "diverged" or run.best_weights is not None
@@ -657,11 +779,17 @@ def fit(model: nn.Module, train: torch.utils.data.Dataset, val: torch.utils.data
     for callback in run.callbacks:
         callback("fit_end", timing)
     ddp.barrier()
-    return FitResult(best_epoch=state.best_epoch, epochs_run=state.epoch,
-                     val=dict(state.best_val), test=test_result, history=list(state.history),
-                     emissions=state.emissions, stopped_early=stopped_early,
-                     status="diverged" if state.status == "diverged" else "finished",
-                     diverged=state.diverged)
+    return FitResult(
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        val=dict(state.best_val),
+        test=test_result,
+        history=list(state.history),
+        emissions=state.emissions,
+        stopped_early=stopped_early,
+        status="diverged" if state.status == "diverged" else "finished",
+        diverged=state.diverged,
+    )
 
 
 def _config_from(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
@@ -670,6 +798,9 @@ def _config_from(config: TrainConfig | None, settings: dict[str, Any]) -> TrainC
     unknown = sorted(set(settings) - set(TrainConfig.field_names()))
     if unknown:
         raise TypeError(f"fit() got unexpected keyword arguments {unknown}")
-    warnings.warn("fit(..., lr=..., max_epochs=...) is deprecated: pass "
-                  "config=TrainConfig(...)", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        "fit(..., lr=..., max_epochs=...) is deprecated: pass config=TrainConfig(...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     return replace(config, **settings) if config is not None else TrainConfig(**settings)

@@ -48,8 +48,13 @@ class Augmentation:
     @property
     def is_geometric(self) -> bool:
         """Whether any flip, rotation, shift or zoom can happen."""
-        return (self.flip_p > 0 or self.vflip_p > 0 or self.degrees > 0 or self.translate > 0
-                or self.scale != (1.0, 1.0))
+        return (
+            self.flip_p > 0
+            or self.vflip_p > 0
+            or self.degrees > 0
+            or self.translate > 0
+            or self.scale != (1.0, 1.0)
+        )
 
 
 #: The paper's augmentations: ``default`` for BTMR, COVID-19 and GRAZPEDWRI-DX, ``boneage``
@@ -57,22 +62,33 @@ class Augmentation:
 #: 64 x 64 crop, both flips, Gaussian noise of 25 HU in [0, 1] units).
 AUGMENTATIONS: dict[str, Augmentation] = {
     "default": Augmentation(),
-    "boneage": Augmentation(flip_p=0.5, degrees=20.0, translate=0.2, scale=(0.8, 1.2),
-                            brightness=None, contrast=None),
-    "luna16": Augmentation(flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None,
-                           contrast=None, noise_std=25.0 / 2000.0, crop=64),
+    "boneage": Augmentation(
+        flip_p=0.5, degrees=20.0, translate=0.2, scale=(0.8, 1.2), brightness=None, contrast=None
+    ),
+    "luna16": Augmentation(
+        flip_p=0.5,
+        vflip_p=0.5,
+        degrees=0.0,
+        brightness=None,
+        contrast=None,
+        noise_std=25.0 / 2000.0,
+        crop=64,
+    ),
 }
 
 
 #: A task's own augmentation policy: ``fn(image, mask, generator) -> (image, mask)`` on a
 #: float batch in [0, 1] (``mask`` is ``None`` for classification batches), e.g. the
 #: paper's LUNA16 affine augmentation. :class:`Augmentation` covers the other tasks.
-CustomAugmentation = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Generator | None"],
-                              tuple[torch.Tensor, "torch.Tensor | None"]]
+CustomAugmentation = Callable[
+    [torch.Tensor, "torch.Tensor | None", "torch.Generator | None"],
+    tuple[torch.Tensor, "torch.Tensor | None"],
+]
 
 
-def resolve_augmentation(augment: str | Augmentation | CustomAugmentation | None
-                         ) -> Augmentation | CustomAugmentation | None:
+def resolve_augmentation(
+    augment: str | Augmentation | CustomAugmentation | None,
+) -> Augmentation | CustomAugmentation | None:
     """An augmentation given by name, as an :class:`Augmentation`, a callable
     (:data:`CustomAugmentation`), or ``None``."""
     if augment is None or isinstance(augment, Augmentation):
@@ -80,19 +96,23 @@ def resolve_augmentation(augment: str | Augmentation | CustomAugmentation | None
     if not isinstance(augment, str) and callable(augment):
         return augment
     if augment not in AUGMENTATIONS:
-        raise InvalidArgumentError(f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
-                                   f"Augmentation, a callable or None; got {augment!r}")
+        raise InvalidArgumentError(
+            f"augment must be one of {', '.join(AUGMENTATIONS)}, an "
+            f"Augmentation, a callable or None; got {augment!r}"
+        )
     return AUGMENTATIONS[augment]
 
 
-def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator | None
-             ) -> torch.Tensor:
+def _uniform(
+    n: int, bounds: tuple[float, float], generator: torch.Generator | None
+) -> torch.Tensor:
     low, high = bounds
     return torch.rand(n, generator=generator, dtype=torch.float64) * (high - low) + low
 
 
-def random_affine_theta(n: int, aug: Augmentation,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def random_affine_theta(
+    n: int, aug: Augmentation, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Per-image random affine matrices ``(n, 2, 3)`` for ``F.affine_grid`` (square images):
     each maps an output pixel to where it samples the input."""
     flip = torch.rand(n, generator=generator, dtype=torch.float64) < aug.flip_p
@@ -111,8 +131,12 @@ def random_affine_theta(n: int, aug: Augmentation,
     return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
 
 
-def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def random_crop(
+    x: torch.Tensor,
+    size: int,
+    generator: torch.Generator | None = None,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A random ``size x size`` crop per image of ``x`` ``(B, C, H, W)`` (the same window
     of ``mask`` when given); images smaller than ``size`` are cropped to their short side."""
     n, _, height, width = x.shape
@@ -121,15 +145,22 @@ def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = 
     xs = torch.randint(0, width - side + 1, (n,), generator=generator).tolist()
 
     def cut(t: torch.Tensor) -> torch.Tensor:
-        return torch.stack([t[i, :, y:y + side, x_:x_ + side]
-                            for i, (y, x_) in enumerate(zip(ys, xs, strict=True))])
+        return torch.stack(
+            [
+                t[i, :, y : y + side, x_ : x_ + side]
+                for i, (y, x_) in enumerate(zip(ys, xs, strict=True))
+            ]
+        )
 
     return cut(x), (cut(mask) if mask is not None else None)
 
 
-def augment_batch(x: torch.Tensor, aug: Augmentation,
-                  generator: torch.Generator | None = None, mask: torch.Tensor | None = None
-                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    x: torch.Tensor,
+    aug: Augmentation,
+    generator: torch.Generator | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Apply ``aug`` to a float batch ``(B, C, H, W)`` in [0, 1], with parameters drawn
     independently for every image: the random crop, then flips/rotation/shift/zoom
     (bilinear sampling, zero fill), brightness, contrast around each image's mean, and
@@ -150,8 +181,9 @@ def augment_batch(x: torch.Tensor, aug: Augmentation,
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if mask is not None:
-            mask = F.grid_sample(mask.to(x.dtype), grid, mode="nearest", padding_mode="zeros",
-                                 align_corners=False).to(mask.dtype)
+            mask = F.grid_sample(
+                mask.to(x.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
+            ).to(mask.dtype)
     if aug.brightness is not None:
         factor = _uniform(n, aug.brightness, generator).to(device=x.device, dtype=x.dtype)
         x = (x * factor.view(n, 1, 1, 1)).clamp_(0.0, 1.0)

@@ -25,8 +25,9 @@ from radiologynet.transforms.geometry import letterbox, resize_center_crop
 from radiologynet.weights import Preprocessing
 
 
-def channel_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None,
-                     in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+def channel_mean_std(
+    mean: Sequence[float] | None, std: Sequence[float] | None, in_chans: int
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """A weight's mean/std for a model with ``in_chans`` input channels (``None``: no
     normalisation).
 
@@ -52,8 +53,9 @@ def channel_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None,
         elif len(stds) == 1:
             stds = stds * len(means)
         else:
-            raise InvalidArgumentError(f"mean {tuple(means)} and std {tuple(stds)} differ in "
-                                       "length")
+            raise InvalidArgumentError(
+                f"mean {tuple(means)} and std {tuple(stds)} differ in length"
+            )
     if any(s <= 0 for s in stds):
         raise InvalidArgumentError(f"std must be positive; got {tuple(stds)}")
     if len(means) == in_chans:
@@ -64,8 +66,10 @@ def channel_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None,
         inv = sum(1.0 / s for s in stds) / len(stds)
         ratio = sum(m / s for m, s in zip(means, stds, strict=True)) / len(stds)
         return (ratio / inv,), (1.0 / inv,)
-    raise InvalidArgumentError(f"mean/std have {len(means)} values but the model takes "
-                               f"{in_chans} input channels; pass {in_chans} values")
+    raise InvalidArgumentError(
+        f"mean/std have {len(means)} values but the model takes "
+        f"{in_chans} input channels; pass {in_chans} values"
+    )
 
 
 def as_unit_float(batch: torch.Tensor) -> torch.Tensor:
@@ -81,7 +85,8 @@ def as_unit_float(batch: torch.Tensor) -> torch.Tensor:
     raise InvalidArgumentError(
         f"a batch of dtype {batch.dtype} has no defined intensity scale: pass uint8 "
         "(0..255) or floats in [0, 1] (radiologynet.transforms.for_weights converts any "
-        "image, windowing DICOM/CT values)")
+        "image, windowing DICOM/CT values)"
+    )
 
 
 def as_gray_batch(batch: torch.Tensor) -> torch.Tensor:
@@ -99,7 +104,8 @@ def as_gray_batch(batch: torch.Tensor) -> torch.Tensor:
     raise InvalidArgumentError(
         f"expected a grayscale batch (B, 1, H, W), (B, H, W) or one image (H, W); got "
         f"shape {tuple(batch.shape)}. Colour images: convert to grayscale first "
-        "(radiologynet.transforms.for_weights does it per image).")
+        "(radiologynet.transforms.for_weights does it per image)."
+    )
 
 
 class BatchTransform(nn.Module):
@@ -129,10 +135,17 @@ class BatchTransform(nn.Module):
         masks: the target of the trainer hook is a mask to augment with the image.
     """
 
-    def __init__(self, preprocessing: Preprocessing, train: bool = False, in_chans: int = 3,
-                 augment: str | Augmentation | CustomAugmentation | None = "default",
-                 generator: torch.Generator | None = None, *, resize: bool = True,
-                 masks: bool = False) -> None:
+    def __init__(
+        self,
+        preprocessing: Preprocessing,
+        train: bool = False,
+        in_chans: int = 3,
+        augment: str | Augmentation | CustomAugmentation | None = "default",
+        generator: torch.Generator | None = None,
+        *,
+        resize: bool = True,
+        masks: bool = False,
+    ) -> None:
         super().__init__()
         if in_chans < 1:
             raise InvalidArgumentError(f"in_chans must be >= 1, got {in_chans}")
@@ -157,29 +170,45 @@ class BatchTransform(nn.Module):
 
     def extra_repr(self) -> str:
         aug = self.augmentation
-        return (f"size={self.size}, in_chans={self.in_chans}, train={self.training}, "
-                f"augment={aug if self.training else None}, normalise={self.normalise}")
+        return (
+            f"size={self.size}, in_chans={self.in_chans}, train={self.training}, "
+            f"augment={aug if self.training else None}, normalise={self.normalise}"
+        )
 
-    def forward(self, inputs: Any, target: Any = None, *, train: bool | None = None,
-                generator: torch.Generator | None = None) -> Any:
+    def forward(
+        self,
+        inputs: Any,
+        target: Any = None,
+        *,
+        train: bool | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
         """``transform(batch)`` -> float batch; ``transform(inputs, target, train=,
         generator=)`` -> ``(inputs, target)`` (see the class docstring)."""
         if train is None:
             if target is not None:
-                raise InvalidArgumentError("BatchTransform(batch, target) needs train=True "
-                                           "or train=False (the trainer's batch hook)")
+                raise InvalidArgumentError(
+                    "BatchTransform(batch, target) needs train=True "
+                    "or train=False (the trainer's batch hook)"
+                )
             return self.images(inputs, train=self.training, generator=self.generator)[0]
-        image, extras = ((inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list))
-                         else (inputs, None))
+        image, extras = (
+            (inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list)) else (inputs, None)
+        )
         mask = target.float() if self.masks and target is not None else None
         image, mask = self.images(image, mask, train=train, generator=generator)
         if self.masks:
             target = mask
         return ((image, *extras) if extras is not None else image), target
 
-    def images(self, batch: torch.Tensor, mask: torch.Tensor | None = None, *, train: bool,
-               generator: torch.Generator | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def images(
+        self,
+        batch: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        train: bool,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The float batch (and ``mask`` through the same geometry, when given)."""
         x = as_gray_batch(batch)
         if x.dtype != torch.uint8:
@@ -200,8 +229,7 @@ class BatchTransform(nn.Module):
             if self.mean.device != x.device:  # follow the data once, not every batch
                 self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
             x = (x - self.mean) / self.std
-        x = (x.contiguous(memory_format=torch.channels_last) if x.is_cuda
-             else x.contiguous())
+        x = x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x.contiguous()
         return x, mask
 
     def _fit(self, x: torch.Tensor, nearest: bool = False) -> torch.Tensor:

@@ -26,5 +26,7 @@ def paper_uint8(pixels: np.ndarray) -> np.ndarray:
         return array
     if array.dtype == np.uint16:
         return (array >> 8).astype(np.uint8)
-    raise ImageReadError(f"paper_uint8 takes uint8 or uint16 pixels, not {array.dtype}: "
-                         "use radiologynet.io.to_radiologynet_uint8 for other images.")
+    raise ImageReadError(
+        f"paper_uint8 takes uint8 or uint16 pixels, not {array.dtype}: "
+        "use radiologynet.io.to_radiologynet_uint8 for other images."
+    )

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_MODES = {"bilinear": "bilinear", "linear": "bilinear", "bicubic": "bicubic",
-          "nearest": "nearest"}
+_MODES = {"bilinear": "bilinear", "linear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}
 
 
 def letterbox_geometry(height: int, width: int, size: int) -> tuple[int, int, int, int]:
@@ -39,8 +38,9 @@ def _interpolation_mode(interpolation: str) -> str:
     try:
         return _MODES[interpolation.lower()]
     except KeyError as err:
-        raise ValueError(f"interpolation must be one of {', '.join(_MODES)}; "
-                         f"got {interpolation!r}") from err
+        raise ValueError(
+            f"interpolation must be one of {', '.join(_MODES)}; got {interpolation!r}"
+        ) from err
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
@@ -72,8 +72,9 @@ def _restore(x: torch.Tensor, ndim: int, dtype: torch.dtype) -> torch.Tensor:
     return x
 
 
-def letterbox(image: torch.Tensor | np.ndarray, size: int,
-              interpolation: str = "bilinear") -> torch.Tensor:
+def letterbox(
+    image: torch.Tensor | np.ndarray, size: int, interpolation: str = "bilinear"
+) -> torch.Tensor:
     """Resize the longest side to ``size`` (aspect kept) and zero-pad, centred, to a square.
 
     Args:
@@ -93,8 +94,12 @@ def letterbox(image: torch.Tensor | np.ndarray, size: int,
     return _restore(x, ndim, dtype)
 
 
-def resize_center_crop(image: torch.Tensor | np.ndarray, size: int, crop_pct: float = 0.875,
-                       interpolation: str = "bilinear") -> torch.Tensor:
+def resize_center_crop(
+    image: torch.Tensor | np.ndarray,
+    size: int,
+    crop_pct: float = 0.875,
+    interpolation: str = "bilinear",
+) -> torch.Tensor:
     """timm's ``crop_mode="center"``: shorter side to ``floor(size / crop_pct)``, then a
     centred ``size x size`` crop (zero-padded if the image is too small).
 
@@ -112,5 +117,5 @@ def resize_center_crop(image: torch.Tensor | np.ndarray, size: int, crop_pct: fl
         pad_t, pad_l = max(-top, 0), max(-left, 0)
         x = F.pad(x, (pad_l, max(size - new_w - pad_l, 0), pad_t, max(size - new_h - pad_t, 0)))
         top, left = max(top, 0), max(left, 0)
-    x = x[..., top:top + size, left:left + size]
+    x = x[..., top : top + size, left : left + size]
     return _restore(x, ndim, dtype)

@@ -31,7 +31,8 @@ def _as_array(image: Any) -> Any:
         if image.dim() == 4:
             raise InvalidArgumentError(
                 f"got a batch of shape {tuple(image.shape)} where one image was expected; "
-                "call the transform itself (it takes (B, 1, H, W)) or a BatchTransform")
+                "call the transform itself (it takes (B, 1, H, W)) or a BatchTransform"
+            )
         image = image.detach().cpu().numpy()
         if image.ndim == 3 and image.shape[0] in (1, 3):
             image = np.moveaxis(image, 0, -1)
@@ -96,8 +97,9 @@ def fit_to_size(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tens
     return resize_center_crop(image, size, preprocessing.crop_pct, preprocessing.interpolation)
 
 
-def decode_uint8(image: ImageLike, preprocessing: Preprocessing,
-                 window: Window = None) -> torch.Tensor:
+def decode_uint8(
+    image: ImageLike, preprocessing: Preprocessing, window: Window = None
+) -> torch.Tensor:
     """An image (file, array, tensor) as the ``uint8`` tensor ``(1, S, S)`` that the
     training data, the decoded-image cache and :class:`ImageTransform` all start from."""
     gray = torch.from_numpy(as_uint8_gray(image, window))
@@ -121,16 +123,20 @@ class ImageTransform:
             directly on cached uint8 batches).
     """
 
-    def __init__(self, preprocessing: Preprocessing, train: bool = False, in_chans: int = 3,
-                 augment: str | Augmentation | None = "default", window: Window = None
-                 ) -> None:
+    def __init__(
+        self,
+        preprocessing: Preprocessing,
+        train: bool = False,
+        in_chans: int = 3,
+        augment: str | Augmentation | None = "default",
+        window: Window = None,
+    ) -> None:
         self.preprocessing = preprocessing
         self.size = int(preprocessing.input_size)
         self.in_chans = in_chans
         self.train = train
         self.window = window
-        self.batch = BatchTransform(preprocessing, train=train, in_chans=in_chans,
-                                    augment=augment)
+        self.batch = BatchTransform(preprocessing, train=train, in_chans=in_chans, augment=augment)
 
     @property
     def crop_pct(self) -> float:
@@ -163,18 +169,19 @@ class ImageTransform:
             if image.shape[1] != 1:
                 raise InvalidArgumentError(
                     f"expected a grayscale batch (B, 1, H, W); got shape {tuple(image.shape)}"
-                    ". Convert colour images to grayscale, or pass them one by one.")
+                    ". Convert colour images to grayscale, or pass them one by one."
+                )
             if not isinstance(image, torch.Tensor):
                 image = torch.from_numpy(np.ascontiguousarray(image))
-            floats = image.dtype.is_floating_point and bool(
-                ((image >= 0) & (image <= 1)).all())
+            floats = image.dtype.is_floating_point and bool(((image >= 0) & (image <= 1)).all())
             if floats and self.window is None:
                 return self.batch(fit_to_size(image.float(), self.preprocessing))
             return self.batch(torch.stack([self.to_uint8(im[0]) for im in image]))
         if isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] not in (1, 3):
             raise InvalidArgumentError(
                 f"a tensor of shape {tuple(image.shape)} is ambiguous: pass one image as "
-                "(H, W) or (1, H, W), or a batch as (B, 1, H, W)")
+                "(H, W) or (1, H, W), or a batch as (B, 1, H, W)"
+            )
         return self.batch(self._one(image).unsqueeze(0))[0]
 
 
@@ -194,28 +201,35 @@ def preprocessing_from_cfg(cfg: Mapping[str, Any]) -> Preprocessing:
     input_size = cfg.get("input_size") or (3, 224, 224)
     height, width = int(input_size[-2]), int(input_size[-1])
     if height != width:
-        raise InvalidArgumentError(f"only square inputs are supported; pretrained_cfg "
-                                   f"input_size is {tuple(input_size)}")
+        raise InvalidArgumentError(
+            f"only square inputs are supported; pretrained_cfg input_size is {tuple(input_size)}"
+        )
     mean, std = cfg.get("mean"), cfg.get("std")
-    identity = (mean is not None and std is not None and all(float(v) == 0.0 for v in mean)
-                and all(float(v) == 1.0 for v in std))
+    identity = (
+        mean is not None
+        and std is not None
+        and all(float(v) == 0.0 for v in mean)
+        and all(float(v) == 1.0 for v in std)
+    )
     if identity:
         mean = std = None
     return Preprocessing(
-        input_size=height, interpolation=str(cfg.get("interpolation") or "bicubic"),
-        letterbox=cfg.get("crop_mode") == "border", grayscale_to_rgb=True,
+        input_size=height,
+        interpolation=str(cfg.get("interpolation") or "bicubic"),
+        letterbox=cfg.get("crop_mode") == "border",
+        grayscale_to_rgb=True,
         mean=tuple(float(v) for v in mean) if mean is not None else None,  # type: ignore
         std=tuple(float(v) for v in std) if std is not None else None,  # type: ignore
         crop_pct=float(cfg.get("crop_pct") or 0.875),
     )
 
 
-PreprocessingSource = (str | WeightRecord | Preprocessing | Mapping[str, Any] | nn.Module
-                       | PathLike[str])
+PreprocessingSource = (
+    str | WeightRecord | Preprocessing | Mapping[str, Any] | nn.Module | PathLike[str]
+)
 
 
-def read_preprocessing(source: PreprocessingSource, input_size: int | None = None
-                       ) -> Preprocessing:
+def read_preprocessing(source: PreprocessingSource, input_size: int | None = None) -> Preprocessing:
     """The preprocessing a weight or model expects: the one reader behind
     :func:`for_weights`, :func:`for_model`, the protocol runner and the model card.
 
@@ -250,15 +264,20 @@ def read_preprocessing(source: PreprocessingSource, input_size: int | None = Non
         config, _ = read_weights_folder(folder)
         return preprocessing_from_cfg(config.get("pretrained_cfg", {}))
     if input_size is None:
-        raise InvalidArgumentError(f"{path} has no config.json beside it; pass input_size= "
-                                   "for the RadiologyNET default preprocessing")
+        raise InvalidArgumentError(
+            f"{path} has no config.json beside it; pass input_size= "
+            "for the RadiologyNET default preprocessing"
+        )
     return Preprocessing(input_size=int(input_size))
 
 
-def for_weights(weights: str | WeightRecord | Preprocessing | PathLike[str],
-                train: bool = False, in_chans: int = 3,
-                augment: str | Augmentation | None = "default",
-                window: Window = None) -> ImageTransform:
+def for_weights(
+    weights: str | WeightRecord | Preprocessing | PathLike[str],
+    train: bool = False,
+    in_chans: int = 3,
+    augment: str | Augmentation | None = "default",
+    window: Window = None,
+) -> ImageTransform:
     """The transform a weight expects, from its name (``"resnet50.radiologynet"``), its
     :class:`~radiologynet.WeightRecord` (``record.transforms()`` returns the same), a
     :class:`~radiologynet.Preprocessing` or a weights folder (:func:`read_preprocessing`).
@@ -273,15 +292,15 @@ def for_weights(weights: str | WeightRecord | Preprocessing | PathLike[str],
     Returns:
         An :class:`ImageTransform`.
     """
-    return ImageTransform(read_preprocessing(weights), train=train, in_chans=in_chans,
-                          augment=augment, window=window)
+    return ImageTransform(
+        read_preprocessing(weights), train=train, in_chans=in_chans, augment=augment, window=window
+    )
 
 
 def model_in_chans(model: nn.Module) -> int:
     """The input channels of a timm model: its first convolution's (``pretrained_cfg``
     ``first_conv``), else the channels of its ``pretrained_cfg`` input size, else 3."""
-    cfg = dict(getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
-               or {})
+    cfg = dict(getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {})
     first_conv = cfg.get("first_conv")
     if isinstance(first_conv, (list, tuple)):
         first_conv = first_conv[0]
@@ -294,9 +313,12 @@ def model_in_chans(model: nn.Module) -> int:
     return int(input_size[0]) if input_size else 3
 
 
-def for_model(model: nn.Module, train: bool = False,
-              augment: str | Augmentation | None = "default",
-              window: Window = None) -> ImageTransform:
+def for_model(
+    model: nn.Module,
+    train: bool = False,
+    augment: str | Augmentation | None = "default",
+    window: Window = None,
+) -> ImageTransform:
     """The transform for any timm model, read from its ``pretrained_cfg`` (input size,
     interpolation, crop mode, crop_pct, mean/std) and its first convolution's
     ``in_channels``.
@@ -304,5 +326,10 @@ def for_model(model: nn.Module, train: bool = False,
     Returns:
         An :class:`ImageTransform`.
     """
-    return ImageTransform(read_preprocessing(model), train=train, in_chans=model_in_chans(model),
-                          augment=augment, window=window)
+    return ImageTransform(
+        read_preprocessing(model),
+        train=train,
+        in_chans=model_in_chans(model),
+        augment=augment,
+        window=window,
+    )
