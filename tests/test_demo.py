@@ -137,10 +137,11 @@ def test_results_table_means():
     assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3.0 ± 1.4" in table
 
 
-def test_demo_full_missing_module(monkeypatch, tmp_path, capsys):
+def test_a_broken_demo_full_import_is_not_swallowed(monkeypatch, tmp_path):
+    """No fallback: a broken import of the full demo surfaces as the ImportError it is."""
     monkeypatch.setitem(sys.modules, "radiologynet.demo_full", None)
-    assert main(["demo", "--full", "--out", str(tmp_path)]) == 1
-    assert "radiologynet.demo_full" in capsys.readouterr().out
+    with pytest.raises(ImportError, match="radiologynet.demo_full"):
+        main(["demo", "--full", "--out", str(tmp_path)])
 
 
 def test_demo_full_calls_run_full_demo(monkeypatch, tmp_path):

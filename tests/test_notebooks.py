@@ -77,9 +77,10 @@ def test_notebooks_are_linked_from_the_docs():
 
 
 def test_notebooks_extra_brings_progress_bar_widgets():
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    extra = re.search(r"^notebooks = \[(.*?)\]", pyproject, re.M | re.S)
-    assert extra and "ipywidgets" in extra.group(1)
+    tomllib = pytest.importorskip("tomllib")  # stdlib from Python 3.11
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extra = pyproject["project"]["optional-dependencies"]["notebooks"]
+    assert any(requirement.startswith("ipywidgets") for requirement in extra), extra
 
 
 @pytest.mark.slow

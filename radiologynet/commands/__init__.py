@@ -55,7 +55,7 @@ COMMANDS: dict[str, Command] = {
         "pretrain the vanilla U-Net to reconstruct its input (the paper's)",
     ),
     "demo": Command(
-        "demo", "offline end-to-end demo on generated radiographs (a few minutes on CPU)"
+        "demo", "offline end-to-end demo on generated radiographs (about a minute on CPU)"
     ),
 }
 
