@@ -18,6 +18,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -355,50 +356,11 @@ def run_demo(
     finetune_plan = plan(
         "folder", [model], ["random", f"pretext={weights}", *extra_inits], [lr], runs=runs
     )
-    say(
-        "radiologynet demo: synthetic radiographs (fracture / lesion / normal), "
-        f"{model} at {input_size} px, CPU-sized."
+    _say_demo_intro(say, model, input_size)
+    data, archive = _make_demo_data(out, per_class, pretext_per_class, timings)
+    one_run = _DemoRunner(
+        run_one, TrainConfig, get_task_spec("folder"), timings, say, batch_size, input_size
     )
-    say(
-        "  The RadiologyNET weights need a download, so this offline demo compares random "
-        "initialisation\n  with a backbone it pretrains itself on a synthetic pseudo-labelled "
-        "archive ('pretext')."
-    )
-    mark = time.perf_counter()
-    train, val, test = per_class
-    data = make_demo_dataset(out / "data" / "findings", train=train, val=val, test=test)
-    archive = make_pretext_dataset(
-        out / "data" / "archive", train=pretext_per_class[0], val=pretext_per_class[1]
-    )
-    timings.add("data generation", time.perf_counter() - mark)
-    task = get_task_spec("folder")
-
-    def one_run(
-        spec: Any,
-        root: Path,
-        results: Path,
-        epochs: int,
-        patience: int,
-        label: str,
-        phase: str,
-        metric: str,
-    ) -> dict[str, Any]:
-        printer = _EpochPrinter(label, phase, epochs, timings, say, metric)
-        started = time.perf_counter()
-        config = TrainConfig(
-            max_epochs=epochs,
-            patience=patience,
-            batch_size=batch_size,
-            input_size=input_size,
-            progress=False,
-        )
-        result = run_one(spec, task, root, results, config, callbacks=[printer])
-        ended = time.perf_counter()
-        if printer.fit_ended is not None:  # after fit: the model folder and result.json
-            printer.book("writing", ended - printer.fit_ended)
-        timings.add("setup", ended - started - printer.booked)
-        return result
-
     say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
     pretext = one_run(
         pretext_plan[0],
@@ -428,6 +390,85 @@ def run_demo(
         )
         for spec in finetune_plan
     ]
+    _say_demo_results(say, out, results, timings)
+    return results
+
+
+def _say_demo_intro(say: Callable[..., None], model: str, input_size: int) -> None:
+    say(
+        "radiologynet demo: synthetic radiographs (fracture / lesion / normal), "
+        f"{model} at {input_size} px, CPU-sized."
+    )
+    say(
+        "  The RadiologyNET weights need a download, so this offline demo compares random "
+        "initialisation\n  with a backbone it pretrains itself on a synthetic pseudo-labelled "
+        "archive ('pretext')."
+    )
+
+
+def _make_demo_data(
+    out: Path,
+    per_class: Sequence[int],
+    pretext_per_class: Sequence[int],
+    timings: DemoTimings,
+) -> tuple[Path, Path]:
+    """The findings task and the pretext archive under ``out/data``, timed as data
+    generation; returns their folders."""
+    mark = time.perf_counter()
+    train, val, test = per_class
+    data = make_demo_dataset(out / "data" / "findings", train=train, val=val, test=test)
+    archive = make_pretext_dataset(
+        out / "data" / "archive", train=pretext_per_class[0], val=pretext_per_class[1]
+    )
+    timings.add("data generation", time.perf_counter() - mark)
+    return data, archive
+
+
+@dataclass
+class _DemoRunner:
+    """Runs one cell of the demo's grid through the protocol runner (``run_one``),
+    printing its epochs and booking its time to the demo's phases."""
+
+    run_one: Callable[..., dict[str, Any]]
+    train_config: Callable[..., Any]
+    task: Any
+    timings: DemoTimings
+    say: Callable[..., None]
+    batch_size: int
+    input_size: int
+
+    def __call__(
+        self,
+        spec: Any,
+        root: Path,
+        results: Path,
+        epochs: int,
+        patience: int,
+        label: str,
+        phase: str,
+        metric: str,
+    ) -> dict[str, Any]:
+        printer = _EpochPrinter(label, phase, epochs, self.timings, self.say, metric)
+        started = time.perf_counter()
+        config = self.train_config(
+            max_epochs=epochs,
+            patience=patience,
+            batch_size=self.batch_size,
+            input_size=self.input_size,
+            progress=False,
+        )
+        result = self.run_one(spec, self.task, root, results, config, callbacks=[printer])
+        ended = time.perf_counter()
+        if printer.fit_ended is not None:  # after fit: the model folder and result.json
+            printer.book("writing", ended - printer.fit_ended)
+        self.timings.add("setup", ended - started - printer.booked)
+        return result
+
+
+def _say_demo_results(
+    say: Callable[..., None], out: Path, results: list[dict[str, Any]], timings: DemoTimings
+) -> None:
+    """Print the results table and the time breakdown; write ``timings.json``."""
     say("")
     say(results_table(results))
     say("")
@@ -440,4 +481,3 @@ def run_demo(
     atomic_write_json(out / TIMINGS_NAME, summary)
     say("")
     say(timings.table(summary))
-    return results

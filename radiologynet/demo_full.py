@@ -19,8 +19,10 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -117,25 +119,13 @@ def run_full_demo(
     s = settings or DemoSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-
-    def step(text: str) -> None:
-        if progress:
-            print(f"[{time.perf_counter() - started:6.1f} s] {text}", flush=True)
-
+    step = _step_printer(time.perf_counter(), progress)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pydicom on the invented IS values
         archive = out / "archive"
         if not archive.is_dir():
             step(f"1/5 writing a synthetic archive of {s.archive_images} DICOM images")
-            write_synthetic_archive(
-                archive,
-                s.archive_images,
-                include_mixed=True,
-                missing_tag_fraction=0.05,
-                n_unreadable=1,
-                seed=0,
-            )
+            _write_demo_archive(archive, s)
         step("2/5 pseudo-labelling it (header + image features, k-means, heterogeneity)")
         labels = pseudo_label(
             archive,
@@ -168,36 +158,77 @@ def run_full_demo(
         if not downstream.is_dir():
             write_downstream_task(downstream, s.downstream_per_class, seed=1)
         step(f"4/5 fine-tuning on the downstream task: random vs demo-site init, {s.seeds} seeds")
-        config = TrainConfig(
-            max_epochs=s.finetune_epochs,
-            patience=s.finetune_epochs,
-            batch_size=s.batch_size,
-            input_size=s.input_size,
-            progress=False,
-        )
-        run_protocol(
-            "folder",
-            downstream,
-            config,
-            models=[s.model],
-            inits=["random", f"demo-site={weights}"],
-            lrs=[s.lr],
-            runs=s.seeds,
-            out=out / "results",
-        )
+        _fine_tune(run_protocol, TrainConfig, s, downstream, weights, out / "results")
         step("5/5 statistics and report")
-        report_dir = out / "report"
-        if report_dir.exists():
-            shutil.rmtree(report_dir)
-        report = build_report(
-            out / "results",
-            report_dir,
-            title="RadiologyNET in miniature: your own foundation model",
-        )
+        report = _fresh_report(build_report, out / "results", out / "report")
     step(f"done: {report.markdown}")
     if progress:
         _print_summary(out / "results")
     return 0
+
+
+def _step_printer(started: float, progress: bool) -> Callable[[str], None]:
+    """Prints a step's line with the seconds since ``started`` (nothing without
+    ``progress``)."""
+
+    def step(text: str) -> None:
+        if progress:
+            print(f"[{time.perf_counter() - started:6.1f} s] {text}", flush=True)
+
+    return step
+
+
+def _write_demo_archive(archive: Path, s: DemoSettings) -> None:
+    write_synthetic_archive(
+        archive,
+        s.archive_images,
+        include_mixed=True,
+        missing_tag_fraction=0.05,
+        n_unreadable=1,
+        seed=0,
+    )
+
+
+def _fine_tune(
+    run_protocol: Callable[..., Any],
+    train_config: Callable[..., Any],
+    s: DemoSettings,
+    downstream: Path,
+    weights: Path,
+    results: Path,
+) -> None:
+    """The protocol runner on the downstream task: random vs demo-site init, ``s.seeds``
+    runs each (``run_protocol`` is :func:`radiologynet.protocol.run`, ``train_config``
+    :class:`radiologynet.train.TrainConfig`)."""
+    config = train_config(
+        max_epochs=s.finetune_epochs,
+        patience=s.finetune_epochs,
+        batch_size=s.batch_size,
+        input_size=s.input_size,
+        progress=False,
+    )
+    run_protocol(
+        "folder",
+        downstream,
+        config,
+        models=[s.model],
+        inits=["random", f"demo-site={weights}"],
+        lrs=[s.lr],
+        runs=s.seeds,
+        out=results,
+    )
+
+
+def _fresh_report(build_report: Callable[..., Any], results: Path, report_dir: Path) -> Any:
+    """The analysis report of ``results``, written into an emptied ``report_dir``
+    (``build_report`` is :func:`radiologynet.report.build_report`)."""
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    return build_report(
+        results,
+        report_dir,
+        title="RadiologyNET in miniature: your own foundation model",
+    )
 
 
 def _print_summary(results: Path) -> None:

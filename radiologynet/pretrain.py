@@ -321,40 +321,15 @@ def pretrain(
         The folder written and the training summary.
     """
     out = Path(out_dir)
-    if resume and (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
-        raise ArchiveError(
-            f"{out} already holds finished weights (config.json, no "
-            "checkpoint to resume); pass --no-resume (resume=False) to train "
-            "again and overwrite them, or choose another --out."
-        )
+    _refuse_finished_weights(out, resume)
     ddp.init_from_env()
     arch = get_architecture(model)
     size = int(input_size or arch.input_size)
     images, class_names, meta = read_labels(labels, data, modality)
-    if oversampling not in OVERSAMPLING:
-        raise InvalidArgumentError(
-            f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
-        )
-    targets = [im.target for im in images]
-    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, seed)
-    dataset = PretrainImages(images, size)
-    train_targets = [targets[i] for i in train_idx]
-    base = torch.utils.data.Subset(dataset, train_idx)
-    train = (
-        Replicated(base, train_targets, seed)
-        if oversampling == "replicate"
-        else Oversampled(base, train_targets, seed)
+    train, val, test, sizes = _pretrain_datasets(
+        images, size, val_fraction, test_fraction, oversampling, seed
     )
-    val = torch.utils.data.Subset(dataset, val_idx)
-    test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
     out.mkdir(parents=True, exist_ok=True)
-
-    def resample(event: str, info: dict[str, Any]) -> None:
-        if event == "epoch_start" and hasattr(
-            train, "set_epoch"
-        ):  # also the epoch a resumed run continues
-            train.set_epoch(int(info["epoch"]))
-
     torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
     net = create_backbone(arch.name, weights, num_classes=len(class_names))
     rate = float(lr if lr is not None else arch.pretrain_lr)
@@ -382,7 +357,7 @@ def pretrain(
         config=config,
         batch_transform=transform,
         out_dir=out,
-        callbacks=[resample],
+        callbacks=[_resampler(train)],
     )
     if ddp.is_main():
         _write_folder(
@@ -397,13 +372,64 @@ def pretrain(
             site,
             rate,
             result,
-            (len(train_idx), len(val_idx), len(test_idx)),
+            sizes,
             weights,
             transform.augment,
             oversampling,
         )
     ddp.barrier()
-    return PretrainResult(out, class_names, len(train_idx), len(val_idx), result, len(test_idx))
+    return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
+
+
+def _refuse_finished_weights(out: Path, resume: bool) -> None:
+    """Refuse to resume into a folder that holds finished weights and no checkpoint."""
+    if resume and (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
+        raise ArchiveError(
+            f"{out} already holds finished weights (config.json, no "
+            "checkpoint to resume); pass --no-resume (resume=False) to train "
+            "again and overwrite them, or choose another --out."
+        )
+
+
+def _pretrain_datasets(
+    images: list[LabelledImage],
+    size: int,
+    val_fraction: float,
+    test_fraction: float,
+    oversampling: str,
+    seed: int,
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
+    """The oversampled training set, the validation and test sets (``None`` without test
+    images) and the three split sizes."""
+    if oversampling not in OVERSAMPLING:
+        raise InvalidArgumentError(
+            f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
+        )
+    targets = [im.target for im in images]
+    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, seed)
+    dataset = PretrainImages(images, size)
+    train_targets = [targets[i] for i in train_idx]
+    base = torch.utils.data.Subset(dataset, train_idx)
+    train = (
+        Replicated(base, train_targets, seed)
+        if oversampling == "replicate"
+        else Oversampled(base, train_targets, seed)
+    )
+    val = torch.utils.data.Subset(dataset, val_idx)
+    test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
+    return train, val, test, (len(train_idx), len(val_idx), len(test_idx))
+
+
+def _resampler(train: torch.utils.data.Dataset) -> Any:
+    """A trainer callback that redraws ``train`` (when it can) at every epoch start."""
+
+    def resample(event: str, info: dict[str, Any]) -> None:
+        if event == "epoch_start" and hasattr(
+            train, "set_epoch"
+        ):  # also the epoch a resumed run continues
+            train.set_epoch(int(info["epoch"]))
+
+    return resample
 
 
 def _write_folder(
@@ -452,26 +478,58 @@ def _write_folder(
             k: meta.get(k)
             for k in ("date", "method", "n_clusters", "threshold", "backbone", "image_size")
         },
-        "recipe": {
-            "optimizer": "adamw",
-            "weight_decay": 1e-3,
-            "lr": lr,
-            "loss": "cross-entropy",
-            "oversampling": (
-                "every class replicated up to the largest class"
-                if oversampling == "replicate"
-                else "WeightedRandomSampler 1/class"
-            ),
-            "augmentation": _describe(augmentation),
-            "input_size": size,
-            "init": init,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "val": result.val,
-            "test": result.test,
-        },
+        "recipe": _pretrain_recipe(lr, oversampling, augmentation, size, init, result),
     }
-    cfg = {
+    write_weights_folder(
+        net.state_dict(),
+        out,
+        arch=arch,
+        num_classes=len(class_names),
+        label_names=class_names,
+        extra_config={"pretrained_cfg": _pretrained_cfg(size), "radiologynet": summary},
+        card_extra={
+            "title": f"{arch} pretrained on the {site} archive ({scope})",
+            "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
+            f"classes of the {site} archive ({scope}), {date}",
+            "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
+            "sections": _card_sections(meta, n_clusters, class_names, lr, result),
+        },
+    )
+    _complete_card(out / "README.md", data_text)
+
+
+def _pretrain_recipe(
+    lr: float,
+    oversampling: str,
+    augmentation: Any,
+    size: int,
+    init: str | None,
+    result: FitResult,
+) -> dict[str, Any]:
+    """The ``recipe`` part of the weights folder's ``radiologynet`` config."""
+    return {
+        "optimizer": "adamw",
+        "weight_decay": 1e-3,
+        "lr": lr,
+        "loss": "cross-entropy",
+        "oversampling": (
+            "every class replicated up to the largest class"
+            if oversampling == "replicate"
+            else "WeightedRandomSampler 1/class"
+        ),
+        "augmentation": _describe(augmentation),
+        "input_size": size,
+        "init": init,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "val": result.val,
+        "test": result.test,
+    }
+
+
+def _pretrained_cfg(size: int) -> dict[str, Any]:
+    """timm's ``pretrained_cfg``: ``size`` px, [0, 1] input without normalisation."""
+    return {
         "input_size": [3, size, size],
         "interpolation": "bilinear",
         "crop_pct": 1.0,
@@ -480,7 +538,13 @@ def _write_folder(
         "std": [1.0, 1.0, 1.0],
         "license": "other",
     }
-    sections = {
+
+
+def _card_sections(
+    meta: dict, n_clusters: int, class_names: list[str], lr: float, result: FitResult
+) -> dict[str, str]:
+    """The model card's pseudo-label and pretraining-recipe sections."""
+    return {
         "Pseudo-labels": (
             f"{meta.get('method', 'kmeans')} clustering into {n_clusters} clusters "
             f"(features: DICOM header, {meta.get('backbone', 'a zoo backbone')} image "
@@ -496,22 +560,10 @@ def _write_folder(
             f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."
         ),
     }
-    write_weights_folder(
-        net.state_dict(),
-        out,
-        arch=arch,
-        num_classes=len(class_names),
-        label_names=class_names,
-        extra_config={"pretrained_cfg": cfg, "radiologynet": summary},
-        card_extra={
-            "title": f"{arch} pretrained on the {site} archive ({scope})",
-            "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
-            f"classes of the {site} archive ({scope}), {date}",
-            "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
-            "sections": sections,
-        },
-    )
-    card = out / "README.md"
+
+
+def _complete_card(card: Path, data_text: str) -> None:
+    """Replace the model card's defaults for converted folders with what we know."""
     text = card.read_text(encoding="utf-8")
     fixed = text.replace(  # the card's defaults for converted folders say less than we know
         "Unknown: this folder was converted without a weight record.", data_text

@@ -367,40 +367,11 @@ def run_one(
     train_config = run_config(spec, task, config, preprocessing)
     # the preprocessing recorded and applied is the one at the run's input size
     preprocessing = replace(preprocessing, input_size=int(train_config.input_size))
-    regularisation = (
-        get_architecture(resolved.arch).paper_regularisation
-        if resolved.arch and task.build_model is None
-        else {}
-    )
-    record = {
-        **train_config.to_dict(),
-        "data": str(Path(data_root).expanduser().resolve()),
-        "preprocessing": asdict(preprocessing),
-        "world_size": ddp.world_size(),
-        "task_settings": dict(task.settings),
-        "regularisation": regularisation,
-    }
+    record = _run_record(task, resolved, data_root, train_config, preprocessing)
     existing = _existing_run(folder, record, overwrite)
     if existing is not None:
         return existing
-    result: dict[str, Any] = {
-        "task": task.name,
-        "model": spec.model,
-        "init": spec.init,
-        "weights": spec.weights,
-        "lr": spec.lr,
-        "run": spec.run,
-        "seed": train_config.seed,
-        "fraction": spec.fraction,
-        "status": "running",
-        "config": record,
-        "versions": _versions(),
-        "best_epoch": None,
-        "epochs_run": 0,
-        "val": {},
-        "test": {},
-        "emissions": None,
-    }
+    result = _started_result(spec, task, train_config, record)
     _write_result(folder, result)
     data, model = _build(spec, task, data_root, train_config, preprocessing)
     metrics = (
@@ -449,6 +420,53 @@ def run_one(
         remove_checkpoint(folder)
     ddp.barrier()
     return result
+
+
+def _run_record(
+    task: TaskSpec,
+    resolved: ModelName,
+    data_root: str | Path,
+    train_config: TrainConfig,
+    preprocessing: Preprocessing,
+) -> dict[str, Any]:
+    """The run's configuration as ``result.json`` records it (and reruns compare it)."""
+    regularisation = (
+        get_architecture(resolved.arch).paper_regularisation
+        if resolved.arch and task.build_model is None
+        else {}
+    )
+    return {
+        **train_config.to_dict(),
+        "data": str(Path(data_root).expanduser().resolve()),
+        "preprocessing": asdict(preprocessing),
+        "world_size": ddp.world_size(),
+        "task_settings": dict(task.settings),
+        "regularisation": regularisation,
+    }
+
+
+def _started_result(
+    spec: RunSpec, task: TaskSpec, train_config: TrainConfig, record: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``result.json`` of a run that has started and not yet trained."""
+    return {
+        "task": task.name,
+        "model": spec.model,
+        "init": spec.init,
+        "weights": spec.weights,
+        "lr": spec.lr,
+        "run": spec.run,
+        "seed": train_config.seed,
+        "fraction": spec.fraction,
+        "status": "running",
+        "config": record,
+        "versions": _versions(),
+        "best_epoch": None,
+        "epochs_run": 0,
+        "val": {},
+        "test": {},
+        "emissions": None,
+    }
 
 
 def _write_result(folder: Path, result: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from radiologynet.pseudolabel.cluster import (
     summarise_clusters,
 )
 from radiologynet.pseudolabel.features import (
+    ArchiveScan,
     FeatureWeights,
     combine,
     header_features,
@@ -103,36 +104,10 @@ def pseudo_label(
     pretrained = str(backbone_weights).lower() not in ("none", "random", "baseline")
     weights = (feature_weights or FeatureWeights()).resolved(pretrained)
 
-    scan = scan_archive(archive, progress=progress)
-    embeddings, thumbnails, failed = image_embeddings(
-        scan.root,
-        scan.paths,
-        arch=backbone,
-        weights=backbone_weights,
-        image_size=image_size,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        progress=progress,
+    scan, embeddings, thumbnails = _scan_and_embed(
+        archive, n_clusters, backbone, backbone_weights, image_size, batch_size, cache_dir, progress
     )
-    scan.drop(failed)
-    if not scan.paths:
-        raise ArchiveError(
-            f"No image under {archive} could be decoded "
-            f"({len(scan.skipped)} skipped); see the reasons in the report."
-        )
-    if n_clusters is not None and len(scan.paths) < n_clusters:
-        raise ArchiveError(
-            f"The archive {archive} has {len(scan.paths)} readable image(s), fewer than the "
-            f"{n_clusters} clusters asked for; ask for at most {len(scan.paths)} clusters "
-            "(a few images per cluster at least), or add images."
-        )
-
-    blocks = header_features(scan.headers)
-    blocks["image"] = embeddings
-    blocks["thumbnail"] = thumbnails
-    if text_csv is not None:
-        blocks["text"] = text_features(text_csv, scan.paths)
-    features = combine(blocks, weights)
+    features = _combined_features(scan, embeddings, thumbnails, text_csv, weights)
     clusters = cluster_features(features, n_clusters, method=method, k_range=k_range, seed=seed)
 
     modalities = [h.get("Modality") for h in scan.headers]
@@ -182,6 +157,64 @@ def pseudo_label(
     return PseudoLabelResult(
         labels_csv, report, scan.paths, clusters.assignments, summaries, scan.skipped, notes
     )
+
+
+def _scan_and_embed(
+    archive: str | os.PathLike[str],
+    n_clusters: int | None,
+    backbone: str,
+    backbone_weights: str | None,
+    image_size: int,
+    batch_size: int,
+    cache_dir: Path,
+    progress: bool,
+) -> tuple[ArchiveScan, np.ndarray, np.ndarray]:
+    """The archive's readable images (those whose pixels fail dropped), their embeddings
+    and thumbnails.
+
+    Raises:
+        ArchiveError: no decodable image, or fewer images than ``n_clusters``.
+    """
+    scan = scan_archive(archive, progress=progress)
+    embeddings, thumbnails, failed = image_embeddings(
+        scan.root,
+        scan.paths,
+        arch=backbone,
+        weights=backbone_weights,
+        image_size=image_size,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    scan.drop(failed)
+    if not scan.paths:
+        raise ArchiveError(
+            f"No image under {archive} could be decoded "
+            f"({len(scan.skipped)} skipped); see the reasons in the report."
+        )
+    if n_clusters is not None and len(scan.paths) < n_clusters:
+        raise ArchiveError(
+            f"The archive {archive} has {len(scan.paths)} readable image(s), fewer than the "
+            f"{n_clusters} clusters asked for; ask for at most {len(scan.paths)} clusters "
+            "(a few images per cluster at least), or add images."
+        )
+    return scan, embeddings, thumbnails
+
+
+def _combined_features(
+    scan: ArchiveScan,
+    embeddings: np.ndarray,
+    thumbnails: np.ndarray,
+    text_csv: str | os.PathLike[str] | None,
+    weights: FeatureWeights,
+) -> np.ndarray:
+    """Header, image, thumbnail (and text) feature blocks, weighted and combined."""
+    blocks = header_features(scan.headers)
+    blocks["image"] = embeddings
+    blocks["thumbnail"] = thumbnails
+    if text_csv is not None:
+        blocks["text"] = text_features(text_csv, scan.paths)
+    return combine(blocks, weights)
 
 
 def _salt(out_csv: Path) -> str:
