@@ -10,10 +10,11 @@ published numbers through its aliases (the paper's ``pba`` and ``luna``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from radiologynet.datasets.base import Task
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
 
 #: What a task predicts.
@@ -73,33 +74,19 @@ def _not_in_this_package(name: str, where: str) -> Callable[..., Any]:
 
 
 @dataclass(frozen=True)
-class TaskInfo:
-    """One downstream task: what it predicts, its names, and the paper's protocol.
+class TaskInfo(Task):
+    """One downstream task in the registry: a :class:`radiologynet.datasets.base.Task`
+    (what it predicts, how to load it) with its other names and the paper's protocol.
 
     Attributes:
-        name: the canonical id (``"btmr"``, results folders use it).
-        title: the dataset's public name.
-        kind: one of :data:`TASK_KINDS`.
-        classes: class names in index order (``()`` for regression).
-        num_outputs: the head's output count (0: read from the data, as the ``folder``
-            task does).
-        input_needs_sex: whether the model takes the sex input (bone age).
-        download_url / expected_tree: where to get the data and how it is laid out.
-        load: ``load(root, *, seed=0, fraction=None) -> Splits`` (LUNA16: raises; its
-            loader is :class:`radiologynet.segmentation.LUNA16`).
         aliases: other names accepted for it (lower case; the paper's own names too).
         paper: how the paper trained it (``None`` for a task the paper did not have).
+
+    ``kind`` is one of :data:`TASK_KINDS`; ``num_outputs`` 0 means "read from the data"
+    (the ``folder`` task); LUNA16's ``load`` raises (its loader is
+    :class:`radiologynet.segmentation.LUNA16`).
     """
 
-    name: str
-    title: str
-    kind: str
-    classes: tuple[str, ...]
-    num_outputs: int
-    input_needs_sex: bool
-    download_url: str
-    expected_tree: str
-    load: Callable[..., Any] = field(repr=False, compare=False)
     aliases: tuple[str, ...] = ()
     paper: PaperProtocol | None = None
 
@@ -109,22 +96,11 @@ class TaskInfo:
 
     @classmethod
     def from_loader(
-        cls, task: Any, *, aliases: tuple[str, ...] = (), paper: PaperProtocol | None = None
+        cls, task: Task, *, aliases: tuple[str, ...] = (), paper: PaperProtocol | None = None
     ) -> TaskInfo:
-        """The record of a :class:`radiologynet.datasets.base.Task` loader."""
-        return cls(
-            name=task.name,
-            title=task.title,
-            kind=task.kind,
-            classes=task.classes,
-            num_outputs=task.num_outputs,
-            input_needs_sex=task.input_needs_sex,
-            download_url=task.download_url,
-            expected_tree=task.expected_tree,
-            load=task.load,
-            aliases=aliases,
-            paper=paper,
-        )
+        """The registry record of a loader module's :class:`~radiologynet.datasets.base.Task`."""
+        base = {f.name: getattr(task, f.name) for f in fields(Task)}
+        return cls(**base, aliases=aliases, paper=paper)
 
 
 _LUNA_SOURCE = "paper, LUNA16 (after Deep Learning with PyTorch, ch. 13)"
