@@ -101,6 +101,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
     Raises:
         WeightsNotFoundError: neither a run folder nor a weights folder.
     """
+    from radiologynet.hub import read_config
     from radiologynet.models import create_model
 
     folder = Path(path)
@@ -109,13 +110,12 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
         result = json.loads((folder / "result.json").read_text())
         label = str(result.get("init") or label)
         folder = folder / "model"
-    config_file = folder / "config.json"
-    if not config_file.is_file():
+    config = read_config(folder)
+    if config is None:
         raise WeightsNotFoundError(
             f"{str(path)!r} is neither a run folder (result.json and model/) nor a weights "
             "folder (config.json and model.safetensors). Pass a folder the runner wrote."
         )
-    config = json.loads(config_file.read_text())
     if config.get("task_model"):
         raise RadiologyNetError(
             f"{str(path)!r} holds a {config['task_model']} ({config.get('kind', 'task')} "

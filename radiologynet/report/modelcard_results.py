@@ -8,7 +8,6 @@ section between markers, replaced on every update. Both are written atomically.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from radiologynet import stats
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
+from radiologynet.hub import read_config
 from radiologynet.registry import get_architecture
 from radiologynet._atomic import atomic_write_json, atomic_write_text
 from radiologynet.report.results import load_results
@@ -145,15 +145,12 @@ def write_card_results(
     """
     folder = Path(weights_dir)
     config_path = folder / "config.json"
-    if not config_path.is_file():
+    config = read_config(folder)
+    if config is None:
         raise WeightsNotFoundError(
             f"{str(folder)!r} has no config.json; pass a weights folder (written by "
             "`radiologynet convert` or the runner's <run>/model/)."
         )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise WeightsNotFoundError(f"{str(config_path)!r} is not valid JSON ({err}).") from err
     meta = config.setdefault("radiologynet", {})
     arch = arch or meta.get("arch") or config.get("architecture")
     if not arch:

@@ -79,6 +79,6 @@ def metric_names(kind: str) -> tuple[str, ...]:
         return CLASSIFICATION_METRICS
     if kind == "regression":
         return REGRESSION_METRICS
-    if kind == "segmentation":
-        return ("dice", "iou")
+    if kind == "segmentation":  # per crop (the paper's Table 2) and pooled over pixels
+        return ("crop_dice", "crop_iou", "pooled_dice", "pooled_iou")
     raise RadiologyNetError(f"Unknown task kind {kind!r}")
