@@ -15,6 +15,7 @@ from radiologynet.transforms.batch import (
     as_unit_float,
     channel_mean_std,
 )
+from radiologynet.transforms.bitdepth import paper_uint8
 from radiologynet.transforms.geometry import letterbox, letterbox_geometry, resize_center_crop
 from radiologynet.transforms.pipeline import (
     ImageTransform,
@@ -47,6 +48,7 @@ __all__ = [
     "letterbox",
     "letterbox_geometry",
     "model_in_chans",
+    "paper_uint8",
     "preprocessing_from_cfg",
     "random_affine_theta",
     "random_crop",
