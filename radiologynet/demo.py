@@ -18,7 +18,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -358,19 +358,13 @@ def run_demo(
     )
     _say_demo_intro(say, model, input_size)
     data, archive = _make_demo_data(out, per_class, pretext_per_class, timings)
-    one_run = _DemoRunner(
-        run_one, TrainConfig, get_task_spec("folder"), timings, say, batch_size, input_size
-    )
+    one_run = _DemoRunner(run_one, get_task_spec("folder"), timings, say)
+    base = TrainConfig(batch_size=batch_size, input_size=input_size, progress=False)
+    pretext_config = replace(base, max_epochs=pretrain_epochs, patience=pretrain_epochs)
+    finetune_config = replace(base, max_epochs=max_epochs, patience=max(3, max_epochs // 2))
     say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
     pretext = one_run(
-        pretext_plan[0],
-        archive,
-        out / "pretext",
-        pretrain_epochs,
-        pretrain_epochs,
-        "pretext",
-        "pretraining",
-        "accuracy",
+        pretext_plan[0], archive, out / "pretext", pretext_config, "pretext", "pretraining"
     )
     say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive images")
     say(
@@ -378,16 +372,7 @@ def run_demo(
         f"{max_epochs} epochs) ..."
     )
     results = [
-        one_run(
-            spec,
-            data,
-            out / "results",
-            max_epochs,
-            max(3, max_epochs // 2),
-            f"{spec.init} run {spec.run}/{runs}",
-            "fine-tuning",
-            "f1",
-        )
+        one_run(spec, data, out / "results", finetune_config, _run_label(spec, runs), "fine-tuning")
         for spec in finetune_plan
     ]
     _say_demo_results(say, out, results, timings)
@@ -424,39 +409,26 @@ def _make_demo_data(
     return data, archive
 
 
+def _run_label(spec: Any, runs: int) -> str:
+    return f"{spec.init} run {spec.run}/{runs}"
+
+
 @dataclass
 class _DemoRunner:
     """Runs one cell of the demo's grid through the protocol runner (``run_one``),
     printing its epochs and booking its time to the demo's phases."""
 
     run_one: Callable[..., dict[str, Any]]
-    train_config: Callable[..., Any]
     task: Any
     timings: DemoTimings
     say: Callable[..., None]
-    batch_size: int
-    input_size: int
 
     def __call__(
-        self,
-        spec: Any,
-        root: Path,
-        results: Path,
-        epochs: int,
-        patience: int,
-        label: str,
-        phase: str,
-        metric: str,
+        self, spec: Any, root: Path, results: Path, config: Any, label: str, phase: str
     ) -> dict[str, Any]:
-        printer = _EpochPrinter(label, phase, epochs, self.timings, self.say, metric)
+        metric = "accuracy" if phase == "pretraining" else "f1"
+        printer = _EpochPrinter(label, phase, config.epochs, self.timings, self.say, metric)
         started = time.perf_counter()
-        config = self.train_config(
-            max_epochs=epochs,
-            patience=patience,
-            batch_size=self.batch_size,
-            input_size=self.input_size,
-            progress=False,
-        )
         result = self.run_one(spec, self.task, root, results, config, callbacks=[printer])
         ended = time.perf_counter()
         if printer.fit_ended is not None:  # after fit: the model folder and result.json

@@ -111,7 +111,7 @@ def run_full_demo(
     whose output exists are not redone (the runner and the trainer resume), so an
     interrupted demo continues where it stopped.
     """
-    from radiologynet.pretrain import pretrain
+    from radiologynet.pretrain import pretrain, pretrain_config
     from radiologynet.protocol import run as run_protocol
     from radiologynet.report import build_report
     from radiologynet.train import TrainConfig
@@ -141,19 +141,16 @@ def run_full_demo(
         weights = out / "weights" / f"{s.model}.demo-site"
         if not (weights / "config.json").is_file():
             step(f"3/5 pretraining {s.model} at {s.input_size} px on the pseudo-labels")
-            pretrain(
-                archive,
-                labels.labels_csv,
-                weights,
-                model=s.model,
+            config = pretrain_config(
+                s.model,
                 lr=float(s.lr),
                 input_size=s.input_size,
                 max_epochs=s.pretrain_epochs,
                 patience=s.pretrain_epochs,
                 batch_size=s.batch_size,
-                site="demo-site",
                 progress=False,
             )
+            pretrain(archive, labels.labels_csv, weights, config, model=s.model, site="demo-site")
         downstream = out / "downstream"
         if not downstream.is_dir():
             write_downstream_task(downstream, s.downstream_per_class, seed=1)

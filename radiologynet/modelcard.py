@@ -134,6 +134,53 @@ def _record_notes(record: WeightRecord | None) -> list[str]:
     return notes
 
 
+def _identity(
+    config: Mapping[str, Any],
+    arch: Any,
+    record: WeightRecord | None,
+    extra: Mapping[str, Any],
+    name: str,
+) -> tuple[str, list[str], str, str]:
+    """The card's licence, Hub tags, title and one-paragraph description."""
+    license_id = (
+        record.license
+        if record is not None
+        else str(config.get("pretrained_cfg", {}).get("license", "other"))
+    )
+    tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
+    if record is not None:
+        tags += [m.lower() for m in record.modalities]
+    title = extra.get("title", f"RadiologyNET {arch.original_name}: `{name}`")
+    description = extra.get("description") or (
+        record.description
+        if record is not None
+        else f"{arch.original_name} weights converted to timm's `{arch.timm_name}`."
+    )
+    return license_id, tags, title, str(description)
+
+
+def _how_to_load(arch: Any, record: WeightRecord | None, repo_id: str) -> list[str]:
+    """The card's "How to load" and "Citation" sections."""
+    return [
+        "## How to load\n",
+        "With radiologynet (preprocessing travels with the model):\n",
+        "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{arch.name}", '
+        'weights="PATH/TO/THIS/FOLDER", num_classes=4, in_chans=1)\n```\n'
+        if record is None
+        else "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{record.name}", num_classes=4, in_chans=1)\n'
+        "```\n",
+        "With plain timm:\n",
+        "```python\nimport timm\n"
+        f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True, num_classes=4)\n'
+        "# or, from a local copy of this folder:\n"
+        'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)\n```\n',
+        "## Citation\n",
+        f"{PAPER}\n",
+    ]
+
+
 def render_model_card(
     config: Mapping[str, Any],
     *,
@@ -156,20 +203,7 @@ def render_model_card(
     meta = config.get("radiologynet", {})
     name = record.name if record is not None else f"{arch.name} (converted)"
     repo_id = (record.hub_repo_id if record is not None else "") or "ORG/NAME"
-    license_id = (
-        record.license
-        if record is not None
-        else str(config.get("pretrained_cfg", {}).get("license", "other"))
-    )
-    tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
-    if record is not None:
-        tags += [m.lower() for m in record.modalities]
-    title = extra.get("title", f"RadiologyNET {arch.original_name}: `{name}`")
-    description = extra.get("description") or (
-        record.description
-        if record is not None
-        else f"{arch.original_name} weights converted to timm's `{arch.timm_name}`."
-    )
+    license_id, tags, title, description = _identity(config, arch, record, extra, name)
     parts = [
         _front_matter(license_id, tags),
         f"# {title}\n",
@@ -203,24 +237,7 @@ def render_model_card(
     ]
     for heading, body in dict(extra.get("sections", {})).items():
         parts += [f"## {heading}\n", f"{body}\n"]
-    parts += [
-        "## How to load\n",
-        "With radiologynet (preprocessing travels with the model):\n",
-        "```python\nimport radiologynet\n"
-        f'model = radiologynet.create_model("{arch.name}", '
-        'weights="PATH/TO/THIS/FOLDER", num_classes=4, in_chans=1)\n```\n'
-        if record is None
-        else "```python\nimport radiologynet\n"
-        f'model = radiologynet.create_model("{record.name}", num_classes=4, in_chans=1)\n'
-        "```\n",
-        "With plain timm:\n",
-        "```python\nimport timm\n"
-        f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True, num_classes=4)\n'
-        "# or, from a local copy of this folder:\n"
-        'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)\n```\n',
-        "## Citation\n",
-        f"{PAPER}\n",
-    ]
+    parts += _how_to_load(arch, record, repo_id)
     if meta.get("sha256"):
         parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
     return "\n".join(parts)

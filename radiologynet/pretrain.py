@@ -18,7 +18,7 @@ import csv
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from radiologynet.registry import get_architecture
 from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
+from radiologynet.train.config import config_from_keywords
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform, letterbox
@@ -273,28 +274,35 @@ class Oversampled(torch.utils.data.Dataset):
         return self.base[self.order[index]]
 
 
+#: The authors' pretraining recipe beside each architecture's own learning rate and input
+#: size (:func:`pretrain_config`).
+PRETRAIN_RECIPE = {"max_epochs": 100, "patience": 10, "batch_size": 32, "optimizer": "adamw"}
+
+
+def pretrain_config(model: str, **settings: Any) -> TrainConfig:
+    """The :class:`~radiologynet.train.TrainConfig` of the authors' pretraining recipe for
+    ``model`` (its pretraining learning rate and input size, AdamW, 100 epochs, patience
+    10, batch 32), with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's
+    value) over it. Raises ``TypeError`` for a keyword that is not a field."""
+    arch = get_architecture(model)
+    recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr, "input_size": arch.input_size}
+    return TrainConfig(**{**recipe, **{k: v for k, v in settings.items() if v is not None}})
+
+
 def pretrain(
     data: str | os.PathLike[str],
     labels: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
     *,
     model: str = "resnet50",
     weights: str | None = None,
     modality: str | None = None,
-    input_size: int | None = None,
-    lr: float | None = None,
-    max_epochs: int = 100,
-    patience: int = 10,
-    batch_size: int = 32,
     val_fraction: float = PAPER_SPLIT[1],
     test_fraction: float = PAPER_SPLIT[2],
     oversampling: str = "replicate",
-    seed: int = 0,
-    device: str | None = None,
-    num_workers: int = 0,
-    resume: bool = True,
     site: str = "local",
-    progress: bool = True,
+    **settings: Any,
 ) -> PretrainResult:
     """Pretrain ``model`` on the pseudo-labels in ``labels`` and write a weights folder.
 
@@ -302,13 +310,12 @@ def pretrain(
         data: the archive the labels were made from.
         labels: ``labels.csv`` from :func:`radiologynet.pseudolabel.pseudo_label`.
         out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
-            training, ``checkpoint.pt``; re-running resumes from it).
+            training, the resume state; re-running resumes from it).
+        config: the training settings; default :func:`pretrain_config` (the authors'
+            recipe for ``model``). Its task fields (kind, classes) are set here.
         model: a zoo architecture.
         weights: the starting point (``None`` = random init, as the paper pretrained).
         modality: keep only images of this modality (``"MR"``: the MR-only variant).
-        input_size: the square input side; default the architecture's (224 for ResNets).
-        lr: default the learning rate the authors pretrained this architecture with.
-        max_epochs / patience / batch_size / seed: training settings.
         val_fraction / test_fraction: the stratified validation and test shares (the
             authors': 0.125 each, so 75 / 12.5 / 12.5); the test split is evaluated with
             the best weights and recorded in the model card.
@@ -316,39 +323,35 @@ def pretrain(
             largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
             the training set's size every epoch).
         site: a short name for the data's origin, used in the model card.
+        settings: deprecated: ``TrainConfig`` fields as keywords (``max_epochs=2``).
 
     Returns:
         The folder written and the training summary.
     """
+    config = config_from_keywords(
+        config,
+        {k: v for k, v in settings.items() if v is not None},
+        base=pretrain_config(model),
+        caller="pretrain()",
+    )
     out = Path(out_dir)
-    _refuse_finished_weights(out, resume)
+    _refuse_finished_weights(out, config.resume)
     ddp.init_from_env()
     arch = get_architecture(model)
-    size = int(input_size or arch.input_size)
     images, class_names, meta = read_labels(labels, data, modality)
-    train, val, test, sizes = _pretrain_datasets(
-        images, size, val_fraction, test_fraction, oversampling, seed
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)  # the head (and a random init) is the same on every rank and rerun
-    net = create_backbone(arch.name, weights, num_classes=len(class_names))
-    rate = float(lr if lr is not None else arch.pretrain_lr)
-    transform = BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
-    config = TrainConfig(
+    config = replace(
+        config,
         kind="multiclass",
         num_classes=len(class_names),
-        lr=rate,
-        max_epochs=max_epochs,
-        patience=patience,
-        batch_size=batch_size,
-        seed=seed,
-        optimizer="adamw",
-        input_size=size,
-        resume=resume,
-        device=device,
-        num_workers=num_workers,
-        progress=progress,
+        input_size=config.input_size or arch.input_size,
     )
+    train, val, test, sizes = _pretrain_datasets(
+        images, config.input_size, val_fraction, test_fraction, oversampling, config.seed
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
+    net = create_backbone(arch.name, weights, num_classes=len(class_names))
+    transform = BatchTransform(Preprocessing(input_size=config.input_size), augment=PAPER_AUGMENT)
     result = fit(
         net,
         train,
@@ -360,25 +363,27 @@ def pretrain(
         callbacks=[_resampler(train)],
     )
     if ddp.is_main():
-        _write_folder(
-            net,
-            out,
-            arch.name,
-            size,
-            class_names,
-            meta,
-            images,
-            modality,
-            site,
-            rate,
-            result,
-            sizes,
-            weights,
-            transform.augment,
-            oversampling,
+        source = _Source(
+            arch.name, class_names, meta, images, modality, site, weights, oversampling, sizes
         )
+        _write_folder(net, out, source, config, transform.augment, result)
     ddp.barrier()
     return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a pretrained weights folder says about its data and starting point."""
+
+    arch: str
+    class_names: list[str]
+    meta: dict
+    images: list[LabelledImage]
+    modality: str | None
+    site: str
+    init: str | None
+    oversampling: str
+    sizes: tuple[int, int, int]
 
 
 def _refuse_finished_weights(out: Path, resume: bool) -> None:
@@ -435,108 +440,84 @@ def _resampler(train: torch.utils.data.Dataset) -> Any:
 def _write_folder(
     net: torch.nn.Module,
     out: Path,
-    arch: str,
-    size: int,
-    class_names: list[str],
-    meta: dict,
-    images: list[LabelledImage],
-    modality: str | None,
-    site: str,
-    lr: float,
-    result: FitResult,
-    sizes: tuple[int, int, int],
-    init: str | None,
+    source: _Source,
+    config: TrainConfig,
     augmentation: Any,
-    oversampling: str,
+    result: FitResult,
 ) -> None:
     from radiologynet.convert import write_weights_folder
 
+    arch, site, modality, meta = source.arch, source.site, source.modality, source.meta
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    n_clusters = int(meta.get("n_clusters", len(class_names)))
+    n_classes = len(source.class_names)
+    n_clusters = int(meta.get("n_clusters", n_classes))
     scope = f"{modality.upper()} images" if modality else "all modalities"
     data_text = (
-        f"{len(images)} unlabelled images of the {site!r} archive ({scope}), pseudo-labelled "
-        f"into {n_clusters} clusters with `radiologynet pseudo-label`"
-        f"{' on ' + str(meta['date']) if meta.get('date') else ''}; {len(class_names)} "
+        f"{len(source.images)} unlabelled images of the {site!r} archive ({scope}), "
+        f"pseudo-labelled into {n_clusters} clusters with `radiologynet pseudo-label`"
+        f"{' on ' + str(meta['date']) if meta.get('date') else ''}; {n_classes} "
         f"coherent clusters kept as classes. Pretrained on {date}. Single-site data: expect "
         "a domain shift on other scanners, populations and protocols."
     )
-    tag = f"{site}-{modality.lower()}" if modality else site
     summary = {
-        "tag": tag,
+        "tag": f"{site}-{modality.lower()}" if modality else site,
         "date": date,
         "site": site,
         "modality": modality,
         "training_data": data_text,
-        "n_images": len(images),
-        "n_train": sizes[0],
-        "n_val": sizes[1],
-        "n_test": sizes[2],
+        "n_images": len(source.images),
+        "n_train": source.sizes[0],
+        "n_val": source.sizes[1],
+        "n_test": source.sizes[2],
         "n_clusters": n_clusters,
-        "n_classes": len(class_names),
+        "n_classes": n_classes,
         "pseudo_labels": {
             k: meta.get(k)
             for k in ("date", "method", "n_clusters", "threshold", "backbone", "image_size")
         },
-        "recipe": _pretrain_recipe(lr, oversampling, augmentation, size, init, result),
+        "recipe": _pretrain_recipe(source, config, augmentation, result),
     }
+    # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
+    pretrained_cfg = {**Preprocessing(input_size=config.input_size).timm_cfg(), "license": "other"}
     write_weights_folder(
         net.state_dict(),
         out,
         arch=arch,
-        num_classes=len(class_names),
-        label_names=class_names,
-        extra_config={"pretrained_cfg": _pretrained_cfg(size), "radiologynet": summary},
+        num_classes=n_classes,
+        label_names=source.class_names,
+        extra_config={"pretrained_cfg": pretrained_cfg, "radiologynet": summary},
         card_extra={
             "title": f"{arch} pretrained on the {site} archive ({scope})",
-            "description": f"{arch} pretrained on {len(class_names)} pseudo-label "
+            "description": f"{arch} pretrained on {n_classes} pseudo-label "
             f"classes of the {site} archive ({scope}), {date}",
             "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
-            "sections": _card_sections(meta, n_clusters, class_names, lr, result),
+            "sections": _card_sections(meta, n_clusters, source.class_names, config.lr, result),
         },
     )
     _complete_card(out / "README.md", data_text)
 
 
 def _pretrain_recipe(
-    lr: float,
-    oversampling: str,
-    augmentation: Any,
-    size: int,
-    init: str | None,
-    result: FitResult,
+    source: _Source, config: TrainConfig, augmentation: Any, result: FitResult
 ) -> dict[str, Any]:
     """The ``recipe`` part of the weights folder's ``radiologynet`` config."""
     return {
-        "optimizer": "adamw",
-        "weight_decay": 1e-3,
-        "lr": lr,
+        "optimizer": config.optimizer,
+        "weight_decay": config.weight_decay,
+        "lr": config.lr,
         "loss": "cross-entropy",
         "oversampling": (
             "every class replicated up to the largest class"
-            if oversampling == "replicate"
+            if source.oversampling == "replicate"
             else "WeightedRandomSampler 1/class"
         ),
         "augmentation": _describe(augmentation),
-        "input_size": size,
-        "init": init,
+        "input_size": config.input_size,
+        "init": source.init,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "val": result.val,
         "test": result.test,
-    }
-
-
-def _pretrained_cfg(size: int) -> dict[str, Any]:
-    """timm's ``pretrained_cfg``: ``size`` px, [0, 1] input without normalisation."""
-    return {
-        "input_size": [3, size, size],
-        "interpolation": "bilinear",
-        "crop_pct": 1.0,
-        "crop_mode": "border",
-        "mean": [0.0, 0.0, 0.0],
-        "std": [1.0, 1.0, 1.0],
-        "license": "other",
     }
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path, PurePosixPath
 
-from radiologynet.hub import read_weights_folder, sha256_file
 from radiologynet.errors import CheckpointFormatError, InvalidArgumentError, RadiologyNetError
+from radiologynet.hub import read_weights_folder, sha256_file
 
 #: What a published weights folder holds, unless more files are named.
 DEFAULT_FILES = ("config.json", "model.safetensors", "README.md")

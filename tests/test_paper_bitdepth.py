@@ -3,7 +3,6 @@ per-image min-max, on the real GRAZPEDWRI-DX samples."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

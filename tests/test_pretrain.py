@@ -20,14 +20,21 @@ from radiologynet.pretrain import (
     Oversampled,
     Replicated,
     pretrain,
+    pretrain_config,
     read_labels,
     replicate_to_largest,
     split_labelled,
     split_train_val,
 )
 from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
+from radiologynet.train import TrainConfig
 
-TINY = {"model": "resnet18", "input_size": 32, "batch_size": 16, "progress": False}
+
+def tiny(max_epochs: int) -> TrainConfig:
+    """The recipe at toy size: resnet18 at 32 px, batch 16, quiet."""
+    return pretrain_config(
+        "resnet18", input_size=32, batch_size=16, progress=False, max_epochs=max_epochs
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +70,7 @@ def folder(labelled, tmp_path_factory):
     out = tmp_path_factory.mktemp("weights") / "resnet18.synthetic"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = pretrain(archive, labels, out, max_epochs=2, site="synthetic", **TINY)
+        result = pretrain(archive, labels, out, tiny(2), model="resnet18", site="synthetic")
     return out, result
 
 
@@ -103,7 +110,7 @@ def test_config_and_model_card(folder):
 def test_finished_folder_is_not_silently_retrained(labelled, folder):
     archive, labels = labelled
     with pytest.raises(ArchiveError, match="already holds finished weights.*--no-resume"):
-        pretrain(archive, labels, folder[0], max_epochs=1, **TINY)
+        pretrain(archive, labels, folder[0], tiny(1), model="resnet18")
 
 
 def test_modality_restriction(labelled):
@@ -215,10 +222,10 @@ def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pretrain_module, "fit", dying_fit)
     with pytest.raises(Killed):
-        pretrain(archive, labels, tmp_path / "w", max_epochs=2, **TINY)
+        pretrain(archive, labels, tmp_path / "w", tiny(2), model="resnet18")
     assert (tmp_path / "w" / "checkpoint.pt").is_file()
     monkeypatch.setattr(pretrain_module, "fit", real_fit)
-    resumed = pretrain(archive, labels, tmp_path / "w", max_epochs=2, **TINY)
+    resumed = pretrain(archive, labels, tmp_path / "w", tiny(2), model="resnet18")
     assert resumed.fit.epochs_run == 2
     for epoch in (0, 1):
         assert resumed.fit.history[epoch]["train_loss"] == pytest.approx(
@@ -278,3 +285,43 @@ def test_cli_pretrain(labelled, tmp_path, capsys):
         ]
     )
     assert code == 1 and "No kept image of modality 'XA'" in capsys.readouterr().err
+
+
+def test_pretrain_config_is_the_authors_recipe_per_architecture():
+    config = pretrain_config("inception_v3")
+    arch = radiologynet.get_architecture("inception_v3")
+    assert (config.lr, config.input_size) == (arch.pretrain_lr, arch.input_size)
+    assert (config.max_epochs, config.patience, config.batch_size) == (100, 10, 32)
+    assert config.optimizer == "adamw"
+    # a value overrides the recipe, None keeps it
+    tuned = pretrain_config("inception_v3", lr=3e-4, batch_size=None)
+    assert (tuned.lr, tuned.batch_size) == (3e-4, 32)
+    with pytest.raises(TypeError, match="epochs"):
+        pretrain_config("resnet18", epochs=3)
+
+
+def test_pretrain_keywords_are_deprecated_but_still_train(labelled, tmp_path, monkeypatch):
+    """The 0.1 call (training settings as keywords) warns, and trains with them."""
+    archive, labels = labelled
+    seen = {}
+
+    def fake_fit(net, train, val, test, *, config, **kwargs):
+        seen["config"] = config
+        raise KeyboardInterrupt  # stop before training: the config is what is tested
+
+    monkeypatch.setattr(pretrain_module, "fit", fake_fit)
+    with pytest.warns(DeprecationWarning, match="pretrain\\(\\).*TrainConfig"):
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(
+                archive,
+                labels,
+                tmp_path / "w",
+                model="resnet18",
+                max_epochs=3,
+                lr=None,
+                input_size=32,
+            )
+    config = seen["config"]
+    assert (config.max_epochs, config.input_size) == (3, 32)
+    assert config.lr == radiologynet.get_architecture("resnet18").pretrain_lr  # lr=None: recipe
+    assert config.num_classes is not None and config.kind == "multiclass"

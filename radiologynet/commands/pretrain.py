@@ -48,11 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="learning rate (default: the authors' for this architecture)",
     )
-    parser.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
     parser.add_argument(
-        "--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)"
+        "--epochs", type=int, default=None, help="maximum epochs (default: the recipe's 100)"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early-stopping patience (default: the recipe's 10)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="batch size (default: the recipe's 32)"
+    )
     parser.add_argument(
         "--val-fraction",
         type=float,
@@ -87,28 +94,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from radiologynet.pretrain import pretrain
+    from radiologynet.pretrain import pretrain, pretrain_config
     from radiologynet.train import distributed as ddp
 
-    result = pretrain(
-        args.data,
-        args.labels,
-        args.out,
-        model=args.model,
-        weights=args.init,
-        modality=args.modality,
+    config = pretrain_config(
+        args.model,
         input_size=args.input_size,
         lr=args.lr,
         max_epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        oversampling=args.oversampling,
         seed=args.seed,
         device=args.device,
         num_workers=args.workers,
         resume=not args.no_resume,
+    )
+    result = pretrain(
+        args.data,
+        args.labels,
+        args.out,
+        config,
+        model=args.model,
+        weights=args.init,
+        modality=args.modality,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        oversampling=args.oversampling,
         site=args.site,
     )
     if ddp.is_main():

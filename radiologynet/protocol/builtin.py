@@ -18,11 +18,11 @@ import torch
 from radiologynet.datasets.tasks import TASKS, TaskInfo, get_task, register_task_info
 from radiologynet.errors import DatasetNotFoundError
 from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.torchdata.folders import list_image_files
 from radiologynet.torchdata.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT, SampleDataset
 from radiologynet.transforms import BatchTransform
 from radiologynet.weights import Preprocessing
-from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
 
 
 @functools.lru_cache(maxsize=32)

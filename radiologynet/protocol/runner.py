@@ -16,7 +16,6 @@ import platform
 import re
 import shutil
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -40,7 +39,12 @@ from radiologynet.protocol.tasks import (
 from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
-from radiologynet.train.config import DEFAULT_MAX_EPOCHS, TrainConfig, config_changes
+from radiologynet.train.config import (
+    DEFAULT_MAX_EPOCHS,
+    TrainConfig,
+    config_changes,
+    config_from_keywords,
+)
 from radiologynet.train.heads import build_model
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.trainer import fit
@@ -360,7 +364,7 @@ def run_one(
     ``overwrite`` (it is deleted and the run made again). ``settings``: deprecated
     ``TrainConfig`` fields.
     """
-    config = _config(config, settings)
+    config = config_from_keywords(config, settings, caller="run_one()")
     folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
@@ -518,24 +522,6 @@ def _build(
     return data, model
 
 
-def _config(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
-    """``config``, or (deprecated) one built from ``TrainConfig`` field keywords."""
-    if not settings:
-        return config if config is not None else TrainConfig()
-    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments {unknown}")
-    warnings.warn(
-        "passing training settings as keywords (max_epochs=...) is deprecated: "
-        "pass config=TrainConfig(...)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if "cache_dir" in settings and settings["cache_dir"] is not None:
-        settings["cache_dir"] = str(settings["cache_dir"])
-    return replace(config, **settings) if config is not None else TrainConfig(**settings)
-
-
 def run(
     task: str,
     data: str | Path,
@@ -576,7 +562,7 @@ def run(
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
-    config = _config(config, settings)
+    config = config_from_keywords(config, settings, caller="run()")
     spec = with_settings(get_task_spec(task), **(task_settings or {}))
     models = list(models) if models is not None else list(spec.models)
     if not models:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from radiologynet import stats
+from radiologynet._atomic import atomic_write_stream
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
-from radiologynet._atomic import atomic_write_stream
 from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
 from radiologynet.report.tables import (
     PAPER_FAMILY,

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from radiologynet import stats
+from radiologynet._atomic import atomic_write_json, atomic_write_text
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
 from radiologynet.hub import read_config
 from radiologynet.registry import get_architecture
-from radiologynet._atomic import atomic_write_json, atomic_write_text
 from radiologynet.report.results import load_results
 from radiologynet.report.tables import PAPER_FAMILY, comparisons, results_table, to_markdown
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radiologynet import stats
+from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
 from radiologynet.datasets.tasks import PAPER_INITS
 from radiologynet.report import figures, tables
-from radiologynet._atomic import atomic_write_text
 from radiologynet.report.results import (
     diverged_runs,
     load_logs,

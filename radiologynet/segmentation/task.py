@@ -22,8 +22,8 @@ validates on full slices and selects by ``pooled_dice`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path

@@ -11,7 +11,9 @@ with a different configuration is refused instead of mixing the two
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+import os
+import warnings
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -206,6 +208,38 @@ def check_device(device: str | torch.device) -> torch.device:
     elif parsed.type != "cpu":
         raise InvalidArgumentError(f"--device {device}: use cpu, cuda, cuda:N or mps")
     return parsed
+
+
+def config_from_keywords(
+    config: TrainConfig | None,
+    settings: dict[str, Any],
+    *,
+    base: TrainConfig | None = None,
+    caller: str = "this function",
+) -> TrainConfig:
+    """The configuration of a call that accepts ``config=`` and, for one release,
+    ``TrainConfig`` fields as deprecated keywords (``settings``): ``config`` (else ``base``,
+    else the defaults) with ``settings`` over it. The DeprecationWarning points at the
+    caller's caller.
+
+    Raises:
+        TypeError: a keyword that is not a ``TrainConfig`` field.
+    """
+    start = config if config is not None else base
+    if not settings:
+        return start if start is not None else TrainConfig()
+    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
+    if unknown:
+        raise TypeError(f"{caller} got unexpected keyword arguments {unknown}")
+    warnings.warn(
+        f"{caller}: training settings as keywords (max_epochs=...) are deprecated: "
+        "pass config=TrainConfig(...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if isinstance(settings.get("cache_dir"), os.PathLike):
+        settings = {**settings, "cache_dir": os.fspath(settings["cache_dir"])}
+    return replace(start, **settings) if start is not None else TrainConfig(**settings)
 
 
 def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

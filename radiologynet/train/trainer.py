@@ -26,9 +26,8 @@ import random
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ from radiologynet.train.config import (
     DEFAULT_BATCH_SIZE,
     TrainConfig,
     config_changes,
+    config_from_keywords,
 )
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
@@ -744,7 +744,7 @@ def fit(
     """
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
-    config = _config_from(config, settings)
+    config = config_from_keywords(config, settings, caller="fit()")
     if len(train) == 0 or len(val) == 0:
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
@@ -790,17 +790,3 @@ def fit(
         status="diverged" if state.status == "diverged" else "finished",
         diverged=state.diverged,
     )
-
-
-def _config_from(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
-    if not settings:
-        return config if config is not None else TrainConfig()
-    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
-    if unknown:
-        raise TypeError(f"fit() got unexpected keyword arguments {unknown}")
-    warnings.warn(
-        "fit(..., lr=..., max_epochs=...) is deprecated: pass config=TrainConfig(...)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return replace(config, **settings) if config is not None else TrainConfig(**settings)
