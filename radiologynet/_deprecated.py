@@ -1,4 +1,5 @@
-"""Old module names kept for one release as deprecated aliases (see CHANGELOG 0.2.0)."""
+"""The deprecations of 0.2, kept for one release: old names warn and lead to the new ones
+(see CHANGELOG 0.2.0). Every deprecation message comes from here."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import importlib
 import warnings
 from types import ModuleType
 
+#: The release that removes the deprecated names.
+REMOVED_IN = "0.3"
+
+
+def warn(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn (DeprecationWarning) that ``old`` is deprecated in favour of ``new``; the
+    default ``stacklevel`` points at the code that called the deprecated name."""
+    warnings.warn(
+        f"{old} is deprecated and will be removed in radiologynet {REMOVED_IN}; use {new} instead.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
 
 def alias(old: str, new: str) -> ModuleType:
     """Import ``new`` and warn that ``old`` is its deprecated name; returns ``new``."""
-    warnings.warn(
-        f"{old} is deprecated and will be removed in radiologynet 0.3; import {new} instead.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+    warn(old, new, stacklevel=4)
     return importlib.import_module(new)

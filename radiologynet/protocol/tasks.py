@@ -54,7 +54,6 @@ early stopping and checkpoint selection use it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,6 +61,7 @@ from typing import Any
 
 import torch
 
+from radiologynet import _deprecated
 from radiologynet.datasets.tasks import (
     TASK_KINDS,
     TaskInfo,
@@ -290,12 +290,10 @@ def get_task_spec(name: str) -> TaskSpec:
 def get_task(name: str) -> TaskSpec:
     """Deprecated name of :func:`get_task_spec` (``radiologynet.datasets.get_task`` is the
     task registry's lookup); removed in radiologynet 0.3."""
-    warnings.warn(
-        "radiologynet.protocol.get_task is deprecated and will be removed in "
-        "radiologynet 0.3; use radiologynet.protocol.get_task_spec (the protocol's "
-        "spec) or radiologynet.datasets.get_task (the task's metadata).",
-        DeprecationWarning,
-        stacklevel=2,
+    _deprecated.warn(
+        "radiologynet.protocol.get_task",
+        "radiologynet.protocol.get_task_spec (the protocol's spec) or "
+        "radiologynet.datasets.get_task (the task's metadata)",
     )
     return get_task_spec(name)
 

@@ -22,7 +22,6 @@ validates on full slices and selects by ``pooled_dice`` instead.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from radiologynet import _deprecated
 from radiologynet.datasets.tasks import LUNA16_PAPER_SETTINGS
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.protocol.tasks import (
@@ -130,12 +130,7 @@ def LunaBatchTransform(
 ) -> BatchTransform:
     """Deprecated: use :func:`luna_batch_transform` (a
     :class:`radiologynet.transforms.BatchTransform`)."""
-    warnings.warn(
-        "LunaBatchTransform is deprecated and will be removed in radiologynet 0.3; "
-        "use radiologynet.segmentation.task.luna_batch_transform instead.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
+    _deprecated.warn("LunaBatchTransform", "radiologynet.segmentation.task.luna_batch_transform")
     pre = Preprocessing(
         input_size=crop,
         mean=tuple(mean) if mean is not None else None,

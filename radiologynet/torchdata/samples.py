@@ -9,7 +9,6 @@ on the device, per batch, in :class:`radiologynet.transforms.BatchTransform`.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from radiologynet import _deprecated
 from radiologynet.transforms import BatchTransform, decode_uint8
 from radiologynet.transforms.augment import Augmentation
 from radiologynet.weights import Preprocessing
@@ -193,12 +193,9 @@ def DeviceTransform(
 ) -> BatchTransform:
     """Deprecated: use :class:`radiologynet.transforms.BatchTransform` (it takes the same
     trainer calls). Returns ``BatchTransform`` with the given mean/std, no resizing."""
-    warnings.warn(
-        "radiologynet.torchdata.samples.DeviceTransform is deprecated and will be "
-        "removed in radiologynet 0.3; use radiologynet.transforms.BatchTransform("
-        "preprocessing, in_chans=..., augment=...) instead.",
-        DeprecationWarning,
-        stacklevel=2,
+    _deprecated.warn(
+        "radiologynet.torchdata.samples.DeviceTransform",
+        "radiologynet.transforms.BatchTransform(preprocessing, in_chans=..., augment=...)",
     )
     pre = Preprocessing(
         input_size=0,
