@@ -6,16 +6,23 @@ same CPU and the same generated 512x512 PNG/JPEG files:
 3. this library from its decoded-image cache (uint8 memmap batches through
    ``BatchTransform(train=True)``): item by item through a plain DataLoader, through the
    loader the trainer uses (``batch_loader``: one memmap read per batch, the default
-   for any dataset with ``get_batch``), and through ``cache.batch`` directly.
+   for any dataset with ``get_batch``), and through ``cache.batch`` directly;
+4. the ceiling of every cached path: the train-mode ``BatchTransform`` alone on a batch
+   already in memory (bilinear warping is most of it).
 
-Usage: ``python benchmarks/preprocess.py [--images 128] [--epochs 2] [--size 224]``.
+Each path runs ``--repeats`` times, interleaved; the median is reported with its spread.
+
+Usage: ``python benchmarks/preprocess.py [--images 128] [--epochs 2] [--size 224] [--repeats 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -98,63 +105,95 @@ def images_per_second(loader, epochs: int, post=None) -> float:
     return count / (time.perf_counter() - start)
 
 
+def measure(paths: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Each path's images per second, ``repeats`` times, the paths interleaved so a change
+    in the machine's load touches all of them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, run in paths.items():
+            rates[name].append(run())
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5, help="median of this many")
     args = parser.parse_args()
     torch.manual_seed(0)
     pre = Preprocessing(input_size=args.size)
+    batch_transform = transforms.BatchTransform(pre, train=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_images(Path(tmp), args.images)
         targets = [i % 2 for i in range(len(paths))]
-        baseline = images_per_second(
-            DataLoader(TorchvisionBaseline(paths, args.size), batch_size=args.batch), args.epochs
-        )
+        baseline = TorchvisionBaseline(paths, args.size)
         files = ImageListDataset(
             paths, targets, transforms.for_weights(pre, train=True), validate=False, progress=False
         )
-        from_files = images_per_second(DataLoader(files, batch_size=args.batch), args.epochs)
         start = time.perf_counter()
         cache = build_cache(paths, Path(tmp) / "cache", pre, labels=targets, progress=False)
         build_s = time.perf_counter() - start
         cached = ImageListDataset(paths, targets, cache=cache, size=args.size, progress=False)
-        batch_transform = transforms.BatchTransform(pre, train=True)
-        from_cache = images_per_second(
-            DataLoader(cached, batch_size=args.batch, shuffle=True),
-            args.epochs,
-            post=batch_transform,
-        )
+        resident = cache.batch(np.arange(min(args.batch, len(cache)))).clone()
 
         def trainer_batches():
             # what fit() does each epoch: a fresh order, batch_loader, the batch transform
             for _ in range(args.epochs):
                 yield from batch_loader(cached, torch.randperm(len(cached)).tolist(), args.batch)
 
-        trainer = images_per_second(trainer_batches(), 1, post=batch_transform)
-
         def cache_batches():
-            for order in torch.randperm(len(cache)).split(args.batch):
-                yield cache.batch(np.sort(order.numpy())), None
+            for _ in range(args.epochs):
+                for order in torch.randperm(len(cache)).split(args.batch):
+                    yield cache.batch(np.sort(order.numpy())), None
 
-        direct = images_per_second(
-            (b for _ in range(1) for b in cache_batches()), 1, post=batch_transform
+        def augmentation_alone():
+            # the ceiling of any cached path: the batch transform on a batch already in memory
+            batches = -(-args.images // args.batch) * args.epochs
+            return images_per_second(((resident, None) for _ in range(batches)), 1, batch_transform)
+
+        rates = measure(
+            {
+                "decode every epoch, PIL + torchvision": lambda: images_per_second(
+                    DataLoader(baseline, batch_size=args.batch), args.epochs
+                ),
+                "radiologynet from files": lambda: images_per_second(
+                    DataLoader(files, batch_size=args.batch), args.epochs
+                ),
+                "radiologynet from cache (item DataLoader + BatchTransform)": lambda: (
+                    images_per_second(
+                        DataLoader(cached, batch_size=args.batch, shuffle=True),
+                        args.epochs,
+                        post=batch_transform,
+                    )
+                ),
+                "radiologynet from cache (trainer: batch_loader + BatchTransform)": lambda: (
+                    images_per_second(trainer_batches(), 1, post=batch_transform)
+                ),
+                "radiologynet from cache (cache.batch + BatchTransform)": lambda: images_per_second(
+                    cache_batches(), 1, post=batch_transform
+                ),
+                "ceiling: BatchTransform alone on a batch in memory": augmentation_alone,
+            },
+            args.repeats,
         )
     print(
         f"{args.images} images 512x512 (PNG 8/16-bit, JPEG) -> {args.size}x{args.size}, "
-        f"batch {args.batch}, train-mode augmentation, {torch.get_num_threads()} threads"
+        f"batch {args.batch}, train-mode augmentation, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} interleaved repeats, load {os.getloadavg()[0]:.2f}"
     )
-    rows = [
-        ("decode every epoch, PIL + torchvision", baseline),
-        ("radiologynet from files", from_files),
-        ("radiologynet from cache (item DataLoader + BatchTransform)", from_cache),
-        ("radiologynet from cache (trainer: batch_loader + BatchTransform)", trainer),
-        ("radiologynet from cache (cache.batch + BatchTransform)", direct),
-    ]
-    for name, rate in rows:
-        print(f"  {name:64s} {rate:9.1f} img/s  {rate / baseline:6.1f}x")
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    baseline_rate = medians["decode every epoch, PIL + torchvision"]
+    ceiling = medians["ceiling: BatchTransform alone on a batch in memory"]
+    print(f"  {'':64s} {'img/s':>9s}  {'x decode':>8s}  {'of ceiling':>10s}")
+    for name, rate in medians.items():
+        spread = (max(rates[name]) - min(rates[name])) / rate
+        print(
+            f"  {name:64s} {rate:9.1f}  {rate / baseline_rate:7.1f}x  {rate / ceiling:10.2f}"
+            f"   (spread {100 * spread:.0f} %)"
+        )
     print(f"  cache build (once): {build_s:.2f} s = {args.images / build_s:.1f} img/s")
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from radiologynet.cli import main
+from radiologynet.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

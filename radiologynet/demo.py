@@ -316,7 +316,7 @@ def run_demo(
     *,
     model: str = "resnet18",
     input_size: int = 48,
-    runs: int = 2,
+    runs: int = 3,
     lr: str = "1e-3",
     max_epochs: int = 6,
     pretrain_epochs: int = 3,

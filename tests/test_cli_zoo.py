@@ -6,15 +6,19 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import huggingface_hub
 import pytest
+import tomllib
 import torch
 from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
 import radiologynet
 from radiologynet import weights
 from radiologynet.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -73,6 +77,25 @@ def test_download_builds_a_bundle_that_loads_offline(tmp_path, monkeypatch, serv
     model = radiologynet.create_model("resnet18.radiologynet", num_classes=2)
     assert torch.equal(model.layer1[0].conv1.weight, served_resnet18["model.layer1.0.conv1.weight"])
     assert not (tmp_path / "empty-cache" / "weights").exists()
+
+
+def test_console_script_freezes_the_collector_only_after_main(monkeypatch, capsys):
+    import gc
+
+    from radiologynet import cli
+
+    frozen_during_main = []
+    monkeypatch.setattr(cli, "main", lambda: frozen_during_main.append(gc.get_freeze_count()) or 3)
+    before = gc.get_freeze_count()
+    try:
+        assert cli.console_main() == 3
+        assert frozen_during_main == [before]
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
+    script = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert script == {"radiologynet": "radiologynet.cli:console_main"}
+    assert "console_main()" in (REPO / "radiologynet" / "__main__.py").read_text()
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch and timm

@@ -266,6 +266,21 @@ def test_affine_parameters_stay_in_the_paper_ranges(name, degrees, scale, transl
     assert math.isclose(aug.flip_p, 0.5)
 
 
+@pytest.mark.parametrize("shape", [(5, 1, 224, 224), (3, 2, 7, 9), (2, 1, 64, 48)])
+def test_affine_grid_is_torchs_grid(shape):
+    theta = torch.randn(shape[0], 2, 3, generator=torch.Generator().manual_seed(1))
+    ours = transforms.affine_grid(theta, shape)
+    torchs = torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
+    assert ours.shape == torchs.shape and ours.dtype == torchs.dtype and ours.is_contiguous()
+    torch.testing.assert_close(ours, torchs, rtol=0, atol=2e-6)
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]).expand(shape[0], 2, 3)
+    image = torch.rand(shape)  # the identity grid samples every pixel at its own centre
+    sampled = torch.nn.functional.grid_sample(
+        image, transforms.affine_grid(identity, shape), align_corners=False
+    )
+    torch.testing.assert_close(sampled, image, rtol=0, atol=1e-4)  # float32 coordinates
+
+
 def test_batch_transform_in_chans_normalisation_and_shape_checks():
     record = radiologynet.get_weights("resnet18.imagenet")
     bt = BatchTransform(record.preprocessing, in_chans=1)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", default="radiologynet-demo", help="working folder (default ./radiologynet-demo)"
     )
     parser.add_argument(
-        "--runs", type=int, default=None, help="runs per initialisation (default 2)"
+        "--runs", type=int, default=None, help="runs per initialisation (default 3)"
     )
     parser.add_argument(
         "--max-epochs", type=int, default=None, help="fine-tuning epochs (default 6)"

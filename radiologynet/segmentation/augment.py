@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from radiologynet.transforms.augment import affine_grid
+
 #: Width of the HU window the images are scaled by (-1000..1000 HU -> 0..1).
 HU_RANGE = 2000.0
 
@@ -70,14 +72,12 @@ class LunaAugmentation:
         returns both, the mask still 0/1. Random numbers come from ``generator`` (CPU)."""
         n = image.shape[0]
         theta = self.matrices(n, generator).to(image.device)
-        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+        grid = affine_grid(theta, tuple(image.shape))
         image = F.grid_sample(
             image, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
         mask_grid = (
-            grid
-            if mask.shape[-2:] == image.shape[-2:]
-            else F.affine_grid(theta, list(mask.shape), align_corners=False)
+            grid if mask.shape[-2:] == image.shape[-2:] else affine_grid(theta, tuple(mask.shape))
         )
         mask = (
             F.grid_sample(

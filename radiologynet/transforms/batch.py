@@ -228,7 +228,7 @@ class BatchTransform(nn.Module):
         if self.normalise:
             if self.mean.device != x.device:  # follow the data once, not every batch
                 self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-            x = (x - self.mean) / self.std
+            x = (x - self.mean).div_(self.std)  # one new batch, not two
         x = x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x.contiguous()
         return x, mask
 
