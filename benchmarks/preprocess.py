@@ -10,9 +10,13 @@ same CPU and the same generated 512x512 PNG/JPEG files:
 4. the ceiling of every cached path: the train-mode ``BatchTransform`` alone on a batch
    already in memory (bilinear warping is most of it).
 
-Each path runs ``--repeats`` times, interleaved; the median is reported with its spread.
+Each path runs ``--repeats`` times, interleaved, each time for at least ``--epochs`` epochs
+and ``--min-seconds``; the median is reported with its spread.
 
-Usage: ``python benchmarks/preprocess.py [--images 128] [--epochs 2] [--size 224] [--repeats 5]``.
+Usage::
+
+    python benchmarks/preprocess.py [--images 128] [--epochs 2] [--size 224] [--repeats 5]
+        [--min-seconds 1]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +99,19 @@ class TorchvisionBaseline(Dataset):
         return x.expand(3, -1, -1), 0
 
 
-def images_per_second(loader, epochs: int, post=None) -> float:
-    count, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        for images, _targets in loader:
+def images_per_second(
+    one_epoch: Callable[[], Iterable], epochs: int, min_seconds: float, post=None
+) -> float:
+    """Images per second over whole epochs: at least ``epochs`` of them, and more until
+    ``min_seconds`` have passed (a measurement of a tenth of a second says more about the
+    machine's neighbours than about the path)."""
+    count, done, start = 0, 0, time.perf_counter()
+    while done < epochs or time.perf_counter() - start < min_seconds:
+        for images, _targets in one_epoch():
             if post is not None:
                 images = post(images)
             count += images.shape[0]
+        done += 1
     return count / (time.perf_counter() - start)
 
 
@@ -115,14 +125,17 @@ def measure(paths: dict[str, Callable[[], float]], repeats: int) -> dict[str, li
     return rates
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5, help="median of this many")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--min-seconds", type=float, default=1.0, help="each measurement runs at least this long"
+    )
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     pre = Preprocessing(input_size=args.size)
     batch_transform = transforms.BatchTransform(pre, train=True)
@@ -139,43 +152,40 @@ def main() -> None:
         cached = ImageListDataset(paths, targets, cache=cache, size=args.size, progress=False)
         resident = cache.batch(np.arange(min(args.batch, len(cache)))).clone()
 
-        def trainer_batches():
+        def trainer_epoch():
             # what fit() does each epoch: a fresh order, batch_loader, the batch transform
-            for _ in range(args.epochs):
-                yield from batch_loader(cached, torch.randperm(len(cached)).tolist(), args.batch)
+            return batch_loader(cached, torch.randperm(len(cached)).tolist(), args.batch)
 
-        def cache_batches():
-            for _ in range(args.epochs):
-                for order in torch.randperm(len(cache)).split(args.batch):
-                    yield cache.batch(np.sort(order.numpy())), None
+        def cache_epoch():
+            for order in torch.randperm(len(cache)).split(args.batch):
+                yield cache.batch(np.sort(order.numpy())), None
 
-        def augmentation_alone():
+        def resident_epoch():
             # the ceiling of any cached path: the batch transform on a batch already in memory
-            batches = -(-args.images // args.batch) * args.epochs
-            return images_per_second(((resident, None) for _ in range(batches)), 1, batch_transform)
+            return ((resident, None) for _ in range(-(-args.images // args.batch)))
+
+        def rate(one_epoch, post=None):
+            return lambda: images_per_second(one_epoch, args.epochs, args.min_seconds, post)
 
         rates = measure(
             {
-                "decode every epoch, PIL + torchvision": lambda: images_per_second(
-                    DataLoader(baseline, batch_size=args.batch), args.epochs
+                "decode every epoch, PIL + torchvision": rate(
+                    lambda: DataLoader(baseline, batch_size=args.batch)
                 ),
-                "radiologynet from files": lambda: images_per_second(
-                    DataLoader(files, batch_size=args.batch), args.epochs
+                "radiologynet from files": rate(lambda: DataLoader(files, batch_size=args.batch)),
+                "radiologynet from cache (item DataLoader + BatchTransform)": rate(
+                    lambda: DataLoader(cached, batch_size=args.batch, shuffle=True),
+                    batch_transform,
                 ),
-                "radiologynet from cache (item DataLoader + BatchTransform)": lambda: (
-                    images_per_second(
-                        DataLoader(cached, batch_size=args.batch, shuffle=True),
-                        args.epochs,
-                        post=batch_transform,
-                    )
+                "radiologynet from cache (trainer: batch_loader + BatchTransform)": rate(
+                    trainer_epoch, batch_transform
                 ),
-                "radiologynet from cache (trainer: batch_loader + BatchTransform)": lambda: (
-                    images_per_second(trainer_batches(), 1, post=batch_transform)
+                "radiologynet from cache (cache.batch + BatchTransform)": rate(
+                    cache_epoch, batch_transform
                 ),
-                "radiologynet from cache (cache.batch + BatchTransform)": lambda: images_per_second(
-                    cache_batches(), 1, post=batch_transform
+                "ceiling: BatchTransform alone on a batch in memory": rate(
+                    resident_epoch, batch_transform
                 ),
-                "ceiling: BatchTransform alone on a batch in memory": augmentation_alone,
             },
             args.repeats,
         )

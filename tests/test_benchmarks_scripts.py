@@ -39,6 +39,23 @@ def test_demo_benchmark_share_is_training_over_process_wall():
     assert slow["targets"]["wall_met"] is False
 
 
+def test_preprocess_benchmark_measures_every_path_and_the_ceiling(capsys):
+    argv = ["--images", "6", "--batch", "4", "--size", "32", "--epochs", "1"]
+    _load("preprocess").main([*argv, "--repeats", "2", "--min-seconds", "0"])
+    printed = capsys.readouterr().out
+    assert "median of 2 interleaved repeats" in printed
+    rows = [line for line in printed.splitlines() if line.rstrip().endswith("%)")]
+    assert [row.split("  ")[1] for row in rows] == [
+        "decode every epoch, PIL + torchvision",
+        "radiologynet from files",
+        "radiologynet from cache (item DataLoader + BatchTransform)",
+        "radiologynet from cache (trainer: batch_loader + BatchTransform)",
+        "radiologynet from cache (cache.batch + BatchTransform)",
+        "ceiling: BatchTransform alone on a batch in memory",
+    ]
+    assert " 1.0x " in rows[0] and rows[-1].split()[-4] == "1.00"  # each against its baseline
+
+
 @pytest.mark.slow
 def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
     out = tmp_path / "gpu.json"
