@@ -74,7 +74,25 @@ def test_cache_rebuilds_when_a_source_or_the_size_changes(tmp_path):
     assert rebuilt[1].max() == 200
     bigger = build_cache(paths, tmp_path / "cache", 48, progress=False)
     assert bigger.images.shape == (4, 48, 48)
-    assert not DecodedImageCache.open(tmp_path / "cache").matches(paths, 32, "bilinear", True, None)
+    assert not DecodedImageCache.open(tmp_path / "cache").matches(paths, PRE, None)
+
+
+def test_cached_crops_are_the_transforms_crops_and_crop_pct_rebuilds(tmp_path):
+    paths = _pngs(tmp_path / "src")
+    for crop_pct in (1.0, 0.875):
+        pre = radiologynet.Preprocessing(input_size=24, letterbox=False, crop_pct=crop_pct)
+        cache = build_cache(paths, tmp_path / "cache", pre, progress=False)
+        assert cache.geometry() == (24, "bilinear", False, crop_pct)
+        for i, path in enumerate(paths):
+            np.testing.assert_array_equal(cache[i], transforms.decode_uint8(path, pre)[0].numpy())
+    index_path = tmp_path / "cache" / "index.json"
+    index = json.loads(index_path.read_text())
+    del index["crop_pct"]  # a cache written before crop_pct was recorded cropped 0.875
+    index_path.write_text(json.dumps(index))
+    old = DecodedImageCache.open(tmp_path / "cache")
+    assert old.crop_pct == 0.875
+    assert old.matches(paths, radiologynet.Preprocessing(24, letterbox=False, crop_pct=0.875), None)
+    assert not old.matches(paths, radiologynet.Preprocessing(24, letterbox=False), None)
 
 
 def test_unreadable_files_fail_listing_all_or_are_skipped_and_reported(tmp_path):

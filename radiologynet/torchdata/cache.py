@@ -4,12 +4,14 @@ letterboxed once, stored as one memory-mapped ``uint8`` array ``(N, S, S)``.
 Layout of a cache folder::
 
     images.npy    # numpy .npy, uint8, shape (N, S, S), read with mmap_mode="r"
-    index.json    # {"format": 1, "size", "interpolation", "letterbox", "window",
-                  #  "count", "entries": [{"path", "mtime_ns", "bytes", "label"}],
+    index.json    # {"format": 1, "size", "interpolation", "letterbox", "crop_pct",
+                  #  "window", "count", "entries": [{"path", "mtime_ns", "bytes", "label"}],
                   #  "unreadable": [{"path", "reason"}]}
 
-A cache is rebuilt only when its sources (paths, modification times, sizes) or its
-preprocessing (size, interpolation, letterbox, window) change.
+Each image is decoded by :func:`radiologynet.transforms.decode_uint8`, the function every
+per-image path starts from, so a cached image is the one the transforms would make. A cache
+is rebuilt only when its sources (paths, modification times, sizes) or its preprocessing
+(size, interpolation, letterbox or crop, window) change.
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from tqdm.auto import tqdm
 from radiologynet._atomic import atomic_write_text, commit, temp_path_for
 from radiologynet.errors import ImageReadError, InvalidArgumentError
 from radiologynet.io.windowing import Window, resolve_window
-from radiologynet.transforms.geometry import letterbox, resize_center_crop
-from radiologynet.transforms.pipeline import as_uint8_gray
+from radiologynet.transforms.pipeline import decode_uint8
 from radiologynet.weights import Preprocessing
 
 FORMAT_VERSION = 1
@@ -69,7 +70,8 @@ class DecodedImageCache:
         images: the memory-mapped ``uint8`` array ``(N, S, S)``.
         paths: the source file of each image.
         labels: the label stored with each image (``None`` where none was given).
-        size, interpolation, letterbox, window: the preprocessing it was built with.
+        size, interpolation, letterbox, crop_pct, window: the preprocessing it was built
+            with (``crop_pct`` applies when ``letterbox`` is false).
         unreadable: ``(path, reason)`` for the sources that were skipped.
     """
 
@@ -81,6 +83,7 @@ class DecodedImageCache:
     interpolation: str
     letterbox: bool
     window: tuple[float, float] | None
+    crop_pct: float = 1.0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     _index: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -133,6 +136,8 @@ class DecodedImageCache:
             interpolation=index["interpolation"],
             letterbox=index["letterbox"],
             window=tuple(window) if window is not None else None,  # type: ignore[arg-type]
+            # caches from before 0.2 cropped with resize_center_crop's default, 0.875
+            crop_pct=float(index.get("crop_pct", 0.875)),
             unreadable=[(u["path"], u["reason"]) for u in index.get("unreadable", [])],
             _index=index,
         )
@@ -158,6 +163,16 @@ class DecodedImageCache:
         """The cached image as a uint8 tensor ``(1, S, S)``."""
         return torch.from_numpy(np.array(self.images[index])).unsqueeze(0)
 
+    def geometry(self) -> tuple[int, str, bool, float | None]:
+        """``(size, interpolation, letterbox, crop_pct)``; ``crop_pct`` is ``None`` for a
+        letterbox, where it plays no part."""
+        return (
+            self.size,
+            self.interpolation,
+            self.letterbox,
+            None if self.letterbox else self.crop_pct,
+        )
+
     def batch(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """Several cached images as one uint8 tensor ``(B, 1, S, S)`` (one memmap read)."""
         order = np.asarray(indices, dtype=np.int64)
@@ -166,14 +181,12 @@ class DecodedImageCache:
     def matches(
         self,
         paths: Sequence[str | PathLike[str]],
-        size: int,
-        interpolation: str,
-        letterbox: bool,
+        preprocessing: Preprocessing,
         window: tuple[float, float] | None,
     ) -> bool:
-        """Whether this cache holds exactly ``paths`` (unchanged on disk, readable ones) at
-        this preprocessing."""
-        if (self.size, self.interpolation, self.letterbox) != (size, interpolation, letterbox):
+        """Whether this cache holds exactly ``paths`` (unchanged on disk, readable ones) as
+        ``preprocessing`` and ``window`` decode them."""
+        if self.geometry() != _geometry(preprocessing):
             return False
         if (list(self.window) if self.window else None) != (list(window) if window else None):
             return False
@@ -189,13 +202,14 @@ class DecodedImageCache:
         )
 
 
-def _decode_one(
-    path: Path, size: int, interpolation: str, letterboxed: bool, window: Window
-) -> np.ndarray:
-    gray = torch.from_numpy(as_uint8_gray(path, window))
-    if letterboxed:
-        return letterbox(gray, size, interpolation).numpy()
-    return resize_center_crop(gray, size, interpolation=interpolation).numpy()
+def _geometry(preprocessing: Preprocessing) -> tuple[int, str, bool, float | None]:
+    letterboxed = bool(preprocessing.letterbox)
+    return (
+        int(preprocessing.input_size),
+        preprocessing.interpolation,
+        letterboxed,
+        None if letterboxed else float(preprocessing.crop_pct),
+    )
 
 
 def build_cache(
@@ -234,12 +248,11 @@ def build_cache(
     """
     if isinstance(preprocessing, int):
         preprocessing = Preprocessing(input_size=preprocessing)
-    size, interpolation = int(preprocessing.input_size), preprocessing.interpolation
+    size = int(preprocessing.input_size)
     if size < 1:
         raise InvalidArgumentError(
             f"cache {root}: the image side must be at least 1 pixel, got {size} (preprocess --size)"
         )
-    letterboxed = bool(preprocessing.letterbox)
     resolved = resolve_window(window)
     sources = [Path(p) for p in paths]
     if labels is not None and len(labels) != len(sources):
@@ -252,25 +265,14 @@ def build_cache(
                 cache = DecodedImageCache.open(root)
             except ImageReadError:
                 cache = None
-            if cache is not None and cache.matches(
-                sources, size, interpolation, letterboxed, resolved
-            ):
+            if cache is not None and cache.matches(sources, preprocessing, resolved):
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
                 _report(cache.unreadable, skip_unreadable, root)
                 return cache
         return _build(
-            sources,
-            root,
-            size,
-            interpolation,
-            letterboxed,
-            resolved,
-            labels,
-            skip_unreadable,
-            num_workers,
-            progress,
+            sources, root, preprocessing, resolved, labels, skip_unreadable, num_workers, progress
         )
 
 
@@ -289,9 +291,7 @@ def _report(unreadable: list[tuple[str, str]], skip_unreadable: bool, root: Path
 def _build(
     sources: list[Path],
     root: Path,
-    size: int,
-    interpolation: str,
-    letterboxed: bool,
+    preprocessing: Preprocessing,
     window: tuple[float, float] | None,
     labels: Sequence[Any] | None,
     skip_unreadable: bool,
@@ -300,10 +300,11 @@ def _build(
 ) -> DecodedImageCache:
     def decode(path: Path) -> np.ndarray | ImageReadError:
         try:
-            return _decode_one(path, size, interpolation, letterboxed, window)
+            return decode_uint8(path, preprocessing, window)[0].numpy()
         except ImageReadError as err:
             return err
 
+    size, interpolation, letterboxed, _ = _geometry(preprocessing)
     tmp = temp_path_for(root / IMAGES_FILE)
     try:
         out = np.lib.format.open_memmap(
@@ -344,6 +345,7 @@ def _build(
             "size": size,
             "interpolation": interpolation,
             "letterbox": letterboxed,
+            "crop_pct": float(preprocessing.crop_pct),
             "window": list(window) if window else None,
             "count": len(entries),
             "entries": entries,
