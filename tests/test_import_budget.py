@@ -65,7 +65,7 @@ def test_import_radiologynet_imports_no_optional_package_and_no_torch():
     assert not modules & set(FRAMEWORKS), modules & set(FRAMEWORKS)
 
 
-def test_create_model_read_image_and_for_model_import_no_optional_package(tmp_path):
+def test_create_model_create_unet_read_image_and_for_model_import_no_optional_package(tmp_path):
     _clean_env_check()
     dicom = tmp_path / "ct.dcm"
     code = """
@@ -94,12 +94,14 @@ def test_create_model_read_image_and_for_model_import_no_optional_package(tmp_pa
     image = io.read_image(sys.argv[1])
     tensor = transforms.for_model(model)(image)
     assert tuple(tensor.shape[:1]) == (1,), tensor.shape
-    print("ran", tuple(tensor.shape))
+    unet = radiologynet.create_unet("resnet18", weights=None, in_chans=1)
+    print("ran", tuple(tensor.shape), type(unet).__name__)
     """
     proc, modules = _run(code, str(dicom))
     assert proc.returncode == 0, proc.stderr
     assert "ran (1," in proc.stdout
     assert "torch" in modules and "timm" in modules  # the check can see imports at all
+    assert "segmentation_models_pytorch" in modules
     assert not modules & set(EXTRA_PACKAGES), modules & set(EXTRA_PACKAGES)
 
 

@@ -1,12 +1,13 @@
 """Segmentation: encoder U-Nets over the zoo's backbones, the paper's vanilla U-Net and its
-reconstruction pretraining, the LUNA16 nodule benchmark, losses and metrics."""
+reconstruction pretraining, the LUNA16 nodule benchmark, losses and metrics.
+
+Building U-Nets (:func:`create_unet`, :func:`load_unet`) is core and needs no extra; the
+metrics (torchmetrics, the ``training`` extra) load when first used.
+"""
+
+from typing import Any
 
 from radiologynet.segmentation.losses import BCEDiceLoss, DiceLoss, PaperDiceLoss, get_loss
-from radiologynet.segmentation.metrics import (
-    SegmentationMeter,
-    dice_per_image,
-    iou_per_image,
-)
 from radiologynet.segmentation.paper_decoder import PaperUNet
 from radiologynet.segmentation.unet import (
     UNet,
@@ -43,3 +44,13 @@ __all__ = [
     "save_vanilla_unet",
     "unet_from_model_name",
 ]
+
+_METRICS = {"SegmentationMeter", "dice_per_image", "iou_per_image"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _METRICS:
+        from radiologynet.segmentation import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
