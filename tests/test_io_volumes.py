@@ -272,7 +272,7 @@ def test_invalid_metaimage_geometry_is_refused(tmp_path, field, value):
     assert "g.mhd" in str(err.value)
 
 
-def test_big_endian_32bit_dose_reads_like_read_image(tmp_path):
+def test_big_endian_32bit_dose_reads_like_read_image_in_gy(tmp_path):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, RTDoseStorage
 
@@ -295,6 +295,17 @@ def test_big_endian_32bit_dose_reads_like_read_image(tmp_path):
     np.testing.assert_array_equal(vol.array, io.read_image(tmp_path / "dose.dcm").pixels)
     assert vol.spacing == pytest.approx((3.0, 2.0, 2.5))
     assert vol.origin == pytest.approx((-10.0, -20.0, 5.0))
+    ds.DoseGridScaling = 2.5e-5  # the dose in Gy: the stored integers times this
+    ds.save_as(tmp_path / "scaled.dcm", enforce_file_format=True)
+    gray = io.read_volume(tmp_path / "scaled.dcm").array
+    assert gray.dtype == np.float64
+    np.testing.assert_allclose(gray, dose * 2.5e-5, rtol=1e-12)
+    np.testing.assert_allclose(io.read_image(tmp_path / "scaled.dcm").pixels, gray, rtol=1e-12)
+    for bad in ("0", "-1"):
+        ds.DoseGridScaling = bad
+        ds.save_as(tmp_path / "bad.dcm", enforce_file_format=True)
+        with pytest.raises(ImageReadError, match="bad.dcm: DoseGridScaling"):
+            io.read_image(tmp_path / "bad.dcm")
 
 
 def test_simpleitk_is_an_optional_dependency_of_volumes_only(tmp_path, monkeypatch):

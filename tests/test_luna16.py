@@ -21,6 +21,7 @@ from radiologynet.segmentation.luna16 import (
     split_series,
 )
 from radiologynet.segmentation.synthetic import make_synthetic_luna16
+from radiologynet.train import TrainConfig
 
 SPACING = (0.75, 0.7, 2.5)
 FLIPPED = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # x and y reversed, as some scanners write
@@ -166,10 +167,8 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
         inits=["random"],
         lrs=["1e-3"],
         runs=1,
-        max_epochs=2,
         out=tmp_path / "out",
-        batch_size=8,
-        progress=False,
+        config=TrainConfig(max_epochs=2, batch_size=8, progress=False),
         task_settings={"samples_per_epoch": 24},
     )
     folder = tmp_path / "out" / "mobilenet_v3_small-random-1e-3-run1"

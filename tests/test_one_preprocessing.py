@@ -21,7 +21,7 @@ from radiologynet.datasets.base import Sample
 from radiologynet.protocol.runner import preprocessing_for
 from radiologynet.protocol.tasks import DataRequest, get_task_spec
 from radiologynet.torchdata.samples import SampleDataset
-from radiologynet.train import evaluate
+from radiologynet.train import TrainConfig, evaluate
 from radiologynet.train.metrics import PredictionMetrics
 
 ATOL = 1e-6
@@ -206,10 +206,7 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
         replace(task, build_data=spy),
         folder_task,
         tmp_path / "out",
-        max_epochs=1,
-        batch_size=4,
-        input_size=32,
-        progress=False,
+        TrainConfig(max_epochs=1, batch_size=4, input_size=32, progress=False),
     )
     ((pre, batch_transform),) = applied
     assert result["status"] == "finished"

@@ -25,6 +25,7 @@ from radiologynet._atomic import (
     atomic_write_text,
     make_shared_dir,
 )
+from radiologynet.train import TrainConfig
 
 
 @pytest.fixture
@@ -177,12 +178,8 @@ def test_run_folder_is_shared(tmp_path, umask_022):
         inits=["random"],
         lrs=["1e-3"],
         runs=1,
-        max_epochs=1,
-        patience=1,
-        batch_size=2,
-        input_size=32,
         out=out,
-        progress=False,
+        config=TrainConfig(max_epochs=1, patience=1, batch_size=2, input_size=32, progress=False),
     )
     models = list(out.rglob("model.safetensors"))
     assert models, "the run wrote no model folder"

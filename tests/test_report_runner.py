@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from radiologynet.protocol import runner
+from radiologynet.train import TrainConfig
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +46,8 @@ def swept(tmp_path_factory):
         inits=["random", f"mine={weights}"],
         lrs=["1e-3"],
         runs=2,
-        max_epochs=2,
-        patience=2,
-        batch_size=4,
-        input_size=32,
         out=out,
-        progress=False,
+        config=TrainConfig(max_epochs=2, patience=2, batch_size=4, input_size=32, progress=False),
     )
     return out
 

@@ -18,6 +18,7 @@ from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, 
 from radiologynet.segmentation import VanillaUNet, load_unet
 from radiologynet.segmentation.synthetic import make_synthetic_luna16
 from radiologynet.segmentation.task import build_data
+from radiologynet.train import TrainConfig
 from radiologynet.weights import IMAGENET_MEAN
 
 PAPER_MODELS = "unet-resnet50,unet-vgg16,unet-efficientnet_b4,unet"
@@ -125,11 +126,13 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
             tiny,
             luna,
             out,
-            max_epochs=1,
-            batch_size=16,
-            in_chans=1,
-            progress=False,
-            cache_dir=tmp_path / "cache",
+            TrainConfig(
+                max_epochs=1,
+                batch_size=16,
+                in_chans=1,
+                progress=False,
+                cache_dir=str(tmp_path / "cache"),
+            ),
         )
         folder = out / spec.name
         assert json.loads((folder / "result.json").read_text()) == result

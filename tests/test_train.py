@@ -16,6 +16,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from torch import nn
 
+from radiologynet import Preprocessing
 from radiologynet.errors import (
     InvalidArgumentError,
     OutputWriteError,
@@ -24,7 +25,6 @@ from radiologynet.errors import (
 )
 from radiologynet.torchdata.samples import (
     PAPER_AUGMENT,
-    DeviceTransform,
     SampleDataset,
     batch_loader,
 )
@@ -46,10 +46,21 @@ from radiologynet.train.checkpoint import (
 )
 from radiologynet.train.config import config_changes
 from radiologynet.train.trainer import Preemption
+from radiologynet.transforms import BatchTransform
 
 
 class Stop(Exception):
     pass
+
+
+def _batch_transform(*, mean=None, std=None, augment=None) -> BatchTransform:
+    """The trainer's batch hook for images already at their size (the toy data's)."""
+    pre = Preprocessing(
+        input_size=0,
+        mean=tuple(mean) if mean else None,
+        std=tuple(std) if std else None,
+    )
+    return BatchTransform(pre, augment=augment, resize=False)
 
 
 def _toy(n: int = 40, classes: int = 3, seed: int = 0) -> torch.utils.data.TensorDataset:
@@ -99,7 +110,7 @@ def _fit(out_dir, callbacks=(), **kw):
         _config(**kw),
         out_dir=out_dir,
         callbacks=callbacks,
-        batch_transform=DeviceTransform(augment=PAPER_AUGMENT),
+        batch_transform=_batch_transform(augment=PAPER_AUGMENT),
     )
 
 
@@ -187,14 +198,14 @@ def test_evaluate_matches_best_weights(tmp_path):
         _toy(12, seed=1),
         _toy(12, seed=2),
         TrainConfig(max_epochs=2, batch_size=8, progress=False),
-        batch_transform=DeviceTransform(),
+        batch_transform=_batch_transform(),
     )
     again = evaluate(
         model,
         _toy(12, seed=2),
         loss=nn.CrossEntropyLoss(),
         metrics=PredictionMetrics("multiclass", 3),
-        batch_transform=DeviceTransform(),
+        batch_transform=_batch_transform(),
     )
     assert again == pytest.approx(result.test)
 
@@ -208,7 +219,7 @@ def test_bad_arguments_raise():
             _toy(),
             _toy(),
             config=TrainConfig(max_epochs=1, monitor="auc", progress=False),
-            batch_transform=DeviceTransform(),
+            batch_transform=_batch_transform(),
         )
 
 
@@ -222,7 +233,7 @@ def test_fit_keywords_are_deprecated_but_work(tmp_path):
             max_epochs=1,
             batch_size=8,
             progress=False,
-            batch_transform=DeviceTransform(),
+            batch_transform=_batch_transform(),
         )
     torch.manual_seed(0)
     new = fit(
@@ -230,7 +241,7 @@ def test_fit_keywords_are_deprecated_but_work(tmp_path):
         _toy(),
         _toy(12, seed=1),
         config=TrainConfig(max_epochs=1, batch_size=8, progress=False),
-        batch_transform=DeviceTransform(),
+        batch_transform=_batch_transform(),
     )
     assert _strip_times(old.history) == _strip_times(new.history)
 
@@ -313,14 +324,14 @@ def test_bone_age_head_uses_sex(head):
     assert not torch.allclose(male, female)
 
 
-def test_device_transform():
+def test_batch_transform_as_the_trainers_hook():
     x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
-    plain, _ = DeviceTransform()(x, None, train=False)
+    plain, _ = _batch_transform()(x, None, train=False)
     assert plain.shape == (4, 3, 8, 8)
     assert torch.allclose(plain[:, 1], x[:, 0].float() / 255)
-    norm, _ = DeviceTransform(mean=(0.5,) * 3, std=(0.25,) * 3)(x, None, train=False)
+    norm, _ = _batch_transform(mean=(0.5,) * 3, std=(0.25,) * 3)(x, None, train=False)
     assert torch.allclose(norm, (plain - 0.5) / 0.25)
-    aug = DeviceTransform(augment=PAPER_AUGMENT)
+    aug = _batch_transform(augment=PAPER_AUGMENT)
     a, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(1))
     b, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(1))
     c, _ = aug(x, None, train=True, generator=torch.Generator().manual_seed(2))

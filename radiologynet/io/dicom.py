@@ -235,6 +235,7 @@ def _read_dicom(path: Path, window: Window) -> Image:
             arr = apply_modality_lut(arr, ds)
         except Exception as err:
             raise ImageReadError(f"{path}: cannot apply its modality LUT: {err}") from err
+        arr = _apply_dose_grid_scaling(arr, ds, path)
     arr = np.asarray(arr)
     _check_shape(arr, photometric, frames, path)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -257,6 +258,29 @@ def _read_dicom(path: Path, window: Window) -> Image:
         metadata={k: str(ds.get(k, "")) for k in _METADATA_KEYWORDS if k in ds},
         bits_stored=_bits_stored(ds, arr),
     )
+
+
+def _apply_dose_grid_scaling(arr: np.ndarray, ds: Dataset, path: Path) -> np.ndarray:
+    """An RT dose grid in Gy: the stored integers times DoseGridScaling (pydicom's modality
+    LUT does not apply it); other images unchanged.
+
+    Raises:
+        ImageReadError: a DoseGridScaling that is not a positive, finite number.
+    """
+    if "DoseGridScaling" not in ds:
+        return arr
+    try:
+        scaling = float(ds.DoseGridScaling)
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(
+            f"{path}: DoseGridScaling {ds.DoseGridScaling!r} is not a number."
+        ) from err
+    if not (np.isfinite(scaling) and scaling > 0):
+        raise ImageReadError(
+            f"{path}: DoseGridScaling {scaling:g} is not a positive number; the dose in Gy "
+            "is the stored value times it."
+        )
+    return np.asarray(arr, dtype=np.float64) * scaling
 
 
 def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, float] | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 
+from radiologynet import _deprecated
 from radiologynet.errors import InvalidArgumentError
 
 #: The epoch budget and batch size when neither the caller nor the task gives one.
@@ -231,11 +231,10 @@ def config_from_keywords(
     unknown = sorted(set(settings) - set(TrainConfig.field_names()))
     if unknown:
         raise TypeError(f"{caller} got unexpected keyword arguments {unknown}")
-    warnings.warn(
-        f"{caller}: training settings as keywords (max_epochs=...) are deprecated: "
-        "pass config=TrainConfig(...)",
-        DeprecationWarning,
-        stacklevel=3,
+    _deprecated.warn(
+        f"{caller} with training settings as keywords (max_epochs=...)",
+        "config=TrainConfig(...)",
+        stacklevel=4,  # warn -> here -> the deprecated call -> its caller
     )
     if isinstance(settings.get("cache_dir"), os.PathLike):
         settings = {**settings, "cache_dir": os.fspath(settings["cache_dir"])}
