@@ -273,6 +273,9 @@ def test_affine_grid_is_torchs_grid(shape):
     torchs = torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
     assert ours.shape == torchs.shape and ours.dtype == torchs.dtype and ours.is_contiguous()
     torch.testing.assert_close(ours, torchs, rtol=0, atol=2e-6)
+    as_double = transforms.affine_grid(theta, shape, dtype=torch.float64)
+    assert as_double.dtype == torch.float64 and as_double.device == theta.device
+    torch.testing.assert_close(as_double.float(), ours, rtol=0, atol=1e-6)
     identity = torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]).expand(shape[0], 2, 3)
     image = torch.rand(shape)  # the identity grid samples every pixel at its own centre
     sampled = torch.nn.functional.grid_sample(

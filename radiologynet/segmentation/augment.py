@@ -71,13 +71,15 @@ class LunaAugmentation:
         """Augment a batch: ``image`` ``(N, C, H, W)`` float, ``mask`` ``(N, 1, H, W)`` 0/1;
         returns both, the mask still 0/1. Random numbers come from ``generator`` (CPU)."""
         n = image.shape[0]
-        theta = self.matrices(n, generator).to(image.device)
-        grid = affine_grid(theta, tuple(image.shape))
+        theta = self.matrices(n, generator)
+        grid = affine_grid(theta, tuple(image.shape), device=image.device, dtype=image.dtype)
         image = F.grid_sample(
             image, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
         mask_grid = (
-            grid if mask.shape[-2:] == image.shape[-2:] else affine_grid(theta, tuple(mask.shape))
+            grid
+            if mask.shape[-2:] == image.shape[-2:]
+            else affine_grid(theta, tuple(mask.shape), device=image.device, dtype=image.dtype)
         )
         mask = (
             F.grid_sample(
