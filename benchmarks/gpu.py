@@ -216,7 +216,7 @@ def protocol_estimate(
         "max_epochs": sizes.protocol_max_epochs,
         "patience": sizes.protocol_patience,
         "sampled_runs": sampled,
-        "estimated_wall_s": round(estimate, 1),
+        "estimated_wall_s": round(estimate, 2),  # the sampled wall_s carry 2 decimals
         "estimated_gpu_hours": round(estimate / 3600, 3),
         "assumption": "each sampled random-init run stands for the 15 runs at its lr; "
         "pretrained inits stop earlier, so this is an upper estimate",
