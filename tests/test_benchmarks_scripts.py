@@ -37,6 +37,13 @@ def test_demo_benchmark_share_is_training_over_process_wall():
     assert fast["targets"]["share_met"] is True
     slow = demo.summarise(timings, wall_s=120.0, cpu_s=60.0)
     assert slow["targets"]["wall_met"] is False
+    median = demo.median_run([slow, result, fast])
+    assert median["wall_s"] == 60.0 and [r["wall_s"] for r in median["repeats"]] == [
+        120.0,
+        60.0,
+        52.0,
+    ]
+    assert demo.median_run([fast]) == fast
 
 
 def test_preprocess_benchmark_measures_every_path_and_the_ceiling(capsys):
