@@ -155,6 +155,29 @@ def test_missing_or_malformed_dataset(tmp_path):
         LUNA16(tmp_path, mask_method="blob")
 
 
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (b"seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,3\n", "line 2"),  # short row
+        (b"seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,3,x\n", "line 2"),
+        (b"seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.\xe9,1,2,3,4\n", "not UTF-8"),
+        (b"", "empty"),
+    ],
+)
+def test_malformed_sheets_are_one_error_naming_the_file(tmp_path, text, says):
+    from radiologynet.segmentation.luna16 import read_annotations
+
+    (tmp_path / "annotations.csv").write_bytes(text)
+    with pytest.raises(DatasetFormatError, match=says) as err:
+        read_annotations(tmp_path)
+    assert "annotations.csv" in str(err.value)
+    (tmp_path / "candidates_V2.csv").write_bytes(
+        b"seriesuid,coordX,coordY,coordZ,class\n1.2.3,1,2,3,2\n"
+    )
+    with pytest.raises(DatasetFormatError, match="class 2 is not 0 or 1"):
+        read_candidates(tmp_path)
+
+
 def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch):
     monkeypatch.setenv("RADIOLOGYNET_CACHE", str(tmp_path / "cache"))
     import radiologynet.protocol as benchmarks

@@ -19,7 +19,6 @@ small ``.npz`` cache (its nodule slices and crops).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write
+from radiologynet.datasets.base import read_csv_table, require_columns
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.io import read_volume
 
@@ -76,14 +76,18 @@ def find_series(root: str | Path) -> dict[str, Path]:
 
 
 def _read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetFormatError(
-                f"{path} lacks the columns {', '.join(missing)}; expected {', '.join(columns)}."
-            )
-        return list(reader)
+    """The rows of a LUNA16 sheet as text, through the datasets' one CSV reader (empty,
+    binary, non-UTF-8 and ragged files are one :class:`DatasetFormatError`)."""
+    frame = read_csv_table(path, dtype=str, keep_default_na=False)
+    require_columns(frame, columns, path)
+    return frame.to_dict("records")
+
+
+def _numbers(path: Path, line: int, row: dict[str, str], names: Sequence[str]) -> list[float]:
+    try:
+        return [float(row[name]) for name in names]
+    except ValueError as err:
+        raise DatasetFormatError(f"{path} line {line}: {err}; use the sheet as published.") from err
 
 
 def read_annotations(root: str | Path) -> list[Nodule]:
@@ -99,11 +103,8 @@ def read_annotations(root: str | Path) -> list[Nodule]:
     columns = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
     nodules = []
     for line, row in enumerate(_read_rows(path, columns), start=2):
-        try:
-            centre = (float(row["coordX"]), float(row["coordY"]), float(row["coordZ"]))
-            nodules.append(Nodule(row["seriesuid"], centre, float(row["diameter_mm"])))
-        except ValueError as err:
-            raise DatasetFormatError(f"{path} line {line}: {err}.") from err
+        x, y, z, diameter = _numbers(path, line, row, columns[1:])
+        nodules.append(Nodule(row["seriesuid"], (x, y, z), diameter))
     return nodules
 
 
@@ -114,15 +115,14 @@ def read_candidates(root: str | Path) -> list[tuple[str, tuple[float, float, flo
     for name in ("candidates_V2.csv", "candidates.csv"):
         path = root / name
         if path.is_file():
-            rows = _read_rows(path, ("seriesuid", "coordX", "coordY", "coordZ", "class"))
-            return [
-                (
-                    r["seriesuid"],
-                    (float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])),
-                    int(r["class"]),
-                )
-                for r in rows
-            ]
+            columns = ("seriesuid", "coordX", "coordY", "coordZ", "class")
+            candidates = []
+            for line, row in enumerate(_read_rows(path, columns), start=2):
+                x, y, z, label = _numbers(path, line, row, columns[1:])
+                if label not in (0.0, 1.0):
+                    raise DatasetFormatError(f"{path} line {line}: class {label:g} is not 0 or 1.")
+                candidates.append((row["seriesuid"], (x, y, z), int(label)))
+            return candidates
     return []
 
 
