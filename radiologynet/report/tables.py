@@ -24,7 +24,7 @@ from radiologynet.report.results import (
     normalise_init,
     primary_metric,
 )
-from radiologynet.weights import paper_results
+from radiologynet.weights import MODALITY_VARIANTS, paper_results
 
 pd = require("pandas", "sweep reports")
 
@@ -62,7 +62,7 @@ PAPER_FAMILY = "paper"
 #: The family of every initialisation found, when there are more than the paper's.
 ALL_FAMILY = "all initialisations (not the paper's)"
 #: The single-modality RadiologyNET variants (the paper's t-tests).
-MODALITY_INITS = ("radiologynet-mr", "radiologynet-cr", "radiologynet-ct")
+MODALITY_INITS = tuple(MODALITY_VARIANTS)
 #: The paper's metric names where this project's differ (LUNA16's Table 2 reports the
 #: mean over validation crops).
 PAPER_METRIC_NAMES = {"luna16": {"dice": "crop_dice", "iou": "crop_iou"}}
