@@ -82,6 +82,19 @@ class Preprocessing:
         }
 
 
+#: The unit of each metric of the paper's Tables 2-6 (``paper-results.csv``): F1 in
+#: percent, the bone-age MAE/RMSE in months (the RSNA labels' unit), Dice/IoU as
+#: fractions ("" : no unit), and epochs to the best checkpoint.
+PAPER_METRIC_UNITS: dict[str, str] = {
+    "f1": "%",
+    "mae": "months",
+    "rmse": "months",
+    "dice": "",
+    "iou": "",
+    "epochs": "epochs",
+}
+
+
 @dataclass(frozen=True)
 class PaperResult:
     """One number from the paper's Tables 2-6 (``paper-results.csv``)."""
@@ -95,6 +108,19 @@ class PaperResult:
     metric: str
     value: float
     std: float | None
+
+    @property
+    def unit(self) -> str:
+        """The unit of :attr:`value` and :attr:`std` (:data:`PAPER_METRIC_UNITS`)."""
+        return PAPER_METRIC_UNITS[self.metric]
+
+    def formatted(self) -> str:
+        """The value, ``± std`` when the paper gives one, and the unit: ``"8.23 ± 0.2
+        months"``, ``"93.1 ± 0.4%"``, ``"0.111 ± 0.002"`` (the model card, ``radiologynet
+        info`` and docs/models.md all print results with this)."""
+        std = f" ± {self.std:g}" if self.std is not None else ""
+        unit = self.unit if self.unit in ("", "%") else f" {self.unit}"
+        return f"{self.value:g}{std}{unit}"
 
 
 @dataclass(frozen=True)
@@ -213,14 +239,21 @@ class WeightRecord:
 
         return for_weights(self, train=train, in_chans=in_chans, **kwargs)
 
+    @property
+    def status(self) -> str:
+        """Where the weight comes from, in the order :func:`radiologynet.hub.resolve`
+        tries (``radiologynet list`` and ``info`` and docs/models.md print this)."""
+        if not self.released:
+            return "not released by the authors"
+        if self.published:
+            return f"on the Hub, pinned {self.hub_revision[:10]}"
+        if self.timm_hub_id:
+            return f"timm's copy ({self.timm_hub_id}), else converted from its source"
+        return "converted from its source on first use"
+
     def summary(self) -> str:
         """One line: name, availability and description."""
-        state = (
-            "published"
-            if self.published
-            else ("unreleased" if not self.released else "from source")
-        )
-        return f"{self.full_name:42s} [{state}] {self.description}"
+        return f"{self.full_name:42s} [{self.status}] {self.description}"
 
 
 @cache
