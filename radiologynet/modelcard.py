@@ -35,7 +35,8 @@ def _front_matter(license_id: str, tags: Iterable[str]) -> str:
 
 def results_table(results: Iterable[PaperResult]) -> str:
     """The paper's results as a markdown table: one row per (table, task, metric,
-    statistic), one column per initialisation (value +- std, with its learning rate)."""
+    statistic), one column per initialisation (:meth:`PaperResult.formatted`: value ± std and
+    unit, with its learning rate)."""
     results = [r for r in results if r.metric != "epochs"]
     if not results:
         return "_The paper reports no downstream results for this architecture._\n"
@@ -57,8 +58,7 @@ def results_table(results: Iterable[PaperResult]) -> str:
             if r is None:
                 values.append("")
                 continue
-            std = f" ± {r.std:g}" if r.std is not None else ""
-            values.append(f"{r.value:g}{std} (lr {r.lr})")
+            values.append(f"{r.formatted()} (lr {r.lr})")
         lines.append(f"| {table} | {task} | {metric} | {statistic} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -230,9 +230,8 @@ def render_model_card(
     parts += _record_notes(record)
     parts += [
         "## Results in the paper\n",
-        f"Downstream results of `{arch.name}` (Tables 2-6 of the paper); values are "
-        "percentages for classification and years for bone-age regression; "
-        "`baseline` is random initialisation.\n",
+        f"Downstream results of `{arch.name}` (Tables 2-6 of the paper), each with its "
+        "unit (Dice/IoU are fractions); `baseline` is random initialisation.\n",
         results_table(record.results if record is not None else ()),
     ]
     for heading, body in dict(extra.get("sections", {})).items():

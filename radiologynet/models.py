@@ -14,7 +14,7 @@ from radiologynet.errors import UnknownWeightsError
 from radiologynet.hub import ResolvedWeights, check_model_args
 from radiologynet.hub import resolve as resolve_weights
 from radiologynet.registry import Architecture, get_architecture
-from radiologynet.weights import WeightRecord, split_name
+from radiologynet.weights import WeightRecord, get_weights, resolve_weights_arg, split_name
 
 
 def resolve(
@@ -23,15 +23,17 @@ def resolve(
     """Resolve ``name`` (``arch`` or ``arch.tag[@version]``) and ``weights`` to a file.
 
     Returns the architecture and the resolved weights, or ``None`` for random init.
+    With a tag in ``name``, ``weights`` may only name the same weight record (as a tag,
+    full name or record); anything else is refused.
     """
-    arch_name, tag, version = split_name(name)
+    arch_name, tag, _ = split_name(name)
     arch = get_architecture(arch_name)
     if tag is not None:
-        named = tag + (f"@{version}" if version else "")
-        if weights is not None and str(weights) != named:
+        named = get_weights(name)
+        if weights is not None and resolve_weights_arg(arch, weights) != named:
             raise UnknownWeightsError(
                 f"create_model({name!r}, weights={weights!r}): the name already selects "
-                f"weights {named!r}; pass one or the other."
+                f"weights {named.full_name!r}; pass one or the other."
             )
         weights = named
     return arch, resolve_checked(arch, weights)

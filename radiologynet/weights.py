@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from radiologynet.errors import UnknownWeightsError, WeightsNotFoundError
+from radiologynet.errors import UnknownModelError, UnknownWeightsError, WeightsNotFoundError
 from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture
 
 if TYPE_CHECKING:  # transforms import this module; the method imports them when called
@@ -82,6 +82,19 @@ class Preprocessing:
         }
 
 
+#: The unit of each metric of the paper's Tables 2-6 (``paper-results.csv``): F1 in
+#: percent, the bone-age MAE/RMSE in months (the RSNA labels' unit), Dice/IoU as
+#: fractions ("" : no unit), and epochs to the best checkpoint.
+PAPER_METRIC_UNITS: dict[str, str] = {
+    "f1": "%",
+    "mae": "months",
+    "rmse": "months",
+    "dice": "",
+    "iou": "",
+    "epochs": "epochs",
+}
+
+
 @dataclass(frozen=True)
 class PaperResult:
     """One number from the paper's Tables 2-6 (``paper-results.csv``)."""
@@ -95,6 +108,19 @@ class PaperResult:
     metric: str
     value: float
     std: float | None
+
+    @property
+    def unit(self) -> str:
+        """The unit of :attr:`value` and :attr:`std` (:data:`PAPER_METRIC_UNITS`)."""
+        return PAPER_METRIC_UNITS[self.metric]
+
+    def formatted(self) -> str:
+        """The value, ``± std`` when the paper gives one, and the unit: ``"8.23 ± 0.2
+        months"``, ``"93.1 ± 0.4%"``, ``"0.111 ± 0.002"`` (the model card, ``radiologynet
+        info`` and docs/models.md all print results with this)."""
+        std = f" ± {self.std:g}" if self.std is not None else ""
+        unit = self.unit if self.unit in ("", "%") else f" {self.unit}"
+        return f"{self.value:g}{std}{unit}"
 
 
 @dataclass(frozen=True)
@@ -213,14 +239,21 @@ class WeightRecord:
 
         return for_weights(self, train=train, in_chans=in_chans, **kwargs)
 
+    @property
+    def status(self) -> str:
+        """Where the weight comes from, in the order :func:`radiologynet.hub.resolve`
+        tries (``radiologynet list`` and ``info`` and docs/models.md print this)."""
+        if not self.released:
+            return "not released by the authors"
+        if self.published:
+            return f"on the Hub, pinned {self.hub_revision[:10]}"
+        if self.timm_hub_id:
+            return f"timm's copy ({self.timm_hub_id}), else converted from its source"
+        return "converted from its source on first use"
+
     def summary(self) -> str:
         """One line: name, availability and description."""
-        state = (
-            "published"
-            if self.published
-            else ("unreleased" if not self.released else "from source")
-        )
-        return f"{self.full_name:42s} [{state}] {self.description}"
+        return f"{self.full_name:42s} [{self.status}] {self.description}"
 
 
 @cache
@@ -389,7 +422,19 @@ def _build_records() -> dict[tuple[str, str, str], WeightRecord]:
 
 
 _RECORDS: dict[tuple[str, str, str], WeightRecord] = _build_records()
-RANDOM_TAGS = ("random", "none", "baseline")
+#: How result folders and reports name random initialisation (the paper's "baseline").
+RANDOM_INIT = "random"
+#: Every spelling of random initialisation, compared stripped and lower-cased: the
+#: paper's ``baseline``, ``none``/``null`` (and an empty string) as JSON, YAML and CSV
+#: cells write a missing value. The one alias set of the package (``weights=``,
+#: ``--weights``, the protocol runner's inits, the report's ``normalise_init``).
+RANDOM_TAGS = frozenset({RANDOM_INIT, "none", "null", "baseline", ""})
+
+
+def is_random_init(weights: object) -> bool:
+    """Whether a ``weights=``/init argument means random initialisation: ``None`` or
+    one of :data:`RANDOM_TAGS` (an empty string too, never the current directory)."""
+    return weights is None or (isinstance(weights, str) and weights.strip().lower() in RANDOM_TAGS)
 
 
 def register_weights(record: WeightRecord) -> WeightRecord:
@@ -447,7 +492,7 @@ def looks_like_path(text: str | os.PathLike[str]) -> bool:
     if isinstance(text, os.PathLike):
         return True
     text = text.strip()
-    if is_weight_tag(text) or text.lower() in RANDOM_TAGS:
+    if is_weight_tag(text) or is_random_init(text):
         return False
     return (
         "/" in text
@@ -458,6 +503,21 @@ def looks_like_path(text: str | os.PathLike[str]) -> bool:
     )
 
 
+def _is_weight_name(text: str) -> bool:
+    """Whether ``text`` is ``arch.tag[@version]`` with ``arch`` any name of a registry
+    architecture (:func:`get_architecture`'s aliases) and ``tag`` a weight tag, which
+    :func:`get_weights` then reads; ``"resnet50.pth"`` or ``"dir/x.radiologynet"`` are
+    not."""
+    name_arch, name_tag, _ = split_name(text)
+    if name_tag is None or not is_weight_tag(name_tag):
+        return False
+    try:
+        get_architecture(name_arch)
+    except UnknownModelError:
+        return False
+    return True
+
+
 def resolve_weights_arg(
     arch: str | Architecture, weights: str | os.PathLike[str] | WeightRecord | None
 ) -> WeightRecord | Path | None:
@@ -465,9 +525,11 @@ def resolve_weights_arg(
     protocol runner, the CLI's ``--weights``).
 
     Returns:
-        ``None`` for random initialisation (``None``, ``"random"``, ``"none"``,
-        ``"baseline"``), the :class:`WeightRecord` of a tag (``"imagenet"``,
-        ``"radiologynet@v1"``) or record, or the :class:`~pathlib.Path` of an existing
+        ``None`` for random initialisation (``None`` or one of :data:`RANDOM_TAGS`:
+        ``"random"``, ``"none"``, ``"null"``, ``"baseline"``, ``""``), the
+        :class:`WeightRecord` of a tag (``"imagenet"``, ``"radiologynet@v1"``), full name
+        (``"resnet50.radiologynet@v1"``, with any name of the architecture:
+        ``"ResNet50.radiologynet"``) or record, or the :class:`~pathlib.Path` of an existing
         file or folder (see :func:`looks_like_path`).
 
     Raises:
@@ -476,7 +538,7 @@ def resolve_weights_arg(
             valid ones), or a record of another architecture.
     """
     spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
-    if weights is None:
+    if is_random_init(weights):
         return None
     if isinstance(weights, WeightRecord):
         if get_architecture(weights.arch).name != spec.name:
@@ -486,12 +548,8 @@ def resolve_weights_arg(
             )
         return weights
     text = os.fspath(weights).strip()
-    if isinstance(weights, str):
-        if text.lower() in RANDOM_TAGS:
-            return None
-        name_arch, name_tag, _ = split_name(text)
-        if name_tag is not None and name_arch in ARCHITECTURES and is_weight_tag(name_tag):
-            return resolve_weights_arg(spec, get_weights(text))  # a full "arch.tag" name
+    if isinstance(weights, str) and _is_weight_name(text):
+        return resolve_weights_arg(spec, get_weights(text))  # a full "arch.tag" name
     if looks_like_path(weights):
         path = Path(text).expanduser()
         if not path.exists():

@@ -57,6 +57,72 @@ def test_info_shows_preprocessing_and_results(capsys):
     assert "ResNet50.tar.gz" in out and "btmr" in out
 
 
+def test_list_info_and_docs_give_one_status(capsys):
+    """``list``, ``info`` and docs/models.md print WeightRecord.status: for ImageNet
+    weights timm carries, timm's copy (which the resolver tries first)."""
+    record = radiologynet.get_weights("resnet50.imagenet")
+    assert record.status.startswith("timm's copy (timm/resnet50.tv2_in1k)")
+    assert main(["list", "resnet50"]) == 0
+    assert f"[{record.status}]" in capsys.readouterr().out
+    assert main(["info", "resnet50.imagenet"]) == 0
+    assert f"status:        {record.status}\n" in capsys.readouterr().out
+    docs = (Path(__file__).resolve().parents[1] / "docs/models.md").read_text()
+    assert f"| `resnet50.imagenet@v1` | {record.status} |" in docs
+    unreleased = radiologynet.get_weights("resnet50.radiologynet-ct")
+    assert unreleased.status == "not released by the authors"
+    assert radiologynet.get_weights("resnet50.radiologynet").status == (
+        "converted from its source on first use"
+    )
+    pinned = weights.with_pin(record, "0123456789abcdef", "0" * 64)
+    assert pinned.status == "on the Hub, pinned 0123456789"
+
+
+def test_info_describes_a_centre_crop_without_letterbox():
+    from radiologynet.commands.info import describe
+
+    record = radiologynet.get_weights("resnet18.radiologynet")
+    text = describe(record)
+    assert "224x224, letterbox (bilinear, centred zero padding)" in text
+    cropped = dataclasses.replace(
+        record,
+        preprocessing=dataclasses.replace(
+            record.preprocessing, letterbox=False, crop_pct=0.875, grayscale_to_rgb=False
+        ),
+    )
+    text = describe(cropped)
+    assert "letterbox" not in text and "grayscale repeated" not in text
+    assert "224x224, shorter side resized to 224 / 0.875 px (bilinear), centre crop" in text
+
+
+def test_paper_results_carry_their_units_everywhere(capsys):
+    """Bone-age MAE/RMSE are in months (the RSNA labels), F1 in percent; the model card,
+    ``info`` and docs/models.md print PaperResult.formatted()."""
+    results = weights.paper_results()
+    assert {r.metric for r in results} <= set(weights.PAPER_METRIC_UNITS)
+    mae = next(
+        r
+        for r in results
+        if (r.task, r.model, r.init, r.metric) == ("pba", "efficientnet_b3", "radiologynet", "mae")
+    )
+    assert mae.formatted() == "8.23 ± 0.2 months"
+    f1 = next(r for r in results if r.metric == "f1" and r.std is not None)
+    assert f1.formatted() == f"{f1.value:g} ± {f1.std:g}%"
+    dice = next(r for r in results if r.metric == "dice")
+    assert dice.formatted() == f"{dice.value:g} ± {dice.std:g}"
+    record = radiologynet.get_weights("efficientnet_b3.radiologynet")
+    assert main(["info", record.name]) == 0
+    assert "mae    8.23 ± 0.2 months" in capsys.readouterr().out
+    from radiologynet.modelcard import render_model_card
+
+    card = render_model_card(
+        {"architecture": record.arch, "num_classes": 36, "pretrained_cfg": record.pretrained_cfg()},
+        record=record,
+    )
+    assert "8.23 ± 0.2 months (lr 1e-3)" in card and "years" not in card
+    docs = (Path(__file__).resolve().parents[1] / "docs/models.md").read_text()
+    assert "| pba | efficientnet_b3 | radiologynet | 1e-3 | mae | 8.23 ± 0.2 months |" in docs
+
+
 def test_unknown_weight_is_a_clean_cli_error(capsys):
     assert main(["info", "vgg16.radiologynet-ct"]) == 1
     err = capsys.readouterr().err

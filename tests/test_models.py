@@ -108,6 +108,26 @@ def test_weights_for_another_architecture_are_refused(resnet18_folder):
 def test_name_and_weights_must_agree():
     with pytest.raises(UnknownWeightsError, match="pass one or the other"):
         radiologynet.create_model("resnet50.radiologynet", weights="imagenet")
+    with pytest.raises(UnknownWeightsError, match="pass one or the other"):
+        radiologynet.create_model("resnet50.radiologynet", weights="random")
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        "radiologynet-ct",
+        "radiologynet-ct@v1",
+        "resnet50.radiologynet-ct",
+        "ResNet50.radiologynet-ct@v1",
+        radiologynet.get_weights("resnet50.radiologynet-ct"),
+    ],
+)
+def test_name_and_weights_naming_the_same_record_agree(weights):
+    """The name's weight and ``weights=`` are compared as records, not as text: each of
+    these is resnet50.radiologynet-ct@v1, so the (offline) build gets as far as finding
+    that weight unreleased instead of refusing the pair."""
+    with pytest.raises(WeightsNotReleasedError, match="never released"):
+        radiologynet.create_model("resnet50.radiologynet-ct", weights=weights)
 
 
 def test_bad_names_and_tags():

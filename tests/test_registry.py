@@ -257,3 +257,43 @@ def test_resolve_weights_arg_is_the_one_reading_of_weights(tmp_path, monkeypatch
         resolve_weights_arg("resnet18", "imagenet21k")
     with pytest.raises(UnknownWeightsError, match="are for resnet50"):
         resolve_weights_arg("resnet18", radiologynet.get_weights("resnet50.imagenet"))
+
+
+def test_full_weight_names_take_any_name_of_the_architecture(tmp_path, monkeypatch):
+    """resolve_weights_arg reads "arch.tag[@version]" as get_weights does: with the
+    architecture's timm or authors' name too, not only its registry name."""
+    from radiologynet.weights import resolve_weights_arg
+
+    monkeypatch.chdir(tmp_path)
+    record = radiologynet.get_weights("mobilenet_v3_small.radiologynet")
+    for name in (
+        "mobilenetv3_small_100.radiologynet",  # timm's name
+        "MobileNetV3Small.radiologynet@v1",  # the authors' name
+        "mobilenet_v3_small.radiologynet@v1",
+    ):
+        assert radiologynet.get_weights(name) == record
+        assert resolve_weights_arg("mobilenet_v3_small", name) == record
+    with pytest.raises(UnknownWeightsError, match="are for resnet50"):
+        resolve_weights_arg("resnet18", "ResNet50.imagenet")
+    (tmp_path / "resnet18.pth").write_bytes(b"")  # a file named like an architecture
+    assert resolve_weights_arg("resnet18", "resnet18.pth") == Path("resnet18.pth")
+
+
+@pytest.mark.parametrize("random", ["", "  ", "null", "NULL", "none", "baseline", "random"])
+def test_every_random_spelling_is_random_init_never_the_current_folder(
+    random, tmp_path, monkeypatch
+):
+    """One alias set: resolve_weights_arg and the report's normalise_init agree; an empty
+    string is random initialisation, not Path(".")."""
+    from radiologynet.report.results import normalise_init
+    from radiologynet.weights import (
+        RANDOM_INIT,
+        is_random_init,
+        looks_like_path,
+        resolve_weights_arg,
+    )
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights_arg("resnet18", random) is None
+    assert is_random_init(random) and not looks_like_path(random)
+    assert normalise_init(random) == RANDOM_INIT

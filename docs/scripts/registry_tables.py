@@ -17,16 +17,6 @@ MODELS_PAGE = Path(__file__).resolve().parents[1] / "models.md"
 BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"
 
 
-def _status(record) -> str:
-    if not record.released:
-        return "not released by the authors"
-    if record.published:
-        return f"Hub, pinned `{record.hub_revision[:10]}`"
-    if record.timm_hub_id:
-        return f"timm's copy (`{record.timm_hub_id}`)"
-    return "converted from the source on first use"
-
-
 def tables() -> str:
     """The Markdown generated from the registry."""
     lines = [
@@ -49,24 +39,22 @@ def tables() -> str:
     ]
     for r in list_weights():
         norm = "ImageNet mean/std" if r.preprocessing.mean is not None else "none ([0, 1])"
-        lines.append(f"| `{r.full_name}` | {_status(r)} | {norm} | {r.num_classes} | {r.license} |")
+        lines.append(f"| `{r.full_name}` | {r.status} | {norm} | {r.num_classes} | {r.license} |")
     lines += [
         "",
         "## The paper's downstream results",
         "",
-        "Mean over five runs (F1 in %, MAE/RMSE in months, Dice/IoU as fractions) at "
-        "the best learning rate, from the paper's Tables 2-6; `baseline` is random "
-        "initialisation.",
+        "Mean ± std over five runs at the best learning rate, from the paper's Tables "
+        "2-6, with its unit (Dice/IoU are fractions); `baseline` is random initialisation.",
         "",
-        "| table | task | model | init | lr | metric | value | std |",
-        "|---|---|---|---|---|---|---|---|",
+        "| table | task | model | init | lr | metric | mean ± std |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in paper_results():
         if p.statistic == "mean" and p.metric != "epochs":
-            std = f"{p.std:g}" if p.std is not None else ""
             lines.append(
                 f"| {p.table} | {p.task} | {p.model} | {p.init} | {p.lr} | "
-                f"{p.metric} | {p.value:g} | {std} |"
+                f"{p.metric} | {p.formatted()} |"
             )
     return "\n".join(lines)
 

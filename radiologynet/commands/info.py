@@ -21,13 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def describe(record: WeightRecord) -> str:
     """A human-readable multi-line description of a weight record."""
     pre = record.preprocessing
-    state = (
-        "published"
-        if record.published
-        else "not released by the authors"
-        if not record.released
-        else "not yet on the Hub: converted from its source on first use"
+    size = f"{pre.input_size}x{pre.input_size}"
+    geometry = (
+        f"{size}, letterbox ({pre.interpolation}, centred zero padding)"
+        if pre.letterbox
+        else f"{size}, shorter side resized to {pre.input_size} / {pre.crop_pct:g} px "
+        f"({pre.interpolation}), centre crop"
     )
+    channels = ", grayscale repeated to 3 channels" if pre.grayscale_to_rgb else ""
     norm = (
         f"mean {pre.mean}, std {pre.std}"
         if pre.mean is not None
@@ -36,7 +37,7 @@ def describe(record: WeightRecord) -> str:
     lines = [
         record.full_name,
         f"  {record.description}",
-        f"  status:        {state}",
+        f"  status:        {record.status}",
         f"  hub:           {record.hub_repo_id}"
         + (f"@{record.hub_revision}" if record.hub_revision else ""),
         f"  sha256:        {record.sha256 or '(recorded in the cache on first use)'}",
@@ -63,8 +64,7 @@ def describe(record: WeightRecord) -> str:
             if record.torchvision_weights
             else []
         ),
-        f"  input:         {pre.input_size}x{pre.input_size}, letterbox "
-        f"({pre.interpolation}, centred zero padding), grayscale repeated to 3 channels",
+        f"  input:         {geometry}{channels}",
         f"  normalisation: {norm}",
         f"  classes:       {record.num_classes}",
         f"  modalities:    {', '.join(record.modalities) or '-'}",
@@ -76,10 +76,9 @@ def describe(record: WeightRecord) -> str:
     if record.results:
         lines.append("  paper results (Tables 2-6):")
         for r in record.results:
-            std = f" +- {r.std:g}" if r.std is not None else ""
             lines.append(
                 f"    {r.task:10s} {r.init:14s} lr {r.lr:5s} {r.statistic:4s} "
-                f"{r.metric:6s} {r.value:g}{std}"
+                f"{r.metric:6s} {r.formatted()}"
             )
     return "\n".join(lines)
 

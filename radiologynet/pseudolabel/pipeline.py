@@ -32,6 +32,7 @@ from radiologynet.pseudolabel.features import (
     text_features,
 )
 from radiologynet.pseudolabel.report import path_key, write_labels, write_report
+from radiologynet.weights import is_random_init
 
 
 @dataclass
@@ -101,7 +102,7 @@ def pseudo_label(
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else out_csv.with_name(out_csv.stem + ".cache")
     report_dir = Path(report_dir) if report_dir else out_csv.with_name(out_csv.stem + "-report")
-    pretrained = str(backbone_weights).lower() not in ("none", "random", "baseline")
+    pretrained = not is_random_init(backbone_weights)
     weights = (feature_weights or FeatureWeights()).resolved(pretrained)
 
     scan, embeddings, thumbnails = _scan_and_embed(

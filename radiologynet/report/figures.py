@@ -23,6 +23,7 @@ from radiologynet.report.tables import (
     metric_label,
     runs_at_best_lr,
 )
+from radiologynet.weights import MODALITY_VARIANTS, RANDOM_INIT
 
 pd = require("pandas", "sweep figures")
 Axes = require("matplotlib.axes", "sweep figures").Axes
@@ -30,12 +31,11 @@ Figure = require("matplotlib.figure", "sweep figures").Figure
 
 #: One colour per initialisation, the same in every figure.
 INIT_COLOURS = {
-    "random": "#7f7f7f",
+    RANDOM_INIT: "#7f7f7f",
     "imagenet": "#1f77b4",
     "radiologynet": "#d62728",
-    "radiologynet-mr": "#ff7f0e",
-    "radiologynet-cr": "#2ca02c",
-    "radiologynet-ct": "#9467bd",
+    # the single-modality variants (radiologynet-mr, -cr, -ct), in the registry's order
+    **dict(zip(MODALITY_VARIANTS, ("#ff7f0e", "#2ca02c", "#9467bd"), strict=True)),
     "imagenet-recon": "#17becf",
     "radiologynet-recon": "#8c564b",
 }

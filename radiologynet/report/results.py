@@ -14,6 +14,7 @@ from pathlib import Path
 
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
+from radiologynet.weights import MODALITY_VARIANTS, RANDOM_INIT, RANDOM_TAGS
 
 pd = require("pandas", "sweep reports")
 
@@ -53,18 +54,14 @@ RUN_METRICS = ("best_epoch", "epochs_run")
 #: Run statuses: ``finished`` runs enter tables and tests; ``diverged`` runs (loss became
 #: NaN/inf) are listed as such; others (``running``) are unfinished.
 FINISHED, DIVERGED = "finished", "diverged"
-#: The paper calls random initialisation "baseline"; result folders call it "random".
-INIT_ALIASES = {"baseline": "random", "none": "random", "null": "random", "": "random"}
 #: The order initialisations are shown in.
 INIT_ORDER = (
-    "random",
+    RANDOM_INIT,
     "imagenet",
     "imagenet-recon",
     "radiologynet",
     "radiologynet-recon",
-    "radiologynet-mr",
-    "radiologynet-cr",
-    "radiologynet-ct",
+    *MODALITY_VARIANTS,
 )
 #: The columns identifying a run.
 RUN_KEYS = ("task", "model", "init", "lr", "fraction", "run")
@@ -72,9 +69,10 @@ _REQUIRED = ("model", "init", "lr", "run")
 
 
 def normalise_init(init: object) -> str:
-    """An initialisation name as result folders spell it (``"baseline"`` -> ``"random"``)."""
+    """An initialisation name as result folders spell it: every spelling of random
+    initialisation (:data:`radiologynet.weights.RANDOM_TAGS`, ``None``) -> ``"random"``."""
     name = "" if init is None else str(init).strip().lower()
-    return INIT_ALIASES.get(name, name)
+    return RANDOM_INIT if name in RANDOM_TAGS else name
 
 
 def higher_is_better(metric: str) -> bool:

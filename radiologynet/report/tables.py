@@ -24,27 +24,12 @@ from radiologynet.report.results import (
     normalise_init,
     primary_metric,
 )
-from radiologynet.weights import paper_results
+from radiologynet.weights import MODALITY_VARIANTS, paper_results
 
 pd = require("pandas", "sweep reports")
 
 #: The columns that identify one row of a results table.
 GROUP_KEYS = ["task", "model", "fraction", "init"]
-#: Metrics between 0 and 1 (the paper prints some of them in percent).
-_PROPORTIONS = frozenset(
-    {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "dice",
-        "iou",
-        "crop_dice",
-        "crop_iou",
-        "pooled_dice",
-        "pooled_iou",
-    }
-)
 _LABELS = {
     "f1": "F1",
     "mae": "MAE",
@@ -62,7 +47,7 @@ PAPER_FAMILY = "paper"
 #: The family of every initialisation found, when there are more than the paper's.
 ALL_FAMILY = "all initialisations (not the paper's)"
 #: The single-modality RadiologyNET variants (the paper's t-tests).
-MODALITY_INITS = ("radiologynet-mr", "radiologynet-cr", "radiologynet-ct")
+MODALITY_INITS = tuple(MODALITY_VARIANTS)
 #: The paper's metric names where this project's differ (LUNA16's Table 2 reports the
 #: mean over validation crops).
 PAPER_METRIC_NAMES = {"luna16": {"dice": "crop_dice", "iou": "crop_iou"}}
@@ -174,7 +159,8 @@ def add_paper_results(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with the paper's published numbers beside the user's: ``paper_lr``,
     ``paper_<m>_mean``/``paper_<m>_std`` (and ``paper_epochs_*``), and ``paper_best_<m>``
     where the paper gives its best run, for the task, model and initialisation of each
-    full-data row (``baseline`` is ``random``; percentages become fractions)."""
+    full-data row (``baseline`` is ``random``; the paper's percentages, by
+    :data:`~radiologynet.weights.PAPER_METRIC_UNITS`, become fractions)."""
     published: dict[tuple[str, str, str], dict[str, object]] = {}
     for result in paper_results():
         task = canonical_task_name(result.task) or result.task  # the paper's pba, luna
@@ -182,7 +168,7 @@ def add_paper_results(table: pd.DataFrame) -> pd.DataFrame:
         entry = published.setdefault(
             (task, result.model, normalise_init(result.init)), {"paper_lr": result.lr}
         )
-        scale = 0.01 if metric in _PROPORTIONS and result.value > 1.0 else 1.0
+        scale = 0.01 if result.unit == "%" else 1.0
         if result.statistic == "best":  # Table 3's single best run
             entry[f"paper_best_{metric}"] = result.value * scale
             continue
