@@ -144,23 +144,22 @@ def _transform(model: nn.Module, input_size: int | None):
 
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Image files: a folder's pictures and DICOM files (sorted), or the files given.
+    """Image files: a folder's pictures and DICOM files (not recursive, sorted,
+    :func:`radiologynet.io.list_image_files`), or the files given.
 
     Raises:
         ImageReadError: a path that does not exist, or a folder without images.
     """
-    from radiologynet.io import IMAGE_SUFFIXES
+    from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if folder.is_dir():
-            suffixes = set(IMAGE_SUFFIXES)
-            found = sorted(
-                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
-            )
+            found = list_image_files(folder, recursive=False)
             if not found:
                 raise ImageReadError(
-                    f"No images in {str(folder)!r} (looked for {', '.join(sorted(suffixes))})."
+                    f"No images in {str(folder)!r} (looked for "
+                    f"{', '.join(sorted(IMAGE_SUFFIXES))} and suffix-less DICOM files)."
                 )
             return found
         images = [folder]

@@ -36,7 +36,7 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.config import config_from_keywords
 from radiologynet.train.heads import create_backbone
 from radiologynet.train.trainer import FitResult
-from radiologynet.transforms import BatchTransform, letterbox
+from radiologynet.transforms import BatchTransform
 from radiologynet.weights import Preprocessing
 
 
@@ -228,7 +228,7 @@ class Replicated(torch.utils.data.Dataset):
 
 class PretrainImages(torch.utils.data.Dataset):
     """Labelled archive images as ``(uint8 (1, S, S), class)`` items, each decoded once
-    (DICOM through :mod:`radiologynet.io`, letterboxed by :mod:`radiologynet.transforms`)."""
+    (:func:`radiologynet.transforms.decode_uint8`, as fine-tuning decodes them)."""
 
     def __init__(self, images: list[LabelledImage], size: int) -> None:
         self.images = list(images)
@@ -241,8 +241,7 @@ class PretrainImages(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self._cache.get(index)
         if cached is None:
-            picture = read_uint8(self.images[index].path)
-            cached = letterbox(picture, self.size).unsqueeze(0).contiguous()
+            cached = read_uint8(self.images[index].path, self.size)
             self._cache[index] = cached
         return cached, torch.tensor(self.images[index].target, dtype=torch.long)
 

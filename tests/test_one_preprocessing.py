@@ -216,3 +216,36 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
     assert batch_transform.size == 32 and batch_transform.preprocessing.mean == pre.mean
     assert pre == replace(imagenet.preprocessing, input_size=32)
     assert transforms.read_preprocessing(tmp_path / "out" / spec.name / "model") == pre
+
+
+def test_every_file_decoder_is_decode_uint8(tmp_path):
+    """Pseudo-labelling, pretraining, reconstruction pretraining and fine-tuning decode a
+    file the same way: a multi-page TIFF gives its middle page (pages 10/128/250 -> 128;
+    pretraining read 10), a float image in [0, 1] is kept as v * 255 (pretraining
+    min-max stretched it to 0..255)."""
+    from radiologynet.pretrain import LabelledImage, PretrainImages
+    from radiologynet.pseudolabel.features import read_uint8
+    from radiologynet.segmentation.reconstruction import load_images
+    from radiologynet.torchdata import ImageListDataset
+
+    stack = tmp_path / "stack.tif"
+    pages = [Image.fromarray(np.full((12, 20), v, np.uint8)) for v in (10, 128, 250)]
+    pages[0].save(stack, save_all=True, append_images=pages[1:])
+    unit = tmp_path / "unit.tif"
+    Image.fromarray(np.linspace(0.25, 0.5, 12 * 20, dtype=np.float32).reshape(12, 20)).save(unit)
+    size = 16
+    for path in (stack, unit):
+        expected = transforms.decode_uint8(path, radiologynet.Preprocessing(input_size=size))
+        decoded = {
+            "pseudo-label": read_uint8(path, size),
+            "pretrain": PretrainImages([LabelledImage(path, 0)], size)[0][0],
+            "reconstruction": load_images([path], size, progress=False)[0],
+            "fine-tune": ImageListDataset([path], size=size, progress=False).load_uint8(0),
+        }
+        for name, tensor in decoded.items():
+            assert tensor.dtype == torch.uint8 and tensor.shape == (1, size, size), name
+            assert torch.equal(tensor, expected), (path.name, name)
+    middle = transforms.decode_uint8(stack, radiologynet.Preprocessing(input_size=size))
+    assert int(middle[0, size // 2, size // 2]) == 128
+    kept = transforms.decode_uint8(unit, radiologynet.Preprocessing(input_size=size))
+    assert 60 <= int(kept[0, 4:12].min()) and int(kept.max()) <= 128

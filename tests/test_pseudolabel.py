@@ -82,9 +82,10 @@ def test_heterogeneity_filter_drops_the_mixed_cluster(archive, labelled):
 
 def test_unreadable_files_are_reported_and_skipped(labelled):
     skipped = dict(labelled.skipped)
-    assert set(skipped) == {"broken_00/IM9999.dcm", "broken_01/NOTES.txt"}
+    # broken_01/NOTES.txt is not DICOM (suffix, magic): not an image, not listed
+    assert set(skipped) == {"broken_00/IM9999.dcm"}
     assert all("not a readable DICOM" in r for r in skipped.values())
-    assert any("2 file(s) skipped" in n for n in labelled.notes)
+    assert any("1 file(s) skipped" in n for n in labelled.notes)
     report = json.loads(labelled.report["json"].read_text())
     assert {s["path"] for s in report["skipped"]} == set(skipped)
 
@@ -217,7 +218,7 @@ def test_fewer_images_than_clusters(tmp_path):
 def test_archive_without_dicom(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "notes.txt").write_text("hello")
-    with pytest.raises(ArchiveError, match="No readable DICOM image.*1 file"):
+    with pytest.raises(ArchiveError, match="No readable DICOM image.*0 file.*none found"):
         pseudo_label(tmp_path / "a", tmp_path / "l.csv", **FAST)
     with pytest.raises(ArchiveError, match="does not exist"):
         pseudo_label(tmp_path / "missing", tmp_path / "l.csv", **FAST)
@@ -303,7 +304,7 @@ def test_cli_pseudo_label(archive, tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0
     assert "7 clusters, 6 kept" in out.out and "excluded cluster" in out.out
-    assert "note: 2 file(s) skipped" in out.err
+    assert "note: 1 file(s) skipped" in out.err
     rows = list(csv.DictReader(open(tmp_path / "l.csv", newline="")))
     assert rows and all(r["path"] == "" and len(r["key"]) == 16 for r in rows)
     report = (tmp_path / "l-report" / "report.md").read_text()
@@ -352,3 +353,27 @@ def test_file_with_undecodable_pixels_is_skipped(tmp_path):
     assert skipped[truth[0].path].startswith("Cannot decode the pixels of " + truth[0].path)
     assert str(root) not in skipped[truth[0].path]  # archive-relative in the report
     assert truth[0].path not in result.paths and len(result.paths) == 11
+
+
+def test_embeddings_cached_with_the_old_pixel_decoding_are_recomputed(tmp_path):
+    """The cache spec names the decoding version: vectors from the first-frame / min-max
+    decoding (spec without ``decode``) are not reused."""
+    root = tmp_path / "dicom"
+    write_synthetic_archive(root, 6, seed=3)
+    scan = features_module.scan_archive(root, progress=False)
+    cache_dir = tmp_path / "cache"
+    old_spec = {
+        "arch": "resnet18",
+        "weights": None,
+        "image_size": 32,
+        "thumbnail": features_module.THUMBNAIL_SIZE,
+    }
+    stale = features_module.EmbeddingCache(cache_dir, old_spec)
+    keys = [features_module.EmbeddingCache.key(root, p) for p in scan.paths]
+    stale.add(keys, np.full((len(keys), 512 + features_module.THUMBNAIL_SIZE**2), 7.0))
+    _, thumbs, failed = features_module.image_embeddings(
+        root, scan.paths, image_size=32, cache_dir=cache_dir, progress=False
+    )
+    assert not failed and thumbs.shape[0] == len(keys) and float(thumbs.max()) <= 1.0
+    spec = json.loads((cache_dir / "spec.json").read_text())
+    assert spec["decode"] == features_module.DECODE_VERSION

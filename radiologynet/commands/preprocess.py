@@ -7,9 +7,8 @@ import argparse
 from pathlib import Path
 
 from radiologynet.errors import DatasetNotFoundError
-from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.torchdata.cache import build_cache
-from radiologynet.torchdata.folders import list_image_files
 from radiologynet.weights import Preprocessing, get_weights
 
 

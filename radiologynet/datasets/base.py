@@ -22,7 +22,7 @@ import numpy as np
 from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
-from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.io import list_image_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -353,13 +353,10 @@ def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | N
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files (:data:`radiologynet.io.IMAGE_SUFFIXES`) directly in ``folder``,
-    sorted by name (hidden files skipped)."""
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    """The image files directly in ``folder``, sorted by name:
+    :func:`radiologynet.io.list_image_files` (hidden files skipped, suffix-less DICOM
+    recognised), not recursive."""
+    return list_image_files(folder, recursive=False)
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:

@@ -1,7 +1,8 @@
 """Reading medical images: DICOM, PNG/JPEG and 3-D volumes, and converting them to the
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
-from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, is_dicom, read_dicom
+from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, has_pixel_data, is_dicom, read_dicom
+from radiologynet.io.listing import list_image_files
 from radiologynet.io.pictures import read_picture
 from radiologynet.io.read import read_image
 from radiologynet.io.suffixes import (
@@ -22,7 +23,9 @@ __all__ = [
     "WINDOW_PRESETS",
     "Image",
     "Volume",
+    "has_pixel_data",
     "is_dicom",
+    "list_image_files",
     "read_dicom",
     "read_image",
     "read_picture",

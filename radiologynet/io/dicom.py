@@ -50,6 +50,8 @@ _VOI_KEYWORDS = (
     "RescaleSlope",
     "RescaleIntercept",
 )
+#: The elements that hold an image's pixels.
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _METADATA_KEYWORDS = (
     "PatientID",
     "StudyInstanceUID",
@@ -71,6 +73,21 @@ def is_dicom(path: str | PathLike[str]) -> bool:
     except OSError:
         return False
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def has_pixel_data(path: str | PathLike[str]) -> bool:
+    """Whether the DICOM file at ``path`` holds an image (pixel data); ``False`` for
+    ``DICOMDIR`` indexes, structured reports, presentation states and other image-less
+    objects. Reads the header only.
+
+    Raises:
+        ImageReadError: ``path`` is not a readable DICOM file.
+    """
+    try:
+        ds = pydicom.dcmread(path, specific_tags=list(_PIXEL_KEYWORDS), defer_size=1024)
+    except Exception as err:  # pydicom raises many types on junk
+        raise ImageReadError(f"{path}: not a readable DICOM file ({err}).") from err
+    return any(keyword in ds for keyword in _PIXEL_KEYWORDS)
 
 
 def _plugin_hint(ds: Dataset) -> str:
@@ -204,7 +221,7 @@ def _read_dicom(path: Path, window: Window) -> Image:
         raise ImageReadError(f"{path}: no such file.") from err
     except Exception as err:  # truncated headers raise EOFError, struct.error, ...
         raise ImageReadError(f"{path}: corrupt or truncated DICOM ({err}).") from err
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         raise ImageReadError(f"{path}: the DICOM file has no pixel data (no image to read).")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if photometric not in SUPPORTED_PHOTOMETRIC:

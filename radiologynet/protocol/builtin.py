@@ -17,9 +17,8 @@ import torch
 
 from radiologynet.datasets.tasks import TASKS, TaskInfo, get_task, register_task_info
 from radiologynet.errors import DatasetNotFoundError
-from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.protocol.tasks import DataRequest, TaskData, TaskSpec, register_task
-from radiologynet.torchdata.folders import list_image_files
 from radiologynet.torchdata.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT, SampleDataset
 from radiologynet.transforms import BatchTransform
 from radiologynet.weights import Preprocessing
@@ -102,7 +101,7 @@ def _folder_samples(folder: Path, classes: Sequence[str]) -> tuple[Any, ...]:
         class_dir = folder / name
         if not class_dir.is_dir():
             continue
-        for path in list_image_files(class_dir, IMAGE_SUFFIXES):
+        for path in list_image_files(class_dir):
             samples.append(Sample(path=str(path), target=index))
     return tuple(samples)
 

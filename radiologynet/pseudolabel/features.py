@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from radiologynet._atomic import atomic_path, atomic_write
 from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError, RadiologyNetError
+from radiologynet.io import DICOM_SUFFIXES, list_image_files
 
 pd = require("pandas", "pseudo-labelling")
 TfidfVectorizer = require("sklearn.feature_extraction.text", "pseudo-labelling").TfidfVectorizer
@@ -57,6 +58,10 @@ NUMERIC_TAGS = (
 MISSING = "MISSING"
 #: Side of the ``thumbnail`` feature block.
 THUMBNAIL_SIZE = 16
+#: The version of the pixel decoding behind cached embeddings (part of the cache's spec):
+#: 2 is :func:`radiologynet.transforms.decode_uint8` (middle frame of a stack, a float
+#: image in [0, 1] kept as ``v * 255``); 1 was the first frame and min-max for floats.
+DECODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,10 @@ def _value(ds: pydicom.Dataset, keyword: str) -> object:
 
 
 def scan_archive(root: str | os.PathLike[str], *, progress: bool = True) -> ArchiveScan:
-    """Read the headers of every file under ``root``; non-DICOM files are skipped.
+    """Read the headers of the DICOM files under ``root``
+    (:func:`radiologynet.io.list_image_files` with the DICOM suffixes: a DICOM suffix or
+    the ``DICM`` magic; hidden files and ``DICOMDIR`` left out). Files whose header
+    cannot be read or that hold no image (no Rows/Columns) are skipped with the reason.
 
     Raises:
         ArchiveError: when ``root`` is not a folder or holds no readable DICOM file.
@@ -135,7 +143,7 @@ def scan_archive(root: str | os.PathLike[str], *, progress: bool = True) -> Arch
             "pass the folder holding the DICOM files."
         )
     scan = ArchiveScan(root=root)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = list_image_files(root, DICOM_SUFFIXES)
     for file in tqdm(files, desc="reading headers", disable=not progress, leave=False):
         rel = file.relative_to(root).as_posix()
         try:
@@ -247,30 +255,22 @@ def combine(blocks: dict[str, np.ndarray], weights: FeatureWeights) -> np.ndarra
 # ----------------------------------------------------------------------------- images
 
 
-def read_uint8(path: str | os.PathLike[str]) -> np.ndarray:
-    """A DICOM image as the 2-D uint8 picture RadiologyNET pretrains on
-    (:func:`radiologynet.io.read_image` + :func:`radiologynet.io.to_radiologynet_uint8`:
-    the file's window, else min-max; MONOCHROME1 inverted; the first frame of a stack).
+def read_uint8(path: str | os.PathLike[str], size: int) -> torch.Tensor:
+    """An archive image as the letterboxed uint8 tensor ``(1, size, size)`` that fine-tuning
+    and pretraining start from: :func:`radiologynet.transforms.decode_uint8` (the file's
+    window, else min-max; MONOCHROME1 inverted; the middle frame of a stack; bilinear
+    letterbox) with the archive's error.
 
     Raises:
         ArchiveError: naming the file when its pixels cannot be decoded.
     """
-    from radiologynet.io import read_image, to_radiologynet_uint8
+    from radiologynet.transforms import decode_uint8
+    from radiologynet.weights import Preprocessing
 
     try:
-        picture = to_radiologynet_uint8(read_image(path))
+        return decode_uint8(path, Preprocessing(input_size=size))
     except RadiologyNetError as err:
         raise ArchiveError(f"Cannot decode the pixels of {path}: {err}") from err
-    return picture[0] if picture.ndim == 3 else picture
-
-
-def letterbox(image: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W) -> float (3, size, size) in [0, 1]: the RadiologyNET preprocessing
-    (:func:`radiologynet.transforms.letterbox`, scaled, channel repeated)."""
-    from radiologynet.transforms import letterbox as letterbox_uint8
-
-    square = letterbox_uint8(np.ascontiguousarray(image), size).float().div_(255)
-    return square[None].expand(3, size, size).contiguous()
 
 
 def build_backbone(arch: str, weights: str | None = None) -> torch.nn.Module:
@@ -284,7 +284,8 @@ class EmbeddingCache:
     """Image embeddings on disk, in shards, so an interrupted run resumes where it stopped.
 
     A file's key is its relative path, size and modification time; the cache is tied to
-    the backbone, its weights and the input size (``spec``) and ignored when those change.
+    the backbone, its weights, the input size and the pixel decoding (``spec``) and
+    ignored when those change.
     """
 
     def __init__(self, folder: str | os.PathLike[str], spec: dict[str, object]) -> None:
@@ -343,7 +344,13 @@ def image_embeddings(
     Rows follow ``paths`` minus the failed files. Cached vectors are reused and new ones
     are written to ``cache_dir`` batch by batch.
     """
-    spec = {"arch": arch, "weights": weights, "image_size": image_size, "thumbnail": THUMBNAIL_SIZE}
+    spec = {
+        "arch": arch,
+        "weights": weights,
+        "image_size": image_size,
+        "thumbnail": THUMBNAIL_SIZE,
+        "decode": DECODE_VERSION,
+    }
     cache = EmbeddingCache(cache_dir, spec) if cache_dir is not None else None
     keys = [EmbeddingCache.key(root, p) for p in paths]
     todo = [i for i, k in enumerate(keys) if cache is None or k not in cache.values]
@@ -357,12 +364,12 @@ def image_embeddings(
             tensors, ok = [], []
             for i in chunk:
                 try:
-                    tensors.append(letterbox(read_uint8(root / paths[i]), image_size))
+                    tensors.append(read_uint8(root / paths[i], image_size))
                     ok.append(i)
                 except ArchiveError as err:
                     failed[paths[i]] = str(err).replace(str(root / paths[i]), paths[i])
             if tensors:
-                batch = torch.stack(tensors)
+                batch = torch.stack(tensors).float().div_(255).expand(-1, 3, -1, -1)
                 with torch.inference_mode():
                     pooled = model(batch).float().flatten(1)
                     thumbs = torch.nn.functional.adaptive_avg_pool2d(

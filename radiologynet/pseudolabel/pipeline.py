@@ -26,7 +26,6 @@ from radiologynet.pseudolabel.features import (
     combine,
     header_features,
     image_embeddings,
-    letterbox,
     read_uint8,
     scan_archive,
     text_features,
@@ -284,10 +283,10 @@ def _thumbnails(
         images = []
         for i in sorted(chosen.tolist()):
             try:
-                picture = letterbox(read_uint8(root / paths[i]), size)[0].numpy()
+                picture = read_uint8(root / paths[i], size)[0].numpy()
             except ArchiveError as err:  # decoded once already; report and carry on
                 print(f"radiologynet pseudo-label: thumbnail skipped: {err}", file=sys.stderr)
                 continue
-            images.append(np.round(picture * 255).astype(np.uint8))
+            images.append(picture)
         thumbs[cluster] = images
     return thumbs

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from radiologynet.errors import ArchiveError, InvalidArgumentError
-from radiologynet.io import IMAGE_SUFFIXES
+from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.segmentation.vanilla import VanillaUNet, save_vanilla_unet
-from radiologynet.torchdata.folders import list_image_files
+from radiologynet.weights import Preprocessing
 
 
 def find_images(data: str | Path) -> list[Path]:
@@ -27,7 +27,7 @@ def find_images(data: str | Path) -> list[Path]:
         ArchiveError: no image file there.
     """
     root = Path(data).expanduser()
-    files = list_image_files(root, IMAGE_SUFFIXES)
+    files = list_image_files(root) if root.is_dir() else []
     if not files:
         raise ArchiveError(
             f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}: pass the "
@@ -37,14 +37,16 @@ def find_images(data: str | Path) -> list[Path]:
 
 
 def load_images(files: list[Path], size: int, progress: bool = True) -> torch.Tensor:
-    """Decode ``files`` once into a ``uint8`` tensor ``(N, 1, size, size)``."""
-    from radiologynet.transforms import as_uint8_gray, letterbox
+    """Decode ``files`` once into a ``uint8`` tensor ``(N, 1, size, size)``
+    (:func:`radiologynet.transforms.decode_uint8`, bilinear letterbox)."""
+    from radiologynet.transforms import decode_uint8
 
+    preprocessing = Preprocessing(input_size=size)
     arrays = [
-        letterbox(torch.from_numpy(as_uint8_gray(f)), size, "bilinear")
+        decode_uint8(f, preprocessing)
         for f in tqdm(files, desc="decode", disable=not progress, leave=False)
     ]
-    return torch.stack(arrays)[:, None]
+    return torch.stack(arrays)
 
 
 def pretrain_reconstruction(

@@ -18,13 +18,12 @@ from radiologynet.errors import DatasetNotFoundError, ImageReadError
 from radiologynet.io import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
-    PICTURE_SUFFIXES,
-    is_dicom,
+    has_pixel_data,
+    list_image_files,
     read_image,
 )
 from radiologynet.io.windowing import Window
-from radiologynet.transforms.geometry import letterbox
-from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray
+from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray, decode_uint8
 from radiologynet.weights import Preprocessing
 
 from .cache import DecodedImageCache, build_cache, format_unreadable
@@ -102,15 +101,17 @@ class ImageListDataset(Dataset):
             opened = cache
             self._report(list(opened.unreadable), skip_unreadable)
         else:
-            opened = build_cache(
-                self.paths,
-                cache,
-                self.preprocessing,
-                window=self.window,
-                skip_unreadable=True,
-                num_workers=num_workers,
-                progress=progress,
-            )
+            with warnings.catch_warnings():  # reported once, by self._report below
+                warnings.filterwarnings("ignore", r"skipped \d+ unreadable image", UserWarning)
+                opened = build_cache(
+                    self.paths,
+                    cache,
+                    self.preprocessing,
+                    window=self.window,
+                    skip_unreadable=True,
+                    num_workers=num_workers,
+                    progress=progress,
+                )
             self._report(list(opened.unreadable), skip_unreadable)
         by_path = {str(p): i for i, p in enumerate(opened.paths)}
         missing = [
@@ -164,12 +165,9 @@ class ImageListDataset(Dataset):
         """The image as a uint8 tensor ``(1, H, W)`` (``(1, S, S)`` when a size is set)."""
         if self.cache is not None:
             return self.cache.tensor(self._rows[index])
-        if isinstance(self.transform, ImageTransform):
-            return self.transform.to_uint8(self.paths[index])
-        gray = torch.from_numpy(as_uint8_gray(self.paths[index], self.window)).unsqueeze(0)
         if self.preprocessing is not None:
-            gray = letterbox(gray, self.preprocessing.input_size, self.preprocessing.interpolation)
-        return gray
+            return decode_uint8(self.paths[index], self.preprocessing, self.window)
+        return torch.from_numpy(as_uint8_gray(self.paths[index], self.window)).unsqueeze(0)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         image = self.load_uint8(index)
@@ -188,27 +186,6 @@ class ImageListDataset(Dataset):
             return default_collate([self[i] for i in rows])
         images = self.cache.batch([self._rows[i] for i in rows])
         return images, default_collate([self.targets[i] for i in rows])
-
-
-def list_image_files(
-    root: str | PathLike[str],
-    suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
-    sniff_dicom: bool = True,
-) -> list[Path]:
-    """The image files under ``root`` (recursive, sorted, hidden files skipped): those whose
-    suffix (lower-cased) is in ``suffixes``, plus, with ``sniff_dicom``, any other file
-    that is DICOM by its content (suffix-less exports)."""
-    root = Path(root)
-    found = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        suffix = path.suffix.lower()
-        if (suffixes is not None and suffix in suffixes) or (
-            sniff_dicom and suffix not in PICTURE_SUFFIXES and is_dicom(path)
-        ):
-            found.append(path)
-    return found
 
 
 def _class_folders(root: Path) -> list[str]:
@@ -244,7 +221,7 @@ class ImageFolderDataset(ImageListDataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         paths, targets = [], []
         for name in self.classes:
-            for path in list_image_files(self.root / name, tuple(s.lower() for s in suffixes)):
+            for path in list_image_files(self.root / name, suffixes):
                 paths.append(path)
                 targets.append(self.class_to_idx[name])
         if not paths:
@@ -256,7 +233,10 @@ class ImageFolderDataset(ImageListDataset):
 
 
 class DicomFolderDataset(ImageListDataset):
-    """Every DICOM file under a folder (by ``.dcm``-like suffix or the ``DICM`` magic).
+    """Every DICOM image under a folder (:func:`radiologynet.io.list_image_files`: a
+    ``.dcm``-like suffix or the ``DICM`` magic; hidden files and ``DICOMDIR`` left out).
+    DICOM files without pixel data (structured reports, presentation states) are not
+    images: they are left out with a warning, not counted as unreadable.
 
     Args:
         root: the folder.
@@ -317,6 +297,16 @@ class DicomFolderDataset(ImageListDataset):
                 stacklevel=2,
             )
 
+    def _report(self, bad: list[tuple[str, str]], skip_unreadable: bool) -> None:
+        imageless = {p for p, _ in bad if _without_pixels(p)}
+        if imageless:
+            warnings.warn(
+                f"{type(self).__name__}: left out {len(imageless)} DICOM file(s) without "
+                f"pixel data (not images), e.g. {min(imageless)}",
+                stacklevel=4,
+            )
+        super()._report([b for b in bad if b[0] not in imageless], skip_unreadable)
+
     @classmethod
     def _header_values(
         cls, paths: list[Path], keyword: str, skip_unreadable: bool
@@ -351,3 +341,11 @@ class DicomFolderDataset(ImageListDataset):
         except Exception as err:
             raise ImageReadError(f"{path}: cannot read its DICOM header ({err}).") from err
         return str(ds.get(keyword, ""))
+
+
+def _without_pixels(path: str) -> bool:
+    """Whether ``path`` is a readable DICOM file that holds no image."""
+    try:
+        return not has_pixel_data(path)
+    except ImageReadError:
+        return False
