@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radiologynet import stats
 from radiologynet.cli import main
 from radiologynet.errors import ResultsFormatError
 from radiologynet.report import figures, tables
@@ -408,3 +409,65 @@ def test_paper_best_runs_of_table_3_are_kept(tmp_path):
     row = table.set_index("init").loc["random"]
     assert row["paper_best_mae"] == pytest.approx(best["baseline"])
     assert row["paper_mae_mean"] != row["paper_best_mae"]
+
+
+def _metric_disagreement_sweep(root):
+    """Validation F1 is best at lr 1e-4, validation accuracy at 1e-3. At 1e-3 the two
+    inits' test accuracies are fully separated and their best epochs equal; at 1e-4 the
+    accuracies interleave and the best epochs are separated."""
+    for init, shift in (("random", 0.0), ("imagenet", 0.1)):
+        for run in (1, 2, 3, 4, 5):
+            for lr, val, test_accuracy, epoch in (
+                (
+                    "1e-4",
+                    {"f1": 0.8, "accuracy": 0.6},
+                    0.5 + 0.01 * run + shift / 20,
+                    run + 100 * shift,
+                ),
+                ("1e-3", {"f1": 0.5, "accuracy": 0.9}, 0.7 + 0.01 * run + shift, 2 + run),
+            ):
+                write_run(
+                    root,
+                    task=TASK,
+                    model=MODEL,
+                    init=init,
+                    lr=lr,
+                    run=run,
+                    val=val,
+                    test={"f1": 0.5, "accuracy": test_accuracy},
+                    best_epoch=epoch,
+                )
+    return load_results(root)
+
+
+def test_metric_picks_the_lr_of_table_tests_and_figures_alike(tmp_path, monkeypatch):
+    runs = _metric_disagreement_sweep(tmp_path / "results")
+    table = tables.results_table(runs, "accuracy")
+    assert set(table["lr"]) == {"1e-3"}
+    ((key, comparison),) = tables.comparisons(runs, "accuracy")
+    (pair,) = comparison.pairwise
+    at_1e3 = runs[runs["lr"] == "1e-3"]
+    expected = stats.mann_whitney(
+        at_1e3.loc[at_1e3["init"] == "random", "test_accuracy"],
+        at_1e3.loc[at_1e3["init"] == "imagenet", "test_accuracy"],
+    )
+    assert pair.p == pytest.approx(expected.p) and pair.significant  # the 1e-3 runs
+    # epochs to convergence are tested on the runs the table shows
+    ((_, epochs),) = tables.comparisons(runs, "best_epoch", select_by="accuracy")
+    assert epochs.kruskal.p == pytest.approx(1.0)  # 3..7 both: the 1e-3 runs
+    # the box plots draw the same runs and brackets
+    drawn = []
+    monkeypatch.setattr(
+        figures, "_brackets", lambda ax, positions, tests, top, span: drawn.extend(tests)
+    )
+    figures.final_boxplots(runs, tmp_path / "figures", metric="accuracy")
+    assert tuple(drawn) == comparison.pairwise
+
+
+def test_box_plots_take_the_tables_column_rule(tmp_path):
+    runs = _metric_disagreement_sweep(tmp_path / "results")
+    only_val = runs.assign(val_dice=0.5)  # validation only, while test metrics exist
+    with pytest.raises(ResultsFormatError, match="No run recorded test 'dice'"):
+        tables.comparisons(only_val, "dice")
+    with pytest.raises(ResultsFormatError, match="No run recorded test 'dice'"):
+        figures.final_boxplots(only_val, tmp_path, metric="dice")

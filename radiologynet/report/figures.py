@@ -16,10 +16,11 @@ from radiologynet import stats
 from radiologynet._atomic import atomic_write_stream
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
-from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
+from radiologynet.report.results import init_sort_key, primary_metric
 from radiologynet.report.tables import (
     PAPER_FAMILY,
     comparisons,
+    metric_column,
     metric_label,
     runs_at_best_lr,
 )
@@ -202,21 +203,20 @@ def final_boxplots(
     paper's protocol; the paper's three initialisations' family where present); one
     figure per task x model on the full training set."""
     metric = metric or primary_metric(runs)
-    split = "test" if metric in metric_columns(runs, "test") else "val"
     full = runs[runs["fraction"].isna()]
     if full.empty:
         return []
+    column = metric_column(full, metric)  # the rule the tables and tests use
+    split = column.split("_", 1)[0]
     tests: dict[tuple[str, str], stats.InitComparison] = {}
-    for key, comparison in comparisons(full, metric, split=split, alpha=alpha):
+    for key, comparison in comparisons(full, metric, alpha=alpha):
         if key.get("family") == PAPER_FAMILY or (key["task"], key["model"]) not in tests:
             tests[(key["task"], key["model"])] = comparison  # the paper's family first
     selected = runs_at_best_lr(full, metric)
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
         inits = sorted(group["init"].unique(), key=init_sort_key)
-        values = [
-            group.loc[group["init"] == i, f"{split}_{metric}"].dropna().to_numpy() for i in inits
-        ]
+        values = [group.loc[group["init"] == i, column].dropna().to_numpy() for i in inits]
         figure = Figure(figsize=(1.4 * len(inits) + 2.0, 3.8), layout="constrained")
         ax = figure.add_subplot()
         boxes = ax.boxplot(values, patch_artist=True, widths=0.55)

@@ -282,11 +282,15 @@ def comparisons(
     by: str = "init",
     split: str = "test",
     alpha: float = stats.ALPHA,
+    select_by: str | None = None,
 ) -> list[tuple[dict[str, object], stats.InitComparison]]:
     """The paper's tests on ``metric`` between the values of ``by`` (default: the
-    initialisations, each at its best learning rate by the primary validation metric),
-    per task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to
-    convergence).
+    initialisations, each at its best learning rate by validation ``select_by``), per
+    task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to convergence).
+
+    ``select_by`` defaults to ``metric`` itself (the runs :func:`results_table` shows for
+    that metric), or to the primary metric when ``metric`` is recorded once per run
+    (``best_epoch``, ``epochs_run``: no validation value to pick an lr by).
 
     With ``by="init"`` the paper's three initialisations form one family (``family:
     "paper"``); other initialisations in the folder are tested in a second, separately
@@ -303,7 +307,9 @@ def comparisons(
     if by == "lr":
         source = runs.assign(fraction=runs["fraction"].fillna(1.0))
     else:
-        source = runs_at_best_lr(runs)
+        if select_by is None and metric not in RUN_METRICS:
+            select_by = metric
+        source = runs_at_best_lr(runs, select_by)
         keys = [k for k in keys if k != "lr"]
     found = []
     for key, group in source.groupby(keys, sort=False):
@@ -362,14 +368,20 @@ def modality_tests(
 
 
 def stats_table(
-    runs: pd.DataFrame, metric: str | None = None, *, by: str = "init", alpha: float = stats.ALPHA
+    runs: pd.DataFrame,
+    metric: str | None = None,
+    *,
+    by: str = "init",
+    alpha: float = stats.ALPHA,
+    select_by: str | None = None,
 ) -> pd.DataFrame:
-    """Every test of :func:`comparisons` and :func:`modality_tests` as one flat frame
-    (``task, model, fraction, ..., family, metric, test, groups, n, statistic, p,
-    p_corrected, significant, decision``)."""
+    """Every test of :func:`comparisons` (``select_by`` picks each setting's learning
+    rate, as there) and :func:`modality_tests` as one flat frame (``task, model,
+    fraction, ..., family, metric, test, groups, n, statistic, p, p_corrected,
+    significant, decision``)."""
     metric = metric or primary_metric(runs)
     rows = []
-    for key, comparison in comparisons(runs, metric, by=by, alpha=alpha):
+    for key, comparison in comparisons(runs, metric, by=by, alpha=alpha, select_by=select_by):
         for result in comparison.results():
             rows.append({**key, "metric": metric, **result.as_dict()})
     if by == "init":
