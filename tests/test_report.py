@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -15,7 +16,7 @@ from radiologynet.errors import ResultsFormatError
 from radiologynet.report import figures, tables
 from radiologynet.report.demo import write_run
 from radiologynet.report.render import build_report
-from radiologynet.report.results import load_logs, load_results, primary_metric
+from radiologynet.report.results import PRIMARY_METRICS, load_logs, load_results, primary_metric
 from radiologynet.weights import paper_results
 
 TASK, MODEL = "covid19", "resnet18"
@@ -471,3 +472,44 @@ def test_box_plots_take_the_tables_column_rule(tmp_path):
         tables.comparisons(only_val, "dice")
     with pytest.raises(ResultsFormatError, match="No run recorded test 'dice'"):
         figures.final_boxplots(only_val, tmp_path, metric="dice")
+
+
+def test_compare_prints_and_writes_the_reports_statistics(tmp_path, capsys):
+    values = {
+        "random": [0.50, 0.52, 0.55],
+        "radiologynet": [0.80, 0.82, 0.85],
+        "radiologynet-mr": [0.70, 0.75, 0.90],
+    }
+    for init, f1s in values.items():
+        for run, f1 in enumerate(f1s, start=1):
+            write_run(
+                tmp_path / "results",
+                task="btmr",
+                model="resnet50",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": f1},
+                test={"f1": f1},
+                best_epoch=run,
+            )
+    csv = tmp_path / "tests.csv"
+    assert main(["compare", str(tmp_path / "results"), "--csv", str(csv)]) == 0
+    written = pd.read_csv(csv)
+    expected = tables.stats_table(load_results(tmp_path / "results"))
+    pd.testing.assert_frame_equal(written, pd.read_csv(io.StringIO(expected.to_csv(index=False))))
+    (ttest,) = written[written["test"] == "ttest"].to_dict("records")
+    assert ttest["metric"] == "f1" and ttest["family"] == "modality"
+    printed = capsys.readouterr().out
+    assert "task=btmr, model=resnet50, fraction=1, lr=1e-4, family=modality (f1)" in printed
+    assert "radiologynet vs radiologynet-mr" in printed
+
+
+def test_compare_and_report_state_the_default_metric_alike(capsys):
+    helps = []
+    for command in ("compare", "report"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps.append(" ".join(capsys.readouterr().out.split()))
+    for text in helps:
+        assert f"first of {', '.join(PRIMARY_METRICS)} that the runs recorded" in text

@@ -47,6 +47,8 @@ PRIMARY_METRICS = (
     "iou",
     "loss",
 )
+#: How the commands' ``--metric`` help states the default (from :data:`PRIMARY_METRICS`).
+DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that the runs recorded"
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
