@@ -16,7 +16,13 @@ from radiologynet.errors import ResultsFormatError
 from radiologynet.report import figures, tables
 from radiologynet.report.demo import write_run
 from radiologynet.report.render import build_report
-from radiologynet.report.results import PRIMARY_METRICS, load_logs, load_results, primary_metric
+from radiologynet.report.results import (
+    PRIMARY_METRICS,
+    full_data,
+    load_logs,
+    load_results,
+    primary_metric,
+)
 from radiologynet.weights import paper_results
 
 TASK, MODEL = "covid19", "resnet18"
@@ -135,7 +141,7 @@ def test_load_results_reads_every_finished_run(runs, sweep):
 def test_results_table_picks_lr_by_validation_and_summarises_runs(runs):
     table = tables.results_table(runs).set_index("init")
     assert table.attrs["split"] == "test" and table.attrs["selection_metric"] == "f1"
-    full = table[table["fraction"] == 1.0]
+    full = table[full_data(table)]
     assert full.loc["random", "lr"] == "1e-4"  # not 1e-3, despite its test F1 of 0.99
     assert full.loc["radiologynet", "lr"] == "1e-3"  # best on validation, poor on test
     expected_std = np.std([0.0, 0.01, 0.02, 0.03, 0.04], ddof=1)
@@ -155,7 +161,7 @@ def test_results_table_picks_lr_by_validation_and_summarises_runs(runs):
 def test_markdown_html_and_csv_bold_the_best_initialisation(runs, tmp_path):
     table = tables.results_table(runs)
     markdown = tables.to_markdown(table)
-    full_rows = [line for line in markdown.splitlines() if "| 100% |" in line]
+    full_rows = [line for line in markdown.splitlines() if "| full |" in line]
     assert len(full_rows) == 3
     assert "**0.710 ± 0.016**" in markdown  # ImageNet has the best test F1 on full data
     assert "0.610 ± 0.016" in markdown and "**0.610" not in markdown
@@ -175,7 +181,7 @@ def test_paper_numbers_sit_beside_ours(runs):
         for r in paper_results()
         if (r.task, r.model, r.metric, r.statistic) == (TASK, MODEL, "f1", "mean")
     }
-    row = table[(table["init"] == "random") & (table["fraction"] == 1.0)].iloc[0]
+    row = table[(table["init"] == "random") & full_data(table)].iloc[0]
     assert row["paper_f1_mean"] == pytest.approx(published["baseline"].value / 100)
     assert row["paper_lr"] == published["baseline"].lr
     limited = table[table["fraction"] < 1.0]
@@ -185,14 +191,14 @@ def test_paper_numbers_sit_beside_ours(runs):
 
 def test_statistics_reproduce_the_papers_p_values(runs):
     result = tables.stats_table(runs, "f1")
-    full = result[result["fraction"] == 1.0].set_index(["test", "groups"])
+    full = result[full_data(result)].set_index(["test", "groups"])
     pair = full.loc[("mannwhitneyu", "random vs imagenet")]
     assert pair["p"] == pytest.approx(0.0079, abs=5e-5)
     assert pair["p_corrected"] == pytest.approx(0.024, abs=5e-4)
     assert pair["significant"]
     kruskal = full.loc[("kruskal", "random vs imagenet vs radiologynet")]
     assert kruskal["n"] == "5, 5, 5"
-    assert set(result["fraction"]) == {1.0, 0.05, 0.5}
+    assert set(result["fraction"].dropna()) == {0.05, 0.5} and full_data(result).any()
 
 
 def test_compare_by_lr_keeps_each_init_apart(runs):
@@ -501,7 +507,7 @@ def test_compare_prints_and_writes_the_reports_statistics(tmp_path, capsys):
     (ttest,) = written[written["test"] == "ttest"].to_dict("records")
     assert ttest["metric"] == "f1" and ttest["family"] == "modality"
     printed = capsys.readouterr().out
-    assert "task=btmr, model=resnet50, fraction=1, lr=1e-4, family=modality (f1)" in printed
+    assert "task=btmr, model=resnet50, lr=1e-4, family=modality (f1)" in printed
     assert "radiologynet vs radiologynet-mr" in printed
 
 
@@ -513,3 +519,55 @@ def test_compare_and_report_state_the_default_metric_alike(capsys):
         helps.append(" ".join(capsys.readouterr().out.split()))
     for text in helps:
         assert f"first of {', '.join(PRIMARY_METRICS)} that the runs recorded" in text
+
+
+def test_a_fraction_of_one_is_not_the_full_training_set(tmp_path):
+    """``--fractions 1`` runs (folder ``-frac1``: all the data, the resource-limited
+    experiment's 10 epochs) keep their own rows, tests and panel."""
+    for init, full_f1 in (("random", 0.70), ("imagenet", 0.80)):
+        for run in (1, 2, 3):
+            for fraction, f1 in ((None, full_f1 + 0.01 * run), (1.0, 0.3 + 0.01 * run)):
+                write_run(
+                    tmp_path / "results",
+                    task=TASK,
+                    model=MODEL,
+                    init=init,
+                    lr="1e-4",
+                    run=run,
+                    val={"f1": f1},
+                    test={"f1": f1},
+                    best_epoch=run,
+                    fraction=fraction,
+                    log=_log(f1, 4),
+                )
+    runs = load_results(tmp_path / "results")
+    assert full_data(runs).sum() == 6 and set(runs["fraction"].dropna()) == {1.0}
+    table = tables.results_table(runs)
+    assert len(table) == 4 and set(table["n_runs"]) == {3}
+    full = table[full_data(table)].set_index("init")
+    assert full.loc["imagenet", "f1_mean"] == pytest.approx(0.82)
+    assert "| full | imagenet |" in tables.to_markdown(table)
+    assert "| 100% | imagenet |" in tables.to_markdown(table)
+    found = tables.comparisons(runs)
+    assert len(found) == 2 and all(c.kruskal.n == (3, 3) for _, c in found)
+    logs = load_logs(runs)
+    (panel,) = figures.resource_limited(runs, logs, tmp_path / "figures")
+    assert panel.name == f"fractions-{TASK}-{MODEL}-f1.png"
+
+
+def test_a_fraction_outside_zero_one_names_the_file(tmp_path):
+    folder = write_run(
+        tmp_path,
+        task=TASK,
+        model=MODEL,
+        init="random",
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.5},
+        test={"f1": 0.5},
+        best_epoch=1,
+        fraction=1.5,
+    )
+    with pytest.raises(ResultsFormatError, match=r"'fraction' 1.5.*\(0, 1\]") as caught:
+        load_results(tmp_path)
+    assert str(folder / "result.json") in str(caught.value)
