@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,21 +236,6 @@ def mann_whitney(
     )
 
 
-def pairwise_mann_whitney(
-    groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA, method: str = "auto"
-) -> tuple[TestResult, ...]:
-    """Every pair of groups compared with :func:`mann_whitney`, Bonferroni-corrected for
-    the number of pairs (three for three initialisations)."""
-    data = _clean(groups, 2, 1, "Pairwise Mann-Whitney U")
-    pairs = list(itertools.combinations(data, 2))
-    return tuple(
-        mann_whitney(
-            data[a], data[b], names=(a, b), n_comparisons=len(pairs), alpha=alpha, method=method
-        )
-        for a, b in pairs
-    )
-
-
 def t_test(
     a: Sequence[float],
     b: Sequence[float],
@@ -278,7 +263,7 @@ def t_test(
 
 #: What a test that could not be run for too few values reports.
 NOT_ENOUGH_RUNS = "not enough runs"
-#: The fewest runs per group :func:`compare_groups` tests.
+#: The fewest runs per group :func:`compare_groups` and :func:`pairwise_mann_whitney` test.
 MIN_RUNS_PER_GROUP = 2
 
 
@@ -299,34 +284,60 @@ def compare_groups(
     Raises:
         StatisticsInputError: fewer than two groups, or NaN values.
     """
-    _clean(groups, 2, 0, "The initialisation comparison")
-    pairs = list(itertools.combinations([str(g) for g in groups], 2))
-
-    def attempt(test: str, run, names: Mapping[str, Sequence[float]], n: int = 1):
-        if any(len(list(v)) < MIN_RUNS_PER_GROUP for v in names.values()):
-            return TestResult.skipped(test, names, NOT_ENOUGH_RUNS, n, alpha)
-        try:
-            return run()
-        except StatisticsInputError:
-            return TestResult.skipped(test, names, NOT_ENOUGH_RUNS, n, alpha)
-
-    data = {str(k): list(v) for k, v in groups.items()}
+    data = _clean(groups, 2, 0, "The initialisation comparison")
     return InitComparison(
         metric=metric,
-        levene=attempt("levene", lambda: levene(data, alpha=alpha), data),
-        kruskal=attempt("kruskal", lambda: kruskal(data, alpha=alpha), data),
-        pairwise=tuple(
-            attempt(
-                "mannwhitneyu",
-                lambda a=a, b=b: mann_whitney(
-                    data[a], data[b], names=(a, b), n_comparisons=len(pairs), alpha=alpha
-                ),
-                {a: data[a], b: data[b]},
-                len(pairs),
-            )
-            for a, b in pairs
-        ),
+        levene=_at_least_two_runs("levene", lambda: levene(data, alpha=alpha), data, alpha),
+        kruskal=_at_least_two_runs("kruskal", lambda: kruskal(data, alpha=alpha), data, alpha),
+        pairwise=pairwise_mann_whitney(data, alpha=alpha),
     )
+
+
+def pairwise_mann_whitney(
+    groups: Mapping[str, Sequence[float]], *, alpha: float = ALPHA, method: str = "auto"
+) -> tuple[TestResult, ...]:
+    """Every pair of groups compared with :func:`mann_whitney`, Bonferroni-corrected for
+    the number of pairs (three for three initialisations).
+
+    A pair with fewer than :data:`MIN_RUNS_PER_GROUP` values on a side is returned as not
+    run (``"not enough runs"``); it still counts towards the Bonferroni factor.
+
+    Raises:
+        StatisticsInputError: fewer than two groups, or NaN values.
+    """
+    data = _clean(groups, 2, 0, "Pairwise Mann-Whitney U")
+    pairs = list(itertools.combinations(data, 2))
+    return tuple(
+        _at_least_two_runs(
+            "mannwhitneyu",
+            lambda a=a, b=b: mann_whitney(
+                data[a],
+                data[b],
+                names=(a, b),
+                n_comparisons=len(pairs),
+                alpha=alpha,
+                method=method,
+            ),
+            {a: data[a], b: data[b]},
+            alpha,
+            len(pairs),
+        )
+        for a, b in pairs
+    )
+
+
+def _at_least_two_runs(
+    test: str,
+    run: Callable[[], TestResult],
+    groups: Mapping[str, Sequence[float]],
+    alpha: float,
+    n_comparisons: int = 1,
+) -> TestResult:
+    """``run()``, or the test reported as not run when a group of ``groups`` has fewer
+    than :data:`MIN_RUNS_PER_GROUP` values."""
+    if any(len(v) < MIN_RUNS_PER_GROUP for v in groups.values()):
+        return TestResult.skipped(test, groups, NOT_ENOUGH_RUNS, n_comparisons, alpha)
+    return run()
 
 
 def bonferroni(p: float, n_comparisons: int) -> float:

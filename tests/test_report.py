@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -9,12 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radiologynet import stats
 from radiologynet.cli import main
 from radiologynet.errors import ResultsFormatError
 from radiologynet.report import figures, tables
 from radiologynet.report.demo import write_run
 from radiologynet.report.render import build_report
-from radiologynet.report.results import load_logs, load_results, primary_metric
+from radiologynet.report.results import (
+    PRIMARY_METRICS,
+    full_data,
+    load_logs,
+    load_results,
+    primary_metric,
+)
 from radiologynet.weights import paper_results
 
 TASK, MODEL = "covid19", "resnet18"
@@ -133,7 +141,7 @@ def test_load_results_reads_every_finished_run(runs, sweep):
 def test_results_table_picks_lr_by_validation_and_summarises_runs(runs):
     table = tables.results_table(runs).set_index("init")
     assert table.attrs["split"] == "test" and table.attrs["selection_metric"] == "f1"
-    full = table[table["fraction"] == 1.0]
+    full = table[full_data(table)]
     assert full.loc["random", "lr"] == "1e-4"  # not 1e-3, despite its test F1 of 0.99
     assert full.loc["radiologynet", "lr"] == "1e-3"  # best on validation, poor on test
     expected_std = np.std([0.0, 0.01, 0.02, 0.03, 0.04], ddof=1)
@@ -153,7 +161,7 @@ def test_results_table_picks_lr_by_validation_and_summarises_runs(runs):
 def test_markdown_html_and_csv_bold_the_best_initialisation(runs, tmp_path):
     table = tables.results_table(runs)
     markdown = tables.to_markdown(table)
-    full_rows = [line for line in markdown.splitlines() if "| 100% |" in line]
+    full_rows = [line for line in markdown.splitlines() if "| full |" in line]
     assert len(full_rows) == 3
     assert "**0.710 ± 0.016**" in markdown  # ImageNet has the best test F1 on full data
     assert "0.610 ± 0.016" in markdown and "**0.610" not in markdown
@@ -173,7 +181,7 @@ def test_paper_numbers_sit_beside_ours(runs):
         for r in paper_results()
         if (r.task, r.model, r.metric, r.statistic) == (TASK, MODEL, "f1", "mean")
     }
-    row = table[(table["init"] == "random") & (table["fraction"] == 1.0)].iloc[0]
+    row = table[(table["init"] == "random") & full_data(table)].iloc[0]
     assert row["paper_f1_mean"] == pytest.approx(published["baseline"].value / 100)
     assert row["paper_lr"] == published["baseline"].lr
     limited = table[table["fraction"] < 1.0]
@@ -183,14 +191,14 @@ def test_paper_numbers_sit_beside_ours(runs):
 
 def test_statistics_reproduce_the_papers_p_values(runs):
     result = tables.stats_table(runs, "f1")
-    full = result[result["fraction"] == 1.0].set_index(["test", "groups"])
+    full = result[full_data(result)].set_index(["test", "groups"])
     pair = full.loc[("mannwhitneyu", "random vs imagenet")]
     assert pair["p"] == pytest.approx(0.0079, abs=5e-5)
     assert pair["p_corrected"] == pytest.approx(0.024, abs=5e-4)
     assert pair["significant"]
     kruskal = full.loc[("kruskal", "random vs imagenet vs radiologynet")]
     assert kruskal["n"] == "5, 5, 5"
-    assert set(result["fraction"]) == {1.0, 0.05, 0.5}
+    assert set(result["fraction"].dropna()) == {0.05, 0.5} and full_data(result).any()
 
 
 def test_compare_by_lr_keeps_each_init_apart(runs):
@@ -408,3 +416,158 @@ def test_paper_best_runs_of_table_3_are_kept(tmp_path):
     row = table.set_index("init").loc["random"]
     assert row["paper_best_mae"] == pytest.approx(best["baseline"])
     assert row["paper_mae_mean"] != row["paper_best_mae"]
+
+
+def _metric_disagreement_sweep(root):
+    """Validation F1 is best at lr 1e-4, validation accuracy at 1e-3. At 1e-3 the two
+    inits' test accuracies are fully separated and their best epochs equal; at 1e-4 the
+    accuracies interleave and the best epochs are separated."""
+    for init, shift in (("random", 0.0), ("imagenet", 0.1)):
+        for run in (1, 2, 3, 4, 5):
+            for lr, val, test_accuracy, epoch in (
+                (
+                    "1e-4",
+                    {"f1": 0.8, "accuracy": 0.6},
+                    0.5 + 0.01 * run + shift / 20,
+                    run + 100 * shift,
+                ),
+                ("1e-3", {"f1": 0.5, "accuracy": 0.9}, 0.7 + 0.01 * run + shift, 2 + run),
+            ):
+                write_run(
+                    root,
+                    task=TASK,
+                    model=MODEL,
+                    init=init,
+                    lr=lr,
+                    run=run,
+                    val=val,
+                    test={"f1": 0.5, "accuracy": test_accuracy},
+                    best_epoch=epoch,
+                )
+    return load_results(root)
+
+
+def test_metric_picks_the_lr_of_table_tests_and_figures_alike(tmp_path, monkeypatch):
+    runs = _metric_disagreement_sweep(tmp_path / "results")
+    table = tables.results_table(runs, "accuracy")
+    assert set(table["lr"]) == {"1e-3"}
+    ((key, comparison),) = tables.comparisons(runs, "accuracy")
+    (pair,) = comparison.pairwise
+    at_1e3 = runs[runs["lr"] == "1e-3"]
+    expected = stats.mann_whitney(
+        at_1e3.loc[at_1e3["init"] == "random", "test_accuracy"],
+        at_1e3.loc[at_1e3["init"] == "imagenet", "test_accuracy"],
+    )
+    assert pair.p == pytest.approx(expected.p) and pair.significant  # the 1e-3 runs
+    # epochs to convergence are tested on the runs the table shows
+    ((_, epochs),) = tables.comparisons(runs, "best_epoch", select_by="accuracy")
+    assert epochs.kruskal.p == pytest.approx(1.0)  # 3..7 both: the 1e-3 runs
+    # the box plots draw the same runs and brackets
+    drawn = []
+    monkeypatch.setattr(
+        figures, "_brackets", lambda ax, positions, tests, top, span: drawn.extend(tests)
+    )
+    figures.final_boxplots(runs, tmp_path / "figures", metric="accuracy")
+    assert tuple(drawn) == comparison.pairwise
+
+
+def test_box_plots_take_the_tables_column_rule(tmp_path):
+    runs = _metric_disagreement_sweep(tmp_path / "results")
+    only_val = runs.assign(val_dice=0.5)  # validation only, while test metrics exist
+    with pytest.raises(ResultsFormatError, match="No run recorded test 'dice'"):
+        tables.comparisons(only_val, "dice")
+    with pytest.raises(ResultsFormatError, match="No run recorded test 'dice'"):
+        figures.final_boxplots(only_val, tmp_path, metric="dice")
+
+
+def test_compare_prints_and_writes_the_reports_statistics(tmp_path, capsys):
+    values = {
+        "random": [0.50, 0.52, 0.55],
+        "radiologynet": [0.80, 0.82, 0.85],
+        "radiologynet-mr": [0.70, 0.75, 0.90],
+    }
+    for init, f1s in values.items():
+        for run, f1 in enumerate(f1s, start=1):
+            write_run(
+                tmp_path / "results",
+                task="btmr",
+                model="resnet50",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": f1},
+                test={"f1": f1},
+                best_epoch=run,
+            )
+    csv = tmp_path / "tests.csv"
+    assert main(["compare", str(tmp_path / "results"), "--csv", str(csv)]) == 0
+    written = pd.read_csv(csv)
+    expected = tables.stats_table(load_results(tmp_path / "results"))
+    pd.testing.assert_frame_equal(written, pd.read_csv(io.StringIO(expected.to_csv(index=False))))
+    (ttest,) = written[written["test"] == "ttest"].to_dict("records")
+    assert ttest["metric"] == "f1" and ttest["family"] == "modality"
+    printed = capsys.readouterr().out
+    assert "task=btmr, model=resnet50, lr=1e-4, family=modality (f1)" in printed
+    assert "radiologynet vs radiologynet-mr" in printed
+
+
+def test_compare_and_report_state_the_default_metric_alike(capsys):
+    helps = []
+    for command in ("compare", "report"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps.append(" ".join(capsys.readouterr().out.split()))
+    for text in helps:
+        assert f"first of {', '.join(PRIMARY_METRICS)} that the runs recorded" in text
+
+
+def test_a_fraction_of_one_is_not_the_full_training_set(tmp_path):
+    """``--fractions 1`` runs (folder ``-frac1``: all the data, the resource-limited
+    experiment's 10 epochs) keep their own rows, tests and panel."""
+    for init, full_f1 in (("random", 0.70), ("imagenet", 0.80)):
+        for run in (1, 2, 3):
+            for fraction, f1 in ((None, full_f1 + 0.01 * run), (1.0, 0.3 + 0.01 * run)):
+                write_run(
+                    tmp_path / "results",
+                    task=TASK,
+                    model=MODEL,
+                    init=init,
+                    lr="1e-4",
+                    run=run,
+                    val={"f1": f1},
+                    test={"f1": f1},
+                    best_epoch=run,
+                    fraction=fraction,
+                    log=_log(f1, 4),
+                )
+    runs = load_results(tmp_path / "results")
+    assert full_data(runs).sum() == 6 and set(runs["fraction"].dropna()) == {1.0}
+    table = tables.results_table(runs)
+    assert len(table) == 4 and set(table["n_runs"]) == {3}
+    full = table[full_data(table)].set_index("init")
+    assert full.loc["imagenet", "f1_mean"] == pytest.approx(0.82)
+    assert "| full | imagenet |" in tables.to_markdown(table)
+    assert "| 100% | imagenet |" in tables.to_markdown(table)
+    found = tables.comparisons(runs)
+    assert len(found) == 2 and all(c.kruskal.n == (3, 3) for _, c in found)
+    logs = load_logs(runs)
+    (panel,) = figures.resource_limited(runs, logs, tmp_path / "figures")
+    assert panel.name == f"fractions-{TASK}-{MODEL}-f1.png"
+
+
+def test_a_fraction_outside_zero_one_names_the_file(tmp_path):
+    folder = write_run(
+        tmp_path,
+        task=TASK,
+        model=MODEL,
+        init="random",
+        lr="1e-4",
+        run=1,
+        val={"f1": 0.5},
+        test={"f1": 0.5},
+        best_epoch=1,
+        fraction=1.5,
+    )
+    with pytest.raises(ResultsFormatError, match=r"'fraction' 1.5.*\(0, 1\]") as caught:
+        load_results(tmp_path)
+    assert str(folder / "result.json") in str(caught.value)

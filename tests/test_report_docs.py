@@ -14,7 +14,7 @@ def test_analysis_page_table_is_generated_by_the_docs_script():
     assert script["render"](page) == page, (
         "docs/analysing-a-sweep.md is out of date: run python docs/scripts/make_analysis_figures.py"
     )
-    assert "| btmr | resnet50 | 100% | radiologynet |" in page
+    assert "| btmr | resnet50 | full | radiologynet |" in page
 
 
 def test_analysis_page_images_exist():

@@ -103,6 +103,20 @@ def test_compare_groups_runs_the_whole_protocol():
     assert comparison.kruskal.p == pytest.approx(scipy_stats.kruskal(*SEPARATED.values()).pvalue)
 
 
+def test_pairwise_is_the_protocols_pairwise_step_with_its_minimum_of_runs():
+    groups = {"a": [0.1], "b": [0.2], "c": [0.3, 0.4]}
+    pairwise = stats.pairwise_mann_whitney(groups)
+    assert pairwise == stats.compare_groups(groups).pairwise
+    assert [t.decision for t in pairwise] == [stats.NOT_ENOUGH_RUNS] * 3
+    assert all(np.isnan(t.p) and t.n_comparisons == 3 for t in pairwise)
+    mixed = {**SEPARATED, "one-run": [0.9]}
+    tested = stats.pairwise_mann_whitney(mixed)
+    assert tested == stats.compare_groups(mixed).pairwise
+    assert [t.not_run for t in tested].count(stats.NOT_ENOUGH_RUNS) == 3
+    assert all(t.n_comparisons == 6 for t in tested)
+    assert round(tested[0].p_corrected, 4) == 0.0476  # 2/252 x 6
+
+
 def test_alpha_changes_the_decision_only():
     strict = stats.mann_whitney(SEPARATED["random"], SEPARATED["imagenet"], alpha=0.005)
     assert not strict.significant and strict.decision == "fail to reject H0"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
 
-from radiologynet._optional import require
 from radiologynet.stats import ALPHA
 
 _BY = ("init", "lr", "model", "fraction")
@@ -12,6 +12,8 @@ _BY = ("init", "lr", "model", "fraction")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compare`` sub-command."""
+    from radiologynet.report.results import DEFAULT_METRIC_HELP
+
     parser = subparsers.add_parser(
         "compare",
         help="run the paper's statistical tests on a sweep and print them",
@@ -27,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default=None,
-        help="test metric to compare (default: f1, mae or crop_dice; "
-        "best_epoch: epochs to convergence)",
+        help=f"metric that picks the lr and is tested ({DEFAULT_METRIC_HELP}; "
+        "best_epoch: epochs to convergence, at the lr the default picks)",
     )
     parser.add_argument("--by", default="init", choices=_BY, help="what to compare")
     parser.add_argument("--alpha", type=float, default=ALPHA, help="significance level")
@@ -37,46 +39,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the tests; returns 0."""
+    """Print the tests (the frame :func:`~radiologynet.report.tables.stats_table` gives
+    the report); returns 0."""
     from radiologynet._atomic import atomic_write_text
     from radiologynet.report.results import load_results
-    from radiologynet.report.tables import comparisons, modality_tests
+    from radiologynet.report.tables import stats_table
 
     runs = load_results(args.results)
-    found = comparisons(runs, args.metric, by=args.by, alpha=args.alpha)
-    if not found:
+    frame = stats_table(runs, args.metric, by=args.by, alpha=args.alpha)
+    if frame.empty:
         print(f"nothing to compare: no task x model has two or more groups of {args.by}")
-    rows = []
-    for key, comparison in found:
-        where = ", ".join(
-            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in key.items()
-        )
-        print(f"{where} ({comparison.metric})")
-        for test in comparison.results():
-            print(_line(test))
-            rows.append({**key, "metric": comparison.metric, **test.as_dict()})
-        if not comparison.posthoc_warranted and not comparison.kruskal.not_run:
+    keys = [k for k in _KEYS if k in frame]
+    header = None
+    for row in frame.to_dict("records"):
+        where = ", ".join(_key(k, row[k]) for k in keys if _present(row[k]))
+        if where != header:
+            header = where
+            print(f"{where} ({row['metric']})")
+        print(_line(row))
+        if row["test"] == "kruskal" and row["decision"] == "fail to reject H0":
             print(
                 "    Kruskal-Wallis finds no difference: the pairwise tests are for "
                 "information only."
             )
-    if args.by == "init":
-        for key, test in modality_tests(runs, args.metric, alpha=args.alpha):
-            print(
-                f"task={key['task']}, model={key['model']}, lr={key['lr']} (modality)\n"
-                f"{_line(test)}"
-            )
-            rows.append({**key, **test.as_dict()})
     if args.csv:
-        pd = require("pandas", "radiologynet compare")
-
-        atomic_write_text(args.csv, pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(args.csv, frame.to_csv(index=False))
     return 0
 
 
-def _line(test) -> str:
+#: The columns of a stats_table row that say which runs were tested, in print order.
+_KEYS = ("task", "model", "fraction", "init", "lr", "family")
+
+
+def _present(value: object) -> bool:
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def _key(name: str, value: object) -> str:
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def _line(row: dict) -> str:
+    n = str(row["n"]).replace(" ", "")
     return (
-        f"  {test.test:13s} {' vs '.join(test.groups):40s} n={','.join(map(str, test.n))}"
-        f"  stat={test.statistic:.4g}  p={test.p:.4g}  p_corr={test.p_corrected:.4g}  "
-        f"{'*' if test.significant else ' '} {test.decision}"
+        f"  {row['test']:13s} {row['groups']:40s} n={n}"
+        f"  stat={row['statistic']:.4g}  p={row['p']:.4g}  p_corr={row['p_corrected']:.4g}  "
+        f"{'*' if row['significant'] else ' '} {row['decision']}"
     )

@@ -9,6 +9,8 @@ from radiologynet.stats import ALPHA
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` sub-command."""
+    from radiologynet.report.results import DEFAULT_METRIC_HELP
+
     parser = subparsers.add_parser(
         "report",
         help="analyse a sweep: tables, statistics, figures -> report.md/.html",
@@ -24,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metric",
         default=None,
-        help="metric that picks the lr and is tested (default: f1, mae or "
-        "dice, whichever the runs recorded)",
+        help=f"metric that picks the lr and is tested ({DEFAULT_METRIC_HELP})",
     )
     parser.add_argument(
         "--first-epochs",

@@ -16,10 +16,11 @@ from radiologynet import stats
 from radiologynet._atomic import atomic_write_stream
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
-from radiologynet.report.results import init_sort_key, metric_columns, primary_metric
+from radiologynet.report.results import full_data, init_sort_key, primary_metric
 from radiologynet.report.tables import (
     PAPER_FAMILY,
     comparisons,
+    metric_column,
     metric_label,
     runs_at_best_lr,
 )
@@ -96,8 +97,7 @@ def _mean_std_lines(
 
 def _selected_logs(runs: pd.DataFrame, logs: pd.DataFrame, select_by: str | None) -> pd.DataFrame:
     chosen = runs_at_best_lr(runs, select_by)[["task", "model", "fraction", "init", "lr", "run"]]
-    keyed = logs.assign(fraction=logs["fraction"].fillna(1.0))
-    return keyed.merge(chosen, on=["task", "model", "fraction", "init", "lr", "run"])
+    return logs.merge(chosen, on=["task", "model", "fraction", "init", "lr", "run"])
 
 
 def validation_curves(
@@ -116,7 +116,7 @@ def validation_curves(
     metric = metric or primary_metric(runs)
     column = _log_metric(logs, metric)
     selected = _selected_logs(runs, logs, select_by)
-    selected = selected[selected["fraction"] == 1.0]
+    selected = selected[full_data(selected)]
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
         figure = Figure(figsize=(6.0, 3.8), layout="constrained")
@@ -143,7 +143,7 @@ def resource_limited(
     epoch for each training fraction (5/25/50 %), one panel per fraction, one line per
     initialisation; one figure per task x model that has fraction runs."""
     metric = metric or primary_metric(runs)
-    limited = runs[runs["fraction"].notna()]
+    limited = runs[~full_data(runs)]
     if limited.empty:
         return []
     column = _log_metric(logs, metric)
@@ -202,21 +202,20 @@ def final_boxplots(
     paper's protocol; the paper's three initialisations' family where present); one
     figure per task x model on the full training set."""
     metric = metric or primary_metric(runs)
-    split = "test" if metric in metric_columns(runs, "test") else "val"
-    full = runs[runs["fraction"].isna()]
+    full = runs[full_data(runs)]
     if full.empty:
         return []
+    column = metric_column(full, metric)  # the rule the tables and tests use
+    split = column.split("_", 1)[0]
     tests: dict[tuple[str, str], stats.InitComparison] = {}
-    for key, comparison in comparisons(full, metric, split=split, alpha=alpha):
+    for key, comparison in comparisons(full, metric, alpha=alpha):
         if key.get("family") == PAPER_FAMILY or (key["task"], key["model"]) not in tests:
             tests[(key["task"], key["model"])] = comparison  # the paper's family first
     selected = runs_at_best_lr(full, metric)
     written = []
     for (task, model), group in selected.groupby(["task", "model"], sort=False):
         inits = sorted(group["init"].unique(), key=init_sort_key)
-        values = [
-            group.loc[group["init"] == i, f"{split}_{metric}"].dropna().to_numpy() for i in inits
-        ]
+        values = [group.loc[group["init"] == i, column].dropna().to_numpy() for i in inits]
         figure = Figure(figsize=(1.4 * len(inits) + 2.0, 3.8), layout="constrained")
         ax = figure.add_subplot()
         boxes = ax.boxplot(values, patch_artist=True, widths=0.55)

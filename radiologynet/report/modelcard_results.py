@@ -52,19 +52,18 @@ def downstream_results(
         )
     table = results_table(mine)
     kruskal = {
-        (k["task"], k["fraction"]): c.kruskal.p  # the paper's three inits only
+        (k["task"], _fraction(k["fraction"])): c.kruskal.p  # the paper's three inits only
         for k, c in comparisons(mine, alpha=alpha)
         if k["family"] == PAPER_FAMILY
     }
     rows = []
     for row in table.to_dict("records"):
-        fraction = float(row["fraction"])
         rows.append(
             {
                 "task": row["task"],
                 "model": row["model"],
                 "init": row["init"],
-                "fraction": None if fraction >= 1.0 else fraction,
+                "fraction": _fraction(row["fraction"]),
                 "lr": row["lr"],
                 "n_runs": int(row["n_runs"]),
                 "split": table.attrs["split"],
@@ -78,11 +77,19 @@ def downstream_results(
                     for m in table.attrs["metrics"]
                 },
                 "epochs": {"mean": _number(row["epochs_mean"]), "std": _number(row["epochs_std"])},
-                "kruskal_p_across_inits": _number(kruskal.get((row["task"], row["fraction"]))),
+                "kruskal_p_across_inits": _number(
+                    kruskal.get((row["task"], _fraction(row["fraction"])))
+                ),
                 "source": source,
             }
         )
     return rows
+
+
+def _fraction(value: object) -> float | None:
+    """The training fraction as JSON: ``None`` for the full training set (NaN)."""
+    fraction = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(fraction) else fraction
 
 
 def _arch_name(model: str) -> str:

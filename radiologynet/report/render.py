@@ -75,7 +75,8 @@ def build_report(
     if runs["best_epoch"].notna().any() and metric != "best_epoch":
         # epochs to convergence: the paper's supplementary table
         tests = pd.concat(
-            [tests, tables.stats_table(runs, "best_epoch", alpha=alpha)], ignore_index=True
+            [tests, tables.stats_table(runs, "best_epoch", alpha=alpha, select_by=metric)],
+            ignore_index=True,
         )
     diverged = diverged_runs(results_dir)
     emissions = tables.emissions_table(runs)

@@ -48,6 +48,8 @@ PRIMARY_METRICS = (
     "iou",
     "loss",
 )
+#: How the commands' ``--metric`` help states the default (from :data:`PRIMARY_METRICS`).
+DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that the runs recorded"
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
@@ -122,11 +124,27 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _fraction(value: object) -> float:
+def _fraction(path: Path, value: object) -> float:
     if value is None:
         return math.nan
     fraction = float(value)  # type: ignore[arg-type]
-    return math.nan if fraction >= 1.0 else fraction
+    if not 0.0 < fraction <= 1.0:
+        raise ResultsFormatError(
+            f"{str(path)!r} has 'fraction' {value!r}; a training fraction is in (0, 1] "
+            "(null or no 'fraction' for the full training set). Fix or delete that run."
+        )
+    return fraction
+
+
+def full_data(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of ``frame`` (runs, logs or a table) are on the full training set: the
+    runs trained without a training fraction, whose ``fraction`` is NaN.
+
+    A run with ``fraction`` 1.0 (``--fractions 1``, folder ``-frac1``) is not one of
+    them: it belongs to the resource-limited experiment (all the training data, its 10
+    epochs), and keeps its fraction everywhere (tables group with ``dropna=False``).
+    """
+    return frame["fraction"].isna()
 
 
 def _row(path: Path, data: dict) -> dict[str, object]:
@@ -140,7 +158,7 @@ def _row(path: Path, data: dict) -> dict[str, object]:
         "lr_value": float(data["lr"]),
         "run": int(data["run"]),
         "seed": data.get("seed"),
-        "fraction": _fraction(data.get("fraction")),
+        "fraction": _fraction(path, data.get("fraction")),
         "status": data.get("status", "finished"),
         "best_epoch": data.get("best_epoch"),
         "epochs_run": data.get("epochs_run"),
@@ -159,7 +177,8 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     """One row per run of a sweep.
 
     Columns: ``task, model, init, weights, lr`` (as written, e.g. ``"1e-4"``),
-    ``lr_value, run, seed, fraction`` (NaN for the full training set), ``status,
+    ``lr_value, run, seed, fraction`` (NaN for the full training set, see
+    :func:`full_data`), ``status,
     best_epoch, epochs_run, energy_kwh, co2_kg, duration_s, path`` and one
     ``val_<metric>`` / ``test_<metric>`` column per metric. ``init`` is normalised
     (``baseline`` -> ``random``).

@@ -18,6 +18,7 @@ from radiologynet.datasets.tasks import PAPER_INITS, canonical_task_name
 from radiologynet.errors import ResultsFormatError
 from radiologynet.report.results import (
     RUN_METRICS,
+    full_data,
     higher_is_better,
     init_sort_key,
     metric_columns,
@@ -69,7 +70,7 @@ def metric_label(metric: str) -> str:
 
 
 def _groups(runs: pd.DataFrame, keys: Sequence[str]):
-    return runs.assign(fraction=runs["fraction"].fillna(1.0)).groupby(list(keys), sort=False)
+    return runs.groupby(list(keys), sort=False, dropna=False)  # NaN fraction: full data
 
 
 def best_lr(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
@@ -95,15 +96,15 @@ def best_lr(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
 def runs_at_best_lr(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """The runs of each setting trained with its best learning rate (see :func:`best_lr`)."""
     chosen = best_lr(runs, metric)[[*GROUP_KEYS, "lr"]]
-    keyed = runs.assign(fraction=runs["fraction"].fillna(1.0))
-    return keyed.merge(chosen, on=[*GROUP_KEYS, "lr"], how="inner")
+    return runs.merge(chosen, on=[*GROUP_KEYS, "lr"], how="inner")  # NaN matches NaN
 
 
 def results_table(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """The paper-shaped table (numbers, not strings).
 
     Returns:
-        One row per task x model x fraction x init (fraction 1.0 is the full training set)
+        One row per task x model x fraction x init (fraction NaN is the full training
+        set, see :func:`~radiologynet.report.results.full_data`)
         with ``lr, n_runs, val_<metric>`` (mean, used to pick the lr), for every test
         metric ``<m>_mean``/``<m>_std``, ``epochs_mean``/``epochs_std`` (of
         ``best_epoch``), ``best_run`` and ``best_<m>`` (the test metrics of the run with
@@ -115,7 +116,7 @@ def results_table(runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     names = [m for m in metric_columns(runs, split) if m != "loss"] or ["loss"]
     selected = runs_at_best_lr(runs, metric)
     rows = []
-    for key, group in selected.groupby(GROUP_KEYS, sort=False):
+    for key, group in _groups(selected, GROUP_KEYS):
         row: dict[str, object] = dict(zip(GROUP_KEYS, key, strict=True))
         row.update(
             lr=group["lr"].iloc[0],
@@ -149,6 +150,7 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
         ["task", "model", "fraction", "_r", "init"],
         ascending=[True, True, False, True, True],
         kind="stable",
+        na_position="first",  # the full training set before the fractions
     )
     result = order.drop(columns="_r").reset_index(drop=True)
     result.attrs.update(table.attrs)
@@ -175,10 +177,8 @@ def add_paper_results(table: pd.DataFrame) -> pd.DataFrame:
         entry[f"paper_{metric}_mean"] = result.value * scale
         entry[f"paper_{metric}_std"] = None if result.std is None else result.std * scale
     extra = [
-        published.get((canonical_task_name(r.task) or r.task, r.model, r.init), {})
-        if r.fraction == 1.0
-        else {}
-        for r in table.itertuples()
+        published.get((canonical_task_name(r.task) or r.task, r.model, r.init), {}) if full else {}
+        for r, full in zip(table.itertuples(), full_data(table), strict=True)
     ]
     merged = pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
     merged.attrs.update(table.attrs, paper=True)
@@ -268,11 +268,15 @@ def comparisons(
     by: str = "init",
     split: str = "test",
     alpha: float = stats.ALPHA,
+    select_by: str | None = None,
 ) -> list[tuple[dict[str, object], stats.InitComparison]]:
     """The paper's tests on ``metric`` between the values of ``by`` (default: the
-    initialisations, each at its best learning rate by the primary validation metric),
-    per task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to
-    convergence).
+    initialisations, each at its best learning rate by validation ``select_by``), per
+    task x model x fraction. ``metric`` may be ``best_epoch`` (epochs to convergence).
+
+    ``select_by`` defaults to ``metric`` itself (the runs :func:`results_table` shows for
+    that metric), or to the primary metric when ``metric`` is recorded once per run
+    (``best_epoch``, ``epochs_run``: no validation value to pick an lr by).
 
     With ``by="init"`` the paper's three initialisations form one family (``family:
     "paper"``); other initialisations in the folder are tested in a second, separately
@@ -287,12 +291,14 @@ def comparisons(
     column = metric_column(runs, metric, split)
     keys = [k for k in ("task", "model", "fraction", "init", "lr") if k != by]
     if by == "lr":
-        source = runs.assign(fraction=runs["fraction"].fillna(1.0))
+        source = runs
     else:
-        source = runs_at_best_lr(runs)
+        if select_by is None and metric not in RUN_METRICS:
+            select_by = metric
+        source = runs_at_best_lr(runs, select_by)
         keys = [k for k in keys if k != "lr"]
     found = []
-    for key, group in source.groupby(keys, sort=False):
+    for key, group in _groups(source, keys):
         values = {
             str(name): g[column].dropna().tolist()
             for name, g in sorted(
@@ -324,10 +330,9 @@ def modality_tests(
     ("not enough runs")."""
     metric = metric or primary_metric(runs)
     column = metric_column(runs, metric, split)
-    keyed = runs.assign(fraction=runs["fraction"].fillna(1.0))
     keys = ["task", "model", "fraction", "lr"]
     found = []
-    for key, group in keyed.groupby(keys, sort=False):
+    for key, group in _groups(runs, keys):
         multi = group.loc[group["init"] == "radiologynet", column].dropna()
         for variant in MODALITY_INITS:
             single = group.loc[group["init"] == variant, column].dropna()
@@ -348,14 +353,20 @@ def modality_tests(
 
 
 def stats_table(
-    runs: pd.DataFrame, metric: str | None = None, *, by: str = "init", alpha: float = stats.ALPHA
+    runs: pd.DataFrame,
+    metric: str | None = None,
+    *,
+    by: str = "init",
+    alpha: float = stats.ALPHA,
+    select_by: str | None = None,
 ) -> pd.DataFrame:
-    """Every test of :func:`comparisons` and :func:`modality_tests` as one flat frame
-    (``task, model, fraction, ..., family, metric, test, groups, n, statistic, p,
-    p_corrected, significant, decision``)."""
+    """Every test of :func:`comparisons` (``select_by`` picks each setting's learning
+    rate, as there) and :func:`modality_tests` as one flat frame (``task, model,
+    fraction, ..., family, metric, test, groups, n, statistic, p, p_corrected,
+    significant, decision``)."""
     metric = metric or primary_metric(runs)
     rows = []
-    for key, comparison in comparisons(runs, metric, by=by, alpha=alpha):
+    for key, comparison in comparisons(runs, metric, by=by, alpha=alpha, select_by=select_by):
         for result in comparison.results():
             rows.append({**key, "metric": metric, **result.as_dict()})
     if by == "init":
@@ -384,7 +395,9 @@ def _pm(mean: object, std: object, digits: int = 3) -> str:
 def _best_mask(table: pd.DataFrame, column: str, higher: bool) -> pd.Series:
     keys = ["task", "model", "fraction"]
     values = table[column].astype(float)
-    best = values.groupby([table[k] for k in keys]).transform("max" if higher else "min")
+    best = values.groupby([table[k] for k in keys], dropna=False).transform(
+        "max" if higher else "min"
+    )
     return values.eq(best) & values.notna()
 
 
@@ -399,8 +412,11 @@ def display_table(table: pd.DataFrame, *, bold: str = "markdown") -> pd.DataFram
         "Task": [escape(str(t)) for t in table["task"]],
         "Model": [escape(str(m)) for m in table["model"]],
     }
-    if (table["fraction"] < 1.0).any():
-        columns["Data"] = [f"{f:.0%}" for f in table["fraction"]]
+    if not full_data(table).all():
+        columns["Data"] = [
+            "full" if full else f"{f:.0%}"
+            for f, full in zip(table["fraction"], full_data(table), strict=True)
+        ]
     columns["Init"] = [escape(str(i)) for i in table["init"]]
     columns["LR"] = list(table["lr"])
     columns["Runs"] = [str(n) for n in table["n_runs"]]
