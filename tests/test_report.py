@@ -125,6 +125,23 @@ def runs(sweep):
     return load_results(sweep)
 
 
+def _write_btmr_f1s(folder, values: dict[str, list[float]]) -> None:
+    """One btmr/resnet50 run at lr 1e-4 per F1 value of each init (val = test = F1)."""
+    for init, f1s in values.items():
+        for run, f1 in enumerate(f1s, start=1):
+            write_run(
+                folder,
+                task="btmr",
+                model="resnet50",
+                init=init,
+                lr="1e-4",
+                run=run,
+                val={"f1": f1},
+                test={"f1": f1},
+                best_epoch=run,
+            )
+
+
 def test_load_results_reads_every_finished_run(runs, sweep):
     assert len(runs) == 3 * 2 * 5 + 3 * 2 * 5  # full data + fractions; "running" dropped
     assert set(runs["init"]) == {"random", "imagenet", "radiologynet"}  # baseline -> random
@@ -375,19 +392,7 @@ def test_single_modality_inits_get_students_t_test(tmp_path):
         "radiologynet": [0.80, 0.82, 0.85, 0.83, 0.81],
         "radiologynet-mr": [0.70, 0.75, 0.90, 0.60, 0.72],
     }
-    for init, f1s in values.items():
-        for run, f1 in enumerate(f1s, start=1):
-            write_run(
-                tmp_path,
-                task="btmr",
-                model="resnet50",
-                init=init,
-                lr="1e-4",
-                run=run,
-                val={"f1": f1},
-                test={"f1": f1},
-                best_epoch=run,
-            )
+    _write_btmr_f1s(tmp_path, values)
     result = tables.stats_table(load_results(tmp_path), "f1")
     (row,) = result[result["test"] == "ttest"].to_dict("records")
     assert row["groups"] == "radiologynet vs radiologynet-mr" and row["method"] == "student"
@@ -486,19 +491,7 @@ def test_compare_prints_and_writes_the_reports_statistics(tmp_path, capsys):
         "radiologynet": [0.80, 0.82, 0.85],
         "radiologynet-mr": [0.70, 0.75, 0.90],
     }
-    for init, f1s in values.items():
-        for run, f1 in enumerate(f1s, start=1):
-            write_run(
-                tmp_path / "results",
-                task="btmr",
-                model="resnet50",
-                init=init,
-                lr="1e-4",
-                run=run,
-                val={"f1": f1},
-                test={"f1": f1},
-                best_epoch=run,
-            )
+    _write_btmr_f1s(tmp_path / "results", values)
     csv = tmp_path / "tests.csv"
     assert main(["compare", str(tmp_path / "results"), "--csv", str(csv)]) == 0
     written = pd.read_csv(csv)
