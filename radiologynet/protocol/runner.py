@@ -262,6 +262,16 @@ def _write_model_folder(
             extra_config={"pretrained_cfg": pretrained},
         )
         return
+    if getattr(model, "decoder", None) == "vanilla":  # segmentation.UNet around a VanillaUNet
+        # the one vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
+        from radiologynet.segmentation.vanilla import save_vanilla_unet
+
+        save_vanilla_unet(
+            model.net,
+            folder,
+            metadata={"task": kind, "model": model_name, "pretrained_cfg": pretrained},
+        )
+        return
     # task-specific models (bone-age head, segmentation): weights plus a config naming them
     from safetensors.torch import save_file
 
