@@ -359,3 +359,17 @@ def test_pretrain_builds_what_its_config_records(labelled, tmp_path, monkeypatch
             archive, labels, tmp_path / "m", replace(config, in_chans=3), model="mobilenet_v3_small"
         )
     assert seen["net"].drop_rate == 0.2  # torchvision's Dropout(0.2) in the authors' head
+
+
+def test_one_channel_pretraining_writes_zoo_weights_that_load_either_way(labelled, tmp_path):
+    """The zoo's weights folders are 3-channel: a 1-channel model is written so that
+    create_model gives it back with in_chans=1 and computes the same with 3."""
+    archive, labels = labelled
+    config = replace(tiny(1), in_chans=1)
+    pretrain(archive, labels, tmp_path / "w", config, model="resnet18")
+    one = radiologynet.create_model("resnet18", weights=str(tmp_path / "w"), in_chans=1).eval()
+    three = radiologynet.create_model("resnet18", weights=str(tmp_path / "w")).eval()
+    assert one.conv1.in_channels == 1 and three.conv1.in_channels == 3
+    gray = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(one(gray), three(gray.expand(-1, 3, -1, -1)))
