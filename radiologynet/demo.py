@@ -27,7 +27,7 @@ from PIL import Image
 
 from radiologynet._atomic import atomic_write, atomic_write_json
 from radiologynet._optional import require
-from radiologynet.errors import InvalidArgumentError
+from radiologynet.errors import InvalidArgumentError, ResultsFormatError
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")
@@ -150,24 +150,73 @@ def _mean_sd(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def results_table(results: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of test accuracy / macro F1 and epochs to best, per init."""
-    rows = [("init", "runs", "test accuracy", "test macro F1", "epochs to best")]
+@dataclass(frozen=True)
+class InitSummary:
+    """One initialisation's runs, as the demos print them (:func:`summarise_runs`)."""
+
+    init: str
+    runs: int
+    scores: dict[str, list[float]]
+    best_epochs: list[float]
+    not_averaged: list[str]
+
+
+def summarise_runs(results: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[InitSummary]:
+    """The runs' ``result.json`` contents grouped by init (in first-seen order).
+
+    The rule: only ``finished`` runs are averaged (their test ``metrics`` and epochs to
+    best); every other run (``diverged``, or ``running`` when it was interrupted) is
+    listed in ``not_averaged`` as ``"run K (status)"``, never counted as a score.
+
+    Raises:
+        ResultsFormatError: a finished run whose test results lack one of ``metrics``.
+    """
+    summaries = []
     for init in dict.fromkeys(r["init"] for r in results):
         mine = [r for r in results if r["init"] == init]
+        finished = [r for r in mine if r.get("status") == "finished"]
+        for r in finished:
+            missing = [m for m in metrics if m not in (r.get("test") or {})]
+            if missing:
+                raise ResultsFormatError(
+                    f"run {r.get('run')} of init {init!r} finished without test "
+                    f"{', '.join(missing)}; rerun it (the task needs a test split)."
+                )
+        summaries.append(
+            InitSummary(
+                init=init,
+                runs=len(mine),
+                scores={m: [float(r["test"][m]) for r in finished] for m in metrics},
+                best_epochs=[float(r["best_epoch"]) for r in finished],
+                not_averaged=[
+                    f"run {r.get('run')} ({r.get('status')})"
+                    for r in mine
+                    if r.get("status") != "finished"
+                ],
+            )
+        )
+    return summaries
+
+
+def results_table(results: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of test accuracy / macro F1 and epochs to best, per init, over
+    the finished runs; the others are listed, not averaged (:func:`summarise_runs`)."""
+    rows = [("init", "runs", "test accuracy", "test macro F1", "epochs to best", "not averaged")]
+    for summary in summarise_runs(results, ("accuracy", "f1")):
         rows.append(
             (
-                init,
-                str(len(mine)),
-                _mean_sd([r["test"]["accuracy"] for r in mine]),
-                _mean_sd([r["test"]["f1"] for r in mine]),
-                _mean_sd([float(r["best_epoch"]) for r in mine], digits=1),
+                summary.init,
+                str(summary.runs),
+                _mean_sd(summary.scores["accuracy"]),
+                _mean_sd(summary.scores["f1"]),
+                _mean_sd(summary.best_epochs, digits=1),
+                ", ".join(summary.not_averaged) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 #: Where the demo's time goes, in the order the breakdown prints them.

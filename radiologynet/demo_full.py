@@ -229,14 +229,19 @@ def _fresh_report(build_report: Callable[..., Any], results: Path, report_dir: P
 
 
 def _print_summary(results: Path) -> None:
+    """Test F1 per init over the finished runs; the others listed (:func:`summarise_runs`)."""
     import json
 
-    scores: dict[str, list[float]] = {}
-    for file in sorted(results.glob("*/result.json")):
-        result = json.loads(file.read_text())
-        scores.setdefault(result["init"], []).append(float(result["test"].get("f1", np.nan)))
-    for init, values in scores.items():
-        print(
-            f"    test F1 ({init}): mean {np.nanmean(values):.3f} over {len(values)} runs "
+    from radiologynet.demo import summarise_runs
+
+    runs = [json.loads(f.read_text()) for f in sorted(results.glob("*/result.json"))]
+    for summary in summarise_runs(runs, ("f1",)):
+        values = summary.scores["f1"]
+        mean = f"{np.mean(values):.3f}" if values else "-"
+        line = (
+            f"    test F1 ({summary.init}): mean {mean} over {len(values)} finished runs "
             f"({', '.join(f'{v:.3f}' for v in values)})"
         )
+        if summary.not_averaged:
+            line += f"; not averaged: {', '.join(summary.not_averaged)}"
+        print(line)

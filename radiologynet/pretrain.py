@@ -34,7 +34,7 @@ from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.config import config_from_keywords
-from radiologynet.train.heads import create_backbone
+from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform
 from radiologynet.weights import Preprocessing
@@ -345,12 +345,31 @@ def pretrain(
         input_size=config.input_size or arch.input_size,
     )
     train, val, test, sizes = _pretrain_datasets(
-        images, config.input_size, val_fraction, test_fraction, oversampling, config.seed
+        images,
+        config.input_size,
+        val_fraction,
+        test_fraction,
+        oversampling,
+        split_seed=config.split_seed,
+        seed=config.seed,
     )
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
-    net = create_backbone(arch.name, weights, num_classes=len(class_names))
-    transform = BatchTransform(Preprocessing(input_size=config.input_size), augment=PAPER_AUGMENT)
+    # The authors pretrained torchvision networks, whose heads carry the dropout (and
+    # EfficientNet's stochastic depth) that paper_regularisation gives timm's.
+    net = build_model(
+        arch.name,
+        weights,
+        kind="multiclass",
+        num_classes=len(class_names),
+        in_chans=config.in_chans,
+        **arch.paper_regularisation,
+    )
+    transform = BatchTransform(
+        Preprocessing(input_size=config.input_size),
+        in_chans=config.in_chans,
+        augment=PAPER_AUGMENT,
+    )
     result = fit(
         net,
         train,
@@ -401,16 +420,19 @@ def _pretrain_datasets(
     val_fraction: float,
     test_fraction: float,
     oversampling: str,
+    *,
+    split_seed: int,
     seed: int,
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
     """The oversampled training set, the validation and test sets (``None`` without test
-    images) and the three split sizes."""
+    images) and the three split sizes. ``split_seed`` draws the split (as the protocol
+    runner's), ``seed`` the oversampling."""
     if oversampling not in OVERSAMPLING:
         raise InvalidArgumentError(
             f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
         )
     targets = [im.target for im in images]
-    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, seed)
+    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, split_seed)
     dataset = PretrainImages(images, size)
     train_targets = [targets[i] for i in train_idx]
     base = torch.utils.data.Subset(dataset, train_idx)
@@ -479,7 +501,7 @@ def _write_folder(
     # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
     pretrained_cfg = {**Preprocessing(input_size=config.input_size).timm_cfg(), "license": "other"}
     write_weights_folder(
-        net.state_dict(),
+        _three_channel_state(net, arch, config.in_chans),
         out,
         arch=arch,
         num_classes=n_classes,
@@ -494,6 +516,20 @@ def _write_folder(
         },
     )
     _complete_card(out / "README.md", data_text)
+
+
+def _three_channel_state(net: torch.nn.Module, arch: str, in_chans: int) -> dict:
+    """``net``'s weights in the zoo's 3-channel form. A model trained with ``in_chans``
+    channels saw the grayscale image in every channel, so its first convolution acts as
+    the sum of its filters; that sum / 3 repeated over 3 channels computes the same on
+    replicated grayscale input, and loading it with ``in_chans=1`` (timm sums the filters)
+    gives the trained filter back."""
+    state = dict(net.state_dict())
+    if in_chans != 3:
+        key = get_architecture(arch).first_conv + ".weight"
+        summed = state[key].sum(1, keepdim=True)
+        state[key] = summed.repeat(1, 3, 1, 1) / 3
+    return state
 
 
 def _pretrain_recipe(

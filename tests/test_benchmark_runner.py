@@ -100,6 +100,22 @@ def test_shards_partition_the_grid():
     assert {r.name for r in again} == {r.name for r in shards[2]}  # by name, not position
 
 
+@pytest.mark.parametrize("lr", ["0", "-1e-4", "nan", "inf", "x"])
+def test_plan_refuses_learning_rates_train_config_refuses(lr):
+    with pytest.raises(InvalidArgumentError, match="positive finite"):
+        plan("btmr", ["resnet50"], ["random"], [lr], 1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(scheduler="cosine"), dict(optimizer="sgd"), dict(lrs=("1e-3", "0"))],
+)
+def test_taskspec_refuses_what_the_trainer_cannot_run(bad):
+    """A bad scheduler used to fail only at run time, naming a --scheduler flag."""
+    with pytest.raises(InvalidArgumentError, match="TaskSpec 'toy'"):
+        TaskSpec(name="toy", kind="multiclass", build_data=lambda request: None, **bad)
+
+
 @pytest.mark.parametrize("bad", ["4/4", "x", "1/0", "-1/2"])
 def test_bad_shard(bad):
     with pytest.raises(InvalidArgumentError):

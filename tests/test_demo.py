@@ -18,8 +18,11 @@ from radiologynet.demo import (
     make_demo_dataset,
     results_table,
     run_demo,
+    summarise_runs,
     synthetic_radiograph,
 )
+from radiologynet.demo_full import _print_summary
+from radiologynet.errors import ResultsFormatError
 
 
 def test_synthetic_radiographs_are_seeded_and_differ_by_class():
@@ -128,13 +131,44 @@ def test_epoch_printer_prints_each_epoch_and_books_the_trainers_timings():
     assert printer.booked == 5.0 and printer.fit_ended is not None
 
 
+def _run(init, run, status="finished", **test):
+    best = {"finished": 2 * run, "diverged": None}[status]
+    return {"init": init, "run": run, "status": status, "best_epoch": best, "test": test}
+
+
 def test_results_table_means():
     rows = [
-        {"init": "random", "best_epoch": 2, "test": {"accuracy": 0.5, "f1": 0.4}},
-        {"init": "random", "best_epoch": 4, "test": {"accuracy": 0.7, "f1": 0.6}},
+        _run("random", 1, accuracy=0.5, f1=0.4),
+        _run("random", 2, accuracy=0.7, f1=0.6),
     ]
     table = results_table(rows)
     assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3.0 ± 1.4" in table
+
+
+def test_both_demos_list_diverged_runs_and_average_the_finished(tmp_path, capsys):
+    """One rule (summarise_runs): a diverged run (test {}) is listed, not averaged; the
+    table used to raise KeyError and the full demo's summary to count it as NaN."""
+    rows = [
+        _run("random", 1, accuracy=0.5, f1=0.4),
+        _run("random", 2, "diverged"),
+        _run("random", 3, accuracy=0.7, f1=0.6),
+    ]
+    (summary,) = summarise_runs(rows, ("f1",))
+    assert summary.runs == 3 and summary.scores["f1"] == [0.4, 0.6]
+    assert summary.not_averaged == ["run 2 (diverged)"]
+    table = results_table(rows)
+    assert "0.500 ± 0.141" in table and "run 2 (diverged)" in table
+    for row in rows:
+        folder = tmp_path / f"random-run{row['run']}"
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps(row))
+    _print_summary(tmp_path)
+    assert capsys.readouterr().out.strip() == (
+        "test F1 (random): mean 0.500 over 2 finished runs (0.400, 0.600); "
+        "not averaged: run 2 (diverged)"
+    )
+    with pytest.raises(ResultsFormatError, match="run 1 of init 'random'"):
+        summarise_runs([_run("random", 1, accuracy=0.5)], ("f1",))
 
 
 def test_a_broken_demo_full_import_is_not_swallowed(monkeypatch, tmp_path):

@@ -38,6 +38,10 @@ def _caller_warned(record) -> None:
             lambda: importlib.import_module("radiologynet.segmentation.task").LunaBatchTransform(),
             "luna_batch_transform",
         ),
+        (
+            lambda: importlib.import_module("radiologynet.train").metric_names("segmentation"),
+            "compute",
+        ),
     ],
     ids=[
         "sha256_of",
@@ -45,6 +49,7 @@ def _caller_warned(record) -> None:
         "protocol.get_task",
         "DeviceTransform",
         "LunaBatchTransform",
+        "train.metric_names",
     ],
 )
 def test_moved_names_warn_at_the_callers_line(call, new):

@@ -325,3 +325,51 @@ def test_pretrain_keywords_are_deprecated_but_still_train(labelled, tmp_path, mo
     assert (config.max_epochs, config.input_size) == (3, 32)
     assert config.lr == radiologynet.get_architecture("resnet18").pretrain_lr  # lr=None: recipe
     assert config.num_classes is not None and config.kind == "multiclass"
+
+
+class _Built(Exception):
+    """Stops pretrain() once it has built its model, transform and split."""
+
+
+def test_pretrain_builds_what_its_config_records(labelled, tmp_path, monkeypatch):
+    """in_chans reaches the model and the batch transform; the split follows split_seed
+    (as the protocol runner's); the authors' torchvision dropout is kept."""
+    archive, labels = labelled
+    seen = {}
+    real_split = pretrain_module.split_labelled
+
+    def split(targets, val_fraction, test_fraction, seed):
+        seen["split_seed"] = seed
+        return real_split(targets, val_fraction, test_fraction, seed)
+
+    def fit(net, *args, batch_transform, **kwargs):
+        seen["net"], seen["transform"] = net, batch_transform
+        raise _Built
+
+    monkeypatch.setattr(pretrain_module, "split_labelled", split)
+    monkeypatch.setattr(pretrain_module, "fit", fit)
+    config = replace(tiny(1), in_chans=1, seed=3, split_seed=7)
+    with pytest.raises(_Built):
+        pretrain(archive, labels, tmp_path / "w", config, model="resnet18")
+    assert seen["net"].conv1.in_channels == 1
+    assert seen["transform"].in_chans == 1
+    assert seen["split_seed"] == 7
+    with pytest.raises(_Built):
+        pretrain(
+            archive, labels, tmp_path / "m", replace(config, in_chans=3), model="mobilenet_v3_small"
+        )
+    assert seen["net"].drop_rate == 0.2  # torchvision's Dropout(0.2) in the authors' head
+
+
+def test_one_channel_pretraining_writes_zoo_weights_that_load_either_way(labelled, tmp_path):
+    """The zoo's weights folders are 3-channel: a 1-channel model is written so that
+    create_model gives it back with in_chans=1 and computes the same with 3."""
+    archive, labels = labelled
+    config = replace(tiny(1), in_chans=1)
+    pretrain(archive, labels, tmp_path / "w", config, model="resnet18")
+    one = radiologynet.create_model("resnet18", weights=str(tmp_path / "w"), in_chans=1).eval()
+    three = radiologynet.create_model("resnet18", weights=str(tmp_path / "w")).eval()
+    assert one.conv1.in_channels == 1 and three.conv1.in_channels == 3
+    gray = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(one(gray), three(gray.expand(-1, 3, -1, -1)))

@@ -18,6 +18,8 @@ from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, 
 from radiologynet.segmentation import VanillaUNet, load_unet
 from radiologynet.segmentation.synthetic import make_synthetic_luna16
 from radiologynet.segmentation.task import build_data
+from radiologynet.segmentation.unet import unet_from_model_name
+from radiologynet.segmentation.vanilla import VANILLA_ARCHITECTURE
 from radiologynet.train import TrainConfig
 from radiologynet.weights import IMAGENET_MEAN
 
@@ -120,35 +122,40 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
     )
     runs = plan("luna16", ["unet", "unet-resnet18"], ["random"], ["1e-3"], 1)
     out = tmp_path / "out"
+    config_ = TrainConfig(
+        max_epochs=1,
+        batch_size=16,
+        in_chans=1,
+        progress=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
     for spec in runs:
-        result = run_one(
-            spec,
-            tiny,
-            luna,
-            out,
-            TrainConfig(
-                max_epochs=1,
-                batch_size=16,
-                in_chans=1,
-                progress=False,
-                cache_dir=str(tmp_path / "cache"),
-            ),
-        )
+        result = run_one(spec, tiny, luna, out, config_)
         folder = out / spec.name
         assert json.loads((folder / "result.json").read_text()) == result
         assert result["status"] == "finished" and result["epochs_run"] == 1
         assert result["model"] == spec.model
         assert 0 <= result["val"]["crop_iou"] <= result["val"]["crop_dice"] <= 1
         config = json.loads((folder / "model" / "config.json").read_text())
-        assert config["model"] == spec.model
         net = load_unet(folder / "model").eval()
         assert net(torch.rand(1, 1, 48, 48)).shape == (1, 1, 48, 48)
         if spec.model == "unet":
-            assert config["architecture"] is None and isinstance(net.net, VanillaUNet)
+            # the format save_vanilla_unet writes (reconstruction pretraining's too)
+            assert config["architecture"] == VANILLA_ARCHITECTURE
+            assert config["radiologynet"]["model"] == spec.model
+            assert isinstance(net.net, VanillaUNet)
             assert result["config"]["input_size"] == 64
+            # a fine-tuned unet run is a valid init of a later unet run
+            again = unet_from_model_name("unet", folder / "model", in_chans=1)
+            for name, tensor in net.net.state_dict().items():
+                assert torch.equal(again.net.state_dict()[name], tensor), name
+            (later,) = plan("luna16", ["unet"], [f"tuned={folder / 'model'}"], ["1e-3"], 1)
+            assert run_one(later, tiny, luna, out, config_)["status"] == "finished"
         else:
+            assert config["model"] == spec.model
             assert config["architecture"] == "resnet18" and net.encoder is not None
     assert sorted(p.name for p in out.iterdir()) == [
         "unet-random-1e-3-run1",
         "unet-resnet18-random-1e-3-run1",
+        "unet-tuned-1e-3-run1",
     ]

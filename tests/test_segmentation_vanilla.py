@@ -121,6 +121,14 @@ def test_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="No images"):
         pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False)
+    # settings are checked before any image is decoded (here: before finding none)
+    for bad, message in (
+        (dict(device="banana"), "--device 'banana'"),
+        (dict(lr=float("nan")), "positive finite"),
+        (dict(lr=0.0), "positive finite"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=message):
+            pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False, **bad)
     assert (
         main(
             [

@@ -44,7 +44,7 @@ from radiologynet.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from radiologynet.train.config import config_changes
+from radiologynet.train.config import config_changes, resolve_device
 from radiologynet.train.trainer import Preemption
 from radiologynet.transforms import BatchTransform
 
@@ -167,8 +167,9 @@ def test_resume_after_kill_mid_epoch_is_exact(tmp_path):
 
 
 def test_early_stopping_keeps_first_best(tmp_path):
-    # lr 0: the validation loss never improves after epoch 1
-    result = _fit(tmp_path, lr=0.0, patience=2, max_epochs=10)
+    # lr 1e-30 (0 is refused): steps below float32 resolution, so the validation loss
+    # never improves after epoch 1
+    result = _fit(tmp_path, lr=1e-30, patience=2, max_epochs=10)
     assert result.epochs_run == 3
     assert result.best_epoch == 1
     assert result.stopped_early
@@ -438,6 +439,8 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
         dict(num_workers=-1),
         dict(lr=float("inf")),
         dict(lr=float("nan")),
+        dict(lr=0.0),
+        dict(lr=-1e-4),
         dict(device="banana"),
         dict(precision="fp16"),
         dict(patience=0),
@@ -448,6 +451,16 @@ def test_config_refuses_bad_values(bad):
     with pytest.raises(InvalidArgumentError) as err:
         TrainConfig(**bad)
     assert "\n" not in str(err.value)
+
+
+def test_the_default_device_is_this_ranks_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device(None) == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == torch.device("cpu")
+    with pytest.raises(InvalidArgumentError, match="--device 'banana'"):
+        resolve_device("banana")
 
 
 def test_config_refuses_cuda_without_a_gpu(monkeypatch):

@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="split and training seed")
     parser.set_defaults(func=run)
 
 
@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         batch_size=args.batch_size,
         seed=args.seed,
+        split_seed=args.seed,
         device=args.device,
         num_workers=args.workers,
         resume=not args.no_resume,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import platform
 import re
 import shutil
@@ -42,6 +41,7 @@ from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoin
 from radiologynet.train.config import (
     DEFAULT_MAX_EPOCHS,
     TrainConfig,
+    check_lr,
     config_changes,
     config_from_keywords,
 )
@@ -109,16 +109,9 @@ def _safe_label(label: str) -> str:
 
 
 def _check_lr(lr: str) -> str:
-    text = str(lr).strip()
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise InvalidArgumentError(
-            f"learning rate {lr!r} is not a positive finite number (e.g. 1e-4)"
-        )
-    return text
+    """``lr`` as written (``"1e-4"``), once :func:`check_lr` accepts it."""
+    check_lr(lr, "learning rate")
+    return str(lr).strip()
 
 
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -267,6 +260,16 @@ def _write_model_folder(
             num_classes=num_classes if kind == "multiclass" else 1,
             label_names=class_names if kind == "multiclass" else (),
             extra_config={"pretrained_cfg": pretrained},
+        )
+        return
+    if getattr(model, "decoder", None) == "vanilla":  # segmentation.UNet around a VanillaUNet
+        # the one vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
+        from radiologynet.segmentation.vanilla import save_vanilla_unet
+
+        save_vanilla_unet(
+            model.net,
+            folder,
+            metadata={"task": kind, "model": model_name, "pretrained_cfg": pretrained},
         )
         return
     # task-specific models (bone-age head, segmentation): weights plus a config naming them

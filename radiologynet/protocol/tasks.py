@@ -70,6 +70,7 @@ from radiologynet.datasets.tasks import (
 )
 from radiologynet.datasets.tasks import get_task as get_task_info
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+from radiologynet.train.config import OPTIMIZERS, SCHEDULERS, check_lr
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,17 @@ class TaskSpec:
             )
         if self.mode not in ("min", "max"):
             raise ValueError(f"TaskSpec {self.name!r}: mode must be 'min' or 'max'")
-        if self.optimizer not in ("adamw", "adam"):
-            raise ValueError(f"TaskSpec {self.name!r}: optimizer must be 'adamw' or 'adam'")
+        for name, value, choices in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+        ):
+            if value not in choices:
+                shown = ", ".join(repr(c) for c in choices)
+                raise InvalidArgumentError(
+                    f"TaskSpec {self.name!r}: {name} must be one of {shown}, got {value!r}"
+                )
+        for lr in self.lrs:
+            check_lr(lr, f"TaskSpec {self.name!r}: learning rate")
 
 
 _TASKS: dict[str, TaskSpec] = {}

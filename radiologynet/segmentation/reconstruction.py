@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.segmentation.vanilla import VanillaUNet, save_vanilla_unet
+from radiologynet.train.config import check_lr, resolve_device
 from radiologynet.weights import Preprocessing
 
 
@@ -68,13 +69,14 @@ def pretrain_reconstruction(
         the weights folder (``config.json``, ``model.safetensors``, ``README.md``); its
         ``config.json`` records the final reconstruction loss per epoch.
     """
-    if epochs < 1 or batch_size < 1 or size < 4 or lr <= 0:
+    if epochs < 1 or batch_size < 1 or size < 4:
         raise InvalidArgumentError(
-            f"epochs={epochs}, batch_size={batch_size}, size={size}, lr={lr}: epochs and "
-            "batch size must be >= 1, size >= 4 and lr > 0."
+            f"epochs={epochs}, batch_size={batch_size}, size={size}: epochs and "
+            "batch size must be >= 1, size >= 4."
         )
+    check_lr(lr)
+    target_device = resolve_device(device)  # checked before any image is decoded
     images = load_images(find_images(data), size, progress)
-    target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
     model = VanillaUNet(in_chans=in_chans, num_classes=in_chans).to(target_device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)

@@ -172,6 +172,7 @@ def save_vanilla_unet(
     )
     config = {
         "architecture": VANILLA_ARCHITECTURE,
+        "task_model": type(model).__name__,  # Grad-CAM refuses it as it does task models
         "model_args": model.config,
         "num_classes": model.config["num_classes"],
         "num_parameters": sum(p.numel() for p in model.parameters()),
@@ -182,7 +183,7 @@ def save_vanilla_unet(
     )
     card = (
         "---\nlibrary_name: radiologynet\nlicense: apache-2.0\ntags:\n- segmentation\n"
-        "- radiology\n---\n\n# Vanilla U-Net (reconstruction pretraining)\n\n"
+        f"- radiology\n---\n\n# Vanilla U-Net ({(metadata or {}).get('task', 'weights')})\n\n"
         "Load with `radiologynet.create_unet(None, weights=PATH)`.\n"
     )
     atomic_write(out / "README.md", lambda p: Path(p).write_text(card))

@@ -19,6 +19,7 @@ import torch
 
 from radiologynet import _deprecated
 from radiologynet.errors import InvalidArgumentError
+from radiologynet.train import distributed as ddp
 
 #: The epoch budget and batch size when neither the caller nor the task gives one.
 DEFAULT_MAX_EPOCHS = 200
@@ -104,13 +105,7 @@ class TrainConfig:
     track_emissions: bool = False
 
     def __post_init__(self) -> None:
-        _check_number(
-            "lr",
-            self.lr,
-            minimum=0.0,
-            integer=False,
-            hint="e.g. 1e-4; a learning rate must be finite",
-        )
+        check_lr(self.lr)
         _check_number("weight_decay", self.weight_decay, minimum=0.0, integer=False)
         for name in ("max_epochs", "batch_size", "input_size", "eval_batch_size"):
             if getattr(self, name) is not None:
@@ -147,6 +142,24 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
 
+def check_lr(lr: Any, name: str = "--lr") -> float:
+    """``lr`` as a float: a learning rate must be a positive finite number.
+
+    Raises:
+        InvalidArgumentError: ``0``, a negative number, NaN, infinity or not a number
+            (``name``: how the caller spells the argument in the message).
+    """
+    try:
+        value = float(lr) if not isinstance(lr, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(
+            f"{name} {lr!r}: a learning rate must be a positive finite number (e.g. 1e-4)"
+        )
+    return value
+
+
 def _check_number(
     name: str, value: Any, *, minimum: float, integer: bool = True, hint: str = ""
 ) -> None:
@@ -173,6 +186,12 @@ def option(name: str) -> str:
         "split_seed": "seed",
         "checkpoint_interval_s": "checkpoint_interval",
     }.get(name, name).replace("_", "-")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device to train on: ``device`` checked by :func:`check_device`, or, for
+    ``None``, ``cuda:LOCAL_RANK`` where CUDA is available, else the CPU."""
+    return check_device(device) if device is not None else ddp.default_device()
 
 
 def check_device(device: str | torch.device) -> torch.device:

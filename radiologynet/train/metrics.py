@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from radiologynet import _deprecated
 from radiologynet._optional import require
 from radiologynet.errors import RadiologyNetError
 
@@ -74,7 +75,16 @@ class PredictionMetrics(torch.nn.Module):
 
 
 def metric_names(kind: str) -> tuple[str, ...]:
-    """The metric names a task kind reports (besides ``loss``)."""
+    """Deprecated (removed in 0.3): the metric names a task kind reports (besides
+    ``loss``). A hand-kept list that cannot know a task's own metrics (``luna16-slices``
+    reports ``slice_dice`` / ``slice_iou``, not the ``crop_*`` given here for
+    segmentation); use the keys of the task's metrics' ``compute()`` (for classification
+    and regression ``PredictionMetrics(kind).collection.keys()``)."""
+    _deprecated.warn(
+        "radiologynet.train.metric_names",
+        "the keys of the task's metrics' compute() "
+        "(PredictionMetrics(kind).collection.keys() for classification and regression)",
+    )
     if kind in ("multiclass", "binary"):
         return CLASSIFICATION_METRICS
     if kind == "regression":

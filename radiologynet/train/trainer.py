@@ -57,9 +57,11 @@ from radiologynet.train.checkpoint import (
 )
 from radiologynet.train.config import (
     DEFAULT_BATCH_SIZE,
+    OPTIMIZERS,
     TrainConfig,
     config_changes,
     config_from_keywords,
+    resolve_device,
 )
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
@@ -147,7 +149,7 @@ def _make_optimizer(
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise RadiologyNetError(f"fit: optimizer must be 'adamw' or 'adam', got {name!r}")
+    raise RadiologyNetError(f"fit: optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -431,7 +433,7 @@ def _setup(
     batch_transform: Callable[..., Any] | None,
     callbacks: Sequence[Callback],
 ) -> _Run:
-    device = torch.device(config.device) if config.device is not None else ddp.default_device()
+    device = resolve_device(config.device)
     world = ddp.world_size()
     loss_fn = (loss if loss is not None else loss_for(config.kind)).to(device)
     if metrics is None:
