@@ -148,7 +148,7 @@ def test_model_card_front_matter_and_results(tmp_path):
     ):
         assert section in card
     # Table 3, PBA, InceptionV3, RadiologyNET: MAE 9.31 +- 0.3 (lr 1e-2).
-    assert "9.31 ± 0.3 (lr 1e-2)" in card
+    assert "9.31 ± 0.3 months (lr 1e-2)" in card
     assert "hf-hub:radiologynet/inception_v3.radiologynet" in card
 
 
