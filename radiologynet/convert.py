@@ -197,6 +197,17 @@ def _read_checkpoint(path: Path, shown: str) -> tuple[dict[str, Tensor], str | N
     return strip_prefix(state), model_name if isinstance(model_name, str) else None
 
 
+def grayscale_filters(weight: Tensor, channels: int) -> Tensor:
+    """First-convolution filters ``(O, I, kH, kW)`` re-spread for ``channels`` inputs that
+    all carry the same grayscale image: the filters are summed over their input channels
+    (what they compute on replicated grayscale) and, for more than one channel, that sum
+    divided by ``channels`` is repeated, so the result computes the same on grayscale input
+    and loading it with ``in_chans=1`` (timm sums the filters) gives the sum back. timm's
+    ``adapt_input_conv`` does not go from 1 to 3 channels."""
+    summed = weight.sum(1, keepdim=True)
+    return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
+
+
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
     """``state_dict`` with ``prefix`` (DataParallel's ``module.``) removed from every key
     that has it."""

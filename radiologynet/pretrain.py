@@ -524,11 +524,12 @@ def _three_channel_state(net: torch.nn.Module, arch: str, in_chans: int) -> dict
     the sum of its filters; that sum / 3 repeated over 3 channels computes the same on
     replicated grayscale input, and loading it with ``in_chans=1`` (timm sums the filters)
     gives the trained filter back."""
+    from radiologynet.convert import grayscale_filters
+
     state = dict(net.state_dict())
     if in_chans != 3:
         key = get_architecture(arch).first_conv + ".weight"
-        summed = state[key].sum(1, keepdim=True)
-        state[key] = summed.repeat(1, 3, 1, 1) / 3
+        state[key] = grayscale_filters(state[key], 3)
     return state
 
 

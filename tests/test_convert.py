@@ -458,3 +458,19 @@ def test_torchvision_imagenet_head_is_refused_under_the_radiologynet_tag(tmp_pat
     config, _ = read_weights_folder(convert_checkpoint(pth, tmp_path / "auto"))
     assert config["radiologynet"]["tag"] == "imagenet"
     assert config["pretrained_cfg"]["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_grayscale_filters_compute_the_same_on_grayscale_input():
+    from radiologynet.convert import grayscale_filters
+
+    weight = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    gray = torch.rand(2, 1, 8, 8)
+    reference = torch.nn.functional.conv2d(gray.expand(-1, 3, -1, -1), weight)
+    for channels in (1, 2, 3, 5):
+        spread = grayscale_filters(weight, channels)
+        assert spread.shape == (4, channels, 3, 3)
+        out = torch.nn.functional.conv2d(gray.expand(-1, channels, -1, -1), spread)
+        torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+    # 1 -> 3 -> timm's in_chans=1 (the filters summed) gives the 1-channel filter back
+    one = grayscale_filters(weight, 1)
+    torch.testing.assert_close(grayscale_filters(one, 3).sum(1, keepdim=True), one)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from radiologynet._atomic import atomic_write
+from radiologynet.convert import grayscale_filters
 from radiologynet.errors import (
     CheckpointFormatError,
     UnknownWeightsError,
@@ -190,13 +191,6 @@ def save_vanilla_unet(
     return out
 
 
-def _adapt_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    """First-conv filters for ``channels`` inputs: summed to one, or the mean filter
-    repeated (each channel gets the sum divided by ``channels``)."""
-    summed = weight.sum(1, keepdim=True)
-    return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
-
-
 def load_vanilla_unet(
     path: str | Path, in_chans: int | None = None, num_classes: int | None = None
 ) -> VanillaUNet:
@@ -227,7 +221,7 @@ def load_vanilla_unet(
     own = model.state_dict()
     first = "down.0.0.weight"
     if first in state and state[first].shape[1] != own[first].shape[1]:
-        state[first] = _adapt_channels(state[first], own[first].shape[1])
+        state[first] = grayscale_filters(state[first], own[first].shape[1])
     keep = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     missing = [k for k in own if k not in keep and not k.startswith("head.")]
     if missing:
