@@ -583,6 +583,18 @@ def _contiguous_unshared(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def _three_input_channels(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict:
+    """``state_dict`` with a 3-channel first convolution, the form every weights folder
+    holds (timm's ``pretrained_cfg`` and :func:`radiologynet.create_model` expect it): a
+    model trained on grayscale repeated to another channel count is re-spread by
+    :func:`grayscale_filters`, exact on grayscale input."""
+    key = f"{arch.first_conv}.weight"
+    weight = state_dict.get(key)
+    if weight is None or weight.dim() != 4 or weight.shape[1] == 3:
+        return dict(state_dict)
+    return {**state_dict, key: grayscale_filters(weight, 3)}
+
+
 def write_weights_folder(
     state_dict: Mapping[str, Tensor],
     out_dir: str | os.PathLike[str],
@@ -598,7 +610,10 @@ def write_weights_folder(
     (model card) and ``config.json`` (written last, each atomically).
 
     Args:
-        state_dict: in timm layout for ``arch`` (see :func:`to_timm_state_dict`).
+        state_dict: in timm layout for ``arch`` (see :func:`to_timm_state_dict`); a first
+            convolution with other than 3 input channels (a model trained with
+            ``in_chans=1``) is stored in the 3-channel form (:func:`grayscale_filters`), so
+            the folder loads with any ``in_chans``.
         out_dir: the folder (created if needed; other files in it are left alone).
         arch: the architecture (or its name).
         record: the weight this is; supplies preprocessing, licence, labels and results.
@@ -626,7 +641,7 @@ def write_weights_folder(
             f"Output {out} exists and is not a folder; choose another --out or remove it."
         )
     out.mkdir(parents=True, exist_ok=True)
-    tensors = _contiguous_unshared(state_dict)
+    tensors = _contiguous_unshared(_three_input_channels(state_dict, arch))
     atomic_write(
         out / WEIGHTS_NAME,
         lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"}),

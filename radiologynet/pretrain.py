@@ -501,7 +501,7 @@ def _write_folder(
     # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
     pretrained_cfg = {**Preprocessing(input_size=config.input_size).timm_cfg(), "license": "other"}
     write_weights_folder(
-        _three_channel_state(net, arch, config.in_chans),
+        net.state_dict(),  # written with a 3-channel first convolution, whatever in_chans
         out,
         arch=arch,
         num_classes=n_classes,
@@ -516,21 +516,6 @@ def _write_folder(
         },
     )
     _complete_card(out / "README.md", data_text)
-
-
-def _three_channel_state(net: torch.nn.Module, arch: str, in_chans: int) -> dict:
-    """``net``'s weights in the zoo's 3-channel form. A model trained with ``in_chans``
-    channels saw the grayscale image in every channel, so its first convolution acts as
-    the sum of its filters; that sum / 3 repeated over 3 channels computes the same on
-    replicated grayscale input, and loading it with ``in_chans=1`` (timm sums the filters)
-    gives the trained filter back."""
-    from radiologynet.convert import grayscale_filters
-
-    state = dict(net.state_dict())
-    if in_chans != 3:
-        key = get_architecture(arch).first_conv + ".weight"
-        state[key] = grayscale_filters(state[key], 3)
-    return state
 
 
 def _pretrain_recipe(

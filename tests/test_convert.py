@@ -474,3 +474,14 @@ def test_grayscale_filters_compute_the_same_on_grayscale_input():
     # 1 -> 3 -> timm's in_chans=1 (the filters summed) gives the 1-channel filter back
     one = grayscale_filters(weight, 1)
     torch.testing.assert_close(grayscale_filters(one, 3).sum(1, keepdim=True), one)
+
+
+def test_a_one_channel_model_writes_a_folder_that_loads_with_any_in_chans(tmp_path):
+    one = timm.create_model("resnet18", num_classes=2, in_chans=1)
+    folder = write_weights_folder(one.state_dict(), tmp_path / "w", arch="resnet18")
+    three = radiologynet.create_model("resnet18", weights=str(folder), num_classes=2)
+    back = radiologynet.create_model("resnet18", weights=str(folder), num_classes=2, in_chans=1)
+    torch.testing.assert_close(back.conv1.weight, one.conv1.weight)
+    gray = torch.rand(2, 1, 32, 32)
+    one.eval(), three.eval()
+    torch.testing.assert_close(three(gray.expand(-1, 3, -1, -1)), one(gray), rtol=1e-4, atol=1e-5)
