@@ -33,6 +33,7 @@ from radiologynet.registry import get_architecture
 from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
+from radiologynet.train.checkpoint import CHECKPOINT_NAME
 from radiologynet.train.config import config_from_keywords
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import FitResult
@@ -406,7 +407,7 @@ class _Source:
 
 def _refuse_finished_weights(out: Path, resume: bool) -> None:
     """Refuse to resume into a folder that holds finished weights and no checkpoint."""
-    if resume and (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
+    if resume and (out / "config.json").is_file() and not (out / CHECKPOINT_NAME).is_file():
         raise ArchiveError(
             f"{out} already holds finished weights (config.json, no "
             "checkpoint to resume); pass --no-resume (resume=False) to train "

@@ -70,7 +70,7 @@ from radiologynet.datasets.tasks import (
 )
 from radiologynet.datasets.tasks import get_task as get_task_info
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
-from radiologynet.train.config import OPTIMIZERS, SCHEDULERS, check_lr
+from radiologynet.train.config import DEFAULT_BATCH_SIZE, OPTIMIZERS, SCHEDULERS, check_lr
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class TaskSpec:
     scheduler: str | None = None
     lrs: tuple[str, ...] = ("1e-2", "1e-3", "1e-4", "1e-5")
     models: tuple[str, ...] = ()
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
     description: str = ""
     resolve_model: Callable[[str], ModelName] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)

@@ -658,7 +658,9 @@ def _train_epochs(
     val: torch.utils.data.Dataset,
     checkpointer: Checkpointer,
     out: Path | None,
-) -> None:
+) -> bool:
+    """Train until the epochs or the patience run out, or the run stops; returns whether
+    the patience ran out (early stopping)."""
     config = run.config
     stopping = EarlyStopping(config.patience, config.monitor, config.mode)
     with Preemption() as preemption:
@@ -685,6 +687,7 @@ def _train_epochs(
                 callback("epoch_end", {"epoch": epoch, "record": record, **timing})
             if config.progress and ddp.is_main():
                 _print_epoch(record, config.epochs)
+    return stopping.should_stop(state)
 
 
 def _print_epoch(record: dict[str, Any], epochs: int) -> None:
@@ -756,12 +759,8 @@ def fit(
     saved = checkpointer.load(config) if config.resume else None
     state = _restore(run, saved, checkpointer) if saved is not None else FitState()
     tracker = _start_emissions(out) if config.track_emissions and main else None
-    _train_epochs(run, state, train, val, checkpointer, out)
-    stopped_early = (
-        state.status == "running"
-        and state.bad_epochs >= config.patience
-        and state.epoch < config.epochs
-    )
+    patience_ran_out = _train_epochs(run, state, train, val, checkpointer, out)
+    stopped_early = state.status == "running" and patience_ran_out and state.epoch < config.epochs
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
     scored = state.status != "diverged" or run.best_weights is not None
