@@ -382,3 +382,11 @@ def test_invalid_pixel_spacing_is_unknown_with_a_warning(tmp_path):
     assert image.spacing is None and image.pixels.shape == (40, 56)
     path = make_dicom(tmp_path / "ok.dcm", ramp(), ImagerPixelSpacing=[0.2, 0.3])
     assert io.read_image(path).spacing == (0.2, 0.3)
+
+
+def test_header_text_is_one_spelling_per_value():
+    from pydicom.multival import MultiValue
+
+    assert io.header_text(" chest  wall ") == io.header_text("CHEST WALL") == "CHEST WALL"
+    assert io.header_text(None) == io.header_text("") == ""
+    assert io.header_text(MultiValue(str, ["ORIGINAL", "primary"])) == "ORIGINAL\\PRIMARY"

@@ -1,7 +1,13 @@
 """Reading medical images: DICOM, PNG/JPEG and 3-D volumes, and converting them to the
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
-from radiologynet.io.dicom import SUPPORTED_PHOTOMETRIC, has_pixel_data, is_dicom, read_dicom
+from radiologynet.io.dicom import (
+    SUPPORTED_PHOTOMETRIC,
+    has_pixel_data,
+    header_text,
+    is_dicom,
+    read_dicom,
+)
 from radiologynet.io.listing import list_image_files
 from radiologynet.io.pictures import read_picture
 from radiologynet.io.read import read_image
@@ -24,6 +30,7 @@ __all__ = [
     "Image",
     "Volume",
     "has_pixel_data",
+    "header_text",
     "is_dicom",
     "list_image_files",
     "read_dicom",

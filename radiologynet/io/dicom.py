@@ -65,6 +65,18 @@ _METADATA_KEYWORDS = (
 )
 
 
+def header_text(value: object) -> str:
+    """A DICOM header value as the text every label and feature uses: upper case, runs of
+    whitespace as one space, trimmed (``"chest "``, ``"Chest"`` and ``"CHEST"`` are one
+    body part; DICOM's code strings are upper case, archives often are not); a
+    multi-valued element's values joined with ``\\``; ``""`` when missing."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    return " ".join(str(value).upper().split())
+
+
 def is_dicom(path: str | PathLike[str]) -> bool:
     """Whether ``path`` starts with the DICOM preamble and ``DICM`` magic."""
     try:

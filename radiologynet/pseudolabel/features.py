@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from radiologynet._atomic import atomic_path, atomic_write
 from radiologynet._optional import require
 from radiologynet.errors import ArchiveError, InvalidArgumentError, RadiologyNetError
-from radiologynet.io import DICOM_SUFFIXES, list_image_files
+from radiologynet.io import DICOM_SUFFIXES, header_text, list_image_files
 
 pd = require("pandas", "pseudo-labelling")
 TfidfVectorizer = require("sklearn.feature_extraction.text", "pseudo-labelling").TfidfVectorizer
@@ -124,7 +124,7 @@ def _value(ds: pydicom.Dataset, keyword: str) -> object:
             return float(value) if value is not None else None
         except (TypeError, ValueError):
             return None
-    return " ".join(str(value).upper().split()) or None
+    return header_text(value) or None
 
 
 def scan_archive(root: str | os.PathLike[str], *, progress: bool = True) -> ArchiveScan:

@@ -19,6 +19,7 @@ from radiologynet.io import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
     has_pixel_data,
+    header_text,
     list_image_files,
     read_image,
 )
@@ -340,7 +341,7 @@ class DicomFolderDataset(ImageListDataset):
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword])
         except Exception as err:
             raise ImageReadError(f"{path}: cannot read its DICOM header ({err}).") from err
-        return str(ds.get(keyword, ""))
+        return header_text(ds.get(keyword))
 
 
 def _without_pixels(path: str) -> bool:
