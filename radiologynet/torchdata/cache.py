@@ -61,6 +61,32 @@ def format_unreadable(unreadable: Sequence[tuple[str | Path, str]], limit: int =
     return "\n".join(lines)
 
 
+def report_unreadable(
+    unreadable: Sequence[tuple[str | Path, str]],
+    skip_unreadable: bool,
+    what: str,
+    *,
+    stacklevel: int = 2,
+) -> None:
+    """The one rule for inputs that could not be read: nothing to say when there are none;
+    with ``skip_unreadable`` a warning listing them (``skipped N <what>``); otherwise an
+    :class:`ImageReadError` listing them all and the two ways out. ``stacklevel`` as for
+    ``warnings.warn`` from the caller.
+
+    Raises:
+        ImageReadError: some inputs are unreadable and ``skip_unreadable`` is false.
+    """
+    if not unreadable:
+        return
+    listing = format_unreadable(unreadable)
+    if not skip_unreadable:
+        raise ImageReadError(
+            f"{len(unreadable)} {what}:\n{listing}\n"
+            "Fix or remove them, or pass skip_unreadable=True to leave them out."
+        )
+    warnings.warn(f"skipped {len(unreadable)} {what}:\n{listing}", stacklevel=stacklevel + 1)
+
+
 @dataclass
 class DecodedImageCache:
     """An opened cache folder.
@@ -269,23 +295,13 @@ def build_cache(
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
-                _report(cache.unreadable, skip_unreadable, root)
+                report_unreadable(
+                    cache.unreadable, skip_unreadable, f"unreadable image(s) for cache {root}"
+                )
                 return cache
         return _build(
             sources, root, preprocessing, resolved, labels, skip_unreadable, num_workers, progress
         )
-
-
-def _report(unreadable: list[tuple[str, str]], skip_unreadable: bool, root: Path) -> None:
-    if not unreadable:
-        return
-    listing = format_unreadable(unreadable)
-    if not skip_unreadable:
-        raise ImageReadError(
-            f"{len(unreadable)} unreadable image(s) for cache {root}:\n{listing}\n"
-            "Fix or remove them, or pass skip_unreadable=True to leave them out."
-        )
-    warnings.warn(f"skipped {len(unreadable)} unreadable image(s):\n{listing}", stacklevel=3)
 
 
 def _build(
@@ -327,7 +343,9 @@ def _build(
                 entry["label"] = labels[i] if labels is not None else None
                 entries.append(entry)
         bar.close()
-        _report(unreadable, skip_unreadable, root)
+        report_unreadable(
+            unreadable, skip_unreadable, f"unreadable image(s) for cache {root}", stacklevel=3
+        )
         out.flush()
         del out
         if len(entries) != len(sources):  # shrink to the readable images

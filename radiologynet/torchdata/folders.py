@@ -27,7 +27,7 @@ from radiologynet.io.windowing import Window
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray, decode_uint8
 from radiologynet.weights import Preprocessing
 
-from .cache import DecodedImageCache, build_cache, format_unreadable
+from .cache import DecodedImageCache, build_cache, report_unreadable
 
 
 class ImageListDataset(Dataset):
@@ -145,19 +145,10 @@ class ImageListDataset(Dataset):
         self.targets = [self.targets[i] for i in keep]
 
     def _report(self, bad: list[tuple[str, str]], skip_unreadable: bool) -> None:
-        if not bad:
-            return
-        listing = format_unreadable(bad)
-        if not skip_unreadable:
-            raise ImageReadError(
-                f"{len(bad)} unreadable image(s):\n{listing}\n"
-                "Fix or remove them, or pass skip_unreadable=True."
-            )
-        self.unreadable = bad
-        warnings.warn(
-            f"{type(self).__name__}: skipped {len(bad)} unreadable image(s):\n{listing}",
-            stacklevel=4,
-        )
+        what = f"unreadable image(s) in {type(self).__name__}"
+        report_unreadable(bad, skip_unreadable, what, stacklevel=4)
+        if bad:
+            self.unreadable = bad
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -290,13 +281,8 @@ class DicomFolderDataset(ImageListDataset):
             targets, self.classes = self._index(values)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         super().__init__(paths, targets, transform, **kwargs)
-        if header_errors:  # skipped and counted with the files whose pixels are unreadable
+        if header_errors:  # skipped (and reported) above; counted with the unreadable pixels
             self.unreadable = header_errors + self.unreadable
-            warnings.warn(
-                f"{type(self).__name__}: skipped {len(header_errors)} file(s) with "
-                f"an unreadable DICOM header:\n{format_unreadable(header_errors)}",
-                stacklevel=2,
-            )
 
     def _report(self, bad: list[tuple[str, str]], skip_unreadable: bool) -> None:
         imageless = {p for p, _ in bad if _without_pixels(p)}
@@ -321,12 +307,8 @@ class DicomFolderDataset(ImageListDataset):
                 kept.append(path)
             except ImageReadError as err:
                 bad.append((str(path), str(err)))
-        if bad and not skip_unreadable:
-            raise ImageReadError(
-                f"{len(bad)} unreadable DICOM header(s):\n"
-                f"{format_unreadable(bad)}\n"
-                "Fix or remove them, or pass skip_unreadable=True."
-            )
+        what = f"file(s) with an unreadable DICOM header in {cls.__name__}"
+        report_unreadable(bad, skip_unreadable, what, stacklevel=4)
         return kept, values, bad
 
     @staticmethod
