@@ -29,7 +29,7 @@ from radiologynet._atomic import atomic_write_text
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pseudolabel.features import read_uint8
 from radiologynet.pseudolabel.report import LABEL_COLUMNS, path_key
-from radiologynet.registry import get_architecture
+from radiologynet.registry import Architecture, get_architecture
 from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
@@ -339,38 +339,13 @@ def pretrain(
     ddp.init_from_env()
     arch = get_architecture(model)
     images, class_names, meta = read_labels(labels, data, modality)
-    config = replace(
-        config,
-        kind="multiclass",
-        num_classes=len(class_names),
-        input_size=config.input_size or arch.input_size,
-    )
-    train, val, test, sizes = _pretrain_datasets(
-        images,
-        config.input_size,
-        val_fraction,
-        test_fraction,
-        oversampling,
-        split_seed=config.split_seed,
-        seed=config.seed,
-    )
+    size = config.input_size or arch.input_size
+    config = replace(config, kind="multiclass", num_classes=len(class_names), input_size=size)
+    splits = (val_fraction, test_fraction)
+    train, val, test, sizes = _pretrain_datasets(images, config, *splits, oversampling)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
-    # The authors pretrained torchvision networks, whose heads carry the dropout (and
-    # EfficientNet's stochastic depth) that paper_regularisation gives timm's.
-    net = build_model(
-        arch.name,
-        weights,
-        kind="multiclass",
-        num_classes=len(class_names),
-        in_chans=config.in_chans,
-        **arch.paper_regularisation,
-    )
-    transform = BatchTransform(
-        Preprocessing(input_size=config.input_size),
-        in_chans=config.in_chans,
-        augment=PAPER_AUGMENT,
-    )
+    net, transform = _network(arch, weights, len(class_names), config)
+    resample = [_resampler(train)]
     result = fit(
         net,
         train,
@@ -379,7 +354,7 @@ def pretrain(
         config=config,
         batch_transform=transform,
         out_dir=out,
-        callbacks=[_resampler(train)],
+        callbacks=resample,
     )
     if ddp.is_main():
         source = _Source(
@@ -388,6 +363,29 @@ def pretrain(
         _write_folder(net, out, source, config, transform.augment, result)
     ddp.barrier()
     return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
+
+
+def _network(
+    arch: Architecture, weights: str | None, num_classes: int, config: TrainConfig
+) -> tuple[torch.nn.Module, BatchTransform]:
+    """The classifier to pretrain and its batch transform, both for ``config.in_chans``."""
+    torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
+    # The authors pretrained torchvision networks, whose heads carry the dropout (and
+    # EfficientNet's stochastic depth) that paper_regularisation gives timm's.
+    net = build_model(
+        arch.name,
+        weights,
+        kind="multiclass",
+        num_classes=num_classes,
+        in_chans=config.in_chans,
+        **arch.paper_regularisation,
+    )
+    transform = BatchTransform(
+        Preprocessing(input_size=config.input_size),
+        in_chans=config.in_chans,
+        augment=PAPER_AUGMENT,
+    )
+    return net, transform
 
 
 @dataclass(frozen=True)
@@ -417,17 +415,15 @@ def _refuse_finished_weights(out: Path, resume: bool) -> None:
 
 def _pretrain_datasets(
     images: list[LabelledImage],
-    size: int,
+    config: TrainConfig,
     val_fraction: float,
     test_fraction: float,
     oversampling: str,
-    *,
-    split_seed: int,
-    seed: int,
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
     """The oversampled training set, the validation and test sets (``None`` without test
-    images) and the three split sizes. ``split_seed`` draws the split (as the protocol
-    runner's), ``seed`` the oversampling."""
+    images) and the three split sizes, at ``config.input_size``. ``config.split_seed``
+    draws the split (as the protocol runner's), ``config.seed`` the oversampling."""
+    size, split_seed, seed = config.input_size, config.split_seed, config.seed
     if oversampling not in OVERSAMPLING:
         raise InvalidArgumentError(
             f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."

@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="input side (default: the architecture's, e.g. 224)",
     )
+    _add_training_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The recipe's settings (``TrainConfig`` fields) and the run's splits and resources."""
     parser.add_argument(
         "--lr",
         type=float,
@@ -90,7 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
     )
     parser.add_argument("--seed", type=int, default=0, help="split and training seed")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

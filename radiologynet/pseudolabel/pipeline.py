@@ -16,6 +16,7 @@ import numpy as np
 from radiologynet.errors import ArchiveError
 from radiologynet.pseudolabel.cluster import (
     DEFAULT_THRESHOLD,
+    ClusterResult,
     ClusterSummary,
     cluster_features,
     summarise_clusters,
@@ -113,22 +114,11 @@ def pseudo_label(
     modalities = [h.get("Modality") for h in scan.headers]
     body_parts = [h.get("BodyPartExamined") for h in scan.headers]
     summaries = summarise_clusters(clusters.assignments, modalities, body_parts, threshold)
-    notes = _notes(scan.headers, scan.skipped)
-    if not any(s.kept for s in summaries):
-        notes.append(
-            f"Every cluster is above the heterogeneity threshold {threshold}: "
-            "no classes; raise --threshold or ask for more clusters."
-        )
-
-    salt = _salt(out_csv)
+    notes = _notes(scan.headers, scan.skipped, summaries, threshold)
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "archive": Path(archive).name,
-        "method": clusters.method,
-        "n_clusters": clusters.n_clusters,
-        "k_chosen_by": "given" if n_clusters or method != "kmeans" else "silhouette",
-        "silhouette": clusters.silhouette,
-        "threshold": threshold,
+        **_cluster_settings(clusters, n_clusters, method, threshold),
         "backbone": backbone,
         "backbone_weights": backbone_weights,
         "image_size": image_size,
@@ -136,27 +126,73 @@ def pseudo_label(
         "text_csv": Path(text_csv).name if text_csv else None,
         "seed": seed,
     }
-    labels_csv = write_labels(
-        out_csv,
-        scan.paths,
-        clusters.assignments,
-        summaries,
-        modalities,
-        body_parts,
-        salt=salt,
-        hide_paths=hide_paths,
-        metadata=settings,
-    )
-    thumbs = _thumbnails(scan.root, scan.paths, clusters.assignments, samples_per_cluster, seed)
-    skipped = (
-        [(f"key {path_key(p, salt)}", r) for p, r in scan.skipped] if hide_paths else scan.skipped
-    )
-    report = write_report(
-        report_dir, summaries, thumbnails=thumbs, skipped=skipped, notes=notes, settings=settings
-    )
+    outputs = _Outputs(out_csv, report_dir, hide_paths, samples_per_cluster, seed)
+    labels_csv, report = outputs.write(scan, clusters, summaries, settings, notes)
     return PseudoLabelResult(
         labels_csv, report, scan.paths, clusters.assignments, summaries, scan.skipped, notes
     )
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where and how the labels CSV and the report are written."""
+
+    out_csv: Path
+    report_dir: Path
+    hide_paths: bool
+    samples_per_cluster: int
+    seed: int
+
+    def write(
+        self,
+        scan: ArchiveScan,
+        clusters: ClusterResult,
+        summaries: list[ClusterSummary],
+        settings: dict[str, object],
+        notes: list[str],
+    ) -> tuple[Path, Path]:
+        """Write the labels (keyed by salted hash when paths are hidden) and the report;
+        returns their paths."""
+        salt = _salt(self.out_csv)
+        labels_csv = write_labels(
+            self.out_csv,
+            scan.paths,
+            clusters.assignments,
+            summaries,
+            [h.get("Modality") for h in scan.headers],
+            [h.get("BodyPartExamined") for h in scan.headers],
+            salt=salt,
+            hide_paths=self.hide_paths,
+            metadata=settings,
+        )
+        thumbs = _thumbnails(
+            scan.root, scan.paths, clusters.assignments, self.samples_per_cluster, self.seed
+        )
+        skipped = scan.skipped
+        if self.hide_paths:
+            skipped = [(f"key {path_key(p, salt)}", r) for p, r in scan.skipped]
+        report = write_report(
+            self.report_dir,
+            summaries,
+            thumbnails=thumbs,
+            skipped=skipped,
+            notes=notes,
+            settings=settings,
+        )
+        return labels_csv, report
+
+
+def _cluster_settings(
+    clusters: ClusterResult, n_clusters: int | None, method: str, threshold: float
+) -> dict[str, object]:
+    """How the clusters were made, as the labels' metadata records it."""
+    return {
+        "method": clusters.method,
+        "n_clusters": clusters.n_clusters,
+        "k_chosen_by": "given" if n_clusters or method != "kmeans" else "silhouette",
+        "silhouette": clusters.silhouette,
+        "threshold": threshold,
+    }
 
 
 def _scan_and_embed(
@@ -227,7 +263,13 @@ def _salt(out_csv: Path) -> str:
     return secrets.token_hex(8)
 
 
-def _notes(headers: list[dict[str, object]], skipped: list[tuple[str, str]]) -> list[str]:
+def _notes(
+    headers: list[dict[str, object]],
+    skipped: list[tuple[str, str]],
+    summaries: list[ClusterSummary],
+    threshold: float,
+) -> list[str]:
+    """What the report should say about the archive and the clusters."""
     notes = []
     n = len(headers)
     if skipped:
@@ -263,6 +305,11 @@ def _notes(headers: list[dict[str, object]], skipped: list[tuple[str, str]]) -> 
             f"{len(shapes)} different image sizes (rows {min(rows):.0f}-"
             f"{max(rows):.0f}, columns {min(cols):.0f}-{max(cols):.0f}): every "
             "image is letterboxed to a square."
+        )
+    if not any(s.kept for s in summaries):
+        notes.append(
+            f"Every cluster is above the heterogeneity threshold {threshold}: "
+            "no classes; raise --threshold or ask for more clusters."
         )
     return notes
 

@@ -518,22 +518,13 @@ def _train_step(
     return batch_loss.detach(), _batch_size(inputs), diverged
 
 
-def train_one_epoch(
-    run: _Run,
-    state: FitState,
-    train: torch.utils.data.Dataset,
-    epoch: int,
-    checkpointer: Checkpointer,
-    preemption: Preemption,
-) -> bool:
-    """Train epoch ``epoch`` from batch ``state.step`` on; returns ``False`` when the loss
-    became NaN/inf (``state.status`` is then ``diverged``).
-
-    Raises:
-        TrainingInterrupted: SIGTERM/SIGINT arrived; the checkpoint holds this step.
-    """
-    config = run.config
-    epoch_seed = _epoch_seed(config.seed, epoch)
+def _epoch_start(
+    run: _Run, state: FitState, train: torch.utils.data.Dataset, epoch: int
+) -> tuple[Any, torch.Generator]:
+    """Seed epoch ``epoch`` (or restore its augmentation draws when resuming mid-epoch),
+    tell the callbacks, and return the loader of this rank's remaining batches and the
+    augmentation's random source."""
+    epoch_seed = _epoch_seed(run.config.seed, epoch)
     # the sample order is shared by all ranks (each takes its share); dropout and
     # augmentation draws differ per rank
     rank_seed = epoch_seed + 7_777 * ddp.rank()
@@ -553,10 +544,29 @@ def train_one_epoch(
         train,
         share.tolist(),
         run.per_rank,
-        num_workers=config.num_workers,
+        num_workers=run.config.num_workers,
         pin_memory=run.device.type == "cuda",
         generator=torch.Generator().manual_seed(rank_seed + 2),
     )
+    return loader, augment_rng
+
+
+def train_one_epoch(
+    run: _Run,
+    state: FitState,
+    train: torch.utils.data.Dataset,
+    epoch: int,
+    checkpointer: Checkpointer,
+    preemption: Preemption,
+) -> bool:
+    """Train epoch ``epoch`` from batch ``state.step`` on; returns ``False`` when the loss
+    became NaN/inf (``state.status`` is then ``diverged``).
+
+    Raises:
+        TrainingInterrupted: SIGTERM/SIGINT arrived; the checkpoint holds this step.
+    """
+    config = run.config
+    loader, augment_rng = _epoch_start(run, state, train, epoch)
     run.train_model.train()
     loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=run.device)
     start = time.perf_counter()
@@ -649,6 +659,30 @@ def _write_log(out: Path | None, state: FitState) -> None:
     path = out / LOG_NAME
     with explain_write_errors(path):
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in state.history))
+
+
+def _test(
+    run: _Run, state: FitState, test: torch.utils.data.Dataset | None
+) -> tuple[dict[str, float] | None, float]:
+    """The test metrics of the loaded best weights (``None``: no test set, or a run that
+    diverged before any validation) and the seconds they took."""
+    started = time.perf_counter()
+    scored = state.status != "diverged" or run.best_weights is not None
+    result = run.evaluate(test, "test") if test is not None and scored else None
+    return result, time.perf_counter() - started
+
+
+def _final_checkpoint(
+    run: _Run, state: FitState, checkpointer: Checkpointer, out: Path | None
+) -> float:
+    """Keep the finished run's checkpoint (``keep_checkpoint``: a rerun returns at once
+    instead of training again) or delete it; returns the seconds it took."""
+    started = time.perf_counter()
+    if run.config.keep_checkpoint:
+        checkpointer.save(run, state)
+    elif out is not None and ddp.is_main():
+        remove_checkpoint(out)
+    return time.perf_counter() - started
 
 
 def _train_epochs(
@@ -754,29 +788,21 @@ def fit(
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
-    main = ddp.is_main()
     checkpointer = Checkpointer(out, config.checkpoint_interval_s)
     saved = checkpointer.load(config) if config.resume else None
     state = _restore(run, saved, checkpointer) if saved is not None else FitState()
-    tracker = _start_emissions(out) if config.track_emissions and main else None
+    tracker = _start_emissions(out) if config.track_emissions and ddp.is_main() else None
     patience_ran_out = _train_epochs(run, state, train, val, checkpointer, out)
     stopped_early = state.status == "running" and patience_ran_out and state.epoch < config.epochs
     if run.best_weights is not None:
         model.load_state_dict(run.best_weights)
-    scored = state.status != "diverged" or run.best_weights is not None
-    started = time.perf_counter()
-    test_result = run.evaluate(test, "test") if test is not None and scored else None
-    timing = {"test_s": time.perf_counter() - started}
+    test_result, test_s = _test(run, state, test)
+    timing = {"test_s": test_s}
     if tracker is not None:
         state.emissions = _stop_emissions(tracker, state.emissions)
     if state.status == "running":
         state.status = "completed"
-    started = time.perf_counter()
-    if config.keep_checkpoint:
-        checkpointer.save(run, state)  # a rerun returns at once instead of training again
-    if out is not None and not config.keep_checkpoint and main:
-        remove_checkpoint(out)
-    timing["checkpoint_s"] = time.perf_counter() - started
+    timing["checkpoint_s"] = _final_checkpoint(run, state, checkpointer, out)
     for callback in run.callbacks:
         callback("fit_end", timing)
     ddp.barrier()
