@@ -113,3 +113,24 @@ def test_dicom_folder_by_header_tag_skips_and_counts_unreadable_headers(tmp_path
         )
     assert ds.classes == ["CHEST", "HAND"] and len(ds) == 2
     assert [Path(p).name for p, _ in ds.unreadable] == ["junk.dcm"]
+
+
+@pytest.mark.filterwarnings("ignore::radiologynet.errors.ImageReadWarning")  # the odd files
+def test_a_cached_dataset_reports_its_unreadable_files_once(tmp_path):
+    import warnings
+
+    good, odd, bad = _folder(tmp_path)
+    paths = good + odd + bad
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = ImageListDataset(
+            paths,
+            list(range(len(paths))),
+            size=32,
+            cache=tmp_path / "cache",
+            skip_unreadable=True,
+            progress=False,
+        )
+    skipped = [w for w in caught if "skipped" in str(w.message)]
+    assert len(skipped) == 1 and "ImageListDataset" in str(skipped[0].message)
+    assert {Path(p) for p, _ in ds.unreadable} == set(bad)

@@ -272,6 +272,31 @@ def build_cache(
             ``skip_unreadable`` is false.
         InvalidArgumentError: a side below 1 pixel.
     """
+    cache = open_or_build(
+        paths, root, preprocessing, labels, window, skip_unreadable, rebuild, num_workers, progress
+    )
+    report_unreadable(cache.unreadable, skip_unreadable, _unreadable_in(cache.root))
+    return cache
+
+
+def _unreadable_in(root: Path) -> str:
+    return f"unreadable image(s) for cache {root}"
+
+
+def open_or_build(
+    paths: Sequence[str | PathLike[str]],
+    root: str | PathLike[str],
+    preprocessing: Preprocessing | int,
+    labels: Sequence[Any] | None = None,
+    window: Window = None,
+    skip_unreadable: bool = False,
+    rebuild: bool = False,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> DecodedImageCache:
+    """:func:`build_cache` without its warning: with ``skip_unreadable`` the skipped files
+    are only listed in ``cache.unreadable``, for a caller that reports them itself (the
+    image datasets, which tell image-less DICOM files from unreadable ones)."""
     if isinstance(preprocessing, int):
         preprocessing = Preprocessing(input_size=preprocessing)
     size = int(preprocessing.input_size)
@@ -295,9 +320,8 @@ def build_cache(
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
-                report_unreadable(
-                    cache.unreadable, skip_unreadable, f"unreadable image(s) for cache {root}"
-                )
+                if not skip_unreadable:
+                    report_unreadable(cache.unreadable, False, _unreadable_in(root))
                 return cache
         return _build(
             sources, root, preprocessing, resolved, labels, skip_unreadable, num_workers, progress
@@ -343,9 +367,8 @@ def _build(
                 entry["label"] = labels[i] if labels is not None else None
                 entries.append(entry)
         bar.close()
-        report_unreadable(
-            unreadable, skip_unreadable, f"unreadable image(s) for cache {root}", stacklevel=3
-        )
+        if not skip_unreadable:  # before anything is committed
+            report_unreadable(unreadable, False, _unreadable_in(root))
         out.flush()
         del out
         if len(entries) != len(sources):  # shrink to the readable images

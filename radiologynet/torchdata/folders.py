@@ -27,7 +27,7 @@ from radiologynet.io.windowing import Window
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray, decode_uint8
 from radiologynet.weights import Preprocessing
 
-from .cache import DecodedImageCache, build_cache, report_unreadable
+from .cache import DecodedImageCache, open_or_build, report_unreadable
 
 
 class ImageListDataset(Dataset):
@@ -101,18 +101,16 @@ class ImageListDataset(Dataset):
         if isinstance(cache, DecodedImageCache):
             opened = cache
             self._report(list(opened.unreadable), skip_unreadable)
-        else:
-            with warnings.catch_warnings():  # reported once, by self._report below
-                warnings.filterwarnings("ignore", r"skipped \d+ unreadable image", UserWarning)
-                opened = build_cache(
-                    self.paths,
-                    cache,
-                    self.preprocessing,
-                    window=self.window,
-                    skip_unreadable=True,
-                    num_workers=num_workers,
-                    progress=progress,
-                )
+        else:  # skipped files listed, not warned about: reported once, below
+            opened = open_or_build(
+                self.paths,
+                cache,
+                self.preprocessing,
+                window=self.window,
+                skip_unreadable=True,
+                num_workers=num_workers,
+                progress=progress,
+            )
             self._report(list(opened.unreadable), skip_unreadable)
         by_path = {str(p): i for i, p in enumerate(opened.paths)}
         missing = [
