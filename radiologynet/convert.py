@@ -28,7 +28,6 @@ import torch
 from timm.models import PretrainedCfg
 from torch import Tensor
 
-from radiologynet import _deprecated
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
 from radiologynet.hub import CONFIG_NAME, WEIGHTS_NAME, sha256_file
@@ -788,13 +787,3 @@ def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -
     )
 
 
-def __getattr__(name: str) -> Any:
-    # moved in 0.2: the one weights-folder reader lives in radiologynet.hub
-    if name == "read_weights_folder":
-        _deprecated.warn(
-            "radiologynet.convert.read_weights_folder", "radiologynet.hub.read_weights_folder"
-        )
-        from radiologynet.hub import read_weights_folder
-
-        return read_weights_folder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,6 @@ from typing import Any
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from radiologynet import _deprecated
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import (
     CheckpointFormatError,
@@ -644,12 +643,6 @@ def _convert_local(path: Path) -> ResolvedWeights:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # renamed in 0.2: one sha256 helper (it was sha256_of here, sha256_file in convert)
-    if name == "sha256_of":
-        _deprecated.warn("radiologynet.hub.sha256_of", "radiologynet.hub.sha256_file")
-        return sha256_file
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

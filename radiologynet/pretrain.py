@@ -34,7 +34,6 @@ from radiologynet.torchdata.samples import PAPER_AUGMENT
 from radiologynet.train import TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
-from radiologynet.train.config import config_from_keywords
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform
@@ -302,7 +301,6 @@ def pretrain(
     test_fraction: float = PAPER_SPLIT[2],
     oversampling: str = "replicate",
     site: str = "local",
-    **settings: Any,
 ) -> PretrainResult:
     """Pretrain ``model`` on the pseudo-labels in ``labels`` and write a weights folder.
 
@@ -323,17 +321,11 @@ def pretrain(
             largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
             the training set's size every epoch).
         site: a short name for the data's origin, used in the model card.
-        settings: deprecated: ``TrainConfig`` fields as keywords (``max_epochs=2``).
 
     Returns:
         The folder written and the training summary.
     """
-    config = config_from_keywords(
-        config,
-        {k: v for k, v in settings.items() if v is not None},
-        base=pretrain_config(model),
-        caller="pretrain()",
-    )
+    config = config if config is not None else pretrain_config(model)
     out = Path(out_dir)
     _refuse_finished_weights(out, config.resume)
     ddp.init_from_env()

@@ -519,15 +519,6 @@ def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(
     assert not list(to.glob(".tmp-*")) and not list(folder.glob(".*.tmp"))
 
 
-def test_moved_names_are_deprecated_aliases(tmp_path):
-    from radiologynet import convert
-
-    file = tmp_path / "f"
-    file.write_bytes(b"abc")
-    with pytest.warns(DeprecationWarning, match="sha256_file"):
-        assert hub.sha256_of(file) == hub.sha256_file(file)
-    with pytest.warns(DeprecationWarning, match="hub.read_weights_folder"):
-        assert convert.read_weights_folder is hub.read_weights_folder
 
 
 def test_cli_weights_that_do_not_exist_say_no_such_file(tmp_path, capsys):

@@ -300,31 +300,6 @@ def test_pretrain_config_is_the_authors_recipe_per_architecture():
         pretrain_config("resnet18", epochs=3)
 
 
-def test_pretrain_keywords_are_deprecated_but_still_train(labelled, tmp_path, monkeypatch):
-    """The 0.1 call (training settings as keywords) warns, and trains with them."""
-    archive, labels = labelled
-    seen = {}
-
-    def fake_fit(net, train, val, test, *, config, **kwargs):
-        seen["config"] = config
-        raise KeyboardInterrupt  # stop before training: the config is what is tested
-
-    monkeypatch.setattr(pretrain_module, "fit", fake_fit)
-    with pytest.warns(DeprecationWarning, match="pretrain\\(\\).*TrainConfig"):
-        with pytest.raises(KeyboardInterrupt):
-            pretrain(
-                archive,
-                labels,
-                tmp_path / "w",
-                model="resnet18",
-                max_epochs=3,
-                lr=None,
-                input_size=32,
-            )
-    config = seen["config"]
-    assert (config.max_epochs, config.input_size) == (3, 32)
-    assert config.lr == radiologynet.get_architecture("resnet18").pretrain_lr  # lr=None: recipe
-    assert config.num_classes is not None and config.kind == "multiclass"
 
 
 class _Built(Exception):

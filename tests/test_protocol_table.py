@@ -43,8 +43,6 @@ def test_one_get_task_accepts_the_aliases_everywhere():
     assert protocol.get_task_spec("luna").name == "luna16"
     with pytest.raises(UnknownTaskError, match="covid19"):
         datasets.get_task("mnist")
-    with pytest.warns(DeprecationWarning, match="get_task_spec"):
-        assert protocol.get_task("covid") is protocol.get_task_spec("covid19")
 
 
 def test_protocol_specs_take_the_papers_facts_from_the_registry():

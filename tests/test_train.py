@@ -224,27 +224,6 @@ def test_bad_arguments_raise():
         )
 
 
-def test_fit_keywords_are_deprecated_but_work(tmp_path):
-    torch.manual_seed(0)
-    with pytest.warns(DeprecationWarning, match="TrainConfig"):
-        old = fit(
-            TinyNet(),
-            _toy(),
-            _toy(12, seed=1),
-            max_epochs=1,
-            batch_size=8,
-            progress=False,
-            batch_transform=_batch_transform(),
-        )
-    torch.manual_seed(0)
-    new = fit(
-        TinyNet(),
-        _toy(),
-        _toy(12, seed=1),
-        config=TrainConfig(max_epochs=1, batch_size=8, progress=False),
-        batch_transform=_batch_transform(),
-    )
-    assert _strip_times(old.history) == _strip_times(new.history)
 
 
 def test_track_emissions_without_codecarbon(monkeypatch):

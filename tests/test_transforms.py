@@ -411,18 +411,6 @@ def test_masks_follow_the_image_through_crop_and_flips():
     assert torch.equal(evaluated, image) and torch.equal(same_mask, mask)
 
 
-def test_deprecated_device_transforms_are_the_one_batch_transform():
-    from radiologynet.segmentation.task import LunaBatchTransform
-    from radiologynet.torchdata.samples import DeviceTransform
-
-    with pytest.warns(DeprecationWarning):
-        old = DeviceTransform(in_chans=1, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    with pytest.warns(DeprecationWarning):
-        luna = LunaBatchTransform(in_chans=1)
-    assert isinstance(old, BatchTransform) and isinstance(luna, BatchTransform)
-    x = torch.full((1, 1, 8, 8), 128, dtype=torch.uint8)
-    out, _ = old(x, None, train=False)
-    assert float(out[0, 0, 0, 0]) == pytest.approx(0.2352, abs=1e-4)
 
 
 # --- the model card's statement about timm's transforms ---------------------------------

@@ -43,7 +43,6 @@ from radiologynet.train.config import (
     TrainConfig,
     check_lr,
     config_changes,
-    config_from_keywords,
 )
 from radiologynet.train.heads import build_model
 from radiologynet.train.metrics import PredictionMetrics
@@ -357,17 +356,15 @@ def run_one(
     *,
     callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
     overwrite: bool = False,
-    **settings: Any,
 ) -> dict[str, Any]:
     """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
 
     A finished (or diverged) run with the same configuration is returned as it is; an
     interrupted one resumes from its checkpoint. A folder holding a run with another
     configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
-    ``overwrite`` (it is deleted and the run made again). ``settings``: deprecated
-    ``TrainConfig`` fields.
+    ``overwrite`` (it is deleted and the run made again).
     """
-    config = config_from_keywords(config, settings, caller="run_one()")
+    config = config if config is not None else TrainConfig()
     folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
@@ -540,7 +537,6 @@ def run(
     overwrite: bool = False,
     callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
     task_settings: dict[str, Any] | None = None,
-    **settings: Any,
 ) -> list[dict[str, Any]]:
     """Run (this shard of) the paper's protocol on ``task`` into ``out``.
 
@@ -560,12 +556,11 @@ def run(
             these settings are still reused or resumed).
         task_settings: overrides of the task's settings (:attr:`TaskSpec.settings`, e.g.
             ``{"samples_per_epoch": 512}`` for a CPU run of ``luna16``).
-        settings: deprecated: ``TrainConfig`` fields as keywords.
 
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
-    config = config_from_keywords(config, settings, caller="run()")
+    config = config if config is not None else TrainConfig()
     spec = with_settings(get_task_spec(task), **(task_settings or {}))
     models = list(models) if models is not None else list(spec.models)
     if not models:

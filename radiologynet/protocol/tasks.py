@@ -61,7 +61,6 @@ from typing import Any
 
 import torch
 
-from radiologynet import _deprecated
 from radiologynet.datasets.tasks import (
     TASK_KINDS,
     TaskInfo,
@@ -297,15 +296,6 @@ def get_task_spec(name: str) -> TaskSpec:
     )
 
 
-def get_task(name: str) -> TaskSpec:
-    """Deprecated name of :func:`get_task_spec` (``radiologynet.datasets.get_task`` is the
-    task registry's lookup); removed in radiologynet 0.3."""
-    _deprecated.warn(
-        "radiologynet.protocol.get_task",
-        "radiologynet.protocol.get_task_spec (the protocol's spec) or "
-        "radiologynet.datasets.get_task (the task's metadata)",
-    )
-    return get_task_spec(name)
 
 
 def with_settings(spec: TaskSpec, **overrides: Any) -> TaskSpec:

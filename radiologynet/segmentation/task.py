@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from radiologynet import _deprecated
 from radiologynet.datasets.tasks import LUNA16_PAPER_SETTINGS
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.protocol.tasks import (
@@ -120,25 +119,6 @@ def luna_batch_transform(
     )
 
 
-def LunaBatchTransform(
-    in_chans: int = 3,
-    mean: Any = None,
-    std: Any = None,  # noqa: N802
-    crop: int = TRAIN_CROP,
-    augment: bool = True,
-    augmentation: CustomAugmentation | None = None,
-) -> BatchTransform:
-    """Deprecated: use :func:`luna_batch_transform` (a
-    :class:`radiologynet.transforms.BatchTransform`)."""
-    _deprecated.warn("LunaBatchTransform", "radiologynet.segmentation.task.luna_batch_transform")
-    pre = Preprocessing(
-        input_size=crop,
-        mean=tuple(mean) if mean is not None else None,
-        std=tuple(std) if std is not None else None,
-    )
-    return luna_batch_transform(
-        pre, in_chans=in_chans, crop=crop, augment=augment, augmentation=augmentation
-    )
 
 
 #: The settings of the ``luna16`` task and their defaults: the paper's

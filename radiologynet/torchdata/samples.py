@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from radiologynet import _deprecated
-from radiologynet.transforms import BatchTransform, decode_uint8
-from radiologynet.transforms.augment import Augmentation
+from radiologynet.transforms import decode_uint8
 from radiologynet.weights import Preprocessing
 
 #: The paper's augmentation for BTMR, COVID-19 and GRAZPEDWRI-DX (flip, +-15 deg,
@@ -184,22 +182,3 @@ def batch_loader(
     return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, **options)
 
 
-def DeviceTransform(
-    *,
-    in_chans: int = 3,
-    mean: Sequence[float] | None = None,  # noqa: N802
-    std: Sequence[float] | None = None,
-    augment: str | Augmentation | None = None,
-) -> BatchTransform:
-    """Deprecated: use :class:`radiologynet.transforms.BatchTransform` (it takes the same
-    trainer calls). Returns ``BatchTransform`` with the given mean/std, no resizing."""
-    _deprecated.warn(
-        "radiologynet.torchdata.samples.DeviceTransform",
-        "radiologynet.transforms.BatchTransform(preprocessing, in_chans=..., augment=...)",
-    )
-    pre = Preprocessing(
-        input_size=0,
-        mean=tuple(mean) if mean is not None else None,
-        std=tuple(std) if std is not None else None,
-    )
-    return BatchTransform(pre, in_chans=in_chans, augment=augment, resize=False)

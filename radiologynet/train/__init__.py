@@ -3,7 +3,7 @@ paper's metrics."""
 
 from radiologynet.train.config import TrainConfig
 from radiologynet.train.heads import BoneAgeRegressor, build_model, loss_for
-from radiologynet.train.metrics import PredictionMetrics, metric_names
+from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.trainer import FitResult, TrainingInterrupted, evaluate, fit
 
 __all__ = [
@@ -16,5 +16,4 @@ __all__ = [
     "evaluate",
     "fit",
     "loss_for",
-    "metric_names",
 ]

@@ -11,13 +11,11 @@ with a different configuration is refused instead of mixing the two
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 
-from radiologynet import _deprecated
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.train import distributed as ddp
 
@@ -229,35 +227,6 @@ def check_device(device: str | torch.device) -> torch.device:
     return parsed
 
 
-def config_from_keywords(
-    config: TrainConfig | None,
-    settings: dict[str, Any],
-    *,
-    base: TrainConfig | None = None,
-    caller: str = "this function",
-) -> TrainConfig:
-    """The configuration of a call that accepts ``config=`` and, for one release,
-    ``TrainConfig`` fields as deprecated keywords (``settings``): ``config`` (else ``base``,
-    else the defaults) with ``settings`` over it. The DeprecationWarning points at the
-    caller's caller.
-
-    Raises:
-        TypeError: a keyword that is not a ``TrainConfig`` field.
-    """
-    start = config if config is not None else base
-    if not settings:
-        return start if start is not None else TrainConfig()
-    unknown = sorted(set(settings) - set(TrainConfig.field_names()))
-    if unknown:
-        raise TypeError(f"{caller} got unexpected keyword arguments {unknown}")
-    _deprecated.warn(
-        f"{caller} with training settings as keywords (max_epochs=...)",
-        "config=TrainConfig(...)",
-        stacklevel=4,  # warn -> here -> the deprecated call -> its caller
-    )
-    if isinstance(settings.get("cache_dir"), os.PathLike):
-        settings = {**settings, "cache_dir": os.fspath(settings["cache_dir"])}
-    return replace(start, **settings) if start is not None else TrainConfig(**settings)
 
 
 def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from radiologynet import _deprecated
 from radiologynet._optional import require
 from radiologynet.errors import RadiologyNetError
 
@@ -74,21 +73,3 @@ class PredictionMetrics(torch.nn.Module):
         self.collection.reset()
 
 
-def metric_names(kind: str) -> tuple[str, ...]:
-    """Deprecated (removed in 0.3): the metric names a task kind reports (besides
-    ``loss``). A hand-kept list that cannot know a task's own metrics (``luna16-slices``
-    reports ``slice_dice`` / ``slice_iou``, not the ``crop_*`` given here for
-    segmentation); use the keys of the task's metrics' ``compute()`` (for classification
-    and regression ``PredictionMetrics(kind).collection.keys()``)."""
-    _deprecated.warn(
-        "radiologynet.train.metric_names",
-        "the keys of the task's metrics' compute() "
-        "(PredictionMetrics(kind).collection.keys() for classification and regression)",
-    )
-    if kind in ("multiclass", "binary"):
-        return CLASSIFICATION_METRICS
-    if kind == "regression":
-        return REGRESSION_METRICS
-    if kind == "segmentation":  # per crop (the paper's Table 2) and pooled over pixels
-        return ("crop_dice", "crop_iou", "pooled_dice", "pooled_iou")
-    raise RadiologyNetError(f"Unknown task kind {kind!r}")

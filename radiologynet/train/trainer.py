@@ -60,7 +60,6 @@ from radiologynet.train.config import (
     OPTIMIZERS,
     TrainConfig,
     config_changes,
-    config_from_keywords,
     resolve_device,
 )
 from radiologynet.train.heads import loss_for
@@ -749,7 +748,6 @@ def fit(
     batch_transform: Callable[..., Any] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     callbacks: Sequence[Callback] = (),
-    **settings: Any,
 ) -> FitResult:
     """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
     ``test``.
@@ -771,7 +769,6 @@ def fit(
             ``"epoch_end"`` (info holds the log ``record`` and the seconds spent
             validating, ``val_s``, and writing the log and checkpoint, ``checkpoint_s``)
             and ``"fit_end"`` (``test_s``, ``checkpoint_s``).
-        settings: deprecated: ``TrainConfig`` fields as keywords (``lr=1e-3``).
 
     Returns:
         a :class:`FitResult`; ``model`` holds the best weights afterwards. A run whose
@@ -783,7 +780,7 @@ def fit(
     """
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
-    config = config_from_keywords(config, settings, caller="fit()")
+    config = config if config is not None else TrainConfig()
     if len(train) == 0 or len(val) == 0:
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
