@@ -30,7 +30,7 @@ def _entry_point(arch_name: str, original_name: str, input_size: int):
 
 
 def _register_entry_points() -> None:
-    from radiologynet.registry import ARCHITECTURES
+    from radiologynet.models._registry import ARCHITECTURES
 
     for _arch in ARCHITECTURES.values():
         globals()[_arch.name] = _entry_point(_arch.name, _arch.original_name, _arch.input_size)

@@ -98,7 +98,7 @@ TINY = Sizes(
 
 def _write_one(job: tuple[Path, str, int, int, int]) -> None:
     from radiologynet._atomic import atomic_write
-    from radiologynet.demo import synthetic_radiograph
+    from radiologynet.demo.quick import synthetic_radiograph
 
     path, label, seed, index, side = job
     image = synthetic_radiograph(label, np.random.default_rng([seed, index]))
@@ -109,7 +109,7 @@ def _write_one(job: tuple[Path, str, int, int, int]) -> None:
 def write_task(root: Path, sizes: Sizes, processes: int) -> Path:
     """A folder task ``ROOT/{train,val,test}/<class>/*.jpg`` of synthetic radiographs
     (the demo's three findings), ``sizes.file_side`` px JPEG files."""
-    from radiologynet.demo import DEMO_CLASSES
+    from radiologynet.demo.quick import DEMO_CLASSES
 
     jobs = []
     for seed, (split, count) in enumerate(
@@ -130,8 +130,8 @@ def write_task(root: Path, sizes: Sizes, processes: int) -> Path:
 def task_data(root: Path, size: int, cache: Path) -> tuple[Any, float]:
     """The folder task's data as the protocol runner builds it (decoded once into the
     on-disk cache); returns it and the decoding seconds."""
+    from radiologynet.models._weights import Preprocessing
     from radiologynet.protocol import DataRequest, get_task_spec
-    from radiologynet.weights import Preprocessing
 
     start = time.perf_counter()
     data = get_task_spec("folder").build_data(

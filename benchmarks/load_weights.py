@@ -21,9 +21,9 @@ import timm
 import torch
 
 import radiologynet
-from radiologynet.convert import write_weights_folder
-from radiologynet.registry import ARCHITECTURES
-from radiologynet.weights import get_weights
+from radiologynet.models._convert import write_weights_folder
+from radiologynet.models._registry import ARCHITECTURES
+from radiologynet.models._weights import get_weights
 
 
 def fabricate_folder(name: str, root: Path) -> Path:

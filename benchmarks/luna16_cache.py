@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from radiologynet.segmentation.luna16 import LUNA16
-from radiologynet.segmentation.synthetic import make_synthetic_luna16
+from radiologynet.data.benchmarks.luna16 import LUNA16
+from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16
 
 
 def _load(root: Path, cache: Path) -> tuple[float, int]:

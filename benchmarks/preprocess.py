@@ -37,8 +37,8 @@ from PIL import Image as PILImage
 from torch.utils.data import DataLoader, Dataset
 
 from radiologynet import Preprocessing, transforms
-from radiologynet.torchdata import ImageListDataset, build_cache
-from radiologynet.torchdata.samples import batch_loader
+from radiologynet.data import ImageListDataset, build_cache
+from radiologynet.data.samples import batch_loader
 
 
 def make_images(folder: Path, count: int) -> list[Path]:

@@ -31,7 +31,7 @@ from PIL import Image
 
 def write_images(folder: Path, count: int, side: int) -> list[Path]:
     """``count`` synthetic radiographs (PNG, ``side`` px) in two class folders."""
-    from radiologynet.demo import synthetic_radiograph
+    from radiologynet.demo.quick import synthetic_radiograph
 
     rng = np.random.default_rng(0)
     paths = []
@@ -93,11 +93,11 @@ def trainer(
     epochs: int,
 ) -> float:
     """Training images/s of ``fit`` (mean over the epochs after the first)."""
-    from radiologynet.datasets.base import Sample
-    from radiologynet.torchdata.samples import PAPER_AUGMENT, SampleDataset
+    from radiologynet.data.samples import PAPER_AUGMENT, SampleDataset
+    from radiologynet.data.splits import Sample
+    from radiologynet.models._weights import Preprocessing
     from radiologynet.train import TrainConfig, build_model, fit
     from radiologynet.transforms import BatchTransform
-    from radiologynet.weights import Preprocessing
 
     samples = [Sample(path=str(p), target=int(p.parent.name == "normal")) for p in paths]
     train = SampleDataset(samples, size)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from radiologynet._version import __version__
-from radiologynet.registry import ARCHITECTURES, Architecture, get_architecture, list_models
-from radiologynet.weights import (
+from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture, list_models
+from radiologynet.models._weights import (
     Preprocessing,
     WeightRecord,
     get_weights,
@@ -22,7 +22,7 @@ from radiologynet.weights import (
 
 if TYPE_CHECKING:
     from radiologynet.models import create_model
-    from radiologynet.segmentation import create_unet
+    from radiologynet.models.unet import create_unet
 
 __all__ = [
     "ARCHITECTURES",
@@ -42,7 +42,7 @@ __all__ = [
 #: Public names whose modules import torch: loaded on first use (PEP 562).
 _LAZY = {
     "create_model": "radiologynet.models",
-    "create_unet": "radiologynet.segmentation",
+    "create_unet": "radiologynet.models",
 }
 
 

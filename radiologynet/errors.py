@@ -51,7 +51,7 @@ class DatasetFormatError(RadiologyNetError, ValueError):
 
 
 class UnknownTaskError(RadiologyNetError, KeyError):
-    """A benchmark task name that is not in ``radiologynet.datasets.TASKS``."""
+    """A benchmark task name that is not in ``radiologynet.data.TASKS``."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

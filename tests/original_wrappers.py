@@ -15,7 +15,7 @@ import torch
 import torchvision.models as tvm
 from torch import Tensor, nn
 
-from radiologynet.registry import ARCHITECTURES, Architecture
+from radiologynet.models._registry import ARCHITECTURES, Architecture
 
 NUM_CLASSES = 36
 

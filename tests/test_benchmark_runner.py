@@ -11,6 +11,7 @@ import torch
 
 from radiologynet.cli import main
 from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
+from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
 from radiologynet.protocol import run as run_grid
 from radiologynet.protocol.runner import (
@@ -20,7 +21,6 @@ from radiologynet.protocol.runner import (
     preprocessing_for,
 )
 from radiologynet.train import TrainConfig
-from radiologynet.weights import IMAGENET_MEAN
 from tests.datasets_fakes import make_boneage, make_btmr
 
 TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
@@ -391,8 +391,8 @@ def test_binary_task_run(tmp_path):
 def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
     import timm
 
-    from radiologynet.convert import write_weights_folder
-    from radiologynet.weights import IMAGENET_STD
+    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._weights import IMAGENET_STD
 
     folder = tmp_path / "imagenet-like"
     write_weights_folder(

@@ -126,7 +126,7 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
 def test_paper_defaults_and_explicit_options():
     import argparse
 
-    from radiologynet.commands.finetune import add_training_options, training_config
+    from radiologynet.cli.commands.finetune import add_training_options, training_config
 
     parser = argparse.ArgumentParser()
     add_training_options(parser)

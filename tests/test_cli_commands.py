@@ -8,9 +8,9 @@ import pkgutil
 
 import pytest
 
-import radiologynet.commands as commands
+import radiologynet.cli.commands as commands
 from radiologynet.cli import main
-from radiologynet.commands import COMMANDS, load
+from radiologynet.cli.commands import COMMANDS, load
 
 
 def test_every_command_module_is_in_the_table():
@@ -64,7 +64,7 @@ def test_download_needs_names_or_all(capsys, tmp_path):
 
 
 def test_multi_line_errors_print_as_one_line(monkeypatch, capsys):
-    from radiologynet.commands import info
+    from radiologynet.cli.commands import info
     from radiologynet.errors import ImageReadError
 
     def fail(args):

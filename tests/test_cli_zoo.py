@@ -15,8 +15,9 @@ import torch
 from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
 import radiologynet
-from radiologynet import weights
+from radiologynet import paper
 from radiologynet.cli import main
+from radiologynet.models import _weights as weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def test_list_info_and_docs_give_one_status(capsys):
 
 
 def test_info_describes_a_centre_crop_without_letterbox():
-    from radiologynet.commands.info import describe
+    from radiologynet.cli.commands.info import describe
 
     record = radiologynet.get_weights("resnet18.radiologynet")
     text = describe(record)
@@ -97,8 +98,8 @@ def test_info_describes_a_centre_crop_without_letterbox():
 def test_paper_results_carry_their_units_everywhere(capsys):
     """Bone-age MAE/RMSE are in months (the RSNA labels), F1 in percent; the model card,
     ``info`` and docs/models.md print PaperResult.formatted()."""
-    results = weights.paper_results()
-    assert {r.metric for r in results} <= set(weights.PAPER_METRIC_UNITS)
+    results = paper.paper_results()
+    assert {r.metric for r in results} <= set(paper.PAPER_METRIC_UNITS)
     mae = next(
         r
         for r in results
@@ -112,7 +113,7 @@ def test_paper_results_carry_their_units_everywhere(capsys):
     record = radiologynet.get_weights("efficientnet_b3.radiologynet")
     assert main(["info", record.name]) == 0
     assert "mae    8.23 ± 0.2 months" in capsys.readouterr().out
-    from radiologynet.modelcard import render_model_card
+    from radiologynet.models._card import render_model_card
 
     card = render_model_card(
         {"architecture": record.arch, "num_classes": 36, "pretrained_cfg": record.pretrained_cfg()},

@@ -24,17 +24,17 @@ from timm.models import PretrainedCfg
 
 import radiologynet
 from radiologynet.cli import main
-from radiologynet.convert import (
+from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.models._convert import (
     convert_checkpoint,
     detect_architecture,
     load_original_checkpoint,
     to_timm_state_dict,
     write_weights_folder,
 )
-from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
-from radiologynet.hub import read_weights_folder, sha256_file
-from radiologynet.registry import ARCHITECTURES, get_architecture
-from radiologynet.weights import get_weights
+from radiologynet.models._hub import read_weights_folder, sha256_file
+from radiologynet.models._registry import ARCHITECTURES, get_architecture
+from radiologynet.models._weights import get_weights
 
 TOLERANCE = 1e-5
 
@@ -461,7 +461,7 @@ def test_torchvision_imagenet_head_is_refused_under_the_radiologynet_tag(tmp_pat
 
 
 def test_grayscale_filters_compute_the_same_on_grayscale_input():
-    from radiologynet.convert import grayscale_filters
+    from radiologynet.models._convert import grayscale_filters
 
     weight = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(0))
     gray = torch.rand(2, 1, 8, 8)

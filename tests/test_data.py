@@ -18,14 +18,14 @@ from torch.utils.data import DataLoader
 import radiologynet
 from radiologynet import transforms
 from radiologynet.cli import main
-from radiologynet.errors import DatasetNotFoundError, ImageReadError
-from radiologynet.torchdata import (
+from radiologynet.data import (
     DecodedImageCache,
     DicomFolderDataset,
     ImageFolderDataset,
     ImageListDataset,
     build_cache,
 )
+from radiologynet.errors import DatasetNotFoundError, ImageReadError
 
 PRE = radiologynet.Preprocessing(input_size=32)
 
@@ -217,7 +217,7 @@ def test_preprocess_command(tmp_path, capsys):
 
 
 def test_cached_image_list_reads_whole_batches_like_the_dataloader(tmp_path):
-    from radiologynet.torchdata.samples import batch_loader
+    from radiologynet.data.samples import batch_loader
 
     paths = _pngs(tmp_path / "img", n=5)
     targets = [0.5, 1.5, 2.5, 3.5, 4.5]  # floats: collated as the DataLoader collates them

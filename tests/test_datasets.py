@@ -23,17 +23,9 @@ from datasets_fakes import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radiologynet.datasets import (
-    TASKS,
-    boneage,
-    btmr,
-    covid19,
-    get_task,
-    grazpedwri,
-    load_task,
-    read_splits,
-)
-from radiologynet.datasets.base import (
+from radiologynet.data import TASKS, get_task, load_task, read_splits
+from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri
+from radiologynet.data.splits import (
     Sample,
     Splits,
     cut_sizes,

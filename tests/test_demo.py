@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from radiologynet.cli import main
-from radiologynet.demo import (
+from radiologynet.demo.full import _print_summary
+from radiologynet.demo.quick import (
     DEMO_CLASSES,
     PHASES,
     TIMINGS_NAME,
@@ -21,7 +22,6 @@ from radiologynet.demo import (
     summarise_runs,
     synthetic_radiograph,
 )
-from radiologynet.demo_full import _print_summary
 from radiologynet.errors import ResultsFormatError
 
 
@@ -173,8 +173,8 @@ def test_both_demos_list_diverged_runs_and_average_the_finished(tmp_path, capsys
 
 def test_a_broken_demo_full_import_is_not_swallowed(monkeypatch, tmp_path):
     """No fallback: a broken import of the full demo surfaces as the ImportError it is."""
-    monkeypatch.setitem(sys.modules, "radiologynet.demo_full", None)
-    with pytest.raises(ImportError, match="radiologynet.demo_full"):
+    monkeypatch.setitem(sys.modules, "radiologynet.demo.full", None)
+    with pytest.raises(ImportError, match="radiologynet.demo.full"):
         main(["demo", "--full", "--out", str(tmp_path)])
 
 
@@ -182,8 +182,8 @@ def test_demo_full_calls_run_full_demo(monkeypatch, tmp_path):
     import types
 
     called = {}
-    fake = types.ModuleType("radiologynet.demo_full")
+    fake = types.ModuleType("radiologynet.demo.full")
     fake.run_full_demo = lambda out: called.setdefault("out", out)
-    monkeypatch.setitem(sys.modules, "radiologynet.demo_full", fake)
+    monkeypatch.setitem(sys.modules, "radiologynet.demo.full", fake)
     assert main(["demo", "--full", "--out", str(tmp_path)]) == 0
     assert called["out"] == str(tmp_path)

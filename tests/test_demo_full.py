@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-import radiologynet.demo_full as demo_full
+import radiologynet.demo.full as demo_full
 from radiologynet.cli import main
 
 

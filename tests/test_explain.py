@@ -11,7 +11,7 @@ from PIL import Image
 
 import radiologynet
 import radiologynet.errors
-from radiologynet import explain
+from radiologynet.analysis import explain
 from radiologynet.cli import main
 from radiologynet.errors import ImageReadError, WeightsNotFoundError
 
@@ -91,8 +91,8 @@ def test_target_layer_comes_from_the_registry():
 
 
 def _run_folder(root, init, model):
-    from radiologynet.convert import write_weights_folder
-    from radiologynet.report.demo import write_run
+    from radiologynet.demo.sweep import write_run
+    from radiologynet.models._convert import write_weights_folder
 
     folder = write_run(
         root,

@@ -24,8 +24,9 @@ from safetensors.torch import load_file
 from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
 import radiologynet
-from radiologynet import hub, weights
 from radiologynet.errors import ChecksumError, WeightsNotFoundError
+from radiologynet.models import _hub as hub
+from radiologynet.models import _weights as weights
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -277,7 +278,7 @@ def test_local_torchvision_imagenet_pth_is_not_called_radiologynet(tmp_path):
 def bundle_folder(tmp_path, monkeypatch, state=None, name="resnet18.radiologynet@v1") -> Path:
     """A bundle (RADIOLOGYNET_WEIGHTS_DIR) holding one weights folder, as `download` makes
     it: config.json, model.safetensors and its .sha256 sidecar."""
-    from radiologynet.convert import write_weights_folder
+    from radiologynet.models._convert import write_weights_folder
 
     folder = tmp_path / "bundle" / name
     record = radiologynet.get_weights(name)
@@ -479,7 +480,8 @@ def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(
     script = textwrap.dedent(f"""
         import dataclasses
         from pathlib import Path
-        from radiologynet import hub, weights
+        from radiologynet.models import _hub as hub
+        from radiologynet.models import _weights as weights
         real = hub.download
         def counting(*a, **k):
             with open({str(counter)!r}, "a") as fh:
@@ -517,8 +519,6 @@ def test_concurrent_downloads_into_one_bundle_all_succeed_and_download_once(
         folder / "model.safetensors"
     )
     assert not list(to.glob(".tmp-*")) and not list(folder.glob(".*.tmp"))
-
-
 
 
 def test_cli_weights_that_do_not_exist_say_no_such_file(tmp_path, capsys):

@@ -11,7 +11,7 @@ import torch
 from original_wrappers import build_wrapper, save_original
 
 import radiologynet
-from radiologynet.convert import convert_checkpoint
+from radiologynet.models._convert import convert_checkpoint
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 

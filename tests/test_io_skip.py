@@ -15,8 +15,8 @@ from test_io_dicom import make_dicom, ramp
 from test_io_images import png_claiming
 
 from radiologynet.cli import main
+from radiologynet.data import ImageListDataset
 from radiologynet.errors import ImageReadWarning
-from radiologynet.torchdata import ImageListDataset
 
 
 def _folder(tmp_path: Path) -> tuple[list[Path], list[Path], list[Path]]:
@@ -99,8 +99,8 @@ def test_dataset_skip_unreadable_counts_the_same_files(tmp_path):
 
 
 def test_dicom_folder_by_header_tag_skips_and_counts_unreadable_headers(tmp_path):
+    from radiologynet.data import DicomFolderDataset
     from radiologynet.errors import ImageReadError
-    from radiologynet.torchdata import DicomFolderDataset
 
     for k, part in enumerate(["CHEST", "HAND"]):
         make_dicom(tmp_path / f"f{k}.dcm", ramp(20, 20), BodyPartExamined=part)

@@ -10,7 +10,7 @@ from test_io_dicom import make_dicom, ramp
 
 import radiologynet
 from radiologynet import io
-from radiologynet.torchdata import ImageFolderDataset
+from radiologynet.data import ImageFolderDataset
 
 PACKAGE = Path(radiologynet.__file__).parent
 SUFFIX_TUPLE = re.compile(r"""\(\s*["']\.(png|dcm|jpe?g|tiff?)["']\s*,""")
@@ -37,8 +37,8 @@ def _tree(root: Path) -> None:
 
 
 def test_folder_task_dataset_and_pretraining_accept_every_dicom_suffix(tmp_path):
-    from radiologynet.protocol.builtin import folder_splits
-    from radiologynet.segmentation.reconstruction import find_images
+    from radiologynet.pretraining.reconstruction import find_images
+    from radiologynet.protocol.tasks.classification import folder_splits
 
     _tree(tmp_path)
     splits = folder_splits(tmp_path)
@@ -49,7 +49,7 @@ def test_folder_task_dataset_and_pretraining_accept_every_dicom_suffix(tmp_path)
 
 
 def test_dataset_lister_takes_the_shared_suffixes(tmp_path):
-    from radiologynet.datasets.base import list_images
+    from radiologynet.data.splits import list_images
 
     for suffix in (".png", ".ima", ".txt"):
         (tmp_path / f"f{suffix}").write_bytes(np.zeros(4, np.uint8).tobytes())
@@ -74,8 +74,8 @@ def _dicom_without_pixels(path: Path) -> Path:
 
 
 def test_one_lister_skips_hidden_files_and_finds_suffixless_dicom(tmp_path):
-    from radiologynet import explain
-    from radiologynet.datasets.base import list_images
+    from radiologynet.analysis import explain
+    from radiologynet.data.splits import list_images
 
     (tmp_path / "a.png").write_bytes(b"png")
     (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS junk
@@ -98,8 +98,8 @@ def test_dicom_archive_scan_and_dicom_dataset_find_the_same_images(tmp_path):
     to the pseudo-labeller nor to DicomFolderDataset."""
     import pytest
 
-    from radiologynet.pseudolabel.features import scan_archive
-    from radiologynet.torchdata import DicomFolderDataset
+    from radiologynet.data import DicomFolderDataset
+    from radiologynet.pretraining.pseudolabel.features import scan_archive
 
     folder = tmp_path / "a"
     folder.mkdir()

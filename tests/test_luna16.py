@@ -11,16 +11,16 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
-from radiologynet.segmentation import luna16
-from radiologynet.segmentation.luna16 import (
+from radiologynet.data.benchmarks import luna16
+from radiologynet.data.benchmarks.luna16 import (
     LUNA16,
     nodule_mask,
     read_candidates,
     scale_hu,
     split_series,
 )
-from radiologynet.segmentation.synthetic import make_synthetic_luna16
+from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16
+from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.train import TrainConfig
 
 SPACING = (0.75, 0.7, 2.5)
@@ -165,7 +165,7 @@ def test_missing_or_malformed_dataset(tmp_path):
     ],
 )
 def test_malformed_sheets_are_one_error_naming_the_file(tmp_path, text, says):
-    from radiologynet.segmentation.luna16 import read_annotations
+    from radiologynet.data.benchmarks.luna16 import read_annotations
 
     (tmp_path / "annotations.csv").write_bytes(text)
     with pytest.raises(DatasetFormatError, match=says) as err:
@@ -210,7 +210,7 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     best = max(log, key=lambda e: e["val_crop_iou"])
     assert result["best_epoch"] == best["epoch"]
     assert (folder / "model" / "model.safetensors").is_file()
-    from radiologynet.segmentation import load_unet
+    from radiologynet.models.unet import load_unet
 
     best = load_unet(folder / "model").eval()  # strict: every tensor of the trained U-Net
     assert best(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
@@ -250,9 +250,10 @@ def test_cli_lists_and_plans_the_luna16_task(luna, capsys):
 
 
 def test_task_builds_the_requested_unet(luna, tmp_path):
-    from radiologynet.protocol.tasks import DataRequest, ModelRequest
-    from radiologynet.segmentation import PaperUNet, VanillaUNet
-    from radiologynet.segmentation.task import build_data, build_model
+    from radiologynet.models._paper_unet import PaperUNet
+    from radiologynet.models._vanilla_unet import VanillaUNet
+    from radiologynet.protocol.spec import DataRequest, ModelRequest
+    from radiologynet.protocol.tasks.luna16 import build_data, build_model
 
     root, _ = luna
     data = build_data(DataRequest(root=root, in_chans=3, cache_dir=tmp_path), test_every=5)
@@ -279,7 +280,7 @@ def test_task_builds_the_requested_unet(luna, tmp_path):
 
 def test_samples_per_epoch_is_a_task_setting_with_the_papers_default(luna, tmp_path):
     from radiologynet.protocol import get_task_spec, with_settings
-    from radiologynet.protocol.tasks import DataRequest
+    from radiologynet.protocol.spec import DataRequest
 
     root, _ = luna
     spec = get_task_spec("luna16")
@@ -306,8 +307,8 @@ def test_samples_per_epoch_is_a_task_setting_with_the_papers_default(luna, tmp_p
 
 
 def test_validation_uses_the_central_64_pixels_of_each_nodule_crop(luna, tmp_path):
-    from radiologynet.protocol.tasks import DataRequest
-    from radiologynet.segmentation.task import build_data
+    from radiologynet.protocol.spec import DataRequest
+    from radiologynet.protocol.tasks.luna16 import build_data
 
     root, _ = luna
     dataset = LUNA16(root, cache_dir=tmp_path, progress=False)
@@ -326,7 +327,7 @@ def test_validation_uses_the_central_64_pixels_of_each_nodule_crop(luna, tmp_pat
 
 
 def test_paper_augmentation_moves_image_and_mask_together():
-    from radiologynet.segmentation.augment import LunaAugmentation
+    from radiologynet.transforms.luna16 import LunaAugmentation
 
     g = torch.Generator().manual_seed(0)
     mask = torch.zeros(16, 1, 64, 64)

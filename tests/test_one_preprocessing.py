@@ -17,10 +17,10 @@ from torch import nn
 
 import radiologynet
 from radiologynet import transforms
-from radiologynet.datasets.base import Sample
+from radiologynet.data.samples import SampleDataset
+from radiologynet.data.splits import Sample
 from radiologynet.protocol.runner import preprocessing_for
-from radiologynet.protocol.tasks import DataRequest, get_task_spec
-from radiologynet.torchdata.samples import SampleDataset
+from radiologynet.protocol.spec import DataRequest, get_task_spec
 from radiologynet.train import TrainConfig, evaluate
 from radiologynet.train.metrics import PredictionMetrics
 
@@ -143,7 +143,7 @@ def test_record_transforms_is_for_weights():
 def test_runner_reads_crop_mode_and_interpolation_from_a_weights_folder(
     tmp_path, folder_task, crop_mode, interpolation
 ):
-    from radiologynet.convert import write_weights_folder
+    from radiologynet.models._convert import write_weights_folder
 
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
     cfg = {
@@ -190,7 +190,7 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
         applied.append((request.preprocessing, data.batch_transform))
         return data
 
-    from radiologynet.convert import write_weights_folder
+    from radiologynet.models._convert import write_weights_folder
 
     imagenet = radiologynet.get_weights("resnet18.imagenet")
     weights = write_weights_folder(  # an ImageNet-normalised folder, fabricated offline
@@ -223,10 +223,10 @@ def test_every_file_decoder_is_decode_uint8(tmp_path):
     file the same way: a multi-page TIFF gives its middle page (pages 10/128/250 -> 128;
     pretraining read 10), a float image in [0, 1] is kept as v * 255 (pretraining
     min-max stretched it to 0..255)."""
-    from radiologynet.pretrain import LabelledImage, PretrainImages
-    from radiologynet.pseudolabel.features import read_uint8
-    from radiologynet.segmentation.reconstruction import load_images
-    from radiologynet.torchdata import ImageListDataset
+    from radiologynet.data import ImageListDataset
+    from radiologynet.pretraining.pretrain import LabelledImage, PretrainImages
+    from radiologynet.pretraining.pseudolabel.features import read_uint8
+    from radiologynet.pretraining.reconstruction import load_images
 
     stack = tmp_path / "stack.tif"
     pages = [Image.fromarray(np.full((12, 20), v, np.uint8)) for v in (10, 128, 250)]

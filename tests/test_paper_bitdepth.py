@@ -8,7 +8,7 @@ import pytest
 
 from radiologynet import io
 from radiologynet.errors import ImageReadError
-from radiologynet.transforms.bitdepth import paper_uint8
+from radiologynet.io.bitdepth import paper_uint8
 
 
 def test_minmax_differs_from_the_papers_conversion_by_one_grey_level(shared_dir):

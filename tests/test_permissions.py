@@ -17,7 +17,6 @@ from safetensors.torch import save_file
 from zoo_fakes import original_resnet18_checkpoint, tar_gz
 
 import radiologynet
-from radiologynet import weights
 from radiologynet._atomic import (
     atomic_dir,
     atomic_path,
@@ -25,6 +24,7 @@ from radiologynet._atomic import (
     atomic_write_text,
     make_shared_dir,
 )
+from radiologynet.models import _weights as weights
 from radiologynet.train import TrainConfig
 
 
@@ -102,7 +102,7 @@ def test_modes_follow_a_stricter_umask(tmp_path):
 
 
 def test_convert_weights_folder_is_shared(tmp_path, umask_022):
-    from radiologynet.convert import write_weights_folder
+    from radiologynet.models._convert import write_weights_folder
 
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
     out = write_weights_folder(model.state_dict(), tmp_path / "weights", arch="resnet18")
@@ -144,7 +144,7 @@ def test_cache_entries_and_download_bundles_are_shared(tmp_path, umask_022, serv
 
 
 def test_decoded_image_cache_is_shared(tmp_path, umask_022):
-    from radiologynet.torchdata.cache import build_cache
+    from radiologynet.data.cache import build_cache
 
     sources = []
     for k in range(3):

@@ -13,10 +13,11 @@ import timm
 import torch
 
 import radiologynet
-import radiologynet.pretrain as pretrain_module
+import radiologynet.pretraining.pretrain as pretrain_module
 from radiologynet.cli import main
+from radiologynet.demo.synthetic_archive import write_synthetic_archive
 from radiologynet.errors import ArchiveError, InvalidArgumentError
-from radiologynet.pretrain import (
+from radiologynet.pretraining.pretrain import (
     Oversampled,
     Replicated,
     pretrain,
@@ -26,7 +27,7 @@ from radiologynet.pretrain import (
     split_labelled,
     split_train_val,
 )
-from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
+from radiologynet.pretraining.pseudolabel import pseudo_label
 from radiologynet.train import TrainConfig
 
 
@@ -298,8 +299,6 @@ def test_pretrain_config_is_the_authors_recipe_per_architecture():
     assert (tuned.lr, tuned.batch_size) == (3e-4, 32)
     with pytest.raises(TypeError, match="epochs"):
         pretrain_config("resnet18", epochs=3)
-
-
 
 
 class _Built(Exception):

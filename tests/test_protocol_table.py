@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from radiologynet import datasets, protocol
+from radiologynet import data as datasets
+from radiologynet import protocol
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def test_a_plugged_task_joins_the_one_registry_with_its_aliases():
 
 def test_task_settings_from_the_command_line(tmp_path, capsys):
     from radiologynet.cli import main
-    from radiologynet.protocol.tasks import parse_settings
+    from radiologynet.protocol.spec import parse_settings
 
     spec = protocol.get_task_spec("luna16")
     assert parse_settings(

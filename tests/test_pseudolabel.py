@@ -12,18 +12,17 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from radiologynet.cli import main
+from radiologynet.demo.synthetic_archive import DEFAULT_GROUPS, write_synthetic_archive
 from radiologynet.errors import ArchiveError, InvalidArgumentError
-from radiologynet.pseudolabel import (
-    DEFAULT_GROUPS,
+from radiologynet.pretraining.pseudolabel import (
     FeatureWeights,
     combine,
     normalised_entropy,
     pseudo_label,
     summarise_clusters,
-    write_synthetic_archive,
 )
-from radiologynet.pseudolabel import features as features_module
-from radiologynet.pseudolabel.features import text_features
+from radiologynet.pretraining.pseudolabel import features as features_module
+from radiologynet.pretraining.pseudolabel.features import text_features
 
 #: The bound the clustering must reach on the synthetic archive (1.0 = perfect recovery).
 ARI_BOUND = 0.8

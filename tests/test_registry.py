@@ -10,8 +10,8 @@ import timm
 
 import radiologynet
 from radiologynet.errors import UnknownModelError, UnknownWeightsError
-from radiologynet.registry import ARCHITECTURES
-from radiologynet.weights import MODALITY_VARIANTS
+from radiologynet.models._registry import ARCHITECTURES
+from radiologynet.models._weights import MODALITY_VARIANTS
 
 PAPER_NAMES = [
     "resnet18",
@@ -180,7 +180,7 @@ def test_paper_regularisation_reaches_the_built_model(name, monkeypatch):
 def test_imagenet_records_are_torchvision_0_15_defaults():
     """The paper used torchvision 0.15.2's ``.DEFAULT``: V2 for ResNet50 and
     MobileNetV3Large, V1 for the other eight."""
-    from radiologynet.weights import IMAGENET_NUM_CLASSES
+    from radiologynet.models._weights import IMAGENET_NUM_CLASSES
 
     v2 = {
         r.arch
@@ -199,7 +199,7 @@ def test_imagenet_records_are_torchvision_0_15_defaults():
 
 
 def test_every_source_but_the_authors_server_is_https():
-    from radiologynet.weights import ORIGINAL_BASE_URL
+    from radiologynet.models._weights import ORIGINAL_BASE_URL
 
     for record in radiologynet.list_weights():
         if record.source_url and not record.source_url.startswith(ORIGINAL_BASE_URL):
@@ -208,7 +208,7 @@ def test_every_source_but_the_authors_server_is_https():
 
 @pytest.fixture
 def restore_records():
-    from radiologynet import weights
+    from radiologynet.models import _weights as weights
 
     saved = dict(weights._RECORDS)
     yield
@@ -236,7 +236,7 @@ def test_list_weights_puts_the_latest_version_first(restore_records):
 
 def test_resolve_weights_arg_is_the_one_reading_of_weights(tmp_path, monkeypatch):
     from radiologynet.errors import WeightsNotFoundError
-    from radiologynet.weights import looks_like_path, resolve_weights_arg
+    from radiologynet.models._weights import looks_like_path, resolve_weights_arg
 
     monkeypatch.chdir(tmp_path)
     for random in (None, "random", "None", "baseline"):
@@ -262,7 +262,7 @@ def test_resolve_weights_arg_is_the_one_reading_of_weights(tmp_path, monkeypatch
 def test_full_weight_names_take_any_name_of_the_architecture(tmp_path, monkeypatch):
     """resolve_weights_arg reads "arch.tag[@version]" as get_weights does: with the
     architecture's timm or authors' name too, not only its registry name."""
-    from radiologynet.weights import resolve_weights_arg
+    from radiologynet.models._weights import resolve_weights_arg
 
     monkeypatch.chdir(tmp_path)
     record = radiologynet.get_weights("mobilenet_v3_small.radiologynet")
@@ -285,8 +285,8 @@ def test_every_random_spelling_is_random_init_never_the_current_folder(
 ):
     """One alias set: resolve_weights_arg and the report's normalise_init agree; an empty
     string is random initialisation, not Path(".")."""
-    from radiologynet.report.results import normalise_init
-    from radiologynet.weights import (
+    from radiologynet.analysis.report.results import normalise_init
+    from radiologynet.models._weights import (
         RANDOM_INIT,
         is_random_init,
         looks_like_path,

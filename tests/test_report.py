@@ -10,20 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radiologynet import stats
-from radiologynet.cli import main
-from radiologynet.errors import ResultsFormatError
-from radiologynet.report import figures, tables
-from radiologynet.report.demo import write_run
-from radiologynet.report.render import build_report
-from radiologynet.report.results import (
+from radiologynet.analysis import stats
+from radiologynet.analysis.report import figures, tables
+from radiologynet.analysis.report.render import build_report
+from radiologynet.analysis.report.results import (
     PRIMARY_METRICS,
     full_data,
     load_logs,
     load_results,
     primary_metric,
 )
-from radiologynet.weights import paper_results
+from radiologynet.cli import main
+from radiologynet.demo.sweep import write_run
+from radiologynet.errors import ResultsFormatError
+from radiologynet.paper import paper_results
 
 TASK, MODEL = "covid19", "resnet18"
 # val F1 of runs 1..5 at lr 1e-4; test F1 is val - 0.01; best_epoch is EPOCH_STEP * run

@@ -7,11 +7,11 @@ import json
 import pytest
 
 import radiologynet
+from radiologynet.analysis.report.modelcard_results import END, START, write_card_results
 from radiologynet.cli import main
-from radiologynet.convert import write_weights_folder
+from radiologynet.demo.sweep import write_run
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
-from radiologynet.report.demo import write_run
-from radiologynet.report.modelcard_results import END, START, write_card_results
+from radiologynet.models._convert import write_weights_folder
 
 F1 = {
     "random": [0.60, 0.62, 0.64],

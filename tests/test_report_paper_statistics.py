@@ -9,11 +9,11 @@ import math
 import pandas as pd
 import pytest
 
+from radiologynet.analysis.report import figures, tables
+from radiologynet.analysis.report.render import build_report
+from radiologynet.analysis.report.results import load_results
 from radiologynet.cli import main
-from radiologynet.report import figures, tables
-from radiologynet.report.demo import write_run
-from radiologynet.report.render import build_report
-from radiologynet.report.results import load_results
+from radiologynet.demo.sweep import write_run
 
 # two fully separated groups of five per pair: exact two-sided MWU p = 2/252
 LEVELS = {"random": 0.60, "imagenet": 0.70, "radiologynet": 0.80, "radiologynet-cr": 0.90}

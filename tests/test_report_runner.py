@@ -31,7 +31,7 @@ def _tiny_folder_dataset(root):
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     import radiologynet
-    from radiologynet.convert import write_weights_folder
+    from radiologynet.models._convert import write_weights_folder
 
     base = tmp_path_factory.mktemp("sweep")
     data = _tiny_folder_dataset(base / "data")
@@ -53,9 +53,9 @@ def swept(tmp_path_factory):
 
 
 def test_report_reads_the_runners_folders(swept, tmp_path):
-    from radiologynet.report import tables
-    from radiologynet.report.render import build_report
-    from radiologynet.report.results import load_logs, load_results
+    from radiologynet.analysis.report import tables
+    from radiologynet.analysis.report.render import build_report
+    from radiologynet.analysis.report.results import load_logs, load_results
 
     runs = load_results(swept)
     assert sorted(runs["init"].unique()) == ["mine", "random"]

@@ -12,16 +12,15 @@ import pytest
 import torch
 
 from radiologynet.cli import main
+from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16
 from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
+from radiologynet.models._vanilla_unet import VANILLA_ARCHITECTURE, VanillaUNet
+from radiologynet.models._weights import IMAGENET_MEAN
+from radiologynet.models.unet import load_unet, unet_from_model_name
 from radiologynet.protocol import get_task_spec, resolve_model
 from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
-from radiologynet.segmentation import VanillaUNet, load_unet
-from radiologynet.segmentation.synthetic import make_synthetic_luna16
-from radiologynet.segmentation.task import build_data
-from radiologynet.segmentation.unet import unet_from_model_name
-from radiologynet.segmentation.vanilla import VANILLA_ARCHITECTURE
+from radiologynet.protocol.tasks.luna16 import build_data
 from radiologynet.train import TrainConfig
-from radiologynet.weights import IMAGENET_MEAN
 
 PAPER_MODELS = "unet-resnet50,unet-vgg16,unet-efficientnet_b4,unet"
 

@@ -7,16 +7,13 @@ import torch
 from sklearn.metrics import f1_score, jaccard_score
 
 from radiologynet.errors import InvalidArgumentError
-from radiologynet.segmentation import (
-    BCEDiceLoss,
-    DiceLoss,
-    PaperDiceLoss,
+from radiologynet.train.losses import BCEDiceLoss, DiceLoss, PaperDiceLoss, get_loss
+from radiologynet.train.segmentation_metrics import (
+    DiceIoU,
     SegmentationMeter,
     dice_per_image,
-    get_loss,
     iou_per_image,
 )
-from radiologynet.segmentation.metrics import DiceIoU
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from radiologynet.errors import (
     WeightsNotFoundError,
     WeightsNotReleasedError,
 )
-from radiologynet.registry import ARCHITECTURES, get_architecture
-from radiologynet.segmentation import DiceLoss, PaperDiceLoss, create_unet
+from radiologynet.models._registry import ARCHITECTURES, get_architecture
+from radiologynet.models.unet import create_unet
+from radiologynet.train.losses import DiceLoss, PaperDiceLoss
 
 PAPER_ENCODERS = ("resnet50", "vgg16", "efficientnet_b4")
 
@@ -215,7 +216,7 @@ def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
     """The runner's segmentation model folder: the whole U-Net's tensors + a config.json
     naming the encoder's timm architecture (the real runner is exercised in
     test_luna16's 2-epoch run)."""
-    from radiologynet.segmentation import load_unet
+    from radiologynet.models.unet import load_unet
 
     torch.manual_seed(0)
     net = create_unet(encoder, in_chans=in_chans, decoder=decoder).eval()
@@ -242,8 +243,8 @@ def test_smp_own_local_dir_path_gives_the_same_encoder(tmp_path, decoder):
     create_unet: timm loads both, from the same file, with the same first-conv rule."""
     import segmentation_models_pytorch as smp
 
-    from radiologynet.convert import write_weights_folder
-    from radiologynet.weights import get_weights
+    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._weights import get_weights
 
     fake = fabricate_weights_folder(tmp_path, "resnet18")
     from safetensors.torch import load_file

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 
 from radiologynet.cli import main
 from radiologynet.errors import ArchiveError, CheckpointFormatError, WeightsNotReleasedError
-from radiologynet.segmentation import RECON_RECORDS, VanillaUNet, create_unet
-from radiologynet.segmentation.reconstruction import pretrain_reconstruction
+from radiologynet.models._vanilla_unet import RECON_RECORDS, VanillaUNet
+from radiologynet.models.unet import create_unet
+from radiologynet.pretraining.reconstruction import pretrain_reconstruction
 
 
 @pytest.mark.parametrize(("in_chans", "num_classes"), [(1, 1), (3, 1), (3, 3)])
@@ -111,7 +112,7 @@ def test_errors(tmp_path):
         with pytest.raises(WeightsNotReleasedError, match=record.tag):
             create_unet(None, weights=record)
     from radiologynet.errors import InvalidArgumentError, UnknownWeightsError
-    from radiologynet.weights import get_weights
+    from radiologynet.models._weights import get_weights
 
     with pytest.raises(UnknownWeightsError, match="radiologynet-recon"):
         create_unet(None, weights="imagenet")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from radiologynet import stats
+from radiologynet.analysis import stats
 from radiologynet.errors import RadiologyNetError, StatisticsInputError
 
 SEPARATED = {

@@ -17,16 +17,16 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from torch import nn
 
 from radiologynet import Preprocessing
+from radiologynet.data.samples import (
+    PAPER_AUGMENT,
+    SampleDataset,
+    batch_loader,
+)
 from radiologynet.errors import (
     InvalidArgumentError,
     OutputWriteError,
     RadiologyNetError,
     StaleRunError,
-)
-from radiologynet.torchdata.samples import (
-    PAPER_AUGMENT,
-    SampleDataset,
-    batch_loader,
 )
 from radiologynet.train import (
     BoneAgeRegressor,
@@ -222,8 +222,6 @@ def test_bad_arguments_raise():
             config=TrainConfig(max_epochs=1, monitor="auc", progress=False),
             batch_transform=_batch_transform(),
         )
-
-
 
 
 def test_track_emissions_without_codecarbon(monkeypatch):

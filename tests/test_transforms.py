@@ -411,8 +411,6 @@ def test_masks_follow_the_image_through_crop_and_flips():
     assert torch.equal(evaluated, image) and torch.equal(same_mask, mask)
 
 
-
-
 # --- the model card's statement about timm's transforms ---------------------------------
 
 
@@ -431,7 +429,7 @@ def _both(record, gray):
 
 
 def test_model_card_timm_statement_holds():
-    from radiologynet.modelcard import TIMM_SHRINK_MAX_DIFF
+    from radiologynet.models._card import TIMM_SHRINK_MAX_DIFF
 
     record = radiologynet.get_weights("resnet18.radiologynet")
     rng = np.random.default_rng(0)
@@ -448,7 +446,7 @@ def test_model_card_timm_statement_holds():
     border, inside = diff[..., :37], diff[..., 37 : 37 + 150]
     assert float(inside.max()) == 0.0
     assert float(border.max()) == pytest.approx(0.485 / 0.229, abs=0.01)
-    card = radiologynet.modelcard.render_model_card(
+    card = radiologynet.models._card.render_model_card(
         {
             "architecture": "resnet18",
             "num_classes": 1000,
@@ -461,7 +459,7 @@ def test_model_card_timm_statement_holds():
 
 
 def test_model_card_shrink_difference_on_a_real_radiograph(real_radiographs):
-    from radiologynet.modelcard import TIMM_SHRINK_MAX_DIFF
+    from radiologynet.models._card import TIMM_SHRINK_MAX_DIFF
 
     record = radiologynet.get_weights("resnet18.radiologynet")
     worst = max(float(_both(record, gray).max()) for _, gray in real_radiographs)
@@ -493,7 +491,7 @@ def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():
 def test_a_tasks_own_augmentation_policy_runs_inside_the_one_batch_transform():
     """LUNA16's paper augmentation (or any ``fn(image, mask, generator)``) plugs into
     BatchTransform; luna_batch_transform crops first and keeps masks with images."""
-    from radiologynet.segmentation.task import luna_batch_transform
+    from radiologynet.protocol.tasks.luna16 import luna_batch_transform
 
     seen = []
 

@@ -3,9 +3,9 @@
     python docs/scripts/make_analysis_figures.py
 
 Everything comes from the library's own code: a synthetic sweep in the run-results format
-(:func:`radiologynet.report.demo.write_demo_sweep`, fixed seed) is analysed with
-:func:`radiologynet.report.render.build_report`; the Grad-CAM sheet runs
-:func:`radiologynet.explain.comparison_sheet` on synthetic images. The results table
+(:func:`radiologynet.demo.sweep.write_demo_sweep`, fixed seed) is analysed with
+:func:`radiologynet.analysis.report.render.build_report`; the Grad-CAM sheet runs
+:func:`radiologynet.analysis.explain.comparison_sheet` on synthetic images. The results table
 between the page's markers is rewritten; ``render(page)`` returns the page with the
 current table (the docs test compares it with the committed page).
 """
@@ -27,8 +27,8 @@ DEMO = {"task": "btmr", "models": ("resnet50",), "runs": 5, "epochs": 30, "seed"
 
 def demo_table(results_dir: Path) -> str:
     """The Markdown results table of the demo sweep (with the paper's numbers beside)."""
-    from radiologynet.report import tables
-    from radiologynet.report.results import load_results
+    from radiologynet.analysis.report import tables
+    from radiologynet.analysis.report.results import load_results
 
     runs = load_results(results_dir)
     return tables.to_markdown(tables.add_paper_results(tables.results_table(runs)))
@@ -36,7 +36,7 @@ def demo_table(results_dir: Path) -> str:
 
 def render(page: str, results_dir: Path | None = None) -> str:
     """``page`` with the generated table between its markers."""
-    from radiologynet.report.demo import write_demo_sweep
+    from radiologynet.demo.sweep import write_demo_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         results = results_dir or write_demo_sweep(Path(tmp) / "btmr", **DEMO)
@@ -88,9 +88,9 @@ def _demo_models():
 
 def main() -> int:
     """Rewrite the page's table and the docs/images/analysis-*.png files."""
-    from radiologynet.explain import comparison_sheet
-    from radiologynet.report.demo import write_demo_sweep
-    from radiologynet.report.render import build_report
+    from radiologynet.analysis.explain import comparison_sheet
+    from radiologynet.analysis.report.render import build_report
+    from radiologynet.demo.sweep import write_demo_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         results = write_demo_sweep(Path(tmp) / "btmr", **DEMO)

@@ -11,7 +11,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from radiologynet.pseudolabel import pseudo_label, write_synthetic_archive
+from radiologynet.demo.synthetic_archive import write_synthetic_archive
+from radiologynet.pretraining.pseudolabel import pseudo_label
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "images" / "pretraining-mosaic.png"

@@ -16,11 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from radiologynet._atomic import atomic_write  # noqa: E402
-from radiologynet.segmentation import BCEDiceLoss, create_unet, predict_mask  # noqa: E402
-from radiologynet.segmentation.luna16 import LUNA16  # noqa: E402
-from radiologynet.segmentation.metrics import dice_per_image  # noqa: E402
-from radiologynet.segmentation.synthetic import make_synthetic_luna16  # noqa: E402
-from radiologynet.segmentation.task import luna_batch_transform  # noqa: E402
+from radiologynet.data.benchmarks.luna16 import LUNA16  # noqa: E402
+from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16  # noqa: E402
+from radiologynet.models.unet import create_unet, predict_mask
+from radiologynet.protocol.tasks.luna16 import luna_batch_transform  # noqa: E402
+from radiologynet.train.losses import BCEDiceLoss
+from radiologynet.train.segmentation_metrics import dice_per_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "images" / "segmentation-example.png"
@@ -72,7 +73,7 @@ def main() -> None:
     fig.text(
         0.5,
         0.01,
-        "Synthetic CT (radiologynet.segmentation.synthetic); vanilla U-Net, "
+        "Synthetic CT (radiologynet.demo.synthetic_luna16); vanilla U-Net, "
         "100 steps (BCE + Dice) on CPU.",
         ha="center",
         fontsize=7,

@@ -3,7 +3,7 @@
 For every task of the paper, every protocol setting: the value `radiologynet benchmark`
 uses when no option is given (read from the benchmark command's parser, the task's
 spec, the runner, the trainer and the registry), the paper's value and where the paper
-says so (from radiologynet.datasets.tasks). Run `python docs/scripts/protocol_table.py`
+says so (from radiologynet.data.tasks). Run `python docs/scripts/protocol_table.py`
 after changing a default; tests/test_protocol_table.py fails while docs/protocol.md is
 out of date.
 """
@@ -20,11 +20,11 @@ from typing import Any
 
 from radiologynet import train
 from radiologynet._atomic import atomic_write_text
-from radiologynet.commands import benchmark
-from radiologynet.datasets.tasks import SOURCE_PROTOCOL, TASKS, TaskInfo
+from radiologynet.cli.commands import benchmark
+from radiologynet.data.tasks import SOURCE_PROTOCOL, TASKS, TaskInfo
+from radiologynet.models._registry import get_architecture
 from radiologynet.protocol import get_task_spec, resolve_model
 from radiologynet.protocol.runner import MAX_EPOCHS
-from radiologynet.registry import get_architecture
 
 PROTOCOL_PAGE = Path(__file__).resolve().parents[1] / "protocol.md"
 BEGIN, END = "<!-- protocol:begin -->", "<!-- protocol:end -->"

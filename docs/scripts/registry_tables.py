@@ -10,8 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-from radiologynet.registry import ARCHITECTURES
-from radiologynet.weights import list_weights, paper_results
+from radiologynet.models._registry import ARCHITECTURES
+from radiologynet.models._weights import list_weights
+from radiologynet.paper import paper_results
 
 MODELS_PAGE = Path(__file__).resolve().parents[1] / "models.md"
 BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"

@@ -4,7 +4,7 @@
 :class:`TaskSpec` / :func:`register_task` plug a task in (see :mod:`.tasks`).
 """
 
-from radiologynet.protocol.tasks import (
+from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
     ModelRequest,
@@ -17,6 +17,7 @@ from radiologynet.protocol.tasks import (
     resolve_model,
     with_settings,
 )
+from radiologynet.protocol.tasks import classification, luna16  # noqa: F401  (they register)
 
 __all__ = [
     "DataRequest",

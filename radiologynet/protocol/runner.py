@@ -25,7 +25,14 @@ import torch
 from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
 from radiologynet._version import __version__
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
-from radiologynet.protocol.tasks import (
+from radiologynet.models._registry import get_architecture
+from radiologynet.models._weights import (
+    RANDOM_TAGS,
+    Preprocessing,
+    looks_like_path,
+    resolve_weights_arg,
+)
+from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
     ModelRequest,
@@ -35,7 +42,6 @@ from radiologynet.protocol.tasks import (
     resolve_model,
     with_settings,
 )
-from radiologynet.registry import get_architecture
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
 from radiologynet.train.config import (
@@ -48,7 +54,6 @@ from radiologynet.train.heads import build_model
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.trainer import fit
 from radiologynet.transforms import read_preprocessing
-from radiologynet.weights import RANDOM_TAGS, Preprocessing, looks_like_path, resolve_weights_arg
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +149,7 @@ def plan(
 ) -> list[RunSpec]:
     """The runs of the grid (this shard's, when ``shard`` is given), in a fixed order.
 
-    Model names are read by the task (:func:`radiologynet.protocol.tasks.resolve_model`:
+    Model names are read by the task (:func:`radiologynet.protocol.spec.resolve_model`:
     registry architectures, or e.g. ``unet-resnet50`` / ``unet`` for ``luna16``). The
     cells a model cannot take (the vanilla ``unet`` with ``imagenet`` or ``radiologynet``)
     are left out of the grid, with a warning saying why on the ``radiologynet.protocol.runner``
@@ -250,7 +255,7 @@ def _write_model_folder(
     pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if zoo_model and arch is not None and kind in ("multiclass", "binary"):
-        from radiologynet.convert import write_weights_folder
+        from radiologynet.models._convert import write_weights_folder
 
         write_weights_folder(
             state,
@@ -263,7 +268,7 @@ def _write_model_folder(
         return
     if getattr(model, "decoder", None) == "vanilla":  # segmentation.UNet around a VanillaUNet
         # the one vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
-        from radiologynet.segmentation.vanilla import save_vanilla_unet
+        from radiologynet.models._vanilla_unet import save_vanilla_unet
 
         save_vanilla_unet(
             model.net,

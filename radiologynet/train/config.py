@@ -2,7 +2,7 @@
 
 :func:`radiologynet.train.fit` trains with one; the ``finetune`` and ``benchmark`` commands
 and :func:`radiologynet.protocol.run` build one (the commands from their arguments, in
-:func:`radiologynet.commands.finetune.training_config`) and write it into each run's
+:func:`radiologynet.cli.commands.finetune.training_config`) and write it into each run's
 ``result.json`` and checkpoint, so a run folder always says how it was made and a rerun
 with a different configuration is refused instead of mixing the two
 (:func:`config_changes`).
@@ -225,8 +225,6 @@ def check_device(device: str | torch.device) -> torch.device:
     elif parsed.type != "cpu":
         raise InvalidArgumentError(f"--device {device}: use cpu, cuda, cuda:N or mps")
     return parsed
-
-
 
 
 def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from radiologynet.errors import RadiologyNetError
 from radiologynet.models import create_model
-from radiologynet.registry import get_architecture
+from radiologynet.models._registry import get_architecture
 from radiologynet.train.config import HEADS
 
 

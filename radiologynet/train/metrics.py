@@ -71,5 +71,3 @@ class PredictionMetrics(torch.nn.Module):
     def reset(self) -> None:
         """Forget the accumulated batches."""
         self.collection.reset()
-
-

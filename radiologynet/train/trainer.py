@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
+from radiologynet.data.samples import batch_loader
 from radiologynet.errors import RadiologyNetError, StaleRunError
-from radiologynet.torchdata.samples import batch_loader
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -756,7 +756,7 @@ def fit(
         model: any ``nn.Module``; called as ``model(inputs)`` or ``model(*inputs)``.
         train, val, test: datasets of ``(inputs, target)`` items (``test`` optional). A
             dataset with ``get_batch`` is read a batch at a time
-            (:func:`radiologynet.torchdata.samples.batch_loader`).
+            (:func:`radiologynet.data.samples.batch_loader`).
         config: the run's :class:`TrainConfig` (learning rate, epochs, batch size ...).
         loss: ``(outputs, target) -> scalar``; default from ``config.kind``.
         metrics: an object with ``update(outputs, target)``, ``compute() -> dict``,

@@ -1,6 +1,7 @@
 """Preprocessing built from a weight record or a model: letterbox, scaling, channels,
 mean/std, the paper's augmentation, and the one batched on-device transform."""
 
+from radiologynet.io.bitdepth import paper_uint8
 from radiologynet.transforms.augment import (
     AUGMENTATIONS,
     Augmentation,
@@ -16,7 +17,6 @@ from radiologynet.transforms.batch import (
     as_unit_float,
     channel_mean_std,
 )
-from radiologynet.transforms.bitdepth import paper_uint8
 from radiologynet.transforms.geometry import letterbox, letterbox_geometry, resize_center_crop
 from radiologynet.transforms.pipeline import (
     ImageTransform,

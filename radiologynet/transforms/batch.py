@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from radiologynet.errors import InvalidArgumentError
+from radiologynet.models._weights import Preprocessing
 from radiologynet.transforms.augment import (
     Augmentation,
     CustomAugmentation,
@@ -22,7 +23,6 @@ from radiologynet.transforms.augment import (
     resolve_augmentation,
 )
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
-from radiologynet.weights import Preprocessing
 
 
 def channel_mean_std(

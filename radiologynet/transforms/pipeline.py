@@ -16,10 +16,10 @@ from torch import nn
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.io import Image, read_image, to_radiologynet_uint8
 from radiologynet.io.windowing import Window
+from radiologynet.models._weights import Preprocessing, WeightRecord, get_weights
 from radiologynet.transforms.augment import Augmentation
 from radiologynet.transforms.batch import BatchTransform
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
-from radiologynet.weights import Preprocessing, WeightRecord, get_weights
 
 ImageLike = Image | np.ndarray | torch.Tensor | str | PathLike[str]
 
@@ -259,7 +259,7 @@ def read_preprocessing(source: PreprocessingSource, input_size: int | None = Non
     path = Path(source).expanduser()
     folder = path if path.is_dir() else path.parent
     if (folder / "config.json").is_file():
-        from radiologynet.hub import read_weights_folder
+        from radiologynet.models._hub import read_weights_folder
 
         config, _ = read_weights_folder(folder)
         return preprocessing_from_cfg(config.get("pretrained_cfg", {}))

@@ -1,0 +1,143 @@
+"""``radiologynet pretrain --data ARCHIVE --labels labels.csv --model resnet50 --out DIR``:
+your own RadiologyNET-style weights from pseudo-labels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pretrain a zoo architecture on pseudo-labels (your own weights)",
+        description="Classification pretraining on the kept clusters of labels.csv with the "
+        "RadiologyNET recipe (AdamW, cross-entropy, oversampled small classes, "
+        "flip/rotation/brightness/contrast augmentation, early stopping, the "
+        "architecture's input size). Writes a weights folder that "
+        "radiologynet.create_model, timm 'local-dir:' and create_unet load. "
+        "Re-run the same command to resume; launch with torchrun for several "
+        "GPUs.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the archive folder")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="labels.csv written by `radiologynet pseudo-label`",
+    )
+    parser.add_argument("--model", default="resnet50", help="zoo architecture (default resnet50)")
+    parser.add_argument("--out", type=Path, required=True, help="the weights folder to write")
+    parser.add_argument(
+        "--modality",
+        default=None,
+        help="keep only this modality (MR, CT, CR, ...): a single-modality variant",
+    )
+    parser.add_argument(
+        "--init", default=None, help="starting weights (default random, as the paper pretrained)"
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input side (default: the architecture's, e.g. 224)",
+    )
+    _add_training_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The recipe's settings (``TrainConfig`` fields) and the run's splits and resources."""
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: the authors' for this architecture)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="maximum epochs (default: the recipe's 100)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early-stopping patience (default: the recipe's 10)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="batch size (default: the recipe's 32)"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.125,
+        help="stratified validation share (default 0.125, the authors')",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.125,
+        help="stratified test share (default 0.125, the authors'; 0: none)",
+    )
+    parser.add_argument(
+        "--oversampling",
+        choices=("replicate", "weighted"),
+        default="replicate",
+        help="replicate: every class repeated up to the largest (the "
+        "authors'); weighted: a WeightedRandomSampler draw per epoch",
+    )
+    parser.add_argument(
+        "--site", default="local", help="short name of the data's origin, for the model card"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split and training seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from radiologynet.pretraining.pretrain import pretrain, pretrain_config
+    from radiologynet.train import distributed as ddp
+
+    config = pretrain_config(
+        args.model,
+        input_size=args.input_size,
+        lr=args.lr,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        split_seed=args.seed,
+        device=args.device,
+        num_workers=args.workers,
+        resume=not args.no_resume,
+    )
+    result = pretrain(
+        args.data,
+        args.labels,
+        args.out,
+        config,
+        model=args.model,
+        weights=args.init,
+        modality=args.modality,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        oversampling=args.oversampling,
+        site=args.site,
+    )
+    if ddp.is_main():
+        fit = result.fit
+        print(
+            f"wrote {result.out_dir}: {len(result.class_names)} classes, "
+            f"{result.n_train} training / {result.n_val} validation images, best epoch "
+            f"{fit.best_epoch} of {fit.epochs_run}, validation accuracy "
+            f"{fit.val.get('accuracy', float('nan')):.3f}"
+        )
+        print(
+            f"  load with: radiologynet.create_model('{args.model}', "
+            f"weights='{result.out_dir}', num_classes=N)"
+        )
+    return 0

@@ -1,0 +1,436 @@
+"""LUNA16 for 2-D nodule segmentation, as the paper used it.
+
+Layout (https://luna16.grand-challenge.org/Download/): ``subset0..subset9/<seriesuid>.mhd``
+(+ ``.raw``), ``annotations.csv`` (``seriesuid, coordX, coordY, coordZ, diameter_mm``, world
+millimetres) and optionally ``candidates.csv`` / ``candidates_V2.csv``.
+
+The pipeline: CT in HU clipped to [-1000, 1000] and scaled ``(HU + 1000) / 2000`` to [0, 1];
+nodule centres mapped world -> voxel with the volume's origin, spacing and direction; a
+mask per nodule, by default the paper's (a box grown from the centre while voxels stay
+above -700 HU, intersected with HU > -700), optionally a sphere of the annotated diameter;
+series-level split (sorted series UIDs, every 10th to validation, optionally a held-out
+test fold). Training samples are 96 x 96 crops centred on each nodule (cut to a random
+64 x 64 and augmented on the device), drawn ``samples_per_epoch`` times per epoch (the
+paper: 300,000); the paper's validation metric is measured on the central 64 x 64 of
+each validation nodule's crop (:meth:`LUNA16.center_crops`); the full slices that contain
+nodule are available too (:meth:`LUNA16.slices`). Each series is decoded once into a
+small ``.npz`` cache (its nodule slices and crops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from radiologynet._atomic import atomic_write
+from radiologynet.data.splits import read_csv_table, require_columns
+from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
+from radiologynet.io import read_volume
+
+HU_MIN, HU_MAX = -1000.0, 1000.0
+#: The paper's threshold for growing and cutting nodule masks (HU).
+MASK_THRESHOLD_HU = -700.0
+MASK_METHODS = ("paper", "sphere")
+CROP_SIZE = 96
+#: Bump when the cache layout or its contents change.
+CACHE_VERSION = 1
+DOWNLOAD_HINT = (
+    "Download LUNA16 from https://luna16.grand-challenge.org/Download/ and "
+    "extract it so that DIR/subset0/<seriesuid>.mhd and DIR/annotations.csv exist."
+)
+
+
+@dataclass(frozen=True)
+class Nodule:
+    """One annotated nodule: centre in world millimetres ``(x, y, z)`` and its diameter."""
+
+    seriesuid: str
+    center_xyz: tuple[float, float, float]
+    diameter_mm: float
+
+
+def scale_hu(hu: np.ndarray) -> np.ndarray:
+    """HU clipped to [-1000, 1000] and scaled to [0, 1] (float32)."""
+    return (np.clip(hu.astype(np.float32), HU_MIN, HU_MAX) - HU_MIN) / (HU_MAX - HU_MIN)
+
+
+def find_series(root: str | Path) -> dict[str, Path]:
+    """Every ``subset*/<seriesuid>.mhd`` under ``root``, by series UID.
+
+    Raises:
+        DatasetNotFoundError: no ``subset*`` folder with ``.mhd`` files.
+    """
+    root = Path(root).expanduser()
+    series = {p.stem: p for p in sorted(root.glob("subset*/*.mhd"))}
+    if not series:
+        raise DatasetNotFoundError(
+            f"No subset*/<seriesuid>.mhd files under {root}. {DOWNLOAD_HINT}"
+        )
+    return series
+
+
+def _read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of a LUNA16 sheet as text, through the datasets' one CSV reader (empty,
+    binary, non-UTF-8 and ragged files are one :class:`DatasetFormatError`)."""
+    frame = read_csv_table(path, dtype=str, keep_default_na=False)
+    require_columns(frame, columns, path)
+    return frame.to_dict("records")
+
+
+def _numbers(path: Path, line: int, row: dict[str, str], names: Sequence[str]) -> list[float]:
+    try:
+        return [float(row[name]) for name in names]
+    except ValueError as err:
+        raise DatasetFormatError(f"{path} line {line}: {err}; use the sheet as published.") from err
+
+
+def read_annotations(root: str | Path) -> list[Nodule]:
+    """The nodules of ``annotations.csv``.
+
+    Raises:
+        DatasetNotFoundError: no ``annotations.csv``.
+        DatasetFormatError: missing columns or non-numeric values.
+    """
+    path = Path(root).expanduser() / "annotations.csv"
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{path} not found. {DOWNLOAD_HINT}")
+    columns = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
+    nodules = []
+    for line, row in enumerate(_read_rows(path, columns), start=2):
+        x, y, z, diameter = _numbers(path, line, row, columns[1:])
+        nodules.append(Nodule(row["seriesuid"], (x, y, z), diameter))
+    return nodules
+
+
+def read_candidates(root: str | Path) -> list[tuple[str, tuple[float, float, float], int]]:
+    """``(seriesuid, (x, y, z), class)`` rows of ``candidates_V2.csv`` (or
+    ``candidates.csv``); an empty list when neither exists."""
+    root = Path(root).expanduser()
+    for name in ("candidates_V2.csv", "candidates.csv"):
+        path = root / name
+        if path.is_file():
+            columns = ("seriesuid", "coordX", "coordY", "coordZ", "class")
+            candidates = []
+            for line, row in enumerate(_read_rows(path, columns), start=2):
+                x, y, z, label = _numbers(path, line, row, columns[1:])
+                if label not in (0.0, 1.0):
+                    raise DatasetFormatError(f"{path} line {line}: class {label:g} is not 0 or 1.")
+                candidates.append((row["seriesuid"], (x, y, z), int(label)))
+            return candidates
+    return []
+
+
+def split_series(
+    uids: Iterable[str], val_every: int = 10, test_every: int | None = None
+) -> dict[str, list[str]]:
+    """The paper's series-level split: sorted UIDs, every ``val_every``-th (from the first)
+    to validation; with ``test_every``, every ``test_every``-th of the rest to a held-out
+    test fold. Returns ``{"train", "val", "test"}`` lists of UIDs (disjoint)."""
+    if val_every < 2 or (test_every is not None and test_every < 2):
+        raise InvalidArgumentError(
+            f"val_every={val_every}, test_every={test_every}: each must be >= 2."
+        )
+    ordered = sorted(set(uids))
+    val = ordered[::val_every]
+    rest = [u for i, u in enumerate(ordered) if i % val_every]
+    test = rest[::test_every] if test_every else []
+    train = [u for u in rest if u not in set(test)]
+    return {"train": train, "val": val, "test": test}
+
+
+def _grow_radius(hu: np.ndarray, centre: tuple[int, int, int], axis: int, threshold: float) -> int:
+    radius = 2
+    size = hu.shape[axis]
+    while True:
+        low, high = centre[axis] - radius, centre[axis] + radius
+        if low < 0 or high >= size:
+            return radius
+        lo_idx, hi_idx = list(centre), list(centre)
+        lo_idx[axis], hi_idx[axis] = low, high
+        if hu[tuple(lo_idx)] <= threshold or hu[tuple(hi_idx)] <= threshold:
+            return radius
+        radius += 1
+
+
+def nodule_mask(
+    hu: np.ndarray,
+    centres_zyx: np.ndarray,
+    diameters_mm: Sequence[float],
+    spacing_zyx: Sequence[float],
+    method: str = "paper",
+    threshold_hu: float = MASK_THRESHOLD_HU,
+) -> np.ndarray:
+    """A boolean mask (same shape as ``hu``, ``[z, y, x]``) of the nodules.
+
+    ``method="paper"``: around each centre a box whose half-size along each axis grows from
+    2 voxels while both voxels at that distance stay above ``threshold_hu``; the union of
+    boxes is intersected with ``hu > threshold_hu`` (the diameter is not used).
+    ``method="sphere"``: the voxels within ``diameter / 2`` mm of the continuous centre.
+    """
+    if method not in MASK_METHODS:
+        raise InvalidArgumentError(f"mask method {method!r}: use one of {', '.join(MASK_METHODS)}.")
+    mask = np.zeros(hu.shape, dtype=bool)
+    centres = np.atleast_2d(np.asarray(centres_zyx, dtype=np.float64))
+    if method == "sphere":
+        grids = np.ogrid[tuple(slice(0, s) for s in hu.shape)]
+        for centre, diameter in zip(centres, diameters_mm, strict=True):
+            distance = sum(
+                ((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing_zyx, strict=True)
+            )
+            mask |= distance <= (diameter / 2) ** 2
+        return mask
+    for centre in centres:
+        index = tuple(int(v) for v in np.clip(np.rint(centre), 0, np.array(hu.shape) - 1))
+        radii = [_grow_radius(hu, index, axis, threshold_hu) for axis in range(3)]
+        box = tuple(slice(max(c - r, 0), c + r + 1) for c, r in zip(index, radii, strict=True))
+        mask[box] = True
+    return mask & (hu > threshold_hu)
+
+
+def _crop(array: np.ndarray, centre_yx: tuple[int, int], size: int, fill: float) -> np.ndarray:
+    half = size // 2
+    padded = np.pad(array, half, mode="constant", constant_values=fill)
+    y, x = centre_yx[0] + half, centre_yx[1] + half
+    return padded[y - half : y - half + size, x - half : x - half + size]
+
+
+@dataclass
+class SeriesSamples:
+    """What one series contributes: its nodule slices and the crops around each nodule.
+
+    Attributes:
+        slice_index: ``(k,)`` z index of each slice that contains nodule.
+        slices / slice_masks: ``(k, H, W)`` scaled image (float16) and mask (bool).
+        centres_zyx: ``(n, 3)`` continuous voxel centres of the nodules.
+        crops / crop_masks: ``(n, 96, 96)`` crops centred on each nodule's slice and pixel.
+    """
+
+    slice_index: np.ndarray
+    slices: np.ndarray
+    slice_masks: np.ndarray
+    centres_zyx: np.ndarray
+    crops: np.ndarray
+    crop_masks: np.ndarray
+
+    def save(self, path: Path) -> None:
+        """Write atomically as ``.npz``."""
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.savez appends no ".npz"
+                np.savez(fh, **self.__dict__)
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path) -> SeriesSamples:
+        """Read a cache file written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in data.files})
+
+
+def build_series_samples(
+    mhd: Path, nodules: Sequence[Nodule], method: str = "paper", crop_size: int = CROP_SIZE
+) -> SeriesSamples:
+    """Decode one series and cut its nodule slices and crops."""
+    volume = read_volume(mhd)
+    hu = volume.array.astype(np.float32)
+    if nodules:
+        centres = volume.world_to_voxel(np.array([n.center_xyz for n in nodules]))
+        centres = np.atleast_2d(centres)
+    else:
+        centres = np.zeros((0, 3))
+    mask = (
+        nodule_mask(hu, centres, [n.diameter_mm for n in nodules], volume.spacing_zyx, method)
+        if nodules
+        else np.zeros(hu.shape, dtype=bool)
+    )
+    scaled = scale_hu(hu)
+    slice_index = np.flatnonzero(mask.any(axis=(1, 2)))
+    crops, crop_masks = [], []
+    for centre in centres:
+        z, y, x = (int(v) for v in np.clip(np.rint(centre), 0, np.array(hu.shape) - 1))
+        crops.append(_crop(scaled[z], (y, x), crop_size, 0.0))
+        crop_masks.append(_crop(mask[z], (y, x), crop_size, False))
+    empty = np.zeros((0, crop_size, crop_size))
+    return SeriesSamples(
+        slice_index=slice_index,
+        slices=scaled[slice_index].astype(np.float16),
+        slice_masks=mask[slice_index],
+        centres_zyx=centres.astype(np.float64),
+        crops=np.stack(crops).astype(np.float16) if crops else empty.astype(np.float16),
+        crop_masks=np.stack(crop_masks) if crop_masks else empty.astype(bool),
+    )
+
+
+def default_cache_dir() -> Path:
+    """``<radiologynet cache>/luna16`` (``$RADIOLOGYNET_CACHE`` or ``~/.cache/radiologynet``)."""
+    from radiologynet.models._hub import cache_dir
+
+    return cache_dir() / "luna16"
+
+
+class LUNA16:
+    """A LUNA16 folder: its series, nodules, split and cached per-series samples.
+
+    Args:
+        root: the dataset folder (``subset*/``, ``annotations.csv``).
+        mask_method: ``"paper"`` (default) or ``"sphere"``.
+        val_every / test_every: the series-level split (:func:`split_series`).
+        cache_dir: where the per-series ``.npz`` files go (default
+            :func:`default_cache_dir`); keyed by series, mask method, crop size and the
+            ``.mhd`` file's size and modification time.
+        progress: show a progress bar while series are decoded.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        mask_method: str = "paper",
+        val_every: int = 10,
+        test_every: int | None = None,
+        cache_dir: str | Path | None = None,
+        crop_size: int = CROP_SIZE,
+        progress: bool = True,
+    ) -> None:
+        if mask_method not in MASK_METHODS:
+            raise InvalidArgumentError(
+                f"mask_method {mask_method!r}: use one of {', '.join(MASK_METHODS)}."
+            )
+        self.root = Path(root).expanduser()
+        self.series = find_series(self.root)
+        self.nodules: dict[str, list[Nodule]] = {}
+        for nodule in read_annotations(self.root):
+            if nodule.seriesuid in self.series:
+                self.nodules.setdefault(nodule.seriesuid, []).append(nodule)
+        self.mask_method = mask_method
+        self.crop_size = crop_size
+        self.splits = split_series(self.series, val_every, test_every)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.progress = progress
+
+    def _cache_path(self, uid: str) -> Path:
+        stat = self.series[uid].stat()
+        raw = self.series[uid].with_suffix(".raw")
+        raw_stat = (raw.stat().st_size, raw.stat().st_mtime_ns) if raw.exists() else ()
+        nodules = [(n.center_xyz, n.diameter_mm) for n in self.nodules.get(uid, [])]
+        key = repr(
+            (
+                CACHE_VERSION,
+                stat.st_size,
+                stat.st_mtime_ns,
+                raw_stat,
+                nodules,
+                self.mask_method,
+                self.crop_size,
+            )
+        )
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        return self.cache_dir / f"{uid}-{self.mask_method}-{digest}.npz"
+
+    def samples(self, uid: str) -> SeriesSamples:
+        """The cached samples of one series (decoded and cached on first use)."""
+        path = self._cache_path(uid)
+        if path.is_file():
+            return SeriesSamples.load(path)
+        samples = build_series_samples(
+            self.series[uid], self.nodules.get(uid, []), self.mask_method, self.crop_size
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        samples.save(path)
+        return samples
+
+    def split_samples(self, split: str) -> list[SeriesSamples]:
+        """The samples of every series of ``split`` (``train``, ``val`` or ``test``) that
+        has nodules."""
+        uids = [u for u in self.splits[split] if u in self.nodules]
+        return [
+            self.samples(u)
+            for u in tqdm(uids, desc=f"LUNA16 {split}", leave=False, disable=not self.progress)
+        ]
+
+    def crops(self, split: str = "train", samples_per_epoch: int | None = None) -> LunaCrops:
+        """The training crops of ``split`` (96 x 96 around each nodule)."""
+        parts = self.split_samples(split)
+        images = [p.crops for p in parts if len(p.crops)]
+        masks = [p.crop_masks for p in parts if len(p.crops)]
+        if not images:
+            raise DatasetFormatError(f"{self.root}: no annotated nodule in the {split} split.")
+        return LunaCrops(np.concatenate(images), np.concatenate(masks), samples_per_epoch)
+
+    def center_crops(self, split: str = "val", size: int = 64) -> LunaCrops:
+        """The central ``size`` x ``size`` of each nodule crop of ``split``: the paper's
+        validation crops (Table 2 averages Dice and IoU over them)."""
+        full = self.crops(split)
+        if not 0 < size <= full.crops.shape[-1]:
+            raise InvalidArgumentError(
+                f"center crop size {size} must be in 1..{full.crops.shape[-1]} (the cached "
+                "crop size)."
+            )
+        start = (full.crops.shape[-1] - size) // 2
+        window = (slice(None), slice(start, start + size), slice(start, start + size))
+        return LunaCrops(full.crops[window].numpy(), full.masks[window].numpy())
+
+    def slices(self, split: str = "val") -> LunaSlices:
+        """The full slices of ``split`` that contain nodule."""
+        parts = [p for p in self.split_samples(split) if len(p.slices)]
+        if not parts:
+            raise DatasetFormatError(f"{self.root}: no nodule slice in the {split} split.")
+        return LunaSlices([p.slices for p in parts], [p.slice_masks for p in parts])
+
+
+class LunaCrops(torch.utils.data.Dataset):
+    """Nodule crops: items ``(image (1, S, S) float32 in [0, 1], mask (1, S, S) float32)``.
+
+    ``samples_per_epoch`` (the paper: 300,000) is the dataset's length: item ``i`` is crop
+    ``i % n``, so an epoch visits every crop about ``samples_per_epoch / n`` times (each
+    time cut and augmented differently on the device); ``None``: each crop once.
+    """
+
+    def __init__(
+        self, crops: np.ndarray, masks: np.ndarray, samples_per_epoch: int | None = None
+    ) -> None:
+        if samples_per_epoch is not None and (
+            isinstance(samples_per_epoch, bool) or int(samples_per_epoch) < 1
+        ):
+            raise InvalidArgumentError(
+                f"samples_per_epoch={samples_per_epoch!r}: use a positive number (the "
+                "paper: 300000) or None for one pass over the crops."
+            )
+        self.crops = torch.from_numpy(np.ascontiguousarray(crops))
+        self.masks = torch.from_numpy(np.ascontiguousarray(masks))
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(self.crops)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = index % len(self.crops)
+        return self.crops[i][None].float(), self.masks[i][None].float()
+
+
+class LunaSlices(torch.utils.data.Dataset):
+    """Full slices containing nodule: items ``(image (1, H, W), mask (1, H, W))``."""
+
+    def __init__(self, slices: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
+        self.items = [
+            (s, m)
+            for series, series_masks in zip(slices, masks, strict=True)
+            for s, m in zip(series, series_masks, strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.items[index]
+        return (
+            torch.from_numpy(image.astype(np.float32))[None],
+            torch.from_numpy(mask.astype(np.float32))[None],
+        )

@@ -1,0 +1,253 @@
+"""The one registry of task metadata: what each of the paper's downstream tasks predicts,
+the names it answers to, and how the paper trained it (with the source of each fact).
+
+Everything above this layer reads it: :mod:`radiologynet.protocol` adds only the
+protocol's own parts (how to build the data, the model, the loss and the metrics),
+the docs' protocol table (``docs/protocol.md``) prints it, the report matches the paper's
+published numbers through its aliases (the paper's ``pba`` and ``luna``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from radiologynet.data.splits import Task
+from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+
+#: What a task predicts.
+TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
+#: The paper's three initialisations, the family its statistics compare.
+PAPER_INITS = ("random", "imagenet", "radiologynet")
+
+#: Where the shared protocol is described in the paper.
+SOURCE_PROTOCOL = "paper, Evaluation on downstream tasks"
+
+
+@dataclass(frozen=True)
+class PaperProtocol:
+    """How the paper trained one task (facts, not this project's defaults).
+
+    Attributes:
+        models: the architectures it evaluated (``--models`` names).
+        lrs: its learning rates, as written (``"1e-4"``).
+        optimizer: ``"adamw"`` or ``"adam"``.
+        weight_decay: the optimiser's weight decay (``None``: the paper does not say).
+        scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3)).
+        batch_size / max_epochs / patience / runs: as in the authors' scripts.
+        monitor / mode: the validation metric that picked the reported checkpoint.
+        inits: the initialisations compared.
+        settings: task-specific settings (LUNA16: samples per epoch, crop sizes, ...).
+        sources: where each fact comes from, by field or setting name (the rest:
+            :data:`SOURCE_PROTOCOL`).
+    """
+
+    models: tuple[str, ...]
+    lrs: tuple[str, ...] = ("1e-2", "1e-3", "1e-4", "1e-5")
+    optimizer: str = "adamw"
+    weight_decay: float | None = 1e-3
+    scheduler: str | None = None
+    batch_size: int = 32
+    max_epochs: int = 200
+    patience: int = 10
+    runs: int = 5
+    monitor: str = "loss"
+    mode: str = "min"
+    inits: tuple[str, ...] = PAPER_INITS
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> str:
+        """Where the paper's value of ``name`` comes from."""
+        return self.sources.get(name, SOURCE_PROTOCOL)
+
+
+def _not_in_this_package(name: str, where: str) -> Callable[..., Any]:
+    def load(*args: Any, **kwargs: Any) -> Any:
+        raise InvalidArgumentError(
+            f"task {name!r} is not loaded as train/val/test samples: use {where}."
+        )
+
+    return load
+
+
+@dataclass(frozen=True)
+class TaskInfo(Task):
+    """One downstream task in the registry: a :class:`radiologynet.data.splits.Task`
+    (what it predicts, how to load it) with its other names and the paper's protocol.
+
+    Attributes:
+        aliases: other names accepted for it (lower case; the paper's own names too).
+        paper: how the paper trained it (``None`` for a task the paper did not have).
+
+    ``kind`` is one of :data:`TASK_KINDS`; ``num_outputs`` 0 means "read from the data"
+    (the ``folder`` task); LUNA16's ``load`` raises (its loader is
+    :class:`radiologynet.data.benchmarks.luna16.LUNA16`).
+    """
+
+    aliases: tuple[str, ...] = ()
+    paper: PaperProtocol | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {TASK_KINDS}")
+
+    @classmethod
+    def from_loader(
+        cls, task: Task, *, aliases: tuple[str, ...] = (), paper: PaperProtocol | None = None
+    ) -> TaskInfo:
+        """The registry record of a loader module's :class:`~radiologynet.data.splits.Task`."""
+        base = {f.name: getattr(task, f.name) for f in fields(Task)}
+        return cls(**base, aliases=aliases, paper=paper)
+
+
+_LUNA_SOURCE = "paper, LUNA16 (after Deep Learning with PyTorch, ch. 13)"
+_BOOK_VALUE = (
+    "the book's value (Deep Learning with PyTorch, ch. 13); the paper names the "
+    "augmentation, not its size"
+)
+#: LUNA16's task-specific paper settings.
+LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
+    {
+        "samples_per_epoch": 300_000,
+        "crop_size": 96,
+        "train_crop": 64,
+        "val_crop": 64,
+        "validation": "crops",
+        "mask_method": "paper",
+        "augment_flip": True,
+        "augment_offset": 0.03,
+        "augment_scale": 0.2,
+        "augment_rotate": True,
+        "augment_noise_hu": 25.0,
+    }
+)
+
+
+def _paper_protocols() -> dict[str, PaperProtocol]:
+    table = "paper, Tables 3-6 (and Methods)"
+    return {
+        "btmr": PaperProtocol(models=("resnet50", "mobilenet_v3_small"), sources={"models": table}),
+        "covid19": PaperProtocol(
+            models=("mobilenet_v3_large", "resnet18"), sources={"models": table}
+        ),
+        "boneage": PaperProtocol(
+            models=("efficientnet_b3", "inception_v3"),
+            optimizer="adam",
+            scheduler="plateau",
+            sources={
+                "models": table,
+                "optimizer": "paper, PBA (Adam)",
+                "scheduler": "paper, PBA: ReduceLROnPlateau(0.1, patience 3)",
+            },
+        ),
+        "grazpedwri": PaperProtocol(models=("densenet121", "resnet34"), sources={"models": table}),
+        "luna16": PaperProtocol(
+            models=("unet-resnet50", "unet-vgg16", "unet-efficientnet_b4", "unet"),
+            lrs=("1e-3", "1e-4", "1e-5"),
+            optimizer="adam",
+            weight_decay=None,
+            monitor="crop_iou",
+            mode="max",
+            settings=LUNA16_PAPER_SETTINGS,
+            sources={
+                "models": "paper, Table 2",
+                "lrs": "paper, Table 2 / Methods",
+                "optimizer": _LUNA_SOURCE,
+                "weight_decay": "not stated for LUNA16",
+                "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
+                "mode": "paper, Table 2",
+                **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
+                "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
+                "val_crop": "paper, Table 2: 64 x 64 validation crops",
+                "validation": "paper, Table 2: mean over validation nodule crops",
+                "augment_offset": _BOOK_VALUE,
+                "augment_scale": _BOOK_VALUE,
+                "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)",
+            },
+        ),
+    }
+
+
+def _builtin() -> dict[str, TaskInfo]:
+    from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri
+
+    paper = _paper_protocols()
+    aliases = {
+        "btmr": ("brain-tumor-mri",),
+        "covid19": ("covid", "covid-19"),
+        "boneage": ("pba", "bone-age", "bone_age", "rsna-boneage"),
+        "grazpedwri": ("grazpedwri-dx", "graz"),
+    }
+    records = {
+        m.TASK.name: TaskInfo.from_loader(
+            m.TASK, aliases=aliases[m.TASK.name], paper=paper[m.TASK.name]
+        )
+        for m in (btmr, covid19, boneage, grazpedwri)
+    }
+    records["luna16"] = TaskInfo(
+        name="luna16",
+        title="LUNA16",
+        kind="segmentation",
+        classes=("nodule",),
+        num_outputs=1,
+        input_needs_sex=False,
+        download_url="https://luna16.grand-challenge.org/Download/",
+        expected_tree="DIR/\n  subset0..subset9/<seriesuid>.mhd (+ .raw)\n  annotations.csv\n",
+        load=_not_in_this_package("luna16", "radiologynet.data.benchmarks.luna16.LUNA16(root)"),
+        aliases=("luna",),
+        paper=paper["luna16"],
+    )
+    return records
+
+
+_REGISTRY: dict[str, TaskInfo] = _builtin()
+_ALIASES: dict[str, str] = {a: t.name for t in _REGISTRY.values() for a in t.aliases}
+#: Every registered task by canonical name (read-only view; :func:`register_task_info`
+#: adds one).
+TASKS: Mapping[str, TaskInfo] = MappingProxyType(_REGISTRY)
+
+
+def canonical_task_name(name: str) -> str | None:
+    """The canonical name of ``name`` (a name or an alias, any case); ``None`` if unknown."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    return key if key in _REGISTRY else None
+
+
+def get_task(name: str) -> TaskInfo:
+    """The task called ``name`` or one of its aliases (``"covid"``, ``"pba"``, ``"luna"``).
+
+    Raises:
+        UnknownTaskError: the message lists the registered tasks.
+    """
+    key = canonical_task_name(name)
+    if key is None:
+        raise UnknownTaskError(
+            f"Unknown task {name!r}; choose one of: {', '.join(_REGISTRY)} (aliases: "
+            f"{', '.join(sorted(_ALIASES))})."
+        )
+    return _REGISTRY[key]
+
+
+def register_task_info(info: TaskInfo) -> TaskInfo:
+    """Add (or replace) a task record and its aliases; returns it.
+
+    Raises:
+        InvalidArgumentError: an alias already names another task.
+    """
+    for alias in info.aliases:
+        owner = _ALIASES.get(alias)
+        if (owner is not None and owner != info.name) or (
+            alias in _REGISTRY and alias != info.name
+        ):
+            raise InvalidArgumentError(
+                f"task {info.name!r}: alias {alias!r} already names task "
+                f"{owner or alias!r}; choose another alias."
+            )
+    _REGISTRY[info.name] = info
+    for alias in info.aliases:
+        _ALIASES[alias] = info.name
+    return info

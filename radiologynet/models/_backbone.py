@@ -1,0 +1,60 @@
+"""Backbone weights for U-Net encoders: the zoo's classification files, loaded by timm.
+
+A U-Net encoder uses the same converted ``model.safetensors`` as the classification model
+(timm layout). timm itself loads it into its ``features_only`` encoder (the whole network
+is built, the weights loaded with the first convolution adapted to ``in_chans`` and the
+head dropped, then the feature wrapper taken), whether the encoder is built by timm (the
+paper's decoder) or by segmentation-models-pytorch's ``tu-`` encoders: both receive the
+same ``pretrained_cfg_overlay`` that :func:`radiologynet.create_model` uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from radiologynet.models import _hub as hub
+from radiologynet.models._builder import pretrained_cfg_for, resolve_checked
+from radiologynet.models._hub import ResolvedWeights
+from radiologynet.models._registry import Architecture
+from radiologynet.models._weights import WeightRecord
+
+WeightsArg = str | Path | WeightRecord | None
+
+
+def weights_file(weights: str | Path) -> Path:
+    """The safetensors file of a weights folder (``config.json`` + ``model.safetensors``)
+    or of a path that already is the file.
+
+    Raises:
+        WeightsNotFoundError: when neither exists.
+    """
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    _, file = hub.read_weights_folder(path, require_config=False)
+    return file
+
+
+def resolve_backbone_weights(arch: Architecture, weights: WeightsArg) -> ResolvedWeights | None:
+    """The classification weights file (timm layout) that ``weights`` names for ``arch``
+    (read as :func:`radiologynet.models._weights.resolve_weights_arg` reads every ``weights=``),
+    checked to be intact and of ``arch``; ``None`` for random initialisation.
+
+    Raises:
+        UnknownWeightsError: a tag that does not exist for ``arch``, or weights of another
+            architecture.
+        WeightsNotReleasedError: a tag the authors never published.
+        WeightsNotFoundError: a path without weights.
+        CheckpointFormatError: a damaged file, or tensors of another architecture.
+    """
+    return resolve_checked(arch, weights)
+
+
+def encoder_kwargs(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
+    """Keyword arguments for ``timm.create_model(..., features_only=True)`` (or an smp
+    ``tu-`` encoder) that build ``arch`` exactly and make timm load ``resolved``."""
+    kwargs: dict[str, Any] = {**arch.model_args_dict}
+    if resolved is not None:
+        kwargs["pretrained_cfg_overlay"] = pretrained_cfg_for(arch, resolved)
+    return kwargs

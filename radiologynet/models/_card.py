@@ -1,0 +1,243 @@
+"""The ``README.md`` model card written into every weights folder.
+
+Front matter the Hugging Face Hub reads (``library_name: timm``, licence, tags), then what
+the weight is for, the preprocessing it expects, its training data and their limits, the
+paper's downstream results for the architecture, and how to load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from radiologynet.models._registry import get_architecture
+from radiologynet.models._weights import WeightRecord
+from radiologynet.paper import PAPER, PaperResult
+from radiologynet.transforms import channel_mean_std, read_preprocessing
+
+BASE_TAGS = (
+    "timm",
+    "image-classification",
+    "radiology",
+    "medical-imaging",
+    "transfer-learning",
+    "radiologynet",
+)
+
+_INIT_ORDER = ("baseline", "imagenet", "radiologynet")
+
+
+def _front_matter(license_id: str, tags: Iterable[str]) -> str:
+    lines = ["---", "library_name: timm", f"license: {license_id}", "tags:"]
+    lines += [f"- {tag}" for tag in dict.fromkeys(tags)]
+    lines += ["pipeline_tag: image-classification", "---", ""]
+    return "\n".join(lines)
+
+
+def results_table(results: Iterable[PaperResult]) -> str:
+    """The paper's results as a markdown table: one row per (table, task, metric,
+    statistic), one column per initialisation (:meth:`PaperResult.formatted`: value ± std and
+    unit, with its learning rate)."""
+    results = [r for r in results if r.metric != "epochs"]
+    if not results:
+        return "_The paper reports no downstream results for this architecture._\n"
+    inits = sorted(
+        {r.init for r in results},
+        key=lambda i: (_INIT_ORDER.index(i) if i in _INIT_ORDER else 99, i),
+    )
+    rows: dict[tuple[int, str, str, str], dict[str, PaperResult]] = {}
+    for r in results:
+        rows.setdefault((r.table, r.task, r.metric, r.statistic), {})[r.init] = r
+    lines = [
+        "| table | task | metric | statistic | " + " | ".join(inits) + " |",
+        "|---|---|---|---|" + "---|" * len(inits),
+    ]
+    for (table, task, metric, statistic), cells in rows.items():
+        values = []
+        for init in inits:
+            r = cells.get(init)
+            if r is None:
+                values.append("")
+                continue
+            values.append(f"{r.formatted()} (lr {r.lr})")
+        lines.append(f"| {table} | {task} | {metric} | {statistic} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: Measured (``tests/test_transforms.py`` checks these bounds): largest difference between
+#: ``radiologynet.transforms.for_model`` and timm's ``create_transform`` when timm has to
+#: shrink the image (PIL anti-aliases, the weights were trained without: OpenCV
+#: INTER_LINEAR), over nine real wrist radiographs (GRAZPEDWRI-DX, ~600-900 px -> 224)
+#: and on pixel noise (512 x 400 -> 224).
+TIMM_SHRINK_MAX_DIFF = {"radiograph": 0.89, "noise": 0.47}
+
+
+def _preprocessing(config: Mapping[str, Any]) -> str:
+    pre = read_preprocessing(config)
+    size, interpolation = pre.input_size, pre.interpolation
+    if pre.mean is None:
+        normalise = "no mean/std normalisation"
+    else:
+        normalise = f"then normalised with mean {list(pre.mean)}, std {list(pre.std or ())}"
+    one = channel_mean_std(pre.mean, pre.std, 1)
+    one_channel = (
+        ""
+        if one is None
+        else f" A model made with `in_chans=1` takes mean {one[0][0]:.5f}, std "
+        f"{one[1][0]:.5f} (`for_model` applies it; timm leaves three values and "
+        "its transform fails on one channel)."
+    )
+    if pre.letterbox:
+        geometry = (
+            f"- Grayscale image, longest side resized to {size} px ({interpolation}, "
+            "no anti-aliasing, as OpenCV's INTER_LINEAR), aspect ratio kept, "
+            f"zero-padded and centred to {size} x {size} (letterbox; timm "
+            f"`crop_mode='border'`, `crop_pct={pre.crop_pct:g}`).\n"
+        )
+    else:
+        geometry = (
+            f"- Grayscale image, shorter side resized to {size} / {pre.crop_pct:g} px "
+            f"({interpolation}), centre {size} x {size} crop.\n"
+        )
+    timm_note = (
+        "- `radiologynet.transforms.for_model(model)` (or `record.transforms()`) applies "
+        "exactly this. timm's `resolve_data_config` + `create_transform` (on the image as "
+        "RGB) gives the same tensor (to within one 8-bit grey level) when the image is no "
+        f"larger than {size} px; it differs when the image must shrink, because PIL anti-aliases "
+        f"(largest difference measured: {TIMM_SHRINK_MAX_DIFF['radiograph']} on a "
+        f"radiograph, {TIMM_SHRINK_MAX_DIFF['noise']} on pixel noise)"
+    )
+    if pre.mean is not None and pre.letterbox:
+        timm_note += (
+            ", and timm fills the letterbox border with the mean colour where "
+            "these weights saw black"
+        )
+    return (
+        geometry + "- Intensities scaled to [0, 1] (8-bit values / 255; float images already in "
+        f"[0, 1] kept), the one channel repeated to three; {normalise}.{one_channel}\n"
+        + timm_note
+        + ".\n"
+    )
+
+
+def _record_notes(record: WeightRecord | None) -> list[str]:
+    """Which torchvision weight an ImageNet record is, and the licence note."""
+    notes = []
+    if record is not None and record.torchvision_weights:
+        notes.append(
+            f"These are torchvision's `{record.architecture.torchvision_name}` "
+            f"`{record.torchvision_weights}` ImageNet weights (torchvision 0.15.2's "
+            "`.DEFAULT`, which the paper's ImageNet runs used), converted from "
+            f"{record.source_url or 'torchvision'}.\n"
+        )
+    if record is not None and record.license_note:
+        notes.append(f"Licence: `{record.license}`. {record.license_note}\n")
+    return notes
+
+
+def _identity(
+    config: Mapping[str, Any],
+    arch: Any,
+    record: WeightRecord | None,
+    extra: Mapping[str, Any],
+    name: str,
+) -> tuple[str, list[str], str, str]:
+    """The card's licence, Hub tags, title and one-paragraph description."""
+    license_id = (
+        record.license
+        if record is not None
+        else str(config.get("pretrained_cfg", {}).get("license", "other"))
+    )
+    tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
+    if record is not None:
+        tags += [m.lower() for m in record.modalities]
+    title = extra.get("title", f"RadiologyNET {arch.original_name}: `{name}`")
+    description = extra.get("description") or (
+        record.description
+        if record is not None
+        else f"{arch.original_name} weights converted to timm's `{arch.timm_name}`."
+    )
+    return license_id, tags, title, str(description)
+
+
+def _how_to_load(arch: Any, record: WeightRecord | None, repo_id: str) -> list[str]:
+    """The card's "How to load" and "Citation" sections."""
+    return [
+        "## How to load\n",
+        "With radiologynet (preprocessing travels with the model):\n",
+        "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{arch.name}", '
+        'weights="PATH/TO/THIS/FOLDER", num_classes=4, in_chans=1)\n```\n'
+        if record is None
+        else "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{record.name}", num_classes=4, in_chans=1)\n'
+        "```\n",
+        "With plain timm:\n",
+        "```python\nimport timm\n"
+        f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True, num_classes=4)\n'
+        "# or, from a local copy of this folder:\n"
+        'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)\n```\n',
+        "## Citation\n",
+        f"{PAPER}\n",
+    ]
+
+
+def render_model_card(
+    config: Mapping[str, Any],
+    *,
+    record: WeightRecord | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The model card of a weights folder, as markdown with Hub front matter.
+
+    Args:
+        config: the folder's ``config.json`` content.
+        record: the weight it holds (description, data, licence, results).
+        extra: optional ``title``, ``description``, ``tags`` (list) and ``sections``
+            (mapping of heading -> markdown) added to the card.
+
+    Returns:
+        The card text.
+    """
+    extra = dict(extra or {})
+    arch = get_architecture(str(config["architecture"]))
+    meta = config.get("radiologynet", {})
+    name = record.name if record is not None else f"{arch.name} (converted)"
+    repo_id = (record.hub_repo_id if record is not None else "") or "ORG/NAME"
+    license_id, tags, title, description = _identity(config, arch, record, extra, name)
+    parts = [
+        _front_matter(license_id, tags),
+        f"# {title}\n",
+        f"{description}.\n" if not str(description).endswith(".") else f"{description}\n",
+        f"A plain timm `{arch.timm_name}` (model args {config.get('model_args', {})}) with "
+        f"a {config['num_classes']}-class head, numerically identical to the authors' "
+        f"torchvision {arch.torchvision_name}.\n",
+        "## Intended use\n",
+        "A starting point for fine-tuning on medical-imaging tasks (classification, "
+        "regression, or as a U-Net encoder), mainly on grayscale radiology images. The "
+        "pretraining classes are unsupervised pseudo-labels (clusters), not diagnoses: do "
+        "not use the pretraining head for clinical decisions, and validate any fine-tuned "
+        "model on data from your own site before use.\n",
+        "## Preprocessing\n",
+        _preprocessing(config),
+        "## Training data and its limits\n",
+        (
+            record.training_data
+            if record is not None
+            else "Unknown: this folder was converted without a weight record."
+        )
+        + "\n",
+    ]
+    parts += _record_notes(record)
+    parts += [
+        "## Results in the paper\n",
+        f"Downstream results of `{arch.name}` (Tables 2-6 of the paper), each with its "
+        "unit (Dice/IoU are fractions); `baseline` is random initialisation.\n",
+        results_table(record.results if record is not None else ()),
+    ]
+    for heading, body in dict(extra.get("sections", {})).items():
+        parts += [f"## {heading}\n", f"{body}\n"]
+    parts += _how_to_load(arch, record, repo_id)
+    if meta.get("sha256"):
+        parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
+    return "\n".join(parts)

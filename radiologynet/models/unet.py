@@ -1,0 +1,307 @@
+"""Encoder U-Nets over the zoo's backbones, and the one entry point :func:`create_unet`.
+
+The encoder is timm's ``features_only`` version of the registry architecture, loaded from
+the same converted classification file as :func:`radiologynet.create_model` (no separate
+download). Two decoders:
+
+- ``decoder="smp"`` (default): segmentation-models-pytorch's ``Unet`` with the
+  ``tu-<timm name>`` encoder (decoder widths 256-128-64-32-16), light and maintained;
+- ``decoder="paper"``: the paper's topology (:mod:`.paper_decoder`), for reproduction.
+
+Every U-Net returns logits; apply a sigmoid at inference (:func:`predict_mask`), the losses
+take logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import segmentation_models_pytorch as smp
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from radiologynet.errors import CheckpointFormatError, InvalidArgumentError
+from radiologynet.models._backbone import (
+    WeightsArg,
+    encoder_kwargs,
+    resolve_backbone_weights,
+    weights_file,
+)
+from radiologynet.models._hub import ResolvedWeights, read_config
+from radiologynet.models._paper_unet import PaperUNet
+from radiologynet.models._registry import Architecture, get_architecture
+from radiologynet.models._vanilla_unet import (
+    RECON_RECORDS,
+    VANILLA_ARCHITECTURE,
+    UNetWeightRecord,
+    VanillaUNet,
+    get_unet_weights,
+    load_vanilla_unet,
+    not_released_error,
+)
+from radiologynet.models._weights import RANDOM_TAGS, WeightRecord, looks_like_path
+
+DECODERS = ("smp", "paper")
+#: Registry architectures that cannot be U-Net encoders, and why.
+UNSUPPORTED_ENCODERS = {
+    "inception_v3": "its unpadded convolutions give feature maps that are not exact halves "
+    "of each other (157, 76, 37, 18, 8 at 320 px), so no skip lines up",
+}
+
+
+class UNet(nn.Module):
+    """A segmentation network that accepts any input size.
+
+    The input is zero-padded on the bottom and right to a multiple of ``stride`` (the
+    encoder's total downsampling) and the logits are cropped back, so odd sizes such as
+    65 x 47 work (the paper's EfficientNetB4 U-Net failed at 380 px: 95 vs 96).
+
+    Attributes:
+        net: the wrapped network (``smp.Unet``, :class:`PaperUNet` or :class:`VanillaUNet`).
+        encoder: the timm ``features_only`` encoder (``None`` for the vanilla U-Net).
+        stride: the multiple inputs are padded to.
+        decoder: ``"smp"``, ``"paper"`` or ``"vanilla"``.
+        radiologynet_arch / radiologynet_weights: the registry architecture and the
+            weight record of the encoder (``None`` when random or a user's file).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        encoder: nn.Module | None,
+        stride: int,
+        decoder: str,
+        arch: Architecture | None = None,
+        record: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.stride = stride
+        self.decoder = decoder
+        self.radiologynet_arch = arch
+        self.radiologynet_weights = record
+        self._encoder = [encoder]  # a view into ``net``, not a second registration
+
+    @property
+    def encoder(self) -> nn.Module | None:
+        """The timm ``features_only`` encoder inside ``net``."""
+        return self._encoder[0]
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = -x.shape[-2] % self.stride
+        pad_w = -x.shape[-1] % self.stride
+        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        return self.net(self._pad(x))[..., :height, :width]
+
+    def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps for ``x`` (padded as in :meth:`forward`), one per
+        stage, exactly as the classification backbone's ``features_only`` output."""
+        if self.encoder is None:
+            raise InvalidArgumentError("The vanilla U-Net has no pretrained encoder.")
+        return list(self.encoder(self._pad(x)))
+
+
+def _smp_unet(
+    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
+) -> tuple[nn.Module, nn.Module]:
+    net = smp.Unet(
+        f"tu-{arch.timm_name}",
+        encoder_weights=True if resolved is not None else None,
+        in_channels=in_chans,
+        classes=num_classes,
+        **encoder_kwargs(arch, resolved),
+    )
+    return net, net.encoder.model
+
+
+def _paper_unet(
+    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
+) -> tuple[nn.Module, nn.Module]:
+    encoder = timm.create_model(
+        arch.timm_name,
+        features_only=True,
+        in_chans=in_chans,
+        pretrained=resolved is not None,
+        **encoder_kwargs(arch, resolved),
+    )
+    return PaperUNet(encoder, in_chans=in_chans, num_classes=num_classes), encoder
+
+
+def create_unet(
+    encoder: str | None,
+    weights: WeightsArg = None,
+    *,
+    in_chans: int = 3,
+    num_classes: int = 1,
+    decoder: Literal["smp", "paper"] = "smp",
+) -> UNet:
+    """A U-Net whose encoder is a zoo backbone with the zoo's weights.
+
+    Args:
+        encoder: a registry architecture (``"resnet50"``, ``"vgg16"``,
+            ``"efficientnet_b4"``, ...) or ``None`` for the paper's vanilla U-Net.
+        weights: ``None``/``"random"`` for random initialisation, a weight tag of the
+            encoder (``"radiologynet"``, ``"radiologynet-ct"``, ``"imagenet"``), a
+            :class:`~radiologynet.models._weights.WeightRecord`, or a path to a weights folder /
+            ``.safetensors`` file in timm layout. For the vanilla U-Net: ``None`` or a
+            folder written by reconstruction pretraining.
+        in_chans: input channels (1 sums the first convolution's RGB filters).
+        num_classes: output channels (logits).
+        decoder: ``"smp"`` (default) or ``"paper"``; ignored for the vanilla U-Net.
+
+    Returns:
+        a :class:`UNet` returning logits of shape ``(N, num_classes, H, W)``.
+
+    Raises:
+        RadiologyNetError: bad names, tags or files (``UnknownModelError``,
+            ``UnknownWeightsError``, ``WeightsNotReleasedError``, ``WeightsNotFoundError``,
+            ``CheckpointFormatError``).
+        InvalidArgumentError: an unknown decoder, an unsupported encoder, or a
+            classifier weight record given to the vanilla U-Net.
+    """
+    if encoder is None or encoder in ("unet", "vanilla"):
+        return _vanilla(weights, in_chans, num_classes)
+    if decoder not in DECODERS:
+        raise InvalidArgumentError(
+            f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}."
+        )
+    arch = get_architecture(encoder)
+    if arch.name in UNSUPPORTED_ENCODERS:
+        raise InvalidArgumentError(
+            f"{arch.name} cannot be a U-Net encoder: {UNSUPPORTED_ENCODERS[arch.name]}. "
+            "Use another backbone (resnet50, vgg16, efficientnet_b4, ...)."
+        )
+    resolved = resolve_backbone_weights(arch, weights)
+    build = _smp_unet if decoder == "smp" else _paper_unet
+    net, features = build(arch, in_chans, num_classes, resolved)
+    stride = max(features.feature_info.reduction())
+    record = resolved.record if resolved is not None else None
+    return UNet(net, features, stride, decoder, arch=arch, record=record)
+
+
+def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
+    if (
+        isinstance(weights, str)
+        and weights.lower() not in RANDOM_TAGS
+        and (
+            weights in {r.tag for r in RECON_RECORDS}  # a known tag wins over a folder
+            or not looks_like_path(weights)
+        )
+    ):
+        weights = get_unet_weights(weights)
+    if isinstance(weights, UNetWeightRecord):
+        raise not_released_error(weights)
+    if isinstance(weights, WeightRecord):
+        raise InvalidArgumentError(
+            f"{weights.full_name} is a weight of the {weights.arch} classifier; the vanilla "
+            f"U-Net takes None or a reconstruction weights folder. For a U-Net with a "
+            f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...)."
+        )
+    if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
+        net = VanillaUNet(in_chans=in_chans, num_classes=num_classes)
+    else:
+        net = load_vanilla_unet(weights, in_chans=in_chans, num_classes=num_classes)
+    return UNet(net, None, net.stride, "vanilla")
+
+
+def unet_from_model_name(
+    name: str, weights: WeightsArg = None, *, in_chans: int = 3, num_classes: int = 1
+) -> UNet:
+    """A U-Net from a benchmark model name: ``unet`` (vanilla), ``unet-<arch>`` (smp
+    decoder) or ``unet-<arch>-paper`` (the paper's decoder)."""
+    if name in ("unet", "unet-vanilla"):
+        return create_unet(None, weights, in_chans=in_chans, num_classes=num_classes)
+    if not name.startswith("unet-"):
+        raise InvalidArgumentError(
+            f"Segmentation model {name!r} must be 'unet', 'unet-<architecture>' or "
+            "'unet-<architecture>-paper' (e.g. unet-resnet50)."
+        )
+    body = name[len("unet-") :]
+    decoder = "smp"
+    if body.endswith("-paper"):
+        body, decoder = body[: -len("-paper")], "paper"
+    return create_unet(body, weights, in_chans=in_chans, num_classes=num_classes, decoder=decoder)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def predict_mask(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Binary masks (bool, ``(N, C, H, W)``) for a batch: sigmoid of the logits, then
+    ``>= threshold``. Puts ``model`` in eval mode."""
+    model.eval()
+    return torch.sigmoid(model(images)) >= threshold
+
+
+def _decoder_of(state: dict[str, torch.Tensor]) -> str:
+    if any(k.startswith("net.bridge.") for k in state):
+        return "paper"
+    if "net.down.0.0.weight" in state:
+        return "vanilla"
+    if any(k.startswith("net.decoder.") for k in state):
+        return "smp"
+    raise CheckpointFormatError(
+        "The weights are not a radiologynet U-Net (no net.bridge / net.decoder / net.down "
+        "tensors). Pass a folder written by the protocol runner for a segmentation task."
+    )
+
+
+def load_unet(path: str | Path) -> UNet:
+    """A trained U-Net back from a weights folder written by the protocol runner for a
+    segmentation task (``<run>/model/``: ``config.json`` naming the encoder's
+    architecture, ``model.safetensors`` of the whole :class:`UNet`), or by reconstruction
+    pretraining. The decoder, input channels and classes are read from the tensors.
+
+    Raises:
+        WeightsNotFoundError / CheckpointFormatError: no such folder, or not a U-Net.
+    """
+    file = weights_file(path)
+    config_path = file.parent / "config.json"
+    config = read_config(file.parent) or {}
+    if config.get("architecture") == VANILLA_ARCHITECTURE:
+        net = load_vanilla_unet(file.parent)
+        return UNet(net, None, net.stride, "vanilla")
+    state = load_file(str(file))
+    decoder = _decoder_of(state)
+    if decoder == "vanilla":
+        first = state["net.down.0.0.weight"]
+        vanilla = VanillaUNet(
+            first.shape[1],
+            state["net.head.weight"].shape[0],
+            depth=len({k.split(".")[2] for k in state if k.startswith("net.down.")}),
+            first_width=first.shape[0],
+        )
+        net = UNet(vanilla, None, vanilla.stride, "vanilla")
+    else:
+        if "architecture" not in config:
+            raise CheckpointFormatError(
+                f"{config_path} is missing or does not name the encoder's architecture."
+            )
+        arch = get_architecture(str(config["architecture"]))
+        prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
+        wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
+        first = next((v for k, v in state.items() if k.replace(".", "_") == wanted), None)
+        head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"
+        if first is None or head not in state:
+            raise CheckpointFormatError(
+                f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder."
+            )
+        net = create_unet(
+            arch.name,
+            None,
+            in_chans=first.shape[1],
+            num_classes=state[head].shape[0],
+            decoder=decoder,
+        )  # type: ignore[arg-type]
+    try:
+        net.load_state_dict(state, strict=True)  # keys are "net.*": the wrapped network
+    except RuntimeError as err:
+        raise CheckpointFormatError(
+            f"{file} does not fit the U-Net it describes: {str(err).splitlines()[0]}"
+        ) from err
+    return net

@@ -1,0 +1,77 @@
+"""The paper's facts: its citation and DOI, and its published results (Tables 2-6,
+``resources/paper-results.csv``) as typed records with their units."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+PAPER = (
+    "Napravnik M, Hrzic F, Urschler M, Miletic D, Stajduhar I. Lessons learned from "
+    "RadiologyNET foundation models for transfer learning in medical radiology. "
+    "Scientific Reports 15, 21622 (2025). doi:10.1038/s41598-025-05009-w"
+)
+PAPER_DOI = "10.1038/s41598-025-05009-w"
+
+#: The unit of each metric of the paper's Tables 2-6 (``paper-results.csv``): F1 in
+#: percent, the bone-age MAE/RMSE in months (the RSNA labels' unit), Dice/IoU as
+#: fractions ("" : no unit), and epochs to the best checkpoint.
+PAPER_METRIC_UNITS: dict[str, str] = {
+    "f1": "%",
+    "mae": "months",
+    "rmse": "months",
+    "dice": "",
+    "iou": "",
+    "epochs": "epochs",
+}
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One number from the paper's Tables 2-6 (``paper-results.csv``)."""
+
+    table: int
+    task: str
+    model: str
+    statistic: str  # "mean" (over five runs) or "best" (single best run)
+    init: str  # "baseline" (random), "imagenet", "radiologynet", ...
+    lr: str
+    metric: str
+    value: float
+    std: float | None
+
+    @property
+    def unit(self) -> str:
+        """The unit of :attr:`value` and :attr:`std` (:data:`PAPER_METRIC_UNITS`)."""
+        return PAPER_METRIC_UNITS[self.metric]
+
+    def formatted(self) -> str:
+        """The value, ``± std`` when the paper gives one, and the unit: ``"8.23 ± 0.2
+        months"``, ``"93.1 ± 0.4%"``, ``"0.111 ± 0.002"`` (the model card, ``radiologynet
+        info`` and docs/models.md all print results with this)."""
+        std = f" ± {self.std:g}" if self.std is not None else ""
+        unit = self.unit if self.unit in ("", "%") else f" {self.unit}"
+        return f"{self.value:g}{std}{unit}"
+
+
+@cache
+def paper_results() -> tuple[PaperResult, ...]:
+    """The paper's Tables 2-6 as shipped in the package (``resources/paper-results.csv``)."""
+    text = resources.files("radiologynet").joinpath("resources/paper-results.csv").read_text()
+    rows = csv.DictReader(text.splitlines())
+    return tuple(
+        PaperResult(
+            table=int(r["table"]),
+            task=r["task"],
+            model=r["model"],
+            statistic=r["statistic"],
+            init=r["init"],
+            lr=r["lr"],
+            metric=r["metric"],
+            value=float(r["value"]),
+            std=float(r["std"]) if r["std"] else None,
+        )
+        for r in rows
+    )

@@ -1,0 +1,583 @@
+"""Pretraining a zoo architecture on pseudo-labels: your own RadiologyNET weights.
+
+The RadiologyNET recipe: classification of the kept pseudo-label clusters with AdamW and
+cross-entropy, a stratified 75 / 12.5 / 12.5 train/validation/test split, small classes
+oversampled as the authors did (every class's training images replicated up to the largest
+class's size; ``oversampling="weighted"``: a fresh ``WeightedRandomSampler`` draw every
+epoch instead), the paper's augmentation (flip, +-15 degree rotation, brightness, contrast), early
+stopping on validation loss, at the architecture's input size, letterboxed and scaled to
+[0, 1] without normalisation. The loop is :func:`radiologynet.train.fit`: resumable after a
+kill, data-parallel under ``torchrun``. The result is a weights folder in the zoo format
+(``config.json`` + ``model.safetensors`` + model card) that ``radiologynet.create_model``,
+``timm.create_model("local-dir:...")`` and ``radiologynet.create_unet`` load.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radiologynet._atomic import atomic_write_text
+from radiologynet.data.samples import PAPER_AUGMENT
+from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.models._registry import Architecture, get_architecture
+from radiologynet.models._weights import Preprocessing
+from radiologynet.pretraining.pseudolabel.features import read_uint8
+from radiologynet.pretraining.pseudolabel.report import LABEL_COLUMNS, path_key
+from radiologynet.train import TrainConfig, fit
+from radiologynet.train import distributed as ddp
+from radiologynet.train.checkpoint import CHECKPOINT_NAME
+from radiologynet.train.heads import build_model
+from radiologynet.train.trainer import FitResult
+from radiologynet.transforms import BatchTransform
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One training image: its absolute path and class index."""
+
+    path: Path
+    target: int
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` wrote and how training went."""
+
+    out_dir: Path
+    class_names: list[str]
+    n_train: int
+    n_val: int
+    fit: FitResult
+    n_test: int = 0
+
+
+def read_labels(
+    labels_csv: str | os.PathLike[str], data: str | os.PathLike[str], modality: str | None = None
+) -> tuple[list[LabelledImage], list[str], dict]:
+    """The kept, labelled images of ``labels.csv`` (optionally of one modality).
+
+    Rows without a path (``--hide-paths``) are matched by salted hash of the files under
+    ``data``. Classes are renumbered 0..K-1 over the clusters that remain.
+
+    Returns:
+        The images, one class name per index (``cluster_NN``) and ``labels.json``'s content.
+
+    Raises:
+        ArchiveError: a missing or malformed labels file, files that no longer exist, a
+            modality with no images, or fewer than two classes left.
+    """
+    labels_csv, data = Path(labels_csv), Path(data)
+    if not labels_csv.is_file():
+        raise ArchiveError(
+            f"Labels file {labels_csv} does not exist; make it with "
+            "`radiologynet pseudo-label ARCHIVE --out labels.csv`."
+        )
+    meta_path = labels_csv.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    with open(labels_csv, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(LABEL_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ArchiveError(
+                f"Labels file {labels_csv} lacks columns {sorted(missing)}; "
+                "it must be written by `radiologynet pseudo-label`."
+            )
+        rows = [r for r in reader if r["kept"] == "1" and r["label"] != ""]
+    if modality:
+        available = Counter(r["modality"] or "MISSING" for r in rows)
+        rows = [r for r in rows if r["modality"].upper() == modality.upper()]
+        if not rows:
+            raise ArchiveError(
+                f"No kept image of modality {modality!r} in {labels_csv}; modalities there: "
+                + ", ".join(f"{m} ({n})" for m, n in available.most_common())
+                + "."
+            )
+    by_key: dict[str, str] = {}
+    if any(not r["path"] for r in rows):
+        salt = meta.get("salt")
+        if salt is None:
+            raise ArchiveError(
+                f"{labels_csv} has rows without paths but no {meta_path.name} "
+                "with the salt to match them; keep the two files together."
+            )
+        by_key = {
+            path_key(p.relative_to(data).as_posix(), salt): p.relative_to(data).as_posix()
+            for p in data.rglob("*")
+            if p.is_file()
+        }
+    clusters = sorted({int(r["cluster"]) for r in rows})
+    if len(clusters) < 2:
+        raise ArchiveError(
+            f"Only {len(clusters)} pseudo-label class(es) left in {labels_csv}"
+            f"{' for modality ' + modality if modality else ''}; pretraining needs at least "
+            "two: ask pseudo-label for more clusters or raise its --threshold."
+        )
+    class_of = {c: i for i, c in enumerate(clusters)}
+    images, absent = [], []
+    for row in rows:
+        rel = row["path"] or by_key.get(row["key"], "")
+        path = data / rel
+        if not rel or not path.is_file():
+            absent.append(rel or row["key"])
+            continue
+        images.append(LabelledImage(path, class_of[int(row["cluster"])]))
+    if absent:
+        raise ArchiveError(
+            f"{len(absent)} labelled image(s) of {labels_csv} are not under {data} (e.g. "
+            f"{absent[0]}); pass the archive the labels were made from as --data."
+        )
+    return images, [f"cluster_{c:02d}" for c in clusters], meta
+
+
+#: The authors' split of the labelled images: train / validation / test.
+PAPER_SPLIT = (0.75, 0.125, 0.125)
+#: How small classes are oversampled: ``replicate`` (the authors': every class's images
+#: repeated up to the largest class's count) or ``weighted`` (a fresh
+#: ``WeightedRandomSampler`` draw of the training set's size every epoch).
+OVERSAMPLING = ("replicate", "weighted")
+
+
+def split_train_val(
+    targets: list[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """A stratified train/validation split of indices; classes with one image train only."""
+    train, val, _ = split_labelled(targets, val_fraction, 0.0, seed)
+    return train, val
+
+
+def split_labelled(
+    targets: list[int],
+    val_fraction: float = PAPER_SPLIT[1],
+    test_fraction: float = PAPER_SPLIT[2],
+    seed: int = 0,
+) -> tuple[list[int], list[int], list[int]]:
+    """A stratified train/validation/test split of indices, each class cut in the same
+    ratios (the authors': 75 / 12.5 / 12.5) with
+    :func:`radiologynet.data.splits.split_per_class`; a class too small to give every
+    split an image keeps its images in training.
+
+    Raises:
+        InvalidArgumentError: fractions outside [0, 1) or summing to 1 or more.
+        ArchiveError: too few images for a validation set.
+    """
+    import numpy as np
+
+    from radiologynet.data.splits import split_per_class
+
+    if (
+        not 0 < val_fraction < 1
+        or not 0 <= test_fraction < 1
+        or (val_fraction + test_fraction >= 1)
+    ):
+        raise InvalidArgumentError(
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}: use values in "
+            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125)."
+        )
+    ratios = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
+    rng = np.random.default_rng([seed, 0x5EED])
+    train, val, test = split_per_class(list(range(len(targets))), targets, ratios, rng)
+    if not val or not train:
+        raise ArchiveError(
+            f"Only {len(targets)} labelled image(s): too few to hold out a "
+            "validation set; pseudo-label a larger archive."
+        )
+    return sorted(train), sorted(val), sorted(test)
+
+
+def replicate_to_largest(targets: list[int], seed: int = 0) -> list[int]:
+    """Indices into ``targets`` in which every class appears as often as the largest one
+    (the authors' oversampling): each class's images repeated whole as often as they fit,
+    the remainder a seeded draw without replacement."""
+    import numpy as np
+
+    counts = Counter(targets)
+    largest = max(counts.values())
+    rng = np.random.default_rng([seed, 0x0C1A55])
+    order: list[int] = []
+    for label in sorted(counts):
+        members = [i for i, t in enumerate(targets) if t == label]
+        whole, rest = divmod(largest, len(members))
+        extra = rng.choice(len(members), size=rest, replace=False)
+        order += members * whole + [members[k] for k in sorted(extra.tolist())]
+    return order
+
+
+class Replicated(torch.utils.data.Dataset):
+    """A view of a dataset with every class replicated up to the largest class's size
+    (:func:`replicate_to_largest`); the same items every epoch (the trainer shuffles)."""
+
+    def __init__(self, base: torch.utils.data.Dataset, targets: list[int], seed: int) -> None:
+        self.base = base
+        self.order = replicate_to_largest(targets, seed)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[self.order[index]]
+
+
+class PretrainImages(torch.utils.data.Dataset):
+    """Labelled archive images as ``(uint8 (1, S, S), class)`` items, each decoded once
+    (:func:`radiologynet.transforms.decode_uint8`, as fine-tuning decodes them)."""
+
+    def __init__(self, images: list[LabelledImage], size: int) -> None:
+        self.images = list(images)
+        self.size = int(size)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self._cache.get(index)
+        if cached is None:
+            cached = read_uint8(self.images[index].path, self.size)
+            self._cache[index] = cached
+        return cached, torch.tensor(self.images[index].target, dtype=torch.long)
+
+
+class Oversampled(torch.utils.data.Dataset):
+    """A view of a dataset that draws its items with a ``WeightedRandomSampler`` (weights
+    1 / class size), so every class is seen about equally often. The draw depends only on
+    ``(seed, epoch)``: call :meth:`set_epoch` before each epoch (resumes reproduce it)."""
+
+    def __init__(self, base: torch.utils.data.Dataset, targets: list[int], seed: int) -> None:
+        self.base = base
+        counts = Counter(targets)
+        self.weights = torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.double)
+        self.seed = seed
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw the items for ``epoch`` (1-based)."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        sampler = torch.utils.data.WeightedRandomSampler(
+            self.weights, num_samples=len(self.weights), replacement=True, generator=generator
+        )
+        self.order = list(sampler)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[self.order[index]]
+
+
+#: The authors' pretraining recipe beside each architecture's own learning rate and input
+#: size (:func:`pretrain_config`).
+PRETRAIN_RECIPE = {"max_epochs": 100, "patience": 10, "batch_size": 32, "optimizer": "adamw"}
+
+
+def pretrain_config(model: str, **settings: Any) -> TrainConfig:
+    """The :class:`~radiologynet.train.TrainConfig` of the authors' pretraining recipe for
+    ``model`` (its pretraining learning rate and input size, AdamW, 100 epochs, patience
+    10, batch 32), with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's
+    value) over it. Raises ``TypeError`` for a keyword that is not a field."""
+    arch = get_architecture(model)
+    recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr, "input_size": arch.input_size}
+    return TrainConfig(**{**recipe, **{k: v for k, v in settings.items() if v is not None}})
+
+
+def pretrain(
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    model: str = "resnet50",
+    weights: str | None = None,
+    modality: str | None = None,
+    val_fraction: float = PAPER_SPLIT[1],
+    test_fraction: float = PAPER_SPLIT[2],
+    oversampling: str = "replicate",
+    site: str = "local",
+) -> PretrainResult:
+    """Pretrain ``model`` on the pseudo-labels in ``labels`` and write a weights folder.
+
+    Args:
+        data: the archive the labels were made from.
+        labels: ``labels.csv`` from :func:`radiologynet.pretraining.pseudolabel.pseudo_label`.
+        out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
+            training, the resume state; re-running resumes from it).
+        config: the training settings; default :func:`pretrain_config` (the authors'
+            recipe for ``model``). Its task fields (kind, classes) are set here.
+        model: a zoo architecture.
+        weights: the starting point (``None`` = random init, as the paper pretrained).
+        modality: keep only images of this modality (``"MR"``: the MR-only variant).
+        val_fraction / test_fraction: the stratified validation and test shares (the
+            authors': 0.125 each, so 75 / 12.5 / 12.5); the test split is evaluated with
+            the best weights and recorded in the model card.
+        oversampling: ``"replicate"`` (the authors': every class repeated up to the
+            largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
+            the training set's size every epoch).
+        site: a short name for the data's origin, used in the model card.
+
+    Returns:
+        The folder written and the training summary.
+    """
+    config = config if config is not None else pretrain_config(model)
+    out = Path(out_dir)
+    _refuse_finished_weights(out, config.resume)
+    ddp.init_from_env()
+    arch = get_architecture(model)
+    images, class_names, meta = read_labels(labels, data, modality)
+    size = config.input_size or arch.input_size
+    config = replace(config, kind="multiclass", num_classes=len(class_names), input_size=size)
+    splits = (val_fraction, test_fraction)
+    train, val, test, sizes = _pretrain_datasets(images, config, *splits, oversampling)
+    out.mkdir(parents=True, exist_ok=True)
+    net, transform = _network(arch, weights, len(class_names), config)
+    resample = [_resampler(train)]
+    result = fit(
+        net,
+        train,
+        val,
+        test,
+        config=config,
+        batch_transform=transform,
+        out_dir=out,
+        callbacks=resample,
+    )
+    if ddp.is_main():
+        source = _Source(
+            arch.name, class_names, meta, images, modality, site, weights, oversampling, sizes
+        )
+        _write_folder(net, out, source, config, transform.augment, result)
+    ddp.barrier()
+    return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
+
+
+def _network(
+    arch: Architecture, weights: str | None, num_classes: int, config: TrainConfig
+) -> tuple[torch.nn.Module, BatchTransform]:
+    """The classifier to pretrain and its batch transform, both for ``config.in_chans``."""
+    torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
+    # The authors pretrained torchvision networks, whose heads carry the dropout (and
+    # EfficientNet's stochastic depth) that paper_regularisation gives timm's.
+    net = build_model(
+        arch.name,
+        weights,
+        kind="multiclass",
+        num_classes=num_classes,
+        in_chans=config.in_chans,
+        **arch.paper_regularisation,
+    )
+    transform = BatchTransform(
+        Preprocessing(input_size=config.input_size),
+        in_chans=config.in_chans,
+        augment=PAPER_AUGMENT,
+    )
+    return net, transform
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a pretrained weights folder says about its data and starting point."""
+
+    arch: str
+    class_names: list[str]
+    meta: dict
+    images: list[LabelledImage]
+    modality: str | None
+    site: str
+    init: str | None
+    oversampling: str
+    sizes: tuple[int, int, int]
+
+
+def _refuse_finished_weights(out: Path, resume: bool) -> None:
+    """Refuse to resume into a folder that holds finished weights and no checkpoint."""
+    if resume and (out / "config.json").is_file() and not (out / CHECKPOINT_NAME).is_file():
+        raise ArchiveError(
+            f"{out} already holds finished weights (config.json, no "
+            "checkpoint to resume); pass --no-resume (resume=False) to train "
+            "again and overwrite them, or choose another --out."
+        )
+
+
+def _pretrain_datasets(
+    images: list[LabelledImage],
+    config: TrainConfig,
+    val_fraction: float,
+    test_fraction: float,
+    oversampling: str,
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
+    """The oversampled training set, the validation and test sets (``None`` without test
+    images) and the three split sizes, at ``config.input_size``. ``config.split_seed``
+    draws the split (as the protocol runner's), ``config.seed`` the oversampling."""
+    size, split_seed, seed = config.input_size, config.split_seed, config.seed
+    if oversampling not in OVERSAMPLING:
+        raise InvalidArgumentError(
+            f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
+        )
+    targets = [im.target for im in images]
+    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, split_seed)
+    dataset = PretrainImages(images, size)
+    train_targets = [targets[i] for i in train_idx]
+    base = torch.utils.data.Subset(dataset, train_idx)
+    train = (
+        Replicated(base, train_targets, seed)
+        if oversampling == "replicate"
+        else Oversampled(base, train_targets, seed)
+    )
+    val = torch.utils.data.Subset(dataset, val_idx)
+    test = torch.utils.data.Subset(dataset, test_idx) if test_idx else None
+    return train, val, test, (len(train_idx), len(val_idx), len(test_idx))
+
+
+def _resampler(train: torch.utils.data.Dataset) -> Any:
+    """A trainer callback that redraws ``train`` (when it can) at every epoch start."""
+
+    def resample(event: str, info: dict[str, Any]) -> None:
+        if event == "epoch_start" and hasattr(
+            train, "set_epoch"
+        ):  # also the epoch a resumed run continues
+            train.set_epoch(int(info["epoch"]))
+
+    return resample
+
+
+def _write_folder(
+    net: torch.nn.Module,
+    out: Path,
+    source: _Source,
+    config: TrainConfig,
+    augmentation: Any,
+    result: FitResult,
+) -> None:
+    from radiologynet.models._convert import write_weights_folder
+
+    arch, site, modality, meta = source.arch, source.site, source.modality, source.meta
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    n_classes = len(source.class_names)
+    n_clusters = int(meta.get("n_clusters", n_classes))
+    scope = f"{modality.upper()} images" if modality else "all modalities"
+    data_text = (
+        f"{len(source.images)} unlabelled images of the {site!r} archive ({scope}), "
+        f"pseudo-labelled into {n_clusters} clusters with `radiologynet pseudo-label`"
+        f"{' on ' + str(meta['date']) if meta.get('date') else ''}; {n_classes} "
+        f"coherent clusters kept as classes. Pretrained on {date}. Single-site data: expect "
+        "a domain shift on other scanners, populations and protocols."
+    )
+    summary = {
+        "tag": f"{site}-{modality.lower()}" if modality else site,
+        "date": date,
+        "site": site,
+        "modality": modality,
+        "training_data": data_text,
+        "n_images": len(source.images),
+        "n_train": source.sizes[0],
+        "n_val": source.sizes[1],
+        "n_test": source.sizes[2],
+        "n_clusters": n_clusters,
+        "n_classes": n_classes,
+        "pseudo_labels": {
+            k: meta.get(k)
+            for k in ("date", "method", "n_clusters", "threshold", "backbone", "image_size")
+        },
+        "recipe": _pretrain_recipe(source, config, augmentation, result),
+    }
+    # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
+    pretrained_cfg = {**Preprocessing(input_size=config.input_size).timm_cfg(), "license": "other"}
+    write_weights_folder(
+        net.state_dict(),  # written with a 3-channel first convolution, whatever in_chans
+        out,
+        arch=arch,
+        num_classes=n_classes,
+        label_names=source.class_names,
+        extra_config={"pretrained_cfg": pretrained_cfg, "radiologynet": summary},
+        card_extra={
+            "title": f"{arch} pretrained on the {site} archive ({scope})",
+            "description": f"{arch} pretrained on {n_classes} pseudo-label "
+            f"classes of the {site} archive ({scope}), {date}",
+            "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
+            "sections": _card_sections(meta, n_clusters, source.class_names, config.lr, result),
+        },
+    )
+    _complete_card(out / "README.md", data_text)
+
+
+def _pretrain_recipe(
+    source: _Source, config: TrainConfig, augmentation: Any, result: FitResult
+) -> dict[str, Any]:
+    """The ``recipe`` part of the weights folder's ``radiologynet`` config."""
+    return {
+        "optimizer": config.optimizer,
+        "weight_decay": config.weight_decay,
+        "lr": config.lr,
+        "loss": "cross-entropy",
+        "oversampling": (
+            "every class replicated up to the largest class"
+            if source.oversampling == "replicate"
+            else "WeightedRandomSampler 1/class"
+        ),
+        "augmentation": _describe(augmentation),
+        "input_size": config.input_size,
+        "init": source.init,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "val": result.val,
+        "test": result.test,
+    }
+
+
+def _card_sections(
+    meta: dict, n_clusters: int, class_names: list[str], lr: float, result: FitResult
+) -> dict[str, str]:
+    """The model card's pseudo-label and pretraining-recipe sections."""
+    return {
+        "Pseudo-labels": (
+            f"{meta.get('method', 'kmeans')} clustering into {n_clusters} clusters "
+            f"(features: DICOM header, {meta.get('backbone', 'a zoo backbone')} image "
+            f"embeddings{', free text' if meta.get('text_csv') else ''}); clusters with "
+            f"modality/body-part heterogeneity above {meta.get('threshold', 0.5)} excluded, "
+            f"{len(class_names)} kept: {', '.join(class_names)}."
+        ),
+        "Pretraining recipe": (
+            f"AdamW (lr {lr:g}, weight decay 1e-3), cross-entropy over {len(class_names)} "
+            "pseudo-label classes, small classes oversampled, augmentation (horizontal flip, "
+            "rotation +-15 degrees, brightness 0.8-1.2, contrast 0.8-1.3), early stopping on "
+            f"validation loss: best epoch {result.best_epoch} of {result.epochs_run}, "
+            f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."
+        ),
+    }
+
+
+def _complete_card(card: Path, data_text: str) -> None:
+    """Replace the model card's defaults for converted folders with what we know."""
+    text = card.read_text(encoding="utf-8")
+    fixed = text.replace(  # the card's defaults for converted folders say less than we know
+        "Unknown: this folder was converted without a weight record.", data_text
+    ).replace(
+        "_The paper reports no downstream results for this architecture._",
+        "_These are new weights: the paper has no results for them. Measure them on your "
+        "tasks with `radiologynet benchmark`._",
+    )
+    if fixed != text:
+        atomic_write_text(card, fixed)
+
+
+def _describe(augmentation: Any) -> Any:
+    """The augmentation's parameters as JSON (a dataclass, a dict or a preset name)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(augmentation):
+        return json.loads(json.dumps(dataclasses.asdict(augmentation), default=str))
+    if isinstance(augmentation, dict):
+        return json.loads(json.dumps(augmentation, default=str))
+    return str(augmentation)
+
+
+def class_counts(images: list[LabelledImage]) -> dict[int, int]:
+    """How many images each class has (for reports and checks)."""
+    return dict(sorted(Counter(im.target for im in images).items()))
