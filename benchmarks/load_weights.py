@@ -21,7 +21,7 @@ import timm
 import torch
 
 import radiologynet
-from radiologynet.models._convert import write_weights_folder
+from radiologynet.models._folder import write_weights_folder
 from radiologynet.models._registry import ARCHITECTURES
 from radiologynet.models._weights import get_weights
 

@@ -391,7 +391,7 @@ def test_binary_task_run(tmp_path):
 def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
     import timm
 
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
     from radiologynet.models._weights import IMAGENET_STD
 
     folder = tmp_path / "imagenet-like"

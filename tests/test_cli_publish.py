@@ -14,7 +14,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 import radiologynet
 from radiologynet.cli import main
-from radiologynet.models._convert import write_weights_folder
+from radiologynet.models._folder import write_weights_folder
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,8 @@ from radiologynet.models._convert import (
     detect_architecture,
     load_original_checkpoint,
     to_timm_state_dict,
-    write_weights_folder,
 )
-from radiologynet.models._hub import read_weights_folder, sha256_file
+from radiologynet.models._folder import read_weights_folder, sha256_file, write_weights_folder
 from radiologynet.models._registry import ARCHITECTURES, get_architecture
 from radiologynet.models._weights import get_weights
 
@@ -461,7 +460,7 @@ def test_torchvision_imagenet_head_is_refused_under_the_radiologynet_tag(tmp_pat
 
 
 def test_grayscale_filters_compute_the_same_on_grayscale_input():
-    from radiologynet.models._convert import grayscale_filters
+    from radiologynet.models._folder import grayscale_filters
 
     weight = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(0))
     gray = torch.rand(2, 1, 8, 8)

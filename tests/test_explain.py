@@ -92,7 +92,7 @@ def test_target_layer_comes_from_the_registry():
 
 def _run_folder(root, init, model):
     from radiologynet.demo.sweep import write_run
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     folder = write_run(
         root,

@@ -278,7 +278,7 @@ def test_local_torchvision_imagenet_pth_is_not_called_radiologynet(tmp_path):
 def bundle_folder(tmp_path, monkeypatch, state=None, name="resnet18.radiologynet@v1") -> Path:
     """A bundle (RADIOLOGYNET_WEIGHTS_DIR) holding one weights folder, as `download` makes
     it: config.json, model.safetensors and its .sha256 sidecar."""
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     folder = tmp_path / "bundle" / name
     record = radiologynet.get_weights(name)

@@ -112,10 +112,10 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
     )
     evaluation = torch.cat(capture.seen)
 
-    # inference: for_model on a model carrying the record's cfg, and record.transforms()
+    # inference: for_model on a model carrying the record's cfg, and for_weights(record)
     model = _model_with_cfg(record, in_chans)
     by_model = torch.stack([transforms.for_model(model)(p) for p in paths])
-    by_record = torch.stack([record.transforms(in_chans=in_chans)(p) for p in paths])
+    by_record = torch.stack([transforms.for_weights(record, in_chans=in_chans)(p) for p in paths])
 
     size = pre.input_size
     assert runner.shape == (len(paths), in_chans, size, size)
@@ -123,27 +123,17 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
         ("training", training),
         ("evaluation", evaluation),
         ("for_model", by_model),
-        ("record.transforms", by_record),
+        ("for_weights", by_record),
     ]:
         torch.testing.assert_close(other, runner, atol=ATOL, rtol=0, msg=name)
     assert float(runner.std()) > 0.1  # real content, not an empty tensor
-
-
-def test_record_transforms_is_for_weights():
-    record = radiologynet.get_weights("resnet18.imagenet")
-    a, b = record.transforms(in_chans=1), transforms.for_weights(record, in_chans=1)
-    assert type(a) is type(b) and a.preprocessing == b.preprocessing
-    assert (a.in_chans, a.train, a.window) == (b.in_chans, b.train, b.window)
-    gray = np.random.default_rng(1).integers(0, 256, (50, 70), dtype=np.uint8)
-    torch.testing.assert_close(a(gray), b(gray))
-    assert record.transforms(train=True).batch.training
 
 
 @pytest.mark.parametrize("crop_mode,interpolation", [("center", "bicubic"), ("border", "nearest")])
 def test_runner_reads_crop_mode_and_interpolation_from_a_weights_folder(
     tmp_path, folder_task, crop_mode, interpolation
 ):
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
     cfg = {
@@ -190,7 +180,7 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
         applied.append((request.preprocessing, data.batch_transform))
         return data
 
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     imagenet = radiologynet.get_weights("resnet18.imagenet")
     weights = write_weights_folder(  # an ImageNet-normalised folder, fabricated offline

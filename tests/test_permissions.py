@@ -102,7 +102,7 @@ def test_modes_follow_a_stricter_umask(tmp_path):
 
 
 def test_convert_weights_folder_is_shared(tmp_path, umask_022):
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     model = radiologynet.create_model("resnet18", weights=None, num_classes=2)
     out = write_weights_folder(model.state_dict(), tmp_path / "weights", arch="resnet18")

@@ -11,7 +11,7 @@ from radiologynet.analysis.report.modelcard_results import END, START, write_car
 from radiologynet.cli import main
 from radiologynet.demo.sweep import write_run
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
-from radiologynet.models._convert import write_weights_folder
+from radiologynet.models._folder import write_weights_folder
 
 F1 = {
     "random": [0.60, 0.62, 0.64],

@@ -31,7 +31,7 @@ def _tiny_folder_dataset(root):
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     import radiologynet
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     base = tmp_path_factory.mktemp("sweep")
     data = _tiny_folder_dataset(base / "data")

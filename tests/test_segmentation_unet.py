@@ -243,7 +243,7 @@ def test_smp_own_local_dir_path_gives_the_same_encoder(tmp_path, decoder):
     create_unet: timm loads both, from the same file, with the same first-conv rule."""
     import segmentation_models_pytorch as smp
 
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
     from radiologynet.models._weights import get_weights
 
     fake = fabricate_weights_folder(tmp_path, "resnet18")

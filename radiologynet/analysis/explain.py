@@ -102,7 +102,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
         WeightsNotFoundError: neither a run folder nor a weights folder.
     """
     from radiologynet.models import create_model
-    from radiologynet.models._hub import read_config
+    from radiologynet.models._folder import read_config
 
     folder = Path(path)
     label = folder.name

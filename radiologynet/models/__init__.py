@@ -2,9 +2,10 @@
 the authors' release, model cards, and the one build path (:func:`create_model`,
 :func:`create_unet`).
 
-Its private modules import one way, as timm's ``models/_*`` do: ``_registry`` (the ten
-architectures) <- ``_weights`` (the weight records and their lookup) <- ``_card`` <-
-``_convert`` <- ``_hub`` <- ``_builder`` <- ``unet``. Importing this package loads the
+Its private modules import one way, as timm's ``models/_*`` do: ``_preprocessing`` <- ``_registry``
+(the ten architectures) <- ``_weights`` (the weight records and their lookup) <-
+``_card`` <- ``_folder`` (the weights-folder format) <- ``_convert`` <- ``_hub`` <-
+``_builder`` <- ``unet``. Importing this package loads the
 records only; the names that need torch load on first use (PEP 562), so
 ``import radiologynet`` and ``radiologynet list`` stay fast.
 """
@@ -31,8 +32,9 @@ from radiologynet.models._weights import (
 
 if TYPE_CHECKING:
     from radiologynet.models._builder import create_model
-    from radiologynet.models._convert import convert_checkpoint, write_weights_folder
-    from radiologynet.models._hub import bundle_weight, download, read_weights_folder
+    from radiologynet.models._convert import convert_checkpoint
+    from radiologynet.models._folder import read_weights_folder, write_weights_folder
+    from radiologynet.models._hub import bundle_weight, download
     from radiologynet.models.unet import UNet, create_unet, load_unet, predict_mask
 
 #: Public names whose modules import torch: loaded on first use.
@@ -44,9 +46,9 @@ _LAZY = {
     "UNet": "radiologynet.models.unet",
     "download": "radiologynet.models._hub",
     "bundle_weight": "radiologynet.models._hub",
-    "read_weights_folder": "radiologynet.models._hub",
+    "read_weights_folder": "radiologynet.models._folder",
     "convert_checkpoint": "radiologynet.models._convert",
-    "write_weights_folder": "radiologynet.models._convert",
+    "write_weights_folder": "radiologynet.models._folder",
 }
 
 __all__ = [

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from radiologynet.models._preprocessing import Preprocessing, channel_mean_std
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._weights import WeightRecord
 from radiologynet.paper import PAPER, PaperResult
-from radiologynet.transforms import channel_mean_std, read_preprocessing
 
 BASE_TAGS = (
     "timm",
@@ -73,7 +73,7 @@ TIMM_SHRINK_MAX_DIFF = {"radiograph": 0.89, "noise": 0.47}
 
 
 def _preprocessing(config: Mapping[str, Any]) -> str:
-    pre = read_preprocessing(config)
+    pre = Preprocessing.from_timm_cfg(config)
     size, interpolation = pre.input_size, pre.interpolation
     if pre.mean is None:
         normalise = "no mean/std normalisation"
@@ -100,7 +100,7 @@ def _preprocessing(config: Mapping[str, Any]) -> str:
             f"({interpolation}), centre {size} x {size} crop.\n"
         )
     timm_note = (
-        "- `radiologynet.transforms.for_model(model)` (or `record.transforms()`) applies "
+        "- `radiologynet.transforms.for_model(model)` (or `for_weights(record)`) applies "
         "exactly this. timm's `resolve_data_config` + `create_transform` (on the image as "
         "RGB) gives the same tensor (to within one 8-bit grey level) when the image is no "
         f"larger than {size} px; it differs when the image must shrink, because PIL anti-aliases "

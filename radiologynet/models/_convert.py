@@ -9,45 +9,29 @@ onto the numerically identical timm model and writes ``config.json`` + ``model.s
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, fields
-from functools import lru_cache
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-import safetensors.torch
-import timm
 import torch
-from timm.models import PretrainedCfg
 from torch import Tensor
 
-from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
-from radiologynet.models._hub import CONFIG_NAME, WEIGHTS_NAME, sha256_file
+from radiologynet.models._folder import head_rows, shape_mismatch, timm_layout, write_weights_folder
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import (
     IMAGENET_NUM_CLASSES,
-    PAPER,
-    PAPER_DOI,
-    Preprocessing,
     WeightRecord,
     get_weights,
 )
 
-CARD_NAME = "README.md"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
-#: pretrained_cfg keys that say where weights come from; a folder must not point elsewhere.
-_SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source"}
-#: The keys timm's ``PretrainedCfg`` accepts (an unknown one raises TypeError in timm).
-PRETRAINED_CFG_KEYS = frozenset(f.name for f in fields(PretrainedCfg))
 #: The pretraining head of the authors' RadiologyNET checkpoints.
 RADIOLOGYNET_NUM_CLASSES = 36
 #: Archive extraction refuses more than this many uncompressed bytes (the largest
@@ -196,17 +180,6 @@ def _read_checkpoint(path: Path, shown: str) -> tuple[dict[str, Tensor], str | N
     return strip_prefix(state), model_name if isinstance(model_name, str) else None
 
 
-def grayscale_filters(weight: Tensor, channels: int) -> Tensor:
-    """First-convolution filters ``(O, I, kH, kW)`` re-spread for ``channels`` inputs that
-    all carry the same grayscale image: the filters are summed over their input channels
-    (what they compute on replicated grayscale) and, for more than one channel, that sum
-    divided by ``channels`` is repeated, so the result computes the same on grayscale input
-    and loading it with ``in_chans=1`` (timm sums the filters) gives the sum back. timm's
-    ``adapt_input_conv`` does not go from 1 to 3 channels."""
-    summed = weight.sum(1, keepdim=True)
-    return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
-
-
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
     """``state_dict`` with ``prefix`` (DataParallel's ``module.``) removed from every key
     that has it."""
@@ -214,26 +187,6 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> d
 
 
 # --------------------------------------------------------------------------- key mapping
-
-
-@lru_cache(maxsize=64)
-def _timm_layout(arch_name: str, num_classes: int) -> tuple[dict[str, tuple[int, ...]], int]:
-    """Key -> shape of the timm model of ``arch_name`` (built on the meta device, so no
-    memory or init cost), and its ``num_features``."""
-    arch = ARCHITECTURES[arch_name]
-    with torch.device("meta"):
-        model = timm.create_model(arch.timm_name, num_classes=num_classes, **arch.model_args_dict)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}, int(model.num_features)
-
-
-def _head_rows(state_dict: Mapping[str, Tensor], arch: Architecture) -> int:
-    weight = state_dict.get(f"{arch.classifier}.weight")
-    if weight is None:
-        raise CheckpointFormatError(
-            f"The converted {arch.name} state dict has no {arch.classifier}.weight (the "
-            "classification head)."
-        )
-    return int(weight.shape[0])
 
 
 def _family(arch: Architecture) -> str:
@@ -345,7 +298,7 @@ def _map_efficientnet(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def _map_mobilenet(sd: Mapping[str, Tensor], arch: Architecture) -> dict[str, Tensor]:
     if "conv_stem.weight" in sd:
         return dict(sd)
-    layout, _ = _timm_layout(arch.name, 1000)
+    layout, _ = timm_layout(arch.name, 1000)
     stage_sizes: dict[int, int] = {}
     for key in layout:
         if key.startswith("blocks."):
@@ -397,7 +350,7 @@ def _rename(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict[str, T
 def _mismatch(converted: Mapping[str, Tensor], arch: Architecture) -> str | None:
     """Why ``converted`` would not load ``strict=True`` into the timm model (None if it
     would)."""
-    return _shape_mismatch({k: tuple(v.shape) for k, v in converted.items()}, arch)
+    return shape_mismatch({k: tuple(v.shape) for k, v in converted.items()}, arch)
 
 
 def to_timm_state_dict(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict[str, Tensor]:
@@ -462,203 +415,6 @@ def detect_architecture(
 # --------------------------------------------------------------------------- writing
 
 
-def timm_pretrained_cfg(
-    arch: Architecture,
-    record: WeightRecord | None = None,
-    *,
-    base: Mapping[str, Any] | None = None,
-    num_classes: int | None = None,
-) -> dict[str, Any]:
-    """The one timm ``pretrained_cfg`` of a weight: the record's, else ``base`` (a
-    folder's own ``pretrained_cfg``), else the architecture's letterbox input without
-    normalisation; with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes``
-    work), only keys timm accepts, and no key that points at another file."""
-    if record is not None:
-        cfg: dict[str, Any] = dict(record.pretrained_cfg())
-    elif base is not None:
-        cfg = dict(base)
-    else:
-        cfg = {
-            **Preprocessing(input_size=arch.input_size).timm_cfg(),
-            "architecture": arch.timm_name,
-            "paper_ids": f"doi:{PAPER_DOI}",
-        }
-    cfg.setdefault("first_conv", arch.first_conv)
-    cfg.setdefault("classifier", arch.classifier)
-    if num_classes is not None:
-        cfg["num_classes"] = num_classes
-    return {
-        k: v
-        for k, v in cfg.items()
-        if k in PRETRAINED_CFG_KEYS and k not in _SOURCE_KEYS and v not in (None, "")
-    }
-
-
-def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "arch": arch.name,
-        "original_name": arch.original_name,
-        "paper": PAPER,
-        "paper_doi": PAPER_DOI,
-        "sha256": sha256,
-    }
-    if record is not None:
-        meta.update(
-            weights=record.full_name,
-            tag=record.tag,
-            version=record.version,
-            description=record.description,
-            license=record.license,
-            license_note=record.license_note,
-            modalities=list(record.modalities),
-            training_data=record.training_data,
-            source_url=record.source_url,
-            hub_repo_id=record.hub_repo_id,
-            preprocessing=asdict(record.preprocessing),
-            results=[asdict(r) for r in record.results],
-        )
-    return meta
-
-
-def build_config(
-    arch: Architecture,
-    num_classes: int,
-    *,
-    record: WeightRecord | None = None,
-    label_names: Iterable[str] = (),
-    sha256: str = "",
-    extra_config: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``config.json`` of a weights folder: timm's keys, plus this library's metadata
-    under the top-level ``radiologynet`` key (timm ignores it)."""
-    _, num_features = _timm_layout(arch.name, num_classes)
-    labels = list(label_names)
-    if not labels and record is not None and record.num_classes == num_classes:
-        labels = list(record.label_names)
-    config: dict[str, Any] = {
-        "architecture": arch.timm_name,
-        "num_classes": num_classes,
-        "num_features": num_features,
-        "global_pool": "avg",
-        "model_args": arch.model_args_dict,
-        "label_names": labels,
-        # label names live at the top level of config.json (timm copies them from there)
-        "pretrained_cfg": {
-            k: v
-            for k, v in timm_pretrained_cfg(arch, record, num_classes=num_classes).items()
-            if k not in ("label_names", "label_descriptions")
-        },
-        "radiologynet": _metadata(arch, record, sha256),
-    }
-    for key, value in (extra_config or {}).items():
-        if key in ("pretrained_cfg", "radiologynet") and isinstance(value, Mapping):
-            unknown = set(value) - PRETRAINED_CFG_KEYS if key == "pretrained_cfg" else set()
-            if unknown:
-                raise CheckpointFormatError(
-                    f"extra_config['pretrained_cfg'] has keys timm does not accept: "
-                    f"{sorted(unknown)}; put your own metadata under 'radiologynet'."
-                )
-            config[key].update(value)
-        else:
-            config[key] = value
-    if not config["label_names"]:
-        del config["label_names"]
-    return config
-
-
-def _contiguous_unshared(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """CPU, contiguous tensors, none sharing memory (safetensors refuses shared ones)."""
-    seen: set[int] = set()
-    out: dict[str, Tensor] = {}
-    for key, value in state_dict.items():
-        tensor = value.detach().to("cpu").contiguous()
-        pointer = tensor.untyped_storage().data_ptr()
-        if tensor.numel() and pointer in seen:
-            tensor = tensor.clone()
-            pointer = tensor.untyped_storage().data_ptr()
-        if tensor.numel():
-            seen.add(pointer)
-        out[key] = tensor
-    return out
-
-
-def _three_input_channels(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict:
-    """``state_dict`` with a 3-channel first convolution, the form every weights folder
-    holds (timm's ``pretrained_cfg`` and :func:`radiologynet.create_model` expect it): a
-    model trained on grayscale repeated to another channel count is re-spread by
-    :func:`grayscale_filters`, exact on grayscale input."""
-    key = f"{arch.first_conv}.weight"
-    weight = state_dict.get(key)
-    if weight is None or weight.dim() != 4 or weight.shape[1] == 3:
-        return dict(state_dict)
-    return {**state_dict, key: grayscale_filters(weight, 3)}
-
-
-def write_weights_folder(
-    state_dict: Mapping[str, Tensor],
-    out_dir: str | os.PathLike[str],
-    *,
-    arch: Architecture | str,
-    record: WeightRecord | None = None,
-    num_classes: int | None = None,
-    label_names: Iterable[str] = (),
-    extra_config: Mapping[str, Any] | None = None,
-    card_extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a timm state dict as a weights folder: ``model.safetensors``, ``README.md``
-    (model card) and ``config.json`` (written last, each atomically).
-
-    Args:
-        state_dict: in timm layout for ``arch`` (see :func:`to_timm_state_dict`); a first
-            convolution with other than 3 input channels (a model trained with
-            ``in_chans=1``) is stored in the 3-channel form (:func:`grayscale_filters`), so
-            the folder loads with any ``in_chans``.
-        out_dir: the folder (created if needed; other files in it are left alone).
-        arch: the architecture (or its name).
-        record: the weight this is; supplies preprocessing, licence, labels and results.
-        num_classes: the head's size (default: read from the state dict).
-        label_names: one name per class (default: the record's when the sizes agree).
-        extra_config: merged into config.json (``pretrained_cfg`` and ``radiologynet`` are
-            merged into those dicts).
-        card_extra: passed to :func:`radiologynet.models._card.render_model_card`.
-
-    Returns:
-        ``out_dir`` as a Path.
-    """
-    from radiologynet.models._card import render_model_card
-
-    arch = get_architecture(arch) if isinstance(arch, str) else arch
-    rows = _head_rows(state_dict, arch)
-    if num_classes is not None and num_classes != rows:
-        raise CheckpointFormatError(
-            f"num_classes={num_classes} but the state dict's head "
-            f"{arch.classifier}.weight has {rows} rows."
-        )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise CheckpointFormatError(
-            f"Output {out} exists and is not a folder; choose another --out or remove it."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = _contiguous_unshared(_three_input_channels(state_dict, arch))
-    atomic_write(
-        out / WEIGHTS_NAME,
-        lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"}),
-    )
-    config = build_config(
-        arch,
-        rows,
-        record=record,
-        label_names=label_names,
-        sha256=sha256_file(out / WEIGHTS_NAME),
-        extra_config=extra_config,
-    )
-    card = render_model_card(config, record=record, extra=card_extra)
-    atomic_write_text(out / CARD_NAME, card)
-    atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
-    return out
-
-
 def record_for(arch: Architecture, num_classes: int, tag: str | None = None) -> WeightRecord | None:
     """The weight record a converted checkpoint of ``arch`` is, from its head's size:
     ``tag``'s record when given, else the RadiologyNET weights for a 36-class head, the
@@ -711,7 +467,7 @@ def convert_checkpoint(
     state_dict, model_name = load_original_checkpoint(src)
     arch = detect_architecture(state_dict, model_name)
     converted = to_timm_state_dict(state_dict, arch)
-    rows = _head_rows(converted, arch)
+    rows = head_rows(converted, arch)
     if record is None:
         record = record_for(arch, rows, tag)
     elif record.arch != arch.name:
@@ -724,64 +480,3 @@ def convert_checkpoint(
             f"{record.num_classes} classes: it is another weight."
         )
     return write_weights_folder(converted, out_dir, arch=arch, record=record)
-
-
-def check_weights_file(
-    file: str | os.PathLike[str], arch: Architecture, shown: str | None = None
-) -> None:
-    """Check, from its header alone, that a ``model.safetensors`` is intact and holds
-    weights of ``arch`` (any head size), before timm loads it.
-
-    Raises:
-        CheckpointFormatError: a truncated or damaged file, or weights of another
-            architecture (the message names the one they fit, when the zoo has it).
-    """
-    from safetensors import SafetensorError, safe_open
-
-    shown = shown or str(file)
-    try:
-        with safe_open(str(file), framework="pt") as fh:
-            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointFormatError(
-            f"Cannot read {shown}: {err}. The file is truncated or damaged: fetch or "
-            "convert it again (delete it first if it sits in the cache)."
-        ) from err
-    problem = _shape_mismatch(shapes, arch)
-    if problem is None:
-        return
-    fits = next(
-        (
-            a.name
-            for a in ARCHITECTURES.values()
-            if a.name != arch.name and _shape_mismatch(shapes, a) is None
-        ),
-        None,
-    )
-    raise CheckpointFormatError(
-        f"{shown}: these weights are for a different architecture"
-        + (f" ({fits})" if fits else "")
-        + f", not {arch.name} ({problem}). Pass weights of "
-        f"{arch.name}" + (f", or build {fits} instead." if fits else ".")
-    )
-
-
-def _shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -> str | None:
-    head = shapes.get(f"{arch.classifier}.weight")
-    if head is None:
-        return f"no {arch.classifier}.weight"
-    expected, _ = _timm_layout(arch.name, head[0])
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(shapes) if shapes[k] != expected[k])
-    if not (missing or unexpected or wrong):
-        return None
-    return "; ".join(
-        f"{len(keys)} {label} tensors, e.g. {keys[0]}"
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrongly shaped", wrong),
-        )
-        if keys
-    )

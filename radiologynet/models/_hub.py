@@ -20,26 +20,35 @@ killed process are removed on the next run.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import (
-    CheckpointFormatError,
     ChecksumError,
     WeightsNotFoundError,
     WeightsNotReleasedError,
+)
+from radiologynet.models._folder import (
+    CHUNK_SIZE,
+    CONFIG_NAME,
+    SHA256_SUFFIX,
+    WEIGHTS_NAME,
+    check_model_args,
+    read_config,
+    read_sha256_sidecar,
+    read_weights_folder,
+    sha256_file,
+    verify_folder,
+    verify_sha256,
 )
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._weights import WeightRecord, resolve_weights_arg
@@ -47,16 +56,11 @@ from radiologynet.models._weights import WeightRecord, resolve_weights_arg
 WEIGHTS_DIR_ENV = "RADIOLOGYNET_WEIGHTS_DIR"
 CACHE_ENV = "RADIOLOGYNET_CACHE"
 OFFLINE_ENV = "RADIOLOGYNET_OFFLINE"
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-SHA256_SUFFIX = ".sha256"
 ORIGINAL_SUFFIXES = (".pth", ".pt", ".tar.gz", ".tgz", ".tar", ".bin", ".ckpt")
 DOWNLOAD_TIMEOUT_S = 30.0
 #: Temporaries (``.tmp-*`` folders, atomic-write ``.*.tmp`` files, ``*.part`` files,
 #: extraction folders) untouched for this long belong to a killed process: removed.
 STALE_TEMP_S = 3600.0
-_CHUNK = 1 << 20
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TEMP_PATTERNS = (".tmp-*", ".*.tmp", "*.part", ".radiologynet-extract-*")
 
 
@@ -98,141 +102,7 @@ def is_offline() -> bool:
 # --------------------------------------------------------------------------- integrity
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_sha256_sidecar(path: Path) -> str:
-    """The hash recorded in a ``<file>.sha256`` sidecar (``sha256sum`` format).
-
-    Raises:
-        ChecksumError: the sidecar is empty or holds no 64-digit hex hash.
-    """
-    words = path.read_text(encoding="utf-8", errors="replace").split()
-    if not words or not _SHA256.fullmatch(words[0].lower()):
-        raise ChecksumError(
-            f"{path} holds no sha256 (it is empty or not `sha256sum` output). Delete it "
-            "and the weights folder beside it, then fetch the weights again (or write it "
-            f"with `sha256sum {path.name.removesuffix(SHA256_SUFFIX)} > {path.name}`)."
-        )
-    return words[0].lower()
-
-
-def verify_sha256(path: Path, expected: str, what: str, *, remove: bool) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected``; ``remove``
-    deletes the bad file first (cache entries, which are fetched anew)."""
-    actual = sha256_file(path)
-    if actual != expected.lower():
-        if remove:
-            path.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"{what}: {path} has sha256 {actual}, expected {expected}. "
-            + (
-                "The corrupt file was removed; run the command again to fetch it anew."
-                if remove
-                else "Replace the file with an intact copy."
-            )
-        )
-
-
-def _verify_folder(file: Path, config: dict | None, what: str, pin: str | None) -> None:
-    """Check a weights file against the record's pin, its ``.sha256`` sidecar or the
-    sha256 its ``config.json`` recorded, whichever are present."""
-    if pin:
-        verify_sha256(file, pin, what, remove=False)
-    sidecar = file.with_name(file.name + SHA256_SUFFIX)
-    if sidecar.is_file():
-        verify_sha256(
-            file, read_sha256_sidecar(sidecar), f"{what} (per {sidecar.name})", remove=False
-        )
-    elif not pin and config and isinstance(config.get("radiologynet"), dict):
-        recorded = config["radiologynet"].get("sha256")
-        if isinstance(recorded, str) and _SHA256.fullmatch(recorded):
-            verify_sha256(file, recorded, f"{what} (per config.json)", remove=False)
-
-
 # --------------------------------------------------------------------------- folders
-
-
-def read_config(folder: Path) -> dict | None:
-    """A weights folder's parsed ``config.json`` (``None`` when it has none).
-
-    Raises:
-        CheckpointFormatError: config.json is not a valid JSON object; the message names
-            it and says how to get an intact copy.
-    """
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointFormatError(
-            f"{path} is not valid JSON ({err}). The folder is damaged: delete it and fetch "
-            "or convert the weights again (`radiologynet download` / `radiologynet "
-            "convert`)."
-        ) from err
-    if not isinstance(config, dict):
-        raise CheckpointFormatError(
-            f"{path} holds a {type(config).__name__}, not a JSON "
-            "object. Delete the folder and fetch the weights again."
-        )
-    return config
-
-
-def read_weights_folder(
-    path: str | os.PathLike[str], *, require_config: bool = True
-) -> tuple[dict[str, Any] | None, Path]:
-    """Read a weights folder (``config.json`` + ``model.safetensors``); the one reader
-    every caller uses.
-
-    Returns:
-        The parsed ``config.json`` (``None`` when absent and not required) and the path
-        of ``model.safetensors``.
-
-    Raises:
-        WeightsNotFoundError: the folder or one of its files is missing (a folder given
-            where a file is, too).
-        CheckpointFormatError: config.json is not valid JSON or names no architecture.
-    """
-    folder = Path(path).expanduser()
-    hint = "Make one with `radiologynet convert CHECKPOINT --out DIR`."
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise WeightsNotFoundError(f"Weights folder {folder} {what}. {hint}")
-    for name in (CONFIG_NAME, WEIGHTS_NAME) if require_config else (WEIGHTS_NAME,):
-        if not (folder / name).is_file():
-            raise WeightsNotFoundError(f"Weights folder {folder} has no {name}. {hint}")
-    config = read_config(folder)
-    if config is not None and require_config and "architecture" not in config:
-        raise CheckpointFormatError(f"{folder / CONFIG_NAME} names no 'architecture'. {hint}")
-    return config, folder / WEIGHTS_NAME
-
-
-def check_model_args(
-    config: dict | None, arch: Architecture, where: Path, allow: bool = False
-) -> dict[str, Any]:
-    """The ``model_args`` of a folder's ``config.json``, refused when they differ from the
-    registry's for ``arch`` (they would silently build another network) unless ``allow``.
-
-    Raises:
-        CheckpointFormatError: differing model_args without ``allow``.
-    """
-    args = dict((config or {}).get("model_args") or {})
-    expected = arch.model_args_dict
-    if args and args != expected and not allow:
-        raise CheckpointFormatError(
-            f"{where / CONFIG_NAME} sets model_args {args}, but {arch.name} is built with "
-            f"{expected} (the registry's). Loading it would change the architecture: use "
-            "weights written for the registry's network, or pass "
-            "trust_config_model_args=True if you mean it."
-        )
-    return args if allow else expected
 
 
 def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
@@ -323,7 +193,7 @@ def resolve_record(record: WeightRecord) -> ResolvedWeights:
             looked.append(f"{folder}/{WEIGHTS_NAME} ({WEIGHTS_DIR_ENV})")
             if (folder / WEIGHTS_NAME).is_file():
                 config = read_config(folder)
-                _verify_folder(folder / WEIGHTS_NAME, config, record.full_name, record.sha256)
+                verify_folder(folder / WEIGHTS_NAME, config, record.full_name, record.sha256)
                 return ResolvedWeights(folder / WEIGHTS_NAME, arch, record, config, "bundle")
     else:
         looked.append(f"{WEIGHTS_DIR_ENV} (not set)")
@@ -492,7 +362,7 @@ def download(
                 leave=False,
             ) as bar:
                 try:
-                    while chunk := response.read(_CHUNK):
+                    while chunk := response.read(CHUNK_SIZE):
                         out.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
@@ -597,7 +467,7 @@ def resolve_path(path: str | Path, arch: Architecture | None = None) -> Resolved
             config, file = read_weights_folder(path, require_config=False)
         else:
             config, file = read_config(folder), path
-        _verify_folder(file, config, str(file), None)
+        verify_folder(file, config, str(file), None)
         folder_arch = _arch_from_config(config)
         return ResolvedWeights(file, folder_arch or _need_arch(arch, path), None, config, "path")
     if any(path.name.endswith(s) for s in ORIGINAL_SUFFIXES):

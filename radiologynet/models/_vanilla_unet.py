@@ -24,8 +24,7 @@ from radiologynet.errors import (
     WeightsNotReleasedError,
 )
 from radiologynet.models._backbone import weights_file
-from radiologynet.models._convert import grayscale_filters
-from radiologynet.models._hub import read_config
+from radiologynet.models._folder import grayscale_filters, read_config
 
 #: ``config.json`` ``architecture`` of a vanilla U-Net weights folder.
 VANILLA_ARCHITECTURE = "radiologynet_vanilla_unet"

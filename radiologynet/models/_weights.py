@@ -16,58 +16,22 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from radiologynet.errors import UnknownModelError, UnknownWeightsError, WeightsNotFoundError
+from radiologynet.models._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.paper import PAPER, PAPER_DOI, PaperResult, paper_results
-
-if TYPE_CHECKING:  # transforms import this module; the method imports them when called
-    from radiologynet.transforms import ImageTransform
 
 #: Every published weight lives at ``f"{HUB_ORG}/{arch}.{tag}"`` on the Hugging Face Hub.
 HUB_ORG = "radiologynet"
 #: The authors' download server (one ``<Name>.tar.gz`` per architecture).
 ORIGINAL_BASE_URL = "http://radiologynet.riteh.hr/models"
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: The 36 pseudo-label classes of pretraining. The authors identify them by cluster
 #: number only (50 clusters, 14 excluded as incoherent); the names are therefore indices.
 RADIOLOGYNET_LABELS: tuple[str, ...] = tuple(f"cluster_{i:02d}" for i in range(36))
 IMAGENET_NUM_CLASSES = 1000
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What a weight expects as input.
-
-    Images are grayscale, letterboxed to ``input_size`` (longest side resized with
-    ``interpolation``, aspect kept, centred zero padding), scaled to [0, 1], repeated to
-    three channels when ``grayscale_to_rgb``, then normalised with ``mean``/``std`` when
-    those are not ``None``. Without ``letterbox`` (timm's ``crop_mode="center"``) the
-    shorter side goes to ``floor(input_size / crop_pct)`` and the centre is cropped.
-    """
-
-    input_size: int
-    interpolation: str = "bilinear"
-    letterbox: bool = True
-    grayscale_to_rgb: bool = True
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    crop_pct: float = 1.0
-
-    def timm_cfg(self) -> dict[str, object]:
-        """The keys of a timm ``pretrained_cfg`` that describe this preprocessing."""
-        return {
-            "input_size": (3, self.input_size, self.input_size),
-            "interpolation": self.interpolation,
-            "crop_pct": self.crop_pct,
-            "crop_mode": "border" if self.letterbox else "center",
-            "mean": tuple(self.mean) if self.mean is not None else (0.0, 0.0, 0.0),
-            "std": tuple(self.std) if self.std is not None else (1.0, 1.0, 1.0),
-        }
 
 
 @dataclass(frozen=True)
@@ -176,15 +140,6 @@ class WeightRecord:
             "description": self.description,
             "architecture": arch.timm_name,
         }
-
-    def transforms(self, train: bool = False, in_chans: int = 3, **kwargs: Any) -> ImageTransform:
-        """The preprocessing this weight expects, as torchvision's ``weights.transforms()``:
-        the same :class:`~radiologynet.transforms.ImageTransform` that
-        ``radiologynet.transforms.for_weights(self, ...)`` returns (keyword arguments go
-        there: ``augment``, ``window``)."""
-        from radiologynet.transforms import for_weights
-
-        return for_weights(self, train=train, in_chans=in_chans, **kwargs)
 
     @property
     def status(self) -> str:

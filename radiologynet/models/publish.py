@@ -20,7 +20,7 @@ from glob import escape as glob_escape
 from pathlib import Path, PurePosixPath
 
 from radiologynet.errors import CheckpointFormatError, InvalidArgumentError, RadiologyNetError
-from radiologynet.models._hub import read_weights_folder, sha256_file
+from radiologynet.models._folder import read_weights_folder, sha256_file
 
 #: What a published weights folder holds, unless more files are named.
 DEFAULT_FILES = ("config.json", "model.safetensors", "README.md")

@@ -31,7 +31,8 @@ from radiologynet.models._backbone import (
     resolve_backbone_weights,
     weights_file,
 )
-from radiologynet.models._hub import ResolvedWeights, read_config
+from radiologynet.models._folder import read_config
+from radiologynet.models._hub import ResolvedWeights
 from radiologynet.models._paper_unet import PaperUNet
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._vanilla_unet import (

@@ -455,7 +455,7 @@ def _write_folder(
     augmentation: Any,
     result: FitResult,
 ) -> None:
-    from radiologynet.models._convert import write_weights_folder
+    from radiologynet.models._folder import write_weights_folder
 
     arch, site, modality, meta = source.arch, source.site, source.modality, source.meta
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")

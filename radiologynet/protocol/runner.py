@@ -255,7 +255,7 @@ def _write_model_folder(
     pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if zoo_model and arch is not None and kind in ("multiclass", "binary"):
-        from radiologynet.models._convert import write_weights_folder
+        from radiologynet.models._folder import write_weights_folder
 
         write_weights_folder(
             state,

@@ -2,6 +2,7 @@
 mean/std, the paper's augmentation, and the one batched on-device transform."""
 
 from radiologynet.io.bitdepth import paper_uint8
+from radiologynet.models._preprocessing import channel_mean_std
 from radiologynet.transforms.augment import (
     AUGMENTATIONS,
     Augmentation,
@@ -15,7 +16,6 @@ from radiologynet.transforms.batch import (
     BatchTransform,
     as_gray_batch,
     as_unit_float,
-    channel_mean_std,
 )
 from radiologynet.transforms.geometry import letterbox, letterbox_geometry, resize_center_crop
 from radiologynet.transforms.pipeline import (
@@ -26,7 +26,6 @@ from radiologynet.transforms.pipeline import (
     for_model,
     for_weights,
     model_in_chans,
-    preprocessing_from_cfg,
     read_preprocessing,
     unit_float,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "letterbox_geometry",
     "model_in_chans",
     "paper_uint8",
-    "preprocessing_from_cfg",
     "random_affine_theta",
     "random_crop",
     "read_preprocessing",

@@ -8,14 +8,13 @@ is taken as already in [0, 1] and kept as it is; any other dtype is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from radiologynet.errors import InvalidArgumentError
-from radiologynet.models._weights import Preprocessing
+from radiologynet.models._preprocessing import Preprocessing, channel_mean_std
 from radiologynet.transforms.augment import (
     Augmentation,
     CustomAugmentation,
@@ -23,53 +22,6 @@ from radiologynet.transforms.augment import (
     resolve_augmentation,
 )
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
-
-
-def channel_mean_std(
-    mean: Sequence[float] | None, std: Sequence[float] | None, in_chans: int
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """A weight's mean/std for a model with ``in_chans`` input channels (``None``: no
-    normalisation).
-
-    A grey image repeated to three channels and normalised per channel meets the RGB
-    filters ``W_c`` as ``sum_c W_c (x - m_c) / s_c``. A one-channel model made with
-    ``in_chans=1`` (timm sums the filters: ``W = sum_c W_c``) sees ``W (x - m) / s``. The
-    two agree exactly when the RGB filters are equal if ``1 / s`` is the mean of
-    ``1 / s_c`` and ``m / s`` the mean of ``m_c / s_c``, which is the rule used: for ImageNet,
-    ``s = 0.22598``, ``m = 0.44880`` (pixel 128 -> 0.2352; taking the red channel's
-    statistics gives 0.0741, wrong by a factor of three). timm itself leaves three values in
-    ``pretrained_cfg`` and its transform fails on a one-channel model.
-
-    Raises:
-        InvalidArgumentError: statistics whose length fits neither 1, 3 nor ``in_chans``.
-    """
-    if mean is None and std is None:
-        return None
-    means = [float(v) for v in (mean if mean is not None else [0.0])]
-    stds = [float(v) for v in (std if std is not None else [1.0])]
-    if len(means) != len(stds):
-        if len(means) == 1:
-            means = means * len(stds)
-        elif len(stds) == 1:
-            stds = stds * len(means)
-        else:
-            raise InvalidArgumentError(
-                f"mean {tuple(means)} and std {tuple(stds)} differ in length"
-            )
-    if any(s <= 0 for s in stds):
-        raise InvalidArgumentError(f"std must be positive; got {tuple(stds)}")
-    if len(means) == in_chans:
-        return tuple(means), tuple(stds)
-    if len(means) == 1:
-        return tuple(means * in_chans), tuple(stds * in_chans)
-    if in_chans == 1:
-        inv = sum(1.0 / s for s in stds) / len(stds)
-        ratio = sum(m / s for m, s in zip(means, stds, strict=True)) / len(stds)
-        return (ratio / inv,), (1.0 / inv,)
-    raise InvalidArgumentError(
-        f"mean/std have {len(means)} values but the model takes "
-        f"{in_chans} input channels; pass {in_chans} values"
-    )
 
 
 def as_unit_float(batch: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ from torch import nn
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.io import Image, read_image, to_radiologynet_uint8
 from radiologynet.io.windowing import Window
-from radiologynet.models._weights import Preprocessing, WeightRecord, get_weights
+from radiologynet.models._folder import read_weights_folder
+from radiologynet.models._preprocessing import Preprocessing
+from radiologynet.models._weights import WeightRecord, get_weights
 from radiologynet.transforms.augment import Augmentation
 from radiologynet.transforms.batch import BatchTransform
 from radiologynet.transforms.geometry import letterbox, resize_center_crop
@@ -185,45 +187,6 @@ class ImageTransform:
         return self.batch(self._one(image).unsqueeze(0))[0]
 
 
-def _to_preprocessing_cfg(source: Mapping[str, Any]) -> Mapping[str, Any]:
-    cfg = source.get("pretrained_cfg", source)
-    if not isinstance(cfg, Mapping):
-        raise InvalidArgumentError(f"pretrained_cfg must be a mapping, got {type(cfg).__name__}")
-    return cfg
-
-
-def preprocessing_from_cfg(cfg: Mapping[str, Any]) -> Preprocessing:
-    """A timm ``pretrained_cfg`` (or a weights folder's ``config.json`` content holding
-    one) as a :class:`~radiologynet.Preprocessing`: input size, interpolation, crop mode
-    (``"border"`` is the letterbox), crop_pct and mean/std (mean 0 / std 1 is read as "no
-    normalisation"). Missing keys take timm's defaults."""
-    cfg = _to_preprocessing_cfg(cfg)
-    input_size = cfg.get("input_size") or (3, 224, 224)
-    height, width = int(input_size[-2]), int(input_size[-1])
-    if height != width:
-        raise InvalidArgumentError(
-            f"only square inputs are supported; pretrained_cfg input_size is {tuple(input_size)}"
-        )
-    mean, std = cfg.get("mean"), cfg.get("std")
-    identity = (
-        mean is not None
-        and std is not None
-        and all(float(v) == 0.0 for v in mean)
-        and all(float(v) == 1.0 for v in std)
-    )
-    if identity:
-        mean = std = None
-    return Preprocessing(
-        input_size=height,
-        interpolation=str(cfg.get("interpolation") or "bicubic"),
-        letterbox=cfg.get("crop_mode") == "border",
-        grayscale_to_rgb=True,
-        mean=tuple(float(v) for v in mean) if mean is not None else None,  # type: ignore
-        std=tuple(float(v) for v in std) if std is not None else None,  # type: ignore
-        crop_pct=float(cfg.get("crop_pct") or 0.875),
-    )
-
-
 PreprocessingSource = (
     str | WeightRecord | Preprocessing | Mapping[str, Any] | nn.Module | PathLike[str]
 )
@@ -253,16 +216,14 @@ def read_preprocessing(source: PreprocessingSource, input_size: int | None = Non
         return get_weights(source).preprocessing
     if isinstance(source, nn.Module):
         cfg = getattr(source, "pretrained_cfg", None) or getattr(source, "default_cfg", None)
-        return preprocessing_from_cfg(dict(cfg or {}))
+        return Preprocessing.from_timm_cfg(dict(cfg or {}))
     if isinstance(source, Mapping):
-        return preprocessing_from_cfg(source)
+        return Preprocessing.from_timm_cfg(source)
     path = Path(source).expanduser()
     folder = path if path.is_dir() else path.parent
     if (folder / "config.json").is_file():
-        from radiologynet.models._hub import read_weights_folder
-
         config, _ = read_weights_folder(folder)
-        return preprocessing_from_cfg(config.get("pretrained_cfg", {}))
+        return Preprocessing.from_timm_cfg(config.get("pretrained_cfg", {}))
     if input_size is None:
         raise InvalidArgumentError(
             f"{path} has no config.json beside it; pass input_size= "
@@ -279,7 +240,7 @@ def for_weights(
     window: Window = None,
 ) -> ImageTransform:
     """The transform a weight expects, from its name (``"resnet50.radiologynet"``), its
-    :class:`~radiologynet.WeightRecord` (``record.transforms()`` returns the same), a
+    :class:`~radiologynet.WeightRecord`, a
     :class:`~radiologynet.Preprocessing` or a weights folder (:func:`read_preprocessing`).
 
     Args:

@@ -23,7 +23,7 @@ from radiologynet.analysis.report.tables import (
     to_markdown,
 )
 from radiologynet.errors import ResultsFormatError, WeightsNotFoundError
-from radiologynet.models._hub import read_config
+from radiologynet.models._folder import read_config
 from radiologynet.models._registry import get_architecture
 
 pd = require("pandas", "sweep reports")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from radiologynet.models._convert import convert_checkpoint
-from radiologynet.models._hub import read_weights_folder
+from radiologynet.models._folder import read_weights_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from radiologynet.models._hub import read_weights_folder, sha256_file
+    from radiologynet.models._folder import read_weights_folder, sha256_file
     from radiologynet.models.publish import (
         check_loads_with_timm,
         publish_weights_folder,

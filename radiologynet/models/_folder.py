@@ -1,0 +1,489 @@
+"""The weights-folder format: ``model.safetensors``, ``config.json`` (timm's keys, the
+model type, and this library's metadata under ``radiologynet``) and ``README.md``; writing
+it, reading it back and verifying its file.
+
+``config.json`` is written last: a folder without it is incomplete. Its ``model_type``
+says what the tensors are: ``"timm"`` (a zoo architecture, loadable by plain timm),
+``"vanilla_unet"`` (the paper's vanilla U-Net) or ``"task"`` (a whole task model, such as
+an encoder U-Net or the bone-age regressor, loaded by what wrote it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, fields
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radiologynet._atomic import atomic_write, atomic_write_text
+from radiologynet.errors import CheckpointFormatError, ChecksumError, WeightsNotFoundError
+from radiologynet.models._card import render_model_card
+from radiologynet.models._preprocessing import Preprocessing
+from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
+from radiologynet.models._weights import WeightRecord
+from radiologynet.paper import PAPER, PAPER_DOI
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+SHA256_SUFFIX = ".sha256"
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+CONFIG_NAME = "config.json"
+
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+CHUNK_SIZE = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_sha256_sidecar(path: Path) -> str:
+    """The hash recorded in a ``<file>.sha256`` sidecar (``sha256sum`` format).
+
+    Raises:
+        ChecksumError: the sidecar is empty or holds no 64-digit hex hash.
+    """
+    words = path.read_text(encoding="utf-8", errors="replace").split()
+    if not words or not _SHA256.fullmatch(words[0].lower()):
+        raise ChecksumError(
+            f"{path} holds no sha256 (it is empty or not `sha256sum` output). Delete it "
+            "and the weights folder beside it, then fetch the weights again (or write it "
+            f"with `sha256sum {path.name.removesuffix(SHA256_SUFFIX)} > {path.name}`)."
+        )
+    return words[0].lower()
+
+
+def verify_sha256(path: Path, expected: str, what: str, *, remove: bool) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected``; ``remove``
+    deletes the bad file first (cache entries, which are fetched anew)."""
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        if remove:
+            path.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"{what}: {path} has sha256 {actual}, expected {expected}. "
+            + (
+                "The corrupt file was removed; run the command again to fetch it anew."
+                if remove
+                else "Replace the file with an intact copy."
+            )
+        )
+
+
+def verify_folder(file: Path, config: dict | None, what: str, pin: str | None) -> None:
+    """Check a weights file against the record's pin, its ``.sha256`` sidecar or the
+    sha256 its ``config.json`` recorded, whichever are present."""
+    if pin:
+        verify_sha256(file, pin, what, remove=False)
+    sidecar = file.with_name(file.name + SHA256_SUFFIX)
+    if sidecar.is_file():
+        verify_sha256(
+            file, read_sha256_sidecar(sidecar), f"{what} (per {sidecar.name})", remove=False
+        )
+    elif not pin and config and isinstance(config.get("radiologynet"), dict):
+        recorded = config["radiologynet"].get("sha256")
+        if isinstance(recorded, str) and _SHA256.fullmatch(recorded):
+            verify_sha256(file, recorded, f"{what} (per config.json)", remove=False)
+
+
+def read_config(folder: Path) -> dict | None:
+    """A weights folder's parsed ``config.json`` (``None`` when it has none).
+
+    Raises:
+        CheckpointFormatError: config.json is not a valid JSON object; the message names
+            it and says how to get an intact copy.
+    """
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointFormatError(
+            f"{path} is not valid JSON ({err}). The folder is damaged: delete it and fetch "
+            "or convert the weights again (`radiologynet download` / `radiologynet "
+            "convert`)."
+        ) from err
+    if not isinstance(config, dict):
+        raise CheckpointFormatError(
+            f"{path} holds a {type(config).__name__}, not a JSON "
+            "object. Delete the folder and fetch the weights again."
+        )
+    return config
+
+
+def read_weights_folder(
+    path: str | os.PathLike[str], *, require_config: bool = True
+) -> tuple[dict[str, Any] | None, Path]:
+    """Read a weights folder (``config.json`` + ``model.safetensors``); the one reader
+    every caller uses.
+
+    Returns:
+        The parsed ``config.json`` (``None`` when absent and not required) and the path
+        of ``model.safetensors``.
+
+    Raises:
+        WeightsNotFoundError: the folder or one of its files is missing (a folder given
+            where a file is, too).
+        CheckpointFormatError: config.json is not valid JSON or names no architecture.
+    """
+    folder = Path(path).expanduser()
+    hint = "Make one with `radiologynet convert CHECKPOINT --out DIR`."
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise WeightsNotFoundError(f"Weights folder {folder} {what}. {hint}")
+    for name in (CONFIG_NAME, WEIGHTS_NAME) if require_config else (WEIGHTS_NAME,):
+        if not (folder / name).is_file():
+            raise WeightsNotFoundError(f"Weights folder {folder} has no {name}. {hint}")
+    config = read_config(folder)
+    if config is not None and require_config and "architecture" not in config:
+        raise CheckpointFormatError(f"{folder / CONFIG_NAME} names no 'architecture'. {hint}")
+    return config, folder / WEIGHTS_NAME
+
+
+def check_model_args(
+    config: dict | None, arch: Architecture, where: Path, allow: bool = False
+) -> dict[str, Any]:
+    """The ``model_args`` of a folder's ``config.json``, refused when they differ from the
+    registry's for ``arch`` (they would silently build another network) unless ``allow``.
+
+    Raises:
+        CheckpointFormatError: differing model_args without ``allow``.
+    """
+    args = dict((config or {}).get("model_args") or {})
+    expected = arch.model_args_dict
+    if args and args != expected and not allow:
+        raise CheckpointFormatError(
+            f"{where / CONFIG_NAME} sets model_args {args}, but {arch.name} is built with "
+            f"{expected} (the registry's). Loading it would change the architecture: use "
+            "weights written for the registry's network, or pass "
+            "trust_config_model_args=True if you mean it."
+        )
+    return args if allow else expected
+
+
+CARD_NAME = "README.md"
+
+
+#: pretrained_cfg keys that say where weights come from; a folder must not point elsewhere.
+_SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source"}
+
+
+#: The keys timm's ``PretrainedCfg`` accepts (an unknown one raises TypeError in timm).
+@cache
+def pretrained_cfg_keys() -> frozenset[str]:
+    """The keys timm's ``PretrainedCfg`` accepts."""
+    from timm.models import PretrainedCfg
+
+    return frozenset(f.name for f in fields(PretrainedCfg))
+
+
+def grayscale_filters(weight: Tensor, channels: int) -> Tensor:
+    """First-convolution filters ``(O, I, kH, kW)`` re-spread for ``channels`` inputs that
+    all carry the same grayscale image: the filters are summed over their input channels
+    (what they compute on replicated grayscale) and, for more than one channel, that sum
+    divided by ``channels`` is repeated, so the result computes the same on grayscale input
+    and loading it with ``in_chans=1`` (timm sums the filters) gives the sum back. timm's
+    ``adapt_input_conv`` does not go from 1 to 3 channels."""
+    summed = weight.sum(1, keepdim=True)
+    return summed if channels == 1 else summed.repeat(1, channels, 1, 1) / channels
+
+
+@lru_cache(maxsize=64)
+def timm_layout(arch_name: str, num_classes: int) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Key -> shape of the timm model of ``arch_name`` (built on the meta device, so no
+    memory or init cost), and its ``num_features``."""
+    import timm
+    import torch
+
+    arch = ARCHITECTURES[arch_name]
+    with torch.device("meta"):
+        model = timm.create_model(arch.timm_name, num_classes=num_classes, **arch.model_args_dict)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}, int(model.num_features)
+
+
+def head_rows(state_dict: Mapping[str, Tensor], arch: Architecture) -> int:
+    weight = state_dict.get(f"{arch.classifier}.weight")
+    if weight is None:
+        raise CheckpointFormatError(
+            f"The converted {arch.name} state dict has no {arch.classifier}.weight (the "
+            "classification head)."
+        )
+    return int(weight.shape[0])
+
+
+def timm_pretrained_cfg(
+    arch: Architecture,
+    record: WeightRecord | None = None,
+    *,
+    base: Mapping[str, Any] | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """The one timm ``pretrained_cfg`` of a weight: the record's, else ``base`` (a
+    folder's own ``pretrained_cfg``), else the architecture's letterbox input without
+    normalisation; with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes``
+    work), only keys timm accepts, and no key that points at another file."""
+    if record is not None:
+        cfg: dict[str, Any] = dict(record.pretrained_cfg())
+    elif base is not None:
+        cfg = dict(base)
+    else:
+        cfg = {
+            **Preprocessing(input_size=arch.input_size).timm_cfg(),
+            "architecture": arch.timm_name,
+            "paper_ids": f"doi:{PAPER_DOI}",
+        }
+    cfg.setdefault("first_conv", arch.first_conv)
+    cfg.setdefault("classifier", arch.classifier)
+    if num_classes is not None:
+        cfg["num_classes"] = num_classes
+    return {
+        k: v
+        for k, v in cfg.items()
+        if k in pretrained_cfg_keys() and k not in _SOURCE_KEYS and v not in (None, "")
+    }
+
+
+def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "arch": arch.name,
+        "original_name": arch.original_name,
+        "paper": PAPER,
+        "paper_doi": PAPER_DOI,
+        "sha256": sha256,
+    }
+    if record is not None:
+        meta.update(
+            weights=record.full_name,
+            tag=record.tag,
+            version=record.version,
+            description=record.description,
+            license=record.license,
+            license_note=record.license_note,
+            modalities=list(record.modalities),
+            training_data=record.training_data,
+            source_url=record.source_url,
+            hub_repo_id=record.hub_repo_id,
+            preprocessing=asdict(record.preprocessing),
+            results=[asdict(r) for r in record.results],
+        )
+    return meta
+
+
+def build_config(
+    arch: Architecture,
+    num_classes: int,
+    *,
+    record: WeightRecord | None = None,
+    label_names: Iterable[str] = (),
+    sha256: str = "",
+    extra_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` of a weights folder: timm's keys, plus this library's metadata
+    under the top-level ``radiologynet`` key (timm ignores it)."""
+    _, num_features = timm_layout(arch.name, num_classes)
+    labels = list(label_names)
+    if not labels and record is not None and record.num_classes == num_classes:
+        labels = list(record.label_names)
+    config: dict[str, Any] = {
+        "architecture": arch.timm_name,
+        "num_classes": num_classes,
+        "num_features": num_features,
+        "global_pool": "avg",
+        "model_args": arch.model_args_dict,
+        "label_names": labels,
+        # label names live at the top level of config.json (timm copies them from there)
+        "pretrained_cfg": {
+            k: v
+            for k, v in timm_pretrained_cfg(arch, record, num_classes=num_classes).items()
+            if k not in ("label_names", "label_descriptions")
+        },
+        "radiologynet": _metadata(arch, record, sha256),
+    }
+    for key, value in (extra_config or {}).items():
+        if key in ("pretrained_cfg", "radiologynet") and isinstance(value, Mapping):
+            unknown = set(value) - pretrained_cfg_keys() if key == "pretrained_cfg" else set()
+            if unknown:
+                raise CheckpointFormatError(
+                    f"extra_config['pretrained_cfg'] has keys timm does not accept: "
+                    f"{sorted(unknown)}; put your own metadata under 'radiologynet'."
+                )
+            config[key].update(value)
+        else:
+            config[key] = value
+    if not config["label_names"]:
+        del config["label_names"]
+    return config
+
+
+def _contiguous_unshared(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """CPU, contiguous tensors, none sharing memory (safetensors refuses shared ones)."""
+    seen: set[int] = set()
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        tensor = value.detach().to("cpu").contiguous()
+        pointer = tensor.untyped_storage().data_ptr()
+        if tensor.numel() and pointer in seen:
+            tensor = tensor.clone()
+            pointer = tensor.untyped_storage().data_ptr()
+        if tensor.numel():
+            seen.add(pointer)
+        out[key] = tensor
+    return out
+
+
+def _three_input_channels(state_dict: Mapping[str, Tensor], arch: Architecture) -> dict:
+    """``state_dict`` with a 3-channel first convolution, the form every weights folder
+    holds (timm's ``pretrained_cfg`` and :func:`radiologynet.create_model` expect it): a
+    model trained on grayscale repeated to another channel count is re-spread by
+    :func:`grayscale_filters`, exact on grayscale input."""
+    key = f"{arch.first_conv}.weight"
+    weight = state_dict.get(key)
+    if weight is None or weight.dim() != 4 or weight.shape[1] == 3:
+        return dict(state_dict)
+    return {**state_dict, key: grayscale_filters(weight, 3)}
+
+
+def write_weights_folder(
+    state_dict: Mapping[str, Tensor],
+    out_dir: str | os.PathLike[str],
+    *,
+    arch: Architecture | str,
+    record: WeightRecord | None = None,
+    num_classes: int | None = None,
+    label_names: Iterable[str] = (),
+    extra_config: Mapping[str, Any] | None = None,
+    card_extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a timm state dict as a weights folder: ``model.safetensors``, ``README.md``
+    (model card) and ``config.json`` (written last, each atomically).
+
+    Args:
+        state_dict: in timm layout for ``arch`` (see :func:`to_timm_state_dict`); a first
+            convolution with other than 3 input channels (a model trained with
+            ``in_chans=1``) is stored in the 3-channel form (:func:`grayscale_filters`), so
+            the folder loads with any ``in_chans``.
+        out_dir: the folder (created if needed; other files in it are left alone).
+        arch: the architecture (or its name).
+        record: the weight this is; supplies preprocessing, licence, labels and results.
+        num_classes: the head's size (default: read from the state dict).
+        label_names: one name per class (default: the record's when the sizes agree).
+        extra_config: merged into config.json (``pretrained_cfg`` and ``radiologynet`` are
+            merged into those dicts).
+        card_extra: passed to :func:`radiologynet.models._card.render_model_card`.
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    from safetensors.torch import save_file
+
+    arch = get_architecture(arch) if isinstance(arch, str) else arch
+    rows = head_rows(state_dict, arch)
+    if num_classes is not None and num_classes != rows:
+        raise CheckpointFormatError(
+            f"num_classes={num_classes} but the state dict's head "
+            f"{arch.classifier}.weight has {rows} rows."
+        )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CheckpointFormatError(
+            f"Output {out} exists and is not a folder; choose another --out or remove it."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = _contiguous_unshared(_three_input_channels(state_dict, arch))
+    atomic_write(
+        out / WEIGHTS_NAME,
+        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+    )
+    config = build_config(
+        arch,
+        rows,
+        record=record,
+        label_names=label_names,
+        sha256=sha256_file(out / WEIGHTS_NAME),
+        extra_config=extra_config,
+    )
+    card = render_model_card(config, record=record, extra=card_extra)
+    atomic_write_text(out / CARD_NAME, card)
+    atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
+    return out
+
+
+def check_weights_file(
+    file: str | os.PathLike[str], arch: Architecture, shown: str | None = None
+) -> None:
+    """Check, from its header alone, that a ``model.safetensors`` is intact and holds
+    weights of ``arch`` (any head size), before timm loads it.
+
+    Raises:
+        CheckpointFormatError: a truncated or damaged file, or weights of another
+            architecture (the message names the one they fit, when the zoo has it).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    shown = shown or str(file)
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointFormatError(
+            f"Cannot read {shown}: {err}. The file is truncated or damaged: fetch or "
+            "convert it again (delete it first if it sits in the cache)."
+        ) from err
+    problem = shape_mismatch(shapes, arch)
+    if problem is None:
+        return
+    fits = next(
+        (
+            a.name
+            for a in ARCHITECTURES.values()
+            if a.name != arch.name and shape_mismatch(shapes, a) is None
+        ),
+        None,
+    )
+    raise CheckpointFormatError(
+        f"{shown}: these weights are for a different architecture"
+        + (f" ({fits})" if fits else "")
+        + f", not {arch.name} ({problem}). Pass weights of "
+        f"{arch.name}" + (f", or build {fits} instead." if fits else ".")
+    )
+
+
+def shape_mismatch(shapes: Mapping[str, tuple[int, ...]], arch: Architecture) -> str | None:
+    head = shapes.get(f"{arch.classifier}.weight")
+    if head is None:
+        return f"no {arch.classifier}.weight"
+    expected, _ = timm_layout(arch.name, head[0])
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(shapes) if shapes[k] != expected[k])
+    if not (missing or unexpected or wrong):
+        return None
+    return "; ".join(
+        f"{len(keys)} {label} tensors, e.g. {keys[0]}"
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrongly shaped", wrong),
+        )
+        if keys
+    )
