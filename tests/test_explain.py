@@ -14,6 +14,7 @@ import radiologynet.errors
 from radiologynet.analysis import explain
 from radiologynet.cli import main
 from radiologynet.errors import ImageReadError, WeightsNotFoundError
+from radiologynet.models._folder import task_config
 
 SIZE = 128  # resnet18's layer4 is 4 x 4 here: fine enough to tell the quadrants apart
 
@@ -171,11 +172,10 @@ def test_bad_inputs_raise_library_errors(tmp_path):
 def test_non_classifier_run_folders_are_refused(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / "config.json").write_text(
-        json.dumps(
-            {"architecture": "inception_v3", "task_model": "BoneAgeRegressor", "kind": "regression"}
-        )
+    config = task_config(
+        "BoneAgeRegressor", kind="regression", pretrained_cfg={}, encoder="inception_v3"
     )
+    (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(radiologynet.errors.RadiologyNetError, match="classifiers only"):
         explain.load_model(folder)
 

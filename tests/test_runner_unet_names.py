@@ -11,10 +11,16 @@ from functools import partial
 import pytest
 import torch
 
+import radiologynet
 from radiologynet.cli import main
 from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16
-from radiologynet.errors import InvalidArgumentError, UnknownModelError, WeightsNotReleasedError
-from radiologynet.models._vanilla_unet import VANILLA_ARCHITECTURE, VanillaUNet
+from radiologynet.errors import (
+    CheckpointFormatError,
+    InvalidArgumentError,
+    UnknownModelError,
+    WeightsNotReleasedError,
+)
+from radiologynet.models._vanilla_unet import VanillaUNet
 from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.models.unet import load_unet, unet_from_model_name
 from radiologynet.protocol import get_task_spec, resolve_model
@@ -140,7 +146,7 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
         assert net(torch.rand(1, 1, 48, 48)).shape == (1, 1, 48, 48)
         if spec.model == "unet":
             # the format save_vanilla_unet writes (reconstruction pretraining's too)
-            assert config["architecture"] == VANILLA_ARCHITECTURE
+            assert config["model_type"] == "vanilla_unet"
             assert config["radiologynet"]["model"] == spec.model
             assert isinstance(net.net, VanillaUNet)
             assert result["config"]["input_size"] == 64
@@ -152,7 +158,13 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
             assert run_one(later, tiny, luna, out, config_)["status"] == "finished"
         else:
             assert config["model"] == spec.model
-            assert config["architecture"] == "resnet18" and net.encoder is not None
+            # a task folder names its encoder and decoder, and no timm "architecture"
+            # (which timm and create_model would misread as the network to build)
+            assert config["model_type"] == "task" and "architecture" not in config
+            assert (config["encoder"], config["decoder"]) == ("resnet18", "smp")
+            assert net.encoder is not None
+            with pytest.raises(CheckpointFormatError, match="load_unet"):
+                radiologynet.create_model("resnet18", weights=folder / "model")
     assert sorted(p.name for p in out.iterdir()) == [
         "unet-random-1e-3-run1",
         "unet-resnet18-random-1e-3-run1",

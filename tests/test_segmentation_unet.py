@@ -213,22 +213,23 @@ def test_bad_inputs_raise_library_errors(tmp_path):
     ],
 )
 def test_runner_model_folder_loads_back(tmp_path, encoder, decoder, in_chans):
-    """The runner's segmentation model folder: the whole U-Net's tensors + a config.json
-    naming the encoder's timm architecture (the real runner is exercised in
-    test_luna16's 2-epoch run)."""
+    """The runner's segmentation model folder (a ``model_type: "task"`` folder naming the
+    encoder and decoder, or a vanilla U-Net folder) loads back into the same network
+    (the real runner is exercised in test_luna16's 2-epoch run)."""
+    from radiologynet.models._card import render_task_card
+    from radiologynet.models._folder import task_config, write_folder
+    from radiologynet.models._vanilla_unet import save_vanilla_unet
     from radiologynet.models.unet import load_unet
 
     torch.manual_seed(0)
     net = create_unet(encoder, in_chans=in_chans, decoder=decoder).eval()
-    (tmp_path / "model").mkdir()
-    save_file(
-        {k: v.contiguous() for k, v in net.state_dict().items()},
-        str(tmp_path / "model" / "model.safetensors"),
-    )
-    arch = get_architecture(encoder or "resnet18").timm_name
-    (tmp_path / "model" / "config.json").write_text(
-        json.dumps({"architecture": arch, "task_model": "UNet", "kind": "segmentation"})
-    )
+    if encoder is None:
+        save_vanilla_unet(net.net, tmp_path / "model", {"task": "segmentation"})
+    else:
+        config = task_config(
+            "UNet", kind="segmentation", pretrained_cfg={}, encoder=encoder, decoder=decoder
+        )
+        write_folder(tmp_path / "model", net.state_dict(), config, render_task_card)
     loaded = load_unet(tmp_path / "model").eval()
     assert loaded.decoder == (decoder if encoder else "vanilla")
     x = torch.rand(1, in_chans, 40, 36)

@@ -64,11 +64,11 @@ def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folde
         progress=False,
     )
     config = json.loads((out / "config.json").read_text())
-    assert config["architecture"] == "radiologynet_vanilla_unet"
+    assert config["model_type"] == "vanilla_unet"
     assert config["radiologynet"]["images"] == 6
     history = config["radiologynet"]["loss_per_epoch"]
     assert len(history) == 6 and history[-1] < history[0]
-    assert (out / "README.md").read_text().startswith("---\nlibrary_name:")
+    assert (out / "README.md").read_text().startswith("---\nlicense:")
     state = load_file(str(out / "model.safetensors"))
     # fine-tuning for segmentation: same body, a new one-class head
     net = create_unet(None, weights=out, in_chans=1, num_classes=1)
@@ -150,3 +150,22 @@ def test_errors(tmp_path):
     save_file({"x": torch.zeros(1)}, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointFormatError, match="resnet50"):
         create_unet(None, weights=folder)
+
+
+def test_vanilla_card_states_the_recorded_licence_not_the_codes(tmp_path):
+    """The card said ``license: apache-2.0`` (the code's licence) and
+    ``library_name: radiologynet`` whatever the weights were; it now states the licence
+    recorded with the weights, ``other`` when none was, and names no library that cannot
+    load them."""
+    from radiologynet.models._vanilla_unet import save_vanilla_unet
+
+    net = VanillaUNet(in_chans=1, num_classes=1, depth=2, first_width=4)
+    plain = save_vanilla_unet(net, tmp_path / "plain")
+    card = (plain / "README.md").read_text()
+    assert "license: other" in card and "apache-2.0" not in card
+    assert "library_name" not in card.split("---")[1]
+    assert "create_unet(None, weights=PATH)" in card
+    config = json.loads((plain / "config.json").read_text())
+    assert config["radiologynet"]["sha256"] in card
+    licensed = save_vanilla_unet(net, tmp_path / "cc", {"license": "cc-by-4.0", "task": "x"})
+    assert "license: cc-by-4.0" in (licensed / "README.md").read_text()

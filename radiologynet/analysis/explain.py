@@ -102,7 +102,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
         WeightsNotFoundError: neither a run folder nor a weights folder.
     """
     from radiologynet.models import create_model
-    from radiologynet.models._folder import read_config
+    from radiologynet.models._folder import model_type, read_config
 
     folder = Path(path)
     label = folder.name
@@ -116,9 +116,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, str]:
             f"{str(path)!r} is neither a run folder (result.json and model/) nor a weights "
             "folder (config.json and model.safetensors). Pass a folder the runner wrote."
         )
-    if config.get("task_model"):
+    if model_type(config, folder) != "timm":
+        what = config.get("task_model") or model_type(config)
         raise RadiologyNetError(
-            f"{str(path)!r} holds a {config['task_model']} ({config.get('kind', 'task')} "
+            f"{str(path)!r} holds a {what} ({config.get('kind', 'task')} "
             "model); Grad-CAM here explains classifiers only."
         )
     meta = config.get("radiologynet") or {}

@@ -27,10 +27,13 @@ BASE_TAGS = (
 _INIT_ORDER = ("baseline", "imagenet", "radiologynet")
 
 
-def _front_matter(license_id: str, tags: Iterable[str]) -> str:
-    lines = ["---", "library_name: timm", f"license: {license_id}", "tags:"]
+def _front_matter(
+    license_id: str, tags: Iterable[str], *, library: str | None = "timm", pipeline: str = ""
+) -> str:
+    lines = ["---"] + ([f"library_name: {library}"] if library else [])
+    lines += [f"license: {license_id}", "tags:"]
     lines += [f"- {tag}" for tag in dict.fromkeys(tags)]
-    lines += ["pipeline_tag: image-classification", "---", ""]
+    lines += [f"pipeline_tag: {pipeline or 'image-classification'}", "---", ""]
     return "\n".join(lines)
 
 
@@ -240,4 +243,55 @@ def render_model_card(
     parts += _how_to_load(arch, record, repo_id)
     if meta.get("sha256"):
         parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
+    return "\n".join(parts)
+
+
+#: How each non-timm model type loads (the card's last section says it).
+_LOADERS = {
+    "vanilla_unet": "radiologynet.create_unet(None, weights=PATH)",
+    "task": "radiologynet.models.load_unet(PATH)",
+}
+
+
+def render_task_card(config: Mapping[str, Any]) -> str:
+    """The model card of a folder that is not a timm classifier (``model_type``
+    ``"vanilla_unet"`` or ``"task"``): what the tensors are, where they came from, their
+    licence as recorded (``other`` when the writer knew none: weights you trained carry the
+    terms of your data and of the weights you started from) and how to load them."""
+    meta = dict(config.get("radiologynet") or {})
+    kind = str(config["model_type"])
+    what = str(config.get("task_model") or "VanillaUNet")
+    task = str(meta.get("task") or config.get("kind") or "weights")
+    license_id = str(meta.get("license") or "other")
+    tags = ["radiology", "medical-imaging", "radiologynet"]
+    tags.append("image-segmentation" if kind == "vanilla_unet" or config.get("decoder") else task)
+    encoder = f" with a `{config['encoder']}` encoder" if config.get("encoder") else ""
+    loader = _LOADERS[kind] if kind == "vanilla_unet" or config.get("decoder") else None
+    parts = [
+        _front_matter(license_id, tags, library=None, pipeline="image-segmentation"),
+        f"# {what}{encoder} ({task})\n",
+        f"A whole `{what}` ({kind.replace('_', ' ')}), not a timm backbone: plain timm and "
+        "`radiologynet.create_model` do not load it.\n",
+    ]
+    if meta.get("license_note") or license_id == "other":
+        parts.append(
+            str(
+                meta.get("license_note")
+                or "Licence: not recorded. Weights you trained carry "
+                "the terms of your data and of the weights you started from."
+            )
+            + "\n"
+        )
+    if meta.get("recipe"):
+        parts += ["## Training\n", f"{meta['recipe']}\n"]
+    parts += ["## How to load\n"]
+    parts.append(
+        f"```python\n{loader}\n```\n"
+        if loader
+        else "Load the tensors with the code that "
+        f"built this `{what}` (safetensors' `load_file`, then `load_state_dict`).\n"
+    )
+    if meta.get("sha256"):
+        parts.append(f"`model.safetensors` sha256: `{meta['sha256']}`\n")
+    parts += ["## Citation\n", f"{PAPER}\n"]
     return "\n".join(parts)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, fields
 from functools import cache, lru_cache
 from pathlib import Path
@@ -36,6 +36,8 @@ SHA256_SUFFIX = ".sha256"
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: What a weights folder can hold (``config.json``'s ``model_type``).
+MODEL_TYPES = ("timm", "vanilla_unet", "task")
 
 
 CONFIG_NAME = "config.json"
@@ -155,9 +157,88 @@ def read_weights_folder(
         if not (folder / name).is_file():
             raise WeightsNotFoundError(f"Weights folder {folder} has no {name}. {hint}")
     config = read_config(folder)
-    if config is not None and require_config and "architecture" not in config:
-        raise CheckpointFormatError(f"{folder / CONFIG_NAME} names no 'architecture'. {hint}")
+    if config is not None:
+        kind = model_type(config, folder)
+        if require_config and kind == "timm" and "architecture" not in config:
+            raise CheckpointFormatError(f"{folder / CONFIG_NAME} names no 'architecture'. {hint}")
     return config, folder / WEIGHTS_NAME
+
+
+def model_type(config: Mapping[str, Any], folder: Path | None = None) -> str:
+    """What a weights folder's tensors are (its ``config.json``'s ``model_type``; a folder
+    written by plain timm has none and is ``"timm"``).
+
+    Raises:
+        CheckpointFormatError: a ``model_type`` this library does not know.
+    """
+    kind = str(config.get("model_type", "timm"))
+    if kind not in MODEL_TYPES:
+        where = f"{folder / CONFIG_NAME}: " if folder is not None else ""
+        raise CheckpointFormatError(
+            f"{where}model_type {kind!r} is not one of {', '.join(MODEL_TYPES)}; the folder "
+            "was written by a newer radiologynet or by hand."
+        )
+    return kind
+
+
+def write_folder(
+    out_dir: str | os.PathLike[str],
+    tensors: Mapping[str, Tensor],
+    config: Mapping[str, Any],
+    card: Callable[[Mapping[str, Any]], str],
+) -> Path:
+    """Write a weights folder of any model type: ``model.safetensors``, then ``README.md``
+    (``card(config)``, with the file's sha256 in ``config["radiologynet"]["sha256"]``),
+    then ``config.json`` last, each atomically. Other files in the folder are left alone.
+
+    Raises:
+        CheckpointFormatError: ``out_dir`` exists and is not a folder, or ``config`` has
+            no known ``model_type``.
+    """
+    from safetensors.torch import save_file
+
+    model_type(config)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CheckpointFormatError(
+            f"Output {out} exists and is not a folder; choose another --out or remove it."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    contiguous = _contiguous_unshared(tensors)
+    atomic_write(
+        out / WEIGHTS_NAME, lambda tmp: save_file(contiguous, tmp, metadata={"format": "pt"})
+    )
+    meta = {**dict(config.get("radiologynet") or {}), "sha256": sha256_file(out / WEIGHTS_NAME)}
+    config = {**config, "radiologynet": meta}
+    atomic_write_text(out / CARD_NAME, card(config))
+    atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
+    return out
+
+
+def task_config(
+    task_model: str,
+    *,
+    kind: str,
+    pretrained_cfg: Mapping[str, Any],
+    encoder: str | None = None,
+    decoder: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` of a whole task model (``model_type: "task"``): the class
+    (``task_model``), the task kind, the zoo architecture of its encoder and the U-Net
+    decoder when it has them, the run's model name and its preprocessing. It names no timm
+    ``architecture``: plain timm and :func:`radiologynet.create_model` refuse it with a
+    message, :func:`radiologynet.models.load_unet` loads the U-Nets."""
+    config: dict[str, Any] = {
+        "model_type": "task",
+        "task_model": task_model,
+        "kind": kind,
+        "encoder": encoder,
+        "decoder": decoder,
+        "model": model or encoder,
+        "pretrained_cfg": dict(pretrained_cfg),
+    }
+    return {k: v for k, v in config.items() if v is not None}
 
 
 def check_model_args(
@@ -305,6 +386,7 @@ def build_config(
     if not labels and record is not None and record.num_classes == num_classes:
         labels = list(record.label_names)
     config: dict[str, Any] = {
+        "model_type": "timm",
         "architecture": arch.timm_name,
         "num_classes": num_classes,
         "num_features": num_features,
@@ -394,8 +476,6 @@ def write_weights_folder(
     Returns:
         ``out_dir`` as a Path.
     """
-    from safetensors.torch import save_file
-
     arch = get_architecture(arch) if isinstance(arch, str) else arch
     rows = head_rows(state_dict, arch)
     if num_classes is not None and num_classes != rows:
@@ -403,29 +483,15 @@ def write_weights_folder(
             f"num_classes={num_classes} but the state dict's head "
             f"{arch.classifier}.weight has {rows} rows."
         )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise CheckpointFormatError(
-            f"Output {out} exists and is not a folder; choose another --out or remove it."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = _contiguous_unshared(_three_input_channels(state_dict, arch))
-    atomic_write(
-        out / WEIGHTS_NAME,
-        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
-    )
     config = build_config(
-        arch,
-        rows,
-        record=record,
-        label_names=label_names,
-        sha256=sha256_file(out / WEIGHTS_NAME),
-        extra_config=extra_config,
+        arch, rows, record=record, label_names=label_names, extra_config=extra_config
     )
-    card = render_model_card(config, record=record, extra=card_extra)
-    atomic_write_text(out / CARD_NAME, card)
-    atomic_write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")  # last
-    return out
+    return write_folder(
+        out_dir,
+        _three_input_channels(state_dict, arch),
+        config,
+        lambda final: render_model_card(final, record=record, extra=card_extra),
+    )
 
 
 def check_weights_file(

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import (
+    CheckpointFormatError,
     ChecksumError,
     WeightsNotFoundError,
     WeightsNotReleasedError,
@@ -43,6 +44,7 @@ from radiologynet.models._folder import (
     SHA256_SUFFIX,
     WEIGHTS_NAME,
     check_model_args,
+    model_type,
     read_config,
     read_sha256_sidecar,
     read_weights_folder,
@@ -468,6 +470,7 @@ def resolve_path(path: str | Path, arch: Architecture | None = None) -> Resolved
         else:
             config, file = read_config(folder), path
         verify_folder(file, config, str(file), None)
+        _refuse_non_timm(config, folder)
         folder_arch = _arch_from_config(config)
         return ResolvedWeights(file, folder_arch or _need_arch(arch, path), None, config, "path")
     if any(path.name.endswith(s) for s in ORIGINAL_SUFFIXES):
@@ -485,6 +488,23 @@ def _need_arch(arch: Architecture | None, path: Path) -> Architecture:
             "name, e.g. create_model('resnet50', weights=...)."
         )
     return arch
+
+
+#: Where a weights folder that is not a timm model loads, by ``model_type``.
+_LOADED_BY = {
+    "vanilla_unet": "radiologynet.create_unet(None, weights=PATH)",
+    "task": "radiologynet.models.load_unet(PATH) for a U-Net, or the code that built it",
+}
+
+
+def _refuse_non_timm(config: dict | None, folder: Path) -> None:
+    kind = model_type(config, folder) if config else "timm"
+    if kind != "timm":
+        what = config.get("task_model") or kind  # type: ignore[union-attr]
+        raise CheckpointFormatError(
+            f"{folder} holds a whole {what} (model_type {kind!r}), not the weights of a "
+            f"zoo backbone; load it with {_LOADED_BY[kind]}."
+        )
 
 
 def _arch_from_config(config: dict | None) -> Architecture | None:

@@ -9,22 +9,21 @@ useless for nodule segmentation (Dice 0.111 vs 0.616 from scratch).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from radiologynet._atomic import atomic_write
 from radiologynet.errors import (
     CheckpointFormatError,
     UnknownWeightsError,
     WeightsNotReleasedError,
 )
 from radiologynet.models._backbone import weights_file
-from radiologynet.models._folder import grayscale_filters, read_config
+from radiologynet.models._card import render_task_card
+from radiologynet.models._folder import grayscale_filters, model_type, read_config, write_folder
 
 #: ``config.json`` ``architecture`` of a vanilla U-Net weights folder.
 VANILLA_ARCHITECTURE = "radiologynet_vanilla_unet"
@@ -162,32 +161,18 @@ def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
 def save_vanilla_unet(
     model: VanillaUNet, out_dir: str | Path, metadata: dict[str, object] | None = None
 ) -> Path:
-    """Write ``model`` as a weights folder (``config.json``, ``model.safetensors``,
-    ``README.md``) in the zoo's format; returns the folder."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(
-        out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"})
-    )
+    """Write ``model`` as a weights folder of ``model_type`` ``"vanilla_unet"``
+    (``config.json``, ``model.safetensors``, ``README.md``); ``metadata`` goes under
+    ``config.json``'s ``radiologynet`` key (``task``, ``license``, ``recipe`` ... reach the
+    card). Returns the folder."""
     config = {
-        "architecture": VANILLA_ARCHITECTURE,
-        "task_model": type(model).__name__,  # Grad-CAM refuses it as it does task models
+        "model_type": "vanilla_unet",
         "model_args": model.config,
         "num_classes": model.config["num_classes"],
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "radiologynet": dict(metadata or {}),
     }
-    atomic_write(
-        out / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n")
-    )
-    card = (
-        "---\nlibrary_name: radiologynet\nlicense: apache-2.0\ntags:\n- segmentation\n"
-        f"- radiology\n---\n\n# Vanilla U-Net ({(metadata or {}).get('task', 'weights')})\n\n"
-        "Load with `radiologynet.create_unet(None, weights=PATH)`.\n"
-    )
-    atomic_write(out / "README.md", lambda p: Path(p).write_text(card))
-    return out
+    return write_folder(out_dir, model.state_dict(), config, render_task_card)
 
 
 def load_vanilla_unet(
@@ -203,11 +188,12 @@ def load_vanilla_unet(
     """
     file = weights_file(path)
     config_path = file.parent / "config.json"
-    config = read_config(file.parent) or {}
-    if config.get("architecture", VANILLA_ARCHITECTURE) != VANILLA_ARCHITECTURE:
+    config = read_config(file.parent) or {"model_type": "vanilla_unet"}
+    if model_type(config, file.parent) != "vanilla_unet":
+        what = config.get("task_model") or config.get("architecture") or "timm model"
         raise CheckpointFormatError(
-            f"{config_path} describes a {config['architecture']!r}, not a vanilla U-Net; "
-            "pass it to create_unet with its encoder name instead of None."
+            f"{config_path} describes a {what!r} ({model_type(config)}), not a vanilla "
+            "U-Net; pass it to create_unet with its encoder name instead of None."
         )
     args = dict(config.get("model_args", {}))
     state = load_file(str(file))

@@ -31,13 +31,12 @@ from radiologynet.models._backbone import (
     resolve_backbone_weights,
     weights_file,
 )
-from radiologynet.models._folder import read_config
+from radiologynet.models._folder import model_type, read_config
 from radiologynet.models._hub import ResolvedWeights
 from radiologynet.models._paper_unet import PaperUNet
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._vanilla_unet import (
     RECON_RECORDS,
-    VANILLA_ARCHITECTURE,
     UNetWeightRecord,
     VanillaUNet,
     get_unet_weights,
@@ -239,66 +238,45 @@ def predict_mask(model: nn.Module, images: torch.Tensor, threshold: float = 0.5)
     return torch.sigmoid(model(images)) >= threshold
 
 
-def _decoder_of(state: dict[str, torch.Tensor]) -> str:
-    if any(k.startswith("net.bridge.") for k in state):
-        return "paper"
-    if "net.down.0.0.weight" in state:
-        return "vanilla"
-    if any(k.startswith("net.decoder.") for k in state):
-        return "smp"
-    raise CheckpointFormatError(
-        "The weights are not a radiologynet U-Net (no net.bridge / net.decoder / net.down "
-        "tensors). Pass a folder written by the protocol runner for a segmentation task."
-    )
-
-
 def load_unet(path: str | Path) -> UNet:
-    """A trained U-Net back from a weights folder written by the protocol runner for a
-    segmentation task (``<run>/model/``: ``config.json`` naming the encoder's
-    architecture, ``model.safetensors`` of the whole :class:`UNet`), or by reconstruction
-    pretraining. The decoder, input channels and classes are read from the tensors.
+    """A trained U-Net back from a weights folder: a ``model_type: "task"`` folder the
+    protocol runner writes for a segmentation task (``<run>/model/``: ``config.json``
+    naming the encoder's zoo architecture and the decoder, ``model.safetensors`` of the
+    whole :class:`UNet`), or a ``"vanilla_unet"`` folder (reconstruction pretraining, a
+    vanilla run). Input channels and classes are read from the tensors.
 
     Raises:
         WeightsNotFoundError / CheckpointFormatError: no such folder, or not a U-Net.
     """
     file = weights_file(path)
     config_path = file.parent / "config.json"
-    config = read_config(file.parent) or {}
-    if config.get("architecture") == VANILLA_ARCHITECTURE:
+    config = read_config(file.parent)
+    if config is None:
+        raise CheckpointFormatError(f"{file.parent} has no config.json; it is not a U-Net folder.")
+    kind = model_type(config, file.parent)
+    if kind == "vanilla_unet":
         net = load_vanilla_unet(file.parent)
         return UNet(net, None, net.stride, "vanilla")
-    state = load_file(str(file))
-    decoder = _decoder_of(state)
-    if decoder == "vanilla":
-        first = state["net.down.0.0.weight"]
-        vanilla = VanillaUNet(
-            first.shape[1],
-            state["net.head.weight"].shape[0],
-            depth=len({k.split(".")[2] for k in state if k.startswith("net.down.")}),
-            first_width=first.shape[0],
+    decoder = config.get("decoder")
+    if kind != "task" or decoder not in DECODERS or not config.get("encoder"):
+        what = config.get("task_model") or config.get("architecture") or kind
+        raise CheckpointFormatError(
+            f"{config_path} describes a {what!r} ({kind}), not an encoder U-Net; load a "
+            "timm model with radiologynet.create_model(ARCH, weights=PATH)."
         )
-        net = UNet(vanilla, None, vanilla.stride, "vanilla")
-    else:
-        if "architecture" not in config:
-            raise CheckpointFormatError(
-                f"{config_path} is missing or does not name the encoder's architecture."
-            )
-        arch = get_architecture(str(config["architecture"]))
-        prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
-        wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
-        first = next((v for k, v in state.items() if k.replace(".", "_") == wanted), None)
-        head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"
-        if first is None or head not in state:
-            raise CheckpointFormatError(
-                f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder."
-            )
-        net = create_unet(
-            arch.name,
-            None,
-            in_chans=first.shape[1],
-            num_classes=state[head].shape[0],
-            decoder=decoder,
-        )  # type: ignore[arg-type]
+    arch = get_architecture(str(config["encoder"]))
+    state = load_file(str(file))
+    prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
+    wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
+    first = next((v for k, v in state.items() if k.replace(".", "_") == wanted), None)
+    head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"
+    if first is None or head not in state:
+        raise CheckpointFormatError(
+            f"{file} does not hold a {decoder} U-Net with a {arch.name} encoder."
+        )
+    net = create_unet(
+        arch.name, None, in_chans=first.shape[1], num_classes=state[head].shape[0], decoder=decoder
+    )  # type: ignore[arg-type]
     try:
         net.load_state_dict(state, strict=True)  # keys are "net.*": the wrapped network
     except RuntimeError as err:

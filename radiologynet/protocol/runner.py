@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from radiologynet._atomic import atomic_write, atomic_write_json, atomic_write_text
+from radiologynet._atomic import atomic_write_json
 from radiologynet._version import __version__
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
 from radiologynet.models._registry import get_architecture
@@ -276,23 +276,19 @@ def _write_model_folder(
             metadata={"task": kind, "model": model_name, "pretrained_cfg": pretrained},
         )
         return
-    # task-specific models (bone-age head, segmentation): weights plus a config naming them
-    from safetensors.torch import save_file
+    # whole task models (bone-age regressor, encoder U-Nets): model_type "task"
+    from radiologynet.models._card import render_task_card
+    from radiologynet.models._folder import task_config, write_folder
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous().clone() for k, v in state.items()}
-    atomic_write(
-        folder / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
+    config = task_config(
+        type(model).__name__,
+        kind=kind,
+        pretrained_cfg=pretrained,
+        encoder=arch,
+        decoder=getattr(model, "decoder", None),
+        model=model_name,
     )
-    # "architecture": the encoder's timm name (load_unet reads it); None without one
-    config = {
-        "architecture": get_architecture(arch).timm_name if arch else None,
-        "model": model_name or arch,
-        "task_model": type(model).__name__,
-        "kind": kind,
-        "pretrained_cfg": pretrained,
-    }
-    atomic_write_text(folder / "config.json", json.dumps(config, indent=2))
+    write_folder(folder, state, config, render_task_card)
 
 
 def check_output_folder(out: str | Path) -> Path:
