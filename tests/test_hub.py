@@ -7,6 +7,7 @@ fails the test, and sources are served from ``file://`` URLs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import huggingface_hub
+import huggingface_hub.constants
 import pytest
 import torch
 import torchvision
@@ -555,3 +557,23 @@ def test_cli_weights_that_do_not_exist_say_no_such_file(tmp_path, capsys):
     assert code == 1
     assert "No such file or folder: /nope/w" in err and "Valid tags" not in err
     assert err.count("\n") == 1
+
+
+def test_a_weights_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    """Loading the same folder twice read every byte twice (create_model at 1.29x timm);
+    the hash is now kept per (inode, size, mtime, ctime), and any change to the file is
+    still caught."""
+    from radiologynet.models import _folder
+
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(b"a" * 1000)
+    first = _folder.sha256_file(file)
+    monkeypatch.setattr(_folder.hashlib, "sha256", lambda: pytest.fail("hashed again"))
+    assert _folder.sha256_file(file) == first
+    monkeypatch.undo()
+    with file.open("r+b") as fh:  # same size, content changed in place
+        fh.write(b"b")
+    changed = _folder.sha256_file(file)
+    assert changed != first and changed == hashlib.sha256(b"b" + b"a" * 999).hexdigest()
+    with pytest.raises(ChecksumError):
+        _folder.verify_sha256(file, first, "w", remove=False)

@@ -49,13 +49,32 @@ WEIGHTS_NAME = "model.safetensors"
 CHUNK_SIZE = 1 << 20
 
 
+#: sha256 of the files this process has hashed, by :func:`_file_identity`.
+_HASHED: dict[tuple[int, ...], str] = {}
+
+
+def _file_identity(stat: os.stat_result) -> tuple[int, ...]:
+    """Device, inode, size, modification and status-change times (ns): any write to the
+    file changes the status-change time, which no caller can set back."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+    """The hex sha256 of a file, read in chunks; a file this process already hashed and
+    that has not changed since (same inode, size, modification and status-change time)
+    is not read again, so loading the same weights twice hashes them once."""
     with open(path, "rb") as fh:
+        identity = _file_identity(os.fstat(fh.fileno()))
+        known = _HASHED.get(identity)
+        if known is not None:
+            return known
+        digest = hashlib.sha256()
         while chunk := fh.read(CHUNK_SIZE):
             digest.update(chunk)
-    return digest.hexdigest()
+        if _file_identity(os.fstat(fh.fileno())) != identity:  # written while read
+            return digest.hexdigest()
+    _HASHED[identity] = digest.hexdigest()
+    return _HASHED[identity]
 
 
 def read_sha256_sidecar(path: Path) -> str:
