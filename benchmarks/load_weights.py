@@ -3,7 +3,7 @@
 Compares ``radiologynet.create_model(arch, weights=FOLDER)`` with the plain-timm baseline
 ``timm.create_model(timm_name, pretrained=False) + load_state_dict(load_file(...))`` on the
 same ``model.safetensors``, interleaved, median of ``--repeats`` runs, in one process.
-Target: ratio <= 1.5x.
+Target: ratio <= 1.05x (a weights file is hashed once per process while it is unchanged).
 
     python benchmarks/load_weights.py [--repeats 5] [--arch resnet18 ...]
 """
@@ -79,7 +79,7 @@ def main() -> None:
             )
     print(
         f"{'geometric mean':20s} {'':13s} {'':16s} "
-        f"{statistics.geometric_mean(ratios):5.2f}x  (target <= 1.5x)"
+        f"{statistics.geometric_mean(ratios):5.2f}x  (target <= 1.05x)"
     )
 
 
