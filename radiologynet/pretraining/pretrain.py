@@ -285,6 +285,13 @@ def pretrain_config(model: str, **settings: Any) -> TrainConfig:
     value) over it. Raises ``TypeError`` for a keyword that is not a field."""
     arch = get_architecture(model)
     recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr, "input_size": arch.input_size}
+    return recipe_config(recipe, settings)
+
+
+def recipe_config(recipe: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
+    """A :class:`~radiologynet.train.TrainConfig` of ``recipe`` with ``settings`` over it
+    (``None`` keeps the recipe's value). Raises ``TypeError`` for a keyword that is not a
+    field."""
     return TrainConfig(**{**recipe, **{k: v for k, v in settings.items() if v is not None}})
 
 
@@ -327,7 +334,7 @@ def pretrain(
     """
     config = config if config is not None else pretrain_config(model)
     out = Path(out_dir)
-    _refuse_finished_weights(out, config.resume)
+    refuse_finished_weights(out, config.resume)
     ddp.init_from_env()
     arch = get_architecture(model)
     images, class_names, meta = read_labels(labels, data, modality)
@@ -395,7 +402,7 @@ class _Source:
     sizes: tuple[int, int, int]
 
 
-def _refuse_finished_weights(out: Path, resume: bool) -> None:
+def refuse_finished_weights(out: Path, resume: bool) -> None:
     """Refuse to resume into a folder that holds finished weights and no checkpoint."""
     if resume and (out / "config.json").is_file() and not (out / CHECKPOINT_NAME).is_file():
         raise ArchiveError(
