@@ -32,11 +32,10 @@ from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._weights import Preprocessing
 from radiologynet.pretraining.pseudolabel.features import read_uint8
 from radiologynet.pretraining.pseudolabel.report import LABEL_COLUMNS, path_key
-from radiologynet.train import TrainConfig, fit
+from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
 from radiologynet.train.heads import build_model
-from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform
 
 
