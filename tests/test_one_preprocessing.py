@@ -216,7 +216,6 @@ def test_every_file_decoder_is_decode_uint8(tmp_path):
     from radiologynet.data import ImageListDataset
     from radiologynet.pretraining.pretrain import LabelledImage, PretrainImages
     from radiologynet.pretraining.pseudolabel.features import read_uint8
-    from radiologynet.pretraining.reconstruction import load_images
 
     stack = tmp_path / "stack.tif"
     pages = [Image.fromarray(np.full((12, 20), v, np.uint8)) for v in (10, 128, 250)]
@@ -229,7 +228,7 @@ def test_every_file_decoder_is_decode_uint8(tmp_path):
         decoded = {
             "pseudo-label": read_uint8(path, size),
             "pretrain": PretrainImages([LabelledImage(path, 0)], size)[0][0],
-            "reconstruction": load_images([path], size, progress=False)[0],
+            "reconstruction": ImageListDataset([path], size=size, validate=False)[0][0],
             "fine-tune": ImageListDataset([path], size=size, progress=False).load_uint8(0),
         }
         for name, tensor in decoded.items():

@@ -16,9 +16,10 @@ import radiologynet
 import radiologynet.pretraining.pretrain as pretrain_module
 from radiologynet.cli import main
 from radiologynet.demo.synthetic_archive import write_synthetic_archive
-from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.errors import ArchiveError, InvalidArgumentError, UnknownModelError
 from radiologynet.pretraining.pretrain import (
     Oversampled,
+    PretrainConfig,
     Replicated,
     pretrain,
     pretrain_config,
@@ -27,7 +28,7 @@ from radiologynet.pretraining.pretrain import (
     split_labelled,
     split_train_val,
 )
-from radiologynet.pretraining.pseudolabel import pseudo_label
+from radiologynet.pretraining.pseudolabel import PseudoLabelConfig, pseudo_label
 from radiologynet.train import TrainConfig
 
 
@@ -52,14 +53,12 @@ def labelled(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         write_synthetic_archive(archive, 42, include_mixed=True, seed=1)
-        pseudo_label(archive, root / "labels.csv", n_clusters=7, image_size=32, progress=False)
+        clustering = PseudoLabelConfig(n_clusters=7, image_size=32, progress=False)
+        pseudo_label(archive, root / "labels.csv", clustering)
         pseudo_label(
             archive,
             root / "hidden.csv",
-            n_clusters=7,
-            image_size=32,
-            progress=False,
-            hide_paths=True,
+            replace(clustering, hide_paths=True),
             cache_dir=root / "labels.cache",
         )
     return archive, root / "labels.csv"
@@ -71,7 +70,9 @@ def folder(labelled, tmp_path_factory):
     out = tmp_path_factory.mktemp("weights") / "resnet18.synthetic"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = pretrain(archive, labels, out, tiny(2), model="resnet18", site="synthetic")
+        result = pretrain(
+            archive, labels, out, tiny(2), PretrainConfig(model="resnet18", site="synthetic")
+        )
     return out, result
 
 
@@ -111,7 +112,21 @@ def test_config_and_model_card(folder):
 def test_finished_folder_is_not_silently_retrained(labelled, folder):
     archive, labels = labelled
     with pytest.raises(ArchiveError, match="already holds finished weights.*--no-resume"):
-        pretrain(archive, labels, folder[0], tiny(1), model="resnet18")
+        pretrain(archive, labels, folder[0], tiny(1), PretrainConfig(model="resnet18"))
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (dict(oversampling="smote"), InvalidArgumentError, "oversampling='smote'"),
+        (dict(val_fraction=0.6, test_fraction=0.5), InvalidArgumentError, "training share"),
+        (dict(val_fraction=0.0), InvalidArgumentError, "val_fraction=0.0"),
+        (dict(model="resnet5000"), UnknownModelError, "resnet5000"),
+    ],
+)
+def test_pretrain_config_refuses_bad_values_before_any_file_is_read(bad, error, message):
+    with pytest.raises(error, match=message):
+        PretrainConfig(**bad)
 
 
 def test_modality_restriction(labelled):
@@ -223,10 +238,10 @@ def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pretrain_module, "fit", dying_fit)
     with pytest.raises(Killed):
-        pretrain(archive, labels, tmp_path / "w", tiny(2), model="resnet18")
+        pretrain(archive, labels, tmp_path / "w", tiny(2), PretrainConfig(model="resnet18"))
     assert (tmp_path / "w" / "checkpoint.pt").is_file()
     monkeypatch.setattr(pretrain_module, "fit", real_fit)
-    resumed = pretrain(archive, labels, tmp_path / "w", tiny(2), model="resnet18")
+    resumed = pretrain(archive, labels, tmp_path / "w", tiny(2), PretrainConfig(model="resnet18"))
     assert resumed.fit.epochs_run == 2
     for epoch in (0, 1):
         assert resumed.fit.history[epoch]["train_loss"] == pytest.approx(
@@ -252,7 +267,7 @@ def test_cli_pretrain(labelled, tmp_path, capsys):
             "MR",
             "--input-size",
             "32",
-            "--epochs",
+            "--max-epochs",
             "1",
             "--batch-size",
             "4",
@@ -324,13 +339,17 @@ def test_pretrain_builds_what_its_config_records(labelled, tmp_path, monkeypatch
     monkeypatch.setattr(pretrain_module, "fit", fit)
     config = replace(tiny(1), in_chans=1, seed=3, split_seed=7)
     with pytest.raises(_Built):
-        pretrain(archive, labels, tmp_path / "w", config, model="resnet18")
+        pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
     assert seen["net"].conv1.in_channels == 1
     assert seen["transform"].in_chans == 1
     assert seen["split_seed"] == 7
     with pytest.raises(_Built):
         pretrain(
-            archive, labels, tmp_path / "m", replace(config, in_chans=3), model="mobilenet_v3_small"
+            archive,
+            labels,
+            tmp_path / "m",
+            replace(config, in_chans=3),
+            PretrainConfig(model="mobilenet_v3_small"),
         )
     assert seen["net"].drop_rate == 0.2  # torchvision's Dropout(0.2) in the authors' head
 
@@ -340,7 +359,7 @@ def test_one_channel_pretraining_writes_zoo_weights_that_load_either_way(labelle
     create_model gives it back with in_chans=1 and computes the same with 3."""
     archive, labels = labelled
     config = replace(tiny(1), in_chans=1)
-    pretrain(archive, labels, tmp_path / "w", config, model="resnet18")
+    pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
     one = radiologynet.create_model("resnet18", weights=str(tmp_path / "w"), in_chans=1).eval()
     three = radiologynet.create_model("resnet18", weights=str(tmp_path / "w")).eval()
     assert one.conv1.in_channels == 1 and three.conv1.in_channels == 3

@@ -16,6 +16,7 @@ from radiologynet.demo.synthetic_archive import DEFAULT_GROUPS, write_synthetic_
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.pretraining.pseudolabel import (
     FeatureWeights,
+    PseudoLabelConfig,
     combine,
     normalised_entropy,
     pseudo_label,
@@ -27,6 +28,11 @@ from radiologynet.pretraining.pseudolabel.features import text_features
 #: The bound the clustering must reach on the synthetic archive (1.0 = perfect recovery).
 ARI_BOUND = 0.8
 FAST = {"image_size": 32, "progress": False, "batch_size": 64}
+
+
+def fast(**settings) -> PseudoLabelConfig:
+    """The clustering settings at toy size, quiet."""
+    return PseudoLabelConfig(**{**FAST, **settings})
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +59,7 @@ def labelled(archive, tmp_path_factory):
     out = tmp_path_factory.mktemp("labels") / "labels.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return pseudo_label(root, out, n_clusters=7, **FAST)
+        return pseudo_label(root, out, fast(n_clusters=7))
 
 
 def _truth_groups(truth, paths):
@@ -133,7 +139,7 @@ def test_resume_from_cached_features(archive, labelled, monkeypatch):
     monkeypatch.setattr(features_module, "build_backbone", no_backbone)
     cache = labelled.labels_csv.with_name("labels.cache")
     again = pseudo_label(
-        root, labelled.labels_csv.with_name("again.csv"), n_clusters=7, cache_dir=cache, **FAST
+        root, labelled.labels_csv.with_name("again.csv"), fast(n_clusters=7), cache_dir=cache
     )
     assert np.array_equal(again.assignments, labelled.assignments)
 
@@ -163,11 +169,11 @@ def test_interrupted_embedding_run_resumes(tmp_path, monkeypatch):
         return model
 
     monkeypatch.setattr(features_module, "build_backbone", counting)
-    settings = {**FAST, "batch_size": 5}
+    config = fast(n_clusters=3, batch_size=5)
     with pytest.raises(Killed):
-        pseudo_label(root, tmp_path / "l.csv", n_clusters=3, **settings)
+        pseudo_label(root, tmp_path / "l.csv", config)
     calls.clear()
-    pseudo_label(root, tmp_path / "l.csv", n_clusters=3, **settings)
+    pseudo_label(root, tmp_path / "l.csv", config)
     assert sum(calls) == 12 - 5  # only the images not cached before the kill
 
 
@@ -181,9 +187,8 @@ def test_cache_is_ignored_when_the_backbone_changes(archive, labelled, monkeypat
     pseudo_label(
         root,
         labelled.labels_csv.with_name("other.csv"),
-        n_clusters=7,
+        fast(n_clusters=7, image_size=40),
         cache_dir=labelled.labels_csv.with_name("labels.cache"),
-        **{**FAST, "image_size": 40},
     )
     assert called
 
@@ -191,7 +196,7 @@ def test_cache_is_ignored_when_the_backbone_changes(archive, labelled, monkeypat
 def test_k_chosen_by_silhouette(tmp_path):
     root = tmp_path / "dicom"
     truth = write_synthetic_archive(root, 36, seed=2)
-    result = pseudo_label(root, tmp_path / "labels.csv", k_range=(2, 10), **FAST)
+    result = pseudo_label(root, tmp_path / "labels.csv", fast(k_range=(2, 10)))
     ari = adjusted_rand_score(_truth_groups(truth, result.paths), result.assignments)
     assert ari >= ARI_BOUND
     meta = json.loads((tmp_path / "labels.json").read_text())
@@ -202,7 +207,7 @@ def test_single_modality_archive_is_noted(tmp_path):
     mr = [g for g in DEFAULT_GROUPS if g.modality == "MR"]
     root = tmp_path / "dicom"
     write_synthetic_archive(root, 12, groups=mr, seed=4)
-    result = pseudo_label(root, tmp_path / "labels.csv", n_clusters=2, **FAST)
+    result = pseudo_label(root, tmp_path / "labels.csv", fast(n_clusters=2))
     assert any("Only one modality (MR)" in n for n in result.notes)
     assert result.n_classes == 2
 
@@ -211,33 +216,45 @@ def test_fewer_images_than_clusters(tmp_path):
     root = tmp_path / "dicom"
     write_synthetic_archive(root, 6, seed=5)
     with pytest.raises(ArchiveError, match="6 readable image.*fewer than the 10 clusters"):
-        pseudo_label(root, tmp_path / "labels.csv", n_clusters=10, **FAST)
+        pseudo_label(root, tmp_path / "labels.csv", fast(n_clusters=10))
 
 
 def test_archive_without_dicom(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "notes.txt").write_text("hello")
     with pytest.raises(ArchiveError, match="No readable DICOM image.*0 file.*none found"):
-        pseudo_label(tmp_path / "a", tmp_path / "l.csv", **FAST)
+        pseudo_label(tmp_path / "a", tmp_path / "l.csv", fast())
     with pytest.raises(ArchiveError, match="does not exist"):
-        pseudo_label(tmp_path / "missing", tmp_path / "l.csv", **FAST)
+        pseudo_label(tmp_path / "missing", tmp_path / "l.csv", fast())
 
 
-def test_bad_arguments(archive, tmp_path):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (dict(threshold=2.0), "threshold"),
+        (dict(method="spectral"), "hdbscan"),
+        (dict(n_clusters=0), "n_clusters=0"),
+        (dict(k_range=(5, 3)), "k_range"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(image_size=32.5), "image_size"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_archive_is_read(bad, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        fast(**bad)
+
+
+def test_bad_text_csv(archive, tmp_path):
     root, _ = archive
-    with pytest.raises(InvalidArgumentError, match="threshold"):
-        pseudo_label(root, tmp_path / "l.csv", n_clusters=3, threshold=2.0, **FAST)
-    with pytest.raises(InvalidArgumentError, match="hdbscan"):
-        pseudo_label(root, tmp_path / "l.csv", method="spectral", **FAST)
     bad_csv = tmp_path / "text.csv"
     bad_csv.write_text("file,report\na,b\n")
     with pytest.raises(ArchiveError, match="'path'.*'text'"):
-        pseudo_label(root, tmp_path / "l.csv", n_clusters=3, text_csv=bad_csv, **FAST)
+        pseudo_label(root, tmp_path / "l.csv", fast(n_clusters=3), text_csv=bad_csv)
 
 
 def test_hdbscan_option(archive, tmp_path):
     root, truth = archive
-    result = pseudo_label(root, tmp_path / "l.csv", method="hdbscan", **FAST)
+    result = pseudo_label(root, tmp_path / "l.csv", fast(method="hdbscan"))
     clustered = result.assignments >= 0
     groups = np.array(_truth_groups(truth, result.paths))
     assert clustered.sum() > 0
@@ -346,7 +363,7 @@ def test_file_with_undecodable_pixels_is_skipped(tmp_path):
     ds = pydicom.dcmread(broken)
     ds.PixelData = ds.PixelData[:10]  # header intact, pixels truncated
     ds.save_as(broken)
-    result = pseudo_label(root, tmp_path / "labels.csv", n_clusters=3, **FAST)
+    result = pseudo_label(root, tmp_path / "labels.csv", fast(n_clusters=3))
     skipped = dict(result.skipped)
     assert list(skipped) == [truth[0].path]
     assert skipped[truth[0].path].startswith("Cannot decode the pixels of " + truth[0].path)

@@ -4,6 +4,7 @@ folder, loading it back, the unreleased records, the CLI."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,10 +13,20 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from radiologynet.cli import main
-from radiologynet.errors import ArchiveError, CheckpointFormatError, WeightsNotReleasedError
+from radiologynet.errors import (
+    ArchiveError,
+    CheckpointFormatError,
+    InvalidArgumentError,
+    WeightsNotReleasedError,
+)
 from radiologynet.models._vanilla_unet import RECON_RECORDS, VanillaUNet
 from radiologynet.models.unet import create_unet
-from radiologynet.pretraining.reconstruction import pretrain_reconstruction
+from radiologynet.pretraining import reconstruction as reconstruction_module
+from radiologynet.pretraining.reconstruction import (
+    RECONSTRUCTION_RECIPE,
+    pretrain_reconstruction,
+    reconstruction_config,
+)
 
 
 @pytest.mark.parametrize(("in_chans", "num_classes"), [(1, 1), (3, 1), (3, 3)])
@@ -52,22 +63,23 @@ def image_folder(tmp_path):
     return folder
 
 
+def tiny(**settings):
+    """A fast reconstruction run on the CPU."""
+    recipe = dict(max_epochs=6, batch_size=3, lr=1e-2, input_size=32, in_chans=1)
+    recipe.update(device="cpu", progress=False)
+    return reconstruction_config(**{**recipe, **settings})
+
+
 def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folder, tmp_path):
-    out = pretrain_reconstruction(
-        image_folder,
-        tmp_path / "recon",
-        epochs=6,
-        batch_size=3,
-        lr=1e-2,
-        size=32,
-        in_chans=1,
-        progress=False,
-    )
+    result = pretrain_reconstruction(image_folder, tmp_path / "recon", tiny())
+    out = result.out_dir
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "vanilla_unet"
-    assert config["radiologynet"]["images"] == 6
+    assert config["radiologynet"]["images"] == result.n_images == 6
     history = config["radiologynet"]["loss_per_epoch"]
     assert len(history) == 6 and history[-1] < history[0]
+    assert config["radiologynet"]["best_epoch"] == result.fit.best_epoch
+    assert (out / "log.jsonl").is_file() and not (out / "checkpoint.pt").exists()
     assert (out / "README.md").read_text().startswith("---\nlicense:")
     state = load_file(str(out / "model.safetensors"))
     # fine-tuning for segmentation: same body, a new one-class head
@@ -88,9 +100,9 @@ def test_cli_pretrain_reconstruction(image_folder, tmp_path, capsys):
             str(image_folder),
             "--out",
             str(tmp_path / "w"),
-            "--epochs",
+            "--max-epochs",
             "1",
-            "--size",
+            "--input-size",
             "16",
             "--batch-size",
             "4",
@@ -111,7 +123,7 @@ def test_errors(tmp_path):
             create_unet(None, weights=record.tag)
         with pytest.raises(WeightsNotReleasedError, match=record.tag):
             create_unet(None, weights=record)
-    from radiologynet.errors import InvalidArgumentError, UnknownWeightsError
+    from radiologynet.errors import UnknownWeightsError
     from radiologynet.models._weights import get_weights
 
     with pytest.raises(UnknownWeightsError, match="radiologynet-recon"):
@@ -121,7 +133,7 @@ def test_errors(tmp_path):
         create_unet(None, weights=get_weights("resnet50.radiologynet"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="No images"):
-        pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False)
+        pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny())
     # settings are checked before any image is decoded (here: before finding none)
     for bad, message in (
         (dict(device="banana"), "--device 'banana'"),
@@ -129,7 +141,7 @@ def test_errors(tmp_path):
         (dict(lr=0.0), "positive finite"),
     ):
         with pytest.raises(InvalidArgumentError, match=message):
-            pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", progress=False, **bad)
+            pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny(**bad))
     assert (
         main(
             [
@@ -169,3 +181,57 @@ def test_vanilla_card_states_the_recorded_licence_not_the_codes(tmp_path):
     assert config["radiologynet"]["sha256"] in card
     licensed = save_vanilla_unet(net, tmp_path / "cc", {"license": "cc-by-4.0", "task": "x"})
     assert "license: cc-by-4.0" in (licensed / "README.md").read_text()
+
+
+def test_the_default_recipe_is_the_papers_loop_settings():
+    config = reconstruction_config()
+    assert (config.lr, config.epochs, config.batch_size) == (1e-3, 10, 32)
+    assert (config.optimizer, config.weight_decay, config.precision) == ("adamw", 1e-3, "fp32")
+    assert (config.input_size, config.in_chans) == (224, 3)
+    assert reconstruction_config(lr=None, max_epochs=3).epochs == 3  # None keeps the recipe
+    assert set(RECONSTRUCTION_RECIPE) <= set(config.to_dict())
+
+
+def test_an_input_size_the_unet_cannot_take_is_refused_before_training(image_folder, tmp_path):
+    with pytest.raises(InvalidArgumentError, match="input_size 30: .* multiples of 4"):
+        pretrain_reconstruction(image_folder, tmp_path / "o", tiny(input_size=30))
+    assert not (tmp_path / "o").exists()
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def test_reconstruction_resumes_after_a_kill(image_folder, tmp_path, monkeypatch):
+    straight = pretrain_reconstruction(image_folder, tmp_path / "straight", tiny(max_epochs=3))
+    real_fit = reconstruction_module.fit
+
+    def dying_fit(*args, **kwargs):
+        def die(event, info):
+            if event == "batch_end" and info["epoch"] == 2 and info["step"] == 0:
+                raise Killed
+
+        # the resume state after every step, not every 600 s
+        kwargs["config"] = replace(kwargs["config"], checkpoint_interval_s=0)
+        return real_fit(*args, **kwargs, callbacks=[die])
+
+    monkeypatch.setattr(reconstruction_module, "fit", dying_fit)
+    with pytest.raises(Killed):
+        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
+    assert (tmp_path / "w" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "w" / "config.json").exists()
+    monkeypatch.setattr(reconstruction_module, "fit", real_fit)
+    resumed = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
+    assert resumed.fit.epochs_run == 3
+    for again, before in zip(resumed.fit.history, straight.fit.history, strict=True):
+        assert again["train_loss"] == pytest.approx(before["train_loss"], rel=1e-5)
+        assert again["val_loss"] == pytest.approx(before["val_loss"], rel=1e-5)
+    written = load_file(str(tmp_path / "w" / "model.safetensors"))
+    reference = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    for key, tensor in reference.items():
+        torch.testing.assert_close(written[key], tensor, rtol=1e-4, atol=1e-5)
+    # finished weights and no checkpoint: a rerun is refused instead of training again
+    with pytest.raises(ArchiveError, match="already holds finished weights"):
+        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
+    again = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=1, resume=False))
+    assert again.fit.epochs_run == 1

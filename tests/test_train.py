@@ -45,7 +45,7 @@ from radiologynet.train.checkpoint import (
     set_rng_state,
 )
 from radiologynet.train.config import config_changes, resolve_device
-from radiologynet.train.trainer import Preemption
+from radiologynet.train.preemption import Preemption
 from radiologynet.transforms import BatchTransform
 
 

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from radiologynet.demo.synthetic_archive import write_synthetic_archive
-from radiologynet.pretraining.pseudolabel import pseudo_label
+from radiologynet.pretraining.pseudolabel import PseudoLabelConfig, pseudo_label
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "images" / "pretraining-mosaic.png"
@@ -25,9 +25,8 @@ def main() -> None:
         write_synthetic_archive(
             archive, 96, include_mixed=True, missing_tag_fraction=0.05, n_unreadable=1, seed=0
         )
-        result = pseudo_label(
-            archive, Path(tmp) / "labels.csv", n_clusters=7, image_size=32, progress=False
-        )
+        config = PseudoLabelConfig(n_clusters=7, image_size=32, progress=False)
+        result = pseudo_label(archive, Path(tmp) / "labels.csv", config)
         shutil.copyfile(result.report["mosaic"], OUT)
     print(f"wrote {OUT}")
 

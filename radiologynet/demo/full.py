@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from radiologynet.demo.synthetic_archive import SOP_CLASS, _save_atomic, write_synthetic_archive
-from radiologynet.pretraining.pseudolabel import pseudo_label
+from radiologynet.pretraining.pseudolabel import PseudoLabelConfig, pseudo_label
 
 DOWNSTREAM_CLASSES = ("no_tumour", "peripheral", "central")
 
@@ -112,7 +112,7 @@ def run_full_demo(
     interrupted demo continues where it stopped.
     """
     from radiologynet.analysis.report import build_report
-    from radiologynet.pretraining.pretrain import pretrain, pretrain_config
+    from radiologynet.pretraining.pretrain import PretrainConfig, pretrain, pretrain_config
     from radiologynet.protocol import run as run_protocol
     from radiologynet.train import TrainConfig
 
@@ -127,13 +127,10 @@ def run_full_demo(
             step(f"1/5 writing a synthetic archive of {s.archive_images} DICOM images")
             _write_demo_archive(archive, s)
         step("2/5 pseudo-labelling it (header + image features, k-means, heterogeneity)")
-        labels = pseudo_label(
-            archive,
-            out / "labels.csv",
-            n_clusters=s.n_clusters,
-            image_size=s.input_size,
-            progress=False,
+        clustering = PseudoLabelConfig(
+            n_clusters=s.n_clusters, image_size=s.input_size, progress=False
         )
+        labels = pseudo_label(archive, out / "labels.csv", clustering)
         step(
             f"    {labels.n_classes} of {len(labels.summaries)} clusters kept; report in "
             f"{labels.report['markdown']}"
@@ -150,7 +147,8 @@ def run_full_demo(
                 batch_size=s.batch_size,
                 progress=False,
             )
-            pretrain(archive, labels.labels_csv, weights, config, model=s.model, site="demo-site")
+            pretraining = PretrainConfig(model=s.model, site="demo-site")
+            pretrain(archive, labels.labels_csv, weights, config, pretraining)
         downstream = out / "downstream"
         if not downstream.is_dir():
             write_downstream_task(downstream, s.downstream_per_class, seed=1)

@@ -32,11 +32,10 @@ from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._weights import Preprocessing
 from radiologynet.pretraining.pseudolabel.features import read_uint8
 from radiologynet.pretraining.pseudolabel.report import LABEL_COLUMNS, path_key
-from radiologynet.train import TrainConfig, fit
+from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
 from radiologynet.train.heads import build_model
-from radiologynet.train.trainer import FitResult
 from radiologynet.transforms import BatchTransform
 
 
@@ -173,15 +172,7 @@ def split_labelled(
 
     from radiologynet.data.splits import split_per_class
 
-    if (
-        not 0 < val_fraction < 1
-        or not 0 <= test_fraction < 1
-        or (val_fraction + test_fraction >= 1)
-    ):
-        raise InvalidArgumentError(
-            f"val_fraction={val_fraction}, test_fraction={test_fraction}: use values in "
-            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125)."
-        )
+    check_fractions(val_fraction, test_fraction)
     ratios = (1 - val_fraction - test_fraction, val_fraction, test_fraction)
     rng = np.random.default_rng([seed, 0x5EED])
     train, val, test = split_per_class(list(range(len(targets))), targets, ratios, rng)
@@ -191,6 +182,23 @@ def split_labelled(
             "validation set; pseudo-label a larger archive."
         )
     return sorted(train), sorted(val), sorted(test)
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Refuse validation/test shares that leave no training share.
+
+    Raises:
+        InvalidArgumentError: fractions outside (0, 1) / [0, 1) or summing to 1 or more.
+    """
+    if (
+        not 0 < val_fraction < 1
+        or not 0 <= test_fraction < 1
+        or (val_fraction + test_fraction >= 1)
+    ):
+        raise InvalidArgumentError(
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}: use values in "
+            "(0, 1) and [0, 1) that leave a training share (the paper: 0.125 and 0.125)."
+        )
 
 
 def replicate_to_largest(targets: list[int], seed: int = 0) -> list[int]:
@@ -273,6 +281,42 @@ class Oversampled(torch.utils.data.Dataset):
         return self.base[self.order[index]]
 
 
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What :func:`pretrain` trains and on which share of the labels (frozen; checked in
+    ``__post_init__``, before any image is read). The training settings are the
+    :class:`~radiologynet.train.TrainConfig` beside it.
+
+    Attributes:
+        model: a zoo architecture.
+        weights: the starting point (``None`` = random init, as the paper pretrained).
+        modality: keep only images of this modality (``"MR"``: the MR-only variant).
+        val_fraction / test_fraction: the stratified validation and test shares (the
+            authors': 0.125 each, so 75 / 12.5 / 12.5); the test split is evaluated with
+            the best weights and recorded in the model card.
+        oversampling: ``"replicate"`` (the authors': every class repeated up to the
+            largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
+            the training set's size every epoch).
+        site: a short name for the data's origin, used in the model card.
+    """
+
+    model: str = "resnet50"
+    weights: str | None = None
+    modality: str | None = None
+    val_fraction: float = PAPER_SPLIT[1]
+    test_fraction: float = PAPER_SPLIT[2]
+    oversampling: str = "replicate"
+    site: str = "local"
+
+    def __post_init__(self) -> None:
+        get_architecture(self.model)  # an unknown name fails here, listing the known ones
+        check_fractions(self.val_fraction, self.test_fraction)
+        if self.oversampling not in OVERSAMPLING:
+            raise InvalidArgumentError(
+                f"oversampling={self.oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
+            )
+
+
 #: The authors' pretraining recipe beside each architecture's own learning rate and input
 #: size (:func:`pretrain_config`).
 PRETRAIN_RECIPE = {"max_epochs": 100, "patience": 10, "batch_size": 32, "optimizer": "adamw"}
@@ -285,6 +329,13 @@ def pretrain_config(model: str, **settings: Any) -> TrainConfig:
     value) over it. Raises ``TypeError`` for a keyword that is not a field."""
     arch = get_architecture(model)
     recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr, "input_size": arch.input_size}
+    return recipe_config(recipe, settings)
+
+
+def recipe_config(recipe: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
+    """A :class:`~radiologynet.train.TrainConfig` of ``recipe`` with ``settings`` over it
+    (``None`` keeps the recipe's value). Raises ``TypeError`` for a keyword that is not a
+    field."""
     return TrainConfig(**{**recipe, **{k: v for k, v in settings.items() if v is not None}})
 
 
@@ -293,16 +344,10 @@ def pretrain(
     labels: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
-    *,
-    model: str = "resnet50",
-    weights: str | None = None,
-    modality: str | None = None,
-    val_fraction: float = PAPER_SPLIT[1],
-    test_fraction: float = PAPER_SPLIT[2],
-    oversampling: str = "replicate",
-    site: str = "local",
+    pretraining: PretrainConfig | None = None,
 ) -> PretrainResult:
-    """Pretrain ``model`` on the pseudo-labels in ``labels`` and write a weights folder.
+    """Pretrain a zoo architecture on the pseudo-labels in ``labels`` and write a weights
+    folder.
 
     Args:
         data: the archive the labels were made from.
@@ -310,33 +355,25 @@ def pretrain(
         out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
             training, the resume state; re-running resumes from it).
         config: the training settings; default :func:`pretrain_config` (the authors'
-            recipe for ``model``). Its task fields (kind, classes) are set here.
-        model: a zoo architecture.
-        weights: the starting point (``None`` = random init, as the paper pretrained).
-        modality: keep only images of this modality (``"MR"``: the MR-only variant).
-        val_fraction / test_fraction: the stratified validation and test shares (the
-            authors': 0.125 each, so 75 / 12.5 / 12.5); the test split is evaluated with
-            the best weights and recorded in the model card.
-        oversampling: ``"replicate"`` (the authors': every class repeated up to the
-            largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
-            the training set's size every epoch).
-        site: a short name for the data's origin, used in the model card.
+            recipe for ``pretraining.model``). Its task fields (kind, classes) are set here.
+        pretraining: the architecture, starting weights, modality, splits, oversampling
+            and site (default :class:`PretrainConfig`).
 
     Returns:
         The folder written and the training summary.
     """
-    config = config if config is not None else pretrain_config(model)
+    pretraining = pretraining if pretraining is not None else PretrainConfig()
+    config = config if config is not None else pretrain_config(pretraining.model)
     out = Path(out_dir)
-    _refuse_finished_weights(out, config.resume)
+    refuse_finished_weights(out, config.resume)
     ddp.init_from_env()
-    arch = get_architecture(model)
-    images, class_names, meta = read_labels(labels, data, modality)
+    arch = get_architecture(pretraining.model)
+    images, class_names, meta = read_labels(labels, data, pretraining.modality)
     size = config.input_size or arch.input_size
     config = replace(config, kind="multiclass", num_classes=len(class_names), input_size=size)
-    splits = (val_fraction, test_fraction)
-    train, val, test, sizes = _pretrain_datasets(images, config, *splits, oversampling)
+    train, val, test, sizes = _pretrain_datasets(images, config, pretraining)
     out.mkdir(parents=True, exist_ok=True)
-    net, transform = _network(arch, weights, len(class_names), config)
+    net, transform = _network(arch, pretraining.weights, len(class_names), config)
     resample = [_resampler(train)]
     result = fit(
         net,
@@ -349,8 +386,17 @@ def pretrain(
         callbacks=resample,
     )
     if ddp.is_main():
+        p = pretraining
         source = _Source(
-            arch.name, class_names, meta, images, modality, site, weights, oversampling, sizes
+            arch.name,
+            class_names,
+            meta,
+            images,
+            p.modality,
+            p.site,
+            p.weights,
+            p.oversampling,
+            sizes,
         )
         _write_folder(net, out, source, config, transform.augment, result)
     ddp.barrier()
@@ -395,7 +441,7 @@ class _Source:
     sizes: tuple[int, int, int]
 
 
-def _refuse_finished_weights(out: Path, resume: bool) -> None:
+def refuse_finished_weights(out: Path, resume: bool) -> None:
     """Refuse to resume into a folder that holds finished weights and no checkpoint."""
     if resume and (out / "config.json").is_file() and not (out / CHECKPOINT_NAME).is_file():
         raise ArchiveError(
@@ -406,22 +452,16 @@ def _refuse_finished_weights(out: Path, resume: bool) -> None:
 
 
 def _pretrain_datasets(
-    images: list[LabelledImage],
-    config: TrainConfig,
-    val_fraction: float,
-    test_fraction: float,
-    oversampling: str,
+    images: list[LabelledImage], config: TrainConfig, pretraining: PretrainConfig
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
     """The oversampled training set, the validation and test sets (``None`` without test
     images) and the three split sizes, at ``config.input_size``. ``config.split_seed``
     draws the split (as the protocol runner's), ``config.seed`` the oversampling."""
     size, split_seed, seed = config.input_size, config.split_seed, config.seed
-    if oversampling not in OVERSAMPLING:
-        raise InvalidArgumentError(
-            f"oversampling={oversampling!r}: use one of {', '.join(OVERSAMPLING)}."
-        )
+    oversampling = pretraining.oversampling
     targets = [im.target for im in images]
-    train_idx, val_idx, test_idx = split_labelled(targets, val_fraction, test_fraction, split_seed)
+    shares = (pretraining.val_fraction, pretraining.test_fraction)
+    train_idx, val_idx, test_idx = split_labelled(targets, *shares, split_seed)
     dataset = PretrainImages(images, size)
     train_targets = [targets[i] for i in train_idx]
     base = torch.utils.data.Subset(dataset, train_idx)

@@ -1,24 +1,59 @@
 """The paper's reconstruction pretraining of the vanilla U-Net: input -> the same image.
 
-Images (PNG, JPEG, TIFF, DICOM) are read as 8-bit grayscale, letterboxed to ``size`` and
-scaled to [0, 1]; the U-Net (``num_classes = in_chans``) learns to reproduce them with a
-mean squared error on ``sigmoid(logits)``. The result is a weights folder that
+Images (PNG, JPEG, TIFF, DICOM) are decoded as they are read
+(:class:`~radiologynet.data.ImageListDataset`: 8-bit grayscale letterboxed to
+``input_size``; with ``cache_dir`` once, into a memory-mapped cache on disk), scaled to
+[0, 1] on the device, and the U-Net (``num_classes = in_chans``) learns to reproduce them
+with a mean squared error on ``sigmoid(logits)``. The loop is
+:func:`radiologynet.train.fit`: resumable after a kill, early stopping, ``precision``,
+data-parallel under ``torchrun``. Every image trains (there is no held-out set); the
+validation pass scores the same images in eval mode, so early stopping and the best epoch
+kept follow the reconstruction loss. The result is a weights folder that
 :func:`radiologynet.create_unet` (``encoder=None``) loads.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from torch import nn
+from torchmetrics import MetricCollection
 
+from radiologynet.data import ImageListDataset
 from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.models._vanilla_unet import VanillaUNet, save_vanilla_unet
 from radiologynet.models._weights import Preprocessing
-from radiologynet.train.config import check_lr, resolve_device
+from radiologynet.pretraining.pretrain import recipe_config, refuse_finished_weights
+from radiologynet.train import FitResult, TrainConfig, fit
+from radiologynet.train import distributed as ddp
+from radiologynet.transforms import BatchTransform
+
+#: The reconstruction recipe's training settings (:func:`reconstruction_config`).
+RECONSTRUCTION_RECIPE = {
+    "lr": 1e-3,
+    "max_epochs": 10,
+    "batch_size": 32,
+    "input_size": 224,
+    "in_chans": 3,
+    "optimizer": "adamw",
+    "weight_decay": 1e-3,
+    "precision": "fp32",
+}
+
+
+@dataclass
+class ReconstructionResult:
+    """What :func:`pretrain_reconstruction` wrote and how training went."""
+
+    out_dir: Path
+    n_images: int
+    fit: FitResult
 
 
 def find_images(data: str | Path) -> list[Path]:
@@ -37,71 +72,114 @@ def find_images(data: str | Path) -> list[Path]:
     return files
 
 
-def load_images(files: list[Path], size: int, progress: bool = True) -> torch.Tensor:
-    """Decode ``files`` once into a ``uint8`` tensor ``(N, 1, size, size)``
-    (:func:`radiologynet.transforms.decode_uint8`, bilinear letterbox)."""
-    from radiologynet.transforms import decode_uint8
+def reconstruction_config(**settings: Any) -> TrainConfig:
+    """The :class:`~radiologynet.train.TrainConfig` of the reconstruction recipe (AdamW,
+    lr 1e-3, weight decay 1e-3, 10 epochs, batch 32, 224 x 224, three channels, fp32),
+    with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's value) over
+    it. Raises ``TypeError`` for a keyword that is not a field."""
+    return recipe_config(RECONSTRUCTION_RECIPE, settings)
 
-    preprocessing = Preprocessing(input_size=size)
-    arrays = [
-        decode_uint8(f, preprocessing)
-        for f in tqdm(files, desc="decode", disable=not progress, leave=False)
-    ]
-    return torch.stack(arrays)
+
+class SigmoidMSELoss(nn.Module):
+    """The reconstruction objective: mean squared error between ``sigmoid(logits)`` and
+    the image in [0, 1]."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(torch.sigmoid(logits), target)
+
+
+class ReconstructionBatch:
+    """The trainer's batch hook for reconstruction: the ``uint8`` images scaled to [0, 1]
+    and repeated to ``in_chans`` channels (:class:`~radiologynet.transforms.BatchTransform`
+    without augmentation) are both the input and the target."""
+
+    def __init__(self, size: int, in_chans: int) -> None:
+        self.transform = BatchTransform(
+            Preprocessing(input_size=size), in_chans=in_chans, augment=None
+        )
+
+    def __call__(
+        self, inputs: Any, target: Any, *, train: bool, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images, _ = self.transform(inputs, None, train=train, generator=generator)
+        return images, images
 
 
 def pretrain_reconstruction(
-    data: str | Path,
-    out: str | Path,
-    *,
-    epochs: int = 10,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    size: int = 224,
-    in_chans: int = 3,
-    seed: int = 0,
-    device: str | None = None,
-    progress: bool = True,
-) -> Path:
-    """Train a vanilla U-Net to reconstruct the images under ``data``; write it to ``out``.
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+) -> ReconstructionResult:
+    """Train a vanilla U-Net to reconstruct the images under ``data``; write it to
+    ``out_dir``.
+
+    Args:
+        data: a folder of images (any depth).
+        out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
+            training, the resume state; re-running the same call resumes from it).
+        config: the training settings; default :func:`reconstruction_config`.
+            ``input_size`` (default 224, a multiple of 4) and ``in_chans`` shape the
+            network, ``cache_dir`` keeps the decoded images on disk; its task fields are
+            set here.
 
     Returns:
-        the weights folder (``config.json``, ``model.safetensors``, ``README.md``); its
-        ``config.json`` records the final reconstruction loss per epoch.
+        the folder (``config.json``, ``model.safetensors``, ``README.md``; ``config.json``
+        records the reconstruction loss per epoch) and the training summary.
+
+    Raises:
+        ArchiveError: no image under ``data``, or ``out_dir`` holds finished weights and
+            ``config.resume`` is set.
+        InvalidArgumentError: an ``input_size`` the U-Net cannot take.
     """
-    if epochs < 1 or batch_size < 1 or size < 4:
+    config = config if config is not None else reconstruction_config()
+    size = config.input_size or RECONSTRUCTION_RECIPE["input_size"]
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = VanillaUNet(in_chans=config.in_chans, num_classes=config.in_chans)
+    if size % model.stride:
         raise InvalidArgumentError(
-            f"epochs={epochs}, batch_size={batch_size}, size={size}: epochs and "
-            "batch size must be >= 1, size >= 4."
+            f"input_size {size}: the vanilla U-Net takes sides that are multiples of "
+            f"{model.stride} (e.g. {size - size % model.stride or model.stride})."
         )
-    check_lr(lr)
-    target_device = resolve_device(device)  # checked before any image is decoded
-    images = load_images(find_images(data), size, progress)
-    torch.manual_seed(seed)
-    model = VanillaUNet(in_chans=in_chans, num_classes=in_chans).to(target_device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[float] = []
-    model.train()
-    for _ in tqdm(range(epochs), desc="reconstruction", disable=not progress):
-        order = torch.randperm(len(images), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            batch = images[order[start : start + batch_size]].to(target_device).float() / 255
-            batch = batch.expand(-1, in_chans, -1, -1)
-            loss = F.mse_loss(torch.sigmoid(model(batch)), batch)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        history.append(total / len(images))
-    meta = {
+    config = replace(config, kind="reconstruction", num_classes=config.in_chans, input_size=size)
+    out = Path(out_dir)
+    refuse_finished_weights(out, config.resume)
+    ddp.init_from_env()
+    files = find_images(data)
+    images = ImageListDataset(
+        files, size=size, cache=config.cache_dir, validate=False, progress=config.progress
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    result = fit(
+        model,
+        images,
+        images,
+        config=config,
+        loss=SigmoidMSELoss(),
+        metrics=MetricCollection({}),  # the validation loss is the score
+        batch_transform=ReconstructionBatch(size, config.in_chans),
+        out_dir=out,
+    )
+    if ddp.is_main():
+        save_vanilla_unet(model, out, metadata=_metadata(data, len(images), config, result))
+    ddp.barrier()
+    return ReconstructionResult(out, len(images), result)
+
+
+def _metadata(
+    data: str | os.PathLike[str], n_images: int, config: TrainConfig, result: FitResult
+) -> dict[str, Any]:
+    """The ``radiologynet`` block of the weights folder's ``config.json``."""
+    return {
         "task": "reconstruction",
         "data": str(data),
-        "images": len(images),
-        "epochs": epochs,
-        "lr": lr,
-        "size": size,
-        "loss_per_epoch": history,
+        "images": n_images,
+        "loss": "mse(sigmoid(logits), image)",
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "status": result.status,
+        "lr": config.lr,
+        "size": config.input_size,
+        "loss_per_epoch": [record["train_loss"] for record in result.history],
+        "val_loss_per_epoch": [record["val_loss"] for record in result.history],
+        "train_config": config.to_dict(),
     }
-    return save_vanilla_unet(model.cpu(), out, metadata=meta)

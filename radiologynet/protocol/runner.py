@@ -51,8 +51,8 @@ from radiologynet.train.config import (
     config_changes,
 )
 from radiologynet.train.heads import build_model
+from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
-from radiologynet.train.trainer import fit
 from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)

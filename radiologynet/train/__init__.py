@@ -3,8 +3,10 @@ paper's metrics."""
 
 from radiologynet.train.config import TrainConfig
 from radiologynet.train.heads import BoneAgeRegressor, build_model, loss_for
+from radiologynet.train.loop import evaluate, fit
 from radiologynet.train.metrics import PredictionMetrics
-from radiologynet.train.trainer import FitResult, TrainingInterrupted, evaluate, fit
+from radiologynet.train.preemption import TrainingInterrupted
+from radiologynet.train.state import FitResult
 
 __all__ = [
     "BoneAgeRegressor",

@@ -36,36 +36,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--init", default=None, help="starting weights (default random, as the paper pretrained)"
     )
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        default=None,
-        help="input side (default: the architecture's, e.g. 224)",
-    )
-    _add_training_options(parser)
+    add_recipe_options(parser)
+    _add_split_options(parser)
     parser.set_defaults(func=run)
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The recipe's settings (``TrainConfig`` fields) and the run's splits and resources."""
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The ``TrainConfig`` settings both pretraining commands take over their recipe
+    (read by :func:`recipe_settings`; left out, the recipe's value holds)."""
     parser.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate (default: the authors' for this architecture)",
+        "--input-size", type=int, default=None, help="input side (default: the recipe's)"
     )
+    parser.add_argument("--lr", type=float, default=None, help="default: the recipe's")
     parser.add_argument(
-        "--epochs", type=int, default=None, help="maximum epochs (default: the recipe's 100)"
+        "--max-epochs", type=int, default=None, help="epoch budget (default: the recipe's)"
     )
     parser.add_argument(
         "--patience",
         type=int,
         default=None,
-        help="early-stopping patience (default: the recipe's 10)",
+        help="early stopping: epochs without a better validation loss (default: the recipe's)",
     )
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes")
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="batch size (default: the recipe's 32)"
+        "--no-resume",
+        action="store_true",
+        help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
     )
+    parser.add_argument("--seed", type=int, default=None, help="default 0")
+
+
+def recipe_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The ``TrainConfig`` keywords of :func:`add_recipe_options`'s arguments (``None``:
+    the recipe's value)."""
+    return {
+        "input_size": args.input_size,
+        "lr": args.lr,
+        "max_epochs": args.max_epochs,
+        "patience": args.patience,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "num_workers": args.workers,
+        "resume": not args.no_resume,
+        "seed": args.seed,
+    }
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    """The run's splits, oversampling and site (``PretrainConfig`` fields)."""
     parser.add_argument(
         "--val-fraction",
         type=float,
@@ -88,38 +108,15 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--site", default="local", help="short name of the data's origin, for the model card"
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
-    parser.add_argument(
-        "--no-resume",
-        action="store_true",
-        help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="split and training seed")
 
 
 def run(args: argparse.Namespace) -> int:
-    from radiologynet.pretraining.pretrain import pretrain, pretrain_config
+    from radiologynet.pretraining.pretrain import PretrainConfig, pretrain, pretrain_config
     from radiologynet.train import distributed as ddp
 
-    config = pretrain_config(
-        args.model,
-        input_size=args.input_size,
-        lr=args.lr,
-        max_epochs=args.epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        split_seed=args.seed,
-        device=args.device,
-        num_workers=args.workers,
-        resume=not args.no_resume,
-    )
-    result = pretrain(
-        args.data,
-        args.labels,
-        args.out,
-        config,
+    settings = recipe_settings(args)
+    config = pretrain_config(args.model, **settings, split_seed=settings["seed"])
+    pretraining = PretrainConfig(
         model=args.model,
         weights=args.init,
         modality=args.modality,
@@ -128,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         oversampling=args.oversampling,
         site=args.site,
     )
+    result = pretrain(args.data, args.labels, args.out, config, pretraining)
     if ddp.is_main():
         fit = result.fit
         print(

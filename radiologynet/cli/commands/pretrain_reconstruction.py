@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from radiologynet.cli.commands.pretrain import add_recipe_options, recipe_settings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pretrain-reconstruction`` sub-command."""
@@ -13,34 +15,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pretrain the vanilla U-Net to reconstruct its input (the paper's)",
         description="Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
         "the images under --data and write a weights folder that "
-        "create_unet(None, weights=FOLDER) loads.",
+        "create_unet(None, weights=FOLDER) loads (--input-size: a multiple of 4). Re-run "
+        "the same command to resume; launch with torchrun for several GPUs.",
     )
     parser.add_argument("--data", required=True, help="folder of images (PNG/JPEG/DICOM)")
     parser.add_argument("--out", required=True, help="the weights folder to write")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--size", type=int, default=224, help="letterbox side (pixels)")
-    parser.add_argument("--in-chans", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    add_recipe_options(parser)
+    parser.add_argument("--in-chans", type=int, default=None, help="default 3")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default=None,
+        help="fp32 (the recipe's), bf16 autocast, or auto (bf16 on CUDA)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="folder for a memory-mapped decoded-image cache (default: decode every read)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the pretraining; prints the folder written."""
-    from radiologynet.pretraining.reconstruction import pretrain_reconstruction
-
-    out = pretrain_reconstruction(
-        args.data,
-        args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        size=args.size,
-        in_chans=args.in_chans,
-        seed=args.seed,
-        device=args.device,
+    from radiologynet.pretraining.reconstruction import (
+        pretrain_reconstruction,
+        reconstruction_config,
     )
-    print(out)
+    from radiologynet.train import distributed as ddp
+
+    config = reconstruction_config(
+        **recipe_settings(args),
+        in_chans=args.in_chans,
+        precision=args.precision,
+        cache_dir=args.cache,
+    )
+    result = pretrain_reconstruction(args.data, args.out, config)
+    if ddp.is_main():
+        print(result.out_dir)
     return 0

@@ -7,7 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from radiologynet.pretraining.pseudolabel import DEFAULT_THRESHOLD, FeatureWeights, pseudo_label
+from radiologynet.pretraining.pseudolabel import (
+    DEFAULT_THRESHOLD,
+    FeatureWeights,
+    PseudoLabelConfig,
+    pseudo_label,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     weights = FeatureWeights(
         **{b: getattr(args, f"weight_{b}") for b in FeatureWeights().as_dict()}
     )
-    result = pseudo_label(
-        args.archive,
-        args.out,
+    config = PseudoLabelConfig(
         n_clusters=args.clusters,
         method=args.method,
         k_range=(2, args.max_clusters),
@@ -103,11 +106,16 @@ def run(args: argparse.Namespace) -> int:
         backbone_weights=args.backbone_weights,
         image_size=args.image_size,
         feature_weights=weights,
+        hide_paths=args.hide_paths,
+        seed=args.seed,
+    )
+    result = pseudo_label(
+        args.archive,
+        args.out,
+        config,
         text_csv=args.text_csv,
         cache_dir=args.cache,
         report_dir=args.report,
-        hide_paths=args.hide_paths,
-        seed=args.seed,
     )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

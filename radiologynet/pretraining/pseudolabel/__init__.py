@@ -16,7 +16,11 @@ from radiologynet.pretraining.pseudolabel.cluster import (
     summarise_clusters,
 )
 from radiologynet.pretraining.pseudolabel.features import FeatureWeights, combine, scan_archive
-from radiologynet.pretraining.pseudolabel.pipeline import PseudoLabelResult, pseudo_label
+from radiologynet.pretraining.pseudolabel.pipeline import (
+    PseudoLabelConfig,
+    PseudoLabelResult,
+    pseudo_label,
+)
 from radiologynet.pretraining.pseudolabel.report import path_key
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "ClusterResult",
     "ClusterSummary",
     "FeatureWeights",
+    "PseudoLabelConfig",
     "PseudoLabelResult",
     "cluster_features",
     "combine",

@@ -24,6 +24,8 @@ KMeans = require("sklearn.cluster", "pseudo-labelling").KMeans
 silhouette_score = require("sklearn.metrics", "pseudo-labelling").silhouette_score
 
 DEFAULT_THRESHOLD = 0.5
+#: The clustering methods of :func:`cluster_features`.
+METHODS = ("kmeans", "hdbscan")
 NOISE = -1
 #: Silhouette scores are computed on at most this many images (the score is quadratic).
 SILHOUETTE_SAMPLE = 10_000
@@ -80,6 +82,7 @@ def cluster_features(
         ArchiveError: fewer images than clusters.
         InvalidArgumentError: an unknown method or a non-positive cluster count.
     """
+    check_method(method)
     n = len(features)
     if method == "kmeans":
         if n_clusters is not None and n_clusters < 1:
@@ -94,16 +97,31 @@ def cluster_features(
             n_clusters, scores = choose_k(features, k_range, seed)
         labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(features)
         return ClusterResult(labels.astype(int), int(n_clusters), "kmeans", scores)
-    if method == "hdbscan":
-        if n < min_cluster_size:
-            raise ArchiveError(
-                f"The archive has {n} readable image(s), fewer than HDBSCAN's "
-                f"min_cluster_size={min_cluster_size}; lower it or add images."
-            )
-        labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(features)
-        k = len(set(labels) - {NOISE})
-        return ClusterResult(labels.astype(int), k, "hdbscan", {})
-    raise InvalidArgumentError(f"Unknown clustering method {method!r}; use 'kmeans' or 'hdbscan'.")
+    if n < min_cluster_size:
+        raise ArchiveError(
+            f"The archive has {n} readable image(s), fewer than HDBSCAN's "
+            f"min_cluster_size={min_cluster_size}; lower it or add images."
+        )
+    labels = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(features)
+    k = len(set(labels) - {NOISE})
+    return ClusterResult(labels.astype(int), k, "hdbscan", {})
+
+
+def check_method(method: str) -> None:
+    """Refuse a clustering method other than :data:`METHODS` (``InvalidArgumentError``)."""
+    if method not in METHODS:
+        raise InvalidArgumentError(
+            f"Unknown clustering method {method!r}; use 'kmeans' or 'hdbscan'."
+        )
+
+
+def check_threshold(threshold: float) -> None:
+    """Refuse a heterogeneity threshold outside [0, 1] (``InvalidArgumentError``)."""
+    if not 0 <= threshold <= 1:
+        raise InvalidArgumentError(
+            f"threshold={threshold}: heterogeneity is in [0, 1]; "
+            "pick a threshold in that range (default 0.5)."
+        )
 
 
 def normalised_entropy(values: Sequence[str | None], n_categories: int) -> float:
@@ -135,11 +153,7 @@ def summarise_clusters(
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[ClusterSummary]:
     """Heterogeneity and the keep/exclude decision per cluster (noise is never kept)."""
-    if not 0 <= threshold <= 1:
-        raise InvalidArgumentError(
-            f"threshold={threshold}: heterogeneity is in [0, 1]; "
-            "pick a threshold in that range (default 0.5)."
-        )
+    check_threshold(threshold)
     n_mod = len({m for m in modalities if m})
     n_body = len({b for b in body_parts if b})
     summaries = []

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from radiologynet.errors import ArchiveError
+from radiologynet.errors import ArchiveError, InvalidArgumentError
 from radiologynet.models._weights import is_random_init
 from radiologynet.pretraining.pseudolabel.cluster import (
     DEFAULT_THRESHOLD,
     ClusterResult,
     ClusterSummary,
+    check_method,
+    check_threshold,
     cluster_features,
     summarise_clusters,
 )
@@ -53,44 +55,80 @@ class PseudoLabelResult:
         return sum(s.kept for s in self.summaries)
 
 
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """How :func:`pseudo_label` clusters an archive (frozen; checked in ``__post_init__``,
+    before any file is read).
+
+    Attributes:
+        n_clusters: the number of k-means clusters; ``None`` picks it by silhouette score
+            within ``k_range`` (inclusive).
+        method: ``"kmeans"`` or ``"hdbscan"``.
+        threshold: clusters whose heterogeneity exceeds it are excluded (0..1).
+        backbone / backbone_weights / image_size: the registry model that embeds images,
+            its weights (``None`` = random init, a tag or a weights folder) and input size.
+        feature_weights: how much each feature block counts (default
+            :class:`FeatureWeights`).
+        hide_paths: leave the ``path`` column empty (rows are then keyed by salted hash).
+        samples_per_cluster: thumbnails per cluster in the report.
+        batch_size: images per embedding batch.
+        seed: k-means, silhouette sampling and the report's thumbnails.
+        progress: show progress bars.
+    """
+
+    n_clusters: int | None = None
+    method: str = "kmeans"
+    k_range: tuple[int, int] = (2, 50)
+    threshold: float = DEFAULT_THRESHOLD
+    backbone: str = "resnet18"
+    backbone_weights: str | None = None
+    image_size: int = 64
+    feature_weights: FeatureWeights = field(default_factory=FeatureWeights)
+    hide_paths: bool = False
+    samples_per_cluster: int = 6
+    batch_size: int = 32
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        check_threshold(self.threshold)
+        minimum = {"image_size": 1, "batch_size": 1, "samples_per_cluster": 0, "seed": 0}
+        if self.n_clusters is not None:
+            minimum["n_clusters"] = 1
+        for name, least in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidArgumentError(
+                    f"PseudoLabelConfig {name}={value!r}: use an integer >= {least}."
+                )
+        low, high = self.k_range
+        if not 2 <= low <= high:
+            raise InvalidArgumentError(
+                f"PseudoLabelConfig k_range={self.k_range!r}: use (low, high) with "
+                "2 <= low <= high, e.g. (2, 50)."
+            )
+
+
 def pseudo_label(
     archive: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
+    config: PseudoLabelConfig | None = None,
     *,
-    n_clusters: int | None = None,
-    method: str = "kmeans",
-    k_range: tuple[int, int] = (2, 50),
-    threshold: float = DEFAULT_THRESHOLD,
-    backbone: str = "resnet18",
-    backbone_weights: str | None = None,
-    image_size: int = 64,
-    feature_weights: FeatureWeights | None = None,
     text_csv: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     report_dir: str | os.PathLike[str] | None = None,
-    hide_paths: bool = False,
-    samples_per_cluster: int = 6,
-    batch_size: int = 32,
-    seed: int = 0,
-    progress: bool = True,
 ) -> PseudoLabelResult:
     """Pseudo-label every DICOM image under ``archive`` and write ``out_csv`` + a report.
 
     Args:
         archive: the folder of DICOM files (any depth; non-DICOM files are skipped).
         out_csv: the labels CSV to write (``labels.json`` beside it).
-        n_clusters: the number of k-means clusters; ``None`` picks it by silhouette score
-            within ``k_range``.
-        method: ``"kmeans"`` or ``"hdbscan"``.
-        threshold: clusters whose heterogeneity exceeds it are excluded (0..1).
-        backbone / backbone_weights / image_size: the registry model that embeds images,
-            its weights (``None`` = random init, a tag or a weights folder) and input size.
-        feature_weights: how much each feature block counts.
+        config: the clustering settings (default :class:`PseudoLabelConfig`).
         text_csv: optional CSV with ``path`` and ``text`` columns (e.g. report text).
         cache_dir: where image embeddings are cached (default ``<out_csv stem>.cache``
             beside the CSV); an interrupted run resumes from it.
         report_dir: where the report goes (default ``<out_csv stem>-report``).
-        hide_paths: leave the ``path`` column empty (rows are then keyed by salted hash).
 
     Returns:
         The result, with the paths of everything written.
@@ -98,35 +136,38 @@ def pseudo_label(
     Raises:
         ArchiveError: no readable images, or fewer images than clusters.
     """
+    config = config if config is not None else PseudoLabelConfig()
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir else out_csv.with_name(out_csv.stem + ".cache")
     report_dir = Path(report_dir) if report_dir else out_csv.with_name(out_csv.stem + "-report")
-    pretrained = not is_random_init(backbone_weights)
-    weights = (feature_weights or FeatureWeights()).resolved(pretrained)
+    pretrained = not is_random_init(config.backbone_weights)
+    weights = config.feature_weights.resolved(pretrained)
 
-    scan, embeddings, thumbnails = _scan_and_embed(
-        archive, n_clusters, backbone, backbone_weights, image_size, batch_size, cache_dir, progress
-    )
+    scan, embeddings, thumbnails = _scan_and_embed(archive, config, cache_dir)
     features = _combined_features(scan, embeddings, thumbnails, text_csv, weights)
-    clusters = cluster_features(features, n_clusters, method=method, k_range=k_range, seed=seed)
+    clusters = cluster_features(
+        features, config.n_clusters, method=config.method, k_range=config.k_range, seed=config.seed
+    )
 
     modalities = [h.get("Modality") for h in scan.headers]
     body_parts = [h.get("BodyPartExamined") for h in scan.headers]
-    summaries = summarise_clusters(clusters.assignments, modalities, body_parts, threshold)
-    notes = _notes(scan.headers, scan.skipped, summaries, threshold)
+    summaries = summarise_clusters(clusters.assignments, modalities, body_parts, config.threshold)
+    notes = _notes(scan.headers, scan.skipped, summaries, config.threshold)
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "archive": Path(archive).name,
-        **_cluster_settings(clusters, n_clusters, method, threshold),
-        "backbone": backbone,
-        "backbone_weights": backbone_weights,
-        "image_size": image_size,
+        **_cluster_settings(clusters, config),
+        "backbone": config.backbone,
+        "backbone_weights": config.backbone_weights,
+        "image_size": config.image_size,
         "feature_weights": weights.as_dict(),
         "text_csv": Path(text_csv).name if text_csv else None,
-        "seed": seed,
+        "seed": config.seed,
     }
-    outputs = _Outputs(out_csv, report_dir, hide_paths, samples_per_cluster, seed)
+    outputs = _Outputs(
+        out_csv, report_dir, config.hide_paths, config.samples_per_cluster, config.seed
+    )
     labels_csv, report = outputs.write(scan, clusters, summaries, settings, notes)
     return PseudoLabelResult(
         labels_csv, report, scan.paths, clusters.assignments, summaries, scan.skipped, notes
@@ -182,28 +223,20 @@ class _Outputs:
         return labels_csv, report
 
 
-def _cluster_settings(
-    clusters: ClusterResult, n_clusters: int | None, method: str, threshold: float
-) -> dict[str, object]:
+def _cluster_settings(clusters: ClusterResult, config: PseudoLabelConfig) -> dict[str, object]:
     """How the clusters were made, as the labels' metadata records it."""
+    given = config.n_clusters or config.method != "kmeans"
     return {
         "method": clusters.method,
         "n_clusters": clusters.n_clusters,
-        "k_chosen_by": "given" if n_clusters or method != "kmeans" else "silhouette",
+        "k_chosen_by": "given" if given else "silhouette",
         "silhouette": clusters.silhouette,
-        "threshold": threshold,
+        "threshold": config.threshold,
     }
 
 
 def _scan_and_embed(
-    archive: str | os.PathLike[str],
-    n_clusters: int | None,
-    backbone: str,
-    backbone_weights: str | None,
-    image_size: int,
-    batch_size: int,
-    cache_dir: Path,
-    progress: bool,
+    archive: str | os.PathLike[str], config: PseudoLabelConfig, cache_dir: Path
 ) -> tuple[ArchiveScan, np.ndarray, np.ndarray]:
     """The archive's readable images (those whose pixels fail dropped), their embeddings
     and thumbnails.
@@ -211,17 +244,18 @@ def _scan_and_embed(
     Raises:
         ArchiveError: no decodable image, or fewer images than ``n_clusters``.
     """
-    scan = scan_archive(archive, progress=progress)
+    scan = scan_archive(archive, progress=config.progress)
     embeddings, thumbnails, failed = image_embeddings(
         scan.root,
         scan.paths,
-        arch=backbone,
-        weights=backbone_weights,
-        image_size=image_size,
-        batch_size=batch_size,
+        arch=config.backbone,
+        weights=config.backbone_weights,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
         cache_dir=cache_dir,
-        progress=progress,
+        progress=config.progress,
     )
+    n_clusters = config.n_clusters
     scan.drop(failed)
     if not scan.paths:
         raise ArchiveError(

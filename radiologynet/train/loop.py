@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,80 +37,28 @@ from tqdm.auto import tqdm
 from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
 from radiologynet.data.samples import batch_loader
-from radiologynet.errors import RadiologyNetError, StaleRunError
+from radiologynet.errors import RadiologyNetError
 from radiologynet.train import distributed as ddp
-from radiologynet.train.checkpoint import (
-    CHECKPOINT_NAME,
-    best_weights_name,
-    explain_write_errors,
-    load_best_weights,
-    load_checkpoint,
-    prune_best_weights,
-    remove_checkpoint,
-    rng_state,
-    save_best_weights,
-    save_checkpoint,
-    set_rng_state,
-)
+from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
+from radiologynet.train.checkpointing import Checkpointer, restore
 from radiologynet.train.config import (
     DEFAULT_BATCH_SIZE,
     OPTIMIZERS,
     TrainConfig,
-    config_changes,
     resolve_device,
 )
+from radiologynet.train.emissions import start_emissions, stop_emissions
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
+from radiologynet.train.preemption import Preemption, TrainingInterrupted
+from radiologynet.train.state import EarlyStopping, FitResult, FitState
 
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
-__all__ = [
-    "CHECKPOINT_NAME",
-    "Checkpointer",
-    "EarlyStopping",
-    "FitResult",
-    "FitState",
-    "Preemption",
-    "TrainingInterrupted",
-    "evaluate",
-    "fit",
-    "train_one_epoch",
-]
+__all__ = ["evaluate", "fit", "train_one_epoch"]
 
 LOG_NAME = "log.jsonl"
 Callback = Callable[[str, dict[str, Any]], None]
-
-
-class TrainingInterrupted(RadiologyNetError):
-    """SIGTERM/SIGINT stopped training after a step; the checkpoint holds that step."""
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns.
-
-    Attributes:
-        best_epoch: the epoch whose weights were kept (1-based; "epochs to best").
-        epochs_run: epochs trained in total (over all resumptions).
-        val: validation metrics of the best epoch (``loss`` and the task's metrics).
-        test: test metrics of the best weights (``None`` without a test set).
-        history: one dict per epoch (the lines of ``log.jsonl``).
-        emissions: ``{"energy_kwh", "co2_kg", "duration_s"}`` with ``track_emissions``.
-        stopped_early: whether early stopping ended the run before ``max_epochs``.
-        status: ``finished``, or ``diverged`` when the training loss became NaN/inf
-            (``diverged`` then says where; ``val``/``test`` are those of the best
-            weights before it, if any).
-    """
-
-    best_epoch: int
-    epochs_run: int
-    val: dict[str, float]
-    test: dict[str, float] | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    emissions: dict[str, float] | None = None
-    stopped_early: bool = False
-    status: str = "finished"
-    diverged: str | None = None
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -208,188 +153,6 @@ def evaluate(
     return result
 
 
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if best is None or math.isnan(best):
-        return not math.isnan(value)
-    return value < best if mode == "min" else value > best
-
-
-def _start_emissions(out_dir: Path | None) -> Any:
-    OfflineEmissionsTracker = require("codecarbon", "--track-emissions").OfflineEmissionsTracker
-    tracker = OfflineEmissionsTracker(
-        country_iso_code=os.environ.get("CODECARBON_COUNTRY", "USA"),
-        save_to_file=False,
-        log_level="error",
-        output_dir=str(out_dir or "."),
-    )
-    tracker.start()
-    return tracker
-
-
-def _stop_emissions(tracker: Any, previous: dict[str, float] | None) -> dict[str, float]:
-    co2 = float(tracker.stop() or 0.0)
-    data = getattr(tracker, "final_emissions_data", None)
-    energy = float(getattr(data, "energy_consumed", 0.0) or 0.0)
-    duration = float(getattr(data, "duration", 0.0) or 0.0)
-    previous = previous or {}
-    return {
-        "energy_kwh": energy + previous.get("energy_kwh", 0.0),
-        "co2_kg": co2 + previous.get("co2_kg", 0.0),
-        "duration_s": duration + previous.get("duration_s", 0.0),
-    }
-
-
-@dataclass
-class FitState:
-    """The resumable progress of a run (saved in ``checkpoint.pt``).
-
-    ``epoch`` counts finished epochs; ``step`` the batches already trained of the next
-    one (non-zero in a checkpoint written mid-epoch by the time interval or a signal).
-    ``status`` is ``running``, ``completed`` or ``diverged``.
-    """
-
-    epoch: int = 0
-    step: int = 0
-    loss_sum: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    train_time: float = 0.0
-    augment_state: torch.Tensor | None = None
-    best_score: float | None = None
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    best_val: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "running"
-    diverged: str | None = None
-    emissions: dict[str, float] | None = None
-
-
-class EarlyStopping:
-    """Tracks the best validation ``monitor`` value; a run stops after ``patience``
-    epochs without improving it."""
-
-    def __init__(self, patience: int, monitor: str, mode: str) -> None:
-        self.patience, self.monitor, self.mode = patience, monitor, mode
-
-    def update(self, state: FitState, epoch: int, val_result: dict[str, float]) -> bool:
-        """Record epoch ``epoch``'s validation; returns whether it is the new best."""
-        score = val_result.get(self.monitor)
-        if score is None:
-            raise RadiologyNetError(
-                f"fit: monitor {self.monitor!r} is not among the "
-                f"validation values {sorted(val_result)}"
-            )
-        if _improved(score, state.best_score, self.mode):
-            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-            state.best_val = dict(val_result)
-            return True
-        state.bad_epochs += 1
-        return False
-
-    def should_stop(self, state: FitState) -> bool:
-        """Whether the patience is used up."""
-        return state.bad_epochs >= self.patience
-
-
-class Preemption:
-    """While active, SIGTERM and SIGINT only set :attr:`requested`; the trainer finishes
-    its step, writes the checkpoint and stops (:class:`TrainingInterrupted`). A second
-    SIGINT (Ctrl-C twice) raises ``KeyboardInterrupt`` at once. Handlers are installed
-    only in the main thread and restored on exit."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def handle(self, signum: int, frame: Any = None) -> None:
-        """The signal handler: remember the request; a second Ctrl-C stops at once."""
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def __enter__(self) -> Preemption:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
-class Checkpointer:
-    """Writes the resume state to ``out/checkpoint.pt`` when ``interval_s`` seconds passed
-    since the last write (checked after every step), at the end and on pre-emption; the
-    best weights go to their own file, written only when they changed."""
-
-    def __init__(self, out: Path | None, interval_s: float) -> None:
-        self.out = out
-        self.path = out / CHECKPOINT_NAME if out is not None else None
-        self.interval_s = interval_s
-        self.writes = out is not None and ddp.is_main()
-        self.last = time.monotonic()
-        self.best_file: str | None = None
-
-    def due(self) -> bool:
-        """Whether the interval has passed since the last write (on the writing rank)."""
-        return self.writes and time.monotonic() - self.last >= self.interval_s
-
-    def load(self, config: TrainConfig) -> dict[str, Any] | None:
-        """The saved checkpoint, or ``None``; refuses one written with other settings."""
-        if self.path is None or not self.path.is_file():
-            return None
-        saved = load_checkpoint(self.path)
-        changes = config_changes(saved.get("config", {}), config.to_dict())
-        if changes:
-            raise StaleRunError(
-                f"{self.path} was written with other settings ({'; '.join(changes)}); "
-                "resume with the same settings, or choose a new output folder (or delete "
-                "it: --overwrite)."
-            )
-        self.best_file = saved.get("best_file")
-        return saved
-
-    def save(self, run: _Run, state: FitState) -> None:
-        """Write the checkpoint (and the best weights when they changed). Under DDP every
-        rank calls it: each rank's RNG and augmentation states and partial loss sums
-        are gathered, so a run resumed mid-epoch draws and reports on every rank what it
-        would have."""
-        self.last = time.monotonic()
-        own = {
-            "rng": rng_state(),
-            "augment": state.augment_state,
-            "loss_sum": list(state.loss_sum),
-        }  # this rank's share, mid-epoch
-        ranks = [own]
-        if ddp.world_size() > 1:
-            ranks = [None] * ddp.world_size()
-            dist.all_gather_object(ranks, own)
-        if not self.writes or self.out is None or self.path is None:
-            return
-        if (
-            run.best_weights is not None
-            and state.best_epoch
-            and self.best_file != best_weights_name(state.best_epoch)
-        ):
-            self.best_file = save_best_weights(self.out, state.best_epoch, run.best_weights)
-        save_checkpoint(
-            self.path,
-            {
-                "model": run.model.state_dict(),
-                "optimizer": run.opt.state_dict(),
-                "scheduler": run.sched.state_dict() if run.sched is not None else None,
-                "config": run.config.to_dict(),
-                "best_file": self.best_file,
-                "state": asdict(state),
-                "ranks": ranks,
-            },
-        )
-        prune_best_weights(self.out, keep=self.best_file)
-
-
 @dataclass
 class _Run:
     """What the steps of one :func:`fit` share."""
@@ -467,24 +230,6 @@ def _setup(
         per_rank,
         config.eval_batch_size or max(per_rank, 64),
     )
-
-
-def _restore(run: _Run, saved: dict[str, Any], checkpointer: Checkpointer) -> FitState:
-    run.model.load_state_dict(saved["model"])
-    run.opt.load_state_dict(saved["optimizer"])
-    if run.sched is not None and saved.get("scheduler") is not None:
-        run.sched.load_state_dict(saved["scheduler"])
-    if checkpointer.best_file is not None and checkpointer.out is not None:
-        run.best_weights = load_best_weights(checkpointer.out, checkpointer.best_file)
-    state = FitState(**saved["state"])
-    ranks = saved.get("ranks") or []
-    if len(ranks) == ddp.world_size():  # the same number of processes: each its own
-        own = ranks[ddp.rank()]
-        set_rng_state(own["rng"])
-        state.augment_state, state.loss_sum = own["augment"], list(own["loss_sum"])
-    else:
-        set_rng_state(saved["rng"])
-    return state
 
 
 def _agree(flags: Sequence[bool], device: torch.device) -> list[bool]:
@@ -787,8 +532,8 @@ def fit(
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
     checkpointer = Checkpointer(out, config.checkpoint_interval_s)
     saved = checkpointer.load(config) if config.resume else None
-    state = _restore(run, saved, checkpointer) if saved is not None else FitState()
-    tracker = _start_emissions(out) if config.track_emissions and ddp.is_main() else None
+    state = restore(run, saved, checkpointer) if saved is not None else FitState()
+    tracker = start_emissions(out) if config.track_emissions and ddp.is_main() else None
     patience_ran_out = _train_epochs(run, state, train, val, checkpointer, out)
     stopped_early = state.status == "running" and patience_ran_out and state.epoch < config.epochs
     if run.best_weights is not None:
@@ -796,7 +541,7 @@ def fit(
     test_result, test_s = _test(run, state, test)
     timing = {"test_s": test_s}
     if tracker is not None:
-        state.emissions = _stop_emissions(tracker, state.emissions)
+        state.emissions = stop_emissions(tracker, state.emissions)
     if state.status == "running":
         state.status = "completed"
     timing["checkpoint_s"] = _final_checkpoint(run, state, checkpointer, out)
