@@ -104,9 +104,26 @@ def test_config_and_model_card(folder):
     card = (out / "README.md").read_text()
     assert "7 clusters" in card and meta["date"] in card and "'synthetic' archive" in card
     assert "Unknown" not in card
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in log] == [1, 2] == list(range(1, result.fit.epochs_run + 1))
-    assert not (out / "checkpoint.pt").exists()
+    # the new weights' own record wrote the card: no paper results claimed for them
+    assert "These are new weights" in card and "Results in the paper" not in card
+    assert 'weights="PATH/TO/THIS/FOLDER"' in card
+
+
+def test_the_card_states_the_recipe_that_was_used(labelled, tmp_path):
+    """The card's recipe said "AdamW ... weight decay 1e-3" whatever the TrainConfig was;
+    it now states the optimiser and weight decay that trained the weights."""
+    archive, labels = labelled
+    config = replace(tiny(1), optimizer="adam", weight_decay=0.05)
+    out = tmp_path / "sgd"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pretrain(archive, labels, out, config, PretrainConfig(model="resnet18", site="s"))
+    card = (out / "README.md").read_text()
+    assert "adam (lr" in card and "weight decay 0.05" in card
+    assert "AdamW" not in card and "weight decay 1e-3" not in card
+    config_json = json.loads((out / "config.json").read_text())
+    assert config_json["pretrained_cfg"]["license"] == "other"
+    assert "pseudo-label classes of the s archive" in card
 
 
 def test_finished_folder_is_not_silently_retrained(labelled, folder):

@@ -171,7 +171,7 @@ def _how_to_load(arch: Any, record: WeightRecord | None, repo_id: str) -> list[s
         "```python\nimport radiologynet\n"
         f'model = radiologynet.create_model("{arch.name}", '
         'weights="PATH/TO/THIS/FOLDER", num_classes=4, in_chans=1)\n```\n'
-        if record is None
+        if record is None or not record.hub_repo_id  # a folder of your own
         else "```python\nimport radiologynet\n"
         f'model = radiologynet.create_model("{record.name}", num_classes=4, in_chans=1)\n'
         "```\n",
@@ -232,12 +232,19 @@ def render_model_card(
         + "\n",
     ]
     parts += _record_notes(record)
-    parts += [
-        "## Results in the paper\n",
-        f"Downstream results of `{arch.name}` (Tables 2-6 of the paper), each with its "
-        "unit (Dice/IoU are fractions); `baseline` is random initialisation.\n",
-        results_table(record.results if record is not None else ()),
-    ]
+    if record is not None and not record.paper:
+        parts += [
+            "## Results\n",
+            "_These are new weights: the paper has no results for them. Measure them on "
+            "your tasks with `radiologynet benchmark`._\n",
+        ]
+    else:
+        parts += [
+            "## Results in the paper\n",
+            f"Downstream results of `{arch.name}` (Tables 2-6 of the paper), each with its "
+            "unit (Dice/IoU are fractions); `baseline` is random initialisation.\n",
+            results_table(record.results if record is not None else ()),
+        ]
     for heading, body in dict(extra.get("sections", {})).items():
         parts += [f"## {heading}\n", f"{body}\n"]
     parts += _how_to_load(arch, record, repo_id)

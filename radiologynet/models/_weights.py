@@ -62,6 +62,8 @@ class WeightRecord:
         modalities: the imaging modalities of the pretraining data.
         training_data: a sentence on the pretraining data and its limits.
         license: SPDX-like identifier; ``license_note`` says more where needed.
+        paper: the publication the weight comes from (``""`` for weights of your own, which
+            then carry no paper results).
         released: ``False`` for weights the paper describes that were never published.
     """
 
@@ -121,7 +123,10 @@ class WeightRecord:
 
     @property
     def results(self) -> tuple[PaperResult, ...]:
-        """The paper's downstream results for this architecture (all initialisations)."""
+        """The paper's downstream results for this architecture (all initialisations);
+        none for weights that come from no paper (``paper=""``: your own)."""
+        if not self.paper:
+            return ()
         return tuple(r for r in paper_results() if r.model == self.arch)
 
     def pretrained_cfg(self) -> dict[str, object]:

@@ -25,11 +25,10 @@ from typing import Any
 
 import torch
 
-from radiologynet._atomic import atomic_write_text
 from radiologynet.data.samples import PAPER_AUGMENT
 from radiologynet.errors import ArchiveError, InvalidArgumentError
+from radiologynet.models import Preprocessing, WeightRecord
 from radiologynet.models._registry import Architecture, get_architecture
-from radiologynet.models._weights import Preprocessing
 from radiologynet.pretraining.pseudolabel.features import read_uint8
 from radiologynet.pretraining.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.train import FitResult, TrainConfig, fit
@@ -527,24 +526,37 @@ def _write_folder(
         },
         "recipe": _pretrain_recipe(source, config, augmentation, result),
     }
-    # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
-    pretrained_cfg = {**Preprocessing(input_size=config.input_size).timm_cfg(), "license": "other"}
+    description = (
+        f"{arch} pretrained on {n_classes} pseudo-label classes of the {site} archive "
+        f"({scope}), {date}"
+    )
+    record = WeightRecord(  # the new weights, described as the zoo's are (no paper)
+        arch=arch,
+        tag=summary["tag"],
+        version="v1",
+        description=description,
+        # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
+        preprocessing=Preprocessing(input_size=config.input_size),
+        num_classes=n_classes,
+        label_names=tuple(source.class_names),
+        modalities=(modality.upper(),) if modality else (),
+        training_data=data_text,
+        license="other",
+        license_note="Weights pretrained on your own archive: their terms are those of its data.",
+        paper="",
+    )
     write_weights_folder(
         net.state_dict(),  # written with a 3-channel first convolution, whatever in_chans
         out,
         arch=arch,
-        num_classes=n_classes,
-        label_names=source.class_names,
-        extra_config={"pretrained_cfg": pretrained_cfg, "radiologynet": summary},
+        record=record,
+        extra_config={"radiologynet": summary},
         card_extra={
             "title": f"{arch} pretrained on the {site} archive ({scope})",
-            "description": f"{arch} pretrained on {n_classes} pseudo-label "
-            f"classes of the {site} archive ({scope}), {date}",
             "tags": ["pseudo-labels", *([modality.lower()] if modality else [])],
-            "sections": _card_sections(meta, n_clusters, source.class_names, config.lr, result),
+            "sections": _card_sections(meta, n_clusters, source.class_names, summary, result),
         },
     )
-    _complete_card(out / "README.md", data_text)
 
 
 def _pretrain_recipe(
@@ -572,9 +584,14 @@ def _pretrain_recipe(
 
 
 def _card_sections(
-    meta: dict, n_clusters: int, class_names: list[str], lr: float, result: FitResult
+    meta: dict, n_clusters: int, class_names: list[str], summary: dict, result: FitResult
 ) -> dict[str, str]:
-    """The model card's pseudo-label and pretraining-recipe sections."""
+    """The model card's pseudo-label and pretraining-recipe sections; the recipe is the one
+    recorded in ``config.json`` (``summary["recipe"]``), the settings this run used."""
+    recipe = summary["recipe"]
+    augmentation = recipe["augmentation"]
+    if isinstance(augmentation, dict):
+        augmentation = ", ".join(f"{k} {v}" for k, v in augmentation.items() if v)
     return {
         "Pseudo-labels": (
             f"{meta.get('method', 'kmeans')} clustering into {n_clusters} clusters "
@@ -584,27 +601,14 @@ def _card_sections(
             f"{len(class_names)} kept: {', '.join(class_names)}."
         ),
         "Pretraining recipe": (
-            f"AdamW (lr {lr:g}, weight decay 1e-3), cross-entropy over {len(class_names)} "
-            "pseudo-label classes, small classes oversampled, augmentation (horizontal flip, "
-            "rotation +-15 degrees, brightness 0.8-1.2, contrast 0.8-1.3), early stopping on "
-            f"validation loss: best epoch {result.best_epoch} of {result.epochs_run}, "
+            f"{recipe['optimizer']} (lr {recipe['lr']:g}, weight decay "
+            f"{recipe['weight_decay']:g}), {recipe['loss']} over {len(class_names)} "
+            f"pseudo-label classes, {recipe['oversampling']}, augmentation ({augmentation}), "
+            f"input {recipe['input_size']} px, early stopping on validation loss: best epoch "
+            f"{result.best_epoch} of {result.epochs_run}, "
             f"validation accuracy {result.val.get('accuracy', float('nan')):.3f}."
         ),
     }
-
-
-def _complete_card(card: Path, data_text: str) -> None:
-    """Replace the model card's defaults for converted folders with what we know."""
-    text = card.read_text(encoding="utf-8")
-    fixed = text.replace(  # the card's defaults for converted folders say less than we know
-        "Unknown: this folder was converted without a weight record.", data_text
-    ).replace(
-        "_The paper reports no downstream results for this architecture._",
-        "_These are new weights: the paper has no results for them. Measure them on your "
-        "tasks with `radiologynet benchmark`._",
-    )
-    if fixed != text:
-        atomic_write_text(card, fixed)
 
 
 def _describe(augmentation: Any) -> Any:
