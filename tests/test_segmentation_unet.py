@@ -268,3 +268,10 @@ def test_smp_own_local_dir_path_gives_the_same_encoder(tmp_path, decoder):
     with torch.no_grad():
         for f, g in zip(theirs(x), mine(x), strict=True):
             assert torch.equal(f, g)
+
+
+def test_random_init_spellings_are_the_same_everywhere():
+    """create_unet(None, " random ") looked for a folder called " random ": the U-Net
+    builder had its own copy of the random-init test without the strip."""
+    net = create_unet(None, weights=" Random ", in_chans=1)
+    assert net.decoder == "vanilla"

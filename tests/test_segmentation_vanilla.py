@@ -235,3 +235,16 @@ def test_reconstruction_resumes_after_a_kill(image_folder, tmp_path, monkeypatch
         pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
     again = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=1, resume=False))
     assert again.fit.epochs_run == 1
+
+
+def test_the_reconstruction_weights_are_ordinary_weight_records():
+    """There were two record types (UNetWeightRecord beside WeightRecord); the vanilla
+    U-Net's weights are WeightRecords of architecture ``unet``, kept out of the registry
+    listing."""
+    import radiologynet
+    from radiologynet.models import WeightRecord
+
+    for record in RECON_RECORDS:
+        assert isinstance(record, WeightRecord) and record.name == f"unet.{record.tag}"
+        assert record.status == "not released by the authors" and record.results
+    assert not any(r.arch == "unet" for r in radiologynet.list_weights())

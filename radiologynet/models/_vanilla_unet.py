@@ -9,7 +9,6 @@ useless for nodule segmentation (Dice 0.111 vs 0.616 from scratch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +23,8 @@ from radiologynet.errors import (
 from radiologynet.models._backbone import weights_file
 from radiologynet.models._card import render_task_card
 from radiologynet.models._folder import grayscale_filters, model_type, read_config, write_folder
+from radiologynet.models._preprocessing import Preprocessing
+from radiologynet.models._weights import WeightRecord
 
 #: ``config.json`` ``architecture`` of a vanilla U-Net weights folder.
 VANILLA_ARCHITECTURE = "radiologynet_vanilla_unet"
@@ -95,45 +96,40 @@ class VanillaUNet(nn.Module):
         return self.head(x)
 
 
-@dataclass(frozen=True)
-class UNetWeightRecord:
-    """A vanilla U-Net weight the paper describes.
+#: The architecture name of the vanilla U-Net's weight records (``unet.<tag>``); it is not
+#: a registry architecture (no timm model), so its records are not in ``list_weights()``.
+VANILLA_ARCH = "unet"
 
-    Not a :class:`radiologynet.models._weights.WeightRecord`: those belong to the ten registry
-    architectures, and the vanilla U-Net is not one of them.
-    """
 
-    tag: str
-    description: str
-    training_data: str
-    released: bool = False
-    in_chans: int = 3
-    num_classes: int = 3
-
-    @property
-    def name(self) -> str:
-        """``unet.<tag>``."""
-        return f"unet.{self.tag}"
+def _recon_record(tag: str, source: str, data: str) -> WeightRecord:
+    return WeightRecord(
+        arch=VANILLA_ARCH,
+        tag=tag,
+        version="v1",
+        description=f"Vanilla U-Net pretrained to reconstruct {source} images (described in "
+        "the paper, not released)",
+        preprocessing=Preprocessing(input_size=224),
+        num_classes=3,  # the reconstructed image
+        label_names=(),
+        modalities=(),
+        training_data=data,
+        license="other",
+        released=False,
+    )
 
 
 #: The paper's two reconstruction-pretrained vanilla U-Nets; neither was released.
-RECON_RECORDS: tuple[UNetWeightRecord, ...] = (
-    UNetWeightRecord(
-        tag="radiologynet-recon",
-        description="Vanilla U-Net pretrained to reconstruct RadiologyNET images (described "
-        "in the paper, not released)",
-        training_data="RadiologyNET images (multi-modality), input -> same image.",
+RECON_RECORDS: tuple[WeightRecord, ...] = (
+    _recon_record(
+        "radiologynet-recon",
+        "RadiologyNET",
+        "RadiologyNET images (multi-modality), input -> same image.",
     ),
-    UNetWeightRecord(
-        tag="imagenet-recon",
-        description="Vanilla U-Net pretrained to reconstruct ImageNet images (described in "
-        "the paper, not released)",
-        training_data="ImageNet-1k images, input -> same image.",
-    ),
+    _recon_record("imagenet-recon", "ImageNet", "ImageNet-1k images, input -> same image."),
 )
 
 
-def get_unet_weights(tag: str) -> UNetWeightRecord:
+def get_unet_weights(tag: str) -> WeightRecord:
     """The record of a vanilla U-Net weight tag (``radiologynet-recon``/``imagenet-recon``).
 
     Raises:
@@ -149,7 +145,7 @@ def get_unet_weights(tag: str) -> UNetWeightRecord:
     )
 
 
-def not_released_error(record: UNetWeightRecord) -> WeightsNotReleasedError:
+def not_released_error(record: WeightRecord) -> WeightsNotReleasedError:
     """The error for asking for an unreleased vanilla U-Net weight, saying how to make one."""
     return WeightsNotReleasedError(
         f"{record.name}: {record.description}. Pretrain your own with "

@@ -37,13 +37,13 @@ from radiologynet.models._paper_unet import PaperUNet
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._vanilla_unet import (
     RECON_RECORDS,
-    UNetWeightRecord,
+    VANILLA_ARCH,
     VanillaUNet,
     get_unet_weights,
     load_vanilla_unet,
     not_released_error,
 )
-from radiologynet.models._weights import RANDOM_TAGS, WeightRecord, looks_like_path
+from radiologynet.models._weights import WeightRecord, is_random_init, looks_like_path
 
 DECODERS = ("smp", "paper")
 #: Registry architectures that cannot be U-Net encoders, and why.
@@ -189,14 +189,14 @@ def create_unet(
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
     if (
         isinstance(weights, str)
-        and weights.lower() not in RANDOM_TAGS
+        and not is_random_init(weights)
         and (
             weights in {r.tag for r in RECON_RECORDS}  # a known tag wins over a folder
             or not looks_like_path(weights)
         )
     ):
         weights = get_unet_weights(weights)
-    if isinstance(weights, UNetWeightRecord):
+    if isinstance(weights, WeightRecord) and weights.arch == VANILLA_ARCH:
         raise not_released_error(weights)
     if isinstance(weights, WeightRecord):
         raise InvalidArgumentError(
@@ -204,7 +204,7 @@ def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
             f"U-Net takes None or a reconstruction weights folder. For a U-Net with a "
             f"{weights.arch} encoder use create_unet({weights.arch!r}, weights=...)."
         )
-    if weights is None or (isinstance(weights, str) and weights.lower() in RANDOM_TAGS):
+    if is_random_init(weights):
         net = VanillaUNet(in_chans=in_chans, num_classes=num_classes)
     else:
         net = load_vanilla_unet(weights, in_chans=in_chans, num_classes=num_classes)
