@@ -29,7 +29,7 @@ from timm.models import PretrainedCfg
 from torch import Tensor
 
 from radiologynet._atomic import atomic_write, atomic_write_text
-from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.errors import CheckpointFormatError, UnknownModelError, WeightsNotFoundError
 from radiologynet.models._hub import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import (
@@ -434,7 +434,7 @@ def detect_architecture(
     if model_name:
         try:
             arch = get_architecture(model_name)
-        except KeyError:
+        except UnknownModelError:
             arch = None
         if arch is not None:
             problem = _mismatch(_rename(state_dict, arch), arch)
