@@ -9,7 +9,6 @@ downstream leaks them. Used by the tests and by ``radiologynet demo --full``.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -285,7 +284,7 @@ def write_synthetic_archive(
         )
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomic(ds, path)
+        save_dicom(ds, path)
         truth.append(
             SyntheticImage(
                 path=rel,
@@ -304,20 +303,6 @@ def write_synthetic_archive(
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_bytes(b"\x00" * 64 + b"DICM\x02\x00" if j % 2 == 0 else b"not an image\n")
     return truth
-
-
-def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str]) -> Path:
-    """Write the ground truth (path, group, modality, body part) as CSV; no PHI."""
-    path = Path(path)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "group", "modality", "body_part"])
-            for t in truth:
-                writer.writerow([t.path, t.group, t.modality, t.body_part])
-
-    return atomic_write(path, write)
 
 
 def _pick(value: str | tuple[str, ...], occurrence: int) -> str:
@@ -400,5 +385,6 @@ def _make_dataset(
     return stored, ds
 
 
-def _save_atomic(ds: Dataset, path: Path) -> None:
+def save_dicom(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` as a DICOM file, atomically (a reader never sees half a file)."""
     atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))

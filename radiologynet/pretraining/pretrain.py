@@ -576,8 +576,3 @@ def _describe(augmentation: Any) -> Any:
     if isinstance(augmentation, dict):
         return json.loads(json.dumps(augmentation, default=str))
     return str(augmentation)
-
-
-def class_counts(images: list[LabelledImage]) -> dict[int, int]:
-    """How many images each class has (for reports and checks)."""
-    return dict(sorted(Counter(im.target for im in images).items()))
