@@ -68,7 +68,6 @@ from radiologynet.train.metrics import PredictionMetrics
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
 __all__ = [
-    "CHECKPOINT_NAME",
     "Checkpointer",
     "EarlyStopping",
     "FitResult",

@@ -1,7 +1,6 @@
 """Preprocessing built from a weight record or a model: letterbox, scaling, channels,
 mean/std, the paper's augmentation, and the one batched on-device transform."""
 
-from radiologynet.io.bitdepth import paper_uint8
 from radiologynet.transforms.augment import (
     AUGMENTATIONS,
     Augmentation,
@@ -50,7 +49,6 @@ __all__ = [
     "letterbox",
     "letterbox_geometry",
     "model_in_chans",
-    "paper_uint8",
     "preprocessing_from_cfg",
     "random_affine_theta",
     "random_crop",
