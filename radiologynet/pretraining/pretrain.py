@@ -352,7 +352,7 @@ def pretrain(
         source = _Source(
             arch.name, class_names, meta, images, modality, site, weights, oversampling, sizes
         )
-        _write_folder(net, out, source, config, transform.augment, result)
+        _write_folder(net, out, source, config, transform.augmentation, result)
     ddp.barrier()
     return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
 

@@ -163,11 +163,6 @@ class BatchTransform(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
-    @property
-    def augment(self) -> Augmentation | CustomAugmentation | None:
-        """The augmentation applied in training mode."""
-        return self.augmentation
-
     def extra_repr(self) -> str:
         aug = self.augmentation
         return (
