@@ -46,21 +46,21 @@ from radiologynet.train.checkpoint import (
 )
 from radiologynet.train.config import config_changes, resolve_device
 from radiologynet.train.trainer import Preemption
-from radiologynet.transforms import BatchTransform
+from radiologynet.transforms import BatchHook, BatchTransform
 
 
 class Stop(Exception):
     pass
 
 
-def _batch_transform(*, mean=None, std=None, augment=None) -> BatchTransform:
+def _batch_transform(*, mean=None, std=None, augment=None) -> BatchHook:
     """The trainer's batch hook for images already at their size (the toy data's)."""
     pre = Preprocessing(
         input_size=0,
         mean=tuple(mean) if mean else None,
         std=tuple(std) if std else None,
     )
-    return BatchTransform(pre, augment=augment, resize=False)
+    return BatchHook(BatchTransform(pre, augment=augment, resize=False))
 
 
 def _toy(n: int = 40, classes: int = 3, seed: int = 0) -> torch.utils.data.TensorDataset:

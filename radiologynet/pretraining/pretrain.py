@@ -37,7 +37,7 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
 from radiologynet.train.heads import build_model
 from radiologynet.train.trainer import FitResult
-from radiologynet.transforms import BatchTransform
+from radiologynet.transforms import BatchHook, BatchTransform
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,7 @@ def pretrain(
         val,
         test,
         config=config,
-        batch_transform=transform,
+        batch_transform=BatchHook(transform),
         out_dir=out,
         callbacks=resample,
     )

@@ -11,6 +11,7 @@ from radiologynet.transforms.augment import (
     random_crop,
 )
 from radiologynet.transforms.batch import (
+    BatchHook,
     BatchTransform,
     as_gray_batch,
     as_unit_float,
@@ -33,6 +34,7 @@ from radiologynet.transforms.pipeline import (
 __all__ = [
     "AUGMENTATIONS",
     "Augmentation",
+    "BatchHook",
     "BatchTransform",
     "affine_grid",
     "CustomAugmentation",
