@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``pretrain-reconstruction`` sub-command."""
-    parser = subparsers.add_parser(
-        "pretrain-reconstruction",
-        help="pretrain the vanilla U-Net to reconstruct its input (the paper's)",
-        description="Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``pretrain-reconstruction`` parser: description, options and ``func``."""
+    parser.description = (
+        "Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
         "the images under --data and write a weights folder that "
-        "create_unet(None, weights=FOLDER) loads.",
+        "create_unet(None, weights=FOLDER) loads."
     )
     parser.add_argument("--data", required=True, help="folder of images (PNG/JPEG/DICOM)")
     parser.add_argument("--out", required=True, help="the weights folder to write")
