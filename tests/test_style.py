@@ -65,3 +65,21 @@ def test_a_modules_all_lists_only_what_it_defines():
         if foreign:
             offenders.append(f"{path.relative_to(ROOT)}: {', '.join(foreign)}")
     assert not offenders, "re-exported in __all__:\n" + "\n".join(offenders)
+
+
+#: The team's function-length rule (ruff's C901/PLR0915 in pyproject.toml bound what
+#: makes a function long; this bounds the length itself).
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_80_lines():
+    too_long = []
+    for path in sorted((ROOT / "radiologynet").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    too_long.append(f"{where} {node.name}: {lines} lines")
+    assert not too_long, "split these functions:\n" + "\n".join(too_long)
