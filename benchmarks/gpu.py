@@ -223,7 +223,7 @@ def protocol_estimate(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--tiny",
@@ -238,7 +238,44 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out the (longest) protocol extrapolation",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _measure_model(
+    arch: str, data: Any, sizes: Sizes, root: Path, device: torch.device
+) -> dict[str, Any]:
+    """One architecture's ceiling, trainer and textbook rates (printed as one line)."""
+    top = ceiling(arch, sizes.input_size, sizes.batch_size, sizes.ceiling_steps, device)
+    fed = trainer_rate(arch, data, sizes, device)
+    plain = textbook(
+        arch,
+        sizes.input_size,
+        sizes.textbook_batch_size,
+        root / "train",
+        device,
+        sizes.workers,
+        sizes.textbook_epochs,
+    )
+    print(
+        f"{arch:20s} ceiling {top:8.1f}  trainer {fed:8.1f} ({fed / top:.2f})  "
+        f"textbook {plain:8.1f}  trainer/textbook {fed / plain:.2f}",
+        flush=True,
+    )
+    return {
+        "ceiling_img_s": round(top, 2),
+        "trainer_img_s": round(fed, 2),
+        "textbook_img_s": round(plain, 2),
+        "trainer_of_ceiling": round(fed / top, 3),
+        "trainer_over_textbook": round(fed / plain, 2),
+        "targets_met": {
+            "trainer_of_ceiling": fed / top >= TRAINER_TARGET,
+            "trainer_over_textbook": fed / plain >= TEXTBOOK_TARGET,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tiny = args.tiny or device.type != "cuda"
     sizes = TINY if tiny else Sizes()
@@ -264,35 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         result["write_task_s"] = round(time.perf_counter() - mark, 2)
         data, decode_s = task_data(root, sizes.input_size, cache)
         result["decode_s"] = round(decode_s, 2)
-        models: dict[str, Any] = {}
-        for arch in sizes.models:
-            top = ceiling(arch, sizes.input_size, sizes.batch_size, sizes.ceiling_steps, device)
-            fed = trainer_rate(arch, data, sizes, device)
-            plain = textbook(
-                arch,
-                sizes.input_size,
-                sizes.textbook_batch_size,
-                root / "train",
-                device,
-                sizes.workers,
-                sizes.textbook_epochs,
-            )
-            models[arch] = {
-                "ceiling_img_s": round(top, 2),
-                "trainer_img_s": round(fed, 2),
-                "textbook_img_s": round(plain, 2),
-                "trainer_of_ceiling": round(fed / top, 3),
-                "trainer_over_textbook": round(fed / plain, 2),
-                "targets_met": {
-                    "trainer_of_ceiling": fed / top >= TRAINER_TARGET,
-                    "trainer_over_textbook": fed / plain >= TEXTBOOK_TARGET,
-                },
-            }
-            print(
-                f"{arch:20s} ceiling {top:8.1f}  trainer {fed:8.1f} ({fed / top:.2f})  "
-                f"textbook {plain:8.1f}  trainer/textbook {fed / plain:.2f}",
-                flush=True,
-            )
+        models = {arch: _measure_model(arch, data, sizes, root, device) for arch in sizes.models}
         result["models"] = models
         if not args.skip_protocol:
             protocol = protocol_estimate(root, cache, work / "results", sizes, device)

@@ -97,7 +97,7 @@ def trainer(
     from radiologynet.data.splits import Sample
     from radiologynet.models._weights import Preprocessing
     from radiologynet.train import TrainConfig, build_model, fit
-    from radiologynet.transforms import BatchTransform
+    from radiologynet.transforms import BatchHook, BatchTransform
 
     samples = [Sample(path=str(p), target=int(p.parent.name == "normal")) for p in paths]
     train = SampleDataset(samples, size)
@@ -119,7 +119,9 @@ def trainer(
         train,
         val,
         config=config,
-        batch_transform=BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT),
+        batch_transform=BatchHook(
+            BatchTransform(Preprocessing(input_size=size), augment=PAPER_AUGMENT)
+        ),
     )
     later = [r["images_per_s"] for r in result.history[1:]]
     return float(np.mean(later))

@@ -61,6 +61,26 @@ class InvalidArgumentError(RadiologyNetError, ValueError):
     """An argument outside its allowed range (a fraction, a split ratio, a seed)."""
 
 
+class InvalidSettingError(InvalidArgumentError):
+    """A training setting outside its allowed range, raised as
+    ``InvalidSettingError(setting, problem)``: the message is ``"<setting> <problem>"``
+    (``batch_size must be an integer >= 1, got 0``); the command line names the option
+    (``--batch-size``) instead."""
+
+    @property
+    def setting(self) -> str:
+        """The setting's name (a ``TrainConfig`` field)."""
+        return str(self.args[0])
+
+    @property
+    def problem(self) -> str:
+        """What is wrong with its value."""
+        return str(self.args[1])
+
+    def __str__(self) -> str:
+        return f"{self.setting} {self.problem}"
+
+
 class StatisticsInputError(RadiologyNetError, ValueError):
     """Groups a statistical test cannot be run on (too few groups or values, NaNs)."""
 

@@ -126,11 +126,10 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
 def test_paper_defaults_and_explicit_options():
     import argparse
 
-    from radiologynet.cli.commands.finetune import add_training_options, training_config
+    from radiologynet.cli.options import add_training_options, training_config
 
     parser = argparse.ArgumentParser()
     add_training_options(parser)
-    parser.add_argument("--seed", type=int, default=0)
     plain = parser.parse_args([])
     paper = training_config(plain, paper=True)  # benchmark
     assert (paper.head, paper.precision) == ("paper", "fp32")
@@ -141,3 +140,54 @@ def test_paper_defaults_and_explicit_options():
         parser.parse_args(["--head", "pooled", "--precision", "bf16"]), paper=True
     )  # the project's options stay available
     assert (explicit.head, explicit.precision) == ("pooled", "bf16")
+
+
+def test_finetune_and_benchmark_read_the_shared_training_options_alike(tmp_path):
+    """One definition of the training options: the same words give the same settings in
+    both commands (``--seed`` is the split seed in both), and what is not given keeps
+    TrainConfig's default."""
+    from radiologynet.cli import build_parser
+    from radiologynet.cli.options import TRAINING_SETTINGS, training_config
+    from radiologynet.train import TrainConfig
+
+    assert set(TRAINING_SETTINGS) <= set(TrainConfig.field_names())
+    given = ["--seed", "3", "--workers", "2", "--checkpoint-interval", "30", "--max-epochs", "5"]
+    for command, paper in ((FINETUNE, False), (BENCHMARK, True)):
+        argv = command + ["--data", str(tmp_path)]
+        config = training_config(build_parser(command[0]).parse_args(argv + given), paper=paper)
+        assert (config.split_seed, config.num_workers, config.checkpoint_interval_s) == (3, 2, 30)
+        assert config.max_epochs == 5
+        plain = training_config(build_parser(command[0]).parse_args(argv), paper=paper)
+        assert (plain.patience, plain.checkpoint_interval_s, plain.split_seed) == (
+            TrainConfig.patience,
+            TrainConfig.checkpoint_interval_s,
+            TrainConfig.split_seed,
+        )
+
+
+def test_a_bad_setting_names_the_field_in_python_and_the_option_on_the_command_line():
+    import pickle
+
+    from radiologynet.cli.options import error_text
+    from radiologynet.errors import InvalidSettingError
+    from radiologynet.train import TrainConfig
+
+    with pytest.raises(InvalidSettingError) as err:
+        TrainConfig(num_workers=-1)
+    assert str(err.value) == "num_workers must be an integer >= 0, got -1"
+    assert error_text(err.value) == "--workers must be an integer >= 0, got -1"
+    again = pickle.loads(pickle.dumps(err.value))  # crosses process boundaries intact
+    assert (again.setting, str(again)) == ("num_workers", str(err.value))
+
+
+def test_preprocess_names_its_decoding_threads_threads():
+    """``--workers`` means DataLoader processes (finetune, benchmark); preprocess decodes
+    with threads and says so."""
+    from radiologynet.cli import build_parser
+
+    args = build_parser("preprocess").parse_args(
+        ["preprocess", "src", "--out", "c", "--threads", "2"]
+    )
+    assert args.threads == 2
+    with pytest.raises(SystemExit):
+        build_parser("preprocess").parse_args(["preprocess", "src", "--out", "c", "--workers", "2"])

@@ -49,11 +49,9 @@ def test_folder_task_dataset_and_pretraining_accept_every_dicom_suffix(tmp_path)
 
 
 def test_dataset_lister_takes_the_shared_suffixes(tmp_path):
-    from radiologynet.data.splits import list_images
-
     for suffix in (".png", ".ima", ".txt"):
         (tmp_path / f"f{suffix}").write_bytes(np.zeros(4, np.uint8).tobytes())
-    assert [p.suffix for p in list_images(tmp_path)] == [".ima", ".png"]
+    assert [p.suffix for p in io.list_image_files(tmp_path, recursive=False)] == [".ima", ".png"]
 
 
 def _dicom_without_pixels(path: Path) -> Path:
@@ -75,7 +73,6 @@ def _dicom_without_pixels(path: Path) -> Path:
 
 def test_one_lister_skips_hidden_files_and_finds_suffixless_dicom(tmp_path):
     from radiologynet.analysis import explain
-    from radiologynet.data.splits import list_images
 
     (tmp_path / "a.png").write_bytes(b"png")
     (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS junk
@@ -88,7 +85,6 @@ def test_one_lister_skips_hidden_files_and_finds_suffixless_dicom(tmp_path):
     flat = [tmp_path / "IM0001", tmp_path / "a.png"]
     assert io.list_image_files(tmp_path) == [*flat, tmp_path / "sub" / "b.png"]
     assert io.list_image_files(tmp_path, recursive=False) == flat
-    assert list_images(tmp_path) == flat
     assert explain.list_images(tmp_path) == flat
     assert io.list_image_files(tmp_path, io.DICOM_SUFFIXES) == [tmp_path / "IM0001"]
 

@@ -97,7 +97,9 @@ def test_training_evaluation_runner_and_for_model_agree(record, in_chans, folder
     samples = [Sample(path=p, target=0) for p in paths]
     train_set = SampleDataset(samples, pre)
     batch = torch.stack([train_set[i][0] for i in range(len(train_set))])
-    trainer_tf = transforms.BatchTransform(pre, in_chans=in_chans, augment=None)
+    trainer_tf = transforms.BatchHook(
+        transforms.BatchTransform(pre, in_chans=in_chans, augment=None)
+    )
     training, _ = trainer_tf(batch, targets, train=True, generator=torch.Generator())
 
     # evaluation: train.evaluate feeds the model what the runner's transform makes
@@ -203,7 +205,8 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
     config = json.loads((tmp_path / "out" / spec.name / "result.json").read_text())["config"]
     assert config["input_size"] == config["preprocessing"]["input_size"] == 32
     assert config["preprocessing"] == json.loads(json.dumps(asdict(pre)))
-    assert batch_transform.size == 32 and batch_transform.preprocessing.mean == pre.mean
+    assert batch_transform.transform.size == 32
+    assert batch_transform.transform.preprocessing.mean == pre.mean
     assert pre == replace(imagenet.preprocessing, input_size=32)
     assert transforms.read_preprocessing(tmp_path / "out" / spec.name / "model") == pre
 

@@ -8,7 +8,7 @@ import pytest
 
 from radiologynet import io
 from radiologynet.errors import ImageReadError
-from radiologynet.io.bitdepth import paper_uint8
+from radiologynet.io import paper_uint8
 
 
 def test_minmax_differs_from_the_papers_conversion_by_one_grey_level(shared_dir):
@@ -33,3 +33,10 @@ def test_paper_conversion_keeps_8_bit_and_refuses_other_types():
     ]
     with pytest.raises(ImageReadError, match="float32"):
         paper_uint8(np.zeros((2, 2), dtype=np.float32))
+
+
+def test_paper_uint8_is_an_io_conversion_not_a_transform():
+    from radiologynet import transforms
+
+    assert io.paper_uint8 is paper_uint8 and "paper_uint8" in io.__all__
+    assert not hasattr(transforms, "paper_uint8")

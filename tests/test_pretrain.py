@@ -358,7 +358,7 @@ def test_pretrain_builds_what_its_config_records(labelled, tmp_path, monkeypatch
     with pytest.raises(_Built):
         pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
     assert seen["net"].conv1.in_channels == 1
-    assert seen["transform"].in_chans == 1
+    assert seen["transform"].transform.in_chans == 1
     assert seen["split_seed"] == 7
     with pytest.raises(_Built):
         pretrain(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,3 +30,56 @@ def test_the_repository_is_ruff_clean():
         [ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, "ruff check findings:\n" + done.stdout + done.stderr
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    """The names a module defines itself (functions, classes, assignments), not imports."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_a_modules_all_lists_only_what_it_defines():
+    """A module's ``__all__`` re-exports nothing: what it imports belongs to the module that
+    defines it (packages' ``__init__`` files gather names and are exempt)."""
+    offenders = []
+    for path in sorted((ROOT / "radiologynet").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        exported = next(
+            (
+                ast.literal_eval(node.value)
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            ),
+            [],
+        )
+        foreign = sorted(set(exported) - _defined_names(tree))
+        if foreign:
+            offenders.append(f"{path.relative_to(ROOT)}: {', '.join(foreign)}")
+    assert not offenders, "re-exported in __all__:\n" + "\n".join(offenders)
+
+
+#: The team's function-length rule (ruff's C901/PLR0915 in pyproject.toml bound what
+#: makes a function long; this bounds the length itself).
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_80_lines():
+    too_long = []
+    for path in sorted((ROOT / "radiologynet").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    too_long.append(f"{where} {node.name}: {lines} lines")
+    assert not too_long, "split these functions:\n" + "\n".join(too_long)

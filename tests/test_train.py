@@ -46,21 +46,21 @@ from radiologynet.train.checkpoint import (
 )
 from radiologynet.train.config import config_changes, resolve_device
 from radiologynet.train.preemption import Preemption
-from radiologynet.transforms import BatchTransform
+from radiologynet.transforms import BatchHook, BatchTransform
 
 
 class Stop(Exception):
     pass
 
 
-def _batch_transform(*, mean=None, std=None, augment=None) -> BatchTransform:
+def _batch_transform(*, mean=None, std=None, augment=None) -> BatchHook:
     """The trainer's batch hook for images already at their size (the toy data's)."""
     pre = Preprocessing(
         input_size=0,
         mean=tuple(mean) if mean else None,
         std=tuple(std) if std else None,
     )
-    return BatchTransform(pre, augment=augment, resize=False)
+    return BatchHook(BatchTransform(pre, augment=augment, resize=False))
 
 
 def _toy(n: int = 40, classes: int = 3, seed: int = 0) -> torch.utils.data.TensorDataset:
@@ -212,8 +212,8 @@ def test_evaluate_matches_best_weights(tmp_path):
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(RadiologyNetError, match="max-epochs"):
-        TrainConfig(max_epochs=0)
+    with pytest.raises(RadiologyNetError, match="^max_epochs must be"):
+        TrainConfig(max_epochs=0)  # the library names the setting, the CLI its option
     with pytest.raises(RadiologyNetError, match="monitor"):
         fit(
             TinyNet(),

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import radiologynet
 from radiologynet import io, transforms
-from radiologynet.transforms import Augmentation, BatchTransform, letterbox
+from radiologynet.transforms import Augmentation, BatchHook, BatchTransform, letterbox
 
 
 def opencv_letterbox(image: np.ndarray, size: int) -> np.ndarray:
@@ -396,12 +396,27 @@ def test_in_chans_1_statistics_make_the_summed_filter_model_equal_the_rgb_model(
     assert std[0] == pytest.approx(0.22598, abs=1e-5)
 
 
+def test_batch_transform_has_one_calling_convention_and_the_hook_adapts_it():
+    """``transform(batch)`` is the only call; the trainer's ``(inputs, target, train=,
+    generator=)`` goes through BatchHook, which passes extras and a plain target through."""
+    pre = radiologynet.Preprocessing(input_size=16)
+    bt = BatchTransform(pre, augment=None)
+    batch = _batch(2, 16)
+    with pytest.raises(TypeError):
+        bt(batch, train=False)
+    with pytest.raises(TypeError):
+        bt(batch, torch.zeros(2))
+    sex, target = torch.ones(2), torch.tensor([0, 1])
+    (image, passed), same = BatchHook(bt)((batch, sex), target, train=False)
+    assert torch.equal(image, bt(batch)) and passed is sex and same is target
+
+
 def test_masks_follow_the_image_through_crop_and_flips():
     pre = radiologynet.Preprocessing(input_size=24)
     aug = Augmentation(
         flip_p=0.5, vflip_p=0.5, degrees=0.0, brightness=None, contrast=None, crop=24
     )
-    bt = BatchTransform(pre, augment=aug, resize=False, masks=True, in_chans=1)
+    bt = BatchHook(BatchTransform(pre, augment=aug, resize=False, in_chans=1), masks=True)
     image = torch.rand(8, 1, 40, 40)
     mask = (image > 0.5).float()
     out, out_mask = bt(image, mask, train=True, generator=torch.Generator().manual_seed(0))
@@ -475,8 +490,6 @@ def test_user_errors_name_what_to_pass(tmp_path):
     assert transforms.read_preprocessing(
         tmp_path / "model.pth", input_size=64
     ) == radiologynet.Preprocessing(input_size=64)
-    with pytest.raises(radiologynet.errors.InvalidArgumentError, match="train=True"):
-        BatchTransform(record.preprocessing)(_batch(1, 224), torch.zeros(1))
 
 
 def test_read_preprocessing_round_trips_every_record_through_its_timm_cfg():

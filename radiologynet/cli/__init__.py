@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from radiologynet import __version__
 from radiologynet.cli.commands import COMMANDS, load
+from radiologynet.cli.options import error_text
 from radiologynet.errors import RadiologyNetError
 
 PROG = "radiologynet"
@@ -26,8 +27,8 @@ def _command_name(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser: the real parser of ``command`` (its module is imported) and a
-    help-only entry for every other command."""
+    """The argument parser: every command named with its help from :data:`COMMANDS`, and
+    the options of ``command`` (its module is imported and fills its parser)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="RadiologyNET foundation models for medical-imaging transfer learning.",
@@ -35,15 +36,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, entry in COMMANDS.items():
+        command_parser = subparsers.add_parser(name, help=entry.help)
         if name == command:
-            load(name).register(subparsers)
-        else:
-            subparsers.add_parser(name, help=entry.help)
+            load(name).register(command_parser)
     return parser
 
 
-def _one_line(err: BaseException) -> str:
-    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args)
     except RadiologyNetError as err:
         where = f"{PROG} {command}" if command else PROG
-        print(f"{where}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{where}: error: {_one_line(error_text(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

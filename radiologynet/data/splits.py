@@ -22,7 +22,6 @@ import numpy as np
 from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
-from radiologynet.io import list_image_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -350,13 +349,6 @@ def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | N
             if is_dataset(child):
                 return child
     return None
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name:
-    :func:`radiologynet.io.list_image_files` (hidden files skipped, suffix-less DICOM
-    recognised), not recursive."""
-    return list_image_files(folder, recursive=False)
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from radiologynet.demo.synthetic_archive import SOP_CLASS, _save_atomic, write_synthetic_archive
+from radiologynet.demo.synthetic_archive import SOP_CLASS, save_dicom, write_synthetic_archive
 from radiologynet.pretraining.pseudolabel import PseudoLabelConfig, pseudo_label
 
 DOWNSTREAM_CLASSES = ("no_tumour", "peripheral", "central")
@@ -69,7 +69,7 @@ def write_downstream_task(
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                _save_atomic(_brain_slice(label, rng), folder / f"IM{i:04d}.dcm")
+                save_dicom(_brain_slice(label, rng), folder / f"IM{i:04d}.dcm")
     return root
 
 

@@ -9,7 +9,6 @@ downstream leaks them. Used by the tests and by ``radiologynet demo --full``.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -285,7 +284,7 @@ def write_synthetic_archive(
         )
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomic(ds, path)
+        save_dicom(ds, path)
         truth.append(
             SyntheticImage(
                 path=rel,
@@ -304,20 +303,6 @@ def write_synthetic_archive(
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_bytes(b"\x00" * 64 + b"DICM\x02\x00" if j % 2 == 0 else b"not an image\n")
     return truth
-
-
-def write_truth_csv(truth: Sequence[SyntheticImage], path: str | os.PathLike[str]) -> Path:
-    """Write the ground truth (path, group, modality, body part) as CSV; no PHI."""
-    path = Path(path)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "group", "modality", "body_part"])
-            for t in truth:
-                writer.writerow([t.path, t.group, t.modality, t.body_part])
-
-    return atomic_write(path, write)
 
 
 def _pick(value: str | tuple[str, ...], occurrence: int) -> str:
@@ -340,7 +325,21 @@ def _make_dataset(
     values = painter(y, x, rng)
     modality = _pick(group.modality, occurrence)
     body_part = _pick(group.body_part, occurrence)
+    ds = _patient_study(modality, rng, index)
+    ds.StudyDescription = group.study_description
+    ds.SeriesDescription = group.series_description
+    ds.Manufacturer = group.manufacturer or _VENDORS.get(modality, "SYNTHETIC")
+    if not missing:
+        ds.BodyPartExamined = body_part
+        ds.ProtocolName = group.protocol
+    _set_acquisition(ds, group, rng, missing)
+    stored = _set_pixels(ds, values, group, body_part)
+    return stored, ds
 
+
+def _patient_study(modality: str, rng: np.random.Generator, index: int) -> Dataset:
+    """A dataset with new UIDs and invented patient and study details (the PHI that
+    pseudo-labelling must never write out)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SOP_CLASS.get(modality, SOP_CLASS["OT"])
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -363,12 +362,13 @@ def _make_dataset(
     ds.InstitutionName = "CLINICAL HOSPITAL CENTRE EXAMPLE"
     ds.ReferringPhysicianName = "DR^REFERRER"
     ds.Modality = modality
-    ds.StudyDescription = group.study_description
-    ds.SeriesDescription = group.series_description
-    ds.Manufacturer = group.manufacturer or _VENDORS.get(modality, "SYNTHETIC")
-    if not missing:
-        ds.BodyPartExamined = body_part
-        ds.ProtocolName = group.protocol
+    return ds
+
+
+def _set_acquisition(
+    ds: Dataset, group: SyntheticGroup, rng: np.random.Generator, missing: bool
+) -> None:
+    """The group's acquisition tags with 2 % noise (one left out when ``missing``)."""
     acquisition = dict(group.acquisition)
     if missing and acquisition:
         acquisition.pop(sorted(acquisition)[0])
@@ -380,7 +380,14 @@ def _make_dataset(
             ds.ExposureTime = str(int(round(noisy)))
         else:
             setattr(ds, keyword, f"{noisy:.3f}")
-    ds.Rows, ds.Columns = rows, cols
+
+
+def _set_pixels(
+    ds: Dataset, values: np.ndarray, group: SyntheticGroup, body_part: str
+) -> np.ndarray:
+    """Store ``values`` as the image (CT in Hounsfield units with a rescale and a window,
+    others as 12- or 16-bit unsigned); returns the stored pixels."""
+    ds.Rows, ds.Columns = values.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = 16
@@ -397,8 +404,9 @@ def _make_dataset(
         ds.PixelRepresentation = 0
         stored = np.clip(values, 0, 2**ds.BitsStored - 1).astype(np.uint16)
     ds.PixelData = stored.tobytes()
-    return stored, ds
+    return stored
 
 
-def _save_atomic(ds: Dataset, path: Path) -> None:
+def save_dicom(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` as a DICOM file, atomically (a reader never sees half a file)."""
     atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))

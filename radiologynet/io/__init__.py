@@ -1,6 +1,7 @@
 """Reading medical images: DICOM, PNG/JPEG and 3-D volumes, and converting them to the
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
+from radiologynet.io.bitdepth import paper_uint8
 from radiologynet.io.dicom import (
     SUPPORTED_PHOTOMETRIC,
     has_pixel_data,
@@ -33,6 +34,7 @@ __all__ = [
     "header_text",
     "is_dicom",
     "list_image_files",
+    "paper_uint8",
     "read_dicom",
     "read_image",
     "read_picture",

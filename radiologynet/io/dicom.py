@@ -225,6 +225,40 @@ def read_dicom(path: str | PathLike[str], window: Window = None) -> Image:
 
 
 def _read_dicom(path: Path, window: Window) -> Image:
+    ds, photometric = _read_header(path)
+    photometric = _photometric_for_samples(ds, photometric, path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    arr, photometric = _pixels(ds, photometric, path)
+    _check_shape(arr, photometric, frames, path)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ImageReadError(f"{path}: the pixel data contains NaN or infinite values.")
+    explicit = resolve_window(window, path)
+    voi = None if photometric == "RGB" else _voi_module(ds, path)
+    file_window = None
+    if voi is not None and "WindowCenter" in voi:
+        file_window = _usable_window(voi)
+    return Image(
+        pixels=arr,
+        path=path,
+        modality=str(ds.get("Modality", "")),
+        body_part=str(ds.get("BodyPartExamined", "")),
+        spacing=_pixel_spacing(ds, path),
+        photometric=photometric,
+        window=explicit if explicit is not None else file_window,
+        voi=None if explicit is not None else voi,
+        frames=frames,
+        metadata={k: str(ds.get(k, "")) for k in _METADATA_KEYWORDS if k in ds},
+        bits_stored=_bits_stored(ds, arr),
+    )
+
+
+def _read_header(path: Path) -> tuple[Dataset, str]:
+    """The dataset and its photometric interpretation, once the header shows an image this
+    reader can decode (pixel data, a supported photometric interpretation, a size).
+
+    Raises:
+        ImageReadError: not DICOM, missing, truncated, or holding no readable image.
+    """
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as err:
@@ -247,46 +281,31 @@ def _read_dicom(path: Path, window: Window) -> Image:
         raise ImageReadError(f"{path}: missing or invalid Rows/Columns ({err}).") from err
     if int(ds.Rows) == 0 or int(ds.Columns) == 0:
         raise ImageReadError(f"{path}: zero-size image ({ds.Rows} x {ds.Columns}).")
-    photometric = _photometric_for_samples(ds, photometric, path)
+    return ds, photometric
+
+
+def _pixels(ds: Dataset, photometric: str, path: Path) -> tuple[np.ndarray, str]:
+    """The decoded pixels in their physical units (palette applied to RGB, modality LUT
+    and dose scaling applied to grey images) and the photometric interpretation they
+    now have.
+
+    Raises:
+        ImageReadError: the pixel data or one of its lookup tables cannot be applied.
+    """
     arr = _decode(ds, path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
     if photometric == "PALETTE COLOR":
         try:
             arr = apply_color_lut(arr, ds)
         except Exception as err:
             raise ImageReadError(f"{path}: cannot apply its palette colour LUT: {err}") from err
-        photometric = "RGB"
-    elif photometric.startswith("YBR") or photometric == "RGB":
-        photometric = "RGB"  # pydicom converts YBR to RGB while decoding
-        arr = np.asarray(arr)
-    else:
-        try:
-            arr = apply_modality_lut(arr, ds)
-        except Exception as err:
-            raise ImageReadError(f"{path}: cannot apply its modality LUT: {err}") from err
-        arr = _apply_dose_grid_scaling(arr, ds, path)
-    arr = np.asarray(arr)
-    _check_shape(arr, photometric, frames, path)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ImageReadError(f"{path}: the pixel data contains NaN or infinite values.")
-    explicit = resolve_window(window, path)
-    voi = None if photometric == "RGB" else _voi_module(ds, path)
-    file_window = None
-    if voi is not None and "WindowCenter" in voi:
-        file_window = _usable_window(voi)
-    return Image(
-        pixels=arr,
-        path=path,
-        modality=str(ds.get("Modality", "")),
-        body_part=str(ds.get("BodyPartExamined", "")),
-        spacing=_pixel_spacing(ds, path),
-        photometric=photometric,
-        window=explicit if explicit is not None else file_window,
-        voi=None if explicit is not None else voi,
-        frames=frames,
-        metadata={k: str(ds.get(k, "")) for k in _METADATA_KEYWORDS if k in ds},
-        bits_stored=_bits_stored(ds, arr),
-    )
+        return np.asarray(arr), "RGB"
+    if photometric.startswith("YBR") or photometric == "RGB":
+        return np.asarray(arr), "RGB"  # pydicom converts YBR to RGB while decoding
+    try:
+        arr = apply_modality_lut(arr, ds)
+    except Exception as err:
+        raise ImageReadError(f"{path}: cannot apply its modality LUT: {err}") from err
+    return np.asarray(_apply_dose_grid_scaling(arr, ds, path)), photometric
 
 
 def _apply_dose_grid_scaling(arr: np.ndarray, ds: Dataset, path: Path) -> np.ndarray:

@@ -11,10 +11,9 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from radiologynet.errors import ImageReadError, ImageReadWarning
-from radiologynet.io.suffixes import PICTURE_SUFFIXES
 from radiologynet.io.windowing import Image, Window, resolve_window
 
-__all__ = ["PICTURE_SUFFIXES", "read_picture"]
+__all__ = ["read_picture"]
 
 
 def read_picture(path: str | PathLike[str], window: Window = None) -> Image:

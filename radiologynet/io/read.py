@@ -11,7 +11,7 @@ from radiologynet.io.pictures import read_picture
 from radiologynet.io.suffixes import DICOM_SUFFIXES, PICTURE_SUFFIXES
 from radiologynet.io.windowing import Image, Window
 
-__all__ = ["DICOM_SUFFIXES", "read_image"]
+__all__ = ["read_image"]
 
 
 def read_image(path: str | PathLike[str], window: Window = None) -> Image:

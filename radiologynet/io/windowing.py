@@ -213,24 +213,7 @@ def to_radiologynet_uint8(image: Image | np.ndarray, window: Window = None) -> n
 
 
 def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
-    pixels = image.pixels
-    if pixels.size == 0:
-        raise ImageReadError(f"{source}: the image has no pixels (shape {pixels.shape}).")
-    if pixels.dtype.kind not in "uifb":
-        raise ImageReadError(f"{source}: pixels of type {pixels.dtype} are not an image.")
-    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
-        raise ImageReadError(f"{source}: the image contains NaN or infinite values.")
-    if image.is_color:
-        if pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
-            raise ImageReadError(
-                f"{source}: a colour image needs (H, W, 3) pixels, got shape {pixels.shape}."
-            )
-        pixels = _to_gray(pixels)
-    elif pixels.ndim not in (2, 3):
-        raise ImageReadError(
-            f"{source}: a grayscale image needs (H, W) or (F, H, W) pixels, "
-            f"got shape {pixels.shape}."
-        )
+    pixels = _gray_pixels(image, source)
     explicit = resolve_window(window, source)
     voi = window_dataset(*explicit) if explicit is not None else image.voi
     if voi is None and image.window is not None:
@@ -258,6 +241,34 @@ def _to_uint8(image: Image, window: Window, source: object) -> np.ndarray:
             stacklevel=3,
         )
     return result
+
+
+def _gray_pixels(image: Image, source: object) -> np.ndarray:
+    """The image's pixels as one grey channel, ``(H, W)`` or ``(F, H, W)``, once they are
+    checked to be a finite numeric image.
+
+    Raises:
+        ImageReadError: no pixels, a non-numeric dtype, NaN/inf, or a shape that is no image.
+    """
+    pixels = image.pixels
+    if pixels.size == 0:
+        raise ImageReadError(f"{source}: the image has no pixels (shape {pixels.shape}).")
+    if pixels.dtype.kind not in "uifb":
+        raise ImageReadError(f"{source}: pixels of type {pixels.dtype} are not an image.")
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        raise ImageReadError(f"{source}: the image contains NaN or infinite values.")
+    if image.is_color:
+        if pixels.ndim not in (3, 4) or pixels.shape[-1] != 3:
+            raise ImageReadError(
+                f"{source}: a colour image needs (H, W, 3) pixels, got shape {pixels.shape}."
+            )
+        return _to_gray(pixels)
+    if pixels.ndim not in (2, 3):
+        raise ImageReadError(
+            f"{source}: a grayscale image needs (H, W) or (F, H, W) pixels, "
+            f"got shape {pixels.shape}."
+        )
+    return pixels
 
 
 def _apply_voi(pixels: np.ndarray, voi: Dataset, source: object) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import Tensor
 
-from radiologynet.errors import CheckpointFormatError, WeightsNotFoundError
+from radiologynet.errors import CheckpointFormatError, UnknownModelError, WeightsNotFoundError
 from radiologynet.models._folder import head_rows, shape_mismatch, timm_layout, write_weights_folder
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import (
@@ -387,7 +387,7 @@ def detect_architecture(
     if model_name:
         try:
             arch = get_architecture(model_name)
-        except KeyError:
+        except UnknownModelError:
             arch = None
         if arch is not None:
             problem = _mismatch(_rename(state_dict, arch), arch)

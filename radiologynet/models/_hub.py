@@ -35,6 +35,7 @@ from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import (
     CheckpointFormatError,
     ChecksumError,
+    UnknownWeightsError,
     WeightsNotFoundError,
     WeightsNotReleasedError,
 )
@@ -148,8 +149,6 @@ def resolve(
         WeightsNotFoundError / WeightsNotReleasedError / ChecksumError /
         CheckpointFormatError: see :func:`resolve_record` and :func:`resolve_path`.
     """
-    from radiologynet.errors import UnknownWeightsError
-
     spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
     target = resolve_weights_arg(spec, weights)
     if target is None:

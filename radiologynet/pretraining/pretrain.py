@@ -35,7 +35,7 @@ from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
 from radiologynet.train.heads import build_model
-from radiologynet.transforms import BatchTransform
+from radiologynet.transforms import BatchHook, BatchTransform
 
 
 @dataclass(frozen=True)
@@ -380,7 +380,7 @@ def pretrain(
         val,
         test,
         config=config,
-        batch_transform=transform,
+        batch_transform=BatchHook(transform),
         out_dir=out,
         callbacks=resample,
     )
@@ -397,7 +397,7 @@ def pretrain(
             p.oversampling,
             sizes,
         )
-        _write_folder(net, out, source, config, transform.augment, result)
+        _write_folder(net, out, source, config, transform.augmentation, result)
     ddp.barrier()
     return PretrainResult(out, class_names, sizes[0], sizes[1], result, sizes[2])
 
@@ -620,8 +620,3 @@ def _describe(augmentation: Any) -> Any:
     if isinstance(augmentation, dict):
         return json.loads(json.dumps(augmentation, default=str))
     return str(augmentation)
-
-
-def class_counts(images: list[LabelledImage]) -> dict[int, int]:
-    """How many images each class has (for reports and checks)."""
-    return dict(sorted(Counter(im.target for im in images).items()))

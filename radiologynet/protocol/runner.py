@@ -112,12 +112,6 @@ def _safe_label(label: str) -> str:
     return cleaned
 
 
-def _check_lr(lr: str) -> str:
-    """``lr`` as written (``"1e-4"``), once :func:`check_lr` accepts it."""
-    check_lr(lr, "learning rate")
-    return str(lr).strip()
-
-
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
     """``"i/n"`` (0 <= i < n, e.g. ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
     if shard is None:
@@ -160,7 +154,9 @@ def plan(
     spec = get_task_spec(task)
     resolved = [resolve_model(spec, m) for m in models]
     parsed = [parse_init(i) for i in inits]
-    rates = [_check_lr(lr) for lr in lrs]
+    for lr in lrs:
+        check_lr(lr, "learning rate")
+    rates = [str(lr).strip() for lr in lrs]  # as written: run folders are named by it
     fracs: list[float | None] = [None]
     if fractions:
         fracs = []

@@ -2,7 +2,7 @@
 
 :func:`radiologynet.train.fit` trains with one; the ``finetune`` and ``benchmark`` commands
 and :func:`radiologynet.protocol.run` build one (the commands from their arguments, in
-:func:`radiologynet.cli.commands.finetune.training_config`) and write it into each run's
+:func:`radiologynet.cli.options.training_config`) and write it into each run's
 ``result.json`` and checkpoint, so a run folder always says how it was made and a rerun
 with a different configuration is refused instead of mixing the two
 (:func:`config_changes`).
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from radiologynet.errors import InvalidArgumentError
+from radiologynet.errors import InvalidArgumentError, InvalidSettingError
 from radiologynet.train import distributed as ddp
 
 #: The epoch budget and batch size when neither the caller nor the task gives one.
@@ -164,26 +164,15 @@ def _check_number(
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < minimum:
         kind = "an integer" if integer else "a finite number"
-        raise InvalidArgumentError(
-            f"{option(name)} must be {kind} >= {minimum:g}, got {value!r}"
-            + (f" ({hint})" if hint else "")
+        raise InvalidSettingError(
+            name, f"must be {kind} >= {minimum:g}, got {value!r}" + (f" ({hint})" if hint else "")
         )
 
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         shown = ", ".join("None" if c is None else str(c) for c in choices)
-        raise InvalidArgumentError(f"{option(name)} must be one of {shown}, got {value!r}")
-
-
-def option(name: str) -> str:
-    """How a setting is spelled on the command line (``batch_size`` -> ``--batch-size``)."""
-    return "--" + {
-        "num_workers": "workers",
-        "cache_dir": "cache",
-        "split_seed": "seed",
-        "checkpoint_interval_s": "checkpoint_interval",
-    }.get(name, name).replace("_", "-")
+        raise InvalidSettingError(name, f"must be one of {shown}, got {value!r}")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

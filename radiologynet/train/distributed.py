@@ -78,12 +78,3 @@ def barrier() -> None:
     """Wait for every rank (no-op without a process group)."""
     if is_distributed():
         dist.barrier()
-
-
-def broadcast_object(obj: object) -> object:
-    """Rank 0's ``obj`` on every rank."""
-    if not is_distributed():
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]

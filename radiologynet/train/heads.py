@@ -52,20 +52,6 @@ class BoneAgeRegressor(nn.Module):
         return self.regressor(torch.cat([features, sex_features], dim=1))
 
 
-def create_backbone(
-    arch: str,
-    weights: str | Path | None = None,
-    *,
-    num_classes: int,
-    in_chans: int = 3,
-    **timm_kwargs: object,
-) -> nn.Module:
-    """A zoo model through :func:`radiologynet.models.create_model` (the one build path)."""
-    return create_model(
-        arch, weights=weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
-    )
-
-
 def build_model(
     arch: str,
     weights: str | Path | None,
@@ -91,11 +77,11 @@ def build_model(
         an ``nn.Module``; ``model(image)`` or, for regression, ``model(image, sex)``.
     """
     if kind == "multiclass":
-        return create_backbone(
-            arch, weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
+        return create_model(
+            arch, weights=weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
         )
     if kind == "binary":
-        return create_backbone(arch, weights, num_classes=1, in_chans=in_chans, **timm_kwargs)
+        return create_model(arch, weights=weights, num_classes=1, in_chans=in_chans, **timm_kwargs)
     if kind != "regression":
         raise RadiologyNetError(
             f"build_model: unknown kind {kind!r} (multiclass, binary, "
@@ -104,8 +90,8 @@ def build_model(
     if head not in HEADS:
         raise RadiologyNetError(f"Unknown bone-age head {head!r}; choose one of {HEADS}.")
     extra = {"global_pool": ""} if head == "paper" else {}
-    backbone = create_backbone(
-        arch, weights, num_classes=0, in_chans=in_chans, **extra, **timm_kwargs
+    backbone = create_model(
+        arch, weights=weights, num_classes=0, in_chans=in_chans, **extra, **timm_kwargs
     )
     if head == "pooled":
         num_features = int(backbone.num_features)

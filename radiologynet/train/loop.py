@@ -507,7 +507,8 @@ def fit(
         metrics: an object with ``update(outputs, target)``, ``compute() -> dict``,
             ``reset()``, ``to(device)`` (a torchmetrics ``Metric``); default from the kind.
         batch_transform: ``(inputs, target, train=, generator=) -> (inputs, target)`` on the
-            device (scaling, augmentation, normalisation).
+            device (scaling, augmentation, normalisation), such as
+            ``radiologynet.transforms.BatchHook(BatchTransform(...))``.
         out_dir: where ``log.jsonl`` and the resume state go; ``None`` keeps nothing.
         callbacks: ``callback(event, info)`` for ``"epoch_start"`` (before the epoch's
             data is read; ``info["step"]`` > 0 when resuming mid-epoch), ``"batch_end"``,

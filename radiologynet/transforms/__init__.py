@@ -1,7 +1,6 @@
 """Preprocessing built from a weight record or a model: letterbox, scaling, channels,
 mean/std, the paper's augmentation, and the one batched on-device transform."""
 
-from radiologynet.io.bitdepth import paper_uint8
 from radiologynet.models._preprocessing import channel_mean_std
 from radiologynet.transforms.augment import (
     AUGMENTATIONS,
@@ -13,6 +12,7 @@ from radiologynet.transforms.augment import (
     random_crop,
 )
 from radiologynet.transforms.batch import (
+    BatchHook,
     BatchTransform,
     as_gray_batch,
     as_unit_float,
@@ -33,6 +33,7 @@ from radiologynet.transforms.pipeline import (
 __all__ = [
     "AUGMENTATIONS",
     "Augmentation",
+    "BatchHook",
     "BatchTransform",
     "affine_grid",
     "CustomAugmentation",
@@ -49,7 +50,6 @@ __all__ = [
     "letterbox",
     "letterbox_geometry",
     "model_in_chans",
-    "paper_uint8",
     "random_affine_theta",
     "random_crop",
     "read_preprocessing",

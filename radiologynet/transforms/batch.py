@@ -8,6 +8,7 @@ is taken as already in [0, 1] and kept as it is; any other dtype is refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -67,14 +68,9 @@ class BatchTransform(nn.Module):
     ``in_chans`` channels, normalised with the weight's mean/std
     (:func:`channel_mean_std`). No per-image Python work.
 
-    Two ways to call it:
-
-    - ``transform(batch)``: returns the float batch; augmentation follows the module's
-      mode (``train=True`` or ``.train()`` on, ``.eval()`` off).
-    - ``transform(inputs, target, train=..., generator=...)``: the trainer's batch hook
-      (:func:`radiologynet.train.fit`); returns ``(inputs, target)``. ``inputs`` may be a
-      tuple ``(image, *extras)`` (extras pass through); with ``masks=True`` the target is a
-      segmentation mask that takes the same crop, flips and geometry.
+    ``transform(batch)`` returns the float batch; augmentation follows the module's mode
+    (``train=True`` or ``.train()`` on, ``.eval()`` off). :class:`BatchHook` makes it the
+    trainer's batch hook.
 
     Args:
         preprocessing: the weight's :class:`~radiologynet.Preprocessing`.
@@ -82,9 +78,8 @@ class BatchTransform(nn.Module):
         in_chans: the model's input channels.
         augment: ``"default"``, ``"boneage"``, ``"luna16"``, an :class:`Augmentation`, a
             task's own policy ``fn(image, mask, generator) -> (image, mask)``, or ``None``.
-        generator: random source when called as ``transform(batch)``.
+        generator: random source of the augmentation.
         resize: ``False`` keeps every batch at its own size (segmentation slices).
-        masks: the target of the trainer hook is a mask to augment with the image.
     """
 
     def __init__(
@@ -96,7 +91,6 @@ class BatchTransform(nn.Module):
         generator: torch.Generator | None = None,
         *,
         resize: bool = True,
-        masks: bool = False,
     ) -> None:
         super().__init__()
         if in_chans < 1:
@@ -107,18 +101,12 @@ class BatchTransform(nn.Module):
         self.augmentation = resolve_augmentation(augment)
         self.generator = generator
         self.resize = resize
-        self.masks = masks
         self.train(train)
         stats = channel_mean_std(preprocessing.mean, preprocessing.std, self.in_chans)
         self.normalise = stats is not None
         mean, std = stats if stats is not None else ((0.0,) * in_chans, (1.0,) * in_chans)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    @property
-    def augment(self) -> Augmentation | CustomAugmentation | None:
-        """The augmentation applied in training mode."""
-        return self.augmentation
 
     def extra_repr(self) -> str:
         aug = self.augmentation
@@ -127,31 +115,9 @@ class BatchTransform(nn.Module):
             f"augment={aug if self.training else None}, normalise={self.normalise}"
         )
 
-    def forward(
-        self,
-        inputs: Any,
-        target: Any = None,
-        *,
-        train: bool | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        """``transform(batch)`` -> float batch; ``transform(inputs, target, train=,
-        generator=)`` -> ``(inputs, target)`` (see the class docstring)."""
-        if train is None:
-            if target is not None:
-                raise InvalidArgumentError(
-                    "BatchTransform(batch, target) needs train=True "
-                    "or train=False (the trainer's batch hook)"
-                )
-            return self.images(inputs, train=self.training, generator=self.generator)[0]
-        image, extras = (
-            (inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list)) else (inputs, None)
-        )
-        mask = target.float() if self.masks and target is not None else None
-        image, mask = self.images(image, mask, train=train, generator=generator)
-        if self.masks:
-            target = mask
-        return ((image, *extras) if extras is not None else image), target
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The float batch ``(B, in_chans, S, S)``, augmented in training mode."""
+        return self.images(batch, train=self.training, generator=self.generator)[0]
 
     def images(
         self,
@@ -190,3 +156,28 @@ class BatchTransform(nn.Module):
         if pre.letterbox:
             return letterbox(x, self.size, mode)
         return resize_center_crop(x, self.size, pre.crop_pct, mode)
+
+
+@dataclass(frozen=True)
+class BatchHook:
+    """A :class:`BatchTransform` as the batch hook of :func:`radiologynet.train.fit` and
+    ``TaskData.batch_transform``: ``hook(inputs, target, train=, generator=)`` returns
+    ``(inputs, target)``, with the trainer choosing the mode and the random source.
+
+    ``inputs`` may be a tuple ``(image, *extras)`` (extras pass through). With
+    ``masks=True`` the target is a segmentation mask that takes the image's crop, flips
+    and geometry.
+    """
+
+    transform: BatchTransform
+    masks: bool = False
+
+    def __call__(
+        self, inputs: Any, target: Any, *, train: bool, generator: torch.Generator | None = None
+    ) -> tuple[Any, Any]:
+        image, extras = (
+            (inputs[0], tuple(inputs[1:])) if isinstance(inputs, (tuple, list)) else (inputs, None)
+        )
+        mask = target.float() if self.masks and target is not None else None
+        image, mask = self.transform.images(image, mask, train=train, generator=generator)
+        return ((image, *extras) if extras is not None else image), (mask if self.masks else target)

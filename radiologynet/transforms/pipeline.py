@@ -140,11 +140,6 @@ class ImageTransform:
         self.window = window
         self.batch = BatchTransform(preprocessing, train=train, in_chans=in_chans, augment=augment)
 
-    @property
-    def crop_pct(self) -> float:
-        """timm's ``crop_pct`` (used when not letterboxing)."""
-        return self.preprocessing.crop_pct
-
     def __repr__(self) -> str:
         return f"ImageTransform({self.batch.extra_repr()}, window={self.window})"
 

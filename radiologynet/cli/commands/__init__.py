@@ -2,8 +2,9 @@
 
 Each command lives in its own module, imported only when that command runs (or its
 ``--help`` is asked for), so ``radiologynet --help`` loads no framework. A module exposes
-``register(subparsers)``, which adds its parser and sets ``func`` (taking the parsed
-``args`` and returning an exit code) with ``parser.set_defaults(func=...)``.
+``register(parser)``, which receives the command's parser (named and given its one-line
+help from :data:`COMMANDS`), sets its description and options, and sets ``func`` (taking
+the parsed ``args`` and returning an exit code) with ``parser.set_defaults(func=...)``.
 
 Adding a command: write ``radiologynet/cli/commands/<name>.py`` and add one line here.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from radiologynet.cli.commands.finetune import add_training_options, training_config
+from radiologynet.cli.options import add_training_options, training_config
 from radiologynet.errors import InvalidArgumentError
 
 
@@ -28,14 +28,12 @@ def _fractions(text: str) -> list[float]:
         ) from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``benchmark`` sub-command."""
-    parser = subparsers.add_parser(
-        "benchmark",
-        help="run the paper's protocol: models x inits x lrs x runs",
-        description="Run a grid of fine-tunings into one results folder per run. Re-running "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``benchmark`` parser: description, options and ``func``."""
+    parser.description = (
+        "Run a grid of fine-tunings into one results folder per run. Re-running "
         "skips finished runs and resumes interrupted ones; --shard i/n runs a "
-        "deterministic 1/n of the grid (SLURM arrays, several GPUs).",
+        "deterministic 1/n of the grid (SLURM arrays, several GPUs)."
     )
     parser.add_argument("--task", help="task name (see --list-tasks)")
     parser.add_argument("--data", help="the dataset folder")
@@ -66,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training fractions for the resource-limited experiment, "
         "e.g. 0.05,0.25,0.5 (default epochs then 10)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument("--out", default="results", help="results folder")
     parser.add_argument("--shard", default=None, help="i/n: run share i (0-based) of n")
     parser.add_argument(

@@ -6,16 +6,13 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``card-results`` sub-command."""
-    parser = subparsers.add_parser(
-        "card-results",
-        help="write a sweep's downstream results into a weights folder's "
-        "model card and config.json",
-        description="Summarise the sweep's runs of the folder's architecture (best lr by "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``card-results`` parser: description, options and ``func``."""
+    parser.description = (
+        "Summarise the sweep's runs of the folder's architecture (best lr by "
         "validation, mean ± std per init) into README.md (a section between "
         "markers, replaced on update) and config.json "
-        "(radiologynet.downstream_results).",
+        "(radiologynet.downstream_results)."
     )
     parser.add_argument("results", help="the sweep's results folder")
     parser.add_argument(

@@ -10,20 +10,18 @@ from radiologynet.analysis.stats import ALPHA
 _BY = ("init", "lr", "model", "fraction")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``compare`` sub-command."""
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``compare`` parser: description, options and ``func``."""
     from radiologynet.analysis.report.results import DEFAULT_METRIC_HELP
 
-    parser = subparsers.add_parser(
-        "compare",
-        help="run the paper's statistical tests on a sweep and print them",
-        description="Levene, Kruskal-Wallis and pairwise two-sided Mann-Whitney U with "
+    parser.description = (
+        "Levene, Kruskal-Wallis and pairwise two-sided Mann-Whitney U with "
         "Bonferroni correction between the groups of --by (each initialisation "
         "at its best learning rate by validation), per task x model. With "
         "--by init the paper's three initialisations (random, imagenet, "
         "radiologynet) are one family; other initialisations found are tested "
         "in a separate family; single-modality variants get Student's t-test "
-        "against radiologynet at each learning rate.",
+        "against radiologynet at each learning rate."
     )
     parser.add_argument("results", help="the sweep's results folder")
     parser.add_argument(

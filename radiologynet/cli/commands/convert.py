@@ -9,14 +9,12 @@ from radiologynet.models._convert import convert_checkpoint
 from radiologynet.models._folder import read_weights_folder
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert an original checkpoint into a timm weights folder",
-        description="Convert one of the authors' checkpoints (<Name>.pth or <Name>.tar.gz, "
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Convert one of the authors' checkpoints (<Name>.pth or <Name>.tar.gz, "
         "the original dict or a bare state dict, with or without 'module.') "
         "into a folder holding config.json, model.safetensors and a README.md "
-        "model card, which timm loads with 'local-dir:DIR'.",
+        "model card, which timm loads with 'local-dir:DIR'."
     )
     parser.add_argument("src", type=Path, help="the checkpoint (.pth, .pt, .tar.gz, .tgz, .tar)")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write")

@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from typing import Any
+
+from radiologynet.cli.options import option
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` sub-command."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="offline end-to-end demo on generated radiographs (about a minute on CPU)",
-        description="Generate small synthetic radiographs, pretrain a backbone on a "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``demo`` parser: description, options and ``func``."""
+    parser.description = (
+        "Generate small synthetic radiographs, pretrain a backbone on a "
         "pseudo-labelled synthetic archive, and compare it with random "
-        "initialisation through the real benchmark runner. No download.",
+        "initialisation through the real benchmark runner. No download."
     )
     parser.add_argument(
         "--out", default="radiologynet-demo", help="working folder (default ./radiologynet-demo)"
     )
+    default = _run_demo_defaults()
     parser.add_argument(
-        "--runs", type=int, default=None, help="runs per initialisation (default 3)"
-    )
-    parser.add_argument(
-        "--max-epochs", type=int, default=None, help="fine-tuning epochs (default 6)"
-    )
-    parser.add_argument("--model", default=None, help="architecture (default resnet18)")
-    parser.add_argument(
-        "--input-size",
+        "--runs",
         type=int,
         default=None,
-        help="input side in pixels (default 48, at least 32)",
+        help=f"fine-tuning runs per initialisation (default {default['runs']})",
+    )
+    parser.add_argument(
+        option("max_epochs"),
+        dest="max_epochs",
+        type=int,
+        default=None,
+        help=f"epoch budget of each fine-tuning run (default {default['max_epochs']})",
+    )
+    parser.add_argument("--model", default=None, help=f"architecture (default {default['model']})")
+    parser.add_argument(
+        option("input_size"),
+        dest="input_size",
+        type=int,
+        default=None,
+        help=f"input side in pixels (default {default['input_size']}, at least 32)",
     )
     parser.add_argument(
         "--full",
@@ -37,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fine-tune, report (longer)",
     )
     parser.set_defaults(func=run)
+
+
+def _run_demo_defaults() -> dict[str, Any]:
+    """The keyword defaults of :func:`radiologynet.demo.quick.run_demo` (shown in --help)."""
+    from radiologynet.demo.quick import run_demo
+
+    return {
+        name: param.default
+        for name, param in inspect.signature(run_demo).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
 
 
 def run(args: argparse.Namespace) -> int:

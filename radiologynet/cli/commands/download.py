@@ -10,13 +10,11 @@ from radiologynet.models._hub import WEIGHTS_DIR_ENV, bundle_weight
 from radiologynet.models._weights import get_weights, list_weights
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "download",
-        help="download weights into an offline bundle",
-        description="Download (and convert) weights into DIR, one folder per weight, for "
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Download (and convert) weights into DIR, one folder per weight, for "
         f"machines with no internet: copy DIR there and set {WEIGHTS_DIR_ENV}=DIR. "
-        "Name the weights, or pass --all.",
+        "Name the weights, or pass --all."
     )
     parser.add_argument(
         "names", nargs="*", help="arch.tag[@version], e.g. resnet50.radiologynet (or use --all)"

@@ -11,136 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
 
-from radiologynet.errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from radiologynet.train.config import TrainConfig
+from radiologynet.cli.options import add_training_options, training_config
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``finetune`` and ``benchmark`` share (read by :func:`training_config`)."""
-    parser.add_argument(
-        "--max-epochs",
-        type=int,
-        default=None,
-        help="epoch budget (default 200; 10 with --fractions)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=10,
-        help="early stopping: epochs without a better validation loss",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="global batch size (default: the task's, 32)"
-    )
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        default=None,
-        help="override the input side (default: the weights', e.g. 224)",
-    )
-    parser.add_argument(
-        "--head",
-        choices=("pooled", "paper"),
-        default=None,
-        help="bone-age head and LUNA16 decoder: 'paper' (the authors' "
-        "flattened-feature head / U-Net decoder) or 'pooled' (pooled "
-        "features / the smp decoder). Default: paper for benchmark, "
-        "pooled for finetune",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "auto"),
-        default=None,
-        help="fp32, bf16 autocast, or auto (bf16 on CUDA). Default: fp32 for "
-        "benchmark (the paper's), auto for finetune",
-    )
-    parser.add_argument(
-        "--paper",
-        action="store_true",
-        help="the paper's choices (--head paper, --precision fp32); refused "
-        "together with an option that contradicts them",
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument(
-        "--cache",
-        default=None,
-        help="folder for a memory-mapped decoded-image cache (reused by later runs and processes)",
-    )
-    parser.add_argument(
-        "--checkpoint-interval",
-        type=float,
-        default=600.0,
-        help="seconds between resume checkpoints (default 600; also written "
-        "at the end and on SIGTERM/SIGINT)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace run folders that hold a run with other settings",
-    )
-    parser.add_argument(
-        "--track-emissions",
-        action="store_true",
-        help="measure energy/CO2 with codecarbon (pip install 'radiologynet[emissions]')",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
-    """The :class:`~radiologynet.train.TrainConfig` of the shared training options (the
-    one place the command line becomes a configuration; it validates every value).
-
-    ``paper``: the command's defaults are the paper's (``benchmark``) rather than
-    ``finetune``'s; ``--paper`` asks for them explicitly.
-
-    Raises:
-        InvalidArgumentError: a value out of range, or ``--paper`` with an option that
-            contradicts it.
-    """
-    from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
-
-    if args.paper:
-        for name, value in PAPER_DEFAULTS.items():
-            given = getattr(args, name)
-            if given is not None and given != value:
-                raise InvalidArgumentError(
-                    f"--paper uses --{name} {value}, which contradicts --{name} {given}: "
-                    f"drop --paper or --{name} {given}"
-                )
-    defaults = PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS
-    chosen = {
-        name: getattr(args, name) if getattr(args, name) is not None else default
-        for name, default in defaults.items()
-    }
-    return TrainConfig(
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        input_size=args.input_size,
-        split_seed=args.seed,
-        device=args.device,
-        num_workers=args.workers,
-        cache_dir=args.cache,
-        checkpoint_interval_s=args.checkpoint_interval,
-        progress=not args.no_progress,
-        track_emissions=args.track_emissions,
-        **chosen,
-    )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``finetune`` sub-command."""
-    parser = subparsers.add_parser(
-        "finetune",
-        help="fine-tune one model on a benchmark or a folder of labelled images",
-        description="Fine-tune a zoo model on a task (btmr, covid19, boneage, grazpedwri, "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``finetune`` parser: description, options and ``func``."""
+    parser.description = (
+        "Fine-tune a zoo model on a task (btmr, covid19, boneage, grazpedwri, "
         "folder, ...) with the paper's protocol; one results folder is written to "
-        "--out. Launch with torchrun for several GPUs.",
+        "--out. Launch with torchrun for several GPUs."
     )
     parser.add_argument(
         "--task", required=True, help="task name (radiologynet benchmark --list-tasks)"
@@ -153,14 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="random, imagenet, radiologynet, another tag, or a weights "
         "folder/file (default radiologynet)",
     )
-    parser.add_argument("--lr", default="1e-4", help="learning rate (default 1e-4)")
+    parser.add_argument(
+        "--lr",
+        default="1e-4",
+        help="learning rate, kept as written: it names the run folder, "
+        "e.g. resnet50-radiologynet-1e-4-run1 (default 1e-4)",
+    )
     parser.add_argument(
         "--fraction",
         type=float,
         default=None,
         help="keep this share of the training split (class-stratified)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="split and training seed")
     parser.add_argument("--out", default="runs", help="results folder (default ./runs)")
     add_training_options(parser)
     parser.set_defaults(func=run)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``gradcam`` sub-command."""
-    parser = subparsers.add_parser(
-        "gradcam",
-        help="Grad-CAM heatmaps of fine-tuned classifiers (PNG + index.json)",
-        description="Grad-CAM (pytorch-grad-cam) on the registry's target layer for each "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``gradcam`` parser: description, options and ``func``."""
+    parser.description = (
+        "Grad-CAM (pytorch-grad-cam) on the registry's target layer for each "
         "image, drawn over the model's preprocessed input. Give --model several "
         "times (e.g. the random, ImageNet and RadiologyNET runs) to also get a "
-        "side-by-side sheet of the same images under each.",
+        "side-by-side sheet of the same images under each."
     )
     parser.add_argument(
         "--model",

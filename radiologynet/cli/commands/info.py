@@ -7,12 +7,9 @@ import argparse
 from radiologynet.models._weights import WeightRecord, get_weights
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "info",
-        help="show one weight's record",
-        description="Show where a weight lives, what it expects "
-        "and what the paper measured with it.",
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Show where a weight lives, what it expects and what the paper measured with it."
     )
     parser.add_argument("name", help="arch.tag[@version], e.g. resnet50.radiologynet")
     parser.set_defaults(func=run)

@@ -8,12 +8,8 @@ from radiologynet.models._registry import ARCHITECTURES
 from radiologynet.models._weights import list_weights
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "list",
-        help="list architectures and their weights",
-        description="List the zoo's architectures and weight tags.",
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = "List the zoo's architectures and weight tags."
     parser.add_argument("arch", nargs="?", help="only this architecture's weights")
     parser.set_defaults(func=run)
 

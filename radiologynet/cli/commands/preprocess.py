@@ -12,14 +12,12 @@ from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.models._weights import Preprocessing, get_weights
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``preprocess`` sub-command."""
-    parser = subparsers.add_parser(
-        "preprocess",
-        help="decode a folder of images once into a memory-mapped cache",
-        description="Decode every image under SRC_DIR (DICOM, PNG, JPEG, ...) to 8-bit "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``preprocess`` parser: description, options and ``func``."""
+    parser.description = (
+        "Decode every image under SRC_DIR (DICOM, PNG, JPEG, ...) to 8-bit "
         "grayscale, letterbox it to the size the weights expect and store it in "
-        "CACHE (images.npy + index.json). Class subfolders become labels.",
+        "CACHE (images.npy + index.json). Class subfolders become labels."
     )
     parser.add_argument("src", type=Path, metavar="SRC_DIR", help="folder of images")
     parser.add_argument(
@@ -44,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leave unreadable files out (they are listed) instead of failing",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild even if current")
-    parser.add_argument("--workers", type=int, default=0, help="decoding threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads decoding images (default 0: decode in the main thread)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         window=_window(args.window),
         skip_unreadable=args.skip_unreadable,
         rebuild=args.rebuild,
-        num_workers=args.workers,
+        num_workers=args.threads,
     )
     size = cache.size
     print(

@@ -7,17 +7,15 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "pretrain",
-        help="pretrain a zoo architecture on pseudo-labels (your own weights)",
-        description="Classification pretraining on the kept clusters of labels.csv with the "
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Classification pretraining on the kept clusters of labels.csv with the "
         "RadiologyNET recipe (AdamW, cross-entropy, oversampled small classes, "
         "flip/rotation/brightness/contrast augmentation, early stopping, the "
         "architecture's input size). Writes a weights folder that "
         "radiologynet.create_model, timm 'local-dir:' and create_unet load. "
         "Re-run the same command to resume; launch with torchrun for several "
-        "GPUs.",
+        "GPUs."
     )
     parser.add_argument("--data", type=Path, required=True, help="the archive folder")
     parser.add_argument(

@@ -8,12 +8,10 @@ import argparse
 from radiologynet.cli.commands.pretrain import add_recipe_options, recipe_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``pretrain-reconstruction`` sub-command."""
-    parser = subparsers.add_parser(
-        "pretrain-reconstruction",
-        help="pretrain the vanilla U-Net to reconstruct its input (the paper's)",
-        description="Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``pretrain-reconstruction`` parser: description, options and ``func``."""
+    parser.description = (
+        "Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
         "the images under --data and write a weights folder that "
         "create_unet(None, weights=FOLDER) loads (--input-size: a multiple of 4). Re-run "
         "the same command to resume; launch with torchrun for several GPUs.",

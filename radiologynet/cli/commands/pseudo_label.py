@@ -15,16 +15,14 @@ from radiologynet.pretraining.pseudolabel import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "pseudo-label",
-        help="cluster an unlabelled DICOM archive into pseudo-labels",
-        description="Features per image from the DICOM header, a zoo backbone's image "
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Features per image from the DICOM header, a zoo backbone's image "
         "embedding and optional free text; k-means (k by silhouette when "
         "--clusters is not given) or HDBSCAN; clusters mixing modalities or "
         "body parts above --threshold are excluded. Writes labels.csv "
         "(+ labels.json) and a report folder with a mosaic; no patient names, "
-        "IDs or dates. Embeddings are cached, so an interrupted run resumes.",
+        "IDs or dates. Embeddings are cached, so an interrupted run resumes."
     )
     parser.add_argument("archive", type=Path, help="folder of DICOM files (any depth)")
     parser.add_argument("--out", type=Path, required=True, help="the labels CSV to write")

@@ -6,16 +6,14 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "publish",
-        help="upload a weights folder to the Hugging Face Hub",
-        description="Upload a weights folder (from `radiologynet convert` or a training run) "
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Upload a weights folder (from `radiologynet convert` or a training run) "
         "to a Hugging Face Hub model repository, creating it if needed. The folder "
         "must first load with plain timm (timm.create_model('local-dir:DIR', "
         "pretrained=True)). Uploads config.json, model.safetensors and README.md "
         "(plus --include files) in one commit and prints the commit to pin in the "
-        "weight's record.",
+        "weight's record."
     )
     parser.add_argument("folder", type=Path, help="the weights folder")
     parser.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")

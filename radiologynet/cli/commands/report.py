@@ -7,16 +7,14 @@ import argparse
 from radiologynet.analysis.stats import ALPHA
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``report`` sub-command."""
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``report`` parser: description, options and ``func``."""
     from radiologynet.analysis.report.results import DEFAULT_METRIC_HELP
 
-    parser = subparsers.add_parser(
-        "report",
-        help="analyse a sweep: tables, statistics, figures -> report.md/.html",
-        description="Read a results folder (one sub-folder per run) and write the paper-"
+    parser.description = (
+        "Read a results folder (one sub-folder per run) and write the paper-"
         "shaped results table (Markdown, HTML, CSV), the statistical tests, "
-        "energy sums and figures, linked from report.md and report.html.",
+        "energy sums and figures, linked from report.md and report.html."
     )
     parser.add_argument("results", help="the sweep's results folder")
     parser.add_argument("--out", required=True, help="folder to write the report into")

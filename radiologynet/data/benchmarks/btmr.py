@@ -24,9 +24,9 @@ from radiologynet.data.splits import (
     check_seed,
     dataset_not_found,
     find_dataset_dir,
-    list_images,
     split_per_class,
 )
+from radiologynet.io import list_image_files
 
 NAME = "btmr"
 TITLE = "Brain Tumor MRI"
@@ -56,7 +56,7 @@ def _samples(folder: Path) -> list[Sample]:
     return [
         Sample(path=str(p), target=index)
         for index, name in enumerate(CLASSES)
-        for p in list_images(folder / name)
+        for p in list_image_files(folder / name, recursive=False)
     ]
 
 

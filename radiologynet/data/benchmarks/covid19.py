@@ -25,9 +25,9 @@ from radiologynet.data.splits import (
     check_seed,
     dataset_not_found,
     find_dataset_dir,
-    list_images,
     split_per_class,
 )
+from radiologynet.io import list_image_files
 
 NAME = "covid19"
 TITLE = "COVID-19 Radiography Database"
@@ -77,7 +77,9 @@ def load(root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None 
         raise dataset_not_found(
             TITLE, root, DOWNLOAD_URL, EXPECTED_TREE, "no COVID/ and Normal/ class folders"
         )
-    files = {name: list_images(_image_folder(folder, name)) for name in CLASSES}
+    files = {
+        name: list_image_files(_image_folder(folder, name), recursive=False) for name in CLASSES
+    }
     for name, paths in files.items():
         if not paths:
             raise dataset_not_found(

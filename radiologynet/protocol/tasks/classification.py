@@ -21,7 +21,7 @@ from radiologynet.errors import DatasetNotFoundError
 from radiologynet.io import IMAGE_SUFFIXES, list_image_files
 from radiologynet.models._weights import Preprocessing
 from radiologynet.protocol.spec import DataRequest, TaskData, TaskSpec, register_task
-from radiologynet.transforms import BatchTransform
+from radiologynet.transforms import BatchHook, BatchTransform
 
 
 @functools.lru_cache(maxsize=32)
@@ -53,11 +53,13 @@ def _preprocessing(request: DataRequest) -> Preprocessing:
     return pre
 
 
-def _transform(request: DataRequest, augment: str) -> BatchTransform:
-    return BatchTransform(
-        _preprocessing(request),
-        in_chans=request.in_chans,
-        augment=augment if request.augment else None,
+def _transform(request: DataRequest, augment: str) -> BatchHook:
+    return BatchHook(
+        BatchTransform(
+            _preprocessing(request),
+            in_chans=request.in_chans,
+            augment=augment if request.augment else None,
+        )
     )
 
 

@@ -55,6 +55,7 @@ from radiologynet.train.segmentation_metrics import DiceIoU
 from radiologynet.transforms import (
     AUGMENTATIONS,
     Augmentation,
+    BatchHook,
     BatchTransform,
     CustomAugmentation,
     random_crop,
@@ -105,18 +106,16 @@ def luna_batch_transform(
     crop: int = TRAIN_CROP,
     augment: bool = True,
     augmentation: CustomAugmentation | None = None,
-) -> BatchTransform:
-    """The device transform of ``luna16``: :class:`radiologynet.transforms.BatchTransform`
-    on HU-scaled [0, 1] slices at their own size, with the masks following the image
-    through :func:`luna_augmentation`; the encoder weight's mean/std when it has one."""
+) -> BatchHook:
+    """The batch hook of ``luna16``: :class:`radiologynet.transforms.BatchTransform` on
+    HU-scaled [0, 1] slices at their own size, with the masks following the image through
+    :func:`luna_augmentation` (:class:`~radiologynet.transforms.BatchHook` ``masks=True``);
+    the encoder weight's mean/std when it has one."""
     pre = preprocessing or Preprocessing(input_size=crop)
-    return BatchTransform(
-        pre,
-        in_chans=in_chans,
-        augment=luna_augmentation(crop, augment, augmentation),
-        resize=False,
-        masks=True,
+    transform = BatchTransform(
+        pre, in_chans=in_chans, augment=luna_augmentation(crop, augment, augmentation), resize=False
     )
+    return BatchHook(transform, masks=True)
 
 
 #: The settings of the ``luna16`` task and their defaults: the paper's

@@ -1,0 +1,170 @@
+"""Training settings on the command line: how a :class:`~radiologynet.train.TrainConfig`
+setting is spelled as an option (:func:`option`), the options ``finetune`` and
+``benchmark`` share (:func:`add_training_options`, built from the config's fields), and the
+configuration they make (:func:`training_config`).
+
+Importing this module imports no framework; the two builders import
+:mod:`radiologynet.train.config` (and so torch) when called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from radiologynet.errors import InvalidArgumentError, InvalidSettingError, RadiologyNetError
+
+if TYPE_CHECKING:
+    from radiologynet.train.config import TrainConfig
+
+#: Settings whose option is not the field name with dashes.
+_SPELLINGS = {
+    "num_workers": "workers",
+    "cache_dir": "cache",
+    "split_seed": "seed",
+    "checkpoint_interval_s": "checkpoint_interval",
+}
+
+
+def option(name: str) -> str:
+    """How a setting is spelled on the command line (``batch_size`` -> ``--batch-size``)."""
+    return "--" + _SPELLINGS.get(name, name).replace("_", "-")
+
+
+def error_text(err: RadiologyNetError) -> str:
+    """The message the command line prints for ``err``: a bad setting is named by its
+    option (``--batch-size must be ...``), as the user typed it."""
+    if isinstance(err, InvalidSettingError):
+        return f"{option(err.setting)} {err.problem}"
+    return str(err)
+
+
+#: The ``TrainConfig`` settings ``finetune`` and ``benchmark`` take as options, in the
+#: order ``--help`` lists them.
+TRAINING_SETTINGS = (
+    "max_epochs",
+    "patience",
+    "batch_size",
+    "input_size",
+    "head",
+    "precision",
+    "split_seed",
+    "device",
+    "num_workers",
+    "cache_dir",
+    "checkpoint_interval_s",
+    "track_emissions",
+)
+
+
+def _setting_help() -> dict[str, str]:
+    """The help text of each of :data:`TRAINING_SETTINGS`."""
+    from radiologynet.protocol.runner import FRACTION_MAX_EPOCHS
+    from radiologynet.train.config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_EPOCHS, TrainConfig
+
+    default = {f.name: f.default for f in fields(TrainConfig)}
+    return {
+        "max_epochs": f"epoch budget (default {DEFAULT_MAX_EPOCHS}; {FRACTION_MAX_EPOCHS} "
+        "with a training fraction)",
+        "patience": "early stopping: epochs without a better validation loss "
+        f"(default {default['patience']})",
+        "batch_size": f"global batch size (default: the task's, else {DEFAULT_BATCH_SIZE})",
+        "input_size": "override the input side (default: the weights', e.g. 224)",
+        "head": "bone-age head and LUNA16 decoder: 'paper' (the authors' flattened-feature "
+        "head / U-Net decoder) or 'pooled' (pooled features / the smp decoder). Default: "
+        "paper for benchmark, pooled for finetune",
+        "precision": "fp32, bf16 autocast, or auto (bf16 on CUDA). Default: fp32 for "
+        "benchmark (the paper's), auto for finetune",
+        "split_seed": "seed of the train/val/test split; run k of a setting trains with seed "
+        f"SEED*1000 + k - 1 (default {default['split_seed']})",
+        "device": "cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK when available, else cpu)",
+        "num_workers": "DataLoader worker processes per training process "
+        f"(default {default['num_workers']}: load in the training process)",
+        "cache_dir": "folder for a memory-mapped decoded-image cache (reused by later runs "
+        "and processes)",
+        "checkpoint_interval_s": "seconds between resume checkpoints (default "
+        f"{default['checkpoint_interval_s']:g}; also written at the end and on SIGTERM/SIGINT)",
+        "track_emissions": "measure energy/CO2 with codecarbon "
+        "(pip install 'radiologynet[emissions]')",
+    }
+
+
+def _value_type(annotation: object) -> type:
+    """The type of an optional field's values (``int | None`` -> ``int``)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation  # type: ignore[return-value]
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options ``finetune`` and ``benchmark`` share to ``parser``, as one group: one
+    per ``TrainConfig`` setting of :data:`TRAINING_SETTINGS`, typed from its field and with
+    its choices, plus ``--paper``, ``--overwrite`` and ``--no-progress``. Each setting
+    defaults to ``None`` (not given), so :func:`training_config` leaves the config's own
+    default in place."""
+    from radiologynet.train.config import HEADS, PRECISIONS, TrainConfig
+
+    types = typing.get_type_hints(TrainConfig)
+    choices = {"head": HEADS, "precision": PRECISIONS}
+    group = parser.add_argument_group("training options")
+    help_text = _setting_help()
+    for name in TRAINING_SETTINGS:
+        kind = _value_type(types[name])
+        if kind is bool:
+            group.add_argument(
+                option(name), dest=name, action="store_true", default=None, help=help_text[name]
+            )
+            continue
+        group.add_argument(
+            option(name),
+            dest=name,
+            type=kind,
+            default=None,
+            choices=choices.get(name),
+            metavar=None if name in choices else option(name)[2:].upper().replace("-", "_"),
+            help=help_text[name],
+        )
+    group.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's choices (--head paper, --precision fp32); refused together with "
+        "an option that contradicts them",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace run folders that hold a run with other settings",
+    )
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
+    """The :class:`~radiologynet.train.TrainConfig` of the options of
+    :func:`add_training_options` (it validates every value).
+
+    ``paper``: the command's defaults are the paper's (``benchmark``) rather than
+    ``finetune``'s; ``--paper`` asks for them explicitly.
+
+    Raises:
+        InvalidArgumentError: a value out of range, or ``--paper`` with an option that
+            contradicts it.
+    """
+    from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
+
+    if args.paper:
+        for name, value in PAPER_DEFAULTS.items():
+            given = getattr(args, name)
+            if given is not None and given != value:
+                raise InvalidArgumentError(
+                    f"--paper uses {option(name)} {value}, which contradicts "
+                    f"{option(name)} {given}: drop --paper or {option(name)} {given}"
+                )
+    settings = {
+        name: getattr(args, name) for name in TRAINING_SETTINGS if getattr(args, name) is not None
+    }
+    defaults = PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS
+    return TrainConfig(
+        **{**defaults, **settings},
+        progress=not args.no_progress,
+    )
