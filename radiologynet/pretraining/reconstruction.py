@@ -22,7 +22,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
 
 from radiologynet.data import ImageListDataset
 from radiologynet.errors import ArchiveError, InvalidArgumentError
@@ -32,6 +31,7 @@ from radiologynet.models._weights import Preprocessing
 from radiologynet.pretraining.pretrain import recipe_config, refuse_finished_weights
 from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
+from radiologynet.train.metrics import MetricCollection
 from radiologynet.transforms import BatchTransform
 
 #: The reconstruction recipe's training settings (:func:`reconstruction_config`).
@@ -101,7 +101,7 @@ class ReconstructionBatch:
     def __call__(
         self, inputs: Any, target: Any, *, train: bool, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        images, _ = self.transform(inputs, None, train=train, generator=generator)
+        images = self.transform(inputs)  # no augmentation: train and generator unused
         return images, images
 
 

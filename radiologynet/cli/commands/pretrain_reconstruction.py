@@ -14,7 +14,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "Train the paper's vanilla U-Net (about 118k parameters) to reproduce "
         "the images under --data and write a weights folder that "
         "create_unet(None, weights=FOLDER) loads (--input-size: a multiple of 4). Re-run "
-        "the same command to resume; launch with torchrun for several GPUs.",
+        "the same command to resume; launch with torchrun for several GPUs."
     )
     parser.add_argument("--data", required=True, help="folder of images (PNG/JPEG/DICOM)")
     parser.add_argument("--out", required=True, help="the weights folder to write")
