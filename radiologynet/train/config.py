@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from radiologynet.errors import InvalidArgumentError, InvalidSettingError
-from radiologynet.train import distributed as ddp
+
+if TYPE_CHECKING:  # torch loads when a device is resolved, not for --help
+    import torch
 
 #: The epoch budget and batch size when neither the caller nor the task gives one.
 DEFAULT_MAX_EPOCHS = 200
@@ -178,6 +178,8 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The device to train on: ``device`` checked by :func:`check_device`, or, for
     ``None``, ``cuda:LOCAL_RANK`` where CUDA is available, else the CPU."""
+    from radiologynet.train import distributed as ddp
+
     return check_device(device) if device is not None else ddp.default_device()
 
 
@@ -188,6 +190,8 @@ def check_device(device: str | torch.device) -> torch.device:
     Raises:
         InvalidArgumentError: ``--device banana``, ``--device cuda`` without a GPU ...
     """
+    import torch
+
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
