@@ -228,3 +228,18 @@ def make_grazpedwri(root: Path, n_patients: int = 40, parts: int = 2) -> list[di
     for k, row in enumerate(rows):
         _image(root / f"images_part{1 + k % parts}" / f"{row['filestem']}.png", rng, bits=16)
     return rows
+
+
+# --- any folder of labelled images (the folder task) ---------------------------------------
+
+
+def make_image_folder(
+    root: Path, classes: tuple[str, ...] = ("a", "b"), per_class: int = 2
+) -> Path:
+    """``root/{train,val}/<class>/<i>.png``, the layout of the ``folder`` task."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in classes:
+            for i in range(per_class):
+                _image(root / split / name / f"{i}.png", rng)
+    return root

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from radiologynet.cli import main
+from radiologynet.data.tasks import PaperProtocol, TaskInfo
 from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
 from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
@@ -106,6 +107,20 @@ def test_plan_refuses_learning_rates_train_config_refuses(lr):
         plan("btmr", ["resnet50"], ["random"], [lr], 1)
 
 
+def _toy_info(name: str) -> TaskInfo:
+    return TaskInfo(
+        name=name,
+        title="a toy task",
+        kind="multiclass",
+        classes=("a", "b"),
+        num_outputs=2,
+        input_needs_sex=False,
+        download_url="",
+        expected_tree="",
+        load=lambda root, **kw: None,
+    )
+
+
 @pytest.mark.parametrize(
     "bad",
     [dict(scheduler="cosine"), dict(optimizer="sgd"), dict(lrs=("1e-3", "0"))],
@@ -113,7 +128,7 @@ def test_plan_refuses_learning_rates_train_config_refuses(lr):
 def test_taskspec_refuses_what_the_trainer_cannot_run(bad):
     """A bad scheduler used to fail only at run time, naming a --scheduler flag."""
     with pytest.raises(InvalidArgumentError, match="TaskSpec 'toy'"):
-        TaskSpec(name="toy", kind="multiclass", build_data=lambda request: None, **bad)
+        TaskSpec(_toy_info("toy"), lambda request: None, protocol=PaperProtocol(models=(), **bad))
 
 
 @pytest.mark.parametrize("bad", ["4/4", "x", "1/0", "-1/2"])
@@ -248,12 +263,10 @@ def test_plugged_task(tmp_path):
 
     register_task(
         TaskSpec(
-            name="toy-plugin",
-            kind="multiclass",
-            build_data=build_data,
+            _toy_info("toy-plugin"),
+            build_data,
             build_model=build_model,
-            monitor="accuracy",
-            mode="max",
+            protocol=PaperProtocol(models=(), monitor="accuracy", mode="max"),
         )
     )
     (result,) = run_grid(
