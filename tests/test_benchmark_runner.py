@@ -16,6 +16,7 @@ from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
 from radiologynet.protocol import run as run_grid
 from radiologynet.protocol.runner import (
+    RunSettings,
     parse_init,
     parse_shard,
     plan,
@@ -366,7 +367,8 @@ def test_disk_cache_gives_the_same_run(btmr, tmp_path):
     cached = run_grid(
         "btmr",
         btmr,
-        replace(TINY, cache_dir=str(tmp_path / "cache")),
+        TINY,
+        RunSettings(cache_dir=str(tmp_path / "cache")),
         out=tmp_path / "cached",
         **kwargs,
     )[0]
@@ -442,16 +444,20 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
         raise AssertionError("trained although the run is finished or refused")
 
     monkeypatch.setattr(runner, "fit", no_training)
-    # where and how it runs may differ: the finished run is reused
-    assert run_grid("btmr", btmr, replace(TINY, num_workers=1, device="cpu"), **kwargs) == [first]
-    for change, text in [
-        (dict(split_seed=1), "split_seed: 0 -> 1"),
-        (dict(max_epochs=2), "max_epochs: 1 -> 2"),
-        (dict(input_size=48), "input_size: 32 -> 48"),
-        (dict(batch_size=4), "batch_size: 8 -> 4"),
+    # where and how it runs may differ (a cache, more processes): the finished run is reused
+    monkeypatch.setattr(runner.ddp, "world_size", lambda: 2)
+    elsewhere = RunSettings(cache_dir=str(tmp_path / "cache"))
+    faster = replace(TINY, num_workers=1, device="cpu")
+    assert run_grid("btmr", btmr, faster, elsewhere, **kwargs) == [first]
+    for change, settings, text in [
+        (dict(split_seed=1), None, "split_seed: 0 -> 1"),
+        (dict(max_epochs=2), None, "max_epochs: 1 -> 2"),
+        (dict(input_size=48), None, "input_size: 32 -> 48"),
+        (dict(batch_size=4), None, "batch_size: 8 -> 4"),
+        ({}, RunSettings(head="paper"), "head: 'pooled' -> 'paper'"),
     ]:
         with pytest.raises(StaleRunError, match=text) as err:
-            run_grid("btmr", btmr, replace(TINY, **change), **kwargs)
+            run_grid("btmr", btmr, replace(TINY, **change), settings, **kwargs)
         assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
     # --overwrite keeps a run made with these very settings
     assert run_grid("btmr", btmr, TINY, overwrite=True, **kwargs) == [first]

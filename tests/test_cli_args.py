@@ -126,18 +126,19 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
 def test_paper_defaults_and_explicit_options():
     import argparse
 
-    from radiologynet.cli.commands.finetune import add_training_options, training_config
+    from radiologynet.cli.commands.finetune import add_training_options, run_configuration
 
     parser = argparse.ArgumentParser()
     add_training_options(parser)
     parser.add_argument("--seed", type=int, default=0)
-    plain = parser.parse_args([])
-    paper = training_config(plain, paper=True)  # benchmark
-    assert (paper.head, paper.precision) == ("paper", "fp32")
-    own = training_config(plain, paper=False)  # finetune on the user's own data
-    assert (own.head, own.precision) == ("pooled", "auto")
-    assert training_config(parser.parse_args(["--paper"]), paper=False).head == "paper"
-    explicit = training_config(
-        parser.parse_args(["--head", "pooled", "--precision", "bf16"]), paper=True
-    )  # the project's options stay available
-    assert (explicit.head, explicit.precision) == ("pooled", "bf16")
+
+    def chosen(argv: list[str], paper: bool) -> tuple[str, str]:
+        config, settings = run_configuration(parser.parse_args(argv), paper=paper)
+        return settings.head, config.precision
+
+    assert chosen([], paper=True) == ("paper", "fp32")  # benchmark
+    assert chosen([], paper=False) == ("pooled", "auto")  # finetune on the user's own data
+    assert chosen(["--paper"], paper=False)[0] == "paper"
+    explicit = chosen(["--head", "pooled", "--precision", "bf16"], paper=True)
+    # the project's options stay available
+    assert explicit == ("pooled", "bf16")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from radiologynet.cli.commands.finetune import add_training_options, training_config
+from radiologynet.cli.commands.finetune import add_training_options, run_configuration
 from radiologynet.errors import InvalidArgumentError
 
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--{option} lists nothing; name at least one, or "
                 "leave the option out for the default"
             )
-    config = training_config(args, paper=True)
+    config, settings = run_configuration(args, paper=True)
     task = get_task_spec(args.task)
     task_settings = parse_settings(task, args.task_setting)
     if args.dry_run:
@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         task.name,
         args.data,
         config,
+        settings,
         models=args.models,
         inits=args.inits,
         lrs=args.lrs,

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 from radiologynet.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from radiologynet.protocol.runner import RunSettings
     from radiologynet.train.config import TrainConfig
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``finetune`` and ``benchmark`` share (read by :func:`training_config`)."""
+    """The options ``finetune`` and ``benchmark`` share (read by :func:`run_configuration`)."""
     parser.add_argument(
         "--max-epochs",
         type=int,
@@ -91,9 +92,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
-    """The :class:`~radiologynet.train.TrainConfig` of the shared training options (the
-    one place the command line becomes a configuration; it validates every value).
+def run_configuration(args: argparse.Namespace, *, paper: bool) -> tuple[TrainConfig, RunSettings]:
+    """The :class:`~radiologynet.train.TrainConfig` and the
+    :class:`~radiologynet.protocol.RunSettings` of the shared options (the one place the
+    command line becomes a configuration; they validate every value).
 
     ``paper``: the command's defaults are the paper's (``benchmark``) rather than
     ``finetune``'s; ``--paper`` asks for them explicitly.
@@ -102,6 +104,7 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
         InvalidArgumentError: a value out of range, or ``--paper`` with an option that
             contradicts it.
     """
+    from radiologynet.protocol.runner import RunSettings
     from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
 
     if args.paper:
@@ -117,7 +120,7 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
         name: getattr(args, name) if getattr(args, name) is not None else default
         for name, default in defaults.items()
     }
-    return TrainConfig(
+    config = TrainConfig(
         max_epochs=args.max_epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -125,12 +128,12 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
         split_seed=args.seed,
         device=args.device,
         num_workers=args.workers,
-        cache_dir=args.cache,
         checkpoint_interval_s=args.checkpoint_interval,
         progress=not args.no_progress,
         track_emissions=args.track_emissions,
-        **chosen,
+        precision=chosen["precision"],
     )
+    return config, RunSettings(head=chosen["head"], cache_dir=args.cache)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from radiologynet.protocol.runner import check_output_folder, plan, run_one
     from radiologynet.train import distributed as ddp
 
-    config = training_config(args, paper=False)
+    config, settings = run_configuration(args, paper=False)
     task = get_task_spec(args.task)
     (spec,) = plan(
         task.name,
@@ -184,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     )
     check_output_folder(args.out)
     ddp.init_from_env()
-    result = run_one(spec, task, args.data, args.out, config, overwrite=args.overwrite)
+    result = run_one(spec, task, args.data, args.out, config, settings, overwrite=args.overwrite)
     if ddp.is_main():
         print(
             json.dumps(
