@@ -55,12 +55,11 @@ from radiologynet.train.losses import PaperDiceLoss
 from radiologynet.train.segmentation_metrics import DiceIoU
 from radiologynet.transforms import (
     AUGMENTATIONS,
-    Augmentation,
     BatchTransform,
     CustomAugmentation,
     random_crop,
 )
-from radiologynet.transforms.luna16 import LunaAugmentation
+from radiologynet.transforms.augment import LunaAugmentation
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
 TRAIN_CROP = 64
@@ -89,15 +88,15 @@ class CropThenAugment:
 
 def luna_augmentation(
     crop: int = TRAIN_CROP, augment: bool = True, augmentation: CustomAugmentation | None = None
-) -> Augmentation | CropThenAugment:
+) -> CropThenAugment:
     """LUNA16's training augmentation: a random ``crop`` x ``crop`` sub-crop, then (with
-    ``augment``) ``augmentation`` when given, else both flips and Gaussian noise of 25 HU
-    (``AUGMENTATIONS["luna16"]``)."""
-    if augmentation is not None:
-        return CropThenAugment(crop, augmentation if augment else None)
+    ``augment``) ``augmentation``, by default the paper's (``AUGMENTATIONS["luna16"]``,
+    :class:`radiologynet.transforms.augment.LunaAugmentation`)."""
     if not augment:
-        return Augmentation(flip_p=0.0, degrees=0.0, brightness=None, contrast=None, crop=crop)
-    return replace(AUGMENTATIONS["luna16"], crop=crop)
+        return CropThenAugment(crop)
+    return CropThenAugment(
+        crop, augmentation if augmentation is not None else AUGMENTATIONS["luna16"]
+    )
 
 
 def luna_batch_transform(
