@@ -481,3 +481,26 @@ def test_a_diverging_run_is_recorded_as_diverged(btmr, tmp_path):
     folder = tmp_path / "out" / "resnet18-random-1e6-run1"
     assert json.loads((folder / "result.json").read_text())["status"] == "diverged"
     assert not (folder / "checkpoint.pt").exists()
+
+
+def test_one_run_folder_format_for_the_runner_the_demo_sweep_and_the_report(tmp_path):
+    from radiologynet.analysis.report.results import INIT_ORDER, load_results
+    from radiologynet.demo.sweep import write_run
+    from radiologynet.paper import PAPER_INITS
+    from radiologynet.protocol.runner import RunSpec
+    from radiologynet.protocol.runs import RESULT_NAME, run_folder_name, started_result
+
+    spec = RunSpec("btmr", "resnet18", "imagenet", "imagenet", "1e-4", 2, 0.25)
+    assert spec.name == run_folder_name("resnet18", "imagenet", "1e-4", 2, 0.25)
+    assert spec.name == "resnet18-imagenet-1e-4-run2-frac0.25"
+    folder = write_run(
+        tmp_path, task="btmr", model="resnet18", init="imagenet", lr="1e-4", run=2,
+        fraction=0.25, val={"f1": 0.9}, test={"f1": 0.8}, best_epoch=3,
+    )  # fmt: skip
+    assert folder.name == spec.name
+    written = json.loads((folder / RESULT_NAME).read_text())
+    fields = dict(weights=None, seed=0, config={}, versions={})
+    started = started_result(task="t", model="m", init="i", lr="1", run=1, fraction=None, **fields)
+    assert set(written) == set(started)
+    assert load_results(tmp_path)["status"].tolist() == ["finished"]
+    assert [i for i in INIT_ORDER if i in PAPER_INITS] == list(PAPER_INITS)

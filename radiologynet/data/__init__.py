@@ -23,7 +23,6 @@ from radiologynet.data.cache import DecodedImageCache, build_cache
 from radiologynet.data.folders import DicomFolderDataset, ImageFolderDataset, ImageListDataset
 from radiologynet.data.splits import Sample, Splits, Task
 from radiologynet.data.tasks import (
-    PAPER_INITS,
     TASK_KINDS,
     TASKS,
     PaperProtocol,
@@ -100,7 +99,6 @@ __all__ = [
     "ImageFolderDataset",
     "ImageListDataset",
     "build_cache",
-    "PAPER_INITS",
     "TASKS",
     "TASK_KINDS",
     "PaperProtocol",

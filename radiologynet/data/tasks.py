@@ -16,11 +16,10 @@ from typing import Any
 
 from radiologynet.data.splits import Task
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+from radiologynet.paper import PAPER_INITS
 
 #: What a task predicts.
 TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
-#: The paper's three initialisations, the family its statistics compare.
-PAPER_INITS = ("random", "imagenet", "radiologynet")
 
 #: Where the shared protocol is described in the paper.
 SOURCE_PROTOCOL = "paper, Evaluation on downstream tasks"

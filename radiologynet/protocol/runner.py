@@ -32,6 +32,14 @@ from radiologynet.models._weights import (
     looks_like_path,
     resolve_weights_arg,
 )
+from radiologynet.paper import PAPER_INITS
+from radiologynet.protocol.runs import (
+    DONE,
+    MODEL_DIR,
+    RESULT_NAME,
+    run_folder_name,
+    started_result,
+)
 from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
@@ -59,12 +67,8 @@ from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)
 
-RESULT_NAME = "result.json"
-MODEL_DIR = "model"
 #: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
 MAX_EPOCHS, FRACTION_MAX_EPOCHS = DEFAULT_MAX_EPOCHS, 10
-#: The statuses of a run that is over (reused as it is by a rerun with the same settings).
-DONE = ("finished", "diverged")
 #: Keys of a run's recorded configuration, beside the ``TrainConfig`` fields, that may
 #: differ when it resumes: where decoded images are cached and how many processes train.
 RUN_RESUMABLE_FIELDS = frozenset({"cache_dir", "world_size"})
@@ -109,9 +113,8 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """``<model>-<init>-<lr>-run<k>[-frac<f>]``."""
-        base = f"{self.model}-{self.init}-{self.lr}-run{self.run}"
-        return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
+        """The run's folder name (:func:`radiologynet.protocol.runs.run_folder_name`)."""
+        return run_folder_name(self.model, self.init, self.lr, self.run, self.fraction)
 
 
 def parse_init(init: str) -> tuple[str, str | None]:
@@ -488,24 +491,18 @@ def _started_result(
     spec: RunSpec, task: TaskSpec, train_config: TrainConfig, record: dict[str, Any]
 ) -> dict[str, Any]:
     """The ``result.json`` of a run that has started and not yet trained."""
-    return {
-        "task": task.name,
-        "model": spec.model,
-        "init": spec.init,
-        "weights": spec.weights,
-        "lr": spec.lr,
-        "run": spec.run,
-        "seed": train_config.seed,
-        "fraction": spec.fraction,
-        "status": "running",
-        "config": record,
-        "versions": _versions(),
-        "best_epoch": None,
-        "epochs_run": 0,
-        "val": {},
-        "test": {},
-        "emissions": None,
-    }
+    return started_result(
+        task=task.name,
+        model=spec.model,
+        init=spec.init,
+        weights=spec.weights,
+        lr=spec.lr,
+        run=spec.run,
+        seed=train_config.seed,
+        fraction=spec.fraction,
+        config=record,
+        versions=_versions(),
+    )
 
 
 def _write_result(folder: Path, result: dict[str, Any]) -> None:
@@ -565,7 +562,7 @@ def run(
     settings: RunSettings | None = None,
     *,
     models: Iterable[str] | None = None,
-    inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
+    inits: Iterable[str] = PAPER_INITS,
     lrs: Iterable[str] | None = None,
     runs: int = 5,
     fractions: Iterable[float] | None = None,

@@ -13,6 +13,7 @@ import argparse
 
 from radiologynet.cli.commands.finetune import add_training_options, run_configuration
 from radiologynet.errors import InvalidArgumentError
+from radiologynet.paper import PAPER_INITS
 
 
 def _csv(text: str) -> list[str]:
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--inits",
         type=_csv,
-        default=["random", "imagenet", "radiologynet"],
+        default=list(PAPER_INITS),
         help="comma-separated: random, imagenet, radiologynet, tags, paths or "
         "name=PATH (default random,imagenet,radiologynet)",
     )
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
-    from radiologynet.protocol.runner import RESULT_NAME, check_output_folder, plan
+    from radiologynet.protocol.runner import check_output_folder, plan
+    from radiologynet.protocol.runs import DIVERGED, RESULT_NAME
     from radiologynet.protocol.spec import parse_settings
     from radiologynet.train import distributed as ddp
 
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         task_settings=task_settings,
     )
     if ddp.is_main():
-        diverged = sum(r["status"] == "diverged" for r in results)
+        diverged = sum(r["status"] == DIVERGED for r in results)
         note = f", {diverged} diverged (NaN/inf loss)" if diverged else ""
         print(
             f"{len(results)} runs done in {args.out}{note} "

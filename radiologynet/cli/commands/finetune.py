@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
     from radiologynet.protocol import get_task_spec
     from radiologynet.protocol.runner import check_output_folder, plan, run_one
+    from radiologynet.protocol.runs import DIVERGED
     from radiologynet.train import distributed as ddp
 
     config, settings = run_configuration(args, paper=False)
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        if result["status"] == "diverged":
+        if result["status"] == DIVERGED:
             print(f"diverged: {result.get('diverged')}; try a lower --lr", file=sys.stderr)
         print(f"results: {args.out}/{spec.name}/")
     return 0
