@@ -27,7 +27,7 @@ from radiologynet.io.windowing import Window
 from radiologynet.models._weights import Preprocessing
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray, decode_uint8
 
-from .cache import DecodedImageCache, open_or_build, report_unreadable
+from .cache import DecodedImageCache, build_cache, report_unreadable
 from .splits import class_folders
 
 
@@ -103,7 +103,7 @@ class ImageListDataset(Dataset):
             opened = cache
             self._report(list(opened.unreadable), skip_unreadable)
         else:  # skipped files listed, not warned about: reported once, below
-            opened = open_or_build(
+            opened = build_cache(
                 self.paths,
                 cache,
                 self.preprocessing,
@@ -111,6 +111,7 @@ class ImageListDataset(Dataset):
                 skip_unreadable=True,
                 num_workers=num_workers,
                 progress=progress,
+                warn=False,
             )
             self._report(list(opened.unreadable), skip_unreadable)
         by_path = {str(p): i for i, p in enumerate(opened.paths)}
