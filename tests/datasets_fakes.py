@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from radiologynet.data.tasks import TaskInfo
+
 SIZE = 16
 
 
@@ -243,3 +245,22 @@ def make_image_folder(
             for i in range(per_class):
                 _image(root / split / name / f"{i}.png", rng)
     return root
+
+
+# --- a plugged protocol task -------------------------------------------------------------
+
+
+def toy_task_info(name: str, aliases: tuple[str, ...] = ()) -> TaskInfo:
+    """A two-class task record for plug-in tests (its loader reads nothing)."""
+    return TaskInfo(
+        name=name,
+        title="a toy task",
+        kind="multiclass",
+        classes=("a", "b"),
+        num_outputs=2,
+        input_needs_sex=False,
+        download_url="",
+        expected_tree="",
+        load=lambda root, **kw: None,
+        aliases=aliases,
+    )

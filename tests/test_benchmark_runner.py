@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from radiologynet.cli import main
-from radiologynet.data.tasks import PaperProtocol, TaskInfo
+from radiologynet.data.tasks import PaperProtocol
 from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
 from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
@@ -23,7 +23,7 @@ from radiologynet.protocol.runner import (
     preprocessing_for,
 )
 from radiologynet.train import TrainConfig
-from tests.datasets_fakes import make_boneage, make_btmr
+from tests.datasets_fakes import make_boneage, make_btmr, toy_task_info
 
 TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
 RESULT_KEYS = {
@@ -108,20 +108,6 @@ def test_plan_refuses_learning_rates_train_config_refuses(lr):
         plan("btmr", ["resnet50"], ["random"], [lr], 1)
 
 
-def _toy_info(name: str) -> TaskInfo:
-    return TaskInfo(
-        name=name,
-        title="a toy task",
-        kind="multiclass",
-        classes=("a", "b"),
-        num_outputs=2,
-        input_needs_sex=False,
-        download_url="",
-        expected_tree="",
-        load=lambda root, **kw: None,
-    )
-
-
 @pytest.mark.parametrize(
     "bad",
     [dict(scheduler="cosine"), dict(optimizer="sgd"), dict(lrs=("1e-3", "0"))],
@@ -129,7 +115,9 @@ def _toy_info(name: str) -> TaskInfo:
 def test_taskspec_refuses_what_the_trainer_cannot_run(bad):
     """A bad scheduler used to fail only at run time, naming a --scheduler flag."""
     with pytest.raises(InvalidArgumentError, match="TaskSpec 'toy'"):
-        TaskSpec(_toy_info("toy"), lambda request: None, protocol=PaperProtocol(models=(), **bad))
+        TaskSpec(
+            toy_task_info("toy"), lambda request: None, protocol=PaperProtocol(models=(), **bad)
+        )
 
 
 @pytest.mark.parametrize("bad", ["4/4", "x", "1/0", "-1/2"])
@@ -264,7 +252,7 @@ def test_plugged_task(tmp_path):
 
     register_task(
         TaskSpec(
-            _toy_info("toy-plugin"),
+            toy_task_info("toy-plugin"),
             build_data,
             build_model=build_model,
             protocol=PaperProtocol(models=(), monitor="accuracy", mode="max"),

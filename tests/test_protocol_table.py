@@ -7,7 +7,7 @@ import runpy
 from pathlib import Path
 
 import pytest
-from datasets_fakes import make_image_folder
+from datasets_fakes import make_image_folder, toy_task_info
 
 from radiologynet import data as datasets
 from radiologynet import protocol
@@ -79,33 +79,18 @@ def test_every_registered_task_has_a_loader_that_reads_its_data(tmp_path):
     assert isinstance(luna, LUNA16) and luna.fraction == 0.5
 
 
-def _toy_info(name: str, aliases: tuple[str, ...] = ()) -> datasets.TaskInfo:
-    return datasets.TaskInfo(
-        name=name,
-        title="a toy",
-        kind="binary",
-        classes=("no", "yes"),
-        num_outputs=1,
-        input_needs_sex=False,
-        download_url="",
-        expected_tree="",
-        load=lambda root, **kw: None,
-        aliases=aliases,
-    )
-
-
 def test_a_plugged_task_joins_the_one_registry_with_its_aliases():
-    spec = protocol.TaskSpec(_toy_info("toy-task", ("toy",)), build_data=lambda r: None)
+    spec = protocol.TaskSpec(toy_task_info("toy-task", ("toy",)), build_data=lambda r: None)
     protocol.register_task(spec)
     assert datasets.get_task("toy") is spec.info
     assert protocol.get_task_spec("TOY") is spec
     assert spec.lrs == ("1e-2", "1e-3", "1e-4", "1e-5") and spec.models == ()
     with pytest.raises(InvalidArgumentError, match="alias"):
         protocol.register_task(
-            protocol.TaskSpec(_toy_info("other", ("covid",)), build_data=lambda r: None)
+            protocol.TaskSpec(toy_task_info("other", ("covid",)), build_data=lambda r: None)
         )
     with pytest.raises(InvalidArgumentError, match="alias of 'covid19'"):
-        protocol.register_task(protocol.TaskSpec(_toy_info("covid"), build_data=lambda r: None))
+        protocol.register_task(protocol.TaskSpec(toy_task_info("covid"), build_data=lambda r: None))
 
 
 def test_task_settings_from_the_command_line(tmp_path, capsys):
