@@ -1,10 +1,12 @@
-"""The one registry of task metadata: what each of the paper's downstream tasks predicts,
-the names it answers to, and how the paper trained it (with the source of each fact).
+"""The registry of task metadata: what each downstream task predicts, the names it
+answers to, how to load it (its ``load``), and how the paper trained it (with the source
+of each fact).
 
-Everything above this layer reads it: :mod:`radiologynet.protocol` adds only the
-protocol's own parts (how to build the data, the model, the loss and the metrics),
-the docs' protocol table (``docs/protocol.md``) prints it, the report matches the paper's
-published numbers through its aliases (the paper's ``pba`` and ``luna``).
+Everything above this layer reads it: a :class:`radiologynet.protocol.TaskSpec` holds a
+task's record and adds only the protocol's own parts (how to build the data, the model,
+the loss and the metrics), the docs' protocol table (``docs/protocol.md``) prints it, the
+report matches the paper's published numbers through its aliases (the paper's ``pba`` and
+``luna``).
 """
 
 from __future__ import annotations

@@ -278,7 +278,7 @@ def register_task(spec: TaskSpec) -> TaskSpec:
     """Add (or replace) a task; returns it so it can be used as a statement or decorator.
 
     Its record (``spec.info``, with its aliases) joins the task registry
-    (:func:`radiologynet.data.tasks.register_task_info`) unless it is the one registered.
+    (:func:`radiologynet.data.tasks.register_task_info`) unless the registry holds it already.
 
     Raises:
         InvalidArgumentError: the name or an alias already names another task.
@@ -290,8 +290,8 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 
 
 def get_task_spec(name: str) -> TaskSpec:
-    """The protocol's spec of the task called ``name`` or one of its aliases (the one
-    alias table is :mod:`radiologynet.data.tasks`).
+    """The protocol's spec of the task called ``name`` or one of its aliases (the alias
+    table is :mod:`radiologynet.data.tasks`'s).
 
     Raises:
         UnknownTaskError: the message lists the registered tasks.
