@@ -176,7 +176,7 @@ def protocol_estimate(
 ) -> dict[str, Any]:
     """Train one random-init run per learning rate through the protocol runner and
     extrapolate the full grid (3 inits x len(lrs) x 5 runs) from their wall times."""
-    from radiologynet.protocol import get_task_spec, plan, run_one
+    from radiologynet.protocol import RunSettings, get_task_spec, plan, run_one
     from radiologynet.train import TrainConfig
 
     task = get_task_spec("folder")
@@ -188,14 +188,14 @@ def protocol_estimate(
         device=str(device),
         num_workers=sizes.workers,
         progress=False,
-        cache_dir=str(cache),
     )
+    settings = RunSettings(cache_dir=str(cache))
     sampled = []
     for spec in plan(
         "folder", [sizes.protocol_model], ["random"], list(sizes.protocol_lrs), runs=1
     ):
         start = time.perf_counter()
-        result = run_one(spec, task, root, out, config)
+        result = run_one(spec, task, root, out, config, settings)
         wall = time.perf_counter() - start
         epochs = int(result["epochs_run"])
         sampled.append(

@@ -14,6 +14,19 @@ PAPER = (
     "Scientific Reports 15, 21622 (2025). doi:10.1038/s41598-025-05009-w"
 )
 PAPER_DOI = "10.1038/s41598-025-05009-w"
+#: The paper's three initialisations, in the order its tables show them: the family its
+#: statistics compare.
+PAPER_INITS = ("random", "imagenet", "radiologynet")
+#: What the paper's results sheet (``paper-results.csv``) calls random initialisation.
+SHEET_RANDOM_INIT = "baseline"
+
+
+def paper_init_rank(init: str) -> int:
+    """Where ``init`` (the sheet's ``baseline`` read as ``random``) comes in the paper's
+    order, :data:`PAPER_INITS`; ``len(PAPER_INITS)`` for any other initialisation."""
+    name = PAPER_INITS[0] if init == SHEET_RANDOM_INIT else init
+    return PAPER_INITS.index(name) if name in PAPER_INITS else len(PAPER_INITS)
+
 
 #: The unit of each metric of the paper's Tables 2-6 (``paper-results.csv``): F1 in
 #: percent, the bone-age MAE/RMSE in months (the RSNA labels' unit), Dice/IoU as
@@ -36,7 +49,7 @@ class PaperResult:
     task: str
     model: str
     statistic: str  # "mean" (over five runs) or "best" (single best run)
-    init: str  # "baseline" (random), "imagenet", "radiologynet", ...
+    init: str  # SHEET_RANDOM_INIT ("baseline": random), "imagenet", "radiologynet", ...
     lr: str
     metric: str
     value: float

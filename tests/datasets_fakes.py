@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from radiologynet.data.tasks import TaskInfo
+
 SIZE = 16
 
 
@@ -228,3 +230,37 @@ def make_grazpedwri(root: Path, n_patients: int = 40, parts: int = 2) -> list[di
     for k, row in enumerate(rows):
         _image(root / f"images_part{1 + k % parts}" / f"{row['filestem']}.png", rng, bits=16)
     return rows
+
+
+# --- any folder of labelled images (the folder task) ---------------------------------------
+
+
+def make_image_folder(
+    root: Path, classes: tuple[str, ...] = ("a", "b"), per_class: int = 2
+) -> Path:
+    """``root/{train,val}/<class>/<i>.png``, the layout of the ``folder`` task."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in classes:
+            for i in range(per_class):
+                _image(root / split / name / f"{i}.png", rng)
+    return root
+
+
+# --- a plugged protocol task -------------------------------------------------------------
+
+
+def toy_task_info(name: str, aliases: tuple[str, ...] = ()) -> TaskInfo:
+    """A two-class task record for plug-in tests (its loader reads nothing)."""
+    return TaskInfo(
+        name=name,
+        title="a toy task",
+        kind="multiclass",
+        classes=("a", "b"),
+        num_outputs=2,
+        input_needs_sex=False,
+        download_url="",
+        expected_tree="",
+        load=lambda root, **kw: None,
+        aliases=aliases,
+    )

@@ -10,18 +10,20 @@ import pytest
 import torch
 
 from radiologynet.cli import main
+from radiologynet.data.tasks import PaperProtocol
 from radiologynet.errors import InvalidArgumentError, StaleRunError, UnknownTaskError
 from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.protocol import TaskData, TaskSpec, get_task_spec, list_tasks, register_task
 from radiologynet.protocol import run as run_grid
 from radiologynet.protocol.runner import (
+    RunSettings,
     parse_init,
     parse_shard,
     plan,
     preprocessing_for,
 )
 from radiologynet.train import TrainConfig
-from tests.datasets_fakes import make_boneage, make_btmr
+from tests.datasets_fakes import make_boneage, make_btmr, toy_task_info
 
 TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
 RESULT_KEYS = {
@@ -113,7 +115,9 @@ def test_plan_refuses_learning_rates_train_config_refuses(lr):
 def test_taskspec_refuses_what_the_trainer_cannot_run(bad):
     """A bad scheduler used to fail only at run time, naming a --scheduler flag."""
     with pytest.raises(InvalidArgumentError, match="TaskSpec 'toy'"):
-        TaskSpec(name="toy", kind="multiclass", build_data=lambda request: None, **bad)
+        TaskSpec(
+            toy_task_info("toy"), lambda request: None, protocol=PaperProtocol(models=(), **bad)
+        )
 
 
 @pytest.mark.parametrize("bad", ["4/4", "x", "1/0", "-1/2"])
@@ -248,12 +252,10 @@ def test_plugged_task(tmp_path):
 
     register_task(
         TaskSpec(
-            name="toy-plugin",
-            kind="multiclass",
-            build_data=build_data,
+            toy_task_info("toy-plugin"),
+            build_data,
             build_model=build_model,
-            monitor="accuracy",
-            mode="max",
+            protocol=PaperProtocol(models=(), monitor="accuracy", mode="max"),
         )
     )
     (result,) = run_grid(
@@ -353,7 +355,8 @@ def test_disk_cache_gives_the_same_run(btmr, tmp_path):
     cached = run_grid(
         "btmr",
         btmr,
-        replace(TINY, cache_dir=str(tmp_path / "cache")),
+        TINY,
+        RunSettings(cache_dir=str(tmp_path / "cache")),
         out=tmp_path / "cached",
         **kwargs,
     )[0]
@@ -429,16 +432,20 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
         raise AssertionError("trained although the run is finished or refused")
 
     monkeypatch.setattr(runner, "fit", no_training)
-    # where and how it runs may differ: the finished run is reused
-    assert run_grid("btmr", btmr, replace(TINY, num_workers=1, device="cpu"), **kwargs) == [first]
-    for change, text in [
-        (dict(split_seed=1), "split_seed: 0 -> 1"),
-        (dict(max_epochs=2), "max_epochs: 1 -> 2"),
-        (dict(input_size=48), "input_size: 32 -> 48"),
-        (dict(batch_size=4), "batch_size: 8 -> 4"),
+    # where and how it runs may differ (a cache, more processes): the finished run is reused
+    monkeypatch.setattr(runner.ddp, "world_size", lambda: 2)
+    elsewhere = RunSettings(cache_dir=str(tmp_path / "cache"))
+    faster = replace(TINY, num_workers=1, device="cpu")
+    assert run_grid("btmr", btmr, faster, elsewhere, **kwargs) == [first]
+    for change, settings, text in [
+        (dict(split_seed=1), None, "split_seed: 0 -> 1"),
+        (dict(max_epochs=2), None, "max_epochs: 1 -> 2"),
+        (dict(input_size=48), None, "input_size: 32 -> 48"),
+        (dict(batch_size=4), None, "batch_size: 8 -> 4"),
+        ({}, RunSettings(head="paper"), "head: 'pooled' -> 'paper'"),
     ]:
         with pytest.raises(StaleRunError, match=text) as err:
-            run_grid("btmr", btmr, replace(TINY, **change), **kwargs)
+            run_grid("btmr", btmr, replace(TINY, **change), settings, **kwargs)
         assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
     # --overwrite keeps a run made with these very settings
     assert run_grid("btmr", btmr, TINY, overwrite=True, **kwargs) == [first]
@@ -462,3 +469,26 @@ def test_a_diverging_run_is_recorded_as_diverged(btmr, tmp_path):
     folder = tmp_path / "out" / "resnet18-random-1e6-run1"
     assert json.loads((folder / "result.json").read_text())["status"] == "diverged"
     assert not (folder / "checkpoint.pt").exists()
+
+
+def test_one_run_folder_format_for_the_runner_the_demo_sweep_and_the_report(tmp_path):
+    from radiologynet.analysis.report.results import INIT_ORDER, load_results
+    from radiologynet.demo.sweep import write_run
+    from radiologynet.paper import PAPER_INITS
+    from radiologynet.protocol.runner import RunSpec
+    from radiologynet.protocol.runs import RESULT_NAME, run_folder_name, started_result
+
+    spec = RunSpec("btmr", "resnet18", "imagenet", "imagenet", "1e-4", 2, 0.25)
+    assert spec.name == run_folder_name("resnet18", "imagenet", "1e-4", 2, 0.25)
+    assert spec.name == "resnet18-imagenet-1e-4-run2-frac0.25"
+    folder = write_run(
+        tmp_path, task="btmr", model="resnet18", init="imagenet", lr="1e-4", run=2,
+        fraction=0.25, val={"f1": 0.9}, test={"f1": 0.8}, best_epoch=3,
+    )  # fmt: skip
+    assert folder.name == spec.name
+    written = json.loads((folder / RESULT_NAME).read_text())
+    fields = dict(weights=None, seed=0, config={}, versions={})
+    started = started_result(task="t", model="m", init="i", lr="1", run=1, fraction=None, **fields)
+    assert set(written) == set(started)
+    assert load_results(tmp_path)["status"].tolist() == ["finished"]
+    assert [i for i in INIT_ORDER if i in PAPER_INITS] == list(PAPER_INITS)

@@ -3,6 +3,8 @@ before any training or decoding starts (run in-process through ``radiologynet.cl
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -126,20 +128,20 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
 def test_paper_defaults_and_explicit_options():
     import argparse
 
-    from radiologynet.cli.options import add_training_options, training_config
+    from radiologynet.cli.options import add_training_options, run_configuration
 
     parser = argparse.ArgumentParser()
     add_training_options(parser)
-    plain = parser.parse_args([])
-    paper = training_config(plain, paper=True)  # benchmark
-    assert (paper.head, paper.precision) == ("paper", "fp32")
-    own = training_config(plain, paper=False)  # finetune on the user's own data
-    assert (own.head, own.precision) == ("pooled", "auto")
-    assert training_config(parser.parse_args(["--paper"]), paper=False).head == "paper"
-    explicit = training_config(
-        parser.parse_args(["--head", "pooled", "--precision", "bf16"]), paper=True
-    )  # the project's options stay available
-    assert (explicit.head, explicit.precision) == ("pooled", "bf16")
+
+    def chosen(argv: list[str], paper: bool) -> tuple[str, str]:
+        config, settings = run_configuration(parser.parse_args(argv), paper=paper)
+        return settings.head, config.precision
+
+    assert chosen([], paper=True) == ("paper", "fp32")  # benchmark
+    assert chosen([], paper=False) == ("pooled", "auto")  # finetune on the user's own data
+    assert chosen(["--paper"], paper=False)[0] == "paper"
+    # the project's options stay available
+    assert chosen(["--head", "pooled", "--precision", "bf16"], paper=True) == ("pooled", "bf16")
 
 
 def test_finetune_and_benchmark_read_the_shared_training_options_alike(tmp_path):
@@ -147,17 +149,21 @@ def test_finetune_and_benchmark_read_the_shared_training_options_alike(tmp_path)
     both commands (``--seed`` is the split seed in both), and what is not given keeps
     TrainConfig's default."""
     from radiologynet.cli import build_parser
-    from radiologynet.cli.options import TRAINING_SETTINGS, training_config
+    from radiologynet.cli.options import RUN_SETTINGS, TRAINING_SETTINGS, run_configuration
+    from radiologynet.protocol.runner import RunSettings
     from radiologynet.train import TrainConfig
 
-    assert set(TRAINING_SETTINGS) <= set(TrainConfig.field_names())
+    assert set(TRAINING_SETTINGS) - set(RUN_SETTINGS) <= set(TrainConfig.field_names())
+    assert set(RUN_SETTINGS) == {f.name for f in dataclasses.fields(RunSettings)}
     given = ["--seed", "3", "--workers", "2", "--checkpoint-interval", "30", "--max-epochs", "5"]
     for command, paper in ((FINETUNE, False), (BENCHMARK, True)):
         argv = command + ["--data", str(tmp_path)]
-        config = training_config(build_parser(command[0]).parse_args(argv + given), paper=paper)
+        config, _ = run_configuration(
+            build_parser(command[0]).parse_args(argv + given), paper=paper
+        )
         assert (config.split_seed, config.num_workers, config.checkpoint_interval_s) == (3, 2, 30)
         assert config.max_epochs == 5
-        plain = training_config(build_parser(command[0]).parse_args(argv), paper=paper)
+        plain, _ = run_configuration(build_parser(command[0]).parse_args(argv), paper=paper)
         assert (plain.patience, plain.checkpoint_interval_s, plain.split_seed) == (
             TrainConfig.patience,
             TrainConfig.checkpoint_interval_s,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,12 @@ def test_unreadable_files_fail_listing_all_or_are_skipped_and_reported(tmp_path)
         "broken.png",
         "fake.dcm",
     }
+    with warnings.catch_warnings():  # reused, skipped files listed for the caller to report
+        warnings.simplefilter("error")
+        quiet = build_cache(
+            paths + bad, tmp_path / "cache", PRE, skip_unreadable=True, progress=False, warn=False
+        )
+    assert quiet.unreadable == cache.unreadable
     with pytest.warns(UserWarning, match="unreadable"):
         ds = ImageListDataset(
             paths + bad, list(range(6)), skip_unreadable=True, size=32, progress=False

@@ -18,12 +18,13 @@ from datasets_fakes import (
     make_btmr,
     make_covid19,
     make_grazpedwri,
+    make_image_folder,
     write_grazpedwri_csv,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radiologynet.data import TASKS, get_task, load_task, read_splits
+from radiologynet.data import TASKS, ImageFolderDataset, get_task, load_task, read_splits
 from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri
 from radiologynet.data.splits import (
     Sample,
@@ -69,6 +70,30 @@ def test_task_records_match_their_modules(module):
     expected_outputs = len(task.classes) if task.kind == "multiclass" else 1
     assert task.num_outputs == expected_outputs
     assert (task.kind == "regression") == (task.classes == ())
+
+
+# --- any folder of labelled images --------------------------------------------------------
+
+
+def test_folder_task_leaves_hidden_folders_out_of_the_classes(tmp_path):
+    """The folder task took .ipynb_checkpoints as a class (review 5.1)."""
+    make_image_folder(tmp_path, ("cat", "dog"))
+    for split in ("train", "val"):
+        make_image_folder(tmp_path / split / ".ipynb_checkpoints", ("cat",), per_class=1)
+    splits = load_task("folder", tmp_path, seed=0)
+    assert splits.classes == ("cat", "dog")
+    assert not [s for s in splits.train + splits.val if ".ipynb" in s.path]
+    assert ImageFolderDataset(tmp_path / "train", size=16, progress=False).classes == ["cat", "dog"]
+
+
+def test_folder_task_keeps_a_stratified_fraction_and_checks_its_arguments(tmp_path):
+    make_image_folder(tmp_path, ("a", "b"), per_class=4)
+    half = load_task("folder", tmp_path, seed=1, fraction=0.5)
+    assert Counter(s.target for s in half.train) == {0: 2, 1: 2} and len(half.val) == 8
+    with pytest.raises(InvalidArgumentError, match="fraction"):
+        load_task("folder", tmp_path, fraction=2.0)
+    with pytest.raises(DatasetNotFoundError, match="train/ and val/"):
+        load_task("folder", tmp_path / "train")
 
 
 # --- Brain Tumor MRI ------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from radiologynet.demo.quick import (
     TIMINGS_NAME,
     DemoTimings,
     _EpochPrinter,
+    init_summary_table,
     make_demo_dataset,
-    results_table,
     run_demo,
     summarise_runs,
     synthetic_radiograph,
@@ -141,7 +141,7 @@ def test_results_table_means():
         _run("random", 1, accuracy=0.5, f1=0.4),
         _run("random", 2, accuracy=0.7, f1=0.6),
     ]
-    table = results_table(rows)
+    table = init_summary_table(rows)
     assert "0.600 ± 0.141" in table and "0.500 ± 0.141" in table and "3.0 ± 1.4" in table
 
 
@@ -156,7 +156,7 @@ def test_both_demos_list_diverged_runs_and_average_the_finished(tmp_path, capsys
     (summary,) = summarise_runs(rows, ("f1",))
     assert summary.runs == 3 and summary.scores["f1"] == [0.4, 0.6]
     assert summary.not_averaged == ["run 2 (diverged)"]
-    table = results_table(rows)
+    table = init_summary_table(rows)
     assert "0.500 ± 0.141" in table and "run 2 (diverged)" in table
     for row in rows:
         folder = tmp_path / f"random-run{row['run']}"

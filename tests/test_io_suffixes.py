@@ -37,11 +37,11 @@ def _tree(root: Path) -> None:
 
 
 def test_folder_task_dataset_and_pretraining_accept_every_dicom_suffix(tmp_path):
+    from radiologynet.data.benchmarks import folder
     from radiologynet.pretraining.reconstruction import find_images
-    from radiologynet.protocol.tasks.classification import folder_splits
 
     _tree(tmp_path)
-    splits = folder_splits(tmp_path)
+    splits = folder.load(tmp_path)
     assert {Path(s.path).suffix for s in splits.train} == set(io.DICOM_SUFFIXES)
     dataset = ImageFolderDataset(tmp_path / "train", size=16, progress=False)
     assert {p.suffix for p in dataset.paths} == set(io.DICOM_SUFFIXES)

@@ -327,7 +327,7 @@ def test_validation_uses_the_central_64_pixels_of_each_nodule_crop(luna, tmp_pat
 
 
 def test_paper_augmentation_moves_image_and_mask_together():
-    from radiologynet.transforms.luna16 import LunaAugmentation
+    from radiologynet.transforms.augment import LunaAugmentation
 
     g = torch.Generator().manual_seed(0)
     mask = torch.zeros(16, 1, 64, 64)
@@ -352,3 +352,18 @@ def test_paper_augmentation_moves_image_and_mask_together():
     angles = LunaAugmentation().matrices(2000, torch.Generator().manual_seed(1))
     shifts = angles[:, :, 2]
     assert shifts.abs().max() <= 0.03 and shifts.abs().max() > 0.025
+
+
+def test_the_luna16_preset_is_the_augmentation_the_runner_applies():
+    """AUGMENTATIONS["luna16"] was flips + noise while the runner applied the paper's
+    affine augmentation (review 2.4)."""
+    from radiologynet.protocol.tasks.luna16 import LUNA16_SETTINGS, luna_batch_transform
+    from radiologynet.transforms import AUGMENTATIONS
+    from radiologynet.transforms.augment import LunaAugmentation, resolve_augmentation
+
+    paper = LunaAugmentation.from_settings(LUNA16_SETTINGS)
+    assert resolve_augmentation("luna16") == AUGMENTATIONS["luna16"] == paper
+    assert luna_batch_transform().augment.augmentation == paper
+    image = torch.rand(2, 1, 32, 32)
+    out, mask = AUGMENTATIONS["luna16"](image, None, torch.Generator().manual_seed(0))
+    assert out.shape == image.shape and mask is None  # images without masks too

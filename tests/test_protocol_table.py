@@ -7,6 +7,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from datasets_fakes import make_image_folder, toy_task_info
 
 from radiologynet import data as datasets
 from radiologynet import protocol
@@ -46,37 +47,50 @@ def test_one_get_task_accepts_the_aliases_everywhere():
         datasets.get_task("mnist")
 
 
-def test_protocol_specs_take_the_papers_facts_from_the_registry():
+def test_protocol_specs_hold_their_registry_record():
     for name, info in datasets.TASKS.items():
-        if info.paper is None:
+        if name not in protocol.list_tasks():
             continue
         spec = protocol.get_task_spec(name)
-        assert (spec.lrs, spec.models, spec.optimizer, spec.scheduler) == (
-            info.paper.lrs,
-            info.paper.models,
-            info.paper.optimizer,
-            info.paper.scheduler,
-        )
-        assert (spec.monitor, spec.kind) == (info.paper.monitor, info.kind)
+        assert spec.info is info and (spec.name, spec.kind) == (info.name, info.kind)
+        if info.paper is not None:
+            assert spec.training is info.paper
+            assert (spec.lrs, spec.models, spec.monitor, spec.settings) == (
+                info.paper.lrs,
+                info.paper.models,
+                info.paper.monitor,
+                info.paper.settings,
+            )
     assert protocol.get_task_spec("luna16").settings["samples_per_epoch"] == 300_000
+    slices = protocol.get_task_spec("luna16-slices")
+    assert (slices.monitor, slices.settings["validation"]) == ("pooled_dice", "slices")
+    assert datasets.TASKS["luna16"].paper.monitor == "crop_iou"  # the paper's record kept
+
+
+def test_every_registered_task_has_a_loader_that_reads_its_data(tmp_path):
+    """The folder and LUNA16 records had loaders that only raised."""
+    from radiologynet.data.benchmarks.luna16 import LUNA16
+    from radiologynet.demo.synthetic_luna16 import make_synthetic_luna16
+
+    tree = make_image_folder(tmp_path / "images")
+    assert datasets.load_task("folder", tree).classes == ("a", "b")
+    make_synthetic_luna16(tmp_path / "luna", num_series=2, shape_zyx=(8, 32, 32))
+    luna = datasets.load_task("luna16", tmp_path / "luna", fraction=0.5)
+    assert isinstance(luna, LUNA16) and luna.fraction == 0.5
 
 
 def test_a_plugged_task_joins_the_one_registry_with_its_aliases():
-    spec = protocol.TaskSpec(
-        name="toy-task", kind="binary", build_data=lambda r: None, description="a toy"
-    )
-    protocol.register_task(spec, aliases=("toy",))
-    assert datasets.get_task("toy").name == "toy-task"
+    spec = protocol.TaskSpec(toy_task_info("toy-task", ("toy",)), build_data=lambda r: None)
+    protocol.register_task(spec)
+    assert datasets.get_task("toy") is spec.info
     assert protocol.get_task_spec("TOY") is spec
+    assert spec.lrs == ("1e-2", "1e-3", "1e-4", "1e-5") and spec.models == ()
     with pytest.raises(InvalidArgumentError, match="alias"):
         protocol.register_task(
-            protocol.TaskSpec(name="other", kind="binary", build_data=lambda r: None),
-            aliases=("covid",),
+            protocol.TaskSpec(toy_task_info("other", ("covid",)), build_data=lambda r: None)
         )
     with pytest.raises(InvalidArgumentError, match="alias of 'covid19'"):
-        protocol.register_task(
-            protocol.TaskSpec(name="covid", kind="binary", build_data=lambda r: None)
-        )
+        protocol.register_task(protocol.TaskSpec(toy_task_info("covid"), build_data=lambda r: None))
 
 
 def test_task_settings_from_the_command_line(tmp_path, capsys):

@@ -24,7 +24,7 @@ from radiologynet.models._vanilla_unet import VanillaUNet
 from radiologynet.models._weights import IMAGENET_MEAN
 from radiologynet.models.unet import load_unet, unet_from_model_name
 from radiologynet.protocol import get_task_spec, resolve_model
-from radiologynet.protocol.runner import model_preprocessing, parse_init, plan, run_one
+from radiologynet.protocol.runner import RunSettings, model_preprocessing, parse_init, plan, run_one
 from radiologynet.protocol.tasks.luna16 import build_data
 from radiologynet.train import TrainConfig
 
@@ -132,10 +132,10 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
         batch_size=16,
         in_chans=1,
         progress=False,
-        cache_dir=str(tmp_path / "cache"),
     )
+    settings = RunSettings(cache_dir=str(tmp_path / "cache"))
     for spec in runs:
-        result = run_one(spec, tiny, luna, out, config_)
+        result = run_one(spec, tiny, luna, out, config_, settings)
         folder = out / spec.name
         assert json.loads((folder / "result.json").read_text()) == result
         assert result["status"] == "finished" and result["epochs_run"] == 1
@@ -155,7 +155,7 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
             for name, tensor in net.net.state_dict().items():
                 assert torch.equal(again.net.state_dict()[name], tensor), name
             (later,) = plan("luna16", ["unet"], [f"tuned={folder / 'model'}"], ["1e-3"], 1)
-            assert run_one(later, tiny, luna, out, config_)["status"] == "finished"
+            assert run_one(later, tiny, luna, out, config_, settings)["status"] == "finished"
         else:
             assert config["model"] == spec.model
             # a task folder names its encoder and decoder, and no timm "architecture"

@@ -44,7 +44,7 @@ from radiologynet.train.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from radiologynet.train.config import config_changes, resolve_device
+from radiologynet.train.config import RESUMABLE_FIELDS, config_changes, resolve_device
 from radiologynet.train.preemption import Preemption
 from radiologynet.transforms import BatchHook, BatchTransform
 
@@ -463,6 +463,11 @@ def test_batch_path_gives_the_dataloader_tensors(tmp_path):
         for (f_in, f_y), (s_in, s_y) in zip(fast, slow, strict=True):
             assert torch.equal(f_in[0], s_in[0]) and torch.equal(f_in[1], s_in[1])
             assert torch.equal(f_y, s_y)
+
+
+def test_resumable_fields_are_train_config_fields():
+    """RESUMABLE_FIELDS listed world_size, a key of the runner's record (review 5.8)."""
+    assert RESUMABLE_FIELDS <= set(TrainConfig.field_names())
 
 
 def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():

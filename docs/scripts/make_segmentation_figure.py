@@ -29,7 +29,8 @@ OUT = ROOT / "docs" / "images" / "segmentation-example.png"
 
 def train_small_unet(data: LUNA16, steps: int = 100, seed: int = 0) -> torch.nn.Module:
     """A vanilla U-Net trained on the training split's nodule slices (random 48 x 48
-    crops, flips, noise) with BCE + Dice."""
+    crops with the paper's LUNA16 augmentation: affine transform and 25 HU noise) with
+    BCE + Dice."""
     torch.manual_seed(seed)
     slices = data.slices("train")
     images = torch.stack([slices[i][0] for i in range(len(slices))])

@@ -1,7 +1,8 @@
 """Training settings on the command line: how a :class:`~radiologynet.train.TrainConfig`
 setting is spelled as an option (:func:`option`), the options ``finetune`` and
 ``benchmark`` share (:func:`add_training_options`, built from the config's fields), and the
-configuration they make (:func:`training_config`).
+configuration they make (:func:`run_configuration`: the training settings and the
+protocol runner's own, ``head`` and ``cache_dir``).
 
 Importing this module imports no framework; the two builders import
 :mod:`radiologynet.train.config` (and so torch) when called.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from radiologynet.errors import InvalidArgumentError, InvalidSettingError, RadiologyNetError
 
 if TYPE_CHECKING:
+    from radiologynet.protocol.runner import RunSettings
     from radiologynet.train.config import TrainConfig
 
 #: Settings whose option is not the field name with dashes.
@@ -41,8 +43,8 @@ def error_text(err: RadiologyNetError) -> str:
     return str(err)
 
 
-#: The ``TrainConfig`` settings ``finetune`` and ``benchmark`` take as options, in the
-#: order ``--help`` lists them.
+#: The settings ``finetune`` and ``benchmark`` take as options, in the order ``--help``
+#: lists them: ``TrainConfig`` fields, and the runner's :data:`RUN_SETTINGS`.
 TRAINING_SETTINGS = (
     "max_epochs",
     "patience",
@@ -57,6 +59,9 @@ TRAINING_SETTINGS = (
     "checkpoint_interval_s",
     "track_emissions",
 )
+#: The settings of :data:`TRAINING_SETTINGS` that are the protocol runner's
+#: (:class:`~radiologynet.protocol.runner.RunSettings`), not ``TrainConfig`` fields.
+RUN_SETTINGS = ("head", "cache_dir")
 
 
 def _setting_help() -> dict[str, str]:
@@ -101,11 +106,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options ``finetune`` and ``benchmark`` share to ``parser``, as one group: one
     per ``TrainConfig`` setting of :data:`TRAINING_SETTINGS`, typed from its field and with
     its choices, plus ``--paper``, ``--overwrite`` and ``--no-progress``. Each setting
-    defaults to ``None`` (not given), so :func:`training_config` leaves the config's own
+    defaults to ``None`` (not given), so :func:`run_configuration` leaves the config's own
     default in place."""
     from radiologynet.train.config import HEADS, PRECISIONS, TrainConfig
 
-    types = typing.get_type_hints(TrainConfig)
+    types = {**typing.get_type_hints(TrainConfig), "head": str, "cache_dir": str}
     choices = {"head": HEADS, "precision": PRECISIONS}
     group = parser.add_argument_group("training options")
     help_text = _setting_help()
@@ -139,9 +144,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
-    """The :class:`~radiologynet.train.TrainConfig` of the options of
-    :func:`add_training_options` (it validates every value).
+def run_configuration(args: argparse.Namespace, *, paper: bool) -> tuple[TrainConfig, RunSettings]:
+    """The :class:`~radiologynet.train.TrainConfig` and the runner's
+    :class:`~radiologynet.protocol.runner.RunSettings` of the options of
+    :func:`add_training_options` (they validate every value).
 
     ``paper``: the command's defaults are the paper's (``benchmark``) rather than
     ``finetune``'s; ``--paper`` asks for them explicitly.
@@ -150,6 +156,7 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
         InvalidArgumentError: a value out of range, or ``--paper`` with an option that
             contradicts it.
     """
+    from radiologynet.protocol.runner import RunSettings
     from radiologynet.train.config import FINETUNE_DEFAULTS, PAPER_DEFAULTS, TrainConfig
 
     if args.paper:
@@ -160,11 +167,9 @@ def training_config(args: argparse.Namespace, *, paper: bool) -> TrainConfig:
                     f"--paper uses {option(name)} {value}, which contradicts "
                     f"{option(name)} {given}: drop --paper or {option(name)} {given}"
                 )
-    settings = {
+    given = {
         name: getattr(args, name) for name in TRAINING_SETTINGS if getattr(args, name) is not None
     }
-    defaults = PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS
-    return TrainConfig(
-        **{**defaults, **settings},
-        progress=not args.no_progress,
-    )
+    chosen = {**(PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS), **given}
+    run = RunSettings(**{name: chosen.pop(name) for name in RUN_SETTINGS if name in chosen})
+    return TrainConfig(**chosen, progress=not args.no_progress), run

@@ -5,11 +5,13 @@ The benchmark readers live in :mod:`radiologynet.data.benchmarks` (one module ea
 torch ``Dataset`` classes in :mod:`.folders` and :mod:`.samples`; the cache in :mod:`.cache`.
 
 ``load_task("btmr", "~/data/brain-tumor-mri", seed=0)`` returns the deterministic
-train/validation/test :class:`Splits` of a benchmark; :data:`TASKS` maps each task name
+train/validation/test :class:`Splits` of a benchmark (``"folder"``: any
+``ROOT/{train,val,test}/<class>/`` folder); :data:`TASKS` maps each task name
 to its :class:`TaskInfo` (kind, classes, output count, aliases, whether it needs the sex
 input, where to download it, how the paper trained it); :func:`get_task` accepts the
-aliases (``"covid"``, ``"pba"``, ``"luna"``). This is the one registry of task metadata:
-:mod:`radiologynet.protocol` adds only the protocol's own parts.
+aliases (``"covid"``, ``"pba"``, ``"luna"``). A protocol task
+(:class:`radiologynet.protocol.TaskSpec`) holds its record and adds only the protocol's
+own parts.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri  # noqa: F401
 from radiologynet.data.cache import DecodedImageCache, build_cache
 from radiologynet.data.folders import DicomFolderDataset, ImageFolderDataset, ImageListDataset
 from radiologynet.data.splits import Sample, Splits, Task
 from radiologynet.data.tasks import (
-    PAPER_INITS,
     TASK_KINDS,
     TASKS,
     PaperProtocol,
@@ -34,12 +36,17 @@ from radiologynet.data.tasks import (
 )
 from radiologynet.errors import DatasetFormatError
 
+if TYPE_CHECKING:
+    from radiologynet.data.benchmarks.luna16 import LUNA16
+
 
 def load_task(
     name: str, root: str | os.PathLike[str], *, seed: int = 0, fraction: float | None = None
-) -> Splits:
-    """Load benchmark ``name`` from the dataset folder ``root`` and return its splits for
-    ``seed``, with ``fraction`` of the training split kept (validation and test intact)."""
+) -> Splits | LUNA16:
+    """Load task ``name`` from the dataset folder ``root``: its splits for ``seed``, with
+    ``fraction`` of the training split kept (validation and test intact); for ``luna16``
+    the :class:`~radiologynet.data.benchmarks.luna16.LUNA16` dataset (series split, the
+    training fraction taken over its nodule crops)."""
     return get_task(name).load(root, seed=seed, fraction=fraction)
 
 
@@ -100,7 +107,6 @@ __all__ = [
     "ImageFolderDataset",
     "ImageListDataset",
     "build_cache",
-    "PAPER_INITS",
     "TASKS",
     "TASK_KINDS",
     "PaperProtocol",

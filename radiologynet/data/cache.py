@@ -248,6 +248,8 @@ def build_cache(
     rebuild: bool = False,
     num_workers: int = 0,
     progress: bool = True,
+    *,
+    warn: bool = True,
 ) -> DecodedImageCache:
     """Decode ``paths`` once into a cache folder at ``root``, or reuse it when it is current.
 
@@ -258,11 +260,14 @@ def build_cache(
             interpolation and letterbox), or just the side ``S`` (bilinear letterbox).
         labels: one JSON-serialisable label per path, stored in the index.
         window: ``(center, width)`` or a preset for DICOM inputs.
-        skip_unreadable: leave unreadable files out (listed in ``cache.unreadable`` and
-            warned about) instead of failing.
+        skip_unreadable: leave unreadable files out (listed in ``cache.unreadable`` and,
+            with ``warn``, warned about) instead of failing.
         rebuild: rebuild even when the cache is current.
         num_workers: decoding threads (0: in this thread).
         progress: show a tqdm progress bar.
+        warn: warn about the skipped files; ``False`` for a caller that reports
+            ``cache.unreadable`` itself (the image datasets, which tell image-less DICOM
+            files from unreadable ones).
 
     Returns:
         The opened :class:`DecodedImageCache`.
@@ -272,31 +277,6 @@ def build_cache(
             ``skip_unreadable`` is false.
         InvalidArgumentError: a side below 1 pixel.
     """
-    cache = open_or_build(
-        paths, root, preprocessing, labels, window, skip_unreadable, rebuild, num_workers, progress
-    )
-    report_unreadable(cache.unreadable, skip_unreadable, _unreadable_in(cache.root))
-    return cache
-
-
-def _unreadable_in(root: Path) -> str:
-    return f"unreadable image(s) for cache {root}"
-
-
-def open_or_build(
-    paths: Sequence[str | PathLike[str]],
-    root: str | PathLike[str],
-    preprocessing: Preprocessing | int,
-    labels: Sequence[Any] | None = None,
-    window: Window = None,
-    skip_unreadable: bool = False,
-    rebuild: bool = False,
-    num_workers: int = 0,
-    progress: bool = True,
-) -> DecodedImageCache:
-    """:func:`build_cache` without its warning: with ``skip_unreadable`` the skipped files
-    are only listed in ``cache.unreadable``, for a caller that reports them itself (the
-    image datasets, which tell image-less DICOM files from unreadable ones)."""
     if isinstance(preprocessing, int):
         preprocessing = Preprocessing(input_size=preprocessing)
     size = int(preprocessing.input_size)
@@ -320,12 +300,19 @@ def open_or_build(
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
-                if not skip_unreadable:
-                    report_unreadable(cache.unreadable, False, _unreadable_in(root))
+                if not skip_unreadable or warn:
+                    report_unreadable(cache.unreadable, skip_unreadable, _unreadable_in(root))
                 return cache
-        return _build(
+        cache = _build(
             sources, root, preprocessing, resolved, labels, skip_unreadable, num_workers, progress
         )
+    if warn:
+        report_unreadable(cache.unreadable, skip_unreadable, _unreadable_in(root))
+    return cache
+
+
+def _unreadable_in(root: Path) -> str:
+    return f"unreadable image(s) for cache {root}"
 
 
 def _build(

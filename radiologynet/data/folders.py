@@ -27,7 +27,8 @@ from radiologynet.io.windowing import Window
 from radiologynet.models._weights import Preprocessing
 from radiologynet.transforms.pipeline import ImageTransform, as_uint8_gray, decode_uint8
 
-from .cache import DecodedImageCache, open_or_build, report_unreadable
+from .cache import DecodedImageCache, build_cache, report_unreadable
+from .splits import class_folders
 
 
 class ImageListDataset(Dataset):
@@ -102,7 +103,7 @@ class ImageListDataset(Dataset):
             opened = cache
             self._report(list(opened.unreadable), skip_unreadable)
         else:  # skipped files listed, not warned about: reported once, below
-            opened = open_or_build(
+            opened = build_cache(
                 self.paths,
                 cache,
                 self.preprocessing,
@@ -110,6 +111,7 @@ class ImageListDataset(Dataset):
                 skip_unreadable=True,
                 num_workers=num_workers,
                 progress=progress,
+                warn=False,
             )
             self._report(list(opened.unreadable), skip_unreadable)
         by_path = {str(p): i for i, p in enumerate(opened.paths)}
@@ -178,12 +180,6 @@ class ImageListDataset(Dataset):
         return images, default_collate([self.targets[i] for i in rows])
 
 
-def _class_folders(root: Path) -> list[str]:
-    if not root.is_dir():
-        raise DatasetNotFoundError(f"{root}: no such folder.")
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
 class ImageFolderDataset(ImageListDataset):
     """A labelled folder, one subfolder per class (``root/<class>/<image>``), as
     torchvision's ``ImageFolder``; targets are class indices in sorted class order.
@@ -203,7 +199,7 @@ class ImageFolderDataset(ImageListDataset):
         **kwargs: Any,
     ) -> None:
         self.root = Path(root)
-        self.classes = _class_folders(self.root)
+        self.classes = class_folders(self.root)
         if not self.classes:
             raise DatasetNotFoundError(
                 f"{self.root}: no class subfolders (expected root/<class>/<image files>)."

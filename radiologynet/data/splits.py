@@ -351,6 +351,19 @@ def find_dataset_dir(root: Path, is_dataset: Callable[[Path], bool]) -> Path | N
     return None
 
 
+def class_folders(root: Path) -> list[str]:
+    """The class names of a class-per-subfolder tree (``root/<class>/<image>``): the
+    names of ``root``'s sub-folders, sorted, hidden ones (``.ipynb_checkpoints``,
+    ``.Trash``) left out.
+
+    Raises:
+        DatasetNotFoundError: ``root`` is not a folder.
+    """
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{root}: no such folder.")
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
     """Raise :class:`DatasetFormatError` unless ``frame`` has all ``columns``."""
     missing = [c for c in columns if c not in frame.columns]

@@ -1,26 +1,27 @@
-"""The one registry of task metadata: what each of the paper's downstream tasks predicts,
-the names it answers to, and how the paper trained it (with the source of each fact).
+"""The registry of task metadata: what each downstream task predicts, the names it
+answers to, how to load it (its ``load``), and how the paper trained it (with the source
+of each fact).
 
-Everything above this layer reads it: :mod:`radiologynet.protocol` adds only the
-protocol's own parts (how to build the data, the model, the loss and the metrics),
-the docs' protocol table (``docs/protocol.md``) prints it, the report matches the paper's
-published numbers through its aliases (the paper's ``pba`` and ``luna``).
+Everything above this layer reads it: a :class:`radiologynet.protocol.TaskSpec` holds a
+task's record and adds only the protocol's own parts (how to build the data, the model,
+the loss and the metrics), the docs' protocol table (``docs/protocol.md``) prints it, the
+report matches the paper's published numbers through its aliases (the paper's ``pba`` and
+``luna``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
 from radiologynet.data.splits import Task
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
+from radiologynet.paper import PAPER_INITS
 
 #: What a task predicts.
 TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
-#: The paper's three initialisations, the family its statistics compare.
-PAPER_INITS = ("random", "imagenet", "radiologynet")
 
 #: Where the shared protocol is described in the paper.
 SOURCE_PROTOCOL = "paper, Evaluation on downstream tasks"
@@ -28,7 +29,11 @@ SOURCE_PROTOCOL = "paper, Evaluation on downstream tasks"
 
 @dataclass(frozen=True)
 class PaperProtocol:
-    """How the paper trained one task (facts, not this project's defaults).
+    """How the paper trained one task (facts, not this project's defaults). A protocol
+    task that is not the paper's (the ``folder`` task, a variant such as
+    ``luna16-slices``) states how it trains in the same record
+    (:attr:`radiologynet.protocol.TaskSpec.protocol`); its defaults are the paper's
+    shared protocol.
 
     Attributes:
         models: the architectures it evaluated (``--models`` names).
@@ -64,15 +69,6 @@ class PaperProtocol:
         return self.sources.get(name, SOURCE_PROTOCOL)
 
 
-def _not_in_this_package(name: str, where: str) -> Callable[..., Any]:
-    def load(*args: Any, **kwargs: Any) -> Any:
-        raise InvalidArgumentError(
-            f"task {name!r} is not loaded as train/val/test samples: use {where}."
-        )
-
-    return load
-
-
 @dataclass(frozen=True)
 class TaskInfo(Task):
     """One downstream task in the registry: a :class:`radiologynet.data.splits.Task`
@@ -83,8 +79,9 @@ class TaskInfo(Task):
         paper: how the paper trained it (``None`` for a task the paper did not have).
 
     ``kind`` is one of :data:`TASK_KINDS`; ``num_outputs`` 0 means "read from the data"
-    (the ``folder`` task); LUNA16's ``load`` raises (its loader is
-    :class:`radiologynet.data.benchmarks.luna16.LUNA16`).
+    (the ``folder`` task). ``load`` returns :class:`~radiologynet.data.splits.Splits` for
+    classification and regression, a :class:`radiologynet.data.benchmarks.luna16.LUNA16`
+    for ``luna16``.
     """
 
     aliases: tuple[str, ...] = ()
@@ -171,8 +168,16 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
     }
 
 
+def _load_luna16(root: Any, *, seed: int = 0, fraction: float | None = None, **options: Any) -> Any:
+    """:func:`radiologynet.data.benchmarks.luna16.load`, imported when used (it needs
+    torch and SimpleITK)."""
+    from radiologynet.data.benchmarks.luna16 import load
+
+    return load(root, seed=seed, fraction=fraction, **options)
+
+
 def _builtin() -> dict[str, TaskInfo]:
-    from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri
+    from radiologynet.data.benchmarks import boneage, btmr, covid19, folder, grazpedwri
 
     paper = _paper_protocols()
     aliases = {
@@ -196,10 +201,11 @@ def _builtin() -> dict[str, TaskInfo]:
         input_needs_sex=False,
         download_url="https://luna16.grand-challenge.org/Download/",
         expected_tree="DIR/\n  subset0..subset9/<seriesuid>.mhd (+ .raw)\n  annotations.csv\n",
-        load=_not_in_this_package("luna16", "radiologynet.data.benchmarks.luna16.LUNA16(root)"),
+        load=_load_luna16,
         aliases=("luna",),
         paper=paper["luna16"],
     )
+    records["folder"] = TaskInfo.from_loader(folder.TASK)
     return records
 
 
@@ -236,8 +242,15 @@ def register_task_info(info: TaskInfo) -> TaskInfo:
     """Add (or replace) a task record and its aliases; returns it.
 
     Raises:
-        InvalidArgumentError: an alias already names another task.
+        InvalidArgumentError: its name is an alias of another task, or an alias already
+            names another task.
     """
+    owner = _ALIASES.get(info.name)
+    if owner is not None and owner != info.name:
+        raise InvalidArgumentError(
+            f"task name {info.name!r} is an alias of {owner!r}; register the task under "
+            "another name."
+        )
     for alias in info.aliases:
         owner = _ALIASES.get(alias)
         if (owner is not None and owner != info.name) or (

@@ -28,6 +28,7 @@ from PIL import Image
 from radiologynet._atomic import atomic_write, atomic_write_json
 from radiologynet._optional import require
 from radiologynet.errors import InvalidArgumentError, ResultsFormatError
+from radiologynet.protocol.runs import FINISHED, MODEL_DIR
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")
@@ -174,7 +175,7 @@ def summarise_runs(results: Sequence[dict[str, Any]], metrics: Sequence[str]) ->
     summaries = []
     for init in dict.fromkeys(r["init"] for r in results):
         mine = [r for r in results if r["init"] == init]
-        finished = [r for r in mine if r.get("status") == "finished"]
+        finished = [r for r in mine if r.get("status") == FINISHED]
         for r in finished:
             missing = [m for m in metrics if m not in (r.get("test") or {})]
             if missing:
@@ -191,14 +192,14 @@ def summarise_runs(results: Sequence[dict[str, Any]], metrics: Sequence[str]) ->
                 not_averaged=[
                     f"run {r.get('run')} ({r.get('status')})"
                     for r in mine
-                    if r.get("status") != "finished"
+                    if r.get("status") != FINISHED
                 ],
             )
         )
     return summaries
 
 
-def results_table(results: Sequence[dict[str, Any]]) -> str:
+def init_summary_table(results: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of test accuracy / macro F1 and epochs to best, per init, over
     the finished runs; the others are listed, not averaged (:func:`summarise_runs`)."""
     rows = [("init", "runs", "test accuracy", "test macro F1", "epochs to best", "not averaged")]
@@ -399,9 +400,9 @@ def run_demo(
 
     timings.add("import", time.perf_counter() - mark)
     out = Path(out_dir)
-    weights = out / "pretext" / f"{model}-random-{lr}-run1" / "model"
     # the whole grid is checked (model name, learning rate, runs) before any work
     pretext_plan = plan("folder", [model], ["random"], [lr], runs=1)
+    weights = out / "pretext" / pretext_plan[0].name / MODEL_DIR
     finetune_plan = plan(
         "folder", [model], ["random", f"pretext={weights}", *extra_inits], [lr], runs=runs
     )
@@ -491,7 +492,7 @@ def _say_demo_results(
 ) -> None:
     """Print the results table and the time breakdown; write ``timings.json``."""
     say("")
-    say(results_table(results))
+    say(init_summary_table(results))
     say("")
     say(f"Results: {out / 'results'} (one folder per run: result.json, log.jsonl, model/).")
     say(

@@ -14,12 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from radiologynet._atomic import atomic_write_json, atomic_write_text
-
-
-def run_folder_name(model: str, init: str, lr: str, run: int, fraction: float | None = None) -> str:
-    """``<model>-<init>-<lr>-run<k>[-frac<f>]``, the runner's folder name."""
-    name = f"{model}-{init}-{lr}-run{run}"
-    return name if fraction is None else f"{name}-frac{fraction:g}"
+from radiologynet.protocol.runs import FINISHED, RESULT_NAME, run_folder_name, started_result
+from radiologynet.train.trainer import LOG_NAME
 
 
 def write_run(
@@ -37,33 +33,33 @@ def write_run(
     log: Sequence[Mapping[str, float]] = (),
     fraction: float | None = None,
     emissions: Mapping[str, float] | None = None,
-    status: str = "finished",
+    status: str = FINISHED,
     seed: int | None = None,
 ) -> Path:
     """Write one run folder under ``out`` and return it."""
     folder = Path(out) / run_folder_name(model, init, lr, run, fraction)
-    atomic_write_json(
-        folder / "result.json",
-        {
-            "task": task,
-            "model": model,
-            "init": init,
-            "weights": None if init == "random" else f"{model}.{init}",
-            "lr": lr,
-            "run": run,
-            "seed": run if seed is None else seed,
-            "fraction": fraction,
-            "status": status,
-            "config": {"batch_size": 32, "max_epochs": 200, "patience": 10},
-            "versions": {"radiologynet": "demo"},
-            "best_epoch": best_epoch,
-            "epochs_run": epochs_run if epochs_run is not None else best_epoch + 10,
-            "val": dict(val),
-            "test": dict(test) if test is not None else {},
-            "emissions": dict(emissions) if emissions is not None else None,
-        },
+    result = started_result(
+        task=task,
+        model=model,
+        init=init,
+        weights=None if init == "random" else f"{model}.{init}",
+        lr=lr,
+        run=run,
+        seed=run if seed is None else seed,
+        fraction=fraction,
+        config={"batch_size": 32, "max_epochs": 200, "patience": 10},
+        versions={"radiologynet": "demo"},
     )
-    atomic_write_text(folder / "log.jsonl", "".join(json.dumps(dict(row)) + "\n" for row in log))
+    result.update(
+        status=status,
+        best_epoch=best_epoch,
+        epochs_run=epochs_run if epochs_run is not None else best_epoch + 10,
+        val=dict(val),
+        test=dict(test) if test is not None else {},
+        emissions=dict(emissions) if emissions is not None else None,
+    )
+    atomic_write_json(folder / RESULT_NAME, result)
+    atomic_write_text(folder / LOG_NAME, "".join(json.dumps(dict(row)) + "\n" for row in log))
     return folder
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from radiologynet.models._preprocessing import Preprocessing, channel_mean_std
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._weights import WeightRecord
-from radiologynet.paper import PAPER, PaperResult
+from radiologynet.paper import PAPER, PaperResult, paper_init_rank
 
 BASE_TAGS = (
     "timm",
@@ -23,8 +23,6 @@ BASE_TAGS = (
     "transfer-learning",
     "radiologynet",
 )
-
-_INIT_ORDER = ("baseline", "imagenet", "radiologynet")
 
 
 def _front_matter(
@@ -46,7 +44,7 @@ def results_table(results: Iterable[PaperResult]) -> str:
         return "_The paper reports no downstream results for this architecture._\n"
     inits = sorted(
         {r.init for r in results},
-        key=lambda i: (_INIT_ORDER.index(i) if i in _INIT_ORDER else 99, i),
+        key=lambda i: (paper_init_rank(i), i),
     )
     rows: dict[tuple[int, str, str, str], dict[str, PaperResult]] = {}
     for r in results:

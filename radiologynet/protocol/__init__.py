@@ -35,7 +35,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the runner pulls in the trainer; load it on first use
-    if name in ("run", "RunSpec", "plan", "run_one"):
+    if name in ("run", "RunSpec", "RunSettings", "plan", "run_one"):
         from radiologynet.protocol import runner
 
         return getattr(runner, name)

@@ -32,6 +32,14 @@ from radiologynet.models._weights import (
     looks_like_path,
     resolve_weights_arg,
 )
+from radiologynet.paper import PAPER_INITS
+from radiologynet.protocol.runs import (
+    DONE,
+    MODEL_DIR,
+    RESULT_NAME,
+    run_folder_name,
+    started_result,
+)
 from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
@@ -46,6 +54,8 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
 from radiologynet.train.config import (
     DEFAULT_MAX_EPOCHS,
+    HEADS,
+    RESUMABLE_FIELDS,
     TrainConfig,
     check_lr,
     config_changes,
@@ -57,12 +67,31 @@ from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)
 
-RESULT_NAME = "result.json"
-MODEL_DIR = "model"
 #: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
 MAX_EPOCHS, FRACTION_MAX_EPOCHS = DEFAULT_MAX_EPOCHS, 10
-#: The statuses of a run that is over (reused as it is by a rerun with the same settings).
-DONE = ("finished", "diverged")
+#: Keys of a run's recorded configuration, beside the ``TrainConfig`` fields, that may
+#: differ when it resumes: where decoded images are cached and how many processes train.
+RUN_RESUMABLE_FIELDS = frozenset({"cache_dir", "world_size"})
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the runner builds a run's model and data, beside its training settings
+    (:class:`~radiologynet.train.TrainConfig`); recorded in ``result.json`` with them.
+
+    Attributes:
+        head: the bone-age head / LUNA16 decoder: ``"pooled"`` or ``"paper"``.
+        cache_dir: where decoded images are cached (``None``: in memory only).
+    """
+
+    head: str = "pooled"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InvalidArgumentError(
+                f"--head must be one of {', '.join(HEADS)}, got {self.head!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -84,9 +113,8 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """``<model>-<init>-<lr>-run<k>[-frac<f>]``."""
-        base = f"{self.model}-{self.init}-{self.lr}-run{self.run}"
-        return base + (f"-frac{self.fraction:g}" if self.fraction is not None else "")
+        """The run's folder name (:func:`radiologynet.protocol.runs.run_folder_name`)."""
+        return run_folder_name(self.model, self.init, self.lr, self.run, self.fraction)
 
 
 def parse_init(init: str) -> tuple[str, str | None]:
@@ -332,7 +360,8 @@ def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict
     """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
     run of another configuration, or deletes it with ``overwrite``."""
     existing = _read_result(folder)
-    changes = config_changes(existing.get("config") or {}, record) if existing else []
+    resumable = RESUMABLE_FIELDS | RUN_RESUMABLE_FIELDS
+    changes = config_changes(existing.get("config") or {}, record, resumable) if existing else []
     ddp.barrier()  # every rank has read the folder before it may be deleted
     if changes:
         if not overwrite:
@@ -350,6 +379,7 @@ def run_one(
     data_root: str | Path,
     out: str | Path,
     config: TrainConfig | None = None,
+    settings: RunSettings | None = None,
     *,
     callbacks: Sequence[Callable[[str, dict[str, Any]], None]] = (),
     overwrite: bool = False,
@@ -362,19 +392,20 @@ def run_one(
     ``overwrite`` (it is deleted and the run made again).
     """
     config = config if config is not None else TrainConfig()
+    settings = settings if settings is not None else RunSettings()
     folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
     train_config = run_config(spec, task, config, preprocessing)
     # the preprocessing recorded and applied is the one at the run's input size
     preprocessing = replace(preprocessing, input_size=int(train_config.input_size))
-    record = _run_record(task, resolved, data_root, train_config, preprocessing)
+    record = _run_record(task, resolved, data_root, train_config, settings, preprocessing)
     existing = _existing_run(folder, record, overwrite)
     if existing is not None:
         return existing
     result = _started_result(spec, task, train_config, record)
     _write_result(folder, result)
-    data, model = _build(spec, task, data_root, train_config, preprocessing)
+    data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
     metrics = (
         task.metrics(data)
         if task.metrics is not None
@@ -428,6 +459,7 @@ def _run_record(
     resolved: ModelName,
     data_root: str | Path,
     train_config: TrainConfig,
+    settings: RunSettings,
     preprocessing: Preprocessing,
 ) -> dict[str, Any]:
     """The run's configuration as ``result.json`` records it (and reruns compare it)."""
@@ -438,6 +470,7 @@ def _run_record(
     )
     return {
         **train_config.to_dict(),
+        **asdict(settings),
         "data": str(Path(data_root).expanduser().resolve()),
         "preprocessing": asdict(preprocessing),
         "world_size": ddp.world_size(),
@@ -450,24 +483,18 @@ def _started_result(
     spec: RunSpec, task: TaskSpec, train_config: TrainConfig, record: dict[str, Any]
 ) -> dict[str, Any]:
     """The ``result.json`` of a run that has started and not yet trained."""
-    return {
-        "task": task.name,
-        "model": spec.model,
-        "init": spec.init,
-        "weights": spec.weights,
-        "lr": spec.lr,
-        "run": spec.run,
-        "seed": train_config.seed,
-        "fraction": spec.fraction,
-        "status": "running",
-        "config": record,
-        "versions": _versions(),
-        "best_epoch": None,
-        "epochs_run": 0,
-        "val": {},
-        "test": {},
-        "emissions": None,
-    }
+    return started_result(
+        task=task.name,
+        model=spec.model,
+        init=spec.init,
+        weights=spec.weights,
+        lr=spec.lr,
+        run=spec.run,
+        seed=train_config.seed,
+        fraction=spec.fraction,
+        config=record,
+        versions=_versions(),
+    )
 
 
 def _write_result(folder: Path, result: dict[str, Any]) -> None:
@@ -483,6 +510,7 @@ def _build(
     task: TaskSpec,
     data_root: str | Path,
     config: TrainConfig,
+    settings: RunSettings,
     preprocessing: Preprocessing,
 ) -> tuple[TaskData, torch.nn.Module]:
     """The run's data and model (the new head initialised from the run's seed)."""
@@ -496,14 +524,14 @@ def _build(
             input_size=size,
             in_chans=config.in_chans,
             train_seed=config.seed,
-            cache_dir=Path(config.cache_dir) if config.cache_dir is not None else None,
+            cache_dir=Path(settings.cache_dir) if settings.cache_dir is not None else None,
             settings=task.settings,
         )
     )
     torch.manual_seed(config.seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(
-            ModelRequest(spec.model, spec.weights, data, config.in_chans, size, config.head)
+            ModelRequest(spec.model, spec.weights, data, config.in_chans, size, settings.head)
         )
     else:
         model = build_model(
@@ -512,7 +540,7 @@ def _build(
             kind=task.kind,
             num_classes=data.num_classes,
             in_chans=config.in_chans,
-            head=config.head,
+            head=settings.head,
             input_size=size,
             **get_architecture(spec.model).paper_regularisation,
         )
@@ -523,9 +551,10 @@ def run(
     task: str,
     data: str | Path,
     config: TrainConfig | None = None,
+    settings: RunSettings | None = None,
     *,
     models: Iterable[str] | None = None,
-    inits: Iterable[str] = ("random", "imagenet", "radiologynet"),
+    inits: Iterable[str] = PAPER_INITS,
     lrs: Iterable[str] | None = None,
     runs: int = 5,
     fractions: Iterable[float] | None = None,
@@ -543,6 +572,7 @@ def run(
         data: the dataset folder.
         config: the training settings (:class:`~radiologynet.train.TrainConfig`; its
             ``lr`` and ``seed`` come from the grid, see :func:`run_config`).
+        settings: the model head and the decoded-image cache (:class:`RunSettings`).
         models, lrs: default to the task's paper models and learning rates.
         inits: ``random``, ``imagenet``, ``radiologynet``, any tag, a path or ``name=PATH``.
         runs: repetitions per setting (seeds ``split_seed*1000 + k - 1``).
@@ -576,6 +606,15 @@ def run(
         if config.progress and ddp.is_main():
             print(f"[{number}/{len(runs_to_do)}] {spec.name}/{run_spec.name}", flush=True)
         results.append(
-            run_one(run_spec, spec, data, out, config, callbacks=callbacks, overwrite=overwrite)
+            run_one(
+                run_spec,
+                spec,
+                data,
+                out,
+                config,
+                settings,
+                callbacks=callbacks,
+                overwrite=overwrite,
+            )
         )
     return results

@@ -2,15 +2,16 @@
 
 A *task* is everything the runner needs besides the grid (models x inits x lrs x runs):
 how to build the data, the model, the loss and the metrics, which validation metric picks
-the checkpoint, and which optimiser/scheduler the paper used. What a task *is* (names,
-aliases, kind, classes, the paper's protocol) lives in the one task registry,
-:mod:`radiologynet.data.tasks`; :meth:`TaskSpec.from_info` builds a spec from it and
-adds only the protocol's parts. Classification and regression tasks are registered by
-this package; other tasks plug in with :func:`register_task` (which records them in the
-task registry too). :func:`get_task_spec` looks a spec up by any name or alias.
+the checkpoint, and which optimiser/scheduler to train with. What a task *is* (names,
+aliases, kind, classes, its loader, the paper's protocol) is its record in the task
+registry, :mod:`radiologynet.data.tasks`; a :class:`TaskSpec` holds that record
+(``spec.info``) and adds only the protocol's parts. :func:`register_task` registers a
+spec (and its record, when the registry does not hold it yet); :func:`get_task_spec`
+looks a spec up by any name or alias. The plug-ins are :mod:`radiologynet.protocol.tasks`.
 
-How to plug a task (the segmentation module does this for ``"luna16"``)::
+How to plug a task (:mod:`radiologynet.protocol.tasks.luna16` does this for ``"luna16"``)::
 
+    from radiologynet.data.tasks import PaperProtocol, TaskInfo
     from radiologynet.protocol import TaskSpec, TaskData, register_task
 
     def build_data(request: DataRequest) -> TaskData:
@@ -26,13 +27,22 @@ How to plug a task (the segmentation module does this for ``"luna16"``)::
         # request.data (the TaskData above), request.preprocessing
         ...
 
+    info = TaskInfo(
+        name="mytask", title="My nodules", kind="segmentation", classes=("nodule",),
+        num_outputs=1, input_needs_sex=False, download_url="https://...",
+        expected_tree="DIR/...", load=my_reader,       # my_reader(root, seed=, fraction=)
+        aliases=("mine",),
+    )
     register_task(TaskSpec(
-        name="luna16", kind="segmentation", build_data=build_data, build_model=build_model,
+        info, build_data, build_model=build_model,
         loss=lambda data: MySoftDiceLoss(),            # (outputs, target) -> scalar tensor
         metrics=lambda data: MyDiceIoUMetrics(),       # torchmetrics.Metric: update(outputs,
                                                        #   target); compute() -> {"crop_dice":..}
-        monitor="loss", mode="min",                    # checkpoint selection on validation
-        optimizer="adam", lrs=("1e-3", "1e-4", "1e-5"),
+        protocol=PaperProtocol(                        # None: info.paper, or the paper's
+            models=("unet-resnet50",),                 #   shared protocol
+            lrs=("1e-3", "1e-4", "1e-5"), optimizer="adam",
+            monitor="crop_dice", mode="max",           # checkpoint selection on validation
+        ),
         resolve_model=my_model_names,                  # optional: names beyond the registry
     ))
 
@@ -62,14 +72,14 @@ from typing import Any
 import torch
 
 from radiologynet.data.tasks import (
-    TASK_KINDS,
+    TASKS,
+    PaperProtocol,
     TaskInfo,
     canonical_task_name,
     register_task_info,
 )
-from radiologynet.data.tasks import get_task as get_task_info
 from radiologynet.errors import InvalidArgumentError, UnknownTaskError
-from radiologynet.train.config import DEFAULT_BATCH_SIZE, OPTIMIZERS, SCHEDULERS, check_lr
+from radiologynet.train.config import OPTIMIZERS, SCHEDULERS, check_lr
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,12 @@ class ModelName:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One downstream task of the protocol.
+    """One downstream task of the protocol: its record in the task registry and the
+    protocol's own parts.
 
     Attributes:
-        name: the ``--task`` name.
-        kind: ``multiclass``, ``binary``, ``regression`` or ``segmentation``.
+        info: the task's record (:class:`radiologynet.data.tasks.TaskInfo`: name, kind,
+            title, classes, loader, aliases, the paper's protocol).
         build_data: ``DataRequest -> TaskData``.
         build_model: ``ModelRequest -> nn.Module``; ``None`` builds the default
             classification/regression model (:func:`radiologynet.train.heads.build_model`).
@@ -153,131 +164,134 @@ class TaskSpec:
             BCE-with-logits on one logit, MSE).
         metrics: ``TaskData -> torchmetrics.Metric`` whose ``compute()`` returns a dict of
             floats; ``None`` picks it from ``kind``.
-        monitor / mode: the validation metric (``"loss"`` or a metric name) that selects the
-            best checkpoint and drives early stopping, and whether lower or higher is better.
-        optimizer: ``"adamw"`` or ``"adam"`` (both with weight decay 1e-3).
-        scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3) on val loss).
-        lrs: the paper's learning rates for this task (written as given: ``"1e-4"``).
-        models: the paper's architectures for this task (a sweep's default).
-        batch_size: the authors' batch size.
-        description: one line for ``--help`` and the docs.
         resolve_model: ``name -> ModelName`` for model names that are not registry
             architectures; ``None``: every model is a registry architecture.
-        settings: task-specific settings and their defaults (LUNA16: samples per epoch,
-            crop sizes, augmentation), given to ``build_data`` as ``DataRequest.settings``;
-            a run may override them (:func:`with_settings`), never add new ones.
+        protocol: how the runner trains the task (a
+            :class:`~radiologynet.data.tasks.PaperProtocol`: learning rates, models,
+            optimiser, scheduler, batch size, checkpoint metric and mode, settings);
+            ``None``: ``info.paper`` (the paper's own record), or for a task the paper did
+            not have, the paper's shared protocol without default models.
+
+    The protocol's values read as attributes: ``lrs``, ``models``, ``optimizer``,
+    ``scheduler``, ``batch_size``, ``monitor``/``mode`` (the validation value that picks
+    the checkpoint and drives early stopping, lower or higher better) and ``settings``
+    (given to ``build_data`` as ``DataRequest.settings``; a run may override them,
+    :func:`with_settings`, never add new ones).
     """
 
-    name: str
-    kind: str
+    info: TaskInfo
     build_data: Callable[[DataRequest], TaskData]
     build_model: Callable[[ModelRequest], torch.nn.Module] | None = None
     loss: Callable[[TaskData], torch.nn.Module] | None = None
     metrics: Callable[[TaskData], Any] | None = None
-    monitor: str = "loss"
-    mode: str = "min"
-    optimizer: str = "adamw"
-    scheduler: str | None = None
-    lrs: tuple[str, ...] = ("1e-2", "1e-3", "1e-4", "1e-5")
-    models: tuple[str, ...] = ()
-    batch_size: int = DEFAULT_BATCH_SIZE
-    description: str = ""
     resolve_model: Callable[[str], ModelName] | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_info(cls, info: TaskInfo | str, **protocol: Any) -> TaskSpec:
-        """The spec of a registered task: its kind, description and the paper's
-        protocol (learning rates, models, optimiser, scheduler, batch size, checkpoint
-        metric, settings) from :mod:`radiologynet.data.tasks`, plus the protocol's
-        own parts given as keywords (``build_data``, ``build_model``, ``loss``, ...; any
-        field given here wins)."""
-        info = get_task_info(info) if isinstance(info, str) else info
-        fields: dict[str, Any] = {"name": info.name, "kind": info.kind, "description": info.title}
-        if info.paper is not None:
-            paper = info.paper
-            fields.update(
-                lrs=paper.lrs,
-                models=paper.models,
-                optimizer=paper.optimizer,
-                scheduler=paper.scheduler,
-                batch_size=paper.batch_size,
-                monitor=paper.monitor,
-                mode=paper.mode,
-                settings=dict(paper.settings),
-            )
-        fields.update(protocol)
-        return cls(**fields)
+    protocol: PaperProtocol | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in TASK_KINDS:
-            raise ValueError(
-                f"TaskSpec {self.name!r}: kind must be one of {TASK_KINDS}, got {self.kind!r}"
+        _check_runnable(self.name, self.training)
+
+    @property
+    def training(self) -> PaperProtocol:
+        """How the runner trains the task: :attr:`protocol`, else ``info.paper``, else
+        the paper's shared protocol without default models."""
+        return self.protocol or self.info.paper or _SHARED_PROTOCOL
+
+    @property
+    def description(self) -> str:
+        """One line for ``--help``: the task's title."""
+        return self.info.title
+
+    @property
+    def name(self) -> str:
+        """The ``--task`` name."""
+        return self.info.name
+
+    @property
+    def kind(self) -> str:
+        """``multiclass``, ``binary``, ``regression`` or ``segmentation``."""
+        return self.info.kind
+
+    @property
+    def lrs(self) -> tuple[str, ...]:
+        """The learning rates of a sweep (as written: ``"1e-4"``)."""
+        return self.training.lrs
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The architectures of a sweep."""
+        return self.training.models
+
+    @property
+    def optimizer(self) -> str:
+        """``"adamw"`` or ``"adam"``."""
+        return self.training.optimizer
+
+    @property
+    def scheduler(self) -> str | None:
+        """``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3) on val loss)."""
+        return self.training.scheduler
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size when the run gives none."""
+        return self.training.batch_size
+
+    @property
+    def monitor(self) -> str:
+        """The validation value that picks the checkpoint (``"loss"`` or a metric)."""
+        return self.training.monitor
+
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``: whether lower or higher :attr:`monitor` is better."""
+        return self.training.mode
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The task-specific settings and their values (LUNA16: samples per epoch ...)."""
+        return self.training.settings
+
+
+def _check_runnable(name: str, protocol: PaperProtocol) -> None:
+    """Refuse a protocol the trainer cannot run (before a sweep starts, not at run time)."""
+    if protocol.mode not in ("min", "max"):
+        raise InvalidArgumentError(f"TaskSpec {name!r}: mode must be 'min' or 'max'")
+    for field_name, value, choices in (
+        ("optimizer", protocol.optimizer, OPTIMIZERS),
+        ("scheduler", protocol.scheduler, SCHEDULERS),
+    ):
+        if value not in choices:
+            shown = ", ".join(repr(c) for c in choices)
+            raise InvalidArgumentError(
+                f"TaskSpec {name!r}: {field_name} must be one of {shown}, got {value!r}"
             )
-        if self.mode not in ("min", "max"):
-            raise ValueError(f"TaskSpec {self.name!r}: mode must be 'min' or 'max'")
-        for name, value, choices in (
-            ("optimizer", self.optimizer, OPTIMIZERS),
-            ("scheduler", self.scheduler, SCHEDULERS),
-        ):
-            if value not in choices:
-                shown = ", ".join(repr(c) for c in choices)
-                raise InvalidArgumentError(
-                    f"TaskSpec {self.name!r}: {name} must be one of {shown}, got {value!r}"
-                )
-        for lr in self.lrs:
-            check_lr(lr, f"TaskSpec {self.name!r}: learning rate")
+    for lr in protocol.lrs:
+        check_lr(lr, f"TaskSpec {name!r}: learning rate")
 
 
 _TASKS: dict[str, TaskSpec] = {}
+#: How a task the paper did not have trains unless its spec says otherwise.
+_SHARED_PROTOCOL = PaperProtocol(models=())
 
 
-def register_task(spec: TaskSpec, aliases: tuple[str, ...] = ()) -> TaskSpec:
+def register_task(spec: TaskSpec) -> TaskSpec:
     """Add (or replace) a task; returns it so it can be used as a statement or decorator.
 
-    A task the registry of task metadata (:mod:`radiologynet.data.tasks`) does not
-    know is recorded there too, with ``aliases``; a known task keeps its record (its
-    aliases are added to it)."""
-    known = canonical_task_name(spec.name)
-    if known is not None and known != spec.name:
-        raise InvalidArgumentError(
-            f"task name {spec.name!r} is an alias of {known!r}; "
-            "register the task under another name."
-        )
-    if known is None or aliases:
-        info = (
-            get_task_info(known)
-            if known is not None
-            else TaskInfo(
-                name=spec.name,
-                title=spec.description or spec.name,
-                kind=spec.kind,
-                classes=(),
-                num_outputs=1,
-                input_needs_sex=False,
-                download_url="",
-                expected_tree="",
-                load=_spec_loader(spec.name),
-            )
-        )
-        merged = tuple(dict.fromkeys((*info.aliases, *(a.lower() for a in aliases))))
-        register_task_info(replace(info, aliases=merged))
+    Its record (``spec.info``, with its aliases) joins the task registry
+    (:func:`radiologynet.data.tasks.register_task_info`) unless the registry holds it already.
+
+    Raises:
+        InvalidArgumentError: the name or an alias already names another task.
+    """
+    if TASKS.get(spec.name) is not spec.info:
+        register_task_info(spec.info)
     _TASKS[spec.name] = spec
     return spec
 
 
-def _spec_loader(name: str) -> Callable[..., Any]:
-    def load(*args: Any, **kwargs: Any) -> Any:
-        raise InvalidArgumentError(
-            f"task {name!r} is read by its protocol plug-in (TaskSpec.build_data), not as samples."
-        )
-
-    return load
-
-
 def get_task_spec(name: str) -> TaskSpec:
-    """The protocol's spec of the task called ``name`` or one of its aliases (the one
-    alias table is :mod:`radiologynet.data.tasks`).
+    """The protocol's spec of the task called ``name`` or one of its aliases (the alias
+    table is :mod:`radiologynet.data.tasks`'s).
 
     Raises:
         UnknownTaskError: the message lists the registered tasks.
@@ -304,7 +318,7 @@ def with_settings(spec: TaskSpec, **overrides: Any) -> TaskSpec:
         raise InvalidArgumentError(
             f"task {spec.name!r} has no setting {', '.join(unknown)} (its settings: {have})."
         )
-    return replace(spec, settings={**spec.settings, **overrides})
+    return replace(spec, protocol=replace(spec.training, settings={**spec.settings, **overrides}))
 
 
 def parse_settings(spec: TaskSpec, items: list[str] | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 :func:`radiologynet.train.fit` trains with one; the ``finetune`` and ``benchmark`` commands
 and :func:`radiologynet.protocol.run` build one (the commands from their arguments, in
-:func:`radiologynet.cli.options.training_config`) and write it into each run's
+:func:`radiologynet.cli.options.run_configuration`) and write it into each run's
 ``result.json`` and checkpoint, so a run folder always says how it was made and a rerun
 with a different configuration is refused instead of mixing the two
 (:func:`config_changes`).
@@ -11,6 +11,7 @@ with a different configuration is refused instead of mixing the two
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +27,15 @@ OPTIMIZERS = ("adamw", "adam")
 SCHEDULERS = (None, "plateau")
 PRECISIONS = ("auto", "fp32", "bf16")
 HEADS = ("pooled", "paper")
-#: The paper's choices: ``radiologynet benchmark``'s defaults (and ``finetune --paper``'s).
+#: The paper's choices: ``radiologynet benchmark``'s defaults (and ``finetune --paper``'s);
+#: ``head`` is the protocol's (:class:`radiologynet.protocol.RunSettings`).
 PAPER_DEFAULTS = {"head": "paper", "precision": "fp32"}
 #: ``finetune``'s defaults on a user's own data (docs/fine-tuning.md says why), also
-#: ``TrainConfig``'s.
+#: ``TrainConfig``'s and ``RunSettings``'.
 FINETUNE_DEFAULTS = {"head": "pooled", "precision": "auto"}
 
-#: Fields that may differ between a run and its resumption: where and how fast it runs,
-#: not what it computes.
+#: The ``TrainConfig`` fields that may differ between a run and its resumption: where and
+#: how fast it runs, not what it computes.
 RESUMABLE_FIELDS = frozenset(
     {
         "device",
@@ -44,8 +46,6 @@ RESUMABLE_FIELDS = frozenset(
         "keep_checkpoint",
         "resume",
         "track_emissions",
-        "cache_dir",
-        "world_size",
     }
 )
 
@@ -64,9 +64,8 @@ class TrainConfig:
         task's own with its loss and metrics) and num_classes (default: the model's);
         precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU).
 
-    Data (read by the protocol runner, recorded by both):
-        input_size (``None``: the weights'), in_chans, head (bone-age head / LUNA16
-        decoder: ``paper`` or ``pooled``), split_seed, cache_dir (decoded-image cache).
+    Data (read by the protocol runner and by pretraining):
+        input_size (``None``: the weights'), in_chans, split_seed.
 
     Running (may change on resume, :data:`RESUMABLE_FIELDS`):
         device (``None``: ``cuda:LOCAL_RANK`` when available, else CPU), num_workers,
@@ -90,9 +89,7 @@ class TrainConfig:
     precision: str = "auto"
     input_size: int | None = None
     in_chans: int = 3
-    head: str = "pooled"
     split_seed: int = 0
-    cache_dir: str | None = None
     device: str | None = None
     num_workers: int = 0
     eval_batch_size: int | None = None
@@ -121,7 +118,6 @@ class TrainConfig:
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("mode", self.mode, ("min", "max"))
-        _check_choice("head", self.head, HEADS)
         if self.device is not None:
             check_device(self.device)
 
@@ -220,14 +216,16 @@ def check_device(device: str | torch.device) -> torch.device:
     return parsed
 
 
-def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The settings (outside :data:`RESUMABLE_FIELDS`) whose values differ between a
-    recorded configuration and a new one, as ``"name: old -> new"`` lines; empty when
-    the new run may continue or reuse the recorded one. Settings a record made by an
-    older version lacks cannot be compared and are not reported."""
+def config_changes(
+    saved: dict[str, Any], new: dict[str, Any], resumable: Collection[str] = RESUMABLE_FIELDS
+) -> list[str]:
+    """The settings (outside ``resumable``) whose values differ between a recorded
+    configuration and a new one, as ``"name: old -> new"`` lines; empty when the new run
+    may continue or reuse the recorded one. Settings a record made by an older version
+    lacks cannot be compared and are not reported."""
     changes = []
     for name in sorted(set(saved) | set(new)):
-        if name in RESUMABLE_FIELDS or name not in saved:
+        if name in resumable or name not in saved:
             continue
         if _normalised(saved.get(name)) != _normalised(new.get(name)):
             changes.append(f"{name}: {saved.get(name)!r} -> {new.get(name)!r}")

@@ -21,7 +21,7 @@ from radiologynet.analysis.report.results import (
     load_results,
     primary_metric,
 )
-from radiologynet.data.tasks import PAPER_INITS
+from radiologynet.paper import PAPER_INITS
 
 pd = require("pandas", "sweep reports")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
 from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, RANDOM_TAGS
+from radiologynet.paper import PAPER_INITS
+from radiologynet.protocol.runs import DIVERGED, FINISHED, RESULT_NAME
 
 pd = require("pandas", "sweep reports")
 
@@ -53,16 +55,13 @@ DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that 
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
-#: Run statuses: ``finished`` runs enter tables and tests; ``diverged`` runs (loss became
-#: NaN/inf) are listed as such; others (``running``) are unfinished.
-FINISHED, DIVERGED = "finished", "diverged"
-#: The order initialisations are shown in.
+#: The order initialisations are shown in: each of the paper's (:data:`PAPER_INITS`)
+#: followed by its reconstruction-pretrained variant, then the modality variants. Run
+#: statuses (:mod:`radiologynet.protocol.runs`): ``finished`` runs enter tables and tests;
+#: ``diverged`` runs (loss became NaN/inf) are listed as such; others are unfinished.
 INIT_ORDER = (
-    RANDOM_INIT,
-    "imagenet",
-    "imagenet-recon",
-    "radiologynet",
-    "radiologynet-recon",
+    PAPER_INITS[0],
+    *(name for init in PAPER_INITS[1:] for name in (init, f"{init}-recon")),
     *MODALITY_VARIANTS,
 )
 #: The columns identifying a run.
@@ -100,7 +99,7 @@ def find_result_files(results_dir: str | Path) -> list[Path]:
             f"Results folder {str(root)!r} does not exist. Pass the --out folder of "
             "`radiologynet benchmark` (one sub-folder per run, each with result.json)."
         )
-    files = sorted(root.rglob("result.json"))
+    files = sorted(root.rglob(RESULT_NAME))
     if not files:
         raise ResultsFormatError(
             f"No result.json found under {str(root)!r}. Expected one folder per run "
@@ -159,7 +158,7 @@ def _row(path: Path, data: dict) -> dict[str, object]:
         "run": int(data["run"]),
         "seed": data.get("seed"),
         "fraction": _fraction(path, data.get("fraction")),
-        "status": data.get("status", "finished"),
+        "status": data.get("status", FINISHED),
         "best_epoch": data.get("best_epoch"),
         "epochs_run": data.get("epochs_run"),
         "energy_kwh": emissions.get("energy_kwh"),

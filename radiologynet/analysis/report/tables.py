@@ -23,10 +23,10 @@ from radiologynet.analysis.report.results import (
     normalise_init,
     primary_metric,
 )
-from radiologynet.data.tasks import PAPER_INITS, canonical_task_name
+from radiologynet.data.tasks import canonical_task_name
 from radiologynet.errors import ResultsFormatError
 from radiologynet.models._weights import MODALITY_VARIANTS
-from radiologynet.paper import paper_results
+from radiologynet.paper import PAPER_INITS, paper_results
 
 pd = require("pandas", "sweep reports")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from radiologynet.cli.options import add_training_options, training_config
+from radiologynet.cli.options import add_training_options, run_configuration
 from radiologynet.errors import InvalidArgumentError
+from radiologynet.paper import PAPER_INITS
 
 
 def _csv(text: str) -> list[str]:
@@ -46,7 +47,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inits",
         type=_csv,
-        default=["random", "imagenet", "radiologynet"],
+        default=list(PAPER_INITS),
         help="comma-separated: random, imagenet, radiologynet, tags, paths or "
         "name=PATH (default random,imagenet,radiologynet)",
     )
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
     from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
-    from radiologynet.protocol.runner import RESULT_NAME, check_output_folder, plan
+    from radiologynet.protocol.runner import check_output_folder, plan
+    from radiologynet.protocol.runs import DIVERGED, RESULT_NAME
     from radiologynet.protocol.spec import parse_settings
     from radiologynet.train import distributed as ddp
 
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--{option} lists nothing; name at least one, or "
                 "leave the option out for the default"
             )
-    config = training_config(args, paper=True)
+    config, settings = run_configuration(args, paper=True)
     task = get_task_spec(args.task)
     task_settings = parse_settings(task, args.task_setting)
     if args.dry_run:
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         task.name,
         args.data,
         config,
+        settings,
         models=args.models,
         inits=args.inits,
         lrs=args.lrs,
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         task_settings=task_settings,
     )
     if ddp.is_main():
-        diverged = sum(r["status"] == "diverged" for r in results)
+        diverged = sum(r["status"] == DIVERGED for r in results)
         note = f", {diverged} diverged (NaN/inf loss)" if diverged else ""
         print(
             f"{len(results)} runs done in {args.out}{note} "

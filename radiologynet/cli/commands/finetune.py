@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from radiologynet.cli.options import add_training_options, training_config
+from radiologynet.cli.options import add_training_options, run_configuration
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
     from radiologynet.protocol import get_task_spec
     from radiologynet.protocol.runner import check_output_folder, plan, run_one
+    from radiologynet.protocol.runs import DIVERGED
     from radiologynet.train import distributed as ddp
 
-    config = training_config(args, paper=False)
+    config, settings = run_configuration(args, paper=False)
     task = get_task_spec(args.task)
     (spec,) = plan(
         task.name,
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     )
     check_output_folder(args.out)
     ddp.init_from_env()
-    result = run_one(spec, task, args.data, args.out, config, overwrite=args.overwrite)
+    result = run_one(spec, task, args.data, args.out, config, settings, overwrite=args.overwrite)
     if ddp.is_main():
         print(
             json.dumps(
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        if result["status"] == "diverged":
+        if result["status"] == DIVERGED:
             print(f"diverged: {result.get('diverged')}; try a lower --lr", file=sys.stderr)
         print(f"results: {args.out}/{spec.name}/")
     return 0

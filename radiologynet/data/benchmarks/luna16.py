@@ -23,13 +23,14 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write
-from radiologynet.data.splits import read_csv_table, require_columns
+from radiologynet.data.splits import check_fraction, check_seed, read_csv_table, require_columns
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.io import read_volume
 
@@ -286,6 +287,9 @@ class LUNA16:
             :func:`default_cache_dir`); keyed by series, mask method, crop size and the
             ``.mhd`` file's size and modification time.
         progress: show a progress bar while series are decoded.
+        fraction / seed: the share of the training split's nodule crops kept
+            (:meth:`crops`; ``None``: all), drawn with ``seed``. The series split does not
+            depend on ``seed``.
     """
 
     def __init__(
@@ -298,6 +302,8 @@ class LUNA16:
         cache_dir: str | Path | None = None,
         crop_size: int = CROP_SIZE,
         progress: bool = True,
+        seed: int = 0,
+        fraction: float | None = None,
     ) -> None:
         if mask_method not in MASK_METHODS:
             raise InvalidArgumentError(
@@ -314,6 +320,7 @@ class LUNA16:
         self.splits = split_series(self.series, val_every, test_every)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.progress = progress
+        self.seed, self.fraction = check_seed(seed), check_fraction(fraction)
 
     def _cache_path(self, uid: str) -> Path:
         stat = self.series[uid].stat()
@@ -356,13 +363,20 @@ class LUNA16:
         ]
 
     def crops(self, split: str = "train", samples_per_epoch: int | None = None) -> LunaCrops:
-        """The training crops of ``split`` (96 x 96 around each nodule)."""
+        """The crops of ``split`` (``crop_size`` around each nodule); of ``train``, the
+        ``fraction`` kept with ``seed`` (at least one)."""
         parts = self.split_samples(split)
         images = [p.crops for p in parts if len(p.crops)]
         masks = [p.crop_masks for p in parts if len(p.crops)]
         if not images:
             raise DatasetFormatError(f"{self.root}: no annotated nodule in the {split} split.")
-        return LunaCrops(np.concatenate(images), np.concatenate(masks), samples_per_epoch)
+        crops, crop_masks = np.concatenate(images), np.concatenate(masks)
+        if split == "train" and self.fraction is not None:
+            count = max(1, round(len(crops) * self.fraction))
+            order = torch.randperm(len(crops), generator=torch.Generator().manual_seed(self.seed))
+            keep = order[:count].sort().values.numpy()
+            crops, crop_masks = crops[keep], crop_masks[keep]
+        return LunaCrops(crops, crop_masks, samples_per_epoch)
 
     def center_crops(self, split: str = "val", size: int = 64) -> LunaCrops:
         """The central ``size`` x ``size`` of each nodule crop of ``split``: the paper's
@@ -383,6 +397,15 @@ class LUNA16:
         if not parts:
             raise DatasetFormatError(f"{self.root}: no nodule slice in the {split} split.")
         return LunaSlices([p.slices for p in parts], [p.slice_masks for p in parts])
+
+
+def load(
+    root: str | Path, *, seed: int = 0, fraction: float | None = None, **options: Any
+) -> LUNA16:
+    """LUNA16 at ``root`` (the task registry's loader of ``luna16``): :class:`LUNA16` with
+    ``fraction`` of the training crops kept with ``seed``; ``options``: its other
+    arguments (``mask_method``, ``test_every``, ``cache_dir``, ...)."""
+    return LUNA16(root, seed=seed, fraction=fraction, **options)
 
 
 class LunaCrops(torch.utils.data.Dataset):

@@ -1,14 +1,13 @@
-"""The built-in tasks: the four classification/regression benchmarks of
-:mod:`radiologynet.data`, and ``folder`` (any folder of labelled images).
-
-``folder`` reads ``ROOT/{train,val,test}/<class>/<image>`` (``test/`` optional), classes
-in sorted order; it is what the demo and the fine-tuning notebook use.
+"""The classification and regression tasks of the task registry
+(:mod:`radiologynet.data.tasks`): the paper's four benchmarks and ``folder`` (any folder
+of labelled images, :mod:`radiologynet.data.benchmarks.folder`), each read by its
+registry loader into :class:`radiologynet.data.Splits`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,7 @@ from typing import Any
 import torch
 
 from radiologynet.data.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT, SampleDataset
-from radiologynet.data.tasks import TASKS, TaskInfo, get_task, register_task_info
-from radiologynet.errors import DatasetNotFoundError
-from radiologynet.io import IMAGE_SUFFIXES, list_image_files
+from radiologynet.data.tasks import TASKS, PaperProtocol, TaskInfo
 from radiologynet.models._weights import Preprocessing
 from radiologynet.protocol.spec import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.transforms import BatchHook, BatchTransform
@@ -86,109 +83,25 @@ def task_data_from_splits(splits: Any, request: DataRequest, *, with_sex: bool =
     )
 
 
-def _benchmark_builder(name: str):
+def _splits_builder(info: TaskInfo) -> Callable[[DataRequest], TaskData]:
+    """``build_data`` of a task whose loader returns :class:`radiologynet.data.Splits`."""
+
     def build(request: DataRequest) -> TaskData:
-        info = get_task(name)
         splits = info.load(request.root, seed=request.seed, fraction=request.fraction)
         return task_data_from_splits(splits, request, with_sex=info.input_needs_sex)
 
     return build
 
 
-def _folder_samples(folder: Path, classes: Sequence[str]) -> tuple[Any, ...]:
-    from radiologynet.data.splits import Sample
-
-    samples = []
-    for index, name in enumerate(classes):
-        class_dir = folder / name
-        if not class_dir.is_dir():
-            continue
-        for path in list_image_files(class_dir):
-            samples.append(Sample(path=str(path), target=index))
-    return tuple(samples)
-
-
-def folder_splits(root: str | Path, *, seed: int = 0, fraction: float | None = None) -> Any:
-    """The splits of a ``ROOT/{train,val,test}/<class>/`` folder as
-    :class:`radiologynet.data.Splits` (``fraction`` keeps a class-stratified share of
-    ``train``).
-
-    Raises:
-        DatasetNotFoundError: when ``train/`` or ``val/`` is missing or holds no images.
-    """
-    from radiologynet.data.splits import Splits
-
-    root = Path(root).expanduser()
-    tree = (
-        "ROOT/\n  train/<class>/<image>.png ...\n  val/<class>/...\n  test/<class>/...   (optional)"
-    )
-    if not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise DatasetNotFoundError(
-            f"{root}: a 'folder' task needs train/ and val/ sub-folders with one folder per "
-            f"class:\n{tree}"
-        )
-    classes = tuple(sorted(p.name for p in (root / "train").iterdir() if p.is_dir()))
-    train = _folder_samples(root / "train", classes)
-    val = _folder_samples(root / "val", classes)
-    test = _folder_samples(root / "test", classes) if (root / "test").is_dir() else ()
-    if not train or not val:
-        raise DatasetNotFoundError(
-            f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found in "
-            f"train/ or val/. Expected:\n{tree}"
-        )
-    if fraction is not None:
-        train = _stratified_fraction(train, fraction, seed)
-    return Splits(
-        task="folder",
-        kind="multiclass",
-        classes=classes,
-        train=train,
-        val=val,
-        test=test,
-        seed=seed,
-        fraction=fraction,
-        root=str(root),
-    )
-
-
-def _stratified_fraction(samples: tuple[Any, ...], fraction: float, seed: int) -> tuple[Any, ...]:
-    from radiologynet.data.splits import subsample_training
-
-    return tuple(subsample_training(samples, fraction, seed, "multiclass"))
-
-
-def _build_folder(request: DataRequest) -> TaskData:
-    splits = folder_splits(request.root, seed=request.seed, fraction=request.fraction)
-    return task_data_from_splits(splits, request)
+#: What the ``folder`` task trains when no model is given (the paper had no such task).
+FOLDER_PROTOCOL = PaperProtocol(models=("resnet50",))
 
 
 def _register() -> None:
-    for name, info in list(TASKS.items()):
+    for info in list(TASKS.values()):
         if info.kind != "segmentation":  # LUNA16 is radiologynet.protocol.tasks.luna16
-            register_task(TaskSpec.from_info(info, build_data=_benchmark_builder(name)))
-    description = "any folder of labelled images: ROOT/{train,val,test}/<class>/"
-    register_task_info(
-        TaskInfo(
-            name="folder",
-            title=description,
-            kind="multiclass",
-            classes=(),
-            num_outputs=0,
-            input_needs_sex=False,
-            download_url="",
-            expected_tree="ROOT/\n  train/<class>/<image>\n  val/<class>/...\n  test/ (optional)\n",
-            load=folder_splits,
-        )
-    )
-    register_task(
-        TaskSpec(
-            name="folder",
-            kind="multiclass",
-            build_data=_build_folder,
-            models=("resnet50",),
-            description=description,
-        )
-    )
+            protocol = FOLDER_PROTOCOL if info.name == "folder" else None
+            register_task(TaskSpec(info, _splits_builder(info), protocol=protocol))
 
 
 _register()

@@ -31,8 +31,9 @@ from typing import Any
 
 import torch
 
-from radiologynet.data.benchmarks.luna16 import LUNA16, LunaCrops
+from radiologynet.data.benchmarks.luna16 import LUNA16
 from radiologynet.data.tasks import LUNA16_PAPER_SETTINGS
+from radiologynet.data.tasks import get_task as get_task_info
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._vanilla_unet import RECON_RECORDS, get_unet_weights, not_released_error
@@ -54,13 +55,12 @@ from radiologynet.train.losses import PaperDiceLoss
 from radiologynet.train.segmentation_metrics import DiceIoU
 from radiologynet.transforms import (
     AUGMENTATIONS,
-    Augmentation,
     BatchHook,
     BatchTransform,
     CustomAugmentation,
     random_crop,
 )
-from radiologynet.transforms.luna16 import LunaAugmentation
+from radiologynet.transforms.augment import LunaAugmentation
 
 #: Training input side: the random sub-crop of each 96 x 96 nodule crop.
 TRAIN_CROP = 64
@@ -89,15 +89,15 @@ class CropThenAugment:
 
 def luna_augmentation(
     crop: int = TRAIN_CROP, augment: bool = True, augmentation: CustomAugmentation | None = None
-) -> Augmentation | CropThenAugment:
+) -> CropThenAugment:
     """LUNA16's training augmentation: a random ``crop`` x ``crop`` sub-crop, then (with
-    ``augment``) ``augmentation`` when given, else both flips and Gaussian noise of 25 HU
-    (``AUGMENTATIONS["luna16"]``)."""
-    if augmentation is not None:
-        return CropThenAugment(crop, augmentation if augment else None)
+    ``augment``) ``augmentation``, by default the paper's (``AUGMENTATIONS["luna16"]``,
+    :class:`radiologynet.transforms.augment.LunaAugmentation`)."""
     if not augment:
-        return Augmentation(flip_p=0.0, degrees=0.0, brightness=None, contrast=None, crop=crop)
-    return replace(AUGMENTATIONS["luna16"], crop=crop)
+        return CropThenAugment(crop)
+    return CropThenAugment(
+        crop, augmentation if augmentation is not None else AUGMENTATIONS["luna16"]
+    )
 
 
 def luna_batch_transform(
@@ -163,16 +163,10 @@ def build_data(
         test_every=test_every,
         cache_dir=request.cache_dir,
         crop_size=settings["crop_size"],
+        seed=request.seed,
+        fraction=request.fraction,
     )
-    crops = dataset.crops("train")
-    keep = torch.arange(len(crops))
-    if request.fraction is not None:
-        count = max(1, round(len(crops) * request.fraction))
-        order = torch.randperm(len(crops), generator=torch.Generator().manual_seed(request.seed))
-        keep = order[:count].sort().values
-    train = LunaCrops(
-        crops.crops[keep].numpy(), crops.masks[keep].numpy(), settings["samples_per_epoch"]
-    )
+    train = dataset.crops("train", settings["samples_per_epoch"])
 
     def evaluation_set(split: str) -> torch.utils.data.Dataset:
         if settings["validation"] == "slices":
@@ -229,7 +223,7 @@ def resolve_model_name(name: str) -> ModelName:
     """How ``luna16`` reads a ``--models`` name: ``unet`` (vanilla U-Net, random or
     reconstruction-pretrained init only), ``unet-<arch>`` / ``unet-<arch>-paper`` (a
     registry encoder with the smp / the paper's decoder), or a bare registry architecture
-    (kept as before: the encoder of an smp U-Net). The architecture part is normalised
+    (the encoder of an smp U-Net). The architecture part is normalised
     (``unet-ResNet50`` -> ``unet-resnet50``).
 
     Raises:
@@ -267,46 +261,49 @@ def build_model(request: ModelRequest) -> torch.nn.Module:
 
 
 LUNA16_TASK = register_task(
-    TaskSpec.from_info(
-        "luna16",
-        build_data=build_data,
+    TaskSpec(
+        get_task_info("luna16"),
+        build_data,
         build_model=build_model,
         loss=lambda data: PaperDiceLoss(),
         metrics=lambda data: DiceIoU(unit=data.extra.get("unit", "crop")),
         resolve_model=resolve_model_name,
-        settings=dict(LUNA16_SETTINGS),
-        description="LUNA16 2-D lung nodule segmentation (U-Nets; mean crop Dice, IoU)",
     )
 )
+
+
+def _variant(name: str, title: str, **protocol: Any) -> TaskSpec:
+    """``luna16`` under another name (a record of its own, no aliases), trained with the
+    paper's LUNA16 protocol changed in ``protocol``."""
+    info = replace(LUNA16_TASK.info, name=name, title=title, aliases=(), paper=None)
+    return replace(LUNA16_TASK, info=info, protocol=replace(LUNA16_TASK.training, **protocol))
+
 
 #: The same protocol with a held-out test fold (every 10th non-validation series; the
 #: paper had none) ...
 LUNA16_HELDOUT_TASK = register_task(
     replace(
-        LUNA16_TASK,
-        name="luna16-heldout",
+        _variant(
+            "luna16-heldout", "LUNA16 with a held-out test fold (every 10th non-validation series)"
+        ),
         build_data=partial(build_data, test_every=10),
-        description="LUNA16 with a held-out test fold (every 10th non-validation series)",
     )
 )
 #: ... with spherical masks of the annotated diameter instead of the paper's ...
 LUNA16_SPHERE_TASK = register_task(
-    replace(
-        LUNA16_TASK,
-        name="luna16-sphere",
+    _variant(
+        "luna16-sphere",
+        "LUNA16 with spherical nodule masks of the annotated diameter",
         settings={**LUNA16_SETTINGS, "mask_method": "sphere"},
-        description="LUNA16 with spherical nodule masks of the annotated diameter",
     )
 )
-#: ... and validated on full slices by pooled-pixel Dice (this project's earlier choice;
-#: not the paper's metric).
+#: ... and validated on full slices by pooled-pixel Dice (not the paper's metric).
 LUNA16_SLICES_TASK = register_task(
-    replace(
-        LUNA16_TASK,
-        name="luna16-slices",
+    _variant(
+        "luna16-slices",
+        "LUNA16 validated on full slices, checkpoint by pooled-pixel Dice",
         settings={**LUNA16_SETTINGS, "validation": "slices"},
         monitor="pooled_dice",
         mode="max",
-        description="LUNA16 validated on full slices, checkpoint by pooled-pixel Dice",
     )
 )

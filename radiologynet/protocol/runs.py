@@ -1,0 +1,66 @@
+"""The run-folder format: one folder per run of the protocol grid, named
+``<model>-<init>-<lr>-run<k>[-frac<f>]``, holding ``result.json`` (what the run was and
+how it ended), ``log.jsonl`` (one line per epoch, written by the trainer) and ``model/``
+(the best weights).
+
+The protocol runner writes it, the report and the demos read it, and
+:mod:`radiologynet.demo.sweep` writes made-up runs in it. Imports nothing but the
+standard library, so a reader of results loads no framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RESULT_NAME = "result.json"
+MODEL_DIR = "model"
+#: A run that has started and not ended (or was interrupted).
+RUNNING = "running"
+#: A run that trained to its end (early stopping or the epoch budget): its results count.
+FINISHED = "finished"
+#: A run whose training loss became NaN or inf: listed, never averaged.
+DIVERGED = "diverged"
+#: The statuses of a run that is over (reused as it is by a rerun with the same settings).
+DONE = (FINISHED, DIVERGED)
+
+
+def run_folder_name(model: str, init: str, lr: str, run: int, fraction: float | None = None) -> str:
+    """``<model>-<init>-<lr>-run<k>[-frac<f>]``: the folder of one run."""
+    name = f"{model}-{init}-{lr}-run{run}"
+    return name if fraction is None else f"{name}-frac{fraction:g}"
+
+
+def started_result(
+    *,
+    task: str,
+    model: str,
+    init: str,
+    weights: str | None,
+    lr: str,
+    run: int,
+    seed: int,
+    fraction: float | None,
+    config: dict[str, Any],
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """The ``result.json`` of a run that has started and not yet trained (every key of
+    the format; training fills ``status``, ``best_epoch``, ``epochs_run``, ``val``,
+    ``test``, ``emissions`` and, for a diverged run, ``diverged``)."""
+    return {
+        "task": task,
+        "model": model,
+        "init": init,
+        "weights": weights,
+        "lr": lr,
+        "run": run,
+        "seed": seed,
+        "fraction": fraction,
+        "status": RUNNING,
+        "config": config,
+        "versions": versions,
+        "best_epoch": None,
+        "epochs_run": 0,
+        "val": {},
+        "test": {},
+        "emissions": None,
+    }
