@@ -363,7 +363,7 @@ def test_the_luna16_preset_is_the_augmentation_the_runner_applies():
 
     paper = LunaAugmentation.from_settings(LUNA16_SETTINGS)
     assert resolve_augmentation("luna16") == AUGMENTATIONS["luna16"] == paper
-    assert luna_batch_transform().augment.augmentation == paper
+    assert luna_batch_transform().transform.augmentation.augmentation == paper
     image = torch.rand(2, 1, 32, 32)
     out, mask = AUGMENTATIONS["luna16"](image, None, torch.Generator().manual_seed(0))
     assert out.shape == image.shape and mask is None  # images without masks too

@@ -39,16 +39,16 @@ DROPOUT_SOURCE = "paper 12.4: the authors' torchvision heads"
 
 def cli_defaults() -> dict[str, Any]:
     """The defaults of `radiologynet benchmark`'s options, from its own parser."""
-    parser = argparse.ArgumentParser()
-    benchmark.register(parser.add_subparsers())
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = sub.choices["benchmark"]
+    command = argparse.ArgumentParser()
+    benchmark.register(command)
     defaults = {a.dest: a.default for a in command._actions if a.dest != "help"}
     # options left open on the command line (None) take the benchmark's paper-mode
-    # defaults, resolved where the command resolves them
-    from radiologynet.train.config import PAPER_DEFAULTS
+    # defaults, else TrainConfig's, resolved where the command resolves them
+    from radiologynet.train.config import PAPER_DEFAULTS, TrainConfig
 
-    return {**defaults, **{k: v for k, v in PAPER_DEFAULTS.items() if defaults.get(k) is None}}
+    own = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    left_open = {k: PAPER_DEFAULTS.get(k, own.get(k)) for k, v in defaults.items() if v is None}
+    return {**defaults, **left_open}
 
 
 def trainer_default(name: str) -> Any:
