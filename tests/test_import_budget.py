@@ -107,7 +107,16 @@ def test_create_model_create_unet_read_image_and_for_model_import_no_optional_pa
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["--version"], ["list"], ["list", "resnet50"], ["info", "resnet50.radiologynet"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["list"],
+        ["list", "resnet50"],
+        ["info", "resnet50.radiologynet"],
+        # built from TrainConfig's fields, which load without torch
+        ["finetune", "--help"],
+        ["benchmark", "--help"],
+    ],
 )
 def test_light_commands_import_no_torch(argv):
     _clean_env_check()

@@ -66,8 +66,12 @@ RUN_SETTINGS = ("head", "cache_dir")
 
 def _setting_help() -> dict[str, str]:
     """The help text of each of :data:`TRAINING_SETTINGS`."""
-    from radiologynet.protocol.runner import FRACTION_MAX_EPOCHS
-    from radiologynet.train.config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_EPOCHS, TrainConfig
+    from radiologynet.train.config import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_MAX_EPOCHS,
+        FRACTION_MAX_EPOCHS,
+        TrainConfig,
+    )
 
     default = {f.name: f.default for f in fields(TrainConfig)}
     return {

@@ -15,7 +15,7 @@ import numpy as np
 
 from radiologynet._atomic import atomic_write_json, atomic_write_text
 from radiologynet.protocol.runs import FINISHED, RESULT_NAME, run_folder_name, started_result
-from radiologynet.train.trainer import LOG_NAME
+from radiologynet.train.loop import LOG_NAME
 
 
 def write_run(

@@ -27,8 +27,8 @@ from radiologynet._version import __version__
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._weights import (
-    RANDOM_TAGS,
     Preprocessing,
+    is_random_init,
     looks_like_path,
     resolve_weights_arg,
 )
@@ -54,6 +54,7 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
 from radiologynet.train.config import (
     DEFAULT_MAX_EPOCHS,
+    FRACTION_MAX_EPOCHS,
     HEADS,
     RESUMABLE_FIELDS,
     TrainConfig,
@@ -68,7 +69,7 @@ from radiologynet.transforms import read_preprocessing
 logger = logging.getLogger(__name__)
 
 #: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
-MAX_EPOCHS, FRACTION_MAX_EPOCHS = DEFAULT_MAX_EPOCHS, 10
+MAX_EPOCHS = DEFAULT_MAX_EPOCHS
 #: Keys of a run's recorded configuration, beside the ``TrainConfig`` fields, that may
 #: differ when it resumes: where decoded images are cached and how many processes train.
 RUN_RESUMABLE_FIELDS = frozenset({"cache_dir", "world_size"})
@@ -125,7 +126,7 @@ def parse_init(init: str) -> tuple[str, str | None]:
     if "=" in init:
         label, weights = init.split("=", 1)
         return _safe_label(label), weights
-    if init.lower() in RANDOM_TAGS:
+    if is_random_init(init):
         return "random", None
     if looks_like_path(init):
         path = Path(init).expanduser()

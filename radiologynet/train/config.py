@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # torch loads when a device is resolved, not for --help
 
 #: The epoch budget and batch size when neither the caller nor the task gives one.
 DEFAULT_MAX_EPOCHS = 200
+#: The epoch budget of the paper's resource-limited runs (a training fraction).
+FRACTION_MAX_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 32
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULERS = (None, "plateau")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
-from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, RANDOM_TAGS
+from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, is_random_init
 from radiologynet.paper import PAPER_INITS
 from radiologynet.protocol.runs import DIVERGED, FINISHED, RESULT_NAME
 
@@ -72,8 +72,7 @@ _REQUIRED = ("model", "init", "lr", "run")
 def normalise_init(init: object) -> str:
     """An initialisation name as result folders spell it: every spelling of random
     initialisation (:data:`radiologynet.models._weights.RANDOM_TAGS`, ``None``) -> ``"random"``."""
-    name = "" if init is None else str(init).strip().lower()
-    return RANDOM_INIT if name in RANDOM_TAGS else name
+    return RANDOM_INIT if is_random_init(init) else str(init).strip().lower()
 
 
 def higher_is_better(metric: str) -> bool:

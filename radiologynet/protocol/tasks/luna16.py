@@ -37,7 +37,7 @@ from radiologynet.data.tasks import get_task as get_task_info
 from radiologynet.errors import InvalidArgumentError
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._vanilla_unet import RECON_RECORDS, get_unet_weights, not_released_error
-from radiologynet.models._weights import RANDOM_TAGS, Preprocessing, looks_like_path
+from radiologynet.models._weights import Preprocessing, is_random_init, looks_like_path
 from radiologynet.models.unet import (
     UNSUPPORTED_ENCODERS,
     create_unet,
@@ -205,7 +205,7 @@ VANILLA_NAME = "unet"
 
 def _vanilla_skip_init(weights: str | None) -> str | None:
     """Why the vanilla U-Net cannot start from ``weights`` (``None`` when it can)."""
-    if weights is None or str(weights).lower() in RANDOM_TAGS:
+    if is_random_init(weights):
         return None
     if str(weights) in {r.tag for r in RECON_RECORDS}:  # the paper's, never released
         raise not_released_error(get_unet_weights(str(weights)))
