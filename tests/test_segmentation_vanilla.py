@@ -106,12 +106,15 @@ def test_cli_pretrain_reconstruction(image_folder, tmp_path, capsys):
             "16",
             "--batch-size",
             "4",
+            "--cache",
+            str(tmp_path / "cache"),
             "--device",
             "cpu",
         ]
     )
     assert code == 0
     assert (tmp_path / "w" / "model.safetensors").is_file()
+    assert any((tmp_path / "cache").iterdir())  # --cache reaches the decoded-image cache
     assert str(tmp_path / "w") in capsys.readouterr().out
 
 

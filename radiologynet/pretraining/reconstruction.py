@@ -109,6 +109,8 @@ def pretrain_reconstruction(
     data: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> ReconstructionResult:
     """Train a vanilla U-Net to reconstruct the images under ``data``; write it to
     ``out_dir``.
@@ -119,8 +121,9 @@ def pretrain_reconstruction(
             training, the resume state; re-running the same call resumes from it).
         config: the training settings; default :func:`reconstruction_config`.
             ``input_size`` (default 224, a multiple of 4) and ``in_chans`` shape the
-            network, ``cache_dir`` keeps the decoded images on disk; its task fields are
-            set here.
+            network; its task fields are set here.
+        cache_dir: a folder for a memory-mapped cache of the decoded images (``None``:
+            decode every read).
 
     Returns:
         the folder (``config.json``, ``model.safetensors``, ``README.md``; ``config.json``
@@ -146,7 +149,7 @@ def pretrain_reconstruction(
     ddp.init_from_env()
     files = find_images(data)
     images = ImageListDataset(
-        files, size=size, cache=config.cache_dir, validate=False, progress=config.progress
+        files, size=size, cache=cache_dir, validate=False, progress=config.progress
     )
     out.mkdir(parents=True, exist_ok=True)
     result = fit(

@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
         **recipe_settings(args),
         in_chans=args.in_chans,
         precision=args.precision,
-        cache_dir=args.cache,
     )
-    result = pretrain_reconstruction(args.data, args.out, config)
+    result = pretrain_reconstruction(args.data, args.out, config, cache_dir=args.cache)
     if ddp.is_main():
         print(result.out_dir)
     return 0
