@@ -10,11 +10,17 @@ import timm
 import torch.nn as nn
 
 from radiologynet.errors import UnknownWeightsError
-from radiologynet.models._folder import check_model_args, check_weights_file, timm_pretrained_cfg
+from radiologynet.models._folder import check_model_args, check_weights_file
 from radiologynet.models._hub import ResolvedWeights
 from radiologynet.models._hub import resolve as resolve_weights
 from radiologynet.models._registry import Architecture, get_architecture
-from radiologynet.models._weights import WeightRecord, get_weights, resolve_weights_arg, split_name
+from radiologynet.models._weights import (
+    WeightRecord,
+    get_weights,
+    resolve_weights_arg,
+    split_name,
+    timm_pretrained_cfg,
+)
 
 
 def resolve(

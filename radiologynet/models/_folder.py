@@ -15,17 +15,16 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, fields
-from functools import cache, lru_cache
+from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, ChecksumError, WeightsNotFoundError
 from radiologynet.models._card import render_model_card
-from radiologynet.models._preprocessing import Preprocessing
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
-from radiologynet.models._weights import WeightRecord
+from radiologynet.models._weights import WeightRecord, pretrained_cfg_keys, timm_pretrained_cfg
 from radiologynet.paper import PAPER, PAPER_DOI
 
 if TYPE_CHECKING:
@@ -284,19 +283,6 @@ def check_model_args(
 CARD_NAME = "README.md"
 
 
-#: pretrained_cfg keys that say where weights come from; a folder must not point elsewhere.
-_SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source"}
-
-
-#: The keys timm's ``PretrainedCfg`` accepts (an unknown one raises TypeError in timm).
-@cache
-def pretrained_cfg_keys() -> frozenset[str]:
-    """The keys timm's ``PretrainedCfg`` accepts."""
-    from timm.models import PretrainedCfg
-
-    return frozenset(f.name for f in fields(PretrainedCfg))
-
-
 def grayscale_filters(weight: Tensor, channels: int) -> Tensor:
     """First-convolution filters ``(O, I, kH, kW)`` re-spread for ``channels`` inputs that
     all carry the same grayscale image: the filters are summed over their input channels
@@ -329,38 +315,6 @@ def head_rows(state_dict: Mapping[str, Tensor], arch: Architecture) -> int:
             "classification head)."
         )
     return int(weight.shape[0])
-
-
-def timm_pretrained_cfg(
-    arch: Architecture,
-    record: WeightRecord | None = None,
-    *,
-    base: Mapping[str, Any] | None = None,
-    num_classes: int | None = None,
-) -> dict[str, Any]:
-    """The one timm ``pretrained_cfg`` of a weight: the record's, else ``base`` (a
-    folder's own ``pretrained_cfg``), else the architecture's letterbox input without
-    normalisation; with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes``
-    work), only keys timm accepts, and no key that points at another file."""
-    if record is not None:
-        cfg: dict[str, Any] = dict(record.pretrained_cfg())
-    elif base is not None:
-        cfg = dict(base)
-    else:
-        cfg = {
-            **Preprocessing(input_size=arch.input_size).timm_cfg(),
-            "architecture": arch.timm_name,
-            "paper_ids": f"doi:{PAPER_DOI}",
-        }
-    cfg.setdefault("first_conv", arch.first_conv)
-    cfg.setdefault("classifier", arch.classifier)
-    if num_classes is not None:
-        cfg["num_classes"] = num_classes
-    return {
-        k: v
-        for k, v in cfg.items()
-        if k in pretrained_cfg_keys() and k not in _SOURCE_KEYS and v not in (None, "")
-    }
 
 
 def _metadata(arch: Architecture, record: WeightRecord | None, sha256: str) -> dict[str, Any]:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from radiologynet.errors import UnknownModelError, UnknownWeightsError, WeightsNotFoundError
 from radiologynet.models._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
@@ -129,22 +132,10 @@ class WeightRecord:
             return ()
         return tuple(r for r in paper_results() if r.model == self.arch)
 
-    def pretrained_cfg(self) -> dict[str, object]:
-        """A timm ``pretrained_cfg`` (only keys timm accepts) describing this weight."""
-        arch = self.architecture
-        return {
-            **self.preprocessing.timm_cfg(),
-            "num_classes": self.num_classes,
-            "first_conv": arch.first_conv,
-            "classifier": arch.classifier,
-            "license": self.license,
-            "paper_ids": f"doi:{PAPER_DOI}",
-            "origin_url": self.source_url or "",
-            "tag": self.tag,
-            "label_names": self.label_names or None,
-            "description": self.description,
-            "architecture": arch.timm_name,
-        }
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """A timm ``pretrained_cfg`` (only keys timm accepts) describing this weight
+        (:func:`timm_pretrained_cfg`)."""
+        return timm_pretrained_cfg(self.architecture, self)
 
     @property
     def status(self) -> str:
@@ -491,3 +482,60 @@ def _version_key(version: str) -> tuple[int, ...]:
 def with_pin(record: WeightRecord, revision: str, sha256: str) -> WeightRecord:
     """A copy of ``record`` pinned to a Hub revision and file hash (after publishing)."""
     return replace(record, hub_revision=revision, sha256=sha256)
+
+
+#: pretrained_cfg keys that say where weights come from; a folder must not point elsewhere.
+_SOURCE_KEYS = {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source"}
+
+
+#: The keys timm's ``PretrainedCfg`` accepts (an unknown one raises TypeError in timm).
+@cache
+def pretrained_cfg_keys() -> frozenset[str]:
+    """The keys timm's ``PretrainedCfg`` accepts."""
+    from timm.models import PretrainedCfg
+
+    return frozenset(f.name for f in fields(PretrainedCfg))
+
+
+def timm_pretrained_cfg(
+    arch: Architecture,
+    record: WeightRecord | None = None,
+    *,
+    base: Mapping[str, Any] | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """The timm ``pretrained_cfg`` of a weight (:meth:`WeightRecord.pretrained_cfg`,
+    weights folders and :func:`radiologynet.create_model` all build it here): the record's
+    preprocessing, head, licence, provenance and labels, else ``base`` (a folder's own
+    ``pretrained_cfg``), else the architecture's letterbox input without normalisation;
+    with ``first_conv``/``classifier`` (so ``in_chans`` and ``num_classes`` work), only
+    keys timm accepts, and no key that points at another file."""
+    if record is not None:
+        cfg: dict[str, Any] = {
+            **record.preprocessing.timm_cfg(),
+            "num_classes": record.num_classes,
+            "license": record.license,
+            "paper_ids": f"doi:{PAPER_DOI}" if record.paper else "",
+            "origin_url": record.source_url or "",
+            "tag": record.tag,
+            "label_names": record.label_names or None,
+            "description": record.description,
+            "architecture": arch.timm_name,
+        }
+    elif base is not None:
+        cfg = dict(base)
+    else:
+        cfg = {
+            **Preprocessing(input_size=arch.input_size).timm_cfg(),
+            "architecture": arch.timm_name,
+            "paper_ids": f"doi:{PAPER_DOI}",
+        }
+    cfg.setdefault("first_conv", arch.first_conv)
+    cfg.setdefault("classifier", arch.classifier)
+    if num_classes is not None:
+        cfg["num_classes"] = num_classes
+    return {
+        k: v
+        for k, v in cfg.items()
+        if k in pretrained_cfg_keys() and k not in _SOURCE_KEYS and v not in (None, "")
+    }

@@ -277,7 +277,7 @@ def _write_model_folder(
     zoo_model: bool,
     model_name: str | None = None,
 ) -> None:
-    pretrained = {**preprocessing.timm_cfg(), "input_size": (3, input_size, input_size)}
+    pretrained = replace(preprocessing, input_size=input_size).timm_cfg()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if zoo_model and arch is not None and kind in ("multiclass", "binary"):
         from radiologynet.models._folder import write_weights_folder
