@@ -39,8 +39,12 @@ from radiologynet._optional import require
 from radiologynet.data.samples import batch_loader
 from radiologynet.errors import RadiologyNetError
 from radiologynet.train import distributed as ddp
-from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
-from radiologynet.train.checkpointing import Checkpointer, restore
+from radiologynet.train.checkpoint import (
+    Checkpointer,
+    explain_write_errors,
+    remove_checkpoint,
+    restore,
+)
 from radiologynet.train.config import (
     DEFAULT_BATCH_SIZE,
     OPTIMIZERS,
