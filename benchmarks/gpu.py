@@ -184,12 +184,11 @@ def protocol_estimate(
         max_epochs=sizes.protocol_max_epochs,
         patience=sizes.protocol_patience,
         batch_size=sizes.batch_size,
-        input_size=sizes.input_size,
         device=str(device),
         num_workers=sizes.workers,
         progress=False,
     )
-    settings = RunSettings(cache_dir=str(cache))
+    settings = RunSettings(cache_dir=str(cache), input_size=sizes.input_size)
     sampled = []
     for spec in plan(
         "folder", [sizes.protocol_model], ["random"], list(sizes.protocol_lrs), runs=1

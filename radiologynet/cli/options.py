@@ -2,7 +2,7 @@
 setting is spelled as an option (:func:`option`), the options ``finetune`` and
 ``benchmark`` share (:func:`add_training_options`, built from the config's fields), and the
 configuration they make (:func:`run_configuration`: the training settings and the
-protocol runner's own, ``head`` and ``cache_dir``).
+protocol runner's own, :data:`RUN_SETTINGS`).
 
 Importing this module imports no framework; the two builders import
 :mod:`radiologynet.train.config` (and so torch) when called.
@@ -60,8 +60,9 @@ TRAINING_SETTINGS = (
     "track_emissions",
 )
 #: The settings of :data:`TRAINING_SETTINGS` that are the protocol runner's
-#: (:class:`~radiologynet.protocol.runner.RunSettings`), not ``TrainConfig`` fields.
-RUN_SETTINGS = ("head", "cache_dir")
+#: (:class:`~radiologynet.protocol.runner.RunSettings`: the model and its data), not
+#: ``TrainConfig`` fields, and their value types.
+RUN_SETTINGS = {"head": str, "cache_dir": str, "input_size": int, "split_seed": int}
 
 
 def _setting_help() -> dict[str, str]:
@@ -87,7 +88,7 @@ def _setting_help() -> dict[str, str]:
         "precision": "fp32, bf16 autocast, or auto (bf16 on CUDA). Default: fp32 for "
         "benchmark (the paper's), auto for finetune",
         "split_seed": "seed of the train/val/test split; run k of a setting trains with seed "
-        f"SEED*1000 + k - 1 (default {default['split_seed']})",
+        "SEED*1000 + k - 1 (default 0)",
         "device": "cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK when available, else cpu)",
         "num_workers": "DataLoader worker processes per training process "
         f"(default {default['num_workers']}: load in the training process)",
@@ -108,13 +109,14 @@ def _value_type(annotation: object) -> type:
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options ``finetune`` and ``benchmark`` share to ``parser``, as one group: one
-    per ``TrainConfig`` setting of :data:`TRAINING_SETTINGS`, typed from its field and with
+    per setting of :data:`TRAINING_SETTINGS`, typed from its ``TrainConfig`` field (or
+    :data:`RUN_SETTINGS`) and with
     its choices, plus ``--paper``, ``--overwrite`` and ``--no-progress``. Each setting
     defaults to ``None`` (not given), so :func:`run_configuration` leaves the config's own
     default in place."""
     from radiologynet.train.config import HEADS, PRECISIONS, TrainConfig
 
-    types = {**typing.get_type_hints(TrainConfig), "head": str, "cache_dir": str}
+    types = {**typing.get_type_hints(TrainConfig), **RUN_SETTINGS}
     choices = {"head": HEADS, "precision": PRECISIONS}
     group = parser.add_argument_group("training options")
     help_text = _setting_help()

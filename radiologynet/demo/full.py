@@ -113,6 +113,7 @@ def run_full_demo(
     """
     from radiologynet.analysis.report import build_report
     from radiologynet.pretraining.pretrain import PretrainConfig, pretrain, pretrain_config
+    from radiologynet.protocol import RunSettings
     from radiologynet.protocol import run as run_protocol
     from radiologynet.train import TrainConfig
 
@@ -141,19 +142,19 @@ def run_full_demo(
             config = pretrain_config(
                 s.model,
                 lr=float(s.lr),
-                input_size=s.input_size,
                 max_epochs=s.pretrain_epochs,
                 patience=s.pretrain_epochs,
                 batch_size=s.batch_size,
                 progress=False,
             )
-            pretraining = PretrainConfig(model=s.model, site="demo-site")
+            pretraining = PretrainConfig(model=s.model, site="demo-site", input_size=s.input_size)
             pretrain(archive, labels.labels_csv, weights, config, pretraining)
         downstream = out / "downstream"
         if not downstream.is_dir():
             write_downstream_task(downstream, s.downstream_per_class, seed=1)
         step(f"4/5 fine-tuning on the downstream task: random vs demo-site init, {s.seeds} seeds")
-        _fine_tune(run_protocol, TrainConfig, s, downstream, weights, out / "results")
+        settings = RunSettings(input_size=s.input_size)
+        _fine_tune(run_protocol, TrainConfig, settings, s, downstream, weights, out / "results")
         step("5/5 statistics and report")
         report = _fresh_report(build_report, out / "results", out / "report")
     step(f"done: {report.markdown}")
@@ -187,6 +188,7 @@ def _write_demo_archive(archive: Path, s: DemoSettings) -> None:
 def _fine_tune(
     run_protocol: Callable[..., Any],
     train_config: Callable[..., Any],
+    settings: Any,
     s: DemoSettings,
     downstream: Path,
     weights: Path,
@@ -194,18 +196,19 @@ def _fine_tune(
 ) -> None:
     """The protocol runner on the downstream task: random vs demo-site init, ``s.seeds``
     runs each (``run_protocol`` is :func:`radiologynet.protocol.run`, ``train_config``
-    :class:`radiologynet.train.TrainConfig`)."""
+    :class:`radiologynet.train.TrainConfig`, ``settings`` the
+    :class:`radiologynet.protocol.RunSettings` at the demo's input size)."""
     config = train_config(
         max_epochs=s.finetune_epochs,
         patience=s.finetune_epochs,
         batch_size=s.batch_size,
-        input_size=s.input_size,
         progress=False,
     )
     run_protocol(
         "folder",
         downstream,
         config,
+        settings,
         models=[s.model],
         inits=["random", f"demo-site={weights}"],
         lrs=[s.lr],

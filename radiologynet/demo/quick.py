@@ -395,7 +395,7 @@ def run_demo(
     )
     say = print if progress else (lambda *a, **k: None)
     mark = time.perf_counter()
-    from radiologynet.protocol import get_task_spec, plan, run_one
+    from radiologynet.protocol import RunSettings, get_task_spec, plan, run_one
     from radiologynet.train import TrainConfig
 
     timings.add("import", time.perf_counter() - mark)
@@ -408,8 +408,9 @@ def run_demo(
     )
     _say_demo_intro(say, model, input_size)
     data, archive = _make_demo_data(out, per_class, pretext_per_class, timings)
-    one_run = _DemoRunner(run_one, get_task_spec("folder"), timings, say)
-    base = TrainConfig(batch_size=batch_size, input_size=input_size, progress=False)
+    settings = RunSettings(input_size=input_size)
+    one_run = _DemoRunner(run_one, get_task_spec("folder"), settings, timings, say)
+    base = TrainConfig(batch_size=batch_size, progress=False)
     pretext_config = replace(base, max_epochs=pretrain_epochs, patience=pretrain_epochs)
     finetune_config = replace(base, max_epochs=max_epochs, patience=max(3, max_epochs // 2))
     say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
@@ -470,6 +471,7 @@ class _DemoRunner:
 
     run_one: Callable[..., dict[str, Any]]
     task: Any
+    settings: Any
     timings: DemoTimings
     say: Callable[..., None]
 
@@ -479,7 +481,9 @@ class _DemoRunner:
         metric = "accuracy" if phase == "pretraining" else "f1"
         printer = _EpochPrinter(label, phase, config.epochs, self.timings, self.say, metric)
         started = time.perf_counter()
-        result = self.run_one(spec, self.task, root, results, config, callbacks=[printer])
+        result = self.run_one(
+            spec, self.task, root, results, config, self.settings, callbacks=[printer]
+        )
         ended = time.perf_counter()
         if printer.fit_ended is not None:  # after fit: the model folder and result.json
             printer.book("writing", ended - printer.fit_ended)

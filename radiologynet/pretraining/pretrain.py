@@ -18,7 +18,7 @@ import csv
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from radiologynet.pretraining.pseudolabel.report import LABEL_COLUMNS, path_key
 from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import CHECKPOINT_NAME
+from radiologynet.train.config import check_data_settings
 from radiologynet.train.heads import build_model
 from radiologynet.transforms import BatchHook, BatchTransform
 
@@ -297,6 +298,12 @@ class PretrainConfig:
             largest class's size) or ``"weighted"`` (a ``WeightedRandomSampler`` draw of
             the training set's size every epoch).
         site: a short name for the data's origin, used in the model card.
+        input_size: the network's input side (``None``: the architecture's, e.g. 224).
+        in_chans: the network's input channels.
+        split_seed: the seed of the stratified split (as the protocol runner's).
+
+    A resume refuses a checkpoint written with other values of these fields (``site``
+    aside, :data:`RESUMABLE_PRETRAIN_FIELDS`).
     """
 
     model: str = "resnet50"
@@ -306,9 +313,13 @@ class PretrainConfig:
     test_fraction: float = PAPER_SPLIT[2]
     oversampling: str = "replicate"
     site: str = "local"
+    input_size: int | None = None
+    in_chans: int = 3
+    split_seed: int = 0
 
     def __post_init__(self) -> None:
         get_architecture(self.model)  # an unknown name fails here, listing the known ones
+        check_data_settings(self.input_size, self.in_chans, self.split_seed)
         check_fractions(self.val_fraction, self.test_fraction)
         if self.oversampling not in OVERSAMPLING:
             raise InvalidArgumentError(
@@ -316,18 +327,22 @@ class PretrainConfig:
             )
 
 
-#: The authors' pretraining recipe beside each architecture's own learning rate and input
-#: size (:func:`pretrain_config`).
+#: The :class:`PretrainConfig` fields that may differ when a run resumes: the model card's
+#: name for the data's origin.
+RESUMABLE_PRETRAIN_FIELDS = frozenset({"site"})
+
+#: The authors' pretraining recipe beside each architecture's own learning rate
+#: (:func:`pretrain_config`; the input size is :attr:`PretrainConfig.input_size`).
 PRETRAIN_RECIPE = {"max_epochs": 100, "patience": 10, "batch_size": 32, "optimizer": "adamw"}
 
 
 def pretrain_config(model: str, **settings: Any) -> TrainConfig:
     """The :class:`~radiologynet.train.TrainConfig` of the authors' pretraining recipe for
-    ``model`` (its pretraining learning rate and input size, AdamW, 100 epochs, patience
-    10, batch 32), with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's
+    ``model`` (its pretraining learning rate, AdamW, 100 epochs, patience 10, batch 32),
+    with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's
     value) over it. Raises ``TypeError`` for a keyword that is not a field."""
     arch = get_architecture(model)
-    recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr, "input_size": arch.input_size}
+    recipe = {**PRETRAIN_RECIPE, "lr": arch.pretrain_lr}
     return recipe_config(recipe, settings)
 
 
@@ -355,8 +370,9 @@ def pretrain(
             training, the resume state; re-running resumes from it).
         config: the training settings; default :func:`pretrain_config` (the authors'
             recipe for ``pretraining.model``). Its task fields (kind, classes) are set here.
-        pretraining: the architecture, starting weights, modality, splits, oversampling
-            and site (default :class:`PretrainConfig`).
+        pretraining: the architecture, starting weights, modality, splits, oversampling,
+            site, input size and channels (default :class:`PretrainConfig`); a resume
+            refuses a checkpoint written with other values (:class:`StaleRunError`).
 
     Returns:
         The folder written and the training summary.
@@ -368,11 +384,11 @@ def pretrain(
     ddp.init_from_env()
     arch = get_architecture(pretraining.model)
     images, class_names, meta = read_labels(labels, data, pretraining.modality)
-    size = config.input_size or arch.input_size
-    config = replace(config, kind="multiclass", num_classes=len(class_names), input_size=size)
+    pretraining = replace(pretraining, input_size=pretraining.input_size or arch.input_size)
+    config = replace(config, kind="multiclass", num_classes=len(class_names))
     train, val, test, sizes = _pretrain_datasets(images, config, pretraining)
     out.mkdir(parents=True, exist_ok=True)
-    net, transform = _network(arch, pretraining.weights, len(class_names), config)
+    net, transform = _network(arch, pretraining, len(class_names), config)
     resample = [_resampler(train)]
     result = fit(
         net,
@@ -383,6 +399,9 @@ def pretrain(
         batch_transform=BatchHook(transform),
         out_dir=out,
         callbacks=resample,
+        recorded={
+            k: v for k, v in asdict(pretraining).items() if k not in RESUMABLE_PRETRAIN_FIELDS
+        },
     )
     if ddp.is_main():
         p = pretraining
@@ -396,6 +415,7 @@ def pretrain(
             p.weights,
             p.oversampling,
             sizes,
+            int(p.input_size),
         )
         _write_folder(net, out, source, config, transform.augmentation, result)
     ddp.barrier()
@@ -403,23 +423,24 @@ def pretrain(
 
 
 def _network(
-    arch: Architecture, weights: str | None, num_classes: int, config: TrainConfig
+    arch: Architecture, pretraining: PretrainConfig, num_classes: int, config: TrainConfig
 ) -> tuple[torch.nn.Module, BatchTransform]:
-    """The classifier to pretrain and its batch transform, both for ``config.in_chans``."""
+    """The classifier to pretrain (from ``pretraining.weights``) and its batch transform,
+    both for ``pretraining.in_chans`` at ``pretraining.input_size``."""
     torch.manual_seed(config.seed)  # the head (and a random init): the same on every rank
     # The authors pretrained torchvision networks, whose heads carry the dropout (and
     # EfficientNet's stochastic depth) that paper_regularisation gives timm's.
     net = build_model(
         arch.name,
-        weights,
+        pretraining.weights,
         kind="multiclass",
         num_classes=num_classes,
-        in_chans=config.in_chans,
+        in_chans=pretraining.in_chans,
         **arch.paper_regularisation,
     )
     transform = BatchTransform(
-        Preprocessing(input_size=config.input_size),
-        in_chans=config.in_chans,
+        Preprocessing(input_size=pretraining.input_size),
+        in_chans=pretraining.in_chans,
         augment=PAPER_AUGMENT,
     )
     return net, transform
@@ -438,6 +459,7 @@ class _Source:
     init: str | None
     oversampling: str
     sizes: tuple[int, int, int]
+    input_size: int
 
 
 def refuse_finished_weights(out: Path, resume: bool) -> None:
@@ -454,9 +476,10 @@ def _pretrain_datasets(
     images: list[LabelledImage], config: TrainConfig, pretraining: PretrainConfig
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, Any, tuple[int, int, int]]:
     """The oversampled training set, the validation and test sets (``None`` without test
-    images) and the three split sizes, at ``config.input_size``. ``config.split_seed``
-    draws the split (as the protocol runner's), ``config.seed`` the oversampling."""
-    size, split_seed, seed = config.input_size, config.split_seed, config.seed
+    images) and the three split sizes, at ``pretraining.input_size``.
+    ``pretraining.split_seed`` draws the split (as the protocol runner's), ``config.seed``
+    the oversampling."""
+    size, split_seed, seed = pretraining.input_size, pretraining.split_seed, config.seed
     oversampling = pretraining.oversampling
     targets = [im.target for im in images]
     shares = (pretraining.val_fraction, pretraining.test_fraction)
@@ -536,7 +559,7 @@ def _write_folder(
         version="v1",
         description=description,
         # [0, 1] input, letterboxed, no normalisation: what the trainer fed the network
-        preprocessing=Preprocessing(input_size=config.input_size),
+        preprocessing=Preprocessing(input_size=source.input_size),
         num_classes=n_classes,
         label_names=tuple(source.class_names),
         modalities=(modality.upper(),) if modality else (),
@@ -574,7 +597,7 @@ def _pretrain_recipe(
             else "WeightedRandomSampler 1/class"
         ),
         "augmentation": _describe(augmentation),
-        "input_size": config.input_size,
+        "input_size": source.input_size,
         "init": source.init,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,

@@ -2,8 +2,9 @@
 
 Images (PNG, JPEG, TIFF, DICOM) are decoded as they are read
 (:class:`~radiologynet.data.ImageListDataset`: 8-bit grayscale letterboxed to
-``input_size``; with ``cache_dir`` once, into a memory-mapped cache on disk), scaled to
-[0, 1] on the device, and the U-Net (``num_classes = in_chans``) learns to reproduce them
+:attr:`ReconstructionConfig.input_size`; with its ``cache_dir`` once, into a memory-mapped
+cache on disk), scaled to [0, 1] on the device, and the U-Net (``num_classes = in_chans``)
+learns to reproduce them
 with a mean squared error on ``sigmoid(logits)``. The loop is
 :func:`radiologynet.train.fit`: resumable after a kill, early stopping, ``precision``,
 data-parallel under ``torchrun``. Every image trains (there is no held-out set); the
@@ -31,6 +32,7 @@ from radiologynet.models._weights import Preprocessing
 from radiologynet.pretraining.pretrain import recipe_config, refuse_finished_weights
 from radiologynet.train import FitResult, TrainConfig, fit
 from radiologynet.train import distributed as ddp
+from radiologynet.train.config import check_data_settings
 from radiologynet.train.metrics import MetricCollection
 from radiologynet.transforms import BatchTransform
 
@@ -39,12 +41,31 @@ RECONSTRUCTION_RECIPE = {
     "lr": 1e-3,
     "max_epochs": 10,
     "batch_size": 32,
-    "input_size": 224,
-    "in_chans": 3,
     "optimizer": "adamw",
     "weight_decay": 1e-3,
     "precision": "fp32",
 }
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """What :func:`pretrain_reconstruction` trains on, beside its training settings
+    (:func:`reconstruction_config`); a resume refuses a checkpoint written with another
+    ``input_size`` or ``in_chans``.
+
+    Attributes:
+        input_size: the image side (the recipe's 224; a multiple of the U-Net's stride, 4).
+        in_chans: the network's input (and output) channels.
+        cache_dir: a folder for a memory-mapped cache of the decoded images (``None``:
+            decode every read).
+    """
+
+    input_size: int = 224
+    in_chans: int = 3
+    cache_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        check_data_settings(self.input_size, self.in_chans)
 
 
 @dataclass
@@ -74,9 +95,10 @@ def find_images(data: str | Path) -> list[Path]:
 
 def reconstruction_config(**settings: Any) -> TrainConfig:
     """The :class:`~radiologynet.train.TrainConfig` of the reconstruction recipe (AdamW,
-    lr 1e-3, weight decay 1e-3, 10 epochs, batch 32, 224 x 224, three channels, fp32),
-    with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's value) over
-    it. Raises ``TypeError`` for a keyword that is not a field."""
+    lr 1e-3, weight decay 1e-3, 10 epochs, batch 32, fp32; the images' size and channels
+    are :class:`ReconstructionConfig`'s), with ``settings`` (``TrainConfig`` fields;
+    ``None`` keeps the recipe's value) over it. Raises ``TypeError`` for a keyword that
+    is not a field."""
     return recipe_config(RECONSTRUCTION_RECIPE, settings)
 
 
@@ -109,8 +131,7 @@ def pretrain_reconstruction(
     data: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
+    reconstruction: ReconstructionConfig | None = None,
 ) -> ReconstructionResult:
     """Train a vanilla U-Net to reconstruct the images under ``data``; write it to
     ``out_dir``.
@@ -119,11 +140,10 @@ def pretrain_reconstruction(
         data: a folder of images (any depth).
         out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
             training, the resume state; re-running the same call resumes from it).
-        config: the training settings; default :func:`reconstruction_config`.
-            ``input_size`` (default 224, a multiple of 4) and ``in_chans`` shape the
-            network; its task fields are set here.
-        cache_dir: a folder for a memory-mapped cache of the decoded images (``None``:
-            decode every read).
+        config: the training settings; default :func:`reconstruction_config`. Its task
+            fields are set here.
+        reconstruction: the images' size and channels, which shape the network, and the
+            decoded-image cache (default :class:`ReconstructionConfig`).
 
     Returns:
         the folder (``config.json``, ``model.safetensors``, ``README.md``; ``config.json``
@@ -135,21 +155,22 @@ def pretrain_reconstruction(
         InvalidArgumentError: an ``input_size`` the U-Net cannot take.
     """
     config = config if config is not None else reconstruction_config()
-    size = config.input_size or RECONSTRUCTION_RECIPE["input_size"]
+    reconstruction = reconstruction if reconstruction is not None else ReconstructionConfig()
+    size, in_chans = reconstruction.input_size, reconstruction.in_chans
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = VanillaUNet(in_chans=config.in_chans, num_classes=config.in_chans)
+    model = VanillaUNet(in_chans=in_chans, num_classes=in_chans)
     if size % model.stride:
         raise InvalidArgumentError(
             f"input_size {size}: the vanilla U-Net takes sides that are multiples of "
             f"{model.stride} (e.g. {size - size % model.stride or model.stride})."
         )
-    config = replace(config, kind="reconstruction", num_classes=config.in_chans, input_size=size)
+    config = replace(config, kind="reconstruction", num_classes=in_chans)
     out = Path(out_dir)
     refuse_finished_weights(out, config.resume)
     ddp.init_from_env()
     files = find_images(data)
     images = ImageListDataset(
-        files, size=size, cache=cache_dir, validate=False, progress=config.progress
+        files, size=size, cache=reconstruction.cache_dir, validate=False, progress=config.progress
     )
     out.mkdir(parents=True, exist_ok=True)
     result = fit(
@@ -159,17 +180,23 @@ def pretrain_reconstruction(
         config=config,
         loss=SigmoidMSELoss(),
         metrics=MetricCollection({}),  # the validation loss is the score
-        batch_transform=ReconstructionBatch(size, config.in_chans),
+        batch_transform=ReconstructionBatch(size, in_chans),
         out_dir=out,
+        recorded={"input_size": size, "in_chans": in_chans},
     )
     if ddp.is_main():
-        save_vanilla_unet(model, out, metadata=_metadata(data, len(images), config, result))
+        metadata = _metadata(data, len(images), config, size, result)
+        save_vanilla_unet(model, out, metadata=metadata)
     ddp.barrier()
     return ReconstructionResult(out, len(images), result)
 
 
 def _metadata(
-    data: str | os.PathLike[str], n_images: int, config: TrainConfig, result: FitResult
+    data: str | os.PathLike[str],
+    n_images: int,
+    config: TrainConfig,
+    size: int,
+    result: FitResult,
 ) -> dict[str, Any]:
     """The ``radiologynet`` block of the weights folder's ``config.json``."""
     return {
@@ -181,7 +208,7 @@ def _metadata(
         "best_epoch": result.best_epoch,
         "status": result.status,
         "lr": config.lr,
-        "size": config.input_size,
+        "size": size,
         "loss_per_epoch": [record["train_loss"] for record in result.history],
         "val_loss_per_epoch": [record["val_loss"] for record in result.history],
         "train_config": config.to_dict(),

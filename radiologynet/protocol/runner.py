@@ -58,6 +58,7 @@ from radiologynet.train.config import (
     HEADS,
     RESUMABLE_FIELDS,
     TrainConfig,
+    check_data_settings,
     check_lr,
     config_changes,
 )
@@ -83,12 +84,21 @@ class RunSettings:
     Attributes:
         head: the bone-age head / LUNA16 decoder: ``"pooled"`` or ``"paper"``.
         cache_dir: where decoded images are cached (``None``: in memory only).
+        input_size: the network's input side (``None``: the weights'; a run records the
+            side it used).
+        in_chans: the network's input channels.
+        split_seed: the seed of the train/val/test split; run ``k`` of a setting trains
+            with seed ``split_seed * 1000 + k - 1``.
     """
 
     head: str = "pooled"
     cache_dir: str | None = None
+    input_size: int | None = None
+    in_chans: int = 3
+    split_seed: int = 0
 
     def __post_init__(self) -> None:
+        check_data_settings(self.input_size, self.in_chans, self.split_seed)
         if self.head not in HEADS:
             raise InvalidArgumentError(
                 f"--head must be one of {', '.join(HEADS)}, got {self.head!r}"
@@ -327,17 +337,17 @@ def check_output_folder(out: str | Path) -> Path:
 
 
 def run_config(
-    spec: RunSpec, task: TaskSpec, config: TrainConfig, preprocessing: Preprocessing
+    spec: RunSpec, task: TaskSpec, config: TrainConfig, settings: RunSettings
 ) -> TrainConfig:
     """The configuration one run trains with: the caller's ``config`` with the run's
-    learning rate and seed, the task's loss setup (kind, optimiser, scheduler, monitor),
-    and the defaults it left open (the task's batch size, the weights' input size, 200
-    epochs or the protocol's 10 with a training fraction)."""
+    learning rate and seed (from ``settings.split_seed``), the task's loss setup (kind,
+    optimiser, scheduler, monitor), and the defaults it left open (the task's batch size,
+    200 epochs or the protocol's 10 with a training fraction)."""
     epochs = config.max_epochs or (FRACTION_MAX_EPOCHS if spec.fraction is not None else MAX_EPOCHS)
     return replace(
         config,
         lr=float(spec.lr),
-        seed=config.split_seed * 1000 + spec.run - 1,
+        seed=settings.split_seed * 1000 + spec.run - 1,
         kind=task.kind,
         optimizer=task.optimizer,
         scheduler=task.scheduler,
@@ -345,7 +355,6 @@ def run_config(
         mode=task.mode,
         max_epochs=epochs,
         batch_size=config.batch_size or task.batch_size,
-        input_size=config.input_size or preprocessing.input_size,
     )
 
 
@@ -397,9 +406,10 @@ def run_one(
     folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
-    train_config = run_config(spec, task, config, preprocessing)
-    # the preprocessing recorded and applied is the one at the run's input size
-    preprocessing = replace(preprocessing, input_size=int(train_config.input_size))
+    train_config = run_config(spec, task, config, settings)
+    # the input size recorded, and the preprocessing applied, are the run's
+    settings = replace(settings, input_size=settings.input_size or preprocessing.input_size)
+    preprocessing = replace(preprocessing, input_size=int(settings.input_size))
     record = _run_record(task, resolved, data_root, train_config, settings, preprocessing)
     existing = _existing_run(folder, record, overwrite)
     if existing is not None:
@@ -445,7 +455,7 @@ def run_one(
                     data.num_classes,
                     data.class_names,
                     preprocessing,
-                    int(train_config.input_size or preprocessing.input_size),
+                    int(settings.input_size),
                     zoo_model=task.build_model is None,
                     model_name=spec.model,
                 )
@@ -515,15 +525,15 @@ def _build(
     preprocessing: Preprocessing,
 ) -> tuple[TaskData, torch.nn.Module]:
     """The run's data and model (the new head initialised from the run's seed)."""
-    size = int(config.input_size or preprocessing.input_size)
+    size = int(settings.input_size or preprocessing.input_size)
     data = task.build_data(
         DataRequest(
             root=Path(data_root).expanduser(),
-            seed=config.split_seed,
+            seed=settings.split_seed,
             fraction=spec.fraction,
             preprocessing=preprocessing,
             input_size=size,
-            in_chans=config.in_chans,
+            in_chans=settings.in_chans,
             train_seed=config.seed,
             cache_dir=Path(settings.cache_dir) if settings.cache_dir is not None else None,
             settings=task.settings,
@@ -532,7 +542,7 @@ def _build(
     torch.manual_seed(config.seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(
-            ModelRequest(spec.model, spec.weights, data, config.in_chans, size, settings.head)
+            ModelRequest(spec.model, spec.weights, data, settings.in_chans, size, settings.head)
         )
     else:
         model = build_model(
@@ -540,7 +550,7 @@ def _build(
             spec.weights,
             kind=task.kind,
             num_classes=data.num_classes,
-            in_chans=config.in_chans,
+            in_chans=settings.in_chans,
             head=settings.head,
             input_size=size,
             **get_architecture(spec.model).paper_regularisation,
@@ -573,10 +583,11 @@ def run(
         data: the dataset folder.
         config: the training settings (:class:`~radiologynet.train.TrainConfig`; its
             ``lr`` and ``seed`` come from the grid, see :func:`run_config`).
-        settings: the model head and the decoded-image cache (:class:`RunSettings`).
+        settings: the model head, the input size and channels, the split seed and the
+            decoded-image cache (:class:`RunSettings`).
         models, lrs: default to the task's paper models and learning rates.
         inits: ``random``, ``imagenet``, ``radiologynet``, any tag, a path or ``name=PATH``.
-        runs: repetitions per setting (seeds ``split_seed*1000 + k - 1``).
+        runs: repetitions per setting (seeds ``settings.split_seed*1000 + k - 1``).
         fractions: training fractions (the resource-limited experiment); ``None``: all.
         out: the results folder (one sub-folder per run).
         shard: ``"i/n"``: only the runs whose name hashes to share ``i`` of ``n``.

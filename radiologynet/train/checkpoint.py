@@ -20,7 +20,7 @@ import errno
 import io
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,10 +189,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 class Checkpointer:
     """Writes the resume state to ``out/checkpoint.pt`` when ``interval_s`` seconds passed
     since the last write (checked after every step), at the end and on pre-emption; the
-    best weights go to their own file, written only when they changed."""
+    best weights go to their own file, written only when they changed.
 
-    def __init__(self, out: Path | None, interval_s: float) -> None:
+    ``recorded``: settings outside the ``TrainConfig`` that a resume must match (the data
+    and the network's input), written beside the config and compared as it is."""
+
+    def __init__(
+        self, out: Path | None, interval_s: float, recorded: Mapping[str, Any] | None = None
+    ) -> None:
         self.out = out
+        self.recorded = dict(recorded or {})
         self.path = out / CHECKPOINT_NAME if out is not None else None
         self.interval_s = interval_s
         self.writes = out is not None and ddp.is_main()
@@ -209,6 +215,7 @@ class Checkpointer:
             return None
         saved = load_checkpoint(self.path)
         changes = config_changes(saved.get("config", {}), config.to_dict())
+        changes += config_changes(saved.get("recorded", {}), self.recorded)
         if changes:
             raise StaleRunError(
                 f"{self.path} was written with other settings ({'; '.join(changes)}); "
@@ -248,6 +255,7 @@ class Checkpointer:
                 "optimizer": run.opt.state_dict(),
                 "scheduler": run.sched.state_dict() if run.sched is not None else None,
                 "config": run.config.to_dict(),
+                "recorded": self.recorded,
                 "best_file": self.best_file,
                 "state": asdict(state),
                 "ranks": ranks,

@@ -1,4 +1,4 @@
-"""``TrainConfig``: every setting of one training run, validated once, recorded with it.
+"""``TrainConfig``: the training settings of one run, validated once, recorded with it.
 
 :func:`radiologynet.train.fit` trains with one; the ``finetune`` and ``benchmark`` commands
 and :func:`radiologynet.protocol.run` build one (the commands from their arguments, in
@@ -66,9 +66,6 @@ class TrainConfig:
         task's own with its loss and metrics) and num_classes (default: the model's);
         precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU).
 
-    Data (read by the protocol runner and by pretraining):
-        input_size (``None``: the weights'), in_chans, split_seed.
-
     Running (may change on resume, :data:`RESUMABLE_FIELDS`):
         device (``None``: ``cuda:LOCAL_RANK`` when available, else CPU), num_workers,
         eval_batch_size, checkpoint_interval_s (resume state is written when this many
@@ -89,9 +86,6 @@ class TrainConfig:
     monitor: str = "loss"
     mode: str = "min"
     precision: str = "auto"
-    input_size: int | None = None
-    in_chans: int = 3
-    split_seed: int = 0
     device: str | None = None
     num_workers: int = 0
     eval_batch_size: int | None = None
@@ -104,12 +98,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_lr(self.lr)
         _check_number("weight_decay", self.weight_decay, minimum=0.0, integer=False)
-        for name in ("max_epochs", "batch_size", "input_size", "eval_batch_size"):
+        for name in ("max_epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), minimum=1)
         _check_number("patience", self.patience, minimum=1)
-        _check_number("in_chans", self.in_chans, minimum=1)
-        for name in ("seed", "split_seed", "num_workers"):
+        for name in ("seed", "num_workers"):
             _check_number(name, getattr(self, name), minimum=0)
         if self.num_classes is not None:
             _check_number("num_classes", self.num_classes, minimum=1)
@@ -154,6 +147,20 @@ def check_lr(lr: Any, name: str = "--lr") -> float:
             f"{name} {lr!r}: a learning rate must be a positive finite number (e.g. 1e-4)"
         )
     return value
+
+
+def check_data_settings(input_size: int | None, in_chans: int, split_seed: int = 0) -> None:
+    """Check the data settings that the protocol runner and pretraining hold beside a
+    ``TrainConfig``: ``input_size`` (``None``: the model's) and ``in_chans`` at least 1,
+    ``split_seed`` at least 0.
+
+    Raises:
+        InvalidSettingError: naming the setting and the value.
+    """
+    if input_size is not None:
+        _check_number("input_size", input_size, minimum=1)
+    _check_number("in_chans", in_chans, minimum=1)
+    _check_number("split_seed", split_seed, minimum=0)
 
 
 def _check_number(

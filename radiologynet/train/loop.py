@@ -23,7 +23,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -497,6 +497,7 @@ def fit(
     batch_transform: Callable[..., Any] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     callbacks: Sequence[Callback] = (),
+    recorded: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
     ``test``.
@@ -519,6 +520,9 @@ def fit(
             ``"epoch_end"`` (info holds the log ``record`` and the seconds spent
             validating, ``val_s``, and writing the log and checkpoint, ``checkpoint_s``)
             and ``"fit_end"`` (``test_s``, ``checkpoint_s``).
+        recorded: settings outside ``config`` that a resume must match: the data and the
+            network's input (e.g. ``{"input_size": 224, "split_seed": 0}``); kept in the
+            checkpoint beside the config and compared with it.
 
     Returns:
         a :class:`FitResult`; ``model`` holds the best weights afterwards. A run whose
@@ -526,7 +530,8 @@ def fit(
 
     Raises:
         TrainingInterrupted: on SIGTERM/SIGINT, after the current step and its checkpoint.
-        StaleRunError: ``out_dir`` holds the checkpoint of a run with other settings.
+        StaleRunError: ``out_dir`` holds the checkpoint of a run with other settings
+            (``config`` or ``recorded``).
     """
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
@@ -535,7 +540,7 @@ def fit(
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
-    checkpointer = Checkpointer(out, config.checkpoint_interval_s)
+    checkpointer = Checkpointer(out, config.checkpoint_interval_s, recorded)
     saved = checkpointer.load(config) if config.resume else None
     state = restore(run, saved, checkpointer) if saved is not None else FitState()
     tracker = start_emissions(out) if config.track_emissions and ddp.is_main() else None

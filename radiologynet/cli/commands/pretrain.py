@@ -40,8 +40,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def add_recipe_options(parser: argparse.ArgumentParser) -> None:
-    """The ``TrainConfig`` settings both pretraining commands take over their recipe
-    (read by :func:`recipe_settings`; left out, the recipe's value holds)."""
+    """The settings both pretraining commands take over their recipe: ``--input-size``
+    (each command's data configuration) and the ``TrainConfig`` settings read by
+    :func:`recipe_settings` (left out, the recipe's value holds)."""
     parser.add_argument(
         "--input-size", type=int, default=None, help="input side (default: the recipe's)"
     )
@@ -63,14 +64,18 @@ def add_recipe_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start over (and overwrite) even if OUT holds a checkpoint or finished weights",
     )
-    parser.add_argument("--seed", type=int, default=None, help="default 0")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed, and pretrain's split seed (default 0)",
+    )
 
 
 def recipe_settings(args: argparse.Namespace) -> dict[str, object]:
     """The ``TrainConfig`` keywords of :func:`add_recipe_options`'s arguments (``None``:
-    the recipe's value)."""
+    the recipe's value); ``--input-size`` is each command's own."""
     return {
-        "input_size": args.input_size,
         "lr": args.lr,
         "max_epochs": args.max_epochs,
         "patience": args.patience,
@@ -113,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from radiologynet.train import distributed as ddp
 
     settings = recipe_settings(args)
-    config = pretrain_config(args.model, **settings, split_seed=settings["seed"])
+    config = pretrain_config(args.model, **settings)
     pretraining = PretrainConfig(
         model=args.model,
         weights=args.init,
@@ -122,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         oversampling=args.oversampling,
         site=args.site,
+        input_size=args.input_size,
+        split_seed=args.seed or 0,
     )
     result = pretrain(args.data, args.labels, args.out, config, pretraining)
     if ddp.is_main():

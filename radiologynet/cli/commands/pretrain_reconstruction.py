@@ -37,17 +37,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the pretraining; prints the folder written."""
     from radiologynet.pretraining.reconstruction import (
+        ReconstructionConfig,
         pretrain_reconstruction,
         reconstruction_config,
     )
     from radiologynet.train import distributed as ddp
 
-    config = reconstruction_config(
-        **recipe_settings(args),
-        in_chans=args.in_chans,
-        precision=args.precision,
-    )
-    result = pretrain_reconstruction(args.data, args.out, config, cache_dir=args.cache)
+    config = reconstruction_config(**recipe_settings(args), precision=args.precision)
+    given = {"input_size": args.input_size, "in_chans": args.in_chans, "cache_dir": args.cache}
+    reconstruction = ReconstructionConfig(**{k: v for k, v in given.items() if v is not None})
+    result = pretrain_reconstruction(args.data, args.out, config, reconstruction)
     if ddp.is_main():
         print(result.out_dir)
     return 0
