@@ -25,7 +25,9 @@ from radiologynet.protocol.runner import (
 from radiologynet.train import TrainConfig
 from tests.datasets_fakes import make_boneage, make_btmr, toy_task_info
 
-TINY = TrainConfig(max_epochs=1, batch_size=8, input_size=32, progress=False)
+TINY = TrainConfig(max_epochs=1, batch_size=8, progress=False)
+#: The runner's settings of the tiny runs: 32-pixel inputs.
+SMALL = RunSettings(input_size=32)
 RESULT_KEYS = {
     "task",
     "model",
@@ -161,6 +163,7 @@ def test_grid_2x2_end_to_end(btmr, tmp_path):
         "btmr",
         btmr,
         TINY,
+        SMALL,
         models=["resnet18"],
         inits=["random", "scratch=random"],
         lrs=["1e-3", "1e-4"],
@@ -208,6 +211,7 @@ def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatc
         runs=1,
         out=out,
         config=replace(TINY, max_epochs=2, checkpoint_interval_s=0),
+        settings=SMALL,
     )
     with pytest.raises(Stop):
         run_grid("btmr", btmr, callbacks=[kill], **kwargs)
@@ -262,6 +266,7 @@ def test_plugged_task(tmp_path):
         "toy-plugin",
         tmp_path,
         TINY,
+        SMALL,
         models=["resnet18"],
         inits=["random"],
         lrs=["1e-2"],
@@ -278,6 +283,7 @@ def test_bone_age_regression_run(tmp_path):
         "boneage",
         tmp_path / "pba",
         TINY,
+        SMALL,
         models=["resnet18"],
         inits=["random"],
         lrs=["1e-3"],
@@ -351,12 +357,12 @@ def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
 
 def test_disk_cache_gives_the_same_run(btmr, tmp_path):
     kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1)
-    plain = run_grid("btmr", btmr, TINY, out=tmp_path / "plain", **kwargs)[0]
+    plain = run_grid("btmr", btmr, TINY, SMALL, out=tmp_path / "plain", **kwargs)[0]
     cached = run_grid(
         "btmr",
         btmr,
         TINY,
-        RunSettings(cache_dir=str(tmp_path / "cache")),
+        replace(SMALL, cache_dir=str(tmp_path / "cache")),
         out=tmp_path / "cached",
         **kwargs,
     )[0]
@@ -376,6 +382,7 @@ def test_binary_task_run(tmp_path):
         "covid19",
         root,
         TINY,
+        SMALL,
         models=["resnet18"],
         inits=["random"],
         lrs=["1e-3"],
@@ -409,6 +416,7 @@ def test_weights_folder_preprocessing_reaches_the_run(btmr, tmp_path):
         "btmr",
         btmr,
         TINY,
+        SMALL,
         models=["resnet18"],
         inits=[f"tv={folder}"],
         lrs=["1e-3"],
@@ -423,10 +431,11 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
     import radiologynet.protocol.runner as runner
 
     kwargs = dict(models=["resnet18"], inits=["random"], lrs=["1e-3"], runs=1, out=tmp_path / "out")
-    (first,) = run_grid("btmr", btmr, TINY, **kwargs)
+    (first,) = run_grid("btmr", btmr, TINY, SMALL, **kwargs)
     config = first["config"]
     assert config["batch_size"] == 8 and config["precision"] == "auto"
     assert config["checkpoint_interval_s"] == 600.0 and config["lr"] == 1e-3
+    assert (config["input_size"], config["in_chans"], config["split_seed"]) == (32, 3, 0)
 
     def no_training(*args, **kw):
         raise AssertionError("trained although the run is finished or refused")
@@ -434,23 +443,26 @@ def test_a_run_folder_holds_one_configuration(btmr, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "fit", no_training)
     # where and how it runs may differ (a cache, more processes): the finished run is reused
     monkeypatch.setattr(runner.ddp, "world_size", lambda: 2)
-    elsewhere = RunSettings(cache_dir=str(tmp_path / "cache"))
+    elsewhere = replace(SMALL, cache_dir=str(tmp_path / "cache"))
     faster = replace(TINY, num_workers=1, device="cpu")
     assert run_grid("btmr", btmr, faster, elsewhere, **kwargs) == [first]
     for change, settings, text in [
-        (dict(split_seed=1), None, "split_seed: 0 -> 1"),
-        (dict(max_epochs=2), None, "max_epochs: 1 -> 2"),
-        (dict(input_size=48), None, "input_size: 32 -> 48"),
-        (dict(batch_size=4), None, "batch_size: 8 -> 4"),
-        ({}, RunSettings(head="paper"), "head: 'pooled' -> 'paper'"),
+        (dict(max_epochs=2), {}, "max_epochs: 1 -> 2"),
+        (dict(batch_size=4), {}, "batch_size: 8 -> 4"),
+        ({}, dict(split_seed=1), "split_seed: 0 -> 1"),
+        ({}, dict(input_size=48), "input_size: 32 -> 48"),
+        ({}, dict(input_size=None), "input_size: 32 -> 224"),  # None: the weights' size
+        ({}, dict(in_chans=1), "in_chans: 3 -> 1"),
+        ({}, dict(head="paper"), "head: 'pooled' -> 'paper'"),
     ]:
         with pytest.raises(StaleRunError, match=text) as err:
-            run_grid("btmr", btmr, replace(TINY, **change), settings, **kwargs)
+            run_grid("btmr", btmr, replace(TINY, **change), replace(SMALL, **settings), **kwargs)
         assert "--overwrite" in str(err.value) and "new --out" in str(err.value)
     # --overwrite keeps a run made with these very settings
-    assert run_grid("btmr", btmr, TINY, overwrite=True, **kwargs) == [first]
+    assert run_grid("btmr", btmr, TINY, SMALL, overwrite=True, **kwargs) == [first]
     monkeypatch.undo()
-    (again,) = run_grid("btmr", btmr, replace(TINY, split_seed=1), overwrite=True, **kwargs)
+    other_split = replace(SMALL, split_seed=1)
+    (again,) = run_grid("btmr", btmr, TINY, other_split, overwrite=True, **kwargs)
     assert again["config"]["split_seed"] == 1 and again["seed"] == 1000
 
 
@@ -459,6 +471,7 @@ def test_a_diverging_run_is_recorded_as_diverged(btmr, tmp_path):
         "btmr",
         btmr,
         replace(TINY, max_epochs=3),
+        SMALL,
         models=["resnet18"],
         inits=["random"],
         lrs=["1e6"],

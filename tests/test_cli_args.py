@@ -154,20 +154,26 @@ def test_finetune_and_benchmark_read_the_shared_training_options_alike(tmp_path)
     from radiologynet.train import TrainConfig
 
     assert set(TRAINING_SETTINGS) - set(RUN_SETTINGS) <= set(TrainConfig.field_names())
-    assert set(RUN_SETTINGS) == {f.name for f in dataclasses.fields(RunSettings)}
+    assert set(RUN_SETTINGS) <= {f.name for f in dataclasses.fields(RunSettings)}
+    assert set(RUN_SETTINGS) <= set(TRAINING_SETTINGS)
+    assert not set(RUN_SETTINGS) & set(TrainConfig.field_names())
     given = ["--seed", "3", "--workers", "2", "--checkpoint-interval", "30", "--max-epochs", "5"]
+    given += ["--input-size", "64"]
     for command, paper in ((FINETUNE, False), (BENCHMARK, True)):
         argv = command + ["--data", str(tmp_path)]
-        config, _ = run_configuration(
+        config, run = run_configuration(
             build_parser(command[0]).parse_args(argv + given), paper=paper
         )
-        assert (config.split_seed, config.num_workers, config.checkpoint_interval_s) == (3, 2, 30)
-        assert config.max_epochs == 5
-        plain, _ = run_configuration(build_parser(command[0]).parse_args(argv), paper=paper)
-        assert (plain.patience, plain.checkpoint_interval_s, plain.split_seed) == (
+        assert (run.split_seed, config.num_workers, config.checkpoint_interval_s) == (3, 2, 30)
+        assert config.max_epochs == 5 and run.input_size == 64
+        plain, plain_run = run_configuration(build_parser(command[0]).parse_args(argv), paper=paper)
+        assert (plain.patience, plain.checkpoint_interval_s) == (
             TrainConfig.patience,
             TrainConfig.checkpoint_interval_s,
-            TrainConfig.split_seed,
+        )
+        assert (plain_run.split_seed, plain_run.input_size) == (
+            RunSettings.split_seed,
+            RunSettings.input_size,
         )
 
 

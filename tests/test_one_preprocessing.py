@@ -172,7 +172,7 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
     import json
     from dataclasses import asdict, replace
 
-    from radiologynet.protocol.runner import plan, run_one
+    from radiologynet.protocol.runner import RunSettings, plan, run_one
 
     task = get_task_spec("folder")
     applied = []
@@ -198,7 +198,8 @@ def test_a_run_records_the_preprocessing_it_applies(tmp_path, folder_task):
         replace(task, build_data=spy),
         folder_task,
         tmp_path / "out",
-        TrainConfig(max_epochs=1, batch_size=4, input_size=32, progress=False),
+        TrainConfig(max_epochs=1, batch_size=4, progress=False),
+        RunSettings(input_size=32),
     )
     ((pre, batch_transform),) = applied
     assert result["status"] == "finished"

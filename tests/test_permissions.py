@@ -179,7 +179,8 @@ def test_run_folder_is_shared(tmp_path, umask_022):
         lrs=["1e-3"],
         runs=1,
         out=out,
-        config=TrainConfig(max_epochs=1, patience=1, batch_size=2, input_size=32, progress=False),
+        config=TrainConfig(max_epochs=1, patience=1, batch_size=2, progress=False),
+        settings=runner.RunSettings(input_size=32),
     )
     models = list(out.rglob("model.safetensors"))
     assert models, "the run wrote no model folder"

@@ -7,6 +7,7 @@ import json
 import warnings
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import timm
@@ -16,7 +17,12 @@ import radiologynet
 import radiologynet.pretraining.pretrain as pretrain_module
 from radiologynet.cli import main
 from radiologynet.demo.synthetic_archive import write_synthetic_archive
-from radiologynet.errors import ArchiveError, InvalidArgumentError, UnknownModelError
+from radiologynet.errors import (
+    ArchiveError,
+    InvalidArgumentError,
+    StaleRunError,
+    UnknownModelError,
+)
 from radiologynet.pretraining.pretrain import (
     Oversampled,
     PretrainConfig,
@@ -33,10 +39,13 @@ from radiologynet.train import TrainConfig
 
 
 def tiny(max_epochs: int) -> TrainConfig:
-    """The recipe at toy size: resnet18 at 32 px, batch 16, quiet."""
-    return pretrain_config(
-        "resnet18", input_size=32, batch_size=16, progress=False, max_epochs=max_epochs
-    )
+    """The recipe at toy size: batch 16, quiet."""
+    return pretrain_config("resnet18", batch_size=16, progress=False, max_epochs=max_epochs)
+
+
+def small(model: str = "resnet18", **fields: Any) -> PretrainConfig:
+    """What to pretrain, at toy size: 32 px inputs."""
+    return PretrainConfig(model=model, input_size=32, **fields)
 
 
 @pytest.fixture(autouse=True)
@@ -70,9 +79,7 @@ def folder(labelled, tmp_path_factory):
     out = tmp_path_factory.mktemp("weights") / "resnet18.synthetic"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = pretrain(
-            archive, labels, out, tiny(2), PretrainConfig(model="resnet18", site="synthetic")
-        )
+        result = pretrain(archive, labels, out, tiny(2), small(site="synthetic"))
     return out, result
 
 
@@ -117,7 +124,7 @@ def test_the_card_states_the_recipe_that_was_used(labelled, tmp_path):
     out = tmp_path / "sgd"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        pretrain(archive, labels, out, config, PretrainConfig(model="resnet18", site="s"))
+        pretrain(archive, labels, out, config, small(site="s"))
     card = (out / "README.md").read_text()
     assert "adam (lr" in card and "weight decay 0.05" in card
     assert "AdamW" not in card and "weight decay 1e-3" not in card
@@ -129,7 +136,7 @@ def test_the_card_states_the_recipe_that_was_used(labelled, tmp_path):
 def test_finished_folder_is_not_silently_retrained(labelled, folder):
     archive, labels = labelled
     with pytest.raises(ArchiveError, match="already holds finished weights.*--no-resume"):
-        pretrain(archive, labels, folder[0], tiny(1), PretrainConfig(model="resnet18"))
+        pretrain(archive, labels, folder[0], tiny(1), small())
 
 
 @pytest.mark.parametrize(
@@ -255,10 +262,19 @@ def test_pretrain_resumes_after_a_kill(labelled, folder, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pretrain_module, "fit", dying_fit)
     with pytest.raises(Killed):
-        pretrain(archive, labels, tmp_path / "w", tiny(2), PretrainConfig(model="resnet18"))
+        pretrain(archive, labels, tmp_path / "w", tiny(2), small())
     assert (tmp_path / "w" / "checkpoint.pt").is_file()
     monkeypatch.setattr(pretrain_module, "fit", real_fit)
-    resumed = pretrain(archive, labels, tmp_path / "w", tiny(2), PretrainConfig(model="resnet18"))
+    # the resume refuses another input size, channel count or split (fit's ``recorded``)
+    for change, text in [
+        ({"input_size": 48}, "input_size: 32 -> 48"),
+        ({"in_chans": 1}, "in_chans: 3 -> 1"),
+        ({"split_seed": 1}, "split_seed: 0 -> 1"),
+        ({"val_fraction": 0.25}, "val_fraction: 0.125 -> 0.25"),
+    ]:
+        with pytest.raises(StaleRunError, match=text):
+            pretrain(archive, labels, tmp_path / "w", tiny(2), small(**change))
+    resumed = pretrain(archive, labels, tmp_path / "w", tiny(2), small())
     assert resumed.fit.epochs_run == 2
     for epoch in (0, 1):
         assert resumed.fit.history[epoch]["train_loss"] == pytest.approx(
@@ -323,7 +339,8 @@ def test_cli_pretrain(labelled, tmp_path, capsys):
 def test_pretrain_config_is_the_authors_recipe_per_architecture():
     config = pretrain_config("inception_v3")
     arch = radiologynet.get_architecture("inception_v3")
-    assert (config.lr, config.input_size) == (arch.pretrain_lr, arch.input_size)
+    assert config.lr == arch.pretrain_lr
+    assert "input_size" not in config.to_dict()  # PretrainConfig's: None, the arch's
     assert (config.max_epochs, config.patience, config.batch_size) == (100, 10, 32)
     assert config.optimizer == "adamw"
     # a value overrides the recipe, None keeps it
@@ -354,20 +371,18 @@ def test_pretrain_builds_what_its_config_records(labelled, tmp_path, monkeypatch
 
     monkeypatch.setattr(pretrain_module, "split_labelled", split)
     monkeypatch.setattr(pretrain_module, "fit", fit)
-    config = replace(tiny(1), in_chans=1, seed=3, split_seed=7)
+    config = replace(tiny(1), seed=3)
+    one_channel = small(in_chans=1, split_seed=7)
     with pytest.raises(_Built):
-        pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
+        pretrain(archive, labels, tmp_path / "w", config, one_channel)
     assert seen["net"].conv1.in_channels == 1
     assert seen["transform"].transform.in_chans == 1
     assert seen["split_seed"] == 7
+    with pytest.raises(_Built):  # None: the architecture's input size
+        pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
+    assert seen["transform"].transform.size == radiologynet.get_architecture("resnet18").input_size
     with pytest.raises(_Built):
-        pretrain(
-            archive,
-            labels,
-            tmp_path / "m",
-            replace(config, in_chans=3),
-            PretrainConfig(model="mobilenet_v3_small"),
-        )
+        pretrain(archive, labels, tmp_path / "m", config, small("mobilenet_v3_small"))
     assert seen["net"].drop_rate == 0.2  # torchvision's Dropout(0.2) in the authors' head
 
 
@@ -375,8 +390,7 @@ def test_one_channel_pretraining_writes_zoo_weights_that_load_either_way(labelle
     """The zoo's weights folders are 3-channel: a 1-channel model is written so that
     create_model gives it back with in_chans=1 and computes the same with 3."""
     archive, labels = labelled
-    config = replace(tiny(1), in_chans=1)
-    pretrain(archive, labels, tmp_path / "w", config, PretrainConfig(model="resnet18"))
+    pretrain(archive, labels, tmp_path / "w", tiny(1), small(in_chans=1))
     one = radiologynet.create_model("resnet18", weights=str(tmp_path / "w"), in_chans=1).eval()
     three = radiologynet.create_model("resnet18", weights=str(tmp_path / "w")).eval()
     assert one.conv1.in_channels == 1 and three.conv1.in_channels == 3

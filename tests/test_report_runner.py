@@ -47,7 +47,8 @@ def swept(tmp_path_factory):
         lrs=["1e-3"],
         runs=2,
         out=out,
-        config=TrainConfig(max_epochs=2, patience=2, batch_size=4, input_size=32, progress=False),
+        config=TrainConfig(max_epochs=2, patience=2, batch_size=4, progress=False),
+        settings=runner.RunSettings(input_size=32),
     )
     return out
 

@@ -127,13 +127,8 @@ def test_tiny_vanilla_and_encoder_unet_runs(luna, tmp_path, monkeypatch):
     )
     runs = plan("luna16", ["unet", "unet-resnet18"], ["random"], ["1e-3"], 1)
     out = tmp_path / "out"
-    config_ = TrainConfig(
-        max_epochs=1,
-        batch_size=16,
-        in_chans=1,
-        progress=False,
-    )
-    settings = RunSettings(cache_dir=str(tmp_path / "cache"))
+    config_ = TrainConfig(max_epochs=1, batch_size=16, progress=False)
+    settings = RunSettings(cache_dir=str(tmp_path / "cache"), in_chans=1)
     for spec in runs:
         result = run_one(spec, tiny, luna, out, config_, settings)
         folder = out / spec.name

@@ -17,6 +17,7 @@ from radiologynet.errors import (
     ArchiveError,
     CheckpointFormatError,
     InvalidArgumentError,
+    StaleRunError,
     WeightsNotReleasedError,
 )
 from radiologynet.models._vanilla_unet import RECON_RECORDS, VanillaUNet
@@ -24,6 +25,7 @@ from radiologynet.models.unet import create_unet
 from radiologynet.pretraining import reconstruction as reconstruction_module
 from radiologynet.pretraining.reconstruction import (
     RECONSTRUCTION_RECIPE,
+    ReconstructionConfig,
     pretrain_reconstruction,
     reconstruction_config,
 )
@@ -63,15 +65,19 @@ def image_folder(tmp_path):
     return folder
 
 
+#: The images of the fast runs: 32 px, one channel.
+SMALL = ReconstructionConfig(input_size=32, in_chans=1)
+
+
 def tiny(**settings):
     """A fast reconstruction run on the CPU."""
-    recipe = dict(max_epochs=6, batch_size=3, lr=1e-2, input_size=32, in_chans=1)
+    recipe = dict(max_epochs=6, batch_size=3, lr=1e-2)
     recipe.update(device="cpu", progress=False)
     return reconstruction_config(**{**recipe, **settings})
 
 
 def test_reconstruction_pretraining_writes_a_loadable_weights_folder(image_folder, tmp_path):
-    result = pretrain_reconstruction(image_folder, tmp_path / "recon", tiny())
+    result = pretrain_reconstruction(image_folder, tmp_path / "recon", tiny(), SMALL)
     out = result.out_dir
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "vanilla_unet"
@@ -136,7 +142,7 @@ def test_errors(tmp_path):
         create_unet(None, weights=get_weights("resnet50.radiologynet"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArchiveError, match="No images"):
-        pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny())
+        pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny(), SMALL)
     # settings are checked before any image is decoded (here: before finding none)
     for bad, message in (
         (dict(device="banana"), "--device 'banana'"),
@@ -144,7 +150,7 @@ def test_errors(tmp_path):
         (dict(lr=0.0), "positive finite"),
     ):
         with pytest.raises(InvalidArgumentError, match=message):
-            pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny(**bad))
+            pretrain_reconstruction(tmp_path / "empty", tmp_path / "o", tiny(**bad), SMALL)
     assert (
         main(
             [
@@ -190,14 +196,15 @@ def test_the_default_recipe_is_the_papers_loop_settings():
     config = reconstruction_config()
     assert (config.lr, config.epochs, config.batch_size) == (1e-3, 10, 32)
     assert (config.optimizer, config.weight_decay, config.precision) == ("adamw", 1e-3, "fp32")
-    assert (config.input_size, config.in_chans) == (224, 3)
+    assert (ReconstructionConfig().input_size, ReconstructionConfig().in_chans) == (224, 3)
+    assert not {"input_size", "in_chans"} & set(config.to_dict())
     assert reconstruction_config(lr=None, max_epochs=3).epochs == 3  # None keeps the recipe
     assert set(RECONSTRUCTION_RECIPE) <= set(config.to_dict())
 
 
 def test_an_input_size_the_unet_cannot_take_is_refused_before_training(image_folder, tmp_path):
     with pytest.raises(InvalidArgumentError, match="input_size 30: .* multiples of 4"):
-        pretrain_reconstruction(image_folder, tmp_path / "o", tiny(input_size=30))
+        pretrain_reconstruction(image_folder, tmp_path / "o", tiny(), replace(SMALL, input_size=30))
     assert not (tmp_path / "o").exists()
 
 
@@ -206,7 +213,9 @@ class Killed(Exception):
 
 
 def test_reconstruction_resumes_after_a_kill(image_folder, tmp_path, monkeypatch):
-    straight = pretrain_reconstruction(image_folder, tmp_path / "straight", tiny(max_epochs=3))
+    straight = pretrain_reconstruction(
+        image_folder, tmp_path / "straight", tiny(max_epochs=3), SMALL
+    )
     real_fit = reconstruction_module.fit
 
     def dying_fit(*args, **kwargs):
@@ -220,11 +229,20 @@ def test_reconstruction_resumes_after_a_kill(image_folder, tmp_path, monkeypatch
 
     monkeypatch.setattr(reconstruction_module, "fit", dying_fit)
     with pytest.raises(Killed):
-        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
+        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3), SMALL)
     assert (tmp_path / "w" / "checkpoint.pt").is_file()
     assert not (tmp_path / "w" / "config.json").exists()
     monkeypatch.setattr(reconstruction_module, "fit", real_fit)
-    resumed = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
+    # the resume refuses other images (fit's ``recorded``): another size or channel count
+    for change, text in [
+        ({"input_size": 48}, "input_size: 32 -> 48"),
+        ({"in_chans": 3}, "in_chans: 1 -> 3"),
+    ]:
+        with pytest.raises(StaleRunError, match=text):
+            pretrain_reconstruction(
+                image_folder, tmp_path / "w", tiny(max_epochs=3), replace(SMALL, **change)
+            )
+    resumed = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3), SMALL)
     assert resumed.fit.epochs_run == 3
     for again, before in zip(resumed.fit.history, straight.fit.history, strict=True):
         assert again["train_loss"] == pytest.approx(before["train_loss"], rel=1e-5)
@@ -235,8 +253,10 @@ def test_reconstruction_resumes_after_a_kill(image_folder, tmp_path, monkeypatch
         torch.testing.assert_close(written[key], tensor, rtol=1e-4, atol=1e-5)
     # finished weights and no checkpoint: a rerun is refused instead of training again
     with pytest.raises(ArchiveError, match="already holds finished weights"):
-        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3))
-    again = pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=1, resume=False))
+        pretrain_reconstruction(image_folder, tmp_path / "w", tiny(max_epochs=3), SMALL)
+    again = pretrain_reconstruction(
+        image_folder, tmp_path / "w", tiny(max_epochs=1, resume=False), SMALL
+    )
     assert again.fit.epochs_run == 1
 
 

@@ -99,7 +99,7 @@ def _config(**kw) -> TrainConfig:
     return TrainConfig(**options)
 
 
-def _fit(out_dir, callbacks=(), **kw):
+def _fit(out_dir, callbacks=(), recorded=None, **kw):
     torch.manual_seed(0)
     data = _toy()
     return fit(
@@ -111,6 +111,7 @@ def _fit(out_dir, callbacks=(), **kw):
         out_dir=out_dir,
         callbacks=callbacks,
         batch_transform=_batch_transform(augment=PAPER_AUGMENT),
+        recorded=recorded,
     )
 
 
@@ -406,13 +407,33 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     _fit(tmp_path, num_workers=0, eval_batch_size=5, device="cpu")
 
 
+def test_resume_refuses_a_checkpoint_of_other_recorded_settings(tmp_path):
+    """Settings outside the TrainConfig (the data, the network's input: what pretraining
+    passes as ``recorded``) are kept in the checkpoint and a resume must match them."""
+
+    def kill(event, info):
+        if event == "epoch_end" and info["epoch"] == 2:
+            raise Stop
+
+    data = {"input_size": 16, "in_chans": 3, "split_seed": 0}
+    with pytest.raises(Stop):
+        _fit(tmp_path, callbacks=[kill], checkpoint_interval_s=0, recorded=data)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["recorded"] == data
+    for change, text in [
+        ({"input_size": 32}, "input_size: 16 -> 32"),
+        ({"in_chans": 1}, "in_chans: 3 -> 1"),
+        ({"split_seed": 1}, "split_seed: 0 -> 1"),
+    ]:
+        with pytest.raises(StaleRunError, match=text):
+            _fit(tmp_path, recorded={**data, **change})
+    assert _fit(tmp_path, recorded=data).status == "finished"  # the same settings resume
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         dict(batch_size=0),
         dict(max_epochs=0),
-        dict(input_size=0),
-        dict(input_size=-32),
         dict(num_workers=-1),
         dict(lr=float("inf")),
         dict(lr=float("nan")),
@@ -468,6 +489,40 @@ def test_batch_path_gives_the_dataloader_tensors(tmp_path):
 def test_resumable_fields_are_train_config_fields():
     """RESUMABLE_FIELDS listed world_size, a key of the runner's record (review 5.8)."""
     assert RESUMABLE_FIELDS <= set(TrainConfig.field_names())
+
+
+def test_train_config_holds_training_settings_only():
+    """The data settings (input size, channels, split seed) and the runner's (head, cache)
+    are the protocol runner's RunSettings and pretraining's configs, not TrainConfig's."""
+    from dataclasses import fields
+
+    from radiologynet.pretraining.pretrain import PretrainConfig
+    from radiologynet.pretraining.reconstruction import ReconstructionConfig
+    from radiologynet.protocol.runner import RunSettings
+
+    data = {"input_size", "in_chans", "split_seed"}
+    assert not (data | {"head", "cache_dir"}) & set(TrainConfig.field_names())
+    assert data <= {f.name for f in fields(RunSettings)}
+    assert data <= {f.name for f in fields(PretrainConfig)}
+    assert {"input_size", "in_chans"} <= {f.name for f in fields(ReconstructionConfig)}
+
+
+@pytest.mark.parametrize(
+    ("bad", "text"),
+    [
+        (dict(input_size=0), "input_size must be an integer >= 1"),
+        (dict(input_size=-32), "input_size must be an integer >= 1"),
+        (dict(in_chans=0), "in_chans must be an integer >= 1"),
+        (dict(split_seed=-1), "split_seed must be an integer >= 0"),
+    ],
+)
+def test_data_settings_refuse_bad_values(bad, text):
+    from radiologynet.pretraining.pretrain import PretrainConfig
+    from radiologynet.protocol.runner import RunSettings
+
+    for settings in (RunSettings, PretrainConfig):
+        with pytest.raises(InvalidArgumentError, match=text):
+            settings(**bad)
 
 
 def test_config_changes_ignore_where_it_runs_and_unrecorded_settings():
