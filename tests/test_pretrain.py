@@ -45,7 +45,7 @@ def tiny(max_epochs: int) -> TrainConfig:
 
 def small(model: str = "resnet18", **fields: Any) -> PretrainConfig:
     """What to pretrain, at toy size: 32 px inputs."""
-    return PretrainConfig(model=model, input_size=32, **fields)
+    return PretrainConfig(**{"model": model, "input_size": 32, **fields})
 
 
 @pytest.fixture(autouse=True)

@@ -499,8 +499,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     recorded: Mapping[str, Any] | None = None,
 ) -> FitResult:
-    """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on
-    ``test``.
+    """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on ``test``.
 
     Args:
         model: any ``nn.Module``; called as ``model(inputs)`` or ``model(*inputs)``.
@@ -520,9 +519,7 @@ def fit(
             ``"epoch_end"`` (info holds the log ``record`` and the seconds spent
             validating, ``val_s``, and writing the log and checkpoint, ``checkpoint_s``)
             and ``"fit_end"`` (``test_s``, ``checkpoint_s``).
-        recorded: settings outside ``config`` that a resume must match: the data and the
-            network's input (e.g. ``{"input_size": 224, "split_seed": 0}``); kept in the
-            checkpoint beside the config and compared with it.
+        recorded: settings outside ``config`` a resume must match (data, input), checkpointed.
 
     Returns:
         a :class:`FitResult`; ``model`` holds the best weights afterwards. A run whose
@@ -530,8 +527,7 @@ def fit(
 
     Raises:
         TrainingInterrupted: on SIGTERM/SIGINT, after the current step and its checkpoint.
-        StaleRunError: ``out_dir`` holds the checkpoint of a run with other settings
-            (``config`` or ``recorded``).
+        StaleRunError: ``out_dir`` holds a checkpoint of other settings or ``recorded``.
     """
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
