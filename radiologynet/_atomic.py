@@ -1,4 +1,4 @@
-"""Atomic, shareable file writes: the one place that writes a file (or a folder) through a
+"""Atomic, shareable file writes: the place that writes a file (or a folder) through a
 temp beside it and ``os.replace``-s it into place, so readers never see a half-written one.
 
 Everything written here gets the permissions a plain ``open()``/``mkdir()`` would give under

@@ -1,4 +1,4 @@
-"""The one place where optional packages are imported.
+"""Where optional packages are imported.
 
 The core (registry, weights, hub, conversion, io, transforms, models) needs only the
 packages in ``pyproject.toml``'s ``dependencies``. Everything above it (training, the

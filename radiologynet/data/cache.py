@@ -68,7 +68,7 @@ def report_unreadable(
     *,
     stacklevel: int = 2,
 ) -> None:
-    """The one rule for inputs that could not be read: nothing to say when there are none;
+    """The rule for inputs that could not be read: nothing to say when there are none;
     with ``skip_unreadable`` a warning listing them (``skipped N <what>``); otherwise an
     :class:`ImageReadError` listing them all and the two ways out. ``stacklevel`` as for
     ``warnings.warn`` from the caller.

@@ -1,4 +1,4 @@
-"""The one way to list the image files of a folder: every command, dataset and pipeline
+"""How the image files of a folder are listed: every command, dataset and pipeline
 that scans a folder for images goes through :func:`list_image_files`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The file suffixes the readers recognise: the one definition every folder scan, dataset
+"""The file suffixes the readers recognise: the definition every folder scan, dataset
 and command uses (compare lower-cased suffixes against them)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The zoo core: architectures, weight records, weights folders, the Hub, conversion from
-the authors' release, model cards, and the one build path (:func:`create_model`,
+the authors' release, model cards, and the build path (:func:`create_model`,
 :func:`create_unet`).
 
 Its private modules import one way, as timm's ``models/_*`` do: ``_preprocessing`` <- ``_registry``

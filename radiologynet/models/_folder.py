@@ -154,7 +154,7 @@ def read_config(folder: Path) -> dict | None:
 def read_weights_folder(
     path: str | os.PathLike[str], *, require_config: bool = True
 ) -> tuple[dict[str, Any] | None, Path]:
-    """Read a weights folder (``config.json`` + ``model.safetensors``); the one reader
+    """Read a weights folder (``config.json`` + ``model.safetensors``); the reader
     every caller uses.
 
     Returns:

@@ -303,7 +303,7 @@ _RECORDS: dict[tuple[str, str, str], WeightRecord] = _build_records()
 RANDOM_INIT = "random"
 #: Every spelling of random initialisation, compared stripped and lower-cased: the
 #: paper's ``baseline``, ``none``/``null`` (and an empty string) as JSON, YAML and CSV
-#: cells write a missing value. The one alias set of the package (``weights=``,
+#: cells write a missing value. The alias set of the package (``weights=``,
 #: ``--weights``, the protocol runner's inits, the report's ``normalise_init``).
 RANDOM_TAGS = frozenset({RANDOM_INIT, "none", "null", "baseline", ""})
 
@@ -398,7 +398,7 @@ def _is_weight_name(text: str) -> bool:
 def resolve_weights_arg(
     arch: str | Architecture, weights: str | os.PathLike[str] | WeightRecord | None
 ) -> WeightRecord | Path | None:
-    """The one reading of a ``weights=`` argument (``create_model``, ``create_unet``, the
+    """The reading of a ``weights=`` argument (``create_model``, ``create_unet``, the
     protocol runner, the CLI's ``--weights``).
 
     Returns:

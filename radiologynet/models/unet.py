@@ -1,4 +1,4 @@
-"""Encoder U-Nets over the zoo's backbones, and the one entry point :func:`create_unet`.
+"""Encoder U-Nets over the zoo's backbones, and their entry point :func:`create_unet`.
 
 The encoder is timm's ``features_only`` version of the registry architecture, loaded from
 the same converted classification file as :func:`radiologynet.create_model` (no separate

@@ -302,7 +302,7 @@ def _write_model_folder(
         )
         return
     if getattr(model, "decoder", None) == "vanilla":  # segmentation.UNet around a VanillaUNet
-        # the one vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
+        # the vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
         from radiologynet.models._vanilla_unet import save_vanilla_unet
 
         save_vanilla_unet(

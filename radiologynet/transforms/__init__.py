@@ -1,5 +1,5 @@
 """Preprocessing built from a weight record or a model: letterbox, scaling, channels,
-mean/std, the paper's augmentation, and the one batched on-device transform."""
+mean/std, the paper's augmentation, and the batched on-device transform."""
 
 from radiologynet.models._preprocessing import channel_mean_std
 from radiologynet.transforms.augment import (

@@ -1,4 +1,4 @@
-"""The one batched transform: image batches to normalised, augmented float batches on any
+"""The batched transform: image batches to normalised, augmented float batches on any
 device. Training, evaluation, the protocol runner, pretraining, LUNA16 segmentation and
 the per-image :class:`~radiologynet.transforms.ImageTransform` all end here.
 

@@ -1,5 +1,5 @@
 """Per-image transforms built from a weight record or a model: file, array or batch in,
-the exact tensor the weights expect out, and the one reader of a weight's preprocessing
+the exact tensor the weights expect out, and the reader of a weight's preprocessing
 (:func:`read_preprocessing`)."""
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ PreprocessingSource = (
 
 
 def read_preprocessing(source: PreprocessingSource, input_size: int | None = None) -> Preprocessing:
-    """The preprocessing a weight or model expects: the one reader behind
+    """The preprocessing a weight or model expects: the reader behind
     :func:`for_weights`, :func:`for_model`, the protocol runner and the model card.
 
     Args:
