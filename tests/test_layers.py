@@ -78,16 +78,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def scan(source: str, package: str, *, functions: bool) -> set[str]:
+def scan(source: str, package: str, *, functions: bool, type_checking: bool = False) -> set[str]:
     """Every module ``source`` (a module of ``package``) imports, relative imports resolved
-    and ``from package import module`` counted as the module. ``if TYPE_CHECKING:``
-    blocks are skipped; function bodies are skipped unless ``functions``."""
+    and ``from package import module`` counted as the module. Function bodies and
+    ``if TYPE_CHECKING:`` blocks are skipped unless ``functions`` / ``type_checking``."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         if not functions and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if not type_checking and isinstance(node, ast.If) and _is_type_checking(node):
             for child in node.orelse:
                 visit(child)
             return
@@ -120,16 +120,22 @@ def _is_project_module(name: str) -> bool:
     return candidate.is_dir() or candidate.with_suffix(".py").is_file()
 
 
-def imports_of(path: Path, *, functions: bool) -> set[str]:
+def imports_of(path: Path, *, functions: bool, type_checking: bool = False) -> set[str]:
     module = module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    return scan(path.read_text(encoding="utf-8"), package, functions=functions)
+    source = path.read_text(encoding="utf-8")
+    return scan(source, package, functions=functions, type_checking=type_checking)
 
 
 def project_graph() -> dict[str, set[str]]:
-    """Module -> the project modules it imports anywhere (functions included)."""
+    """Module -> the project modules it imports anywhere (functions and type-checking
+    blocks included: a type-only import is a dependency of the design too)."""
     return {
-        module: {m for m in imports_of(path, functions=True) if m.split(".")[0] == "radiologynet"}
+        module: {
+            m
+            for m in imports_of(path, functions=True, type_checking=True)
+            if m.split(".")[0] == "radiologynet"
+        }
         for module, path in modules().items()
     }
 
@@ -168,7 +174,7 @@ def test_module_imports_only_its_floor_or_lower(module):
     assert floor_of(module) >= 0, f"{module}: its top-level entry has no floor"
     upward = sorted(
         f"{imported} (floor {floor_of(imported)})"
-        for imported in imports_of(path, functions=True)
+        for imported in imports_of(path, functions=True, type_checking=True)
         if imported.split(".")[0] == "radiologynet" and floor_of(imported) > floor_of(module)
     )
     assert not upward, f"{module} (floor {floor_of(module)}) imports a higher floor: {upward}"

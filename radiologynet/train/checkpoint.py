@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -35,8 +35,18 @@ from radiologynet.train import distributed as ddp
 from radiologynet.train.config import TrainConfig, config_changes
 from radiologynet.train.state import FitState
 
-if TYPE_CHECKING:
-    from radiologynet.train.loop import _Run
+
+class CheckpointedRun(Protocol):
+    """What a checkpoint holds of a run (:func:`radiologynet.train.fit`'s shared state
+    has these): the model, its optimiser and scheduler, the configuration and the best
+    weights so far."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    config: TrainConfig
+    best_weights: dict[str, torch.Tensor] | None
+
 
 CHECKPOINT_FORMAT = 2
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -225,7 +235,7 @@ class Checkpointer:
         self.best_file = saved.get("best_file")
         return saved
 
-    def save(self, run: _Run, state: FitState) -> None:
+    def save(self, run: CheckpointedRun, state: FitState) -> None:
         """Write the checkpoint (and the best weights when they changed). Under DDP every
         rank calls it: each rank's RNG and augmentation states and partial loss sums
         are gathered, so a run resumed mid-epoch draws and reports on every rank what it
@@ -264,7 +274,7 @@ class Checkpointer:
         prune_best_weights(self.out, keep=self.best_file)
 
 
-def restore(run: _Run, saved: dict[str, Any], checkpointer: Checkpointer) -> FitState:
+def restore(run: CheckpointedRun, saved: dict[str, Any], checkpointer: Checkpointer) -> FitState:
     """Load ``saved`` into ``run`` (weights, optimiser, scheduler, best weights, this
     rank's RNG and augmentation states); returns the saved progress."""
     run.model.load_state_dict(saved["model"])
