@@ -489,7 +489,7 @@ def test_one_run_folder_format_for_the_runner_the_demo_sweep_and_the_report(tmp_
     from radiologynet.demo.sweep import write_run
     from radiologynet.paper import PAPER_INITS
     from radiologynet.protocol.runner import RunSpec
-    from radiologynet.protocol.runs import RESULT_NAME, run_folder_name, started_result
+    from radiologynet.train.runs import RESULT_NAME, run_folder_name, started_result
 
     spec = RunSpec("btmr", "resnet18", "imagenet", "imagenet", "1e-4", 2, 0.25)
     assert spec.name == run_folder_name("resnet18", "imagenet", "1e-4", 2, 0.25)

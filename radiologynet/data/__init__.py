@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri  # noqa: F401
-from radiologynet.data.cache import DecodedImageCache, build_cache
-from radiologynet.data.folders import DicomFolderDataset, ImageFolderDataset, ImageListDataset
 from radiologynet.data.splits import Sample, Splits, Task
 from radiologynet.data.tasks import (
     TASK_KINDS,
@@ -38,6 +36,18 @@ from radiologynet.errors import DatasetFormatError
 
 if TYPE_CHECKING:
     from radiologynet.data.benchmarks.luna16 import LUNA16
+    from radiologynet.data.cache import DecodedImageCache, build_cache
+    from radiologynet.data.folders import DicomFolderDataset, ImageFolderDataset, ImageListDataset
+
+#: The torch datasets and the cache: loaded on first use (PEP 562), so reading task
+#: metadata and splits (the report, the protocol table) loads no torch.
+_LAZY = {
+    "DecodedImageCache": "cache",
+    "build_cache": "cache",
+    "DicomFolderDataset": "folders",
+    "ImageFolderDataset": "folders",
+    "ImageListDataset": "folders",
+}
 
 
 def load_task(
@@ -120,3 +130,17 @@ __all__ = [
     "read_splits",
     "register_task_info",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"radiologynet.data.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -28,7 +28,7 @@ from PIL import Image
 from radiologynet._atomic import atomic_write, atomic_write_json
 from radiologynet._optional import require
 from radiologynet.errors import InvalidArgumentError, ResultsFormatError
-from radiologynet.protocol.runs import FINISHED, MODEL_DIR
+from radiologynet.train.runs import FINISHED, MODEL_DIR
 
 DEMO_CLASSES = ("fracture", "lesion", "normal")
 PRETEXT_CLASSES = ("one_bone_h", "one_bone_v", "two_bones_h", "two_bones_v")

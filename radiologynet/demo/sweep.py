@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from radiologynet._atomic import atomic_write_json, atomic_write_text
-from radiologynet.protocol.runs import FINISHED, RESULT_NAME, run_folder_name, started_result
-from radiologynet.train.loop import LOG_NAME
+from radiologynet.train.runs import FINISHED, LOG_NAME, RESULT_NAME, run_folder_name, started_result
 
 
 def write_run(

@@ -33,13 +33,6 @@ from radiologynet.models._weights import (
     resolve_weights_arg,
 )
 from radiologynet.paper import PAPER_INITS
-from radiologynet.protocol.runs import (
-    DONE,
-    MODEL_DIR,
-    RESULT_NAME,
-    run_folder_name,
-    started_result,
-)
 from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
@@ -65,6 +58,13 @@ from radiologynet.train.config import (
 from radiologynet.train.heads import build_model
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
+from radiologynet.train.runs import (
+    DONE,
+    MODEL_DIR,
+    RESULT_NAME,
+    run_folder_name,
+    started_result,
+)
 from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """The run's folder name (:func:`radiologynet.protocol.runs.run_folder_name`)."""
+        """The run's folder name (:func:`radiologynet.train.runs.run_folder_name`)."""
         return run_folder_name(self.model, self.init, self.lr, self.run, self.fraction)
 
 

@@ -55,13 +55,13 @@ from radiologynet.train.emissions import start_emissions, stop_emissions
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.preemption import Preemption, TrainingInterrupted
+from radiologynet.train.runs import LOG_NAME
 from radiologynet.train.state import EarlyStopping, FitResult, FitState
 
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
 __all__ = ["evaluate", "fit", "train_one_epoch"]
 
-LOG_NAME = "log.jsonl"
 Callback = Callable[[str, dict[str, Any]], None]
 
 

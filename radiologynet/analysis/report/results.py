@@ -16,7 +16,7 @@ from radiologynet._optional import require
 from radiologynet.errors import ResultsFormatError
 from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, is_random_init
 from radiologynet.paper import PAPER_INITS
-from radiologynet.protocol.runs import DIVERGED, FINISHED, RESULT_NAME
+from radiologynet.train.runs import DIVERGED, FINISHED, RESULT_NAME
 
 pd = require("pandas", "sweep reports")
 
@@ -57,7 +57,7 @@ DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that 
 RUN_METRICS = ("best_epoch", "epochs_run")
 #: The order initialisations are shown in: each of the paper's (:data:`PAPER_INITS`)
 #: followed by its reconstruction-pretrained variant, then the modality variants. Run
-#: statuses (:mod:`radiologynet.protocol.runs`): ``finished`` runs enter tables and tests;
+#: statuses (:mod:`radiologynet.train.runs`): ``finished`` runs enter tables and tests;
 #: ``diverged`` runs (loss became NaN/inf) are listed as such; others are unfinished.
 INIT_ORDER = (
     PAPER_INITS[0],

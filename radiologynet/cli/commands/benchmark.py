@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     from radiologynet.protocol import get_task_spec, list_tasks
     from radiologynet.protocol import run as run_grid
     from radiologynet.protocol.runner import check_output_folder, plan
-    from radiologynet.protocol.runs import DIVERGED, RESULT_NAME
     from radiologynet.protocol.spec import parse_settings
     from radiologynet.train import distributed as ddp
+    from radiologynet.train.runs import DIVERGED, RESULT_NAME
 
     if args.list_tasks:
         for name in list_tasks():

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one fine-tuning and print its test metrics; returns the exit code."""
     from radiologynet.protocol import get_task_spec
     from radiologynet.protocol.runner import check_output_folder, plan, run_one
-    from radiologynet.protocol.runs import DIVERGED
     from radiologynet.train import distributed as ddp
+    from radiologynet.train.runs import DIVERGED
 
     config, settings = run_configuration(args, paper=False)
     task = get_task_spec(args.task)

@@ -1,11 +1,12 @@
-"""The run-folder format: one folder per run of the protocol grid, named
+"""The run-folder format: one folder per training run (a cell of the protocol grid), named
 ``<model>-<init>-<lr>-run<k>[-frac<f>]``, holding ``result.json`` (what the run was and
 how it ended), ``log.jsonl`` (one line per epoch, written by the trainer) and ``model/``
 (the best weights).
 
-The protocol runner writes it, the report and the demos read it, and
-:mod:`radiologynet.demo.sweep` writes made-up runs in it. Imports nothing but the
-standard library, so a reader of results loads no framework.
+The trainer writes ``log.jsonl``, the protocol runner the rest; the report and the demos
+read it, and :mod:`radiologynet.demo.sweep` writes made-up runs in it. Imports nothing but
+the standard library (and :mod:`radiologynet.train` loads no torch until a trainer name
+is used), so a reader of results loads no framework.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 RESULT_NAME = "result.json"
+#: One JSON object per epoch, appended by :func:`radiologynet.train.fit`.
+LOG_NAME = "log.jsonl"
 MODEL_DIR = "model"
 #: A run that has started and not ended (or was interrupted).
 RUNNING = "running"
