@@ -24,7 +24,7 @@ from radiologynet.cli.commands import benchmark
 from radiologynet.data.tasks import SOURCE_PROTOCOL, TASKS, TaskInfo
 from radiologynet.models._registry import get_architecture
 from radiologynet.protocol import get_task_spec, resolve_model
-from radiologynet.protocol.runner import MAX_EPOCHS
+from radiologynet.train.config import DEFAULT_MAX_EPOCHS
 
 PROTOCOL_PAGE = Path(__file__).resolve().parents[1] / "protocol.md"
 BEGIN, END = "<!-- protocol:begin -->", "<!-- protocol:end -->"
@@ -98,7 +98,7 @@ def task_rows(info: TaskInfo, cli: dict[str, Any]) -> list[str]:
         _row("runs per setting", cli.get("runs"), paper.runs, paper.source("runs")),
         _row(
             "max epochs",
-            cli.get("max_epochs") or MAX_EPOCHS,
+            cli.get("max_epochs") or DEFAULT_MAX_EPOCHS,
             paper.max_epochs,
             paper.source("max_epochs"),
         ),

@@ -69,8 +69,6 @@ from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)
 
-#: The epoch budget of a run: the paper's 200, or 10 in the resource-limited experiment.
-MAX_EPOCHS = DEFAULT_MAX_EPOCHS
 #: Keys of a run's recorded configuration, beside the ``TrainConfig`` fields, that may
 #: differ when it resumes: where decoded images are cached and how many processes train.
 RUN_RESUMABLE_FIELDS = frozenset({"cache_dir", "world_size"})
@@ -343,7 +341,9 @@ def run_config(
     learning rate and seed (from ``settings.split_seed``), the task's loss setup (kind,
     optimiser, scheduler, monitor), and the defaults it left open (the task's batch size,
     200 epochs or the protocol's 10 with a training fraction)."""
-    epochs = config.max_epochs or (FRACTION_MAX_EPOCHS if spec.fraction is not None else MAX_EPOCHS)
+    epochs = config.max_epochs or (
+        FRACTION_MAX_EPOCHS if spec.fraction is not None else DEFAULT_MAX_EPOCHS
+    )
     return replace(
         config,
         lr=float(spec.lr),
