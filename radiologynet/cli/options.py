@@ -4,8 +4,9 @@ setting is spelled as an option (:func:`option`), the options ``finetune`` and
 configuration they make (:func:`run_configuration`: the training settings and the
 protocol runner's own, :data:`RUN_SETTINGS`).
 
-Importing this module imports no framework; the two builders import
-:mod:`radiologynet.train.config` (and so torch) when called.
+Importing this module imports no framework, and neither does building the options
+(:mod:`radiologynet.train.config` loads without torch): ``finetune --help`` stays fast.
+:func:`run_configuration` imports the protocol runner, and so torch, when called.
 """
 
 from __future__ import annotations
