@@ -24,6 +24,11 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "scipy": ("scipy", "analysis"),
     "matplotlib": ("matplotlib", "analysis"),
     "pytorch_grad_cam": ("grad-cam", "analysis"),
+    "pyarrow": ("pyarrow", "probe"),
+    "onnx": ("onnx", "deploy"),
+    "onnxruntime": ("onnxruntime", "deploy"),
+    "onnxscript": ("onnxscript", "deploy"),
+    "monai": ("monai", "deploy"),
     "codecarbon": ("codecarbon", "emissions"),
 }
 

@@ -22,7 +22,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("models", "__init__"),
     ("io", "transforms"),
     ("data",),
-    ("train",),
+    ("train", "inference"),
     ("protocol",),
     ("analysis", "pretraining", "demo"),
     ("cli", "__main__"),
