@@ -27,6 +27,11 @@ EXTRA_PACKAGES = (
     "cv2",
     "openpyxl",
     "codecarbon",
+    "pyarrow",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "monai",
 )
 #: The frameworks the light commands must not start.
 FRAMEWORKS = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "safetensors")
