@@ -13,6 +13,11 @@ from radiologynet.errors import UnknownWeightsError
 from radiologynet.models._folder import check_model_args, check_weights_file
 from radiologynet.models._hub import ResolvedWeights
 from radiologynet.models._hub import resolve as resolve_weights
+from radiologynet.models._init import (
+    apply_torchvision_init,
+    check_init_scheme,
+    torchvision_random_state,
+)
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._weights import (
     WeightRecord,
@@ -89,6 +94,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int = 3,
     trust_config_model_args: bool = False,
+    init_scheme: str = "timm",
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registry architecture as a plain timm model, optionally with weights.
@@ -105,6 +111,11 @@ def create_model(
         trust_config_model_args: build with the ``model_args`` of the weights folder's
             config.json even where they differ from the registry's (which changes the
             network); refused otherwise.
+        init_scheme: how random weights and a new head start: ``"timm"`` (timm's
+            initialisation, the default) or ``"torchvision"`` (the authors' runs: a random
+            network is torchvision's, initialised by torchvision and converted; a new head
+            is a fresh ``nn.Linear``; the protocol's paper mode uses it). See
+            docs/reproducing-the-paper.md.
         **kwargs: passed to :func:`timm.create_model` (``features_only``, ``out_indices``,
             ``drop_rate``, ``global_pool``, ...).
 
@@ -113,6 +124,7 @@ def create_model(
         ``model.radiologynet_weights`` is the :class:`WeightRecord` (or ``None``) and
         ``model.radiologynet_arch`` the registry :class:`Architecture`.
     """
+    check_init_scheme(init_scheme)
     arch, resolved = resolve(name, weights)
     cfg = pretrained_cfg_for(arch, resolved)
     model_args = {**arch.model_args_dict}
@@ -123,8 +135,15 @@ def create_model(
             )
         )
     model_args.update(kwargs)
+    weights_classes = int(cfg.get("num_classes") or 1000)
     if num_classes is None:
-        num_classes = int(cfg.get("num_classes") or 1000)
+        num_classes = weights_classes
+    # the authors' random network is drawn first, as theirs was before its new head
+    body = (
+        torchvision_random_state(arch, in_chans)
+        if init_scheme == "torchvision" and resolved is None
+        else None
+    )
     model = timm.create_model(
         arch.timm_name,
         pretrained=resolved is not None,
@@ -133,6 +152,9 @@ def create_model(
         in_chans=in_chans,
         **model_args,
     )
+    if init_scheme == "torchvision":
+        new_head = resolved is None or num_classes != weights_classes
+        apply_torchvision_init(model, arch, body, new_head=new_head)
     model.radiologynet_weights = resolved.record if resolved is not None else None
     model.radiologynet_arch = arch
     return model

@@ -12,6 +12,11 @@ from types import MappingProxyType
 
 from radiologynet.errors import UnknownModelError
 
+#: How random weights and new heads start (:func:`radiologynet.create_model`'s
+#: ``init_scheme``): ``"torchvision"``, the authors' (torchvision's initialisation, new heads
+#: as a fresh ``nn.Linear``; the paper mode's), or ``"timm"`` (timm's own).
+INIT_SCHEMES = ("torchvision", "timm")
+
 
 @dataclass(frozen=True)
 class Architecture:

@@ -262,18 +262,28 @@ def _modality(arch: Architecture, tag: str) -> WeightRecord:
     )
 
 
+#: The ImageNet weights whose torchvision builder rescales its input: torchvision's
+#: ``inception_v3(weights=...)`` forces ``transform_input=True``, which maps an ImageNet
+#: mean/std-normalised input to ``(x - 0.5) / 0.5``, so the network (and the authors'
+#: ImageNet InceptionV3 runs) saw [-1, 1]; timm's own ``inception_v3.tv_in1k`` config says
+#: the same (mean = std = 0.5). timm's model has no ``transform_input``: the record's
+#: mean/std give it that input.
+_HALF_NORMALISED = frozenset({"inception_v3"})
+HALF_MEAN_STD = (0.5, 0.5, 0.5)
+
+
 def _imagenet(arch: Architecture) -> WeightRecord:
     tv_weights = torchvision_default_weights(arch.name)
     timm_tag = _TIMM_TV_TAGS.get(arch.name)
+    half = arch.name in _HALF_NORMALISED
+    mean, std = (HALF_MEAN_STD, HALF_MEAN_STD) if half else (IMAGENET_MEAN, IMAGENET_STD)
     return WeightRecord(
         arch=arch.name,
         tag="imagenet",
         version="v1",
         description=f"torchvision's ImageNet-1k {arch.torchvision_name} weights ({tv_weights},"
         " torchvision 0.15.2's DEFAULT), the paper's ImageNet comparison",
-        preprocessing=Preprocessing(
-            input_size=arch.input_size, mean=IMAGENET_MEAN, std=IMAGENET_STD
-        ),
+        preprocessing=Preprocessing(input_size=arch.input_size, mean=mean, std=std),
         num_classes=IMAGENET_NUM_CLASSES,
         label_names=(),
         modalities=(),
