@@ -83,7 +83,11 @@ def test_records_are_frozen_and_complete():
         if record.tag in MODALITY_VARIANTS:
             assert not record.released
         if record.tag == "imagenet":
-            assert record.preprocessing.mean == (0.485, 0.456, 0.406)
+            # torchvision's inception_v3(weights=...) forces transform_input: [-1, 1]
+            half = record.arch == "inception_v3"
+            expected = (0.5, 0.5, 0.5) if half else (0.485, 0.456, 0.406)
+            assert record.preprocessing.mean == expected
+            assert record.preprocessing.std == ((0.5,) * 3 if half else (0.229, 0.224, 0.225))
             assert record.source_url.startswith("https://download.pytorch.org/models/")
             assert record.torchvision_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2")
             assert record.torchvision_weights in record.description

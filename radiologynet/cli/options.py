@@ -53,6 +53,9 @@ TRAINING_SETTINGS = (
     "input_size",
     "head",
     "precision",
+    "init_scheme",
+    "augment_draw",
+    "sample_order",
     "split_seed",
     "device",
     "num_workers",
@@ -63,7 +66,14 @@ TRAINING_SETTINGS = (
 #: The settings of :data:`TRAINING_SETTINGS` that are the protocol runner's
 #: (:class:`~radiologynet.protocol.runner.RunSettings`: the model and its data), not
 #: ``TrainConfig`` fields, and their value types.
-RUN_SETTINGS = {"head": str, "cache_dir": str, "input_size": int, "split_seed": int}
+RUN_SETTINGS = {
+    "head": str,
+    "cache_dir": str,
+    "input_size": int,
+    "split_seed": int,
+    "init_scheme": str,
+    "augment_draw": str,
+}
 
 
 def _setting_help() -> dict[str, str]:
@@ -88,6 +98,13 @@ def _setting_help() -> dict[str, str]:
         "paper for benchmark, pooled for finetune",
         "precision": "fp32, bf16 autocast, or auto (bf16 on CUDA). Default: fp32 for "
         "benchmark (the paper's), auto for finetune",
+        "init_scheme": "how random weights and new heads start: 'torchvision' (the authors' "
+        "runs) or 'timm'. Default: torchvision for benchmark, timm for finetune",
+        "augment_draw": "augmentation drawn once per 'batch' (the authors', torchvision's "
+        "transforms on the batch) or per 'image'. Default: batch for benchmark, image for "
+        "finetune",
+        "sample_order": "'shared' (the authors' order, the same for every run) or 'per_run'. "
+        "Default: shared for benchmark, per_run for finetune",
         "split_seed": "seed of the train/val/test split; run k of a setting trains with seed "
         "SEED*1000 + k - 1 (default 0)",
         "device": "cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK when available, else cpu)",
@@ -115,10 +132,23 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     its choices, plus ``--paper``, ``--overwrite`` and ``--no-progress``. Each setting
     defaults to ``None`` (not given), so :func:`run_configuration` leaves the config's own
     default in place."""
-    from radiologynet.train.config import HEADS, PRECISIONS, TrainConfig
+    from radiologynet.models._registry import INIT_SCHEMES
+    from radiologynet.train.config import (
+        AUGMENT_DRAWS,
+        HEADS,
+        PRECISIONS,
+        SAMPLE_ORDERS,
+        TrainConfig,
+    )
 
     types = {**typing.get_type_hints(TrainConfig), **RUN_SETTINGS}
-    choices = {"head": HEADS, "precision": PRECISIONS}
+    choices = {
+        "head": HEADS,
+        "precision": PRECISIONS,
+        "init_scheme": INIT_SCHEMES,
+        "augment_draw": AUGMENT_DRAWS,
+        "sample_order": SAMPLE_ORDERS,
+    }
     group = parser.add_argument_group("training options")
     help_text = _setting_help()
     for name in TRAINING_SETTINGS:
@@ -140,7 +170,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--paper",
         action="store_true",
-        help="the paper's choices (--head paper, --precision fp32); refused together with "
+        help="the paper's choices (--head paper, --precision fp32, --init-scheme "
+        "torchvision, --augment-draw batch, --sample-order shared); refused together with "
         "an option that contradicts them",
     )
     group.add_argument(

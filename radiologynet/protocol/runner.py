@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,13 @@ import torch
 
 from radiologynet._atomic import atomic_write_json
 from radiologynet._version import __version__
-from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
-from radiologynet.models._registry import get_architecture
+from radiologynet.errors import (
+    InvalidArgumentError,
+    InvalidSettingError,
+    RadiologyNetError,
+    StaleRunError,
+)
+from radiologynet.models._registry import INIT_SCHEMES, get_architecture
 from radiologynet.models._weights import (
     Preprocessing,
     is_random_init,
@@ -46,16 +51,18 @@ from radiologynet.protocol.spec import (
 from radiologynet.train import distributed as ddp
 from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
 from radiologynet.train.config import (
+    AUGMENT_DRAWS,
     DEFAULT_MAX_EPOCHS,
     FRACTION_MAX_EPOCHS,
     HEADS,
+    PAPER_DEFAULTS,
     RESUMABLE_FIELDS,
     TrainConfig,
     check_data_settings,
     check_lr,
     config_changes,
 )
-from radiologynet.train.heads import build_model
+from radiologynet.train.heads import build_model, task_regularisation
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.runs import (
@@ -87,6 +94,13 @@ class RunSettings:
         in_chans: the network's input channels.
         split_seed: the seed of the train/val/test split; run ``k`` of a setting trains
             with seed ``split_seed * 1000 + k - 1``.
+        init_scheme: how random weights and new heads start: ``"timm"`` or
+            ``"torchvision"`` (the authors'; :func:`radiologynet.create_model`).
+        augment_draw: ``"image"`` (each image its own augmentation draw) or ``"batch"``
+            (the authors': one draw per batch; :class:`radiologynet.transforms.Augmentation`).
+
+    The class defaults are ``finetune``'s; :func:`paper_configuration` gives the paper
+    mode's (``radiologynet benchmark``'s, and :func:`run`'s when given none).
     """
 
     head: str = "pooled"
@@ -94,13 +108,40 @@ class RunSettings:
     input_size: int | None = None
     in_chans: int = 3
     split_seed: int = 0
+    init_scheme: str = "timm"
+    augment_draw: str = "image"
 
     def __post_init__(self) -> None:
         check_data_settings(self.input_size, self.in_chans, self.split_seed)
-        if self.head not in HEADS:
-            raise InvalidArgumentError(
-                f"--head must be one of {', '.join(HEADS)}, got {self.head!r}"
-            )
+        for name, choices in (
+            ("head", HEADS),
+            ("init_scheme", INIT_SCHEMES),
+            ("augment_draw", AUGMENT_DRAWS),
+        ):
+            if getattr(self, name) not in choices:
+                raise InvalidSettingError(
+                    name, f"must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
+
+
+def paper_configuration(**overrides: Any) -> tuple[TrainConfig, RunSettings]:
+    """The paper mode's training configuration and run settings
+    (:data:`radiologynet.train.config.PAPER_DEFAULTS`: the authors' head, fp32, torchvision
+    initialisation, one augmentation draw per batch, the shared sample order), with
+    ``overrides`` (any ``TrainConfig`` or :class:`RunSettings` field) on top: what
+    ``radiologynet benchmark`` runs with no option, and :func:`run` / :func:`run_one`
+    without a ``config`` or ``settings``.
+
+    Raises:
+        InvalidArgumentError: an override that is no such setting, or a bad value.
+    """
+    chosen = {**PAPER_DEFAULTS, **overrides}
+    run_fields = {f.name for f in fields(RunSettings)}
+    unknown = sorted(set(chosen) - run_fields - set(TrainConfig.field_names()))
+    if unknown:
+        raise InvalidArgumentError(f"paper_configuration: no setting {', '.join(unknown)}")
+    settings = RunSettings(**{k: v for k, v in chosen.items() if k in run_fields})
+    return TrainConfig(**{k: v for k, v in chosen.items() if k not in run_fields}), settings
 
 
 @dataclass(frozen=True)
@@ -401,8 +442,7 @@ def run_one(
     configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
     ``overwrite`` (it is deleted and the run made again).
     """
-    config = config if config is not None else TrainConfig()
-    settings = settings if settings is not None else RunSettings()
+    config, settings = _with_paper_defaults(config, settings)
     folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
@@ -465,6 +505,18 @@ def run_one(
     return result
 
 
+def _with_paper_defaults(
+    config: TrainConfig | None, settings: RunSettings | None
+) -> tuple[TrainConfig, RunSettings]:
+    """``config`` and ``settings``, the paper mode's (:func:`paper_configuration`) for
+    whichever is ``None``."""
+    paper_config, paper_settings = paper_configuration()
+    return (
+        config if config is not None else paper_config,
+        settings if settings is not None else paper_settings,
+    )
+
+
 def _run_record(
     task: TaskSpec,
     resolved: ModelName,
@@ -475,7 +527,7 @@ def _run_record(
 ) -> dict[str, Any]:
     """The run's configuration as ``result.json`` records it (and reruns compare it)."""
     regularisation = (
-        get_architecture(resolved.arch).paper_regularisation
+        task_regularisation(resolved.arch, task.kind)
         if resolved.arch and task.build_model is None
         else {}
     )
@@ -537,12 +589,21 @@ def _build(
             train_seed=config.seed,
             cache_dir=Path(settings.cache_dir) if settings.cache_dir is not None else None,
             settings=task.settings,
+            augment_draw=settings.augment_draw,
         )
     )
     torch.manual_seed(config.seed)  # the new head's initialisation
     if task.build_model is not None:
         model = task.build_model(
-            ModelRequest(spec.model, spec.weights, data, settings.in_chans, size, settings.head)
+            ModelRequest(
+                spec.model,
+                spec.weights,
+                data,
+                settings.in_chans,
+                size,
+                settings.head,
+                init_scheme=settings.init_scheme,
+            )
         )
     else:
         model = build_model(
@@ -553,7 +614,8 @@ def _build(
             in_chans=settings.in_chans,
             head=settings.head,
             input_size=size,
-            **get_architecture(spec.model).paper_regularisation,
+            init_scheme=settings.init_scheme,
+            **task_regularisation(spec.model, task.kind),
         )
     return data, model
 
@@ -582,9 +644,11 @@ def run(
             ``folder``, ``luna16`` ...).
         data: the dataset folder.
         config: the training settings (:class:`~radiologynet.train.TrainConfig`; its
-            ``lr`` and ``seed`` come from the grid, see :func:`run_config`).
-        settings: the model head, the input size and channels, the split seed and the
-            decoded-image cache (:class:`RunSettings`).
+            ``lr`` and ``seed`` come from the grid, see :func:`run_config`). ``None``: the
+            paper mode's (:func:`paper_configuration`), as ``radiologynet benchmark``.
+        settings: the model head, initialisation, augmentation draw, the input size and
+            channels, the split seed and the decoded-image cache (:class:`RunSettings`).
+            ``None``: the paper mode's, as ``radiologynet benchmark``.
         models, lrs: default to the task's paper models and learning rates.
         inits: ``random``, ``imagenet``, ``radiologynet``, any tag, a path or ``name=PATH``.
         runs: repetitions per setting (seeds ``settings.split_seed*1000 + k - 1``).
@@ -599,7 +663,7 @@ def run(
     Returns:
         the ``result.json`` contents of every run of this shard, in grid order.
     """
-    config = config if config is not None else TrainConfig()
+    config, settings = _with_paper_defaults(config, settings)
     spec = with_settings(get_task_spec(task), **(task_settings or {}))
     models = list(models) if models is not None else list(spec.models)
     if not models:

@@ -99,6 +99,8 @@ class DataRequest:
     cache_dir: Path | None = None
     #: the task's settings (:attr:`TaskSpec.settings`, with the run's overrides)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: how training augmentation is drawn: ``"image"`` or ``"batch"`` (the authors')
+    augment_draw: str = "image"
 
 
 @dataclass
@@ -124,6 +126,9 @@ class ModelRequest:
     in_chans: int = 3
     input_size: int | None = None
     head: str = "pooled"
+    #: how random weights and new heads start: ``"timm"`` or ``"torchvision"`` (the
+    #: authors'; :func:`radiologynet.create_model`)
+    init_scheme: str = "timm"
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,33 @@ OPTIMIZERS = ("adamw", "adam")
 SCHEDULERS = (None, "plateau")
 PRECISIONS = ("auto", "fp32", "bf16")
 HEADS = ("pooled", "paper")
-#: The paper's choices: ``radiologynet benchmark``'s defaults (and ``finetune --paper``'s);
-#: ``head`` is the protocol's (:class:`radiologynet.protocol.RunSettings`).
-PAPER_DEFAULTS = {"head": "paper", "precision": "fp32"}
+#: The training sample order: ``per_run`` (each run its own, from its seed) or ``shared``
+#: (the authors': one order for every run, :func:`radiologynet.train.loop.shared_order`).
+SAMPLE_ORDERS = ("per_run", "shared")
+#: How augmentation is drawn: ``image`` (each image its own flip, angle, brightness and
+#: contrast) or ``batch`` (the authors': one draw for the whole batch, torchvision's
+#: transforms on the batch tensor; :class:`radiologynet.transforms.Augmentation`).
+AUGMENT_DRAWS = ("image", "batch")
+#: The paper's choices: ``radiologynet benchmark``'s defaults (and ``finetune --paper``'s),
+#: :func:`radiologynet.protocol.run`'s and ``run_one``'s when given no configuration.
+#: ``head``, ``init_scheme`` and ``augment_draw`` are the protocol's
+#: (:class:`radiologynet.protocol.RunSettings`), the rest ``TrainConfig`` fields.
+PAPER_DEFAULTS = {
+    "head": "paper",
+    "precision": "fp32",
+    "init_scheme": "torchvision",
+    "augment_draw": "batch",
+    "sample_order": "shared",
+}
 #: ``finetune``'s defaults on a user's own data (docs/fine-tuning.md says why), also
 #: ``TrainConfig``'s and ``RunSettings``'.
-FINETUNE_DEFAULTS = {"head": "pooled", "precision": "auto"}
+FINETUNE_DEFAULTS = {
+    "head": "pooled",
+    "precision": "auto",
+    "init_scheme": "timm",
+    "augment_draw": "image",
+    "sample_order": "per_run",
+}
 
 #: The ``TrainConfig`` fields that may differ between a run and its resumption: where and
 #: how fast it runs, not what it computes.
@@ -64,7 +85,9 @@ class TrainConfig:
         across DDP ranks; ``None``: the task's, else 32); seed (sample order,
         augmentation, dropout); kind (``multiclass``, ``binary``, ``regression``, or a
         task's own with its loss and metrics) and num_classes (default: the model's);
-        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU).
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on CUDA, fp32 on CPU);
+        sample_order: ``per_run`` (from ``seed``) or ``shared`` (the authors' order, the
+        same for every run; :data:`SAMPLE_ORDERS`).
 
     Running (may change on resume, :data:`RESUMABLE_FIELDS`):
         device (``None``: ``cuda:LOCAL_RANK`` when available, else CPU), num_workers,
@@ -86,6 +109,7 @@ class TrainConfig:
     monitor: str = "loss"
     mode: str = "min"
     precision: str = "auto"
+    sample_order: str = "per_run"
     device: str | None = None
     num_workers: int = 0
     eval_batch_size: int | None = None
@@ -112,6 +136,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("sample_order", self.sample_order, SAMPLE_ORDERS)
         _check_choice("mode", self.mode, ("min", "max"))
         if self.device is not None:
             check_device(self.device)

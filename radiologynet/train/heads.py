@@ -4,8 +4,11 @@
 - binary: one logit, ``BCEWithLogitsLoss`` (the paper's sigmoid + BCE, numerically stable);
 - regression (bone age): backbone features + sex -> dense layers -> months, MSE. The
   paper's head flattens the un-pooled feature map (131k-153k features for EfficientNetB3 /
-  InceptionV3); the default here pools it first (``head="pooled"``), ``head="paper"``
-  reproduces the authors' layout.
+  InceptionV3); ``head="pooled"`` (``build_model``'s and ``finetune``'s default) pools it
+  first, ``head="paper"`` (``radiologynet benchmark``'s default) reproduces the authors'
+  layout.
+
+:func:`task_regularisation` gives the authors' dropout and stochastic depth per task kind.
 """
 
 from __future__ import annotations
@@ -19,6 +22,22 @@ from radiologynet.errors import RadiologyNetError
 from radiologynet.models import create_model
 from radiologynet.models._registry import get_architecture
 from radiologynet.train.config import HEADS
+
+
+def task_regularisation(arch: str, kind: str) -> dict[str, float]:
+    """The authors' dropout and stochastic depth for ``arch`` on a task of ``kind``, as timm
+    keyword arguments.
+
+    Classification (``multiclass``, ``binary``): their torchvision heads' dropout and
+    EfficientNet's stochastic depth (:attr:`Architecture.paper_regularisation`). Bone age
+    (``regression``): their model replaced InceptionV3's dropout by ``nn.Identity`` and
+    kept only EfficientNetB3's ``features``, so no head dropout; EfficientNet's stochastic
+    depth stays (``datasets/RSNA_PBA/Utils/models.py``, ``RSNA_model``).
+    """
+    regularisation = get_architecture(arch).paper_regularisation
+    if kind == "regression":
+        regularisation.pop("drop_rate", None)
+    return regularisation
 
 
 class BoneAgeRegressor(nn.Module):
@@ -61,6 +80,7 @@ def build_model(
     in_chans: int = 3,
     head: str = "pooled",
     input_size: int | None = None,
+    init_scheme: str = "timm",
     **timm_kwargs: object,
 ) -> nn.Module:
     """The model a classification/regression task trains (all layers trainable).
@@ -72,16 +92,30 @@ def build_model(
             ``regression`` (the bone-age head, inputs ``(image, sex)``).
         head: for regression, ``"pooled"`` (default) or ``"paper"`` (flattened feature map).
         input_size: the input side, needed to size the paper head's first dense layer.
+        init_scheme: ``"timm"`` or ``"torchvision"`` (the authors' initialisation of random
+            weights and new heads; :func:`radiologynet.create_model`).
 
     Returns:
         an ``nn.Module``; ``model(image)`` or, for regression, ``model(image, sex)``.
     """
     if kind == "multiclass":
         return create_model(
-            arch, weights=weights, num_classes=num_classes, in_chans=in_chans, **timm_kwargs
+            arch,
+            weights=weights,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            init_scheme=init_scheme,
+            **timm_kwargs,
         )
     if kind == "binary":
-        return create_model(arch, weights=weights, num_classes=1, in_chans=in_chans, **timm_kwargs)
+        return create_model(
+            arch,
+            weights=weights,
+            num_classes=1,
+            in_chans=in_chans,
+            init_scheme=init_scheme,
+            **timm_kwargs,
+        )
     if kind != "regression":
         raise RadiologyNetError(
             f"build_model: unknown kind {kind!r} (multiclass, binary, "
@@ -91,7 +125,13 @@ def build_model(
         raise RadiologyNetError(f"Unknown bone-age head {head!r}; choose one of {HEADS}.")
     extra = {"global_pool": ""} if head == "paper" else {}
     backbone = create_model(
-        arch, weights=weights, num_classes=0, in_chans=in_chans, **extra, **timm_kwargs
+        arch,
+        weights=weights,
+        num_classes=0,
+        in_chans=in_chans,
+        init_scheme=init_scheme,
+        **extra,
+        **timm_kwargs,
     )
     if head == "pooled":
         num_features = int(backbone.num_features)

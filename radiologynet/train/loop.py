@@ -8,7 +8,8 @@ steps: :func:`train_one_epoch`, :func:`evaluate`, :class:`EarlyStopping` and
 :class:`Checkpointer`.
 
 Every source of randomness inside an epoch (sample order, augmentation, dropout) is drawn
-from generators seeded by ``(seed, epoch)``. The resume state (with the RNG states of
+from generators seeded by ``(seed, epoch)``; with ``sample_order="shared"`` (paper mode)
+the order is the authors' instead, the same for every run (:func:`shared_order`). The resume state (with the RNG states of
 torch, numpy and Python and the position inside the epoch) is written atomically every
 ``checkpoint_interval_s`` seconds, at the end and on SIGTERM/SIGINT. Re-running the same
 call after a kill therefore resumes at the last written step and ends with exactly the
@@ -67,6 +68,25 @@ Callback = Callable[[str, dict[str, Any]], None]
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**63 - 1)
+
+
+#: The seed the authors' scripts give Python's ``random`` before every epoch's shuffle.
+AUTHORS_SHUFFLE_SEED = 1221
+
+
+def shared_order(n: int, epoch: int) -> torch.Tensor:
+    """The authors' sample order of epoch ``epoch`` (1-based) over ``n`` training items
+    (``TrainConfig(sample_order="shared")``, the paper mode's): their scripts shuffle the
+    training list in place after ``random.seed(1221)`` before every epoch, so epoch ``e``
+    sees the list permuted ``e`` times by one fixed permutation, and every run of a setting
+    sees the same orders. Returns the item indices in training order."""
+    step = list(range(n))
+    random.Random(AUTHORS_SHUFFLE_SEED).shuffle(step)
+    permutation = torch.tensor(step, dtype=torch.long)
+    order = torch.arange(n)
+    for _ in range(epoch):
+        order = order[permutation]
+    return order
 
 
 def _to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
@@ -286,7 +306,10 @@ def _epoch_start(
         augment_rng.set_state(state.augment_state)
     for callback in run.callbacks:
         callback("epoch_start", {"epoch": epoch, "step": state.step})
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
+    if run.config.sample_order == "shared":
+        order = shared_order(len(train), epoch)
+    else:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
     share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank :]
     loader = batch_loader(
         train,

@@ -1,9 +1,25 @@
-"""Training augmentation as the paper, drawn per image, on whole batches on any device.
+"""Training augmentation on whole batches on any device, drawn as the authors drew it
+(once per batch) or per image.
 
 :class:`Augmentation` describes the classification benchmarks' augmentation (flip,
-rotation, brightness, contrast) and bone age's (plus shift and zoom);
-:class:`LunaAugmentation` the paper's LUNA16 affine augmentation with Gaussian noise
-(segmentation masks follow the same geometry). :data:`AUGMENTATIONS` names them.
+rotation, brightness, contrast) and bone age's (flip, rotation, then shift and zoom);
+:class:`LunaAugmentation` the LUNA16 affine augmentation with Gaussian noise (segmentation
+masks follow the same geometry). :data:`AUGMENTATIONS` names them.
+
+How the random values are drawn (``draw``):
+
+- ``"batch"``: the authors'. Their scripts applied torchvision's transforms to the whole
+  ``(B, 1, H, W)`` batch tensor, so one flip, one angle, one shift/zoom and one
+  brightness and contrast factor serve every image of a batch; rotation and affine sample
+  the nearest pixel (torchvision's default) with zero fill; ``ColorJitter`` applies
+  brightness and contrast in a random order. Here the same torchvision transforms run
+  on the batch, their random numbers seeded from the trainer's generator. LUNA16: one
+  affine matrix per batch, built as the authors' (``datasets/LUNA/Utils/models.py``,
+  ``SegmentationAugmentation``): flips and zoom times the rotation, and no shift (their
+  offset sits in the matrix row ``affine_grid`` never reads). The paper mode's draw.
+- ``"image"`` (``"sample"`` for LUNA16): each image its own values, bilinear sampling, the
+  flips/rotation/shift/zoom as one affine map, brightness then contrast; LUNA16 adds its
+  shift of up to ``offset``. More diverse batches; ``finetune``'s default.
 """
 
 from __future__ import annotations
@@ -18,10 +34,24 @@ import torch.nn.functional as F
 
 from radiologynet.errors import InvalidArgumentError
 
+#: The ways to draw an :class:`Augmentation`: per ``image`` or once per ``batch``.
+DRAWS = ("image", "batch")
+#: The ways to draw a :class:`LunaAugmentation`: per ``sample`` or once per ``batch``.
+LUNA_DRAWS = ("sample", "batch")
+#: The saturation and hue ranges of the authors' ``ColorJitter``: no effect on one-channel
+#: images (torchvision leaves them unchanged), kept so the draws follow theirs.
+_AUTHORS_SATURATION_HUE = (0.5, 0.5)
+
+
+def _check_draw(draw: str, choices: tuple[str, ...]) -> None:
+    if draw not in choices:
+        raise InvalidArgumentError(f"draw must be one of {', '.join(choices)}, got {draw!r}")
+
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random training augmentation (all ranges inclusive, drawn uniformly per image).
+    """Random training augmentation (all ranges inclusive, drawn uniformly per image or
+    once per batch, see ``draw``).
 
     Attributes:
         flip_p: probability of a horizontal flip.
@@ -34,6 +64,10 @@ class Augmentation:
         noise_std: standard deviation of additive Gaussian noise, in [0, 1] units (0: off).
         crop: side of a random square crop taken first (``None``: off); evaluation sees
             the whole image.
+        draw: ``"image"`` (each image its own values, one bilinear affine map, brightness
+            then contrast) or ``"batch"`` (the authors': torchvision's transforms on the
+            batch tensor: one draw per batch, flip, rotation, then shift/zoom, each with
+            nearest sampling, and ``ColorJitter`` in its random order).
     """
 
     flip_p: float = 0.5
@@ -45,6 +79,10 @@ class Augmentation:
     vflip_p: float = 0.0
     noise_std: float = 0.0
     crop: int | None = None
+    draw: str = "image"
+
+    def __post_init__(self) -> None:
+        _check_draw(self.draw, DRAWS)
 
     @property
     def is_geometric(self) -> bool:
@@ -73,14 +111,19 @@ HU_RANGE = 2000.0
 
 @dataclass(frozen=True)
 class LunaAugmentation:
-    """The paper's LUNA16 training augmentation (after "Deep Learning with PyTorch",
-    ch. 13): a random affine transform per sample (a flip of each axis with probability
-    0.5, an offset of up to ``offset`` of the half-width, a scale of ``1 +- scale`` per
-    axis, a rotation by any angle), applied to image and mask with bilinear sampling and
+    """The LUNA16 training augmentation (the authors' settings,
+    ``datasets/LUNA/Utils/config.py``, after "Deep Learning with PyTorch", ch. 13): a random
+    affine transform (a flip of each axis with probability 0.5, a scale of ``1 +- scale``
+    per axis, a rotation by any angle; with ``draw="sample"`` also a shift of up to
+    ``offset`` of the half-width), applied to image and mask with bilinear sampling and
     border padding (the mask thresholded at 0.5), then Gaussian noise of ``noise_hu``
     Hounsfield units on the image (images HU-scaled ``(HU + 1000) / 2000``, so its
-    standard deviation is ``noise_hu / 2000``). A :data:`CustomAugmentation`; defaults:
-    the paper's.
+    standard deviation is ``noise_hu / 2000``). A :data:`CustomAugmentation`.
+
+    ``draw="batch"`` is the authors': one matrix for the whole batch, flips and zoom
+    times the rotation, no shift (their offset is written into the matrix row that
+    ``affine_grid`` never reads). ``draw="sample"``: one matrix per sample, the rotation
+    times flips and zoom, plus the shift.
 
     Attributes:
         flip: mirror each axis with probability 0.5.
@@ -88,6 +131,7 @@ class LunaAugmentation:
         scale: the largest relative zoom per axis (0.2: 0.8-1.2).
         rotate: rotate by a uniform angle in [0, 360) degrees.
         noise_hu: the standard deviation of the Gaussian noise in HU (25).
+        draw: ``"sample"`` or ``"batch"`` (the authors'), see above.
     """
 
     flip: bool = True
@@ -95,31 +139,47 @@ class LunaAugmentation:
     scale: float = 0.2
     rotate: bool = True
     noise_hu: float = 25.0
+    draw: str = "sample"
+
+    def __post_init__(self) -> None:
+        _check_draw(self.draw, LUNA_DRAWS)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> LunaAugmentation:
-        """The augmentation described by a task's ``augment_*`` settings."""
+    def from_settings(cls, settings: Mapping[str, Any], draw: str = "sample") -> LunaAugmentation:
+        """The augmentation described by a task's ``augment_*`` settings, drawn per
+        ``draw`` (``"sample"``, or ``"batch"``; an :class:`Augmentation` draw of
+        ``"image"`` reads as ``"sample"``)."""
         return cls(
             flip=bool(settings["augment_flip"]),
             offset=float(settings["augment_offset"]),
             scale=float(settings["augment_scale"]),
             rotate=bool(settings["augment_rotate"]),
             noise_hu=float(settings["augment_noise_hu"]),
+            draw="sample" if draw == "image" else draw,
         )
 
     def matrices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(n, 2, 3)`` random affine matrices (``affine_grid``'s convention)."""
-        uniform = torch.rand(n, 7, generator=generator, dtype=torch.float64)
-        diagonal = torch.ones(n, 2, dtype=torch.float64)
+        """``(n, 2, 3)`` random affine matrices (``affine_grid``'s convention): ``n``
+        different ones, or with ``draw="batch"`` one repeated ``n`` times."""
+        draws = 1 if self.draw == "batch" else n
+        uniform = torch.rand(draws, 7, generator=generator, dtype=torch.float64)
+        diagonal = torch.ones(draws, 2, dtype=torch.float64)
         if self.flip:
             diagonal = torch.where(uniform[:, 0:2] < 0.5, -diagonal, diagonal)
         diagonal = diagonal * (1.0 + self.scale * (uniform[:, 2:4] * 2 - 1))
         shift = self.offset * (uniform[:, 4:6] * 2 - 1)
-        angle = uniform[:, 6] * 2 * math.pi if self.rotate else torch.zeros(n, dtype=torch.float64)
+        angle = uniform[:, 6] * 2 * math.pi
+        if not self.rotate:
+            angle = torch.zeros(draws, dtype=torch.float64)
         cos, sin = torch.cos(angle), torch.sin(angle)
         rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
-        linear = rotation @ torch.diag_embed(diagonal)
-        return torch.cat([linear, shift[:, :, None]], dim=2).float()
+        if self.draw == "batch":  # the authors': D @ R, the offset never reaches the grid
+            linear = torch.diag_embed(diagonal) @ rotation
+            shift = torch.zeros_like(shift)
+        else:
+            linear = rotation @ torch.diag_embed(diagonal)
+        theta = torch.cat([linear, shift[:, :, None]], dim=2).float()
+        return theta.expand(n, -1, -1) if self.draw == "batch" else theta
 
     def __call__(
         self,
@@ -270,10 +330,12 @@ def augment_batch(
     generator: torch.Generator | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Apply ``aug`` to a float batch ``(B, C, H, W)`` in [0, 1], with parameters drawn
-    independently for every image: the random crop, then flips/rotation/shift/zoom
-    (bilinear sampling, zero fill), brightness, contrast around each image's mean, and
-    Gaussian noise, each clamped to [0, 1].
+    """Apply ``aug`` to a float batch ``(B, C, H, W)`` in [0, 1]: the random crop, then
+    (``aug.draw == "image"``) with parameters drawn independently for every image
+    flips/rotation/shift/zoom (bilinear sampling, zero fill), brightness, contrast around
+    each image's mean, or (``"batch"``) the authors' torchvision transforms on the whole
+    batch (:func:`torchvision_batch_transforms`), then Gaussian noise, each clamped to
+    [0, 1].
 
     Args:
         mask: an optional segmentation mask ``(B, 1, H, W)`` that takes the same crop and
@@ -285,6 +347,9 @@ def augment_batch(
     n = x.shape[0]
     if aug.crop is not None:
         x, mask = random_crop(x, aug.crop, generator, mask)
+    if aug.draw == "batch":
+        x, mask = _augment_per_batch(x, aug, generator, mask)
+        return _add_noise(x, aug, generator) if mask is None else (_add_noise(x, aug, generator), mask)
     if aug.is_geometric:
         theta = random_affine_theta(n, aug, generator)
         grid = affine_grid(theta, tuple(x.shape), device=x.device, dtype=x.dtype)
@@ -301,7 +366,69 @@ def augment_batch(
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         factor = factor.view(n, 1, 1, 1)
         x = (x * factor + mean * (1.0 - factor)).clamp_(0.0, 1.0)
+    x = _add_noise(x, aug, generator)
+    return x if mask is None else (x, mask)
+
+
+def _add_noise(x: torch.Tensor, aug: Augmentation, generator: torch.Generator | None) -> torch.Tensor:
     if aug.noise_std > 0:
         noise = torch.randn(x.shape, generator=generator).to(device=x.device, dtype=x.dtype)
         x = (x + aug.noise_std * noise).clamp_(0.0, 1.0)
-    return x if mask is None else (x, mask)
+    return x
+
+
+def torchvision_batch_transforms(aug: Augmentation) -> tuple[Callable, Callable | None]:
+    """The authors' augmentation as torchvision transforms for a whole batch tensor: the
+    geometric part (``RandomHorizontalFlip``, ``RandomVerticalFlip``, ``RandomRotation``,
+    then ``RandomAffine`` for shift/zoom; nearest sampling, zero fill) and the photometric
+    part (``ColorJitter`` with the brightness and contrast ranges, and the authors'
+    saturation/hue of 0.5, which leave one channel unchanged), ``None`` where ``aug`` has
+    none. Their order and random draws are torchvision's (``datasets/*/Utils/models.py``,
+    ``Transform*_BRAIN``/``_COVID19``/``_GRAZPEDWRI``/``_RSNA``, did the same)."""
+    from torchvision import transforms as T
+
+    geometric: list[Any] = []
+    if aug.flip_p > 0:
+        geometric.append(T.RandomHorizontalFlip(aug.flip_p))
+    if aug.vflip_p > 0:
+        geometric.append(T.RandomVerticalFlip(aug.vflip_p))
+    if aug.degrees > 0:
+        geometric.append(T.RandomRotation(aug.degrees))
+    if aug.translate > 0 or aug.scale != (1.0, 1.0):
+        translate = (aug.translate, aug.translate) if aug.translate > 0 else None
+        scale = tuple(aug.scale) if aug.scale != (1.0, 1.0) else None
+        geometric.append(T.RandomAffine(0, translate=translate, scale=scale))
+    photometric = None
+    if aug.brightness is not None or aug.contrast is not None:
+        saturation, hue = _AUTHORS_SATURATION_HUE
+        photometric = T.ColorJitter(
+            brightness=list(aug.brightness) if aug.brightness is not None else 0,
+            contrast=list(aug.contrast) if aug.contrast is not None else 0,
+            saturation=saturation,
+            hue=hue,
+        )
+    return T.Compose(geometric), photometric
+
+
+def _augment_per_batch(
+    x: torch.Tensor,
+    aug: Augmentation,
+    generator: torch.Generator | None,
+    mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One draw for the whole batch: torchvision's transforms (which draw from torch's
+    global generator) run under a forked generator seeded from ``generator``, so the
+    draws are reproducible and resumable like the per-image ones."""
+    geometric, photometric = torchvision_batch_transforms(aug)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    channels = x.shape[1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        both = torch.cat([x, mask.to(x.dtype)], dim=1) if mask is not None else x
+        both = geometric(both)  # the mask takes the same flip/angle/shift (nearest)
+        x = both[:, :channels]
+        if mask is not None:
+            mask = both[:, channels:].to(mask.dtype)
+        if photometric is not None:
+            x = photometric(x)
+    return x, mask

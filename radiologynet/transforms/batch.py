@@ -64,7 +64,8 @@ def as_gray_batch(batch: torch.Tensor) -> torch.Tensor:
 class BatchTransform(nn.Module):
     """A grayscale batch on any device -> the float batch ``(B, in_chans, S, S)`` a weight
     expects: scaled to [0, 1] (:func:`as_unit_float`), letterboxed (or resized and
-    cropped) to ``S`` when its size differs, augmented per image when training, repeated to
+    cropped) to ``S`` when its size differs, augmented when training (per image or once per
+    batch, as the :class:`Augmentation` says), repeated to
     ``in_chans`` channels, normalised with the weight's mean/std
     (:func:`channel_mean_std`). No per-image Python work.
 

@@ -19,6 +19,7 @@ from radiologynet.data.tasks import TASKS, PaperProtocol, TaskInfo
 from radiologynet.models._weights import Preprocessing
 from radiologynet.protocol.spec import DataRequest, TaskData, TaskSpec, register_task
 from radiologynet.transforms import BatchHook, BatchTransform
+from radiologynet.transforms.augment import resolve_augmentation
 
 
 @functools.lru_cache(maxsize=32)
@@ -51,11 +52,14 @@ def _preprocessing(request: DataRequest) -> Preprocessing:
 
 
 def _transform(request: DataRequest, augment: str) -> BatchHook:
+    """The device transform with the named augmentation drawn as ``request.augment_draw``
+    says (per image, or the authors' once per batch)."""
+    augmentation = replace(resolve_augmentation(augment), draw=request.augment_draw)
     return BatchHook(
         BatchTransform(
             _preprocessing(request),
             in_chans=request.in_chans,
-            augment=augment if request.augment else None,
+            augment=augmentation if request.augment else None,
         )
     )
 

@@ -174,7 +174,7 @@ def build_data(
         return dataset.center_crops(split, settings["val_crop"])
 
     pre = request.preprocessing
-    augmentation = LunaAugmentation.from_settings(settings)
+    augmentation = LunaAugmentation.from_settings(settings, draw=request.augment_draw)
     transform = luna_batch_transform(
         pre,
         request.in_chans,
