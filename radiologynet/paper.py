@@ -88,3 +88,38 @@ def paper_results() -> tuple[PaperResult, ...]:
         )
         for r in rows
     )
+
+
+@dataclass(frozen=True)
+class ProtocolSource:
+    """What the paper's text and the authors' scripts say about one protocol setting of
+    one task (``resources/paper-protocol.csv``), written from those sources and kept apart
+    from the code's constants so that docs/protocol.md can show where the code differs.
+
+    ``paper`` / ``authors``: the value as docs/protocol.md prints it, ``""`` where that
+    source is silent; ``paper_source`` names the paper's section or table, and
+    ``authors_source`` the script file(s) of the authors' repository
+    (AIlab-RITEH/RadiologyNET-TL-models); ``note`` explains a difference or a caveat.
+    """
+
+    task: str  # a task name, or "*" for every task that has no row of its own
+    setting: str
+    paper: str
+    paper_source: str
+    authors: str
+    authors_source: str
+    note: str
+
+
+@cache
+def protocol_sources() -> tuple[ProtocolSource, ...]:
+    """Every row of ``resources/paper-protocol.csv``."""
+    text = resources.files("radiologynet").joinpath("resources/paper-protocol.csv").read_text()
+    return tuple(ProtocolSource(**row) for row in csv.DictReader(text.splitlines()))
+
+
+def protocol_source(task: str, setting: str) -> ProtocolSource | None:
+    """The sources' row for ``setting`` of ``task`` (its own, else the ``"*"`` row shared
+    by every task); ``None`` when neither source says anything about it."""
+    rows = {(r.task, r.setting): r for r in protocol_sources()}
+    return rows.get((task, setting)) or rows.get(("*", setting))

@@ -1,70 +1,78 @@
-"""Generate the tables of docs/protocol.md from the code's own defaults (never typed by hand).
+"""Generate the tables of docs/protocol.md: the code's resolved paper-mode settings beside
+what the paper and the authors' scripts say (never typed by hand).
 
-For every task of the paper, every protocol setting: the value `radiologynet benchmark`
-uses when no option is given (read from the benchmark command's parser, the task's
-spec, the runner, the trainer and the registry), the paper's value and where the paper
-says so (from radiologynet.data.tasks). Run `python docs/scripts/protocol_table.py`
-after changing a default; tests/test_protocol_table.py fails while docs/protocol.md is
-out of date.
+For every task of the paper, every protocol setting:
+
+- the value `radiologynet benchmark --task T --data DIR` runs with, resolved as the
+  command resolves it (its own parser, ``run_configuration``, the runner's ``run_config``,
+  the task spec, the trainer and the registries);
+- the paper's value and the authors' value with their sources, read from
+  ``radiologynet/resources/paper-protocol.csv`` (:func:`radiologynet.paper.protocol_sources`),
+  which is written from the paper's text and the authors' scripts and shares nothing with
+  the code's constants.
+
+A code value that differs from a value either source gives is marked **(differs)**; the
+sources' note says why. Run `python docs/scripts/protocol_table.py` after changing a
+default; tests/test_protocol_table.py fails while docs/protocol.md is out of date.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import inspect
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from radiologynet import train
 from radiologynet._atomic import atomic_write_text
 from radiologynet.cli.commands import benchmark
-from radiologynet.data.tasks import SOURCE_PROTOCOL, TASKS, TaskInfo
-from radiologynet.models._registry import get_architecture
+from radiologynet.cli.options import run_configuration
+from radiologynet.data.samples import BONE_AGE_AUGMENT, PAPER_AUGMENT
+from radiologynet.data.tasks import TASKS, TaskInfo
+from radiologynet.models._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from radiologynet.paper import protocol_source
 from radiologynet.protocol import get_task_spec, resolve_model
-from radiologynet.train.config import DEFAULT_MAX_EPOCHS
+from radiologynet.protocol.runner import RunSpec, preprocessing_for, run_config
+from radiologynet.train.heads import task_regularisation
+from radiologynet.transforms.augment import AUGMENTATIONS, Augmentation
 
 PROTOCOL_PAGE = Path(__file__).resolve().parents[1] / "protocol.md"
 BEGIN, END = "<!-- protocol:begin -->", "<!-- protocol:end -->"
-#: The facts of the paper that are not per task (benchmarks.md, original-release.md).
-PAPER_PRECISION = ("fp32", "the authors' scripts (no mixed precision)")
-PAPER_HEADS = {
-    "boneage": ("paper", "paper, PBA: the challenge winner's head"),
-    "luna16": ("paper", "paper, LUNA16: the encoder U-Net's decoder"),
-}
-DROPOUT_SOURCE = "paper 12.4: the authors' torchvision heads"
-
-
-def cli_defaults() -> dict[str, Any]:
-    """The defaults of `radiologynet benchmark`'s options, from its own parser."""
-    command = argparse.ArgumentParser()
-    benchmark.register(command)
-    defaults = {a.dest: a.default for a in command._actions if a.dest != "help"}
-    # options left open on the command line (None) take the benchmark's paper-mode
-    # defaults, else TrainConfig's, resolved where the command resolves them
-    from radiologynet.train.config import PAPER_DEFAULTS, TrainConfig
-
-    own = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    left_open = {k: PAPER_DEFAULTS.get(k, own.get(k)) for k, v in defaults.items() if v is None}
-    return {**defaults, **left_open}
-
-
-def trainer_default(name: str) -> Any:
-    """A training default from where it lives: the trainer's config dataclass when there
-    is one, else ``fit``'s signature."""
-    config = getattr(train, "TrainConfig", None)
-    if config is not None and dataclasses.is_dataclass(config):
-        for f in dataclasses.fields(config):
-            if f.name == name and f.default is not dataclasses.MISSING:
-                return f.default
-    parameter = inspect.signature(train.fit).parameters.get(name)
-    return None if parameter is None else parameter.default
+#: What ``radiologynet.train.fit`` tests: the weights of the best validation epoch, which
+#: it restores before the test evaluation.
+TESTED_WEIGHTS = "best validation epoch"
+#: The rows of every task: (setting key of the sources file, label).
+COMMON_ROWS = (
+    ("models", "models"),
+    ("inits", "initialisations"),
+    ("lrs", "learning rates"),
+    ("runs", "runs per setting"),
+    ("max_epochs", "max epochs"),
+    ("patience", "early-stopping patience"),
+    ("batch_size", "batch size"),
+    ("optimizer", "optimiser"),
+    ("weight_decay", "weight decay"),
+    ("scheduler", "scheduler"),
+    ("monitor", "checkpoint selection"),
+    ("precision", "precision"),
+    ("head", "head / decoder"),
+    ("augment_draw", "augmentation draw"),
+)
+#: The rows of the classification and regression tasks only.
+IMAGE_ROWS = (
+    ("input_size", "input size"),
+    ("imagenet_input", "ImageNet-initialised input"),
+    ("regularisation", "dropout / stochastic depth"),
+    ("init_scheme", "random weights and new heads"),
+    ("augmentation", "augmentation"),
+    ("sample_order", "sample order"),
+    ("test_weights", "weights tested"),
+)
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, (tuple, list)):
         return ", ".join(_fmt(v) for v in value) or "-"
@@ -77,92 +85,119 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _row(setting: str, value: Any, paper: Any, source: str) -> str:
-    mark = "" if _fmt(value) == _fmt(paper) else " **(differs)**"
-    return f"| {setting} | {_fmt(value)}{mark} | {_fmt(paper)} | {source} |"
+def _per_model(archs: tuple[str, ...], what: Callable[[str], str]) -> str:
+    return "; ".join(f"{a}: {what(a)}" for a in archs)
 
 
-def _per_model(models: tuple[str, ...], what) -> str:
-    return "; ".join(f"{m}: {what(m)}" for m in models)
+def describe_augmentation(aug: Augmentation) -> str:
+    """An :class:`Augmentation`'s ranges as the sources file writes them."""
+    parts = [f"flip {aug.flip_p:g}", f"rotation +-{aug.degrees:g} deg"]
+    if aug.translate:
+        parts.append(f"shift {aug.translate:g}")
+    if aug.scale != (1.0, 1.0):
+        parts.append(f"zoom {aug.scale[0]:g}-{aug.scale[1]:g}")
+    for name, bounds in (("brightness", aug.brightness), ("contrast", aug.contrast)):
+        if bounds is not None:
+            parts.append(f"{name} {bounds[0]:g}-{bounds[1]:g}")
+    return ", ".join(parts)
 
 
-def task_rows(info: TaskInfo, cli: dict[str, Any]) -> list[str]:
-    """The rows of one task's table."""
-    spec, paper = get_task_spec(info.name), info.paper
-    head = cli.get("head")
-    precision = cli.get("precision", trainer_default("precision"))
-    rows = [
-        _row("models", cli.get("models") or spec.models, paper.models, paper.source("models")),
-        _row("initialisations", cli.get("inits"), paper.inits, paper.source("inits")),
-        _row("learning rates", cli.get("lrs") or spec.lrs, paper.lrs, paper.source("lrs")),
-        _row("runs per setting", cli.get("runs"), paper.runs, paper.source("runs")),
-        _row(
-            "max epochs",
-            cli.get("max_epochs") or DEFAULT_MAX_EPOCHS,
-            paper.max_epochs,
-            paper.source("max_epochs"),
-        ),
-        _row(
-            "early-stopping patience", cli.get("patience"), paper.patience, paper.source("patience")
-        ),
-        _row(
-            "batch size",
-            cli.get("batch_size") or spec.batch_size,
-            paper.batch_size,
-            paper.source("batch_size"),
-        ),
-        _row("optimiser", spec.optimizer, paper.optimizer, paper.source("optimizer")),
-        _row(
-            "weight decay",
-            trainer_default("weight_decay"),
-            paper.weight_decay,
-            paper.source("weight_decay"),
-        ),
-        _row("scheduler", spec.scheduler, paper.scheduler, paper.source("scheduler")),
-        _row(
-            "checkpoint selection",
-            f"{spec.monitor} ({spec.mode})",
-            f"{paper.monitor} ({paper.mode})",
-            paper.source("monitor"),
-        ),
-        _row("precision", precision, PAPER_PRECISION[0], PAPER_PRECISION[1]),
-    ]
-    if info.name in PAPER_HEADS:
-        value, source = PAPER_HEADS[info.name]
-        rows.append(_row("head / decoder", head, value, source))
-    archs = [resolve_model(spec, m).arch for m in paper.models]
-    zoo = tuple(a for a in archs if a is not None)
-    rows.append(
-        _row(
-            "input size",
-            _per_model(zoo, lambda a: get_architecture(a).input_size),
-            _per_model(zoo, lambda a: get_architecture(a).input_size),
-            "paper, Evaluation on downstream tasks (224; InceptionV3 299; "
-            "EfficientNetB3 300; EfficientNetB4 380)",
-        )
-    )
+def _imagenet_input(arch: str) -> str:
+    pre = preprocessing_for(arch, "imagenet")
+    if (pre.mean, pre.std) == (IMAGENET_MEAN, IMAGENET_STD):
+        return "ImageNet mean/std"
+    if pre.mean == pre.std and len(set(pre.mean or ())) == 1:
+        return f"mean = std = {pre.mean[0]:g}"
+    return f"mean {pre.mean}, std {pre.std}"
+
+
+def resolved_values(info: TaskInfo) -> dict[str, Any]:
+    """The settings `radiologynet benchmark --task NAME --data DIR` runs the first cell of
+    its grid with, resolved as the command resolves them."""
+    parser = argparse.ArgumentParser()
+    benchmark.register(parser)
+    args = parser.parse_args(["--task", info.name, "--data", "."])
+    config, settings = run_configuration(args, paper=True)
+    spec = get_task_spec(info.name)
+    models = tuple(args.models or spec.models)
+    lrs = tuple(args.lrs or spec.lrs)
+    run = run_config(RunSpec(spec.name, models[0], "random", None, lrs[0], 1), spec, config, settings)
+    values: dict[str, Any] = {
+        "models": models,
+        "inits": args.inits,
+        "lrs": lrs,
+        "runs": args.runs,
+        "max_epochs": run.max_epochs,
+        "patience": run.patience,
+        "batch_size": run.batch_size,
+        "optimizer": run.optimizer,
+        "weight_decay": run.weight_decay,
+        "scheduler": run.scheduler,
+        "monitor": f"{run.monitor} ({run.mode})",
+        "precision": run.precision,
+        "head": settings.head,
+        "augment_draw": settings.augment_draw,
+        **{f"`{k}`": v for k, v in spec.settings.items()},
+    }
     if info.kind != "segmentation":
-
-        def dropout(a: str) -> str:
-            regularisation = get_architecture(a).paper_regularisation
-            return ", ".join(f"{k} {v:g}" for k, v in regularisation.items()) or "none"
-
-        rows.append(
-            _row(
-                "dropout / stochastic depth",
-                _per_model(zoo, dropout),
-                _per_model(zoo, dropout),
-                DROPOUT_SOURCE,
-            )
+        archs = tuple(a for a in (resolve_model(spec, m).arch for m in models) if a is not None)
+        augment = BONE_AGE_AUGMENT if info.kind == "regression" else PAPER_AUGMENT
+        values.update(
+            input_size=_per_model(archs, lambda a: str(preprocessing_for(a, None).input_size)),
+            imagenet_input=_per_model(archs, _imagenet_input),
+            regularisation=_per_model(
+                archs,
+                lambda a: ", ".join(
+                    f"{k} {v:g}" for k, v in task_regularisation(a, info.kind).items()
+                )
+                or "none",
+            ),
+            init_scheme=settings.init_scheme,
+            augmentation=describe_augmentation(AUGMENTATIONS[augment]),
+            sample_order=run.sample_order,
+            test_weights=TESTED_WEIGHTS,
         )
-    for name, paper_value in paper.settings.items():
-        rows.append(_row(f"`{name}`", spec.settings.get(name), paper_value, paper.source(name)))
-    return rows
+    return values
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def row(task: str, key: str, label: str, value: Any) -> str:
+    """One table row: the code's value (marked where a source differs), the paper's and
+    the authors' values, and the sources with the note."""
+    source = protocol_source(task, key.strip("`"))
+    paper = source.paper if source else ""
+    authors = source.authors if source else ""
+    shown = _fmt(value)
+    differs = any(ref and ref != shown for ref in (paper, authors))
+    where = []
+    if source and source.paper_source:
+        where.append(source.paper_source)
+    if source and source.authors_source:
+        where.append(source.authors_source)
+    if source and source.note:
+        where.append(source.note)
+    mark = " **(differs)**" if differs else ""
+    cells = (label, shown + mark, _fmt(paper), _fmt(authors), "; ".join(where) or "-")
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def task_rows(info: TaskInfo) -> list[str]:
+    """The rows of one task's table."""
+    values = resolved_values(info)
+    keys = list(COMMON_ROWS)
+    if info.kind != "segmentation":
+        keys += IMAGE_ROWS
+    if info.kind not in ("regression", "segmentation"):
+        keys.remove(("head", "head / decoder"))
+    keys += [(k, k) for k in values if k.startswith("`")]
+    return [row(info.name, key, label, values[key]) for key, label in keys]
 
 
 def tables() -> str:
-    """The Markdown generated from the code."""
-    cli = cli_defaults()
+    """The Markdown generated from the code and the sources file."""
     lines = []
     for info in list(TASKS.values()):
         if info.paper is None:
@@ -171,13 +206,12 @@ def tables() -> str:
         lines += [
             f"## {info.name}: {info.title}{aliases}",
             "",
-            "| setting | `radiologynet benchmark` default | paper | source |",
-            "|---|---|---|---|",
-            *task_rows(info, cli),
+            "| setting | `radiologynet benchmark` | paper | authors' scripts | sources, notes |",
+            "|---|---|---|---|---|",
+            *task_rows(info),
             "",
         ]
-    lines.append(f'Source "{SOURCE_PROTOCOL}": the paper\'s shared protocol for all five tasks.')
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def render(page: str) -> str:

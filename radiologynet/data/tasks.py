@@ -1,12 +1,13 @@
 """The registry of task metadata: what each downstream task predicts, the names it
-answers to, how to load it (its ``load``), and how the paper trained it (with the source
-of each fact).
+answers to, how to load it (its ``load``), and how the protocol trains it in paper mode
+(the code's constants, :class:`PaperProtocol`).
 
 Everything above this layer reads it: a :class:`radiologynet.protocol.TaskSpec` holds a
 task's record and adds only the protocol's own parts (how to build the data, the model,
-the loss and the metrics), the docs' protocol table (``docs/protocol.md``) prints it, the
-report matches the paper's published numbers through its aliases (the paper's ``pba`` and
-``luna``).
+the loss and the metrics); the report matches the paper's published numbers through its
+aliases (the paper's ``pba`` and ``luna``). What the paper and the authors' scripts
+themselves say, with their sources, is kept apart from these constants
+(:func:`radiologynet.paper.protocol_sources`); docs/protocol.md sets the two side by side.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from radiologynet.paper import PAPER_INITS
 #: What a task predicts.
 TASK_KINDS = ("multiclass", "binary", "regression", "segmentation")
 
-#: Where the shared protocol is described in the paper.
-SOURCE_PROTOCOL = "paper, Evaluation on downstream tasks"
-
 
 @dataclass(frozen=True)
 class PaperProtocol:
-    """How the paper trained one task (facts, not this project's defaults). A protocol
-    task that is not the paper's (the ``folder`` task, a variant such as
+    """How the protocol trains one task in paper mode: the code's constants, meant to be
+    the paper's and the authors' settings (docs/protocol.md compares them with what those
+    sources say, :func:`radiologynet.paper.protocol_sources`). A protocol task that is not
+    the paper's (the ``folder`` task, a variant such as
     ``luna16-slices``) states how it trains in the same record
     (:attr:`radiologynet.protocol.TaskSpec.protocol`); its defaults are the paper's
     shared protocol.
@@ -39,14 +39,12 @@ class PaperProtocol:
         models: the architectures it evaluated (``--models`` names).
         lrs: its learning rates, as written (``"1e-4"``).
         optimizer: ``"adamw"`` or ``"adam"``.
-        weight_decay: the optimiser's weight decay (``None``: the paper does not say).
+        weight_decay: the optimiser's weight decay.
         scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3)).
         batch_size / max_epochs / patience / runs: as in the authors' scripts.
         monitor / mode: the validation metric that picked the reported checkpoint.
         inits: the initialisations compared.
         settings: task-specific settings (LUNA16: samples per epoch, crop sizes, ...).
-        sources: where each fact comes from, by field or setting name (the rest:
-            :data:`SOURCE_PROTOCOL`).
     """
 
     models: tuple[str, ...]
@@ -62,11 +60,6 @@ class PaperProtocol:
     mode: str = "min"
     inits: tuple[str, ...] = PAPER_INITS
     settings: Mapping[str, Any] = field(default_factory=dict)
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-    def source(self, name: str) -> str:
-        """Where the paper's value of ``name`` comes from."""
-        return self.sources.get(name, SOURCE_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -100,12 +93,7 @@ class TaskInfo(Task):
         return cls(**base, aliases=aliases, paper=paper)
 
 
-_LUNA_SOURCE = "paper, LUNA16 (after Deep Learning with PyTorch, ch. 13)"
-_BOOK_VALUE = (
-    "the book's value (Deep Learning with PyTorch, ch. 13); the paper names the "
-    "augmentation, not its size"
-)
-#: LUNA16's task-specific paper settings.
+#: LUNA16's task-specific paper-mode settings.
 LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
     {
         "samples_per_epoch": 300_000,
@@ -124,46 +112,22 @@ LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
 
 
 def _paper_protocols() -> dict[str, PaperProtocol]:
-    table = "paper, Tables 3-6 (and Methods)"
     return {
-        "btmr": PaperProtocol(models=("resnet50", "mobilenet_v3_small"), sources={"models": table}),
-        "covid19": PaperProtocol(
-            models=("mobilenet_v3_large", "resnet18"), sources={"models": table}
-        ),
+        "btmr": PaperProtocol(models=("resnet50", "mobilenet_v3_small")),
+        "covid19": PaperProtocol(models=("mobilenet_v3_large", "resnet18")),
         "boneage": PaperProtocol(
             models=("efficientnet_b3", "inception_v3"),
             optimizer="adam",
             scheduler="plateau",
-            sources={
-                "models": table,
-                "optimizer": "paper, PBA (Adam)",
-                "scheduler": "paper, PBA: ReduceLROnPlateau(0.1, patience 3)",
-            },
         ),
-        "grazpedwri": PaperProtocol(models=("densenet121", "resnet34"), sources={"models": table}),
+        "grazpedwri": PaperProtocol(models=("densenet121", "resnet34")),
         "luna16": PaperProtocol(
             models=("unet-resnet50", "unet-vgg16", "unet-efficientnet_b4", "unet"),
             lrs=("1e-3", "1e-4", "1e-5"),
             optimizer="adam",
-            weight_decay=None,
             monitor="crop_iou",
             mode="max",
             settings=LUNA16_PAPER_SETTINGS,
-            sources={
-                "models": "paper, Table 2",
-                "lrs": "paper, Table 2 / Methods",
-                "optimizer": _LUNA_SOURCE,
-                "weight_decay": "not stated for LUNA16",
-                "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
-                "mode": "paper, Table 2",
-                **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
-                "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
-                "val_crop": "paper, Table 2: 64 x 64 validation crops",
-                "validation": "paper, Table 2: mean over validation nodule crops",
-                "augment_offset": _BOOK_VALUE,
-                "augment_scale": _BOOK_VALUE,
-                "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)",
-            },
         ),
     }
 

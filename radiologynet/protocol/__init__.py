@@ -1,6 +1,7 @@
 """The paper's downstream protocol: a grid of tasks x models x inits x lrs x runs.
 
-``run(...)`` executes (a shard of) the grid into one results folder per run;
+``run(...)`` executes (a shard of) the grid into one results folder per run, in paper mode
+unless told otherwise (``paper_configuration()``, the same as ``radiologynet benchmark``);
 :class:`TaskSpec` / :func:`register_task` plug a task in (see :mod:`.tasks`).
 """
 
@@ -35,7 +36,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the runner pulls in the trainer; load it on first use
-    if name in ("run", "RunSpec", "RunSettings", "plan", "run_one"):
+    if name in ("run", "RunSpec", "RunSettings", "plan", "run_one", "paper_configuration"):
         from radiologynet.protocol import runner
 
         return getattr(runner, name)
