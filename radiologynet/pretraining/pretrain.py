@@ -331,14 +331,21 @@ class PretrainConfig:
 #: name for the data's origin.
 RESUMABLE_PRETRAIN_FIELDS = frozenset({"site"})
 
-#: The authors' pretraining recipe beside each architecture's own learning rate
-#: (:func:`pretrain_config`; the input size is :attr:`PretrainConfig.input_size`).
+#: This library's pretraining recipe (its own, for archives far smaller than the authors'
+#: 1.9 million images) beside each architecture's own learning rate, the authors'
+#: (:func:`pretrain_config`; the input size is :attr:`PretrainConfig.input_size`). The
+#: authors' ``pretraining/train_*.py`` trained up to 500 epochs, validated (and kept the
+#: best weights) every 5 % of an epoch (``valid_percent = 0.05``) with early-stopping
+#: patience of 2 (ResNet18/34, MobileNetV3), 5 (VGG16), 10 (ResNet50, DenseNet121,
+#: InceptionV3) or 25 (EfficientNetB3/B4) such validations, and dropped classes under 20
+#: images (``threshold = 20``); docs/pretraining.md says so.
 PRETRAIN_RECIPE = {"max_epochs": 100, "patience": 10, "batch_size": 32, "optimizer": "adamw"}
 
 
 def pretrain_config(model: str, **settings: Any) -> TrainConfig:
-    """The :class:`~radiologynet.train.TrainConfig` of the authors' pretraining recipe for
-    ``model`` (its pretraining learning rate, AdamW, 100 epochs, patience 10, batch 32),
+    """The :class:`~radiologynet.train.TrainConfig` of this library's pretraining recipe
+    for ``model`` (the authors' learning rate for it, AdamW and batch 32 as theirs; 100
+    epochs and patience 10 epochs, the library's own: :data:`PRETRAIN_RECIPE`),
     with ``settings`` (``TrainConfig`` fields; ``None`` keeps the recipe's
     value) over it. Raises ``TypeError`` for a keyword that is not a field."""
     arch = get_architecture(model)
@@ -368,8 +375,8 @@ def pretrain(
         labels: ``labels.csv`` from :func:`radiologynet.pretraining.pseudolabel.pseudo_label`.
         out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
             training, the resume state; re-running resumes from it).
-        config: the training settings; default :func:`pretrain_config` (the authors'
-            recipe for ``pretraining.model``). Its task fields (kind, classes) are set here.
+        config: the training settings; default :func:`pretrain_config` (the library's
+            recipe for ``pretraining.model``, with the authors' learning rate). Its task fields (kind, classes) are set here.
         pretraining: the architecture, starting weights, modality, splits, oversampling,
             site, input size and channels (default :class:`PretrainConfig`); a resume
             refuses a checkpoint written with other values (:class:`StaleRunError`).
