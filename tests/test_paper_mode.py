@@ -23,12 +23,13 @@ from radiologynet.models._registry import get_architecture
 from radiologynet.train.config import TrainConfig
 from radiologynet.transforms.augment import AUGMENTATIONS, LunaAugmentation, augment_batch
 
-
 # --------------------------------------------------------------------------- initialisation
 
 
 def _last_bn_gammas(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([block.bn2.weight.detach() for layer in (model.layer1, model.layer4) for block in layer])
+    return torch.cat(
+        [block.bn2.weight.detach() for layer in (model.layer1, model.layer4) for block in layer]
+    )
 
 
 def test_resnet_blocks_end_in_gamma_one_with_torchvision_init_and_zero_with_timm():
@@ -69,7 +70,9 @@ def test_mobilenet_new_head_starts_as_a_fresh_linear(tmp_path):
     from radiologynet.models._folder import write_weights_folder
 
     pretrained = create_model("mobilenet_v3_small", None, num_classes=36)
-    folder = write_weights_folder(pretrained.state_dict(), tmp_path / "w", arch="mobilenet_v3_small")
+    folder = write_weights_folder(
+        pretrained.state_dict(), tmp_path / "w", arch="mobilenet_v3_small"
+    )
     tuned = create_model("mobilenet_v3_small", folder, num_classes=4, init_scheme="torchvision")
     assert tuned.get_classifier().weight.abs().max() <= _mobilenet_head_bound()
     assert torch.equal(tuned.conv_stem.weight, pretrained.conv_stem.weight)  # weights kept
@@ -218,11 +221,24 @@ def test_protocol_run_and_benchmark_resolve_the_same_configuration(tmp_path, mon
         protocol.run(task, tmp_path, out=tmp_path / "api", runs=1)
         from_api = list(seen)
         seen.clear()
-        code = main(["benchmark", "--task", task, "--data", str(tmp_path), "--runs", "1",
-                     "--out", str(tmp_path / "cli")])
+        code = main(
+            [
+                "benchmark",
+                "--task",
+                task,
+                "--data",
+                str(tmp_path),
+                "--runs",
+                "1",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
         assert code == 0 and from_api and seen == from_api, task
         config, settings = from_api[0][1], from_api[0][2]
         assert (settings.head, settings.init_scheme, settings.augment_draw) == (
-            "paper", "torchvision", "batch"
+            "paper",
+            "torchvision",
+            "batch",
         )
         assert (config.precision, config.sample_order) == ("fp32", "shared")

@@ -121,7 +121,9 @@ def resolved_values(info: TaskInfo) -> dict[str, Any]:
     spec = get_task_spec(info.name)
     models = tuple(args.models or spec.models)
     lrs = tuple(args.lrs or spec.lrs)
-    run = run_config(RunSpec(spec.name, models[0], "random", None, lrs[0], 1), spec, config, settings)
+    run = run_config(
+        RunSpec(spec.name, models[0], "random", None, lrs[0], 1), spec, config, settings
+    )
     values: dict[str, Any] = {
         "models": models,
         "inits": args.inits,
@@ -147,10 +149,10 @@ def resolved_values(info: TaskInfo) -> dict[str, Any]:
             imagenet_input=_per_model(archs, _imagenet_input),
             regularisation=_per_model(
                 archs,
-                lambda a: ", ".join(
-                    f"{k} {v:g}" for k, v in task_regularisation(a, info.kind).items()
-                )
-                or "none",
+                lambda a: (
+                    ", ".join(f"{k} {v:g}" for k, v in task_regularisation(a, info.kind).items())
+                    or "none"
+                ),
             ),
             init_scheme=settings.init_scheme,
             augmentation=describe_augmentation(AUGMENTATIONS[augment]),

@@ -376,7 +376,8 @@ def pretrain(
         out_dir: the weights folder to write (also holds ``log.jsonl`` and, while
             training, the resume state; re-running resumes from it).
         config: the training settings; default :func:`pretrain_config` (the library's
-            recipe for ``pretraining.model``, with the authors' learning rate). Its task fields (kind, classes) are set here.
+            recipe for ``pretraining.model``, with the authors' learning rate). Its task
+            fields (kind, classes) are set here.
         pretraining: the architecture, starting weights, modality, splits, oversampling,
             site, input size and channels (default :class:`PretrainConfig`); a resume
             refuses a checkpoint written with other values (:class:`StaleRunError`).

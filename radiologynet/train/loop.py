@@ -9,12 +9,12 @@ steps: :func:`train_one_epoch`, :func:`evaluate`, :class:`EarlyStopping` and
 
 Every source of randomness inside an epoch (sample order, augmentation, dropout) is drawn
 from generators seeded by ``(seed, epoch)``; with ``sample_order="shared"`` (paper mode)
-the order is the authors' instead, the same for every run (:func:`shared_order`). The resume state (with the RNG states of
-torch, numpy and Python and the position inside the epoch) is written atomically every
-``checkpoint_interval_s`` seconds, at the end and on SIGTERM/SIGINT. Re-running the same
-call after a kill therefore resumes at the last written step and ends with exactly the
-metrics of an uninterrupted run on the CPU (with ``num_workers=0``). A loss that becomes
-NaN or inf ends the run with status ``diverged``.
+the order is the authors' instead, the same for every run (:func:`shared_order`). The
+resume state (with the RNG states of torch, numpy and Python and the position inside the
+epoch) is written atomically every ``checkpoint_interval_s`` seconds, at the end and on
+SIGTERM/SIGINT. Re-running the same call after a kill therefore resumes at the last
+written step and ends with exactly the metrics of an uninterrupted run on the CPU (with
+``num_workers=0``). A loss that becomes NaN or inf ends the run with status ``diverged``.
 """
 
 from __future__ import annotations

@@ -349,7 +349,9 @@ def augment_batch(
         x, mask = random_crop(x, aug.crop, generator, mask)
     if aug.draw == "batch":
         x, mask = _augment_per_batch(x, aug, generator, mask)
-        return _add_noise(x, aug, generator) if mask is None else (_add_noise(x, aug, generator), mask)
+        return (
+            _add_noise(x, aug, generator) if mask is None else (_add_noise(x, aug, generator), mask)
+        )
     if aug.is_geometric:
         theta = random_affine_theta(n, aug, generator)
         grid = affine_grid(theta, tuple(x.shape), device=x.device, dtype=x.dtype)
@@ -370,7 +372,9 @@ def augment_batch(
     return x if mask is None else (x, mask)
 
 
-def _add_noise(x: torch.Tensor, aug: Augmentation, generator: torch.Generator | None) -> torch.Tensor:
+def _add_noise(
+    x: torch.Tensor, aug: Augmentation, generator: torch.Generator | None
+) -> torch.Tensor:
     if aug.noise_std > 0:
         noise = torch.randn(x.shape, generator=generator).to(device=x.device, dtype=x.dtype)
         x = (x + aug.noise_std * noise).clamp_(0.0, 1.0)
