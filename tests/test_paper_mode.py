@@ -255,3 +255,30 @@ def test_protocol_run_and_benchmark_resolve_the_same_configuration(tmp_path, mon
             "batch",
         )
         assert (config.precision, config.sample_order) == ("fp32", "shared")
+
+
+def test_finetune_keeps_the_librarys_defaults_and_paper_asks_for_the_authors():
+    import argparse
+
+    from radiologynet.cli.commands import finetune
+    from radiologynet.cli.options import run_configuration
+    from radiologynet.errors import InvalidArgumentError
+
+    parser = argparse.ArgumentParser()
+    finetune.register(parser)
+    base = ["--task", "btmr", "--data", ".", "--model", "resnet18"]
+    config, settings = run_configuration(parser.parse_args(base), paper=False)
+    assert (settings.init_scheme, settings.augment_draw, config.sample_order) == (
+        "timm",
+        "image",
+        "per_run",
+    )
+    config, settings = run_configuration(parser.parse_args([*base, "--paper"]), paper=False)
+    assert (settings.init_scheme, settings.augment_draw, config.sample_order) == (
+        "torchvision",
+        "batch",
+        "shared",
+    )
+    mixed = parser.parse_args([*base, "--paper", "--augment-draw", "image"])
+    with pytest.raises(InvalidArgumentError, match="--augment-draw"):
+        run_configuration(mixed, paper=False)
