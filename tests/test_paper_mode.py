@@ -282,3 +282,42 @@ def test_finetune_keeps_the_librarys_defaults_and_paper_asks_for_the_authors():
     mixed = parser.parse_args([*base, "--paper", "--augment-draw", "image"])
     with pytest.raises(InvalidArgumentError, match="--augment-draw"):
         run_configuration(mixed, paper=False)
+
+
+class _LoggedDataset(torch.utils.data.Dataset):
+    """Ten two-feature samples that remember the order they were read in."""
+
+    def __init__(self) -> None:
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, index: int):
+        self.read.append(int(index))
+        return torch.full((2,), float(index)), index % 2
+
+
+@pytest.mark.parametrize("order", ["shared", "per_run"])
+def test_fit_reads_the_training_set_in_the_configured_order(order):
+    from radiologynet.train import fit
+    from radiologynet.train.loop import shared_order
+
+    seen = []
+    for seed in (0, 1):
+        train = _LoggedDataset()
+        config = TrainConfig(
+            max_epochs=1,
+            batch_size=5,
+            seed=seed,
+            num_classes=2,
+            sample_order=order,
+            progress=False,
+            device="cpu",
+        )
+        fit(torch.nn.Linear(2, 2), train, _LoggedDataset(), config=config)
+        seen.append(train.read)
+    if order == "shared":
+        assert seen[0] == seen[1] == shared_order(10, 1).tolist()
+    else:
+        assert seen[0] != seen[1]
