@@ -10,12 +10,24 @@ import re
 import sys
 from pathlib import Path
 
+from radiologynet.models._preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from radiologynet.models._registry import ARCHITECTURES
 from radiologynet.models._weights import list_weights
 from radiologynet.paper import paper_results
 
 MODELS_PAGE = Path(__file__).resolve().parents[1] / "models.md"
 BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"
+
+
+def _normalisation(pre) -> str:
+    """How a weight's input is normalised, as the weights table says it."""
+    if pre.mean is None:
+        return "none ([0, 1])"
+    if (tuple(pre.mean), tuple(pre.std)) == (IMAGENET_MEAN, IMAGENET_STD):
+        return "ImageNet mean/std"
+    if len(set(pre.mean)) == 1 and tuple(pre.mean) == tuple(pre.std):
+        return f"mean = std = {pre.mean[0]:g} ([-1, 1])"
+    return f"mean {tuple(pre.mean)}, std {tuple(pre.std)}"
 
 
 def tables() -> str:
@@ -39,7 +51,7 @@ def tables() -> str:
         "|---|---|---|---|---|",
     ]
     for r in list_weights():
-        norm = "ImageNet mean/std" if r.preprocessing.mean is not None else "none ([0, 1])"
+        norm = _normalisation(r.preprocessing)
         lines.append(f"| `{r.full_name}` | {r.status} | {norm} | {r.num_classes} | {r.license} |")
     lines += [
         "",
