@@ -94,7 +94,9 @@ def test_paper_unet_blocks_follow_the_skips(name):
     blocks = net.net.decoder
     assert len(blocks) == len(skips)
     sides = [side for _, side in reversed(skips)]
-    expected_scales = [1] + [later // earlier for earlier, later in zip(sides, sides[1:])]
+    expected_scales = [1] + [
+        later // earlier for earlier, later in zip(sides[:-1], sides[1:], strict=True)
+    ]
     assert [b.scale for b in blocks] == expected_scales
     assert [b.convs[1][0].out_channels for b in blocks] == [c for c, _ in reversed(skips)]
 

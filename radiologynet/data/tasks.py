@@ -43,6 +43,8 @@ class PaperProtocol:
         scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3)).
         batch_size / max_epochs / patience / runs: as in the authors' scripts.
         monitor / mode: the validation metric that picked the reported checkpoint.
+        stop_monitor / stop_mode: the validation value early stopping watched when it was
+            not ``monitor`` (LUNA16: the full-slice recall); ``None``: ``monitor``.
         inits: the initialisations compared.
         settings: task-specific settings (LUNA16: samples per epoch, crop sizes, ...).
         sources: where each fact comes from, by field or setting name (the rest:
@@ -60,6 +62,8 @@ class PaperProtocol:
     runs: int = 5
     monitor: str = "loss"
     mode: str = "min"
+    stop_monitor: str | None = None
+    stop_mode: str | None = None
     inits: tuple[str, ...] = PAPER_INITS
     settings: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -114,8 +118,9 @@ LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
         "val_crop": 64,
         "validation": "crops",
         "mask_method": "paper",
+        "nodules": "auto",
         "augment_flip": True,
-        "augment_offset": 0.03,
+        "augment_offset": 0.0,
         "augment_scale": 0.2,
         "augment_rotate": True,
         "augment_noise_hu": 25.0,
@@ -148,6 +153,8 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
             weight_decay=None,
             monitor="crop_iou",
             mode="max",
+            stop_monitor="slices_pooled_recall",
+            stop_mode="max",
             settings=LUNA16_PAPER_SETTINGS,
             sources={
                 "models": "paper, Table 2",
@@ -156,11 +163,19 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
                 "weight_decay": "not stated for LUNA16",
                 "monitor": "paper, Table 2: the epoch with the highest mean crop IoU",
                 "mode": "paper, Table 2",
+                "stop_monitor": "authors' script, LUNA/Utils/TrainModelLUNA.py "
+                "(eval_metrics returns the validation recall; start_training stops 10 "
+                "epochs after its best), LUNA/Train*.py (validation on full slices)",
+                "stop_mode": "authors' script, LUNA/Utils/TrainModelLUNA.py",
+                "nodules": "authors' script, LUNA/luna/dataset.py + candidate_info.py "
+                "(get_candidate_w_malignancy_list: annotations-with-malignancy.csv)",
                 **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
                 "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
                 "val_crop": "paper, Table 2: 64 x 64 validation crops",
                 "validation": "paper, Table 2: mean over validation nodule crops",
-                "augment_offset": _BOOK_VALUE,
+                "augment_offset": "authors' script, LUNA/Utils/config.py sets 0.03 but "
+                "LUNA/Utils/models.py (SegmentationAugmentation) writes it into the matrix "
+                "row affine_grid never sees: no shift",
                 "augment_scale": _BOOK_VALUE,
                 "augment_noise_hu": _LUNA_SOURCE + ": Gaussian noise (25 HU)",
             },
