@@ -435,3 +435,27 @@ def test_positive_nodules_come_from_the_malignancy_matched_list(luna, tmp_path, 
     assert sum(len(v) for v in everything.nodules.values()) == len(nodules)
     with pytest.raises(InvalidArgumentError, match="nodules="):
         read_nodules(root, "some")
+
+
+def test_runs_stop_on_the_tasks_stop_monitor_unless_the_config_names_one():
+    from radiologynet.protocol import get_task_spec
+    from radiologynet.protocol.runner import RunSettings, plan, run_config
+
+    (spec,) = plan("luna16", ["unet-resnet18"], ["random"], ["1e-3"], 1)
+    luna = get_task_spec("luna16")
+    paper = run_config(spec, luna, TrainConfig(), RunSettings())
+    assert (paper.monitor, paper.stop_monitor, paper.stop_mode) == (
+        "crop_iou",
+        "slices_pooled_recall",
+        "max",
+    )
+    ours = run_config(spec, luna, TrainConfig(stop_monitor="crop_iou"), RunSettings())
+    assert ours.stop_monitor == "crop_iou"
+    slices = run_config(spec, get_task_spec("luna16-slices"), TrainConfig(), RunSettings())
+    assert slices.stop_monitor is None and slices.monitor == "pooled_dice"
+    (other,) = plan("btmr", ["resnet50"], ["random"], ["1e-3"], 1)
+    assert (
+        run_config(other, get_task_spec("btmr"), TrainConfig(), RunSettings()).stop_monitor is None
+    )
+    with pytest.raises(InvalidArgumentError):
+        TrainConfig(stop_mode="up")

@@ -167,10 +167,10 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
                 "(eval_metrics returns the validation recall; start_training stops 10 "
                 "epochs after its best), LUNA/Train*.py (validation on full slices)",
                 "stop_mode": "authors' script, LUNA/Utils/TrainModelLUNA.py",
-                "nodules": "authors' script, LUNA/luna/dataset.py + candidate_info.py "
-                "(get_candidate_w_malignancy_list: annotations-with-malignancy.csv)",
                 **{k: _LUNA_SOURCE for k in LUNA16_PAPER_SETTINGS},
                 "samples_per_epoch": _LUNA_SOURCE + ": the training set's fixed length",
+                "nodules": "authors' script, LUNA/luna/dataset.py + candidate_info.py "
+                "(get_candidate_w_malignancy_list: annotations-with-malignancy.csv)",
                 "val_crop": "paper, Table 2: 64 x 64 validation crops",
                 "validation": "paper, Table 2: mean over validation nodule crops",
                 "augment_offset": "authors' script, LUNA/Utils/config.py sets 0.03 but "
