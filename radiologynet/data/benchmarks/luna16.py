@@ -2,7 +2,9 @@
 
 Layout (https://luna16.grand-challenge.org/Download/): ``subset0..subset9/<seriesuid>.mhd``
 (+ ``.raw``), ``annotations.csv`` (``seriesuid, coordX, coordY, coordZ, diameter_mm``, world
-millimetres) and optionally ``candidates.csv`` / ``candidates_V2.csv``.
+millimetres) and optionally ``candidates.csv`` / ``candidates_V2.csv`` and the authors'
+malignancy-matched nodule list (:data:`MALIGNANCY_SHEETS`, used when present:
+:func:`read_nodules`).
 
 The pipeline: CT in HU clipped to [-1000, 1000] and scaled ``(HU + 1000) / 2000`` to [0, 1];
 nodule centres mapped world -> voxel with the volume's origin, spacing and direction; a
@@ -11,9 +13,10 @@ above -700 HU, intersected with HU > -700), optionally a sphere of the annotated
 series-level split (sorted series UIDs, every 10th to validation, optionally a held-out
 test fold). Training samples are 96 x 96 crops centred on each nodule (cut to a random
 64 x 64 and augmented on the device), drawn ``samples_per_epoch`` times per epoch (the
-paper: 300,000); the paper's validation metric is measured on the central 64 x 64 of
-each validation nodule's crop (:meth:`LUNA16.center_crops`); the full slices that contain
-nodule are available too (:meth:`LUNA16.slices`). Each series is decoded once into a
+paper: 300,000); the library's Table 2 measure is taken on the central 64 x 64 of each
+validation nodule's crop (:meth:`LUNA16.center_crops`), the authors' on a cut at a random
+offset (:meth:`LUNA16.offset_crops`); the full slices that contain nodule, on which the
+authors' training stopped, are :meth:`LUNA16.slices`. Each series is decoded once into a
 small ``.npz`` cache (its nodule slices and crops).
 """
 
