@@ -100,7 +100,9 @@ def test_encoder_features_equal_classification_backbone(built):
                 **get_architecture(name).model_args_dict,
             ).eval()(x)[-1],
         )
-    if net.decoder == "paper":  # the authors' encoder has more stages (ResNet: the same)
+    if net.decoder == "paper":  # the authors' encoder has other stages (ResNet: the same)
+        if name == "vgg16":  # timm's sixth map is the last max pool, not one of their stages
+            theirs = theirs[:-1]
         ours = [a for a in ours if any(a.shape == b.shape and torch.equal(a, b) for b in theirs)]
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
