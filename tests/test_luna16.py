@@ -209,6 +209,13 @@ def test_two_epoch_benchmark_run_writes_dice_and_iou(luna, tmp_path, monkeypatch
     # the reported epoch is the one with the best mean crop IoU (the paper's Table 2)
     best = max(log, key=lambda e: e["val_crop_iou"])
     assert result["best_epoch"] == best["epoch"]
+    # training stops on the full-slice recall, as the authors' did; their crop measure
+    # (offset crops, mid-range threshold) is logged beside the library's
+    assert result["config"]["stop_monitor"] == "slices_pooled_recall"
+    assert result["config"]["stop_mode"] == "max"
+    for entry in log:
+        assert 0 <= entry["val_slices_pooled_recall"] <= 1
+        assert {"val_slices_loss", "val_authors_crop_iou", "val_authors_crop_dice"} <= set(entry)
     assert (folder / "model" / "model.safetensors").is_file()
     from radiologynet.models.unet import load_unet
 
@@ -349,7 +356,10 @@ def test_paper_augmentation_moves_image_and_mask_together():
         torch.full((64, 1, 64, 64), 0.5), mask.repeat(4, 1, 1, 1), g
     )
     assert (noisy - 0.5).std().item() == pytest.approx(25 / 2000, rel=0.05)  # 25 HU
-    angles = LunaAugmentation().matrices(2000, torch.Generator().manual_seed(1))
+    # the authors' offset had no effect (written into the matrix row affine_grid never
+    # reads): no shift by default; the book's 0.03 is a named option that really shifts
+    assert torch.equal(LunaAugmentation().matrices(50, g)[:, :, 2], torch.zeros(50, 2))
+    angles = LunaAugmentation(offset=0.03).matrices(2000, torch.Generator().manual_seed(1))
     shifts = angles[:, :, 2]
     assert shifts.abs().max() <= 0.03 and shifts.abs().max() > 0.025
 
@@ -367,3 +377,85 @@ def test_the_luna16_preset_is_the_augmentation_the_runner_applies():
     image = torch.rand(2, 1, 32, 32)
     out, mask = AUGMENTATIONS["luna16"](image, None, torch.Generator().manual_seed(0))
     assert out.shape == image.shape and mask is None  # images without masks too
+
+
+def test_offset_crops_are_the_authors_random_cuts(luna, tmp_path):
+    """The authors' evaluation crops: a 64 x 64 cut of each 96 x 96 nodule crop at a random
+    offset in 0..31 (random.randrange(0, 32)), here drawn once from a seed."""
+    root, _ = luna
+    data = LUNA16(root, cache_dir=tmp_path, progress=False, nodules="annotations")
+    full = data.crops("val")
+    cut = data.offset_crops("val", 64, seed=3)
+    assert len(cut) == len(full) and cut.crops.shape[1:] == (64, 64)
+    for k in range(len(full)):
+        matches = [
+            (r, c)
+            for r in range(32)
+            for c in range(32)
+            if torch.equal(full.crops[k, r : r + 64, c : c + 64], cut.crops[k])
+            and torch.equal(full.masks[k, r : r + 64, c : c + 64], cut.masks[k])
+        ]
+        assert matches, k  # a cut of the nodule's own crop, at an offset below 32
+    again = data.offset_crops("val", 64, seed=3)
+    assert torch.equal(again.crops, cut.crops)
+    with pytest.raises(InvalidArgumentError, match="offset crop size"):
+        data.offset_crops("val", 96)
+
+
+def test_positive_nodules_come_from_the_malignancy_matched_list(luna, tmp_path, recwarn):
+    """The authors trained on the malignancy-matched list; with it in the folder it is
+    used, without it annotations.csv is, and a warning (once) says the list differs."""
+    import shutil
+    import warnings
+
+    from radiologynet.data.benchmarks.luna16 import read_nodules
+
+    source, nodules = luna
+    root = tmp_path / "luna"
+    shutil.copytree(source, root)
+    with pytest.warns(UserWarning, match="malignancy-matched"):
+        listed, sheet = read_nodules(root)
+    assert sheet == "annotations.csv" and len(listed) == len(nodules)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_nodules(root)  # once per folder
+        read_nodules(root, "annotations")  # asked for: no warning
+    with pytest.raises(DatasetNotFoundError, match="annotations_with_malignancy.csv"):
+        read_nodules(root, "malignancy")
+    # the book's sheet: annotations.csv's columns plus malignancy, unmatched rows dropped
+    lines = (root / "annotations.csv").read_text().splitlines()
+    kept = [lines[0] + ",mal_bool"] + [line + ",False" for line in lines[2:]]
+    (root / "annotations_with_malignancy.csv").write_text("\n".join(kept) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = LUNA16(root, cache_dir=tmp_path / "cache", progress=False)
+    assert data.nodule_sheet == "annotations_with_malignancy.csv"
+    assert sum(len(v) for v in data.nodules.values()) == len(nodules) - 1
+    everything = LUNA16(root, cache_dir=tmp_path / "cache", progress=False, nodules="annotations")
+    assert sum(len(v) for v in everything.nodules.values()) == len(nodules)
+    with pytest.raises(InvalidArgumentError, match="nodules="):
+        read_nodules(root, "some")
+
+
+def test_runs_stop_on_the_tasks_stop_monitor_unless_the_config_names_one():
+    from radiologynet.protocol import get_task_spec
+    from radiologynet.protocol.runner import RunSettings, plan, run_config
+
+    (spec,) = plan("luna16", ["unet-resnet18"], ["random"], ["1e-3"], 1)
+    luna = get_task_spec("luna16")
+    paper = run_config(spec, luna, TrainConfig(), RunSettings())
+    assert (paper.monitor, paper.stop_monitor, paper.stop_mode) == (
+        "crop_iou",
+        "slices_pooled_recall",
+        "max",
+    )
+    ours = run_config(spec, luna, TrainConfig(stop_monitor="crop_iou"), RunSettings())
+    assert ours.stop_monitor == "crop_iou"
+    slices = run_config(spec, get_task_spec("luna16-slices"), TrainConfig(), RunSettings())
+    assert slices.stop_monitor is None and slices.monitor == "pooled_dice"
+    (other,) = plan("btmr", ["resnet50"], ["random"], ["1e-3"], 1)
+    assert (
+        run_config(other, get_task_spec("btmr"), TrainConfig(), RunSettings()).stop_monitor is None
+    )
+    with pytest.raises(InvalidArgumentError):
+        TrainConfig(stop_mode="up")

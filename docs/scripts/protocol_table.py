@@ -135,7 +135,12 @@ def resolved_values(info: TaskInfo) -> dict[str, Any]:
         "optimizer": run.optimizer,
         "weight_decay": run.weight_decay,
         "scheduler": run.scheduler,
-        "monitor": f"{run.monitor} ({run.mode})",
+        "monitor": (
+            f"{run.stop_monitor} ({run.stop_mode}) to stop; {run.monitor} ({run.mode}) to pick "
+            "the epoch"
+            if run.stop_monitor
+            else f"{run.monitor} ({run.mode})"
+        ),
         "precision": run.precision,
         "head": settings.head,
         "augment_draw": settings.augment_draw,

@@ -43,6 +43,8 @@ class PaperProtocol:
         scheduler: ``None`` or ``"plateau"`` (ReduceLROnPlateau(0.1, patience 3)).
         batch_size / max_epochs / patience / runs: as in the authors' scripts.
         monitor / mode: the validation metric that picked the reported checkpoint.
+        stop_monitor / stop_mode: the validation value early stopping watched when it was
+            not ``monitor`` (LUNA16: the full-slice recall); ``None``: ``monitor``.
         inits: the initialisations compared.
         settings: task-specific settings (LUNA16: samples per epoch, crop sizes, ...).
     """
@@ -58,6 +60,8 @@ class PaperProtocol:
     runs: int = 5
     monitor: str = "loss"
     mode: str = "min"
+    stop_monitor: str | None = None
+    stop_mode: str | None = None
     inits: tuple[str, ...] = PAPER_INITS
     settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -102,8 +106,9 @@ LUNA16_PAPER_SETTINGS: Mapping[str, Any] = MappingProxyType(
         "val_crop": 64,
         "validation": "crops",
         "mask_method": "paper",
+        "nodules": "auto",
         "augment_flip": True,
-        "augment_offset": 0.03,
+        "augment_offset": 0.0,
         "augment_scale": 0.2,
         "augment_rotate": True,
         "augment_noise_hu": 25.0,
@@ -127,6 +132,8 @@ def _paper_protocols() -> dict[str, PaperProtocol]:
             optimizer="adam",
             monitor="crop_iou",
             mode="max",
+            stop_monitor="slices_pooled_recall",
+            stop_mode="max",
             settings=LUNA16_PAPER_SETTINGS,
         ),
     }

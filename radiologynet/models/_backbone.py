@@ -51,10 +51,15 @@ def resolve_backbone_weights(arch: Architecture, weights: WeightsArg) -> Resolve
     return resolve_checked(arch, weights)
 
 
-def encoder_kwargs(arch: Architecture, resolved: ResolvedWeights | None) -> dict[str, Any]:
-    """Keyword arguments for ``timm.create_model(..., features_only=True)`` (or an smp
-    ``tu-`` encoder) that build ``arch`` exactly and make timm load ``resolved``."""
+def encoder_kwargs(
+    arch: Architecture, resolved: ResolvedWeights | None, drop_path_rate: float = 0.0
+) -> dict[str, Any]:
+    """Keyword arguments for ``timm.create_model`` (or an smp ``tu-`` encoder) that build
+    ``arch`` exactly, with stochastic depth ``drop_path_rate`` (timm's, for the families
+    that have it), and make timm load ``resolved``."""
     kwargs: dict[str, Any] = {**arch.model_args_dict}
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
     if resolved is not None:
         kwargs["pretrained_cfg_overlay"] = pretrained_cfg_for(arch, resolved)
     return kwargs

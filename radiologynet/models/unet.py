@@ -6,7 +6,10 @@ download). Two decoders:
 
 - ``decoder="smp"`` (default): segmentation-models-pytorch's ``Unet`` with the
   ``tu-<timm name>`` encoder (decoder widths 256-128-64-32-16), light and maintained;
-- ``decoder="paper"``: the paper's topology (:mod:`.paper_decoder`), for reproduction.
+- ``decoder="paper"``: the authors' LUNA16 U-Net (:mod:`._paper_unet`: every encoder stage
+  a skip, one decoder block per stage, the paper's 284.4M / 39.4M / 191.8M parameters with
+  ResNet50 / VGG16 / EfficientNetB4), for reproduction; its encoder keeps the authors'
+  stochastic depth (EfficientNet: 0.2).
 
 Every U-Net returns logits; apply a sigmoid at inference (:func:`predict_mask`), the losses
 take logits.
@@ -33,7 +36,7 @@ from radiologynet.models._backbone import (
 )
 from radiologynet.models._folder import model_type, read_config
 from radiologynet.models._hub import ResolvedWeights
-from radiologynet.models._paper_unet import PaperUNet
+from radiologynet.models._paper_unet import PaperEncoder, PaperUNet
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._vanilla_unet import (
     RECON_RECORDS,
@@ -84,11 +87,15 @@ class UNet(nn.Module):
         self.decoder = decoder
         self.radiologynet_arch = arch
         self.radiologynet_weights = record
-        self._encoder = [encoder]  # a view into ``net``, not a second registration
+        # views into ``net``, not second registrations: the timm module, and what gives
+        # its stage outputs (the paper's :class:`PaperEncoder`, or the module itself)
+        self._encoder = [encoder]
+        self._features = [getattr(net, "encoder", None) if decoder == "paper" else encoder]
 
     @property
     def encoder(self) -> nn.Module | None:
-        """The timm ``features_only`` encoder inside ``net``."""
+        """The timm module of the encoder inside ``net`` (its tensors are named as in the
+        classification model's file)."""
         return self._encoder[0]
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,36 +109,47 @@ class UNet(nn.Module):
 
     def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's feature maps for ``x`` (padded as in :meth:`forward`), one per
-        stage, exactly as the classification backbone's ``features_only`` output."""
-        if self.encoder is None:
+        stage: the classification backbone's ``features_only`` output (smp decoder) or the
+        stages of the authors' encoder (paper decoder, :class:`PaperEncoder`)."""
+        features = self._features[0]
+        if features is None:
             raise InvalidArgumentError("The vanilla U-Net has no pretrained encoder.")
-        return list(self.encoder(self._pad(x)))
+        return list(features(self._pad(x)))
 
 
 def _smp_unet(
-    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
-) -> tuple[nn.Module, nn.Module]:
+    arch: Architecture,
+    in_chans: int,
+    num_classes: int,
+    resolved: ResolvedWeights | None,
+    drop_path_rate: float,
+) -> tuple[nn.Module, nn.Module, int]:
     net = smp.Unet(
         f"tu-{arch.timm_name}",
         encoder_weights=True if resolved is not None else None,
         in_channels=in_chans,
         classes=num_classes,
-        **encoder_kwargs(arch, resolved),
+        **encoder_kwargs(arch, resolved, drop_path_rate),
     )
-    return net, net.encoder.model
+    encoder = net.encoder.model
+    return net, encoder, max(encoder.feature_info.reduction())
 
 
 def _paper_unet(
-    arch: Architecture, in_chans: int, num_classes: int, resolved: ResolvedWeights | None
-) -> tuple[nn.Module, nn.Module]:
-    encoder = timm.create_model(
+    arch: Architecture,
+    in_chans: int,
+    num_classes: int,
+    resolved: ResolvedWeights | None,
+    drop_path_rate: float,
+) -> tuple[nn.Module, nn.Module, int]:
+    backbone = timm.create_model(
         arch.timm_name,
-        features_only=True,
         in_chans=in_chans,
         pretrained=resolved is not None,
-        **encoder_kwargs(arch, resolved),
+        **encoder_kwargs(arch, resolved, drop_path_rate),
     )
-    return PaperUNet(encoder, in_chans=in_chans, num_classes=num_classes), encoder
+    net = PaperUNet(PaperEncoder(backbone, in_chans), in_chans=in_chans, num_classes=num_classes)
+    return net, backbone, net.stride
 
 
 def create_unet(
@@ -141,6 +159,7 @@ def create_unet(
     in_chans: int = 3,
     num_classes: int = 1,
     decoder: Literal["smp", "paper"] = "smp",
+    drop_path_rate: float | None = None,
 ) -> UNet:
     """A U-Net whose encoder is a zoo backbone with the zoo's weights.
 
@@ -154,7 +173,12 @@ def create_unet(
             folder written by reconstruction pretraining.
         in_chans: input channels (1 sums the first convolution's RGB filters).
         num_classes: output channels (logits).
-        decoder: ``"smp"`` (default) or ``"paper"``; ignored for the vanilla U-Net.
+        decoder: ``"smp"`` (default) or ``"paper"`` (the authors' LUNA16 U-Net); ignored
+            for the vanilla U-Net.
+        drop_path_rate: the encoder's stochastic depth (timm's ``drop_path_rate``).
+            ``None``: the authors' with the paper decoder (EfficientNet 0.2, as
+            torchvision's ``efficientnet_b4`` keeps it; others none), timm's (none) with
+            the smp decoder.
 
     Returns:
         a :class:`UNet` returning logits of shape ``(N, num_classes, H, W)``.
@@ -179,11 +203,12 @@ def create_unet(
             "Use another backbone (resnet50, vgg16, efficientnet_b4, ...)."
         )
     resolved = resolve_backbone_weights(arch, weights)
+    if drop_path_rate is None:
+        drop_path_rate = arch.paper_drop_path_rate if decoder == "paper" else 0.0
     build = _smp_unet if decoder == "smp" else _paper_unet
-    net, features = build(arch, in_chans, num_classes, resolved)
-    stride = max(features.feature_info.reduction())
+    net, encoder_module, stride = build(arch, in_chans, num_classes, resolved, drop_path_rate)
     record = resolved.record if resolved is not None else None
-    return UNet(net, features, stride, decoder, arch=arch, record=record)
+    return UNet(net, encoder_module, stride, decoder, arch=arch, record=record)
 
 
 def _vanilla(weights: WeightsArg, in_chans: int, num_classes: int) -> UNet:
@@ -266,7 +291,7 @@ def load_unet(path: str | Path) -> UNet:
         )
     arch = get_architecture(str(config["encoder"]))
     state = load_file(str(file))
-    prefix = "net.encoder.model." if decoder == "smp" else "net.encoder."
+    prefix = "net.encoder.model."  # both: smp's TimmUniversalEncoder, PaperEncoder
     wanted = (prefix + arch.first_conv + ".weight").replace(".", "_")
     first = next((v for k, v in state.items() if k.replace(".", "_") == wanted), None)
     head = "net.segmentation_head.0.weight" if decoder == "smp" else "net.head.weight"

@@ -72,6 +72,7 @@ from radiologynet.train.runs import (
     run_folder_name,
     started_result,
 )
+from radiologynet.train.state import FitResult
 from radiologynet.transforms import read_preprocessing
 
 logger = logging.getLogger(__name__)
@@ -380,7 +381,8 @@ def run_config(
 ) -> TrainConfig:
     """The configuration one run trains with: the caller's ``config`` with the run's
     learning rate and seed (from ``settings.split_seed``), the task's loss setup (kind,
-    optimiser, scheduler, monitor), and the defaults it left open (the task's batch size,
+    optimiser, scheduler, monitor; its early-stopping monitor unless ``config`` names
+    one), and the defaults it left open (the task's batch size,
     200 epochs or the protocol's 10 with a training fraction)."""
     epochs = config.max_epochs or (
         FRACTION_MAX_EPOCHS if spec.fraction is not None else DEFAULT_MAX_EPOCHS
@@ -394,6 +396,8 @@ def run_config(
         scheduler=task.scheduler,
         monitor=task.monitor,
         mode=task.mode,
+        stop_monitor=config.stop_monitor or task.stop_monitor,
+        stop_mode=config.stop_mode or task.stop_mode,
         max_epochs=epochs,
         batch_size=config.batch_size or task.batch_size,
     )
@@ -457,23 +461,7 @@ def run_one(
     result = _started_result(spec, task, train_config, record)
     _write_result(folder, result)
     data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
-    metrics = (
-        task.metrics(data)
-        if task.metrics is not None
-        else PredictionMetrics(task.kind, data.num_classes)
-    )
-    outcome = fit(
-        model,
-        data.train,
-        data.val,
-        data.test,
-        train_config,
-        loss=task.loss(data) if task.loss is not None else None,
-        metrics=metrics,
-        batch_transform=data.batch_transform,
-        out_dir=folder,
-        callbacks=callbacks,
-    )
+    outcome = _train(model, data, task, train_config, folder, callbacks)
     result.update(
         status=outcome.status,
         best_epoch=outcome.best_epoch,
@@ -514,6 +502,35 @@ def _with_paper_defaults(
     return (
         config if config is not None else paper_config,
         settings if settings is not None else paper_settings,
+    )
+
+
+def _train(
+    model: torch.nn.Module,
+    data: TaskData,
+    task: TaskSpec,
+    config: TrainConfig,
+    folder: Path,
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
+) -> FitResult:
+    """:func:`~radiologynet.train.fit` on the task's data, with its loss and metrics."""
+    metrics = (
+        task.metrics(data)
+        if task.metrics is not None
+        else PredictionMetrics(task.kind, data.num_classes)
+    )
+    return fit(
+        model,
+        data.train,
+        data.val,
+        data.test,
+        config,
+        loss=task.loss(data) if task.loss is not None else None,
+        metrics=metrics,
+        batch_transform=data.batch_transform,
+        out_dir=folder,
+        callbacks=callbacks,
+        extra_val=data.extra_val,
     )
 
 

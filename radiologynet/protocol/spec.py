@@ -105,7 +105,12 @@ class DataRequest:
 
 @dataclass
 class TaskData:
-    """The three splits of a task plus what the model and metrics need to know."""
+    """The three splits of a task plus what the model and metrics need to know.
+
+    ``extra_val``: more validation sets scored every epoch, ``{name: (dataset, metrics)}``
+    (:func:`radiologynet.train.fit`'s ``extra_val``; their values are ``<name>_<key>``),
+    e.g. LUNA16's full slices, whose recall the authors stopped on.
+    """
 
     train: torch.utils.data.Dataset
     val: torch.utils.data.Dataset
@@ -114,6 +119,7 @@ class TaskData:
     class_names: tuple[str, ...] = ()
     batch_transform: Callable[..., tuple[Any, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    extra_val: dict[str, tuple[torch.utils.data.Dataset, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,17 @@ class TaskSpec:
         return self.training.mode
 
     @property
+    def stop_monitor(self) -> str | None:
+        """The validation value early stopping watches when it is not :attr:`monitor`
+        (``None``: :attr:`monitor`)."""
+        return self.training.stop_monitor
+
+    @property
+    def stop_mode(self) -> str | None:
+        """``"min"`` or ``"max"`` for :attr:`stop_monitor` (``None``: :attr:`mode`)."""
+        return self.training.stop_mode
+
+    @property
     def settings(self) -> Mapping[str, Any]:
         """The task-specific settings and their values (LUNA16: samples per epoch ...)."""
         return self.training.settings
@@ -259,8 +276,8 @@ class TaskSpec:
 
 def _check_runnable(name: str, protocol: PaperProtocol) -> None:
     """Refuse a protocol the trainer cannot run (before a sweep starts, not at run time)."""
-    if protocol.mode not in ("min", "max"):
-        raise InvalidArgumentError(f"TaskSpec {name!r}: mode must be 'min' or 'max'")
+    if protocol.mode not in ("min", "max") or protocol.stop_mode not in (None, "min", "max"):
+        raise InvalidArgumentError(f"TaskSpec {name!r}: mode and stop_mode must be 'min' or 'max'")
     for field_name, value, choices in (
         ("optimizer", protocol.optimizer, OPTIMIZERS),
         ("scheduler", protocol.scheduler, SCHEDULERS),

@@ -81,7 +81,10 @@ class TrainConfig:
         lr, weight_decay, optimizer (``adamw``/``adam``), scheduler (``None`` or
         ``"plateau"``: ReduceLROnPlateau(0.1, patience 3) on the validation loss);
         max_epochs (``None``: 200, or the protocol's 10 with training fractions) and
-        patience (early stopping on ``monitor``/``mode``); batch_size (global, split
+        patience (early stopping on ``monitor``/``mode``, or on ``stop_monitor``/
+        ``stop_mode`` when given: the checkpoint is still the best ``monitor`` epoch, as
+        the authors' LUNA16 runs stopped on full-slice recall and were scored at the best
+        crop-IoU epoch); batch_size (global, split
         across DDP ranks; ``None``: the task's, else 32); seed (sample order,
         augmentation, dropout); kind (``multiclass``, ``binary``, ``regression``, or a
         task's own with its loss and metrics) and num_classes (default: the model's);
@@ -108,6 +111,8 @@ class TrainConfig:
     num_classes: int | None = None
     monitor: str = "loss"
     mode: str = "min"
+    stop_monitor: str | None = None
+    stop_mode: str | None = None
     precision: str = "auto"
     sample_order: str = "per_run"
     device: str | None = None
@@ -138,6 +143,7 @@ class TrainConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("sample_order", self.sample_order, SAMPLE_ORDERS)
         _check_choice("mode", self.mode, ("min", "max"))
+        _check_choice("stop_mode", self.stop_mode, (None, "min", "max"))
         if self.device is not None:
             check_device(self.device)
 

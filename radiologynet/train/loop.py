@@ -25,7 +25,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -195,13 +195,17 @@ class _Run:
     eval_batch_size: int
     best_weights: dict[str, torch.Tensor] | None = None
 
-    def evaluate(self, dataset: torch.utils.data.Dataset, desc: str) -> dict[str, float]:
-        """:func:`evaluate` with this run's loss, metrics and device."""
+    extra_val: Mapping[str, tuple[torch.utils.data.Dataset, Any]] = field(default_factory=dict)
+
+    def evaluate(
+        self, dataset: torch.utils.data.Dataset, desc: str, metrics: Any = None
+    ) -> dict[str, float]:
+        """:func:`evaluate` with this run's loss, device and metrics (or ``metrics``)."""
         return evaluate(
             self.model,
             dataset,
             loss=self.loss_fn,
-            metrics=self.metrics,
+            metrics=self.metrics if metrics is None else metrics,
             batch_size=self.eval_batch_size,
             device=self.device,
             batch_transform=self.batch_transform,
@@ -405,6 +409,9 @@ def _end_epoch(
 ) -> dict[str, Any]:
     """Validate, step the scheduler, track the best weights; returns the log record."""
     val_result = run.evaluate(val, f"val {epoch}")
+    for name, (dataset, metrics) in run.extra_val.items():
+        scored = run.evaluate(dataset, f"val {name} {epoch}", metrics)
+        val_result.update({f"{name}_{key}": value for key, value in scored.items()})
     if run.sched is not None:
         run.sched.step(val_result["loss"])
     if stopping.update(state, epoch, val_result):
@@ -467,7 +474,9 @@ def _train_epochs(
     """Train until the epochs or the patience run out, or the run stops; returns whether
     the patience ran out (early stopping)."""
     config = run.config
-    stopping = EarlyStopping(config.patience, config.monitor, config.mode)
+    stopping = EarlyStopping(
+        config.patience, config.monitor, config.mode, config.stop_monitor, config.stop_mode
+    )
     with Preemption() as preemption:
         while (
             state.status == "running"
@@ -521,6 +530,7 @@ def fit(
     out_dir: str | os.PathLike[str] | None = None,
     callbacks: Sequence[Callback] = (),
     recorded: Mapping[str, Any] | None = None,
+    extra_val: Mapping[str, tuple[torch.utils.data.Dataset, Any]] | None = None,
 ) -> FitResult:
     """Fine-tune ``model`` on ``train``, select on ``val``, score the best weights on ``test``.
 
@@ -543,6 +553,8 @@ def fit(
             validating, ``val_s``, and writing the log and checkpoint, ``checkpoint_s``)
             and ``"fit_end"`` (``test_s``, ``checkpoint_s``).
         recorded: settings outside ``config`` a resume must match (data, input), checkpointed.
+        extra_val: ``{name: (dataset, metrics)}`` also scored every epoch, as ``<name>_<key>``
+            values (``config.stop_monitor`` may name one: LUNA16's ``slices_pooled_recall``).
 
     Returns:
         a :class:`FitResult`; ``model`` holds the best weights afterwards. A run whose
@@ -555,10 +567,12 @@ def fit(
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
     config = config if config is not None else TrainConfig()
-    if len(train) == 0 or len(val) == 0:
+    extra_val = dict(extra_val or {})
+    if len(train) == 0 or len(val) == 0 or any(len(d) == 0 for d, _ in extra_val.values()):
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
+    run.extra_val = extra_val
     checkpointer = Checkpointer(out, config.checkpoint_interval_s, recorded)
     saved = checkpointer.load(config) if config.resume else None
     state = restore(run, saved, checkpointer) if saved is not None else FitState()
@@ -577,6 +591,12 @@ def fit(
     for callback in run.callbacks:
         callback("fit_end", timing)
     ddp.barrier()
+    return _fit_result(state, test_result, stopped_early)
+
+
+def _fit_result(
+    state: FitState, test_result: dict[str, float] | None, stopped_early: bool
+) -> FitResult:
     return FitResult(
         best_epoch=state.best_epoch,
         epochs_run=state.epoch,

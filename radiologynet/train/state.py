@@ -59,6 +59,7 @@ class FitState:
     best_epoch: int = 0
     bad_epochs: int = 0
     best_val: dict[str, float] = field(default_factory=dict)
+    stop_best_score: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
     diverged: str | None = None
@@ -71,27 +72,47 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-class EarlyStopping:
-    """Tracks the best validation ``monitor`` value; a run stops after ``patience``
-    epochs without improving it."""
+def _value(val_result: dict[str, float], name: str) -> float:
+    score = val_result.get(name)
+    if score is None:
+        raise RadiologyNetError(
+            f"fit: monitor {name!r} is not among the validation values {sorted(val_result)}"
+        )
+    return score
 
-    def __init__(self, patience: int, monitor: str, mode: str) -> None:
+
+class EarlyStopping:
+    """Tracks the best validation ``monitor`` value (the epoch whose weights are kept); a
+    run stops after ``patience`` epochs without improving it, or without improving
+    ``stop_monitor`` (better as ``stop_mode`` says) when one is given."""
+
+    def __init__(
+        self,
+        patience: int,
+        monitor: str,
+        mode: str,
+        stop_monitor: str | None = None,
+        stop_mode: str | None = None,
+    ) -> None:
         self.patience, self.monitor, self.mode = patience, monitor, mode
+        self.stop_monitor, self.stop_mode = stop_monitor, stop_mode or mode
 
     def update(self, state: FitState, epoch: int, val_result: dict[str, float]) -> bool:
         """Record epoch ``epoch``'s validation; returns whether it is the new best."""
-        score = val_result.get(self.monitor)
-        if score is None:
-            raise RadiologyNetError(
-                f"fit: monitor {self.monitor!r} is not among the "
-                f"validation values {sorted(val_result)}"
-            )
-        if _improved(score, state.best_score, self.mode):
-            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+        score = _value(val_result, self.monitor)
+        best = _improved(score, state.best_score, self.mode)
+        if best:
+            state.best_score, state.best_epoch = score, epoch
             state.best_val = dict(val_result)
-            return True
-        state.bad_epochs += 1
-        return False
+        if self.stop_monitor is None:
+            improved = best
+        else:
+            stop_score = _value(val_result, self.stop_monitor)
+            improved = _improved(stop_score, state.stop_best_score, self.stop_mode)
+            if improved:
+                state.stop_best_score = stop_score
+        state.bad_epochs = 0 if improved else state.bad_epochs + 1
+        return best
 
     def should_stop(self, state: FitState) -> bool:
         """Whether the patience is used up."""

@@ -127,7 +127,10 @@ class LunaAugmentation:
 
     Attributes:
         flip: mirror each axis with probability 0.5.
-        offset: the largest shift, as a fraction of the half-width (0.03).
+        offset: the largest shift, as a fraction of the half-width. 0: the authors'
+            effective value (their config sets the book's 0.03, but their matrix puts it
+            in the row ``affine_grid`` never reads, so nothing shifts); 0.03 shifts, as
+            the book intended.
         scale: the largest relative zoom per axis (0.2: 0.8-1.2).
         rotate: rotate by a uniform angle in [0, 360) degrees.
         noise_hu: the standard deviation of the Gaussian noise in HU (25).
@@ -135,7 +138,7 @@ class LunaAugmentation:
     """
 
     flip: bool = True
-    offset: float = 0.03
+    offset: float = 0.0
     scale: float = 0.2
     rotate: bool = True
     noise_hu: float = 25.0

@@ -2,7 +2,9 @@
 
 Layout (https://luna16.grand-challenge.org/Download/): ``subset0..subset9/<seriesuid>.mhd``
 (+ ``.raw``), ``annotations.csv`` (``seriesuid, coordX, coordY, coordZ, diameter_mm``, world
-millimetres) and optionally ``candidates.csv`` / ``candidates_V2.csv``.
+millimetres) and optionally ``candidates.csv`` / ``candidates_V2.csv`` and the authors'
+malignancy-matched nodule list (:data:`MALIGNANCY_SHEETS`, used when present:
+:func:`read_nodules`).
 
 The pipeline: CT in HU clipped to [-1000, 1000] and scaled ``(HU + 1000) / 2000`` to [0, 1];
 nodule centres mapped world -> voxel with the volume's origin, spacing and direction; a
@@ -11,15 +13,17 @@ above -700 HU, intersected with HU > -700), optionally a sphere of the annotated
 series-level split (sorted series UIDs, every 10th to validation, optionally a held-out
 test fold). Training samples are 96 x 96 crops centred on each nodule (cut to a random
 64 x 64 and augmented on the device), drawn ``samples_per_epoch`` times per epoch (the
-paper: 300,000); the paper's validation metric is measured on the central 64 x 64 of
-each validation nodule's crop (:meth:`LUNA16.center_crops`); the full slices that contain
-nodule are available too (:meth:`LUNA16.slices`). Each series is decoded once into a
+paper: 300,000); the library's Table 2 measure is taken on the central 64 x 64 of each
+validation nodule's crop (:meth:`LUNA16.center_crops`), the authors' on a cut at a random
+offset (:meth:`LUNA16.offset_crops`); the full slices that contain nodule, on which the
+authors' training stopped, are :meth:`LUNA16.slices`. Each series is decoded once into a
 small ``.npz`` cache (its nodule slices and crops).
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,22 +95,78 @@ def _numbers(path: Path, line: int, row: dict[str, str], names: Sequence[str]) -
         raise DatasetFormatError(f"{path} line {line}: {err}; use the sheet as published.") from err
 
 
-def read_annotations(root: str | Path) -> list[Nodule]:
-    """The nodules of ``annotations.csv``.
+def read_annotations(root: str | Path, name: str = "annotations.csv") -> list[Nodule]:
+    """The nodules of ``annotations.csv`` (or of another sheet with its columns, such as
+    the malignancy-matched list, ``name``).
 
     Raises:
-        DatasetNotFoundError: no ``annotations.csv``.
+        DatasetNotFoundError: no such sheet.
         DatasetFormatError: missing columns or non-numeric values.
     """
-    path = Path(root).expanduser() / "annotations.csv"
+    path = Path(root).expanduser() / name
     if not path.is_file():
-        raise DatasetNotFoundError(f"{path} not found. {DOWNLOAD_HINT}")
+        hint = DOWNLOAD_HINT if name == "annotations.csv" else MALIGNANCY_HINT
+        raise DatasetNotFoundError(f"{path} not found. {hint}")
     columns = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
     nodules = []
     for line, row in enumerate(_read_rows(path, columns), start=2):
         x, y, z, diameter = _numbers(path, line, row, columns[1:])
         nodules.append(Nodule(row["seriesuid"], (x, y, z), diameter))
     return nodules
+
+
+#: The malignancy-matched nodule list the authors trained on, by the names it goes by:
+#: the authors' (``luna/paths.py``: ``_RADIOLOGYNET_TMP/annotations-with-malignancy.csv``)
+#: and the book's (``annotations_with_malignancy.csv``), looked for in the dataset folder.
+MALIGNANCY_SHEETS = (
+    "annotations_with_malignancy.csv",
+    "annotations-with-malignancy.csv",
+    "_RADIOLOGYNET_TMP/annotations-with-malignancy.csv",
+)
+MALIGNANCY_HINT = (
+    "The authors' positive nodules are annotations.csv's nodules matched to LIDC-IDRI "
+    "reading clusters (pylidc), unmatched ones dropped: the book's "
+    "annotations_with_malignancy.csv (Deep Learning with PyTorch, dlwpt-code, "
+    "data/part2/luna/; columns seriesuid, coordX, coordY, coordZ, diameter_mm, ...). "
+    "Put it in the LUNA16 folder."
+)
+#: Which nodule list gives the positive nodules: ``"auto"`` (the malignancy-matched list
+#: when the folder has it, else ``annotations.csv`` with a warning), ``"malignancy"``
+#: (that list, required) or ``"annotations"`` (``annotations.csv``, no warning).
+NODULE_LISTS = ("auto", "malignancy", "annotations")
+_warned_roots: set[Path] = set()
+
+
+def read_nodules(root: str | Path, nodules: str = "auto") -> tuple[list[Nodule], str]:
+    """The positive nodules of the LUNA16 folder ``root`` and the sheet they came from
+    (its path relative to ``root``), by the rule ``nodules`` (:data:`NODULE_LISTS`).
+
+    With ``"auto"`` and no malignancy-matched list, ``annotations.csv`` is used and a
+    warning (once per folder) says that the list differs from the authors'.
+
+    Raises:
+        InvalidArgumentError: an unknown rule.
+        DatasetNotFoundError: the sheet the rule needs is missing.
+    """
+    if nodules not in NODULE_LISTS:
+        raise InvalidArgumentError(f"nodules={nodules!r}: use one of {', '.join(NODULE_LISTS)}.")
+    root = Path(root).expanduser()
+    if nodules != "annotations":
+        found = next((n for n in MALIGNANCY_SHEETS if (root / n).is_file()), None)
+        if found is not None:
+            return read_annotations(root, found), found
+        if nodules == "malignancy":
+            return read_annotations(root, MALIGNANCY_SHEETS[0]), MALIGNANCY_SHEETS[0]
+        if root not in _warned_roots:
+            _warned_roots.add(root)
+            warnings.warn(
+                f"LUNA16 at {root}: no malignancy-matched nodule list, so the positive "
+                "nodules are all of annotations.csv (1,186 in the full dataset), not the "
+                "authors' list (a few fewer: annotations without a LIDC-IDRI match were "
+                f"dropped). {MALIGNANCY_HINT} (nodules='annotations' silences this.)",
+                stacklevel=3,
+            )
+    return read_annotations(root), "annotations.csv"
 
 
 def read_candidates(root: str | Path) -> list[tuple[str, tuple[float, float, float], int]]:
@@ -290,6 +350,9 @@ class LUNA16:
         fraction / seed: the share of the training split's nodule crops kept
             (:meth:`crops`; ``None``: all), drawn with ``seed``. The series split does not
             depend on ``seed``.
+        nodules: which list gives the positive nodules (:func:`read_nodules`): by default
+            the authors' malignancy-matched list when the folder has it, else
+            ``annotations.csv`` with a warning. ``nodule_sheet`` says which was read.
     """
 
     def __init__(
@@ -304,6 +367,7 @@ class LUNA16:
         progress: bool = True,
         seed: int = 0,
         fraction: float | None = None,
+        nodules: str = "auto",
     ) -> None:
         if mask_method not in MASK_METHODS:
             raise InvalidArgumentError(
@@ -312,7 +376,8 @@ class LUNA16:
         self.root = Path(root).expanduser()
         self.series = find_series(self.root)
         self.nodules: dict[str, list[Nodule]] = {}
-        for nodule in read_annotations(self.root):
+        listed, self.nodule_sheet = read_nodules(self.root, nodules)
+        for nodule in listed:
             if nodule.seriesuid in self.series:
                 self.nodules.setdefault(nodule.seriesuid, []).append(nodule)
         self.mask_method = mask_method
@@ -379,8 +444,9 @@ class LUNA16:
         return LunaCrops(crops, crop_masks, samples_per_epoch)
 
     def center_crops(self, split: str = "val", size: int = 64) -> LunaCrops:
-        """The central ``size`` x ``size`` of each nodule crop of ``split``: the paper's
-        validation crops (Table 2 averages Dice and IoU over them)."""
+        """The central ``size`` x ``size`` of each nodule crop of ``split``: the library's
+        validation crops for the paper's Table 2 measure (fixed, so epochs compare on the
+        same pixels; the authors cut theirs at random offsets, :meth:`offset_crops`)."""
         full = self.crops(split)
         if not 0 < size <= full.crops.shape[-1]:
             raise InvalidArgumentError(
@@ -390,6 +456,27 @@ class LUNA16:
         start = (full.crops.shape[-1] - size) // 2
         window = (slice(None), slice(start, start + size), slice(start, start + size))
         return LunaCrops(full.crops[window].numpy(), full.masks[window].numpy())
+
+    def offset_crops(self, split: str = "val", size: int = 64, seed: int = 0) -> LunaCrops:
+        """A ``size`` x ``size`` cut of each nodule crop of ``split`` at a random offset
+        (row and column each in ``0 .. crop_size - size - 1``, as the authors'
+        ``random.randrange(0, 32)`` for 64 in 96), drawn once with ``seed``: the crops the
+        authors' Table 2 evaluation used (they drew new offsets at every visit)."""
+        full = self.crops(split)
+        side = full.crops.shape[-1]
+        if not 0 < size < side:
+            raise InvalidArgumentError(
+                f"offset crop size {size} must be in 1..{side - 1} (the cached crop size "
+                f"is {side})."
+            )
+        generator = torch.Generator().manual_seed(check_seed(seed))
+        offsets = torch.randint(0, side - size, (len(full.crops), 2), generator=generator)
+        rows = offsets[:, :1, None] + torch.arange(size)[None, :, None]
+        cols = offsets[:, 1:, None] + torch.arange(size)[None, None, :]
+        index = torch.arange(len(full.crops))[:, None, None]
+        return LunaCrops(
+            full.crops[index, rows, cols].numpy(), full.masks[index, rows, cols].numpy()
+        )
 
     def slices(self, split: str = "val") -> LunaSlices:
         """The full slices of ``split`` that contain nodule."""

@@ -13,11 +13,17 @@ paper: 300,000) augmented nodule samples per epoch; set it small for tests and C
 (``radiologynet.protocol.run(..., task_settings={"samples_per_epoch": 512})``).
 
 Metrics, named by what they are: ``crop_dice`` / ``crop_iou``, the mean over the validation
-nodules' 64 x 64 crops of each crop's Dice and IoU (the paper's Table 2), and
-``pooled_dice`` / ``pooled_iou`` (all pixels pooled). The checkpoint is the epoch with the
-highest ``crop_iou``, as the paper reports (the authors' training script selected by a
-recall whose false-positive count also counted false negatives). ``luna16-slices``
-validates on full slices and selects by ``pooled_dice`` instead.
+nodules' central 64 x 64 crops of each crop's Dice and IoU at a 0.5 threshold (the
+library's measure of the paper's Table 2), and ``pooled_dice`` / ``pooled_iou`` /
+``pooled_recall`` (all pixels pooled). Two more validation sets are scored every epoch:
+``slices_*``, the full slices that contain nodule (``slices_pooled_recall``: the authors'
+early-stopping value), and ``authors_crop_dice`` / ``authors_crop_iou``, the authors' own
+crop measure (random-offset crops, each thresholded at the middle of its own range,
+:class:`radiologynet.train.segmentation_metrics.MidRangeDiceIoU`). As in the authors'
+runs, training stops 10 epochs after the best full-slice recall and the checkpoint is the
+epoch with the highest ``crop_iou`` (``TrainConfig(stop_monitor="crop_iou")`` stops on
+the crop IoU instead). ``luna16-slices`` validates on full slices only and selects and
+stops by ``pooled_dice``.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from radiologynet.protocol.spec import (
     register_task,
 )
 from radiologynet.train.losses import PaperDiceLoss
-from radiologynet.train.segmentation_metrics import DiceIoU
+from radiologynet.train.segmentation_metrics import DiceIoU, MidRangeDiceIoU
 from radiologynet.transforms import (
     AUGMENTATIONS,
     BatchHook,
@@ -120,8 +126,10 @@ def luna_batch_transform(
 
 #: The settings of the ``luna16`` task and their defaults: the paper's
 #: (:data:`radiologynet.data.tasks.LUNA16_PAPER_SETTINGS`). ``validation``:
-#: ``"crops"`` (the central 64 x 64 of each validation nodule's crop, the paper's Table 2)
-#: or ``"slices"`` (the full slices that contain nodule).
+#: ``"crops"`` (the central 64 x 64 of each validation nodule's crop, the library's Table 2
+#: measure, plus the full slices and the authors' offset crops as further validation sets)
+#: or ``"slices"`` (the full slices that contain nodule, only). ``nodules``: which nodule
+#: list (:data:`radiologynet.data.benchmarks.luna16.NODULE_LISTS`).
 LUNA16_SETTINGS = MappingProxyType(dict(LUNA16_PAPER_SETTINGS))
 VALIDATION_SETS = ("crops", "slices")
 
@@ -165,13 +173,27 @@ def build_data(
         crop_size=settings["crop_size"],
         seed=request.seed,
         fraction=request.fraction,
+        nodules=settings["nodules"],
     )
     train = dataset.crops("train", settings["samples_per_epoch"])
+    crops = settings["validation"] == "crops"
 
     def evaluation_set(split: str) -> torch.utils.data.Dataset:
-        if settings["validation"] == "slices":
+        if not crops:
             return dataset.slices(split)
         return dataset.center_crops(split, settings["val_crop"])
+
+    extra_val = (
+        {
+            "slices": (dataset.slices("val"), DiceIoU(unit="mean")),
+            "authors": (
+                dataset.offset_crops("val", settings["val_crop"], seed=request.seed),
+                MidRangeDiceIoU(unit="crop"),
+            ),
+        }
+        if crops
+        else {}
+    )
 
     pre = request.preprocessing
     augmentation = LunaAugmentation.from_settings(settings, draw=request.augment_draw)
@@ -193,9 +215,11 @@ def build_data(
         extra={
             "splits": dataset.splits,
             "mask_method": settings["mask_method"],
+            "nodule_sheet": dataset.nodule_sheet,
             "unit": unit,
             "settings": settings,
         },
+        extra_val=extra_val,
     )
 
 
@@ -297,7 +321,8 @@ LUNA16_SPHERE_TASK = register_task(
         settings={**LUNA16_SETTINGS, "mask_method": "sphere"},
     )
 )
-#: ... and validated on full slices by pooled-pixel Dice (not the paper's metric).
+#: ... and validated on full slices by pooled-pixel Dice (not the paper's metric), which
+#: also drives early stopping.
 LUNA16_SLICES_TASK = register_task(
     _variant(
         "luna16-slices",
@@ -305,5 +330,7 @@ LUNA16_SLICES_TASK = register_task(
         settings={**LUNA16_SETTINGS, "validation": "slices"},
         monitor="pooled_dice",
         mode="max",
+        stop_monitor=None,
+        stop_mode=None,
     )
 )
