@@ -49,10 +49,10 @@ def _text_header(path: Path) -> list[tuple[str, str]]:
         raw = fh.read(_HEADER_LIMIT).decode("latin-1")
     lines: list[tuple[str, str]] = []
     for line in _LINE_ENDS.split(raw):
-        match = re.match(r"\s*([^=:]+?)\s*[=:][=:\s]*(.*)$", line)
-        if match is None:
+        at = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if at < 0:
             continue
-        key, value = match.group(1).lower(), match.group(2).strip()
+        key, value = line[:at].strip().lower(), line[at:].lstrip("=: \t").strip()
         lines.append((key, value))
         if key == "elementdatafile":
             break  # MetaImage: the data follows
