@@ -97,7 +97,7 @@ def resolve_budget(budget: DecodeBudget | None) -> DecodeBudget:
 def _count(n: int) -> str:
     for size, unit in ((10**9, "G"), (10**6, "M")):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            return f"{n / size:.3g} {unit}"
     return str(n)
 
 

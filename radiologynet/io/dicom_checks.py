@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zlib
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pydicom.encaps import generate_fragments, parse_basic_offsets, parse_fragme
 from pydicom.filereader import read_dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from radiologynet.errors import ImageReadError
+from radiologynet.errors import ImageReadError, ImageReadWarning
 from radiologynet.io.budget import DecodeBudget, check_decode
 
 __all__ = ["check_before_decoding", "check_deflated"]
@@ -82,18 +83,31 @@ def check_before_decoding(ds: Dataset, path: Path, budget: DecodeBudget) -> None
     else:
         photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
         per_pixel = 2 if photometric == "YBR_FULL_422" and samples == 3 else samples
-        _check_native_length(len(data), rows * columns * frames * per_pixel, bits, frames, path)
+        _check_native_length(data, rows * columns * frames * per_pixel, bits, frames, path)
     _check_luts(ds, path)
 
 
-def _check_native_length(length: int, values: int, bits: int, frames: int, path: Path) -> None:
-    expected = math.ceil(values * bits / 8)
+def _check_native_length(data: bytes, values: int, bits: int, frames: int, path: Path) -> None:
+    """PixelData's length against what the header describes: equal (or one byte of
+    padding more), or longer by zero bytes of padding, less than a frame, which are
+    ignored with an :class:`~radiologynet.errors.ImageReadWarning`; anything else is
+    refused (a shorter image, extra frames, a header lying about the size)."""
+    length, expected = len(data), math.ceil(values * bits / 8)
     if length in (expected, expected + 1):  # one byte pads odd lengths to even
+        return
+    frame = max(expected // max(frames, 1), 1)
+    if expected < length < expected + frame and not any(data[expected:]):
+        warnings.warn(
+            f"{path}: the pixel data ends with {length - expected} zero bytes of padding "
+            "after the image its header describes; they are ignored.",
+            ImageReadWarning,
+            stacklevel=6,
+        )
         return
     what = "shorter" if length < expected else "longer"
     extra = ""
-    if length > expected and frames and (length - expected) % (expected // frames or 1) == 0:
-        extra = f" ({(length - expected) // (expected // frames)} frames more than NumberOfFrames)"
+    if length > expected and (length - expected) % frame == 0:
+        extra = f" ({(length - expected) // frame} frames more than NumberOfFrames)"
     raise ImageReadError(
         f"{path}: the pixel data holds {length} bytes, {what} than the {expected} that "
         f"Rows x Columns x NumberOfFrames x SamplesPerPixel x BitsAllocated say{extra}; "
@@ -120,15 +134,18 @@ def _check_encapsulated(
                 f"of {frames} frames in the pixel data; refused."
             )
     if tsyntax in _JPEG_SOF or tsyntax in _J2K or tsyntax == _RLE:
-        heads = [f for f in fragments if _starts_frame(f, tsyntax)]
+        if fragments:
+            _check_frame(fragments[0], tsyntax, (rows, columns, samples, bits), path)
         if tsyntax == _RLE:
             heads = fragments  # one fragment per RLE frame (PS3.5 A.4.2)
+        else:
+            heads = [f for f in fragments if _starts_frame(f, tsyntax)]
         if len(heads) != frames:
             raise ImageReadError(
                 f"{path}: its pixel data holds {len(heads)} frames of {_name(tsyntax)}, "
                 f"NumberOfFrames says {frames}; refused."
             )
-        for head in heads[:1] + heads[-1:]:
+        for head in heads[-1:]:
             _check_frame(head, tsyntax, (rows, columns, samples, bits), path)
 
 

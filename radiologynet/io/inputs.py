@@ -44,6 +44,8 @@ def regular_file_size(path: str | PathLike[str], what: str = "") -> int:
         raise ImageReadError(f"{name}: cannot be opened ({err}).") from err
     if not stat.S_ISREG(info.st_mode):
         kind = next((label for test, label in _KINDS if test(info.st_mode)), "not a file")
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageReadError(f"{name}: is a folder, not a file.")
         raise ImageReadError(
             f"{name}: is {kind}, not a regular file; refused (reading it could block or "
             "never end). Copy the image to a regular file first."
