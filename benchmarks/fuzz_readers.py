@@ -600,6 +600,20 @@ SMALL_BOMBS: dict[str, tuple[Callable[[Path], Path], str]] = {
 _CHILD = """
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
+
+
+def peak_mb():
+    # VmHWM: this process's own peak; ru_maxrss also holds the parent's RSS at exec time
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 cap = int(sys.argv[1])
 if cap:
     resource.setrlimit(resource.RLIMIT_AS, (cap << 20, cap << 20))
@@ -617,10 +631,8 @@ for line in sys.stdin:
         outcome, detail = "resource", "MemoryError"
     except Exception as err:
         outcome, detail = "escaped", f"{type(err).__name__}: {err}"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps([outcome, detail[:300], peak, time.perf_counter() - start]), flush=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps(["done", "", peak, 0.0]), flush=True)
+    print(json.dumps([outcome, detail[:300], peak_mb(), time.perf_counter() - start]), flush=True)
+print(json.dumps(["done", "", peak_mb(), 0.0]), flush=True)
 """
 
 
@@ -643,6 +655,8 @@ def read_in_child(
     lines = "".join(json.dumps([str(p), kind]) + "\n" for p, kind in cases)
     env = dict(
         os.environ,
+        OPENBLAS_NUM_THREADS="1",  # its per-thread buffers would count against the cap
+        OMP_NUM_THREADS="1",
         PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
         ),
@@ -685,8 +699,9 @@ def run_bombs(
         results = [read_in_child([(p, r)], memory_cap_mb)[0] for _, p, r in made]
     rows = []
     for (name, path, _), (outcome, detail, peak, seconds) in zip(made, results, strict=True):
-        if outcome == "refused" and not peak <= rss_limit_mb:
-            outcome = "resource"
+        ran_out = any(word in detail for word in ("MemoryError", "allocate"))
+        if outcome == "refused" and (ran_out or not peak <= rss_limit_mb):
+            outcome = "resource"  # refused only because memory ran out, or too late
         rows.append((name, path.stat().st_size, outcome, detail, peak, seconds))
     return rows
 
