@@ -27,6 +27,14 @@ memory cap, recording its peak resident memory (``ru_maxrss``):
 
     python benchmarks/fuzz_readers.py [--cases 5000] [--seed N] [--show 5]
     python benchmarks/fuzz_readers.py --bombs [--memory-cap-mb 4096] [--rss-limit-mb 400]
+    python benchmarks/fuzz_readers.py --headers
+
+The ``headers`` campaign writes MetaImage and NRRD headers in every combination of the
+spellings ITK's MetaIO and teem's NRRD reader accept (separator, key case, line endings,
+padding) and of the ways a data file can lie outside the header's folder (``../``, an
+absolute path, a link, a ``%d`` pattern through a link, a ``LIST``), reads each in a
+forked process, and counts the reads that return the outside file's bytes (``escaped``)
+and those that kill the process (``crashed``).
 """
 
 from __future__ import annotations
@@ -716,12 +724,124 @@ def bombs_table(rows: list[tuple[str, int, str, str, float, float]]) -> str:
     return "\n".join(lines)
 
 
+# --- headers: every spelling of a data file outside the header's folder ------------------
+
+_SECRET = bytes(range(101, 109))  # the outside file's eight bytes
+
+
+def _header_text(fmt: str, key: str, sep: str, value: str, end: str, pad: str) -> bytes:
+    dims = "4 1 2" if "%" in value else "8 1 1"
+    if fmt == "mhd":
+        lines = ["ObjectType = Image", "NDims = 3", f"DimSize = {dims}", "ElementType = MET_UCHAR"]
+    else:
+        lines = ["NRRD0004", "type: uint8", "dimension: 3", f"sizes: {dims}", "encoding: raw"]
+    value_lines = value.split("\n")
+    text = end.join(lines) + end + pad + f"{key}{sep}{value_lines[0]}" + end
+    return (text + "".join(v + end for v in value_lines[1:])).encode()
+
+
+def header_cases() -> list[tuple[str, str, bytes]]:
+    """(name, suffix, header) for every combination of the spellings ITK's MetaIO and
+    teem's NRRD reader accept and the ways a name can lead outside the folder."""
+    targets = {
+        "parent": "../outside.raw",
+        "absolute": "{outside}",
+        "link": "link.raw",
+        "pattern-link": "s%d.raw 1 2 1",
+        "list": "LIST\n../outside.raw",
+    }
+    pads = {"none": "", "spaces-2MiB": " " * (2 << 20), "blank-lines": "\n\n\n"}
+    ends = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
+    spellings = {
+        "mhd": ["ElementDataFile = ", "ElementDataFile : ", "ElementDataFile=", "elementdatafile:"],
+        "nhdr": ["data file: ", "datafile: ", "DATA FILE: ", "data file:"],
+    }
+    cases = []
+    for fmt, keys in spellings.items():
+        for spelling in keys:
+            key = spelling.rstrip(" =:")
+            sep = spelling[len(key) :]
+            for target, value in targets.items():
+                for pad_name, pad in pads.items():
+                    for end_name, end in ends.items():
+                        spelled = key.replace(" ", "_") + (sep.strip() or "_")
+                        name = f"{fmt}-{spelled}-{target}-{pad_name}-{end_name}"
+                        header = _header_text(fmt, key, sep, value, end, pad.replace("\n", end))
+                        cases.append((name, "." + fmt, header))
+    return cases
+
+
+def _read_outside(path: Path) -> int:
+    """In a forked child: 1 if the default read returns the outside bytes, + 2 if the read
+    with ``allow_outside_data=True`` does."""
+    from radiologynet import io
+
+    code = 0
+    for bit, allow in ((1, False), (2, True)):
+        try:
+            volume = io.read_volume(path, allow_outside_data=allow)
+            if any(v in _SECRET for v in volume.array.ravel().tolist()):
+                code |= bit
+        except Exception:  # noqa: BLE001, S112 - refused or unreadable: no outside data
+            continue
+    return code
+
+
+def run_headers(folder: Path) -> list[tuple[str, str, bool]]:
+    """Read every header case by default and with ``allow_outside_data=True``, each in a
+    forked process: ``(name, outcome, live)``. The outcome is ``escaped`` when the default
+    read returned the outside file's bytes, ``crashed`` when a read killed the process, and
+    ``clean`` otherwise; ``live`` says whether SimpleITK reads the outside bytes when
+    allowed (the spelling really reaches the file)."""
+    import SimpleITK as sitk
+
+    import radiologynet.io  # noqa: F401 - imported once, before forking
+
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    (folder / "outside.raw").write_bytes(_SECRET)
+    inside = folder / "in"
+    inside.mkdir()
+    (inside / "link.raw").symlink_to(folder / "outside.raw")
+    (inside / "s1.raw").write_bytes(bytes(4))
+    (inside / "s2.raw").symlink_to(folder / "outside.raw")
+    results = []
+    for name, suffix, header in header_cases():
+        path = inside / ("case" + suffix)
+        path.write_bytes(header.replace(b"{outside}", str(folder / "outside.raw").encode()))
+        pid = os.fork()  # a reader that crashes the process takes only this case with it
+        if pid == 0:
+            os._exit(_read_outside(path))
+        status = os.waitpid(pid, 0)[1]
+        if os.WIFSIGNALED(status):
+            results.append((name, "crashed", False))
+        else:
+            code = os.WEXITSTATUS(status)
+            results.append((name, "escaped" if code & 1 else "clean", bool(code & 2)))
+        path.unlink()
+    return results
+
+
+def _print_headers(results: list[tuple[str, str, bool]], show: int) -> int:
+    counts = Counter(outcome for _, outcome, _ in results)
+    live = sum(1 for *_, reaches in results if reaches)
+    print(
+        f"{len(results)} headers tried: {counts['clean']} clean, {counts['escaped']} "
+        f"escaped, {counts['crashed']} crashed the process; {live} reach the outside file "
+        "when allowed"
+    )
+    bad = [(name, outcome) for name, outcome, _ in results if outcome != "clean"]
+    for name, outcome in bad[:show]:
+        print(f"  {outcome}: {name}")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=None, help="default: random, printed")
     parser.add_argument("--show", type=int, default=5, help="examples shown per bug outcome")
     parser.add_argument("--bombs", action="store_true", help="run the bombs campaign instead")
+    parser.add_argument("--headers", action="store_true", help="run the volume-header campaign")
     parser.add_argument(
         "--memory-cap-mb", type=int, default=4096, help="address-space cap of the reading child"
     )
@@ -729,6 +849,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rss-limit-mb", type=float, default=400.0, help="peak memory a refusal may use"
     )
     args = parser.parse_args(argv)
+    if args.headers:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _print_headers(run_headers(Path(tmp)), args.show)
     if args.bombs:
         with tempfile.TemporaryDirectory() as tmp:
             rows = run_bombs(Path(tmp), BOMBS, args.memory_cap_mb, args.rss_limit_mb)

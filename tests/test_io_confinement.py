@@ -170,3 +170,20 @@ def test_a_socket_and_a_device_are_refused(tmp_path):
     (tmp_path / "null.dcm").symlink_to(os.devnull)  # a character device, read through a link
     with pytest.raises(ImageReadError, match="character device"):
         io.read_image(tmp_path / "null.dcm")
+
+
+def test_the_luna16_loader_refuses_a_header_reading_outside(folder):
+    from radiologynet.data.benchmarks.luna16 import build_series_samples
+
+    path = folder / "1.2.840.1.mhd"
+    path.write_bytes(BYPASSES["colon.mhd"].encode())
+    with pytest.raises(ImageReadError, match="outside the header's folder"):
+        build_series_samples(path, [])
+
+
+def test_a_nrrd_line_that_crashes_teem_is_refused(folder):
+    # a field teem cannot parse, ~1,000 characters long, killed the process (SIGSEGV)
+    for line in (" " * 2000 + "data file: s1.raw", "space: " + "x" * 3000):
+        (folder / "v.nhdr").write_text(_NRRD + line + "\ndata file: s1.raw\n")
+        with pytest.raises(ImageReadError, match="crashes the process"):
+            io.read_volume(folder / "v.nhdr", allow_outside_data=True)

@@ -165,6 +165,33 @@ def check_data_files(path: Path, allow_outside_data: bool) -> list[Path]:
     return sorted(files)
 
 
+#: The longest NRRD header line passed to teem: on a line of about 1,000 characters it
+#: cannot parse, teem (SimpleITK's NRRD reader) overflows its error message and the
+#: process dies of a segmentation fault.
+_NRRD_LINE_LIMIT = 512
+
+
+def check_nrrd_lines(path: Path) -> None:
+    """Refuse a NRRD header (``.nrrd`` up to its blank line, ``.nhdr`` whole) holding a
+    line other than a comment longer than 512 characters, which crashes teem."""
+    if path.suffix.lower() not in (".nrrd", ".nhdr"):
+        return
+    with open(path, "rb") as fh:
+        raw = fh.read(_HEADER_LIMIT * 16)
+    text = raw.decode("latin-1")
+    for number, line in enumerate(_LINE_ENDS.split(text), start=1):
+        if not line and path.suffix.lower() == ".nrrd":
+            return  # the blank line: the data follows
+        if len(line) > _NRRD_LINE_LIMIT and not line.startswith("#"):
+            raise ImageReadError(
+                f"{path}: header line {number} is {len(line)} characters long (at most "
+                f"{_NRRD_LINE_LIMIT}); refused, since SimpleITK's NRRD reader crashes the "
+                "process on such lines."
+            )
+    if len(raw) == len(text) == _HEADER_LIMIT * 16 and path.suffix.lower() == ".nhdr":
+        raise ImageReadError(f"{path}: a detached NRRD header over 16 MB; refused.")
+
+
 def check_metaimage_geometry(path: Path) -> None:
     """Refuse a MetaImage header whose spacing is zero, negative or not a number, or whose
     direction matrix is singular (SimpleITK refuses some of these with a cryptic message

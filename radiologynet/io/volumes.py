@@ -23,6 +23,7 @@ from radiologynet.io.volume_headers import (
     check_metaimage_data,
     check_metaimage_geometry,
     check_nifti,
+    check_nrrd_lines,
 )
 
 #: The one SimpleITK reader each volume suffix is given to (never ITK's guess from the
@@ -244,6 +245,7 @@ def _header_checked_reader(
     """A SimpleITK reader of ``path`` whose header, data files and claimed size have
     passed every check, ready to read the voxels."""
     image_io = _image_io(path)
+    check_nrrd_lines(path)
     stored = sum(regular_file_size(p) for p in check_data_files(path, allow_outside_data))
     reader = sitk.ImageFileReader()
     reader.SetImageIO(image_io)
