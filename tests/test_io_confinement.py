@@ -36,6 +36,7 @@ BYPASSES = {
     "crlf.mhd": (_MHD + "ElementDataFile = ../outside.raw\n").replace("\n", "\r\n"),
     "datafile.nhdr": _NRRD + "datafile: ../outside.raw\n",
     "list.nhdr": _NRRD + "data file: LIST\n../outside.raw\n",
+    "list_cr_only.nhdr": (_NRRD + "data file: LIST\n../outside.raw\n").replace("\n", "\r"),
     "pattern.nhdr": _NRRD.replace("8 1 1", "4 1 2") + "data file: s%d.raw 1 2 1 2\n",
 }
 

@@ -78,9 +78,11 @@ def data_files(path: Path) -> list[str]:
             start = _SEPARATORS.match(mm, match.end()).end()  # type: ignore[call-overload, union-attr]
             raw = bytes(mm[start : start + _VALUE_LIMIT])
             line_feed = raw.split(b"\n", 1)[0]
-            for value in {line_feed.strip(), line_feed.split(b"\r", 1)[0].strip()}:
+            first_line = re.split(rb"[\r\n]", raw, maxsplit=1)[0]
+            for value in {line_feed.strip(), first_line.strip()}:
                 text = value.decode("latin-1")
-                names.extend(_names_of(path, text, mm, start + len(line_feed)))
+                # a LIST's names: every line after the first line end of any kind
+                names.extend(_names_of(path, text, mm, start + len(first_line)))
     return names
 
 
