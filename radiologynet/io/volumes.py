@@ -195,12 +195,12 @@ def read_volume(
             file (a FIFO, a device), a data file outside the header's folder, over the
             decode budget, a non-3-D image, an empty volume or NaN/inf voxels.
     """
+    sitk = require("SimpleITK", "reading volumes")
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder.")
     if not path.is_dir():
         regular_file_size(path)
-    sitk = require("SimpleITK", "reading volumes")
     try:
         image, array = _read(sitk, path, series_id, allow_outside_data, resolve_budget(budget))
     except ImageReadError:
