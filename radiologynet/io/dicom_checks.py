@@ -67,7 +67,8 @@ def check_before_decoding(ds: Dataset, path: Path, budget: DecodeBudget) -> None
     )
     if bits not in (1, 8, 16, 32, 64):
         raise ImageReadError(f"{path}: BitsAllocated {bits} is not 1, 8, 16, 32 or 64.")
-    tsyntax = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds.__dict__ else None
+    meta = getattr(ds, "file_meta", None)
+    tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
     encapsulated = tsyntax is not None and tsyntax.is_encapsulated and keyword == "PixelData"
     data = ds[keyword].value
     check_decode(
