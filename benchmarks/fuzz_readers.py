@@ -15,15 +15,38 @@ Outcomes:
 
 ``tests/test_fuzz_readers.py`` runs a few hundred cases of this per test run.
 
+The ``bombs`` campaign fabricates small files that claim huge images (a 1 MB deflated
+DICOM of 16384 x 16384 pixels, an APNG of a hundred 6000 x 6000 frames, gzip volumes of
+a billion voxels, ...: the table of issue 23) and reads each in a child process under a
+memory cap, recording its peak resident memory (``ru_maxrss``):
+
+    refused   ImageReadError naming the file, peak memory under --rss-limit
+    resource  over --rss-limit, out of memory or killed (the bomb went off)
+    read      decoded without an error (a bomb read whole)
+    escaped   any other exception
+
     python benchmarks/fuzz_readers.py [--cases 5000] [--seed N] [--show 5]
+    python benchmarks/fuzz_readers.py --bombs [--memory-cap-mb 4096] [--rss-limit-mb 400]
+    python benchmarks/fuzz_readers.py --headers
+
+The ``headers`` campaign writes MetaImage and NRRD headers in every combination of the
+spellings ITK's MetaIO and teem's NRRD reader accept (separator, key case, line endings,
+padding) and of the ways a data file can lie outside the header's folder (``../``, an
+absolute path, a link, a ``%d`` pattern through a link, a ``LIST``), reads each in a
+forked process, and counts the reads that return the outside file's bytes (``escaped``)
+and those that kill the process (``crashed``).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
+import math
+import os
 import random
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -357,12 +380,488 @@ def summary(results: list[Case]) -> str:
     return "\n".join(lines)
 
 
+# --- bombs: small files claiming huge images -------------------------------------------
+
+
+def _deflate(prefix: bytes, zeros: int) -> bytes:
+    """A raw deflate stream of ``prefix`` then ``zeros`` zero bytes, made without holding
+    the zeros: one compressed MiB of zeros, closed by a full flush (so it needs nothing
+    before it), repeated."""
+    mib = 1 << 20
+    head = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = [head.compress(prefix) + head.flush(zlib.Z_FULL_FLUSH)]
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = block.compress(bytes(mib)) + block.flush(zlib.Z_FULL_FLUSH)
+    out.append(one * (zeros // mib))
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out.append(tail.compress(bytes(zeros % mib)) + tail.flush())
+    return b"".join(out)
+
+
+def _zlib_zeros(zeros: int) -> bytes:
+    adler = ((zeros % 65521) << 16) | 1  # Adler-32 of n zero bytes: a = 1, b = n
+    return b"\x78\xda" + _deflate(b"", zeros) + struct.pack(">I", adler)
+
+
+def _gzip(prefix: bytes, zeros: int) -> bytes:
+    crc = zlib.crc32(prefix)
+    chunk = bytes(1 << 24)
+    for _ in range(zeros // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(bytes(zeros % len(chunk)), crc)
+    size = (len(prefix) + zeros) & 0xFFFFFFFF
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        + _deflate(prefix, zeros)
+        + struct.pack("<II", crc, size)
+    )
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_bomb(path: Path, width: int, height: int, frames: int = 1, colour: int = 2) -> Path:
+    """A PNG (an APNG when ``frames`` > 1) of black pixels, ``colour`` 0 grey / 2 RGB."""
+    samples = 3 if colour == 2 else 1
+    idat = _zlib_zeros(height * (1 + width * samples))
+    out = [
+        b"\x89PNG\r\n\x1a\n",
+        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)),
+    ]
+    if frames > 1:
+        out.append(_chunk(b"acTL", struct.pack(">II", frames, 0)))
+    sequence = 0
+    for index in range(frames):
+        if frames > 1:
+            control = struct.pack(">IIIIIHHBB", sequence, width, height, 0, 0, 1, 10, 0, 0)
+            out.append(_chunk(b"fcTL", control))
+            sequence += 1
+        if index == 0:
+            out.append(_chunk(b"IDAT", idat))
+        else:
+            out.append(_chunk(b"fdAT", struct.pack(">I", sequence) + idat))
+            sequence += 1
+    out.append(_chunk(b"IEND", b""))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def _tiff_bomb(path: Path, width: int, height: int, pages: int) -> Path:
+    """A grey TIFF of ``pages`` deflated pages that all share one strip of zeros."""
+    strip = _zlib_zeros(width * height)
+    entries = 9
+    ifd_size = 2 + 12 * entries + 4
+    first_ifd = 8 + len(strip)
+    out = [b"II*\x00" + struct.pack("<I", first_ifd), strip]
+    for page in range(pages):
+        at = first_ifd + page * ifd_size
+        following = at + ifd_size if page + 1 < pages else 0
+        tags = [
+            (256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8), (262, 3, 1),
+            (273, 4, 8), (277, 3, 1), (278, 4, height), (279, 4, len(strip)),
+        ]  # fmt: skip
+        body = struct.pack("<H", entries)
+        for tag, kind, value in tags:
+            body += struct.pack("<HHI", tag, kind, 1) + struct.pack(
+                "<I" if kind == 4 else "<HH", *((value,) if kind == 4 else (value, 0))
+            )
+        out.append(body + struct.pack("<I", following))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def _dicom_header(rows: int, columns: int, frames: int, tsyntax: str) -> tuple[bytes, bytes]:
+    """(preamble + file meta, the dataset before PixelData in explicit VR little endian)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import CTImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+    meta.TransferSyntaxUID = tsyntax
+    head = DicomBytesIO()
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "CT", 1, "MONOCHROME2"
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored = rows, columns, 16, 12
+    ds.HighBit, ds.PixelRepresentation = 11, 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    return head.getvalue(), body.getvalue()
+
+
+def _deflated_dicom_bomb(path: Path, rows: int, columns: int, frames: int = 1) -> Path:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    head, body = _dicom_header(rows, columns, frames, DeflatedExplicitVRLittleEndian)
+    size = rows * columns * frames * 2
+    pixel_header = b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", size)
+    path.write_bytes(head + _deflate(body + pixel_header, size))
+    return path
+
+
+def _rle_dicom_bomb(path: Path, rows: int, columns: int, frames: int) -> Path:
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    segment = b"\x81\x00" * (rows * columns // 128)  # runs of 128 zero bytes
+    frame = struct.pack("<16I", 2, 64, 64 + len(segment), *([0] * 13)) + segment * 2
+    head, body = _dicom_header(rows, columns, frames, RLELossless)
+    pixels = encapsulate([frame] * frames)
+    pixel_header = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
+    delimiter = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # the end of the fragments
+    path.write_bytes(head + body + pixel_header + pixels + delimiter)
+    return path
+
+
+def _metaimage_bomb(path: Path, shape: tuple[int, int, int], element: str = "MET_FLOAT") -> Path:
+    size = math.prod(shape) * {"MET_FLOAT": 4, "MET_UCHAR": 1}[element]
+    data = _zlib_zeros(size)
+    dims = " ".join(str(n) for n in reversed(shape))
+    header = (
+        f"ObjectType = Image\nNDims = 3\nDimSize = {dims}\nElementType = {element}\n"
+        f"CompressedData = True\nCompressedDataSize = {len(data)}\nElementDataFile = LOCAL\n"
+    )
+    path.write_bytes(header.encode() + data)
+    return path
+
+
+def _nrrd_bomb(path: Path, shape: tuple[int, int, int], kind: str = "float") -> Path:
+    size = math.prod(shape) * {"float": 4, "uint8": 1}[kind]
+    dims = " ".join(str(n) for n in reversed(shape))
+    header = (
+        f"NRRD0004\ntype: {kind}\ndimension: 3\nsizes: {dims}\nencoding: gzip\nendian: little\n\n"
+    )
+    path.write_bytes(header.encode() + _gzip(b"", size))
+    return path
+
+
+def _nifti_bomb(path: Path, shape: tuple[int, int, int]) -> Path:
+    header = bytearray(352)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, 3, shape[2], shape[1], shape[0], 1, 1, 1, 1)
+    struct.pack_into("<2h", header, 70, 16, 32)  # float32
+    struct.pack_into("<8f", header, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into("<f", header, 108, 352.0)
+    header[344:348] = b"n+1\x00"
+    path.write_bytes(_gzip(bytes(header), math.prod(shape) * 4))
+    return path
+
+
+def _jpeg_bomb(path: Path, width: int, height: int) -> Path:
+    """A JPEG whose frame header claims ``width`` x ``height`` and whose scan is cut off."""
+    from PIL import Image as PILImage
+
+    PILImage.new("L", (16, 16)).save(path, quality=50)
+    data = bytearray(path.read_bytes())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _bomb(fabricate: Callable[..., Path], name: str, *args: object, **kw: object):  # noqa: ANN202
+    return lambda folder: fabricate(folder / name, *args, **kw)
+
+
+_BIG = (256, 2000, 2000)
+#: name -> (fabricate(folder) -> path, reader): the table of issue 23 and one per reader.
+BOMBS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "dicom-deflated-16384x16384": (_bomb(_deflated_dicom_bomb, "a.dcm", 16384, 16384), "image"),
+    "dicom-deflated-64x4096x4096": (_bomb(_deflated_dicom_bomb, "b.dcm", 4096, 4096, 64), "image"),
+    "dicom-rle-128x4096x4096": (_bomb(_rle_dicom_bomb, "c.dcm", 4096, 4096, 128), "image"),
+    "apng-100x6000x6000": (_bomb(_png_bomb, "d.png", 6000, 6000, frames=100), "image"),
+    "tiff-64x8000x8000": (_bomb(_tiff_bomb, "e.tif", 8000, 8000, 64), "image"),
+    "mha-zlib-256x2000x2000-float": (_bomb(_metaimage_bomb, "f.mha", _BIG), "volume"),
+    "nrrd-gzip-256x2000x2000-float": (_bomb(_nrrd_bomb, "g.nrrd", _BIG), "volume"),
+    "nifti-gzip-256x2000x2000-float": (_bomb(_nifti_bomb, "h.nii.gz", _BIG), "volume"),
+    "png-11000x11000-rgb": (_bomb(_png_bomb, "i.png", 11000, 11000), "image"),
+    "jpeg-12000x12000": (_bomb(_jpeg_bomb, "j.jpg", 12000, 12000), "image"),
+}
+#: The cheap ones, fabricated in a second or two: tests/test_fuzz_readers.py runs these.
+SMALL_BOMBS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "dicom-rle-1x16384x16384": (_bomb(_rle_dicom_bomb, "c.dcm", 16384, 16384, 1), "image"),
+    "nrrd-gzip-260x2000x2000-uint8": (
+        _bomb(_nrrd_bomb, "g.nrrd", (260, 2000, 2000), "uint8"),
+        "volume",
+    ),
+    **{
+        name: BOMBS[name]
+        for name in (
+            "dicom-deflated-16384x16384",
+            "apng-100x6000x6000",
+            "tiff-64x8000x8000",
+            "mha-zlib-256x2000x2000-float",
+            "png-11000x11000-rgb",
+            "jpeg-12000x12000",
+        )
+    },
+}
+
+_CHILD = """
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+
+
+def peak_mb():
+    # VmHWM: this process's own peak; ru_maxrss also holds the parent's RSS at exec time
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+cap = int(sys.argv[1])
+if cap:
+    resource.setrlimit(resource.RLIMIT_AS, (cap << 20, cap << 20))
+from radiologynet import io
+from radiologynet.errors import ImageReadError
+for line in sys.stdin:
+    path, reader = json.loads(line)
+    start = time.perf_counter()
+    try:
+        (io.read_volume if reader == "volume" else io.read_image)(path)
+        outcome, detail = "read", ""
+    except ImageReadError as err:
+        outcome, detail = "refused", str(err)
+    except MemoryError as err:
+        outcome, detail = "resource", "MemoryError"
+    except Exception as err:
+        outcome, detail = "escaped", f"{type(err).__name__}: {err}"
+    print(json.dumps([outcome, detail[:300], peak_mb(), time.perf_counter() - start]), flush=True)
+print(json.dumps(["done", "", peak_mb(), 0.0]), flush=True)
+"""
+
+
+def baseline_rss() -> float:
+    """Peak resident MB of the reading child when it reads nothing (Python, numpy,
+    pydicom, Pillow and the readers imported)."""
+    return read_in_child([], include_done=True)[-1][2]
+
+
+def read_in_child(
+    cases: list[tuple[Path, str]],
+    memory_cap_mb: int = 0,
+    timeout: float = 600,
+    include_done: bool = False,
+) -> list[tuple[str, str, float, float]]:
+    """Read each ``(path, "image" | "volume")`` in one child Python, in order; each result
+    is ``(outcome, detail, peak resident MB so far, seconds)``. A child that dies (out of
+    memory, killed, over ``timeout``) gives ``resource`` for the case it was reading and
+    for those after it."""
+    lines = "".join(json.dumps([str(p), kind]) + "\n" for p, kind in cases)
+    env = dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",  # its per-thread buffers would count against the cap
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(memory_cap_mb)],
+            input=lines, capture_output=True, text=True, timeout=timeout, env=env,
+        )  # fmt: skip
+        out, why = done.stdout, f"child exited {done.returncode}: {done.stderr.strip()[-200:]}"
+    except subprocess.TimeoutExpired as err:
+        out, why = (
+            (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or ""),
+            "timed out",
+        )
+    results = [tuple(json.loads(line)) for line in out.splitlines() if line.startswith("[")]
+    if include_done:
+        return results  # type: ignore[return-value]
+    results = [r for r in results if r[0] != "done"]
+    results += [("resource", why, float("nan"), float("nan"))] * (len(cases) - len(results))
+    return results  # type: ignore[return-value]
+
+
+def run_bombs(
+    folder: Path,
+    bombs: dict[str, tuple[Callable[[Path], Path], str]],
+    memory_cap_mb: int,
+    rss_limit_mb: float,
+    one_child: bool = False,
+) -> list[tuple[str, int, str, str, float, float]]:
+    """Fabricate and read each bomb: ``(name, bytes on disk, outcome, detail, peak MB,
+    seconds)``; a refusal whose peak passed ``rss_limit_mb`` counts as ``resource``."""
+    made = []
+    for name, (fabricate, reader) in bombs.items():
+        path = fabricate(folder)
+        made.append((name, path, reader))
+    if one_child:
+        results = read_in_child([(p, r) for _, p, r in made], memory_cap_mb)
+    else:
+        results = [read_in_child([(p, r)], memory_cap_mb)[0] for _, p, r in made]
+    rows = []
+    for (name, path, _), (outcome, detail, peak, seconds) in zip(made, results, strict=True):
+        ran_out = any(word in detail for word in ("MemoryError", "allocate"))
+        if outcome == "refused" and (ran_out or not peak <= rss_limit_mb):
+            outcome = "resource"  # refused only because memory ran out, or too late
+        rows.append((name, path.stat().st_size, outcome, detail, peak, seconds))
+    return rows
+
+
+def bombs_table(rows: list[tuple[str, int, str, str, float, float]]) -> str:
+    """The bombs campaign as a Markdown table."""
+    lines = ["| input | on disk | outcome | peak RSS | seconds |", "|---|---|---|---|---|"]
+    for name, size, outcome, _detail, peak, seconds in rows:
+        lines.append(
+            f"| {name} | {size / 1e6:.1f} MB | {outcome} | {peak:.0f} MB | {seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# --- headers: every spelling of a data file outside the header's folder ------------------
+
+_SECRET = bytes(range(101, 109))  # the outside file's eight bytes
+
+
+def _header_text(fmt: str, key: str, sep: str, value: str, end: str, pad: str) -> bytes:
+    dims = "4 1 2" if "%" in value else "8 1 1"
+    if fmt == "mhd":
+        lines = ["ObjectType = Image", "NDims = 3", f"DimSize = {dims}", "ElementType = MET_UCHAR"]
+    else:
+        lines = ["NRRD0004", "type: uint8", "dimension: 3", f"sizes: {dims}", "encoding: raw"]
+    value_lines = value.split("\n")
+    text = end.join(lines) + end + pad + f"{key}{sep}{value_lines[0]}" + end
+    return (text + "".join(v + end for v in value_lines[1:])).encode()
+
+
+def header_cases() -> list[tuple[str, str, bytes]]:
+    """(name, suffix, header) for every combination of the spellings ITK's MetaIO and
+    teem's NRRD reader accept and the ways a name can lead outside the folder."""
+    targets = {
+        "parent": "../outside.raw",
+        "absolute": "{outside}",
+        "link": "link.raw",
+        "pattern-link": "s%d.raw 1 2 1",
+        "list": "LIST\n../outside.raw",
+    }
+    pads = {"none": "", "spaces-2MiB": " " * (2 << 20), "blank-lines": "\n\n\n"}
+    ends = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
+    spellings = {
+        "mhd": ["ElementDataFile = ", "ElementDataFile : ", "ElementDataFile=", "elementdatafile:"],
+        "nhdr": ["data file: ", "datafile: ", "DATA FILE: ", "data file:"],
+    }
+    cases = []
+    for fmt, keys in spellings.items():
+        for spelling in keys:
+            key = spelling.rstrip(" =:")
+            sep = spelling[len(key) :]
+            for target, value in targets.items():
+                for pad_name, pad in pads.items():
+                    for end_name, end in ends.items():
+                        spelled = key.replace(" ", "_") + (sep.strip() or "_")
+                        name = f"{fmt}-{spelled}-{target}-{pad_name}-{end_name}"
+                        header = _header_text(fmt, key, sep, value, end, pad.replace("\n", end))
+                        cases.append((name, "." + fmt, header))
+    return cases
+
+
+def _read_outside(path: Path) -> int:
+    """In a forked child: 1 if the default read returns the outside bytes, + 2 if the read
+    with ``allow_outside_data=True`` does."""
+    from radiologynet import io
+
+    code = 0
+    for bit, allow in ((1, False), (2, True)):
+        try:
+            volume = io.read_volume(path, allow_outside_data=allow)
+            if any(v in _SECRET for v in volume.array.ravel().tolist()):
+                code |= bit
+        except Exception:  # noqa: BLE001, S112 - refused or unreadable: no outside data
+            continue
+    return code
+
+
+def run_headers(folder: Path) -> list[tuple[str, str, bool]]:
+    """Read every header case by default and with ``allow_outside_data=True``, each in a
+    forked process: ``(name, outcome, live)``. The outcome is ``escaped`` when the default
+    read returned the outside file's bytes, ``crashed`` when a read killed the process, and
+    ``clean`` otherwise; ``live`` says whether SimpleITK reads the outside bytes when
+    allowed (the spelling really reaches the file)."""
+    import SimpleITK as sitk
+
+    import radiologynet.io  # noqa: F401 - imported once, before forking
+
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    (folder / "outside.raw").write_bytes(_SECRET)
+    inside = folder / "in"
+    inside.mkdir()
+    (inside / "link.raw").symlink_to(folder / "outside.raw")
+    (inside / "s1.raw").write_bytes(bytes(4))
+    (inside / "s2.raw").symlink_to(folder / "outside.raw")
+    results = []
+    for name, suffix, header in header_cases():
+        path = inside / ("case" + suffix)
+        path.write_bytes(header.replace(b"{outside}", str(folder / "outside.raw").encode()))
+        pid = os.fork()  # a reader that crashes the process takes only this case with it
+        if pid == 0:
+            os._exit(_read_outside(path))
+        status = os.waitpid(pid, 0)[1]
+        if os.WIFSIGNALED(status):
+            results.append((name, "crashed", False))
+        else:
+            code = os.WEXITSTATUS(status)
+            results.append((name, "escaped" if code & 1 else "clean", bool(code & 2)))
+        path.unlink()
+    return results
+
+
+def _print_headers(results: list[tuple[str, str, bool]], show: int) -> int:
+    counts = Counter(outcome for _, outcome, _ in results)
+    live = sum(1 for *_, reaches in results if reaches)
+    print(
+        f"{len(results)} headers tried: {counts['clean']} clean, {counts['escaped']} "
+        f"escaped, {counts['crashed']} crashed the process; {live} reach the outside file "
+        "when allowed"
+    )
+    bad = [(name, outcome) for name, outcome, _ in results if outcome != "clean"]
+    for name, outcome in bad[:show]:
+        print(f"  {outcome}: {name}")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=None, help="default: random, printed")
     parser.add_argument("--show", type=int, default=5, help="examples shown per bug outcome")
+    parser.add_argument("--bombs", action="store_true", help="run the bombs campaign instead")
+    parser.add_argument("--headers", action="store_true", help="run the volume-header campaign")
+    parser.add_argument(
+        "--memory-cap-mb", type=int, default=4096, help="address-space cap of the reading child"
+    )
+    parser.add_argument(
+        "--rss-limit-mb", type=float, default=400.0, help="peak memory a refusal may use"
+    )
     args = parser.parse_args(argv)
+    if args.headers:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _print_headers(run_headers(Path(tmp)), args.show)
+    if args.bombs:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = run_bombs(Path(tmp), BOMBS, args.memory_cap_mb, args.rss_limit_mb)
+        print(bombs_table(rows))
+        print(
+            f"a child that imports the readers and reads nothing peaks at {baseline_rss():.0f} MB"
+        )
+        for name, _size, outcome, detail, _peak, _seconds in rows:
+            print(f"  {name}: {outcome}: {detail[:160]}")
+        return 0 if all(row[2] == "refused" for row in rows) else 1
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -39,3 +39,18 @@ def test_fuzzed_files_raise_only_image_read_error_and_are_never_silently_blank(t
     assert not bugs, f"seed {seed} (RADIOLOGYNET_FUZZ_SEED={seed} replays it)\n{table}\n{examples}"
     outcomes = {c.outcome for c in results}
     assert "refused" in outcomes and outcomes & {"ok", "warned"}  # the mutations bite
+
+
+def test_small_bombs_are_refused_from_their_headers_with_little_memory(tmp_path):
+    """The cheap part of the bombs campaign (benchmarks/fuzz_readers.py --bombs): small
+    files claiming huge images, read in one child process whose peak resident memory
+    (VmHWM) stays near what importing the readers takes."""
+    fuzz = _campaign_module()
+    # the cap keeps a regression from taking the machine: a bomb read runs out of memory
+    rows = fuzz.run_bombs(
+        tmp_path, fuzz.SMALL_BOMBS, memory_cap_mb=4096, rss_limit_mb=400, one_child=True
+    )
+    table = fuzz.bombs_table(rows)
+    assert all(outcome == "refused" for _, _, outcome, *_ in rows), table
+    for name, _size, _outcome, detail, _peak, _seconds in rows:
+        assert "claims" in detail and "budget" in detail, f"{name}: {detail}"

@@ -189,21 +189,71 @@ def test_multipage_tiff_of_unequal_pages_gives_page_one_with_a_warning(tmp_path)
     np.testing.assert_array_equal(image.pixels, big)
 
 
-@pytest.mark.parametrize(
-    "orientation,turn",
-    [
-        (1, lambda a: a),
-        (3, lambda a: a[::-1, ::-1]),
-        (6, lambda a: np.rot90(a, -1)),
-        (8, lambda a: np.rot90(a, 1)),
-    ],
-)
-def test_exif_orientation_is_honoured(tmp_path, orientation, turn):
+#: EXIF orientation -> how the stored raster is turned for display (EXIF 2.3, Table 6)
+DISPLAYED = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".tiff-deflate", ".tiff-rgb"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_exactly_once_in_every_format(tmp_path, suffix, orientation):
+    # Pillow 13 turns TIFF pages itself while loading (and scrambled 5-8); PNG and JPEG not
     stored = np.zeros((20, 30), dtype=np.uint8)
     stored[:4, :8] = 255  # a bright block in the stored top-left corner
-    pil = PILImage.fromarray(stored)
+    stored[12:, 24:] = 120  # and a grey one bottom-right: every turn and flip differs
+    rgb = suffix == ".tiff-rgb"
+    pil = PILImage.fromarray(np.stack([stored] * 3, -1) if rgb else stored)
     exif = pil.getexif()
     exif[0x0112] = orientation
-    pil.save(tmp_path / "photo.png", exif=exif)
-    image = io.read_image(tmp_path / "photo.png")
-    np.testing.assert_array_equal(image.pixels, turn(stored))
+    options = {".jpg": {"quality": 100}, ".tiff-deflate": {"compression": "tiff_deflate"}}
+    path = tmp_path / ("photo" + suffix.split("-")[0])
+    pil.save(path, exif=exif, **options.get(suffix, {}))
+    image = io.read_image(path)
+    expected = DISPLAYED[orientation](np.stack([stored] * 3, -1) if rgb else stored)
+    assert image.pixels.shape == expected.shape
+    assert np.abs(image.pixels.astype(int) - expected).max() <= (12 if suffix == ".jpg" else 0)
+
+
+def test_exif_orientation_of_every_tiff_page(tmp_path):
+    pages = [np.arange(12, dtype=np.uint8).reshape(3, 4) * 10 + i for i in range(3)]
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    first, *rest = (PILImage.fromarray(page) for page in pages)
+    first.save(tmp_path / "pages.tif", save_all=True, append_images=rest, exif=exif)
+    image = io.read_image(tmp_path / "pages.tif")
+    np.testing.assert_array_equal(image.pixels, np.stack([np.rot90(p, -1) for p in pages]))
+
+
+def _grey_alpha_16_png(path, grey: np.ndarray, alpha: np.ndarray):
+    """A 16-bit grey+alpha PNG (colour type 4), written by hand: Pillow cannot write one."""
+    import struct
+    import zlib
+
+    samples = np.stack([grey, alpha], -1).astype(">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in samples.reshape(grey.shape[0], -1))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    height, width = grey.shape
+    header = struct.pack(">IIBBBBB", width, height, 16, 4, 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+def test_16bit_grey_alpha_png_keeps_16_bits(tmp_path):
+    grey = np.linspace(0, 65535, 9 * 13).reshape(9, 13).astype(np.uint16)
+    alpha = np.full_like(grey, 40000)
+    image = io.read_image(_grey_alpha_16_png(tmp_path / "ga.png", grey, alpha))
+    assert image.pixels.dtype == np.uint16  # was uint8: the high byte only
+    np.testing.assert_array_equal(image.pixels, grey)

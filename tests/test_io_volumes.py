@@ -323,3 +323,84 @@ def test_simpleitk_is_an_optional_dependency_of_volumes_only(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as if it were not installed
     with pytest.raises(MissingDependencyError, match=r"radiologynet\[volumes\]"):
         io.read_volume(path)
+
+
+# --- issue 23: NIfTI pairs and offsets, MetaImage compression -----------------------------
+
+
+def test_nifti_bitpix_that_contradicts_the_datatype_is_refused(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) + 1
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "i16.nii")
+    raw = bytearray((tmp_path / "i16.nii").read_bytes())
+    raw[72:74] = (8).to_bytes(2, "little")  # bitpix 8 for an int16 datatype
+    (tmp_path / "i16.nii").write_bytes(bytes(raw[: 352 + data.size]))  # and half missing
+    with pytest.raises(ImageReadError, match="datatype 4 with bitpix 8"):
+        io.read_volume(tmp_path / "i16.nii")
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0, 348.0])
+def test_nifti_vox_offset_inside_the_header_is_refused(tmp_path, offset):
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "v.nii")
+    raw = bytearray((tmp_path / "v.nii").read_bytes())
+    raw[108:112] = np.float32(offset).tobytes()  # SimpleITK read header bytes as voxels
+    (tmp_path / "v.nii").write_bytes(bytes(raw))
+    with pytest.raises(ImageReadError, match="vox_offset"):
+        io.read_volume(tmp_path / "v.nii")
+
+
+def _pair(tmp_path, data):
+    nib.save(nib.Nifti1Pair(data, np.eye(4)), tmp_path / "p.hdr")
+    return tmp_path / "p.hdr", tmp_path / "p.img"
+
+
+def test_nifti_pair_gets_the_truncation_and_nan_checks(tmp_path):
+    data = np.random.default_rng(0).normal(size=(6, 5, 4)).astype(np.float32)
+    header, image = _pair(tmp_path, data)
+    np.testing.assert_allclose(io.read_volume(header).array, data.transpose(2, 1, 0))
+    whole = image.read_bytes()
+    image.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageReadError, match="truncated NIfTI"):
+        io.read_volume(header)
+    data[1, 2, 3] = np.nan
+    header, image = _pair(tmp_path, data)
+    with pytest.raises(ImageReadError, match="1 NaN"):
+        io.read_volume(header)
+
+
+def _compressed_mha(tmp_path, name="c.mha"):
+    image = sitk.GetImageFromArray(_volume())
+    sitk.WriteImage(image, str(tmp_path / name), useCompression=True)
+    return tmp_path / name
+
+
+def test_lying_compressed_data_size_is_refused(tmp_path):
+    path = _compressed_mha(tmp_path)
+    np.testing.assert_array_equal(io.read_volume(path).array, _volume())
+    text = path.read_bytes()
+    start = text.index(b"CompressedDataSize = ") + len(b"CompressedDataSize = ")
+    end = text.index(b"\n", start)
+    size = int(text[start:end])
+    path.write_bytes(text[:start] + str(size // 2).encode() + text[end:])
+    with pytest.raises(ImageReadError, match="CompressedDataSize"):
+        io.read_volume(path)
+
+
+def test_compressed_data_that_inflates_short_is_refused(tmp_path):
+    import zlib
+
+    path = _compressed_mha(tmp_path)
+    text = path.read_bytes()
+    header = text[: text.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")]
+    short = zlib.compress(_volume().tobytes()[:100])
+    header = header.replace(
+        header[
+            header.index(b"CompressedDataSize") : header.index(
+                b"\n", header.index(b"CompressedDataSize")
+            )
+        ],
+        b"CompressedDataSize = " + str(len(short)).encode(),
+    )
+    path.write_bytes(header + short)
+    with pytest.raises(ImageReadError, match="inflates to 100 bytes"):
+        io.read_volume(path)

@@ -2,6 +2,7 @@
 8-bit grayscale images the RadiologyNET weights were pretrained on."""
 
 from radiologynet.io.bitdepth import paper_uint8
+from radiologynet.io.budget import BUDGET_ENVIRONMENT, DecodeBudget
 from radiologynet.io.dicom import (
     SUPPORTED_PHOTOMETRIC,
     has_pixel_data,
@@ -22,12 +23,14 @@ from radiologynet.io.volumes import Volume, read_volume
 from radiologynet.io.windowing import WINDOW_PRESETS, Image, resolve_window, to_radiologynet_uint8
 
 __all__ = [
+    "BUDGET_ENVIRONMENT",
     "DICOM_SUFFIXES",
     "IMAGE_SUFFIXES",
     "PICTURE_SUFFIXES",
     "SUPPORTED_PHOTOMETRIC",
     "VOLUME_SUFFIXES",
     "WINDOW_PRESETS",
+    "DecodeBudget",
     "Image",
     "Volume",
     "has_pixel_data",

@@ -16,6 +16,9 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from radiologynet.errors import ImageReadError, ImageReadWarning
+from radiologynet.io.budget import DecodeBudget, resolve_budget
+from radiologynet.io.dicom_checks import check_before_decoding, check_deflated
+from radiologynet.io.inputs import regular_file_size
 from radiologynet.io.windowing import Image, Window, resolve_window
 
 #: Photometric interpretations this reader turns into grayscale or RGB pixels.
@@ -78,7 +81,12 @@ def header_text(value: object) -> str:
 
 
 def is_dicom(path: str | PathLike[str]) -> bool:
-    """Whether ``path`` starts with the DICOM preamble and ``DICM`` magic."""
+    """Whether ``path`` starts with the DICOM preamble and ``DICM`` magic (``False`` for
+    anything but a regular file, which is never opened: a FIFO would block)."""
+    try:
+        regular_file_size(path)
+    except ImageReadError:
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -95,6 +103,7 @@ def has_pixel_data(path: str | PathLike[str]) -> bool:
     Raises:
         ImageReadError: ``path`` is not a readable DICOM file.
     """
+    regular_file_size(path)
     try:
         ds = pydicom.dcmread(path, specific_tags=list(_PIXEL_KEYWORDS), defer_size=1024)
     except Exception as err:  # pydicom raises many types on junk
@@ -110,7 +119,8 @@ def _plugin_hint(ds: Dataset) -> str:
     return "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle"
 
 
-def _decode(ds: Dataset, path: Path) -> np.ndarray:
+def _require_decoder(ds: Dataset, path: Path) -> None:
+    """Refuse a compressed transfer syntax no installed pydicom plugin decodes."""
     meta = getattr(ds, "file_meta", None)
     tsyntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if tsyntax is not None and tsyntax.is_compressed:
@@ -125,6 +135,9 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
                 f"{path}: compressed with {tsyntax.name}, and no installed pydicom plugin "
                 f"decodes it; run `{_plugin_hint(ds)}`."
             )
+
+
+def _decode(ds: Dataset, path: Path) -> np.ndarray:
     try:
         return ds.pixel_array
     except Exception as err:  # pydicom raises many types for broken pixel data
@@ -198,35 +211,48 @@ def _first(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def read_dicom(path: str | PathLike[str], window: Window = None) -> Image:
+def read_dicom(
+    path: str | PathLike[str], window: Window = None, *, budget: DecodeBudget | None = None
+) -> Image:
     """Read one DICOM file into an :class:`Image` of modality values (HU for CT).
+
+    Before any pixel is decoded, the header is checked against the decode budget (per
+    frame and in total) and against the pixel data itself: PixelData's length, the
+    transfer syntax against the stream's markers, the frame count, the lookup tables.
 
     Args:
         path: the file.
         window: ``(center, width)`` or a preset name; it overrides the file's own window /
             VOI LUT when the image is converted to 8 bits.
+        budget: the most the file may decode to; ``None`` is the default
+            :class:`~radiologynet.io.DecodeBudget` as the environment adjusts it.
 
     Returns:
         The image; multi-frame files give an ``(F, H, W)`` stack; YBR and palette colour
         are converted to RGB.
 
     Raises:
-        ImageReadError: not a DICOM file, truncated or corrupt, no pixel data, an
-            unsupported photometric interpretation, or a compressed transfer syntax with no
-            installed decoder (the message says what to ``pip install``).
+        ImageReadError: not a regular DICOM file, truncated or corrupt, no pixel data, an
+            unsupported photometric interpretation, over the decode budget, a header that
+            contradicts its pixel data, or a compressed transfer syntax with no installed
+            decoder (the message says what to ``pip install``).
     """
     path = Path(path)
     try:
-        return _read_dicom(path, window)
+        return _read_dicom(path, window, resolve_budget(budget))
     except ImageReadError:
         raise
     except Exception as err:  # a corrupt header can break pydicom anywhere
         raise ImageReadError(f"{path}: corrupt DICOM ({type(err).__name__}: {err}).") from err
 
 
-def _read_dicom(path: Path, window: Window) -> Image:
+def _read_dicom(path: Path, window: Window, budget: DecodeBudget) -> Image:
+    regular_file_size(path)
+    check_deflated(path, budget)
     ds, photometric = _read_header(path)
     photometric = _photometric_for_samples(ds, photometric, path)
+    _require_decoder(ds, path)
+    check_before_decoding(ds, path, budget)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     arr, photometric = _pixels(ds, photometric, path)
     _check_shape(arr, photometric, frames, path)
