@@ -167,6 +167,8 @@ def _row(path: Path, data: dict) -> dict[str, object]:
     }
     for split in ("val", "test"):
         for metric, value in (data.get(split) or {}).items():
+            if isinstance(value, (list, dict)):  # the confusion matrix, per-class AUROCs
+                continue
             row[f"{split}_{metric}"] = None if value is None else float(value)
     return row
 
@@ -178,7 +180,8 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     ``lr_value, run, seed, fraction`` (NaN for the full training set, see
     :func:`full_data`), ``status,
     best_epoch, epochs_run, energy_kwh, co2_kg, duration_s, path`` and one
-    ``val_<metric>`` / ``test_<metric>`` column per metric. ``init`` is normalised
+    ``val_<metric>`` / ``test_<metric>`` column per number (the confusion matrix and the
+    per-class AUROCs of ``test`` are not columns). ``init`` is normalised
     (``baseline`` -> ``random``).
 
     Args:
