@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from radiologynet._optional import require
+from radiologynet.analysis.report.names import PRIMARY_METRICS
 from radiologynet.errors import ResultsFormatError
 from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, is_random_init
 from radiologynet.paper import PAPER_INITS
@@ -35,23 +36,6 @@ LOWER_IS_BETTER = frozenset(
         "duration_s",
     }
 )
-#: The metric each kind of task is judged by, in order of preference (the paper's
-#: statistics use F1, MAE and Dice).
-PRIMARY_METRICS = (
-    "f1",
-    "mae",
-    "crop_dice",
-    "dice",
-    "pooled_dice",
-    "slice_dice",
-    "accuracy",
-    "rmse",
-    "crop_iou",
-    "iou",
-    "loss",
-)
-#: How the commands' ``--metric`` help states the default (from :data:`PRIMARY_METRICS`).
-DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that the runs recorded"
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
