@@ -103,8 +103,9 @@ def test_docs_give_a_cpu_only_install_and_agree_on_the_demo_extra():
     pages = {
         p: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *ROOT.glob("docs/*.md")]
     }
-    cpu = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
-    assert cpu in pages[ROOT / "docs/index.md"] and cpu in pages[ROOT / "docs/cli.md"]
+    cpu = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    for page in ("README.md", "docs/index.md", "docs/cli.md"):
+        assert cpu in pages[ROOT / page], page
     said = {
         line.split("needs [", 1)[1].split("]", 1)[0]
         for text in pages.values()
