@@ -56,6 +56,8 @@ def test_finetune_names_runs_by_their_data_and_no_progress_keeps_epoch_lines(tmp
     printed = capsys.readouterr()
     assert "epoch 1/1: train loss" in printed.out  # the per-epoch line stays
     assert "\r" not in printed.err  # and no bar
+    assert "test confusion matrix (rows: true, columns: predicted):" in printed.out
+    assert '"confusion_matrix"' not in printed.out  # the lists stay in result.json
     assert _finetune(knee, tmp_path / "runs") == 0  # on other data: another folder
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "knee-resnet18-random-1e-4-run1",

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     ddp.init_from_env()
     result = run_one(spec, task, args.data, args.out, config, settings, overwrite=args.overwrite)
     if ddp.is_main():
+        test = result["test"]
+        numbers = {k: v for k, v in test.items() if not isinstance(v, (list, dict))}
         print(
             json.dumps(
                 {
@@ -87,12 +89,20 @@ def run(args: argparse.Namespace) -> int:
                     "status": result["status"],
                     "best_epoch": result["best_epoch"],
                     "val": result["val"],
-                    "test": result["test"],
+                    "test": numbers,
                 },
                 indent=2,
             )
         )
+        if "confusion_matrix" in test:  # one row per true class, as result.json has it
+            print("test confusion matrix (rows: true, columns: predicted):")
+            width = max(len(str(c)) for c in test["classes"])
+            for name, row in zip(test["classes"], test["confusion_matrix"], strict=True):
+                print(f"  {name:>{width}}  " + " ".join(f"{n:5d}" for n in row))
         if result["status"] == DIVERGED:
             print(f"diverged: {result.get('diverged')}; try a lower --lr", file=sys.stderr)
-        print(f"results: {args.out}/{spec.name}/")
+        print(
+            f"results: {args.out}/{spec.name}/ (per-image: test_predictions.csv, "
+            "val_predictions.csv; the model: model/)"
+        )
     return 0
