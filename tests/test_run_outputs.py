@@ -282,3 +282,41 @@ def test_a_single_training_image_is_a_clear_error_not_a_batchnorm_traceback():
 def test_regression_scores_are_written_with_six_digits():
     text = predictions_csv_text(["a"], [1 / 3], np.array([[math.pi]]), "regression")
     assert text.splitlines()[1] == "a,0.333333,3.14159"
+
+
+def test_the_task_card_of_a_fine_tuned_regressor_states_the_same_facts():
+    from radiologynet.models._card import render_task_card
+
+    fine_tuned = {
+        "run": "hands-resnet18-radiologynet-1e-3-run1",
+        "parent": {
+            "weights": "resnet18.radiologynet@v1",
+            "sha256": "ab" * 32,
+            "license": "gpl-3.0",
+            "license_note": "The authors' terms.",
+        },
+        "task": "boneage",
+        "kind": "regression",
+        "data": "hands",
+        "class_names": [],
+        "images": {"train": 30, "val": 5, "test": 5},
+        "counts": {},
+        "config": {"lr": 0.001, "batch_size": 8},
+        "best_epoch": 3,
+        "epochs_run": 5,
+        "val": {"loss": 9.0, "mae": 2.5},
+        "test": {"loss": 10.0, "mae": 2.75},
+    }
+    card = render_task_card(
+        {
+            "model_type": "task",
+            "task_model": "BoneAgeRegressor",
+            "kind": "regression",
+            "encoder": "resnet18",
+            "radiologynet": {"fine_tuned": fine_tuned, "license": "gpl-3.0"},
+        }
+    )
+    assert "license: gpl-3.0" in card and "## Fine-tuning" in card
+    assert "resnet18.radiologynet@v1" in card and "ab" * 32 in card
+    assert "- train: 30 images" in card and "| mae | 2.5 | 2.75 |" in card
+    assert "Licence: not recorded" not in card
