@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from radiologynet.data.splits import Splits
 from radiologynet.models._folder import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 from radiologynet.models._weights import Preprocessing, WeightRecord, resolve_weights_arg
 from radiologynet.protocol.spec import TaskData
@@ -47,6 +48,7 @@ def write_run_predictions(
     if kind not in PREDICTED_KINDS:
         return []
     splits = data.extra.get("splits")
+    splits = splits if isinstance(splits, Splits) else None
     written = []
     for name, dataset in (("val", data.val), ("test", data.test)):
         samples = getattr(dataset, "samples", None)
@@ -128,6 +130,7 @@ def fine_tuned_record(
     path = target if isinstance(target, Path) else None
     licence, note = _parent_licence(record, path)
     splits = data.extra.get("splits")
+    splits = splits if isinstance(splits, Splits) else None
     counts = (
         {name: dict(counter) for name, counter in splits.counts().items()}
         if splits is not None

@@ -25,6 +25,7 @@ import torch
 
 from radiologynet._atomic import atomic_write_json
 from radiologynet._version import __version__
+from radiologynet.data.splits import Splits
 from radiologynet.errors import InvalidArgumentError, RadiologyNetError, StaleRunError
 from radiologynet.models._registry import get_architecture
 from radiologynet.models._weights import (
@@ -460,7 +461,7 @@ def _train(
         result["diverged"] = outcome.diverged
     if ddp.is_main():
         splits = data.extra.get("splits")
-        if splits is not None:
+        if isinstance(splits, Splits):  # a task read into Splits (LUNA16 keeps its own)
             with explain_write_errors(folder / SPLIT_NAME):
                 splits.to_csv(folder / SPLIT_NAME)
         if outcome.best_epoch:
