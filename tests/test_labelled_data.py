@@ -88,3 +88,10 @@ def test_bad_csvs_are_refused_naming_the_row(tmp_path):
     bare.write_text("file,class\nx.png,a\n")
     with pytest.raises(DatasetFormatError, match="missing column"):
         load_task("folder", bare)
+
+
+def test_run_folders_are_named_by_the_data():
+    from radiologynet.protocol.runner import data_label
+
+    assert data_label("/data/wrist x-rays/") == "wrist_x_rays"
+    assert data_label("/data/wrist/labels.csv") == "wrist_labels"

@@ -146,11 +146,14 @@ class RunSpec:
 
 
 def data_label(data: str | Path) -> str:
-    """A short name of a dataset for run-folder names: its folder's name (a CSV's file
-    name without ``.csv``), with characters other than letters, digits, ``_.@`` made
+    """A short name of a dataset for run-folder names: its folder's name (a CSV's folder
+    and file name, ``wrist_labels`` for ``wrist/labels.csv``: such sheets are often all
+    called ``labels.csv``), with characters other than letters, digits, ``_.@`` made
     ``_``."""
     path = Path(data).expanduser().resolve()
-    return _safe_label(path.stem if path.suffix.lower() == ".csv" else path.name or "data")
+    if path.suffix.lower() == ".csv":
+        return _safe_label(f"{path.parent.name}_{path.stem}")
+    return _safe_label(path.name or "data")
 
 
 def parse_init(init: str) -> tuple[str, str | None]:
