@@ -17,6 +17,8 @@ PAPER_DOI = "10.1038/s41598-025-05009-w"
 #: The paper's three initialisations, in the order its tables show them: the family its
 #: statistics compare.
 PAPER_INITS = ("random", "imagenet", "radiologynet")
+#: The significance level of the paper's statistical tests.
+PAPER_ALPHA = 0.05
 #: What the paper's results sheet (``paper-results.csv``) calls random initialisation.
 SHEET_RANDOM_INIT = "baseline"
 

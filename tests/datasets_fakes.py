@@ -247,6 +247,46 @@ def make_image_folder(
     return root
 
 
+def make_class_folder(
+    root: Path, classes: tuple[str, ...] = ("a", "b"), per_class: int = 8
+) -> Path:
+    """``root/<class>/<i>.png`` (no split folders: the ``folder`` task splits it), plus a
+    hidden ``.ipynb_checkpoints`` folder holding an image, which is no class."""
+    rng = np.random.default_rng(1)
+    for name in classes:
+        for i in range(per_class):
+            _image(root / name / f"{i}.png", rng)
+    _image(root / ".ipynb_checkpoints" / "0.png", rng)
+    return root
+
+
+def make_labels_csv(
+    root: Path,
+    classes: tuple[str, ...] = ("a", "b"),
+    per_class: int = 8,
+    *,
+    patients: int | None = None,
+    split: bool = False,
+) -> Path:
+    """``root/images/<i>.png`` and ``root/labels.csv`` (``path,label[,split][,patient]``,
+    paths relative to the CSV's folder); with ``patients``, image ``i`` belongs to
+    patient ``i % patients``; with ``split``, every 4th image is validation, the rest
+    training."""
+    rng = np.random.default_rng(2)
+    header = ["path", "label"] + (["split"] if split else []) + (["patient"] if patients else [])
+    rows = []
+    for number in range(per_class * len(classes)):
+        path = f"images/{number:03d}.png"
+        _image(root / path, rng)
+        row = [path, classes[number % len(classes)]]
+        row += ["val" if number % 4 == 3 else "train"] if split else []
+        row += [f"P{number % patients:02d}"] if patients else []
+        rows.append(row)
+    with (root / "labels.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    return root / "labels.csv"
+
+
 # --- a plugged protocol task -------------------------------------------------------------
 
 

@@ -183,7 +183,12 @@ def test_grid_2x2_end_to_end(btmr, tmp_path):
         result = json.loads((folder / "result.json").read_text())
         assert set(result) >= RESULT_KEYS
         assert result["status"] == "finished" and result["task"] == "btmr"
-        assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+        assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"} | {
+            "classes",  # the per-image metrics, from test_predictions.csv
+            "confusion_matrix",
+            "auroc",
+            "auroc_per_class",
+        }
         assert result["epochs_run"] == 1 and result["best_epoch"] == 1
         log = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
         assert len(log) == 1 and "val_f1" in log[0]
@@ -216,8 +221,9 @@ def test_rerun_skips_finished_and_resumes_interrupted(btmr, tmp_path, monkeypatc
     with pytest.raises(Stop):
         run_grid("btmr", btmr, callbacks=[kill], **kwargs)
     folder = out / "resnet18-random-1e-3-run1"
-    assert json.loads((folder / "result.json").read_text())["status"] == "running"
-    assert (folder / "checkpoint.pt").exists()
+    stopped = json.loads((folder / "result.json").read_text())
+    assert stopped["status"] == "failed" and stopped["error"] == "Stop: "  # an exception
+    assert (folder / "checkpoint.pt").exists()  # partly trained: resumed, not restarted
     resumed = run_grid("btmr", btmr, **kwargs)[0]
     reference = run_grid("btmr", btmr, **{**kwargs, "out": tmp_path / "ref"})[0]
     assert resumed["status"] == "finished"
@@ -324,8 +330,11 @@ def test_finetune_and_benchmark_cli(btmr, tmp_path, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "resnet18-random-1e-3-run1" in printed and '"f1"' in printed
-    assert (tmp_path / "ft" / "resnet18-random-1e-3-run1" / "result.json").is_file()
+    # finetune names its run by the data (the fixture's folder) before the grid's name
+    assert f"{btmr.name}-resnet18-random-1e-3-run1" in printed and '"f1"' in printed
+    (run,) = (tmp_path / "ft").iterdir()
+    assert run.name == f"{btmr.name}-resnet18-random-1e-3-run1"
+    run.rename(tmp_path / "ft" / "resnet18-random-1e-3-run1")  # as benchmark names it
     code = main(
         [
             "benchmark",
@@ -367,7 +376,11 @@ def test_disk_cache_gives_the_same_run(btmr, tmp_path):
         **kwargs,
     )[0]
     assert list((tmp_path / "cache").iterdir())  # the memory-mapped caches were built
-    assert cached["test"] == pytest.approx(plain["test"])
+    numbers = {k for k, v in plain["test"].items() if isinstance(v, float)}
+    assert {k: cached["test"][k] for k in numbers} == pytest.approx(
+        {k: plain["test"][k] for k in numbers}
+    )
+    assert cached["test"]["confusion_matrix"] == plain["test"]["confusion_matrix"]
     assert cached["val"] == pytest.approx(plain["val"])
 
 
@@ -389,7 +402,13 @@ def test_binary_task_run(tmp_path):
         runs=1,
         out=tmp_path / "out",
     )
-    assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert set(result["test"]) == {"loss", "accuracy", "precision", "recall", "f1"} | {
+        "classes",  # a binary task's per-image metrics
+        "confusion_matrix",
+        "auroc",
+        "sensitivity",
+        "specificity",
+    }
     from radiologynet.models import create_model
 
     model = create_model(

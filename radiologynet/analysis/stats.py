@@ -21,11 +21,12 @@ import numpy as np
 
 from radiologynet._optional import require
 from radiologynet.errors import StatisticsInputError
+from radiologynet.paper import PAPER_ALPHA
 
 _scipy_stats = require("scipy.stats", "the paper's statistical tests")
 
-#: The significance level the paper uses.
-ALPHA = 0.05
+#: The significance level the paper uses (:data:`radiologynet.paper.PAPER_ALPHA`).
+ALPHA = PAPER_ALPHA
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace run folders that hold a run with other settings",
     )
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (the one line per epoch is still printed; without this "
+        "option the bars switch themselves off when the output is not a terminal)",
+    )
 
 
 def run_configuration(args: argparse.Namespace, *, paper: bool) -> tuple[TrainConfig, RunSettings]:

@@ -83,7 +83,9 @@ class Splits:
             raise InvalidArgumentError(f"split must be one of {SPLIT_NAMES}, got {name!r}")
         return getattr(self, name)
 
-    def _relative(self, path: str) -> str:
+    def relative_path(self, path: str) -> str:
+        """``path`` relative to :attr:`root` (POSIX separators) when it lies under it,
+        else as it is."""
         if self.root:
             try:
                 return Path(path).relative_to(self.root).as_posix()
@@ -102,7 +104,7 @@ class Splits:
                 writer.writerow(
                     [
                         name,
-                        self._relative(s.path),
+                        self.relative_path(s.path),
                         s.target,
                         "" if s.sex is None else s.sex,
                         "" if s.group is None else s.group,
@@ -268,6 +270,44 @@ def split_per_class(
             part.extend(members[i] for i in order[start : start + size])
             start += size
     return parts
+
+
+#: The grouped split's folds: 8, of which fold 0 is test, fold 1 validation and the other
+#: six training (75/12.5/12.5), as GRAZPEDWRI-DX's patient-level split.
+GROUPED_FOLDS = 8
+
+
+def grouped_split(
+    labels: Sequence[Hashable],
+    groups: Sequence[Hashable],
+    seed: int,
+    *,
+    what: str = "the data",
+) -> list[str]:
+    """The split (``"train"``, ``"val"`` or ``"test"``) of each item, so that no group
+    (patient) has items on two sides and each split has about the same class shares:
+    scikit-learn's ``StratifiedGroupKFold`` (:data:`GROUPED_FOLDS` folds, shuffled with
+    ``seed``; fold 0 test, fold 1 validation, the rest training).
+
+    Raises:
+        DatasetFormatError: fewer groups than folds (``what`` names the data).
+    """
+    StratifiedGroupKFold = require(
+        "sklearn.model_selection", "patient-grouped splits"
+    ).StratifiedGroupKFold
+    groups = np.asarray([str(g) for g in groups])
+    if len(np.unique(groups)) < GROUPED_FOLDS:
+        raise DatasetFormatError(
+            f"{what}: the images come from {len(np.unique(groups))} patients; a "
+            f"patient-level 75/12.5/12.5 split needs at least {GROUPED_FOLDS}"
+        )
+    folds = StratifiedGroupKFold(n_splits=GROUPED_FOLDS, shuffle=True, random_state=seed)
+    names = ["train"] * len(groups)
+    encoded = np.unique(np.asarray([str(x) for x in labels]), return_inverse=True)[1]
+    for fold, (_, held_out) in enumerate(folds.split(np.zeros(len(groups)), encoded, groups)):
+        for index in held_out:
+            names[int(index)] = "test" if fold == 0 else "val" if fold == 1 else "train"
+    return names
 
 
 def stratify_labels(samples: Sequence[Sample], kind: str, bins: int = 10) -> list[Hashable]:

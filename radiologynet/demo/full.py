@@ -203,6 +203,7 @@ def _fine_tune(
         patience=s.finetune_epochs,
         batch_size=s.batch_size,
         progress=False,
+        log_epochs=False,
     )
     run_protocol(
         "folder",

@@ -410,7 +410,7 @@ def run_demo(
     data, archive = _make_demo_data(out, per_class, pretext_per_class, timings)
     settings = RunSettings(input_size=input_size)
     one_run = _DemoRunner(run_one, get_task_spec("folder"), settings, timings, say)
-    base = TrainConfig(batch_size=batch_size, progress=False)
+    base = TrainConfig(batch_size=batch_size, progress=False, log_epochs=False)
     pretext_config = replace(base, max_epochs=pretrain_epochs, patience=pretrain_epochs)
     finetune_config = replace(base, max_epochs=max_epochs, patience=max(3, max_epochs // 2))
     say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")

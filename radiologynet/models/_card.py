@@ -2,7 +2,11 @@
 
 Front matter the Hugging Face Hub reads (``library_name: timm``, licence, tags), then what
 the weight is for, the preprocessing it expects, its training data and their limits, the
-paper's downstream results for the architecture, and how to load it.
+paper's downstream results for the architecture, and how to load it. One writer serves
+converted and pretrained weights, and the models the library fine-tunes (a
+``radiologynet.fine_tuned`` record in ``config.json``: fine-tuned from which weights, on
+which data, with which settings and results, under the starting weights' licence, loaded
+with its trained head).
 """
 
 from __future__ import annotations
@@ -144,10 +148,11 @@ def _identity(
     name: str,
 ) -> tuple[str, list[str], str, str]:
     """The card's licence, Hub tags, title and one-paragraph description."""
+    meta = config.get("radiologynet", {})
     license_id = (
         record.license
         if record is not None
-        else str(config.get("pretrained_cfg", {}).get("license", "other"))
+        else str(meta.get("license") or config.get("pretrained_cfg", {}).get("license", "other"))
     )
     tags = [*BASE_TAGS, arch.name, arch.timm_name, *extra.get("tags", ())]
     if record is not None:
@@ -183,6 +188,112 @@ def _how_to_load(arch: Any, record: WeightRecord | None, repo_id: str) -> list[s
     ]
 
 
+def _metrics_table(fine_tuned: Mapping[str, Any]) -> str:
+    """The validation and test numbers of a fine-tuned run as a markdown table."""
+    val, test = dict(fine_tuned.get("val") or {}), dict(fine_tuned.get("test") or {})
+    names = [n for n in dict.fromkeys([*val, *test]) if not isinstance(test.get(n), (list, dict))]
+    if not names:
+        return "_The run recorded no metrics._\n"
+
+    def cell(value: Any) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| metric | validation (best epoch) | test |", "|---|---|---|"]
+    lines += [f"| {n} | {cell(val.get(n))} | {cell(test.get(n))} |" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+def _counts_table(fine_tuned: Mapping[str, Any]) -> str:
+    """Images per split (and per class where known) as a markdown table."""
+    counts = dict(fine_tuned.get("counts") or {})
+    images = dict(fine_tuned.get("images") or {})
+    classes = list(fine_tuned.get("class_names") or [])
+    splits = [s for s in ("train", "val", "test") if s in images or s in counts]
+    if not classes or not counts:
+        return "\n".join(f"- {s}: {images.get(s, 0)} images" for s in splits) + "\n"
+    lines = [
+        "| split | images | " + " | ".join(classes) + " |",
+        "|---|---|" + "---|" * len(classes),
+    ]
+    for split in splits:
+        per = dict(counts.get(split) or {})
+        total = images.get(split, sum(per.values()))
+        lines.append(
+            f"| {split} | {total} | " + " | ".join(str(per.get(c, 0)) for c in classes) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def fine_tuned_sections(fine_tuned: Mapping[str, Any], license_id: str) -> list[str]:
+    """The card sections of a model fine-tuned by this library: what it was fine-tuned
+    from (name, sha256), on which data (task, classes, images per split), with which
+    configuration, how it scored, and the licence it inherits."""
+    parent = dict(fine_tuned.get("parent") or {})
+    config = {k: v for k, v in dict(fine_tuned.get("config") or {}).items() if v is not None}
+    sha = f" (sha256 `{parent['sha256']}`)" if parent.get("sha256") else ""
+    classes = ", ".join(f"`{c}`" for c in fine_tuned.get("class_names") or ()) or "none"
+    settings = "\n".join(f"- {k}: `{v}`" for k, v in config.items())
+    return [
+        "## Fine-tuning\n",
+        f"Fine-tuned by `radiologynet finetune` (run `{fine_tuned.get('run')}`) from the "
+        f"weights `{parent.get('weights', 'random')}`{sha}; the best epoch by validation "
+        f"was {fine_tuned.get('best_epoch')} of {fine_tuned.get('epochs_run')} run.\n",
+        "## Training data\n",
+        f"Task `{fine_tuned.get('task')}` ({fine_tuned.get('kind')}) on the data "
+        f"`{fine_tuned.get('data', '')}`; classes {classes}. Images per split:\n",
+        _counts_table(fine_tuned),
+        "## Training configuration\n",
+        settings + "\n",
+        "## Results of this run\n",
+        "Measured by the run on its own validation and test images (the per-image "
+        "results are the run folder's `test_predictions.csv`); they say how the model did "
+        "on data like its training data, not on yours.\n",
+        _metrics_table(fine_tuned),
+        "## Licence\n",
+        f"`{license_id}`, inherited from the starting weights `{parent.get('weights')}`. "
+        f"{parent.get('license_note') or ''} Your training data's terms apply as well.\n",
+    ]
+
+
+def _fine_tuned_card(
+    config: Mapping[str, Any], arch: Any, fine_tuned: Mapping[str, Any], license_id: str
+) -> str:
+    """The card of a timm folder this library fine-tuned (``radiologynet.fine_tuned`` in
+    its ``config.json``)."""
+    tags = [*BASE_TAGS, arch.name, arch.timm_name, "fine-tuned", str(fine_tuned.get("task"))]
+    in_chans = dict(fine_tuned.get("config") or {}).get("in_chans") or 3
+    classes = list(config.get("label_names") or fine_tuned.get("class_names") or [])
+    parts = [
+        _front_matter(license_id, tags),
+        f"# `{arch.name}` fine-tuned on `{fine_tuned.get('task')}`\n",
+        f"A plain timm `{arch.timm_name}` with a {config['num_classes']}-output head"
+        + (f" for the classes {', '.join(f'`{c}`' for c in classes)}" if classes else "")
+        + ", fine-tuned on your data by radiologynet.\n",
+        "## Intended use\n",
+        "Research on data like its training data. It was not validated for clinical use: "
+        "validate it on data from your own site before relying on it.\n",
+        *fine_tuned_sections(fine_tuned, license_id),
+        "## Preprocessing\n",
+        _preprocessing(config),
+        "## How to load\n",
+        "The trained head is kept when `num_classes` is left out (another value would "
+        "replace it with a new, untrained one):\n",
+        "```python\nimport radiologynet\n"
+        f'model = radiologynet.create_model("{arch.name}", weights="PATH/TO/THIS/FOLDER"'
+        + (f", in_chans={in_chans}" if in_chans != 3 else "")
+        + ")\n```\n",
+        "With plain timm:\n",
+        "```python\nimport timm\n"
+        'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)\n```\n',
+        "## Citation\n",
+        f"{PAPER}\n",
+    ]
+    meta = config.get("radiologynet", {})
+    if meta.get("sha256"):
+        parts.append(f"\n`model.safetensors` sha256: `{meta['sha256']}`\n")
+    return "\n".join(parts)
+
+
 def render_model_card(
     config: Mapping[str, Any],
     *,
@@ -206,6 +317,8 @@ def render_model_card(
     name = record.name if record is not None else f"{arch.name} (converted)"
     repo_id = (record.hub_repo_id if record is not None else "") or "ORG/NAME"
     license_id, tags, title, description = _identity(config, arch, record, extra, name)
+    if meta.get("fine_tuned"):
+        return _fine_tuned_card(config, arch, meta["fine_tuned"], license_id)
     parts = [
         _front_matter(license_id, tags),
         f"# {title}\n",
@@ -278,7 +391,7 @@ def render_task_card(config: Mapping[str, Any]) -> str:
         f"A whole `{what}` ({kind.replace('_', ' ')}), not a timm backbone: plain timm and "
         "`radiologynet.create_model` do not load it.\n",
     ]
-    if meta.get("license_note") or license_id == "other":
+    if (meta.get("license_note") or license_id == "other") and not meta.get("fine_tuned"):
         parts.append(
             str(
                 meta.get("license_note")
@@ -289,6 +402,8 @@ def render_task_card(config: Mapping[str, Any]) -> str:
         )
     if meta.get("recipe"):
         parts += ["## Training\n", f"{meta['recipe']}\n"]
+    if meta.get("fine_tuned"):
+        parts += fine_tuned_sections(meta["fine_tuned"], license_id)
     parts += ["## How to load\n"]
     parts.append(
         f"```python\n{loader}\n```\n"

@@ -105,6 +105,10 @@ class WeightRecord:
         """``arch.tag@version``."""
         return f"{self.name}@{self.version}"
 
+    def __repr__(self) -> str:
+        # one line, as torchvision's weight enums print (the fields are attributes)
+        return f"WeightRecord({self.full_name!r})"
+
     @property
     def architecture(self) -> Architecture:
         """The registry entry of this weight's architecture."""

@@ -8,6 +8,7 @@ checkpoint; ``shard=(i, n)`` runs the deterministic i-th of n disjoint shares of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ import torch
 
 from radiologynet._atomic import atomic_write_json
 from radiologynet._version import __version__
+from radiologynet.data.splits import Splits
 from radiologynet.errors import (
     InvalidArgumentError,
     InvalidSettingError,
@@ -38,6 +40,11 @@ from radiologynet.models._weights import (
     resolve_weights_arg,
 )
 from radiologynet.paper import PAPER_INITS
+from radiologynet.protocol.outputs import (
+    fine_tuned_record,
+    write_model_folder,
+    write_run_predictions,
+)
 from radiologynet.protocol.spec import (
     DataRequest,
     ModelName,
@@ -49,7 +56,11 @@ from radiologynet.protocol.spec import (
     with_settings,
 )
 from radiologynet.train import distributed as ddp
-from radiologynet.train.checkpoint import explain_write_errors, remove_checkpoint
+from radiologynet.train.checkpoint import (
+    CHECKPOINT_NAME,
+    explain_write_errors,
+    remove_checkpoint,
+)
 from radiologynet.train.config import (
     AUGMENT_DRAWS,
     DEFAULT_MAX_EPOCHS,
@@ -65,10 +76,13 @@ from radiologynet.train.config import (
 from radiologynet.train.heads import build_model, task_regularisation
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
+from radiologynet.train.preemption import TrainingInterrupted
 from radiologynet.train.runs import (
     DONE,
+    FAILED,
     MODEL_DIR,
     RESULT_NAME,
+    SPLIT_NAME,
     run_folder_name,
     started_result,
 )
@@ -161,11 +175,27 @@ class RunSpec:
     lr: str
     run: int
     fraction: float | None = None
+    #: put before the folder name (``finetune`` puts the data's name there,
+    #: :func:`data_label`, so runs on different data do not share a folder)
+    prefix: str = ""
 
     @property
     def name(self) -> str:
-        """The run's folder name (:func:`radiologynet.train.runs.run_folder_name`)."""
-        return run_folder_name(self.model, self.init, self.lr, self.run, self.fraction)
+        """The run's folder name (:func:`radiologynet.train.runs.run_folder_name`, after
+        ``prefix-`` when there is a prefix)."""
+        name = run_folder_name(self.model, self.init, self.lr, self.run, self.fraction)
+        return f"{self.prefix}-{name}" if self.prefix else name
+
+
+def data_label(data: str | Path) -> str:
+    """A short name of a dataset for run-folder names: its folder's name (a CSV's folder
+    and file name, ``wrist_labels`` for ``wrist/labels.csv``: such sheets are often all
+    called ``labels.csv``), with characters other than letters, digits, ``_.@`` made
+    ``_``."""
+    path = Path(data).expanduser().resolve()
+    if path.suffix.lower() == ".csv":
+        return _safe_label(f"{path.parent.name}_{path.stem}")
+    return _safe_label(path.name or "data")
 
 
 def parse_init(init: str) -> tuple[str, str | None]:
@@ -315,57 +345,6 @@ def _read_result(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_model_folder(
-    model: torch.nn.Module,
-    folder: Path,
-    arch: str | None,
-    kind: str,
-    num_classes: int,
-    class_names: Sequence[str],
-    preprocessing: Preprocessing,
-    input_size: int,
-    zoo_model: bool,
-    model_name: str | None = None,
-) -> None:
-    pretrained = replace(preprocessing, input_size=input_size).timm_cfg()
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if zoo_model and arch is not None and kind in ("multiclass", "binary"):
-        from radiologynet.models._folder import write_weights_folder
-
-        write_weights_folder(
-            state,
-            folder,
-            arch=arch,
-            num_classes=num_classes if kind == "multiclass" else 1,
-            label_names=class_names if kind == "multiclass" else (),
-            extra_config={"pretrained_cfg": pretrained},
-        )
-        return
-    if getattr(model, "decoder", None) == "vanilla":  # segmentation.UNet around a VanillaUNet
-        # the vanilla U-Net folder format: a later `unet` run (or create_unet) takes it
-        from radiologynet.models._vanilla_unet import save_vanilla_unet
-
-        save_vanilla_unet(
-            model.net,
-            folder,
-            metadata={"task": kind, "model": model_name, "pretrained_cfg": pretrained},
-        )
-        return
-    # whole task models (bone-age regressor, encoder U-Nets): model_type "task"
-    from radiologynet.models._card import render_task_card
-    from radiologynet.models._folder import task_config, write_folder
-
-    config = task_config(
-        type(model).__name__,
-        kind=kind,
-        pretrained_cfg=pretrained,
-        encoder=arch,
-        decoder=getattr(model, "decoder", None),
-        model=model_name,
-    )
-    write_folder(folder, state, config, render_task_card)
-
-
 def check_output_folder(out: str | Path) -> Path:
     """``out`` as a path, refusing one that exists and is not a folder."""
     path = Path(out).expanduser()
@@ -413,8 +392,21 @@ def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
 
 def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
-    run of another configuration, or deletes it with ``overwrite``."""
+    run of another configuration, or deletes it with ``overwrite``. A run that never
+    ended and left no checkpoint (it failed, or stopped, before one was written) is
+    deleted: there is nothing to resume, so a rerun starts afresh, whatever its settings."""
     existing = _read_result(folder)
+    if (
+        existing is not None
+        and existing.get("status") not in DONE
+        and not (folder / CHECKPOINT_NAME).is_file()
+    ):
+        # a run that failed or was stopped before anything resumable was saved: start afresh
+        ddp.barrier()
+        if ddp.is_main():
+            shutil.rmtree(folder)
+        ddp.barrier()
+        return None
     resumable = RESUMABLE_FIELDS | RUN_RESUMABLE_FIELDS
     changes = config_changes(existing.get("config") or {}, record, resumable) if existing else []
     ddp.barrier()  # every rank has read the folder before it may be deleted
@@ -460,6 +452,32 @@ def run_one(
         return existing
     result = _started_result(spec, task, train_config, record)
     _write_result(folder, result)
+    try:
+        _train(
+            spec, task, data_root, folder, train_config, settings, preprocessing, result, callbacks
+        )
+    except TrainingInterrupted:
+        raise  # resumable: the checkpoint holds the step, the status stays "running"
+    except Exception as err:
+        result.update(status=FAILED, error=f"{type(err).__name__}: {err}")
+        with contextlib.suppress(OSError, RadiologyNetError):
+            _write_result(folder, result)
+        raise
+    return result
+
+
+def _train(
+    spec: RunSpec,
+    task: TaskSpec,
+    data_root: str | Path,
+    folder: Path,
+    train_config: TrainConfig,
+    settings: RunSettings,
+    preprocessing: Preprocessing,
+    result: dict[str, Any],
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
+) -> None:
+    """Build, train and test the run; fills ``result`` and writes the run folder."""
     data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
     outcome = _train(model, data, task, train_config, folder, callbacks)
     result.update(
@@ -473,24 +491,37 @@ def run_one(
     if outcome.diverged is not None:
         result["diverged"] = outcome.diverged
     if ddp.is_main():
+        splits = data.extra.get("splits")
+        if isinstance(splits, Splits):  # a task read into Splits (LUNA16 keeps its own)
+            with explain_write_errors(folder / SPLIT_NAME):
+                splits.to_csv(folder / SPLIT_NAME)
         if outcome.best_epoch:
+            write_run_predictions(model, data, folder, task.kind, train_config, result)
+            arch = resolve_model(task, spec.model).arch
+            card = fine_tuned_record(
+                run=spec.name,
+                task=task.name,
+                arch=arch,
+                weights=spec.weights,
+                data=data,
+                result=result,
+            )
             with explain_write_errors(folder / MODEL_DIR):
-                _write_model_folder(
+                write_model_folder(
                     model,
                     folder / MODEL_DIR,
-                    resolved.arch,
+                    arch,
                     task.kind,
-                    data.num_classes,
-                    data.class_names,
+                    data,
                     preprocessing,
                     int(settings.input_size),
                     zoo_model=task.build_model is None,
                     model_name=spec.model,
+                    fine_tuned=card,
                 )
         _write_result(folder, result)
         remove_checkpoint(folder)
     ddp.barrier()
-    return result
 
 
 def _with_paper_defaults(

@@ -64,6 +64,7 @@ RESUMABLE_FIELDS = frozenset(
         "device",
         "num_workers",
         "progress",
+        "log_epochs",
         "eval_batch_size",
         "checkpoint_interval_s",
         "keep_checkpoint",
@@ -96,7 +97,9 @@ class TrainConfig:
         device (``None``: ``cuda:LOCAL_RANK`` when available, else CPU), num_workers,
         eval_batch_size, checkpoint_interval_s (resume state is written when this many
         seconds passed since the last write, at the end, and on SIGTERM/SIGINT),
-        resume, keep_checkpoint, progress, track_emissions.
+        resume, keep_checkpoint, progress (progress bars; tqdm switches them off itself
+        when the output is not a terminal), log_epochs (one line per epoch on stdout),
+        track_emissions.
     """
 
     lr: float = 1e-4
@@ -122,6 +125,7 @@ class TrainConfig:
     resume: bool = True
     keep_checkpoint: bool = False
     progress: bool = True
+    log_epochs: bool = True
     track_emissions: bool = False
 
     def __post_init__(self) -> None:

@@ -61,7 +61,7 @@ from radiologynet.train.state import EarlyStopping, FitResult, FitState
 
 MeanMetric = require("torchmetrics", "training").MeanMetric
 
-__all__ = ["evaluate", "fit", "train_one_epoch"]
+__all__ = ["evaluate", "fit", "predict_outputs", "train_one_epoch"]
 
 Callback = Callable[[str, dict[str, Any]], None]
 
@@ -126,6 +126,41 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
+def _bar_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable``: off when not wanted (or not the main rank), else ``None``, so
+    tqdm switches itself off when the output is not a terminal (a redirected log)."""
+    return None if progress and ddp.is_main() else True
+
+
+def _scored_batches(
+    model: nn.Module,
+    loader: Any,
+    device: torch.device,
+    batch_transform: Callable[..., Any] | None,
+    precision: str,
+    desc: str,
+    progress: bool,
+) -> Any:
+    """``(inputs, outputs, target)`` of each batch of ``loader``, the model in eval mode,
+    without gradients (outputs as float)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for inputs, target in tqdm(
+                loader, desc=desc, leave=False, disable=_bar_disabled(progress)
+            ):
+                inputs = _to_device(inputs, device, device.type == "cuda")
+                target = _to_device(target, device)
+                if batch_transform is not None:
+                    inputs, target = batch_transform(inputs, target, train=False, generator=None)
+                with _autocast(device, precision):
+                    outputs = _call(model, inputs)
+                yield inputs, outputs.float(), target
+    finally:
+        model.train(was_training)
+
+
 def evaluate(
     model: nn.Module,
     dataset: torch.utils.data.Dataset,
@@ -156,25 +191,47 @@ def evaluate(
     mean_loss = MeanMetric().to(device)
     metrics.reset()
     metrics.to(device)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for inputs, target in tqdm(
-            loader, desc=desc, leave=False, disable=not (progress and ddp.is_main())
-        ):
-            inputs = _to_device(inputs, device, device.type == "cuda")
-            target = _to_device(target, device)
-            if batch_transform is not None:
-                inputs, target = batch_transform(inputs, target, train=False, generator=None)
-            with _autocast(device, precision):
-                outputs = _call(model, inputs)
-            outputs = outputs.float()
-            mean_loss.update(loss(outputs, target).detach().float(), weight=_batch_size(inputs))
-            metrics.update(outputs, target)
-    model.train(was_training)
+    for inputs, outputs, target in _scored_batches(
+        model, loader, device, batch_transform, precision, desc, progress
+    ):
+        mean_loss.update(loss(outputs, target).detach().float(), weight=_batch_size(inputs))
+        metrics.update(outputs, target)
     result = {"loss": float(mean_loss.compute())}
     result.update(metrics.compute())
     return result
+
+
+def predict_outputs(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    batch_transform: Callable[..., Any] | None = None,
+    num_workers: int = 0,
+    precision: str = "auto",
+    desc: str = "predict",
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw outputs of ``model`` for every item of ``dataset`` (in this process, not
+    sharded) and the targets, in dataset order, on the CPU: what a run's predictions files
+    (:mod:`radiologynet.train.predictions`) are made from."""
+    device = torch.device(device)
+    loader = batch_loader(
+        dataset,
+        list(range(len(dataset))),
+        batch_size,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
+    )
+    outputs, targets = [], []
+    for _, batch_outputs, target in _scored_batches(
+        model, loader, device, batch_transform, precision, desc, progress
+    ):
+        outputs.append(batch_outputs.cpu())
+        targets.append(target.cpu())
+    return torch.cat(outputs), torch.cat(targets)
 
 
 @dataclass
@@ -280,7 +337,16 @@ def _train_step(
     if run.batch_transform is not None:
         inputs, target = run.batch_transform(inputs, target, train=True, generator=augment_rng)
     with _autocast(device, run.config.precision):
-        outputs = _call(run.train_model, inputs)
+        try:
+            outputs = _call(run.train_model, inputs)
+        except ValueError as err:
+            if "Expected more than 1 value per channel" not in str(err):
+                raise
+            raise RadiologyNetError(
+                f"a training batch of {_batch_size(inputs)} image(s) per process: this "
+                "model's BatchNorm layers need at least 2 in training; use a larger "
+                "batch size (--batch-size) or more training images"
+            ) from None
     batch_loss = run.loss_fn(outputs.float(), target)
     run.opt.zero_grad(set_to_none=True)
     (diverged,) = _agree([not bool(torch.isfinite(batch_loss))], device)
@@ -314,7 +380,12 @@ def _epoch_start(
         order = shared_order(len(train), epoch)
     else:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch_seed))
-    share = ddp.shard_indices(order, pad=True)[state.step * run.per_rank :]
+    share = ddp.shard_indices(order, pad=True)
+    if len(share) > 1 and len(share) % run.per_rank == 1:
+        # a last batch of one image: BatchNorm cannot normalise it in training mode; it is
+        # left out of this epoch (a different image each epoch, the order is reshuffled)
+        share = share[:-1]
+    share = share[state.step * run.per_rank :]
     loader = batch_loader(
         train,
         share.tolist(),
@@ -349,7 +420,7 @@ def train_one_epoch(
         loader,
         desc=f"epoch {epoch}/{config.epochs}",
         leave=False,
-        disable=not (config.progress and ddp.is_main()),
+        disable=_bar_disabled(config.progress),
     )
     for step, (inputs, target) in enumerate(bar, start=state.step):
         batch_loss, n, diverged = _train_step(run, inputs, target, augment_rng)
@@ -499,7 +570,7 @@ def _train_epochs(
             timing["checkpoint_s"] = time.perf_counter() - started
             for callback in run.callbacks:
                 callback("epoch_end", {"epoch": epoch, "record": record, **timing})
-            if config.progress and ddp.is_main():
+            if config.log_epochs and ddp.is_main():
                 _print_epoch(record, config.epochs)
     return stopping.should_stop(state)
 

@@ -1,7 +1,9 @@
 """The run-folder format: one folder per training run (a cell of the protocol grid), named
 ``<model>-<init>-<lr>-run<k>[-frac<f>]``, holding ``result.json`` (what the run was and
-how it ended), ``log.jsonl`` (one line per epoch, written by the trainer) and ``model/``
-(the best weights).
+how it ended), ``log.jsonl`` (one line per epoch, written by the trainer), ``model/``
+(the best weights), ``split.csv`` (which image went to which split, for tasks read into
+:class:`radiologynet.data.Splits`) and ``val_predictions.csv`` / ``test_predictions.csv``
+(the best weights' output for every image: :mod:`radiologynet.train.predictions`).
 
 The trainer writes ``log.jsonl``, the protocol runner the rest; the report and the demos
 read it, and :mod:`radiologynet.demo.sweep` writes made-up runs in it. Imports nothing but
@@ -17,12 +19,20 @@ RESULT_NAME = "result.json"
 #: One JSON object per epoch, appended by :func:`radiologynet.train.fit`.
 LOG_NAME = "log.jsonl"
 MODEL_DIR = "model"
+#: The run's split: ``split, path, target, sex, group`` (``Splits.to_csv``).
+SPLIT_NAME = "split.csv"
+#: The per-image results of the best weights, per split: ``path, label, prediction,
+#: score_<class> ...`` (:mod:`radiologynet.train.predictions`).
+PREDICTIONS_NAMES = {"val": "val_predictions.csv", "test": "test_predictions.csv"}
 #: A run that has started and not ended (or was interrupted).
 RUNNING = "running"
 #: A run that trained to its end (early stopping or the epoch budget): its results count.
 FINISHED = "finished"
 #: A run whose training loss became NaN or inf: listed, never averaged.
 DIVERGED = "diverged"
+#: A run that stopped on an error before it ended (``result.json`` holds ``error``); a
+#: rerun resumes it from its checkpoint, or starts it afresh when it has none.
+FAILED = "failed"
 #: The statuses of a run that is over (reused as it is by a rerun with the same settings).
 DONE = (FINISHED, DIVERGED)
 
@@ -48,7 +58,8 @@ def started_result(
 ) -> dict[str, Any]:
     """The ``result.json`` of a run that has started and not yet trained (every key of
     the format; training fills ``status``, ``best_epoch``, ``epochs_run``, ``val``,
-    ``test``, ``emissions`` and, for a diverged run, ``diverged``)."""
+    ``test``, ``emissions`` and, for a diverged run, ``diverged``; a failed run,
+    ``error``)."""
     return {
         "task": task,
         "model": model,

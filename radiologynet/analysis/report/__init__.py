@@ -4,7 +4,8 @@ The main entry points, importable from here::
 
     from radiologynet.analysis.report import load_results, results_table, build_report
 
-Submodules: :mod:`.results` (loading), :mod:`.tables`, :mod:`.figures`, :mod:`.render`,
+Submodules: :mod:`.results` (loading), :mod:`.tables`, :mod:`.figures`, :mod:`.classification`
+(confusion matrix and ROC curves of each setting's test images), :mod:`.render`,
 :mod:`.modelcard_results`.
 """
 
@@ -27,6 +28,7 @@ _EXPORTS = {
     "validation_curves": "figures",
     "resource_limited": "figures",
     "final_boxplots": "figures",
+    "prediction_figures": "classification",
     "build_report": "render",
     "Report": "render",
     "write_card_results": "modelcard_results",

@@ -60,7 +60,8 @@ def save_figure(
     return paths
 
 
-def _slug(*parts: object) -> str:
+def slug(*parts: object) -> str:
+    """A figure's file stem from its parts (characters other than ``A-Za-z0-9_.`` as ``_``)."""
     return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts)
 
 
@@ -126,7 +127,7 @@ def validation_curves(
         span = f", first {first_epochs} epochs" if first_epochs else ""
         ax.set_title(f"{task}: {model}{span}")
         ax.legend(loc="lower right", fontsize=8)
-        stem = Path(out_dir) / _slug("curves", task, model, metric)
+        stem = Path(out_dir) / slug("curves", task, model, metric)
         written.append(save_figure(figure, stem)[0])
     return written
 
@@ -159,7 +160,7 @@ def resource_limited(
         axes[0].set_ylabel(f"validation {metric_label(metric)}")
         axes[-1].legend(loc="lower right", fontsize=8)
         figure.suptitle(f"{task}: {model}, reduced training data")
-        stem = Path(out_dir) / _slug("fractions", task, model, metric)
+        stem = Path(out_dir) / slug("fractions", task, model, metric)
         written.append(save_figure(figure, stem)[0])
     return written
 
@@ -241,6 +242,6 @@ def final_boxplots(
         ax.set_ylabel(f"{split} {metric_label(metric)}")
         ax.set_title(f"{task}: {model}")
         ax.grid(axis="y", alpha=0.3)
-        stem = Path(out_dir) / _slug("boxplot", task, model, metric)
+        stem = Path(out_dir) / slug("boxplot", task, model, metric)
         written.append(save_figure(figure, stem)[0])
     return written

@@ -14,7 +14,7 @@ from pathlib import Path
 from radiologynet._atomic import atomic_write_text
 from radiologynet._optional import require
 from radiologynet.analysis import stats
-from radiologynet.analysis.report import figures, tables
+from radiologynet.analysis.report import classification, figures, tables
 from radiologynet.analysis.report.results import (
     diverged_runs,
     load_logs,
@@ -99,6 +99,7 @@ def build_report(
             runs, logs, figure_dir, metric=curve_metric, select_by=metric
         )
     pngs += figures.final_boxplots(runs, figure_dir, metric=metric, alpha=alpha)
+    pngs += classification.prediction_figures(runs, figure_dir, metric=metric)
     title = title or f"Sweep report: {', '.join(sorted(runs['task'].unique()))}"
     context = _Context(
         title=title,

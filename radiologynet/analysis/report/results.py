@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from radiologynet._optional import require
+from radiologynet.analysis.report.names import PRIMARY_METRICS
 from radiologynet.errors import ResultsFormatError
 from radiologynet.models._weights import MODALITY_VARIANTS, RANDOM_INIT, is_random_init
 from radiologynet.paper import PAPER_INITS
@@ -35,23 +36,6 @@ LOWER_IS_BETTER = frozenset(
         "duration_s",
     }
 )
-#: The metric each kind of task is judged by, in order of preference (the paper's
-#: statistics use F1, MAE and Dice).
-PRIMARY_METRICS = (
-    "f1",
-    "mae",
-    "crop_dice",
-    "dice",
-    "pooled_dice",
-    "slice_dice",
-    "accuracy",
-    "rmse",
-    "crop_iou",
-    "iou",
-    "loss",
-)
-#: How the commands' ``--metric`` help states the default (from :data:`PRIMARY_METRICS`).
-DEFAULT_METRIC_HELP = f"default: the first of {', '.join(PRIMARY_METRICS)} that the runs recorded"
 #: Metrics recorded once per run rather than per split (``compare --metric best_epoch``:
 #: epochs to convergence, the paper's supplementary table).
 RUN_METRICS = ("best_epoch", "epochs_run")
@@ -167,6 +151,8 @@ def _row(path: Path, data: dict) -> dict[str, object]:
     }
     for split in ("val", "test"):
         for metric, value in (data.get(split) or {}).items():
+            if isinstance(value, (list, dict)):  # the confusion matrix, per-class AUROCs
+                continue
             row[f"{split}_{metric}"] = None if value is None else float(value)
     return row
 
@@ -178,7 +164,8 @@ def load_results(results_dir: str | Path, *, include_unfinished: bool = False) -
     ``lr_value, run, seed, fraction`` (NaN for the full training set, see
     :func:`full_data`), ``status,
     best_epoch, epochs_run, energy_kwh, co2_kg, duration_s, path`` and one
-    ``val_<metric>`` / ``test_<metric>`` column per metric. ``init`` is normalised
+    ``val_<metric>`` / ``test_<metric>`` column per number (the confusion matrix and the
+    per-class AUROCs of ``test`` are not columns). ``init`` is normalised
     (``baseline`` -> ``random``).
 
     Args:

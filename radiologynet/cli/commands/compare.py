@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 
-from radiologynet.analysis.stats import ALPHA
+from radiologynet.paper import PAPER_ALPHA as ALPHA
 
 _BY = ("init", "lr", "model", "fraction")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Fill the ``compare`` parser: description, options and ``func``."""
-    from radiologynet.analysis.report.results import DEFAULT_METRIC_HELP
+    from radiologynet.analysis.report.names import DEFAULT_METRIC_HELP
 
     parser.description = (
         "Levene, Kruskal-Wallis and pairwise two-sided Mann-Whitney U with "

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from radiologynet.analysis.stats import ALPHA
+from radiologynet.paper import PAPER_ALPHA as ALPHA
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Fill the ``report`` parser: description, options and ``func``."""
-    from radiologynet.analysis.report.results import DEFAULT_METRIC_HELP
+    from radiologynet.analysis.report.names import DEFAULT_METRIC_HELP
 
     parser.description = (
         "Read a results folder (one sub-folder per run) and write the paper-"

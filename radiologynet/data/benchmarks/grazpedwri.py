@@ -37,6 +37,7 @@ from radiologynet.data.splits import (
     check_seed,
     dataset_not_found,
     find_dataset_dir,
+    grouped_split,
     read_csv_table,
     require_columns,
     sorted_samples,
@@ -62,8 +63,6 @@ EXPECTED_TREE = """\
   images_part2/ images_part3/ images_part4/   (or one images/ folder)
 """
 CSV_NAME = "dataset.csv"
-N_FOLDS = 8  # 6 folds train, 1 validation, 1 test: 75/12.5/12.5
-TEST_FOLD, VAL_FOLD = 0, 1
 _IMAGE_FOLDER = re.compile(r"^images(_part\d+)?$", re.IGNORECASE)
 
 
@@ -100,9 +99,6 @@ def splits_from_csv(
     ``<filestem>.png`` (relative; enough to inspect or save a split without the images).
     Returns :class:`Splits` with the patient id as each sample's ``group``.
     """
-    StratifiedGroupKFold = require(
-        "sklearn.model_selection", "the GRAZPEDWRI-DX split"
-    ).StratifiedGroupKFold
     seed, fraction = check_seed(seed), check_fraction(fraction)
     frame = read_table(csv_path)
     positives = np.flatnonzero(frame["osteopenia"].to_numpy() == 1)
@@ -119,22 +115,13 @@ def splits_from_csv(
     table = frame.iloc[chosen].reset_index(drop=True)
     labels = table["osteopenia"].to_numpy()
     groups = table["patient_id"].to_numpy()
-    if len(np.unique(groups)) < N_FOLDS:
-        raise DatasetFormatError(
-            f"{csv_path}: the chosen images come from fewer than {N_FOLDS} patients; "
-            "a patient-level 75/12.5/12.5 split needs more"
-        )
-    folds = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
-    fold_of = np.empty(len(table), dtype=int)
-    for fold, (_, held_out) in enumerate(folds.split(table, labels, groups)):
-        fold_of[held_out] = fold
+    split_of = grouped_split(labels.tolist(), groups.tolist(), seed, what=f"{csv_path}")
 
     parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
-    for stem, label, group, fold in zip(
-        table["filestem"].tolist(), labels.tolist(), groups.tolist(), fold_of.tolist(), strict=True
+    for stem, label, group, name in zip(
+        table["filestem"].tolist(), labels.tolist(), groups.tolist(), split_of, strict=True
     ):
         path = image_paths[stem] if image_paths is not None else f"{stem}.png"
-        name = "test" if fold == TEST_FOLD else "val" if fold == VAL_FOLD else "train"
         parts[name].append(Sample(path=path, target=int(label), group=str(group)))
     return TASK.make_splits(
         parts["train"], parts["val"], parts["test"], seed=seed, fraction=fraction, root=root
