@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ from radiologynet.train.config import (
     config_changes,
 )
 from radiologynet.train.heads import build_model
+from radiologynet.train.lock import run_folder_lock
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.runs import (
@@ -399,11 +401,27 @@ def run_one(
     A finished (or diverged) run with the same configuration is returned as it is; an
     interrupted one resumes from its checkpoint. A folder holding a run with another
     configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
-    ``overwrite`` (it is deleted and the run made again).
+    ``overwrite`` (it is deleted and the run made again). The folder is locked while
+    the run writes it (:func:`radiologynet.train.lock.run_folder_lock`): a second run
+    into it is refused with :class:`~radiologynet.errors.RunInProgressError`.
     """
+    folder = check_output_folder(out) / spec.name
+    with run_folder_lock(folder) if ddp.is_main() else nullcontext(folder):
+        return _run_one(spec, task, data_root, folder, config, settings, callbacks, overwrite)
+
+
+def _run_one(
+    spec: RunSpec,
+    task: TaskSpec,
+    data_root: str | Path,
+    folder: Path,
+    config: TrainConfig | None,
+    settings: RunSettings | None,
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
+    overwrite: bool,
+) -> dict[str, Any]:
     config = config if config is not None else TrainConfig()
     settings = settings if settings is not None else RunSettings()
-    folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
     train_config = run_config(spec, task, config, settings)
