@@ -63,7 +63,7 @@ CASES = [
     ("benchmark lrs ,", BENCHMARK + ["--lrs", ","], "--lrs lists nothing"),
     ("benchmark inits ,", BENCHMARK[:5] + ["--inits", ","], "--inits lists nothing"),
     ("benchmark batch size 0", BENCHMARK + ["--batch-size", "0"], "--batch-size"),
-    ("benchmark runs 0", BENCHMARK + ["--runs", "0"], "runs must be >= 1"),
+    ("benchmark runs 0", BENCHMARK + ["--runs", "0"], "--runs: must be an integer from 1"),
 ]
 
 
@@ -74,8 +74,16 @@ def no_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
 
 
+def _exit_code(argv: list[str]) -> int:
+    """``main``'s exit code; a refusal while parsing exits (argparse's SystemExit, 2)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
 def _one_line_error(capsys, argv: list[str]) -> str:
-    code = main(argv)
+    code = _exit_code(argv)
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert code != 0, f"{argv} exited 0"
@@ -192,14 +200,13 @@ def test_a_bad_setting_names_the_field_in_python_and_the_option_on_the_command_l
     assert (again.setting, str(again)) == ("num_workers", str(err.value))
 
 
-def test_preprocess_names_its_decoding_threads_threads():
+def test_preprocess_names_its_decoding_threads_threads(tmp_path):
     """``--workers`` means DataLoader processes (finetune, benchmark); preprocess decodes
     with threads and says so."""
     from radiologynet.cli import build_parser
 
-    args = build_parser("preprocess").parse_args(
-        ["preprocess", "src", "--out", "c", "--threads", "2"]
-    )
+    src, out = str(tmp_path), str(tmp_path / "c")
+    args = build_parser("preprocess").parse_args(["preprocess", src, "--out", out, "--threads", "2"])
     assert args.threads == 2
     with pytest.raises(SystemExit):
-        build_parser("preprocess").parse_args(["preprocess", "src", "--out", "c", "--workers", "2"])
+        build_parser("preprocess").parse_args(["preprocess", src, "--out", out, "--workers", "2"])

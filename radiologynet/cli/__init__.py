@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from radiologynet import __version__
 from radiologynet.cli.commands import COMMANDS, load
-from radiologynet.cli.options import error_text
+from radiologynet.cli.options import OneLineParser, error_text, harden
 from radiologynet.errors import RadiologyNetError
 
 PROG = "radiologynet"
@@ -29,16 +29,19 @@ def _command_name(argv: Sequence[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: every command named with its help from :data:`COMMANDS`, and
     the options of ``command`` (its module is imported and fills its parser)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="RadiologyNET foundation models for medical-imaging transfer learning.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineParser
+    )
     for name, entry in COMMANDS.items():
         command_parser = subparsers.add_parser(name, help=entry.help)
         if name == command:
             load(name).register(command_parser)
+            harden(name, command_parser)
     return parser
 
 
