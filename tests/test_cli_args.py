@@ -126,9 +126,13 @@ def test_read_only_output_is_one_line(tmp_path, capsys, monkeypatch, no_gpu):
     def read_only(path, obj, **kw):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
+    from tests.datasets_fakes import make_btmr
+
     monkeypatch.setattr(runner, "atomic_write_json", read_only)
+    data = make_btmr(tmp_path / "btmr")  # data is checked before anything is written
     line = _one_line_error(
-        capsys, FINETUNE + ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
+        capsys,
+        FINETUNE + ["--data", str(data), "--out", str(tmp_path / "out"), "--input-size", "32"],
     )
     assert "result.json" in line and "read-only" in line
 
@@ -206,7 +210,9 @@ def test_preprocess_names_its_decoding_threads_threads(tmp_path):
     from radiologynet.cli import build_parser
 
     src, out = str(tmp_path), str(tmp_path / "c")
-    args = build_parser("preprocess").parse_args(["preprocess", src, "--out", out, "--threads", "2"])
+    args = build_parser("preprocess").parse_args(
+        ["preprocess", src, "--out", out, "--threads", "2"]
+    )
     assert args.threads == 2
     with pytest.raises(SystemExit):
         build_parser("preprocess").parse_args(["preprocess", src, "--out", out, "--workers", "2"])

@@ -53,16 +53,17 @@ def test_a_second_run_into_a_locked_folder_is_refused_before_writing(tmp_path, h
     """Before: two runs into one --out both exited 0 and the second overwrote the first."""
     data = make_btmr(tmp_path / "btmr")
     out = tmp_path / "out"
-    (out / "btmr").mkdir(parents=True)
+    (out / "btmr" / "resnet18-random-1e-3-run1").mkdir(parents=True)
     name = "resnet18-random-1e-3-run1"
     holder(out / "btmr" / name)
     with pytest.raises(RunInProgressError, match="being written by another run"):
         run_grid("btmr", data, TINY, SMALL, out=out / "btmr", **GRID)
-    assert not (out / "btmr" / name).exists()
+    assert [p.name for p in (out / "btmr" / name).iterdir()] == [".lock"]
 
 
 def test_the_lock_passes_through_in_its_own_process_and_is_released(tmp_path, holder):
     folder = tmp_path / "run"
+    folder.mkdir()
     with run_folder_lock(folder):
         with run_folder_lock(folder):  # the runner, then fit inside it
             pass
@@ -83,10 +84,11 @@ def test_fit_locks_its_out_dir(tmp_path, holder):
     from radiologynet.train import fit
 
     data = torch.utils.data.TensorDataset(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+    (tmp_path / "run").mkdir()
     holder(tmp_path / "run")
     with pytest.raises(RunInProgressError):
         fit(torch.nn.Linear(3, 2), data, data, config=TINY, out_dir=tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".lock"]
 
 
 def test_a_killed_runs_temporaries_are_removed_when_the_folder_is_next_locked(tmp_path):

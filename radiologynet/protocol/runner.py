@@ -13,7 +13,6 @@ import json
 import logging
 import platform
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -57,7 +56,7 @@ from radiologynet.train.config import (
     config_changes,
 )
 from radiologynet.train.heads import build_model
-from radiologynet.train.lock import run_folder_lock
+from radiologynet.train.lock import empty_run_folder, run_folder_lock
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.runs import (
@@ -379,7 +378,7 @@ def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict
         if not overwrite:
             raise _stale_error(folder, changes)
         if ddp.is_main():
-            shutil.rmtree(folder)
+            empty_run_folder(folder)  # the lock inside stays held
         ddp.barrier()
         return None
     return existing if existing is not None and existing.get("status") in DONE else None
@@ -405,23 +404,9 @@ def run_one(
     the run writes it (:func:`radiologynet.train.lock.run_folder_lock`): a second run
     into it is refused with :class:`~radiologynet.errors.RunInProgressError`.
     """
-    folder = check_output_folder(out) / spec.name
-    with run_folder_lock(folder) if ddp.is_main() else nullcontext(folder):
-        return _run_one(spec, task, data_root, folder, config, settings, callbacks, overwrite)
-
-
-def _run_one(
-    spec: RunSpec,
-    task: TaskSpec,
-    data_root: str | Path,
-    folder: Path,
-    config: TrainConfig | None,
-    settings: RunSettings | None,
-    callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
-    overwrite: bool,
-) -> dict[str, Any]:
     config = config if config is not None else TrainConfig()
     settings = settings if settings is not None else RunSettings()
+    folder = check_output_folder(out) / spec.name
     resolved = resolve_model(task, spec.model)
     preprocessing = model_preprocessing(resolved, spec.weights)
     train_config = run_config(spec, task, config, settings)
@@ -429,12 +414,59 @@ def _run_one(
     settings = replace(settings, input_size=settings.input_size or preprocessing.input_size)
     preprocessing = replace(preprocessing, input_size=int(settings.input_size))
     record = _run_record(task, resolved, data_root, train_config, settings, preprocessing)
-    existing = _existing_run(folder, record, overwrite)
-    if existing is not None:
-        return existing
+    finished = _finished_run(folder, record, overwrite)  # reads only: no lock needed
+    if finished is not None:
+        return finished
+    # data and model before anything is written: a bad --data or --weights is refused
+    # before the run folder (or its lock) exists
+    data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
+    with run_folder_lock(folder) if ddp.is_main() else nullcontext(folder):
+        existing = _existing_run(folder, record, overwrite)  # another run may have ended
+        if existing is not None:
+            return existing
+        return _train_run(
+            spec,
+            task,
+            folder,
+            train_config,
+            settings,
+            preprocessing,
+            record,
+            data,
+            model,
+            resolved,
+            callbacks,
+        )
+
+
+def _finished_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The finished result of ``folder`` when it was made with ``record``; refuses one of
+    another configuration unless ``overwrite`` (deleted later, under the lock)."""
+    existing = _read_result(folder)
+    if existing is None:
+        return None
+    resumable = RESUMABLE_FIELDS | RUN_RESUMABLE_FIELDS
+    changes = config_changes(existing.get("config") or {}, record, resumable)
+    if changes and not overwrite:
+        raise _stale_error(folder, changes)
+    return existing if not changes and existing.get("status") in DONE else None
+
+
+def _train_run(
+    spec: RunSpec,
+    task: TaskSpec,
+    folder: Path,
+    train_config: TrainConfig,
+    settings: RunSettings,
+    preprocessing: Preprocessing,
+    record: dict[str, Any],
+    data: TaskData,
+    model: torch.nn.Module,
+    resolved: ModelName,
+    callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
+) -> dict[str, Any]:
     result = _started_result(spec, task, train_config, record)
     _write_result(folder, result)
-    data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
     metrics = (
         task.metrics(data)
         if task.metrics is not None

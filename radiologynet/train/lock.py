@@ -1,8 +1,9 @@
 """The run-folder lock: one run writes a run folder at a time.
 
-A run takes ``<parent>/.<folder>.lock`` (beside the folder, so it survives the folder
-being replaced with ``--overwrite``) before it reads or writes anything in the folder, and
-holds it until it ends; a second run into the same folder is refused at once with
+A run takes ``<folder>/.lock`` (the folder is created then, once the run's data and model
+are built) before it writes anything in the folder, and holds it until it ends (a run
+replaced with ``--overwrite`` is emptied around it, :func:`empty_run_folder`); a second
+run into the same folder is refused at once with
 :class:`~radiologynet.errors.RunInProgressError` instead of overwriting the first. With the
 lock held no other process can be writing the folder, so the temporaries found in it (a
 killed run's half-written checkpoint, result or model folder) are removed.
@@ -26,10 +27,24 @@ _TEMP_PATTERNS = (f".*{TEMP_SUFFIX}", ".*.old")
 _HELD: set[str] = set()
 
 
+LOCK_NAME = ".lock"
+
+
 def lock_path(folder: str | os.PathLike[str]) -> Path:
-    """The lock file of run folder ``folder``: ``.<name>.lock`` beside it."""
-    folder = Path(folder)
-    return folder.parent / f".{folder.name}.lock"
+    """The lock file of run folder ``folder``: ``<folder>/.lock``."""
+    return Path(folder) / LOCK_NAME
+
+
+def empty_run_folder(folder: Path) -> None:
+    """Delete everything in ``folder`` but its lock (a run replaced by ``--overwrite``;
+    deleting the lock would let another run take a new one while this one runs)."""
+    for child in folder.iterdir():
+        if child.name == LOCK_NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def remove_run_temporaries(folder: Path) -> list[Path]:
@@ -52,7 +67,7 @@ def remove_run_temporaries(folder: Path) -> list[Path]:
 
 @contextmanager
 def run_folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
-    """Hold the lock of run folder ``folder`` (its parent created if missing) for the
+    """Hold the lock of run folder ``folder`` (created if missing) for the
     block, after removing a killed run's temporaries from it; yields the folder. Nested
     use in the process that holds it (the runner, then :func:`~radiologynet.train.fit`
     inside it) passes through.
@@ -67,7 +82,7 @@ def run_folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     if key in _HELD:  # this process holds it already (the runner, then fit inside it)
         yield folder
         return
-    make_shared_dir(folder.parent)
+    make_shared_dir(folder)
     lock = FileLock(key)
     try:
         lock.acquire(timeout=0)
