@@ -105,3 +105,16 @@ def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
     work = tmp_path / "work" / "task"
     assert len(list((work / "train").glob("*/*.jpg"))) == result["sizes"]["train"]
     assert (tmp_path / "work" / "results").is_dir()
+
+
+def test_cli_fuzz_campaign_counts_outcomes_and_finds_no_bug_in_compare(tmp_path, monkeypatch):
+    fuzz = _load("fuzz_cli")
+    places = fuzz._sandbox(tmp_path)
+    assert set(fuzz.PATHS) <= set(fuzz.BASE_ARGV)
+    cases = fuzz.cases(["compare"], places)
+    assert {option for _, option, _ in cases} == {"results", "--alpha", "--csv"}
+    monkeypatch.chdir(tmp_path)
+    outcomes = {fuzz.run_case(argv, tmp_path, timeout=60)[0] for _, _, argv in cases}
+    assert outcomes == {"refused"}
+    outcome, _ = fuzz.run_case(["list"], tmp_path, timeout=60)  # a valid command: taken
+    assert outcome == "accepted"

@@ -339,6 +339,7 @@ PATH_OPTIONS: dict[str, dict[str, str]] = {
     },
     "pretrain": {"--data": "dir", "--labels": "file", "--out": "out_dir"},
     "pretrain-reconstruction": {"--data": "dir", "--out": "out_dir", "--cache": "out_dir"},
+    "demo": {"--out": "out_dir"},
 }
 
 
