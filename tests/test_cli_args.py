@@ -381,3 +381,41 @@ def test_every_command_has_base_arguments_and_no_unvalidated_path_or_number():
     for name in COMMANDS:
         for action in _command_parser(name)._actions:
             assert action.type not in (int, float, Path), (name, action.dest)
+
+
+def test_a_failed_command_leaves_no_child_process_running(tmp_path):
+    """Before: a failed finetune could leave DataLoader workers holding the caller's pipes."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import multiprocessing, sys, time
+        from radiologynet.cli import console_main
+
+        if __name__ == "__main__":
+            worker = multiprocessing.Process(target=time.sleep, args=(120,))
+            worker.start()  # stands for a DataLoader worker the command started
+            sys.argv = ["radiologynet", "compare", {str(tmp_path / "missing")!r}]
+            code = console_main()
+            print(worker.is_alive(), flush=True)
+            sys.exit(code)
+        """
+    )
+    script = tmp_path / "fail.py"
+    script.write_text(code)
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])  # this tree's radiologynet
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert len(proc.stderr.strip().splitlines()) == 1

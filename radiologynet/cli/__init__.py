@@ -77,6 +77,29 @@ def console_main() -> int:
     half-million objects torch and timm leave behind (1.6 s of every command that trained or
     converted a model, on 2 cores). Call :func:`main` from Python code instead: freezing
     there would keep the caller's garbage alive."""
-    code = main()
+    try:
+        code = main()
+    except BaseException:
+        _stop_children()
+        raise
+    if code:
+        _stop_children()
     gc.freeze()
     return code
+
+
+def _stop_children(grace_s: float = 5.0) -> None:
+    """End the processes a failed command started and left running (DataLoader workers,
+    decoding pools), so none outlives it holding the caller's pipes: terminated, then
+    killed after ``grace_s``. Only for the command-line process (:func:`console_main`):
+    a Python caller's own children are not this library's to end."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(grace_s)
+        if child.is_alive():
+            child.kill()
+            child.join(grace_s)
