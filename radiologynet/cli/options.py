@@ -365,15 +365,15 @@ class PathOption:
     a folder or cannot be written in; an input path when it does not exist or is of
     another kind (a FIFO, device or socket is never an input)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, text: bool = False) -> None:
         if kind not in PATH_KINDS:
             raise ValueError(f"path kind {kind!r} is not one of {PATH_KINDS}")
-        self.kind = kind
+        self.kind, self.text = kind, text
 
     def __repr__(self) -> str:
         return PATH_KINDS[self.kind]
 
-    def __call__(self, text: str) -> Path:
+    def __call__(self, text: str) -> Path | str:
         if not isinstance(text, str) or not text or "\0" in text:
             raise argparse.ArgumentTypeError(f"{text!r} is not a path")
         path = Path(text).expanduser()
@@ -382,7 +382,7 @@ class PathOption:
         )
         if problem:
             raise argparse.ArgumentTypeError(f"{text}: {problem}")
-        return path
+        return text if self.text else path  # type: ignore[return-value]
 
     def _input_problem(self, path: Path) -> str | None:
         try:
@@ -456,7 +456,8 @@ def harden(command: str, parser: argparse.ArgumentParser) -> None:
         names = action.option_strings or [action.dest]
         kind = next((paths[n] for n in names if n in paths), None)
         if kind is not None:
-            action.type = PathOption(kind)
+            # the value keeps its type: a Path where the option made one, else the text
+            action.type = PathOption(kind, text=action.type in (None, str))
         elif action.type in (int, float):
             action.type = _bounded_type(action)
 
