@@ -18,6 +18,12 @@ API (every writer of shared files goes through one of these):
 - :func:`temp_path_for` + :func:`commit`: the two halves of :func:`atomic_path`, for code
   that cannot be a ``with`` block (``commit`` sets the mode and renames).
 - :func:`make_shared_dir` ``(path)``: ``mkdir -p`` with folder permissions.
+- :func:`check_target` ``(path, kind)``: refuse a target that is not ours to replace.
+
+Nothing that is not ours is replaced: a target that exists and is not a regular file (a
+device, a FIFO, a socket, a folder where a file is written; a file where a folder is) is
+refused with :class:`~radiologynet.errors.OutputWriteError` before anything is written,
+and parent folders are created only through folders (never over a file).
 """
 
 from __future__ import annotations
@@ -30,9 +36,50 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
+
+from radiologynet.errors import OutputWriteError
 
 TEMP_SUFFIX = ".tmp"
+
+_KIND_NAMES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISREG, "a regular file"),
+)
+
+
+def kind_of(mode: int) -> str:
+    """What an ``st_mode`` is, in words (``"a FIFO (named pipe)"``, ``"a folder"``)."""
+    return next((name for test, name in _KIND_NAMES if test(mode)), "a special file")
+
+
+def check_target(path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file") -> Path:
+    """Refuse to write ``path`` when something that is not ours stands there: for a file,
+    anything but a regular file (a device, FIFO, socket or folder); for a folder, anything
+    but a folder. Symbolic links are judged by what they point to. Returns ``path``.
+
+    Raises:
+        OutputWriteError: naming the path, what stands there and what to do.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as err:  # a dangling path component, a loop, no permission
+        raise OutputWriteError(f"Cannot write {path}: {err.strerror or err}.") from err
+    ok = stat.S_ISREG(mode) if kind == "file" else stat.S_ISDIR(mode)
+    if not ok:
+        expected = "a file" if kind == "file" else "a folder"
+        raise OutputWriteError(
+            f"Refusing to write {path}: it is {kind_of(mode)}, and {expected} is written "
+            "there; it is not replaced. Choose another output path."
+        )
+    return path
 
 
 def _umask() -> int:
@@ -66,8 +113,13 @@ def make_shared_dir(path: str | os.PathLike[str]) -> Path:
     for folder in (path, *path.parents):
         if folder.is_dir():
             break
+        if os.path.lexists(folder):
+            check_target(folder, "dir")
         missing.append(folder)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputWriteError(f"Cannot create the folder {path}: {err.strerror or err}.") from err
     mode = dir_mode()
     for folder in missing:
         os.chmod(folder, mode)
@@ -77,7 +129,7 @@ def make_shared_dir(path: str | os.PathLike[str]) -> Path:
 def temp_path_for(path: str | os.PathLike[str]) -> Path:
     """An empty temp file beside ``path`` (``.{name}.*.tmp``, its folder created if
     missing), to be filled and then passed to :func:`commit` (or unlinked on failure)."""
-    path = Path(path)
+    path = check_target(path, "file")
     make_shared_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
@@ -86,7 +138,12 @@ def temp_path_for(path: str | os.PathLike[str]) -> Path:
 
 def commit(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Give the filled temp file ``tmp`` the shared file mode and rename it over ``path``;
-    returns ``path`` as a :class:`Path`."""
+    returns ``path`` as a :class:`Path`.
+
+    Raises:
+        OutputWriteError: something other than a regular file now stands at ``path``.
+    """
+    check_target(path, "file")
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
     return Path(path)
@@ -182,13 +239,14 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     it gets the shared modes throughout (:func:`share_tree`) and replaces ``path`` (an
     existing ``path`` is moved aside first and removed after). On an exception the temp
     folder is removed and ``path`` is left as it was."""
-    path = Path(path)
+    path = check_target(path, "dir")
     make_shared_dir(path.parent)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX))
     try:
         yield staging
         share_tree(staging)
         old = None
+        check_target(path, "dir")
         if path.exists() or path.is_symlink():
             old = (
                 Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

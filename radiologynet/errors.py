@@ -110,3 +110,7 @@ class StaleRunError(RadiologyNetError):
 class ImageReadWarning(UserWarning):
     """An image or volume was read, but part of its header was contradictory or invalid and
     was ignored or corrected (the message names the file, the tag and what was used)."""
+
+
+class RunInProgressError(RadiologyNetError):
+    """A run folder that another run (another process) is writing now: its lock is held."""

@@ -116,3 +116,16 @@ def test_augment_draw_benchmark_times_both_draws_of_both_augmentations(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("2 x 1 x 16 x 16 on cpu") and len(lines) == 3
     assert all("batch/image" in line for line in lines[1:])
+
+
+def test_cli_fuzz_campaign_counts_outcomes_and_finds_no_bug_in_compare(tmp_path, monkeypatch):
+    fuzz = _load("fuzz_cli")
+    places = fuzz._sandbox(tmp_path)
+    assert set(fuzz.PATHS) <= set(fuzz.BASE_ARGV)
+    cases = fuzz.cases(["compare"], places)
+    assert {option for _, option, _ in cases} == {"results", "--alpha", "--csv"}
+    monkeypatch.chdir(tmp_path)
+    outcomes = {fuzz.run_case(argv, tmp_path, timeout=60)[0] for _, _, argv in cases}
+    assert outcomes == {"refused"}
+    outcome, _ = fuzz.run_case(["list"], tmp_path, timeout=60)  # a valid command: taken
+    assert outcome == "accepted"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from radiologynet import __version__
 from radiologynet.cli.commands import COMMANDS, load
-from radiologynet.cli.options import error_text
+from radiologynet.cli.options import OneLineParser, error_text, harden
 from radiologynet.errors import RadiologyNetError
 
 PROG = "radiologynet"
@@ -29,16 +29,19 @@ def _command_name(argv: Sequence[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: every command named with its help from :data:`COMMANDS`, and
     the options of ``command`` (its module is imported and fills its parser)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="RadiologyNET foundation models for medical-imaging transfer learning.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineParser
+    )
     for name, entry in COMMANDS.items():
         command_parser = subparsers.add_parser(name, help=entry.help)
         if name == command:
             load(name).register(command_parser)
+            harden(name, command_parser)
     return parser
 
 
@@ -74,6 +77,29 @@ def console_main() -> int:
     half-million objects torch and timm leave behind (1.6 s of every command that trained or
     converted a model, on 2 cores). Call :func:`main` from Python code instead: freezing
     there would keep the caller's garbage alive."""
-    code = main()
+    try:
+        code = main()
+    except BaseException:
+        _stop_children()
+        raise
+    if code:
+        _stop_children()
     gc.freeze()
     return code
+
+
+def _stop_children(grace_s: float = 5.0) -> None:
+    """End the processes a failed command started and left running (DataLoader workers,
+    decoding pools), so none outlives it holding the caller's pipes: terminated, then
+    killed after ``grace_s``. Only for the command-line process (:func:`console_main`):
+    a Python caller's own children are not this library's to end."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(grace_s)
+        if child.is_alive():
+            child.kill()
+            child.join(grace_s)

@@ -12,10 +12,16 @@ Importing this module imports no framework, and neither does building the option
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import stat
+import tempfile
 import typing
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from radiologynet._atomic import kind_of
 from radiologynet.errors import InvalidArgumentError, InvalidSettingError, RadiologyNetError
 
 if TYPE_CHECKING:
@@ -216,3 +222,305 @@ def run_configuration(args: argparse.Namespace, *, paper: bool) -> tuple[TrainCo
     chosen = {**(PAPER_DEFAULTS if paper or args.paper else FINETUNE_DEFAULTS), **given}
     run = RunSettings(**{name: chosen.pop(name) for name in RUN_SETTINGS if name in chosen})
     return TrainConfig(**chosen, progress=not args.no_progress), run
+
+
+# --------------------------------------------------------------------------- validation
+#
+# Every option of every command is checked while the command line is parsed, before the
+# command runs: nothing is computed, created or written for a value that is refused.
+# ``harden(command, parser)`` (called by ``build_parser`` for the command being run) gives
+# each numeric option its bounds from :data:`INT_BOUNDS` / :data:`FLOAT_BOUNDS` (a plain
+# ``int`` or ``float`` option not listed gets :data:`DEFAULT_INT_BOUNDS` / finite floats)
+# and each path option its kind from :data:`PATH_OPTIONS`. A refusal is one line and exit 2
+# (argparse's convention for a bad argument), naming the option.
+
+#: The largest image side an option accepts (the paper's inputs are 224 to 512 pixels).
+MAX_IMAGE_SIDE = 4096
+#: The largest batch, epoch budget and repetition count an option accepts.
+MAX_BATCH_SIZE = 65536
+MAX_EPOCHS = 100_000
+MAX_RUNS = 1000
+#: The least cap on ``--workers`` / ``--threads``; the cap is the CPUs this process may
+#: use when there are more (:func:`max_workers`).
+MIN_WORKER_CAP = 8
+#: The most clusters pseudo-labelling may make.
+MAX_CLUSTERS = 100_000
+#: Seeds are those numpy takes: 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: Bounds of an integer option this module has no entry for.
+DEFAULT_INT_BOUNDS = (0, 2**31 - 1)
+
+
+def max_workers() -> int:
+    """The cap on ``--workers`` and ``--threads``: the CPUs this process may use, or
+    :data:`MIN_WORKER_CAP` when that is larger."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(cpus, MIN_WORKER_CAP)
+
+
+class IntRange:
+    """An argparse ``type=``: an integer from ``low`` to ``high``."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not self.low <= value <= self.high:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer from {self.low} to {self.high}, got {text!r}"
+            )
+        return value
+
+    def __repr__(self) -> str:  # argparse names the type in some messages
+        return f"integer from {self.low} to {self.high}"
+
+
+class FloatRange:
+    """An argparse ``type=``: a finite number in ``[low, high]`` (an end in ``open`` is
+    excluded: ``"low"``, ``"high"`` or ``"both"``)."""
+
+    def __init__(
+        self, low: float = -math.inf, high: float = math.inf, open: str | None = None
+    ) -> None:
+        self.low, self.high, self.open = low, high, open or ""
+
+    def accepts(self, value: float) -> bool:
+        """Whether ``value`` is finite and within the bounds."""
+        above = value > self.low if self.open in ("low", "both") else value >= self.low
+        below = value < self.high if self.open in ("high", "both") else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not self.accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {self!r}, got {text!r}")
+        return value
+
+    def __repr__(self) -> str:
+        if math.isinf(self.low) and math.isinf(self.high):
+            return "a finite number"
+        left = "(" if self.open in ("low", "both") else "["
+        right = ")" if self.open in ("high", "both") else "]"
+        return f"a finite number in {left}{self.low:g}, {self.high:g}{right}"
+
+
+def _int_bounds() -> dict[str, tuple[int, int]]:
+    workers = (0, max_workers())
+    side = (1, MAX_IMAGE_SIDE)
+    epochs = (1, MAX_EPOCHS)
+    return {
+        "--workers": workers,
+        "--threads": workers,
+        "--size": side,
+        "--input-size": side,
+        "--image-size": side,
+        "--batch-size": (1, MAX_BATCH_SIZE),
+        "--max-epochs": epochs,
+        "--patience": epochs,
+        "--first-epochs": epochs,
+        "--runs": (1, MAX_RUNS),
+        "--seed": (0, MAX_SEED),
+        "--clusters": (2, MAX_CLUSTERS),
+        "--max-clusters": (2, MAX_CLUSTERS),
+        "--in-chans": (1, 16),
+        "--target": (0, MAX_CLUSTERS),
+    }
+
+
+#: Bounds of the integer options, by spelling (the same in every command).
+INT_BOUNDS = _int_bounds()
+#: Bounds of the number options, by spelling; ``--weight-*`` covers pseudo-label's
+#: feature weights.
+FLOAT_BOUNDS = {
+    "--alpha": FloatRange(0, 1, open="both"),
+    "--threshold": FloatRange(0, 1),
+    "--lr": FloatRange(0, 10, open="low"),
+    "--fraction": FloatRange(0, 1, open="low"),
+    "--val-fraction": FloatRange(0, 1, open="high"),
+    "--test-fraction": FloatRange(0, 1, open="high"),
+    "--checkpoint-interval": FloatRange(0, 10**9),
+    "--weight-*": FloatRange(0, 1000),
+}
+
+#: What each path option of each command is: an output folder (``out_dir``) or file
+#: (``out_file``), or an existing input folder (``dir``), file (``file``) or either
+#: (``any``). Positional arguments are named by their dest.
+PATH_OPTIONS: dict[str, dict[str, str]] = {
+    "download": {"--to": "out_dir"},
+    "convert": {"src": "file", "--out": "out_dir"},
+    "publish": {"folder": "dir"},  # --include names files inside the folder
+    "preprocess": {"src": "dir", "--out": "out_dir"},
+    "finetune": {"--data": "any", "--out": "out_dir", "--cache": "out_dir"},
+    "benchmark": {"--data": "any", "--out": "out_dir", "--cache": "out_dir"},
+    "report": {"results": "dir", "--out": "out_dir"},
+    "compare": {"results": "dir", "--csv": "out_file"},
+    "card-results": {"results": "dir", "--weights-dir": "dir"},
+    "gradcam": {"--model": "dir", "--images": "any", "--out": "out_dir"},
+    "pseudo-label": {
+        "archive": "dir",
+        "--out": "out_file",
+        "--text-csv": "file",
+        "--cache": "out_dir",
+        "--report": "out_dir",
+    },
+    "pretrain": {"--data": "dir", "--labels": "file", "--out": "out_dir"},
+    "pretrain-reconstruction": {"--data": "dir", "--out": "out_dir", "--cache": "out_dir"},
+    "demo": {"--out": "out_dir"},
+}
+
+
+def _name_limits(folder: Path) -> tuple[int, int]:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def _nearest_existing(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            return folder
+    return Path(".")
+
+
+class PathOption:
+    """An argparse ``type=`` for a path: ``kind`` is one of :data:`PATH_KINDS`. An output
+    path is refused when something of another kind stands there (a file, FIFO or device
+    where a folder is written; a folder, FIFO or device where a file is), when a name in
+    it is longer than the file system allows, or when its nearest existing folder is not
+    a folder or cannot be written in; an input path when it does not exist or is of
+    another kind (a FIFO, device or socket is never an input)."""
+
+    def __init__(self, kind: str, *, text: bool = False) -> None:
+        if kind not in PATH_KINDS:
+            raise ValueError(f"path kind {kind!r} is not one of {PATH_KINDS}")
+        self.kind, self.text = kind, text
+
+    def __repr__(self) -> str:
+        return PATH_KINDS[self.kind]
+
+    def __call__(self, text: str) -> Path | str:
+        if not isinstance(text, str) or not text or "\0" in text:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a path")
+        path = Path(text).expanduser()
+        problem = (
+            self._output_problem(path) if self.kind.startswith("out") else self._input_problem(path)
+        )
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text}: {problem}")
+        return text if self.text else path  # type: ignore[return-value]
+
+    def _input_problem(self, path: Path) -> str | None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            return err.strerror or "cannot be read"
+        wanted = {"dir": stat.S_ISDIR, "file": stat.S_ISREG}.get(self.kind)
+        ok = wanted(mode) if wanted else stat.S_ISDIR(mode) or stat.S_ISREG(mode)
+        return None if ok else f"is {kind_of(mode)}, not {PATH_KINDS[self.kind]}"
+
+    def _output_problem(self, path: Path) -> str | None:
+        path = path.absolute()
+        anchor = _nearest_existing(path if self.kind == "out_dir" else path.parent)
+        name_max, path_max = _name_limits(anchor if anchor.is_dir() else anchor.parent)
+        long = next((part for part in path.parts if len(os.fsencode(part)) > name_max), None)
+        if long is not None:
+            return f"the name {long[:40]}... is longer than the {name_max} bytes allowed"
+        if len(os.fsencode(str(path))) > path_max:
+            return f"the path is longer than the {path_max} bytes allowed"
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as err:
+            return err.strerror or "cannot be written"
+        wanted = stat.S_ISDIR if self.kind == "out_dir" else stat.S_ISREG
+        if mode is not None and not wanted(mode):
+            return f"is {kind_of(mode)}, not {PATH_KINDS[self.kind]}; it is not replaced"
+        if not anchor.is_dir():
+            return f"{anchor} is {kind_of(os.stat(anchor).st_mode)}, not a folder"
+        return _unwritable(anchor)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder`` (``None`` when a probe file can be): the
+    permission bits do not tell for root, read-only mounts and /proc, so it is tried."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".radiologynet-probe-"):
+            pass
+    except OSError as err:
+        return f"nothing can be written in {folder} ({err.strerror or err})"
+    return None
+
+
+#: The kinds of path an option takes, and how a refusal names them.
+PATH_KINDS = {
+    "out_dir": "a folder to write",
+    "out_file": "a file to write",
+    "dir": "an existing folder",
+    "file": "an existing file",
+    "any": "an existing file or folder",
+}
+
+
+def _bounded_type(action: argparse.Action) -> object:
+    """The validating type of a numeric option (its old type int / float)."""
+    spelling = next((s for s in action.option_strings if s.startswith("--")), None)
+    if action.type is int:
+        low, high = INT_BOUNDS.get(spelling or "", DEFAULT_INT_BOUNDS)
+        return IntRange(low, high)
+    if spelling and spelling.startswith("--weight-"):
+        return FLOAT_BOUNDS["--weight-*"]
+    return FLOAT_BOUNDS.get(spelling or "", FloatRange())
+
+
+def harden(command: str, parser: argparse.ArgumentParser) -> None:
+    """Give every option of ``command``'s ``parser`` its validating type: bounds for the
+    numbers, kinds for the paths (:data:`PATH_OPTIONS`)."""
+    paths = PATH_OPTIONS.get(command, {})
+    for action in parser._actions:
+        names = action.option_strings or [action.dest]
+        kind = next((paths[n] for n in names if n in paths), None)
+        if kind is not None:
+            # the value keeps its type: a Path where the option made one, else the text
+            action.type = PathOption(kind, text=action.type in (None, str))
+        elif action.type in (int, float):
+            action.type = _bounded_type(action)
+
+
+_VALIDATORS = (IntRange, FloatRange, PathOption)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line, without the usage block argparse
+    prints first: a value one of this module's validators refuses raises
+    :class:`~radiologynet.errors.InvalidArgumentError` (the command line prints it as one
+    line, exit 1, like every refusal of the library); a malformed command line (an unknown
+    option, a missing one) is argparse's ``PROG: error: ...``, exit 2."""
+
+    _refused: str | None = None
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> object:
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError as err:
+            if isinstance(action.type, _VALIDATORS):
+                self._refused = str(err)
+            raise
+
+    def error(self, message: str) -> typing.NoReturn:
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            raise InvalidArgumentError(" ".join(refused.split()))
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from radiologynet.data.benchmarks import boneage, btmr, covid19, grazpedwri  # noqa: F401
-from radiologynet.data.splits import Sample, Splits, Task
+from radiologynet.data.splits import (
+    Sample,
+    Splits,
+    Task,
+    refuse_duplicates,
+    require_rows,
+    sheet_integer,
+    sheet_number,
+)
 from radiologynet.data.tasks import (
     TASK_KINDS,
     TASKS,
@@ -75,6 +83,7 @@ def read_splits(
     csv_path = Path(csv_path)
     base = Path(root).expanduser().resolve() if root is not None else None
     parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    paths: list[str] = []
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames != ["split", "path", "target", "sex", "group"]:
@@ -86,7 +95,12 @@ def read_splits(
                 path = Path(row["path"])
                 if base is not None and not path.is_absolute():
                     path = base / path
-                target = float(row["target"]) if info.kind == "regression" else int(row["target"])
+                where = f"{csv_path}, row {row_number}"
+                target = (
+                    sheet_number(row["target"], where, "target")
+                    if info.kind == "regression"
+                    else sheet_integer(row["target"], where, "target")
+                )
                 sample = Sample(
                     path=str(path),
                     target=target,
@@ -94,10 +108,15 @@ def read_splits(
                     group=row["group"] or None,
                 )
                 parts[row["split"]].append(sample)
+                paths.append(sample.path)
+            except DatasetFormatError:
+                raise
             except (KeyError, ValueError):
                 raise DatasetFormatError(
                     f"{csv_path}, row {row_number}: cannot read {dict(row)}"
                 ) from None
+    refuse_duplicates(paths, csv_path, "path")
+    require_rows(len(parts["train"]), csv_path, "train")
     return Splits(
         task=info.name,
         kind=info.kind,

@@ -5,13 +5,22 @@ Layout of a cache folder::
 
     images.npy    # numpy .npy, uint8, shape (N, S, S), read with mmap_mode="r"
     index.json    # {"format": 1, "size", "interpolation", "letterbox", "crop_pct",
-                  #  "window", "count", "entries": [{"path", "mtime_ns", "bytes", "label"}],
-                  #  "unreadable": [{"path", "reason"}]}
+                  #  "window", "count", "entries": [{"path", "mtime_ns", "bytes",
+                  #  "ctime_ns", "inode", "sha256", "label"}],
+                  #  "unreadable": [{"path", ..., "sha256", "reason"}]}
 
 Each image is decoded by :func:`radiologynet.transforms.decode_uint8`, the function every
 per-image path starts from, so a cached image is the one the transforms would make. A cache
-is rebuilt only when its sources (paths, modification times, sizes) or its preprocessing
-(size, interpolation, letterbox or crop, window) change.
+is rebuilt only when its sources or its preprocessing (size, interpolation, letterbox or
+crop, window) change.
+
+Sources are keyed by content: each entry records the sha256 of the file it was decoded
+from. A file whose size, modification time, status-change time and inode are all as
+recorded is taken as unchanged without reading it (the fast path: no write can leave the
+status-change time as it was); any other is hashed, and the cache is current only when
+every hash matches (a copied or restored dataset is not decoded again, a file rewritten
+with its old size and modification time is). A malformed ``index.json`` or a cache folder
+left half-built is rebuilt, and temporaries a killed build left behind are removed.
 """
 
 from __future__ import annotations
@@ -31,9 +40,10 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from radiologynet._atomic import atomic_write_text, commit, temp_path_for
+from radiologynet._atomic import TEMP_SUFFIX, atomic_write_text, commit, temp_path_for
 from radiologynet.errors import ImageReadError, InvalidArgumentError
 from radiologynet.io.windowing import Window, resolve_window
+from radiologynet.models._folder import sha256_file
 from radiologynet.models._weights import Preprocessing
 from radiologynet.transforms.pipeline import decode_uint8
 
@@ -42,12 +52,71 @@ IMAGES_FILE = "images.npy"
 INDEX_FILE = "index.json"
 
 
+#: What the fast path compares: a file with all of these as recorded is unchanged.
+_FAST_KEYS = ("mtime_ns", "bytes", "ctime_ns", "inode")
+
+
 def _source_stat(path: Path) -> dict[str, Any]:
     try:
         stat = path.stat()
     except OSError:
-        return {"path": str(path), "mtime_ns": None, "bytes": None}
-    return {"path": str(path), "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size}
+        return {"path": str(path), **dict.fromkeys(_FAST_KEYS)}
+    return {
+        "path": str(path),
+        "mtime_ns": stat.st_mtime_ns,
+        "bytes": stat.st_size,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+    }
+
+
+def _content_key(path: Path) -> str | None:
+    """The sha256 of a source file (``None`` when it cannot be read)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _source_entry(path: Path) -> dict[str, Any]:
+    """A source's stat fields and its content key, as the index records them."""
+    return {**_source_stat(path), "sha256": _content_key(path)}
+
+
+def _check_index(index: Any) -> None:
+    """Raise ``ValueError`` unless ``index`` has the fields and types of an index.json."""
+    if not isinstance(index, dict) or index.get("format") != FORMAT_VERSION:
+        raise ValueError(f"not a format-{FORMAT_VERSION} index")
+    for key, kind in (
+        ("count", int),
+        ("size", int),
+        ("interpolation", str),
+        ("letterbox", bool),
+        ("entries", list),
+    ):
+        if not isinstance(index.get(key), kind) or isinstance(index.get(key), bool) != (
+            kind is bool
+        ):
+            raise ValueError(f"{key!r} is missing or not a {kind.__name__}")
+    window = index.get("window")
+    if window is not None and not (
+        isinstance(window, list) and len(window) == 2 and all(_is_number(v) for v in window)
+    ):
+        raise ValueError("'window' is not [center, width]")
+    if not _is_number(index.get("crop_pct", 0.875)):
+        raise ValueError("'crop_pct' is not a number")
+    unreadable = index.get("unreadable", [])
+    if not isinstance(unreadable, list) or len(index["entries"]) != index["count"]:
+        raise ValueError("'unreadable' is not a list, or 'entries' does not hold 'count'")
+    for entry in index["entries"] + unreadable:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ValueError("an entry without a 'path'")
+    if any(not isinstance(u.get("reason"), str) for u in unreadable):
+        raise ValueError("an unreadable entry without a 'reason'")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def format_unreadable(unreadable: Sequence[tuple[str | Path, str]], limit: int = 20) -> str:
@@ -112,6 +181,7 @@ class DecodedImageCache:
     crop_pct: float = 1.0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     _index: dict[str, Any] = field(default_factory=dict, repr=False)
+    _restated: bool = field(default=False, repr=False)
 
     def relabel(self, labels: Sequence[Any]) -> None:
         """Store ``labels`` (one per cached image, in :attr:`paths` order) in the index,
@@ -121,7 +191,7 @@ class DecodedImageCache:
             return
         for entry, label in zip(self._index["entries"], labels, strict=True):
             entry["label"] = label
-        atomic_write_text(self.root / INDEX_FILE, json.dumps(self._index))
+        self._save_index()
         self.labels = labels
 
     @classmethod
@@ -136,6 +206,7 @@ class DecodedImageCache:
         index_path, images_path = root / INDEX_FILE, root / IMAGES_FILE
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
+            _check_index(index)
             images = np.load(images_path, mmap_mode="r")
         except (OSError, ValueError) as err:
             raise ImageReadError(
@@ -220,12 +291,26 @@ class DecodedImageCache:
         wanted = [str(Path(p)) for p in paths]
         if [p for p in wanted if p not in skipped] != [str(p) for p in self.paths]:
             return False
-        entries = self._index.get("entries", []) + self._index.get("unreadable", [])
-        stats = [_source_stat(Path(e["path"])) for e in entries]
-        return all(
-            s["mtime_ns"] == e["mtime_ns"] and s["bytes"] == e["bytes"]
-            for s, e in zip(stats, entries, strict=True)
-        )
+        return self._sources_unchanged()
+
+    def _sources_unchanged(self) -> bool:
+        """Whether every source still has the content it was decoded from: the fast path
+        (size, modification and status-change time, inode as recorded), else its sha256.
+        Entries whose content matched under new stat fields get those fields (saved by
+        :func:`build_cache`)."""
+        for entry in self._index.get("entries", []) + self._index.get("unreadable", []):
+            now = _source_stat(Path(entry["path"]))
+            if all(now[k] == entry.get(k) for k in _FAST_KEYS):
+                continue
+            if entry.get("sha256") is None or entry["sha256"] != _content_key(Path(entry["path"])):
+                return False
+            entry.update(now)
+            self._restated = True
+        return True
+
+    def _save_index(self) -> None:
+        atomic_write_text(self.root / INDEX_FILE, json.dumps(self._index))
+        self._restated = False
 
 
 def _geometry(preprocessing: Preprocessing) -> tuple[int, str, bool, float | None]:
@@ -291,12 +376,15 @@ def build_cache(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / ".lock")):
+        remove_build_temporaries(root)  # the lock is ours: any temp is a killed build's
         if not rebuild and (root / INDEX_FILE).exists():
             try:
                 cache = DecodedImageCache.open(root)
-            except ImageReadError:
+            except ImageReadError:  # a malformed or half-written cache: rebuilt
                 cache = None
             if cache is not None and cache.matches(sources, preprocessing, resolved):
+                if cache._restated:
+                    cache._save_index()
                 if labels is not None:
                     by_path = {str(p): label for p, label in zip(sources, labels, strict=True)}
                     cache.relabel([by_path[str(p)] for p in cache.paths])
@@ -311,8 +399,33 @@ def build_cache(
     return cache
 
 
+def remove_build_temporaries(root: Path) -> list[Path]:
+    """Remove the temporaries (``.images.npy.*.tmp``, ``.index.json.*.tmp``) a build killed
+    midway left in the cache folder ``root``; called with the folder's lock held, when no
+    other build can be writing them. Returns what was removed."""
+    removed = []
+    for name in (IMAGES_FILE, INDEX_FILE):
+        for temp in root.glob(f".{name}.*{TEMP_SUFFIX}"):
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
 def _unreadable_in(root: Path) -> str:
     return f"unreadable image(s) for cache {root}"
+
+
+def _shrink(tmp: Path, root: Path, count: int, size: int) -> None:
+    """Cut the images file ``tmp`` down to its first ``count`` (the readable) images."""
+    full = np.load(tmp, mmap_mode="r")
+    small_name = temp_path_for(root / IMAGES_FILE)
+    small = np.lib.format.open_memmap(
+        small_name, mode="w+", dtype=np.uint8, shape=(count, size, size)
+    )
+    small[:] = full[:count]
+    small.flush()
+    del small, full
+    os.replace(small_name, tmp)
 
 
 def _build(
@@ -325,11 +438,12 @@ def _build(
     num_workers: int,
     progress: bool,
 ) -> DecodedImageCache:
-    def decode(path: Path) -> np.ndarray | ImageReadError:
+    def decode(path: Path) -> tuple[np.ndarray | ImageReadError, dict[str, Any]]:
+        entry = _source_entry(path)  # before decoding: a change while decoding rebuilds
         try:
-            return decode_uint8(path, preprocessing, window)[0].numpy()
+            return decode_uint8(path, preprocessing, window)[0].numpy(), entry
         except ImageReadError as err:
-            return err
+            return err, entry
 
     size, interpolation, letterboxed, _ = _geometry(preprocessing)
     tmp = temp_path_for(root / IMAGES_FILE)
@@ -339,18 +453,19 @@ def _build(
         )
         entries: list[dict[str, Any]] = []
         unreadable: list[tuple[str, str]] = []
+        skipped: list[dict[str, Any]] = []
         bar = tqdm(
             total=len(sources), desc=f"decoding to {root.name}", unit="img", disable=not progress
         )
         with ThreadPoolExecutor(max_workers=max(num_workers, 1)) as pool:
             results = pool.map(decode, sources) if num_workers > 0 else map(decode, sources)
-            for i, (path, result) in enumerate(zip(sources, results, strict=True)):
+            for i, (path, (result, entry)) in enumerate(zip(sources, results, strict=True)):
                 bar.update(1)
                 if isinstance(result, ImageReadError):
                     unreadable.append((str(path), str(result)))
+                    skipped.append({**entry, "reason": str(result)})
                     continue
                 out[len(entries)] = result
-                entry = _source_stat(path)
                 entry["label"] = labels[i] if labels is not None else None
                 entries.append(entry)
         bar.close()
@@ -358,16 +473,8 @@ def _build(
             report_unreadable(unreadable, False, _unreadable_in(root))
         out.flush()
         del out
-        if len(entries) != len(sources):  # shrink to the readable images
-            full = np.load(tmp, mmap_mode="r")
-            small_name = temp_path_for(root / IMAGES_FILE)
-            small = np.lib.format.open_memmap(
-                small_name, mode="w+", dtype=np.uint8, shape=(len(entries), size, size)
-            )
-            small[:] = full[: len(entries)]
-            small.flush()
-            del small, full
-            os.replace(small_name, tmp)
+        if len(entries) != len(sources):
+            _shrink(tmp, root, len(entries), size)
         index = {
             "format": FORMAT_VERSION,
             "size": size,
@@ -377,7 +484,7 @@ def _build(
             "window": list(window) if window else None,
             "count": len(entries),
             "entries": entries,
-            "unreadable": [{**_source_stat(Path(p)), "reason": r} for p, r in unreadable],
+            "unreadable": skipped,
         }
         commit(tmp, root / IMAGES_FILE)
         atomic_write_text(root / INDEX_FILE, json.dumps(index))

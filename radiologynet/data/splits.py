@@ -404,6 +404,80 @@ def class_folders(root: Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
+def sheet_integer(value: object, where: str, name: str = "id") -> int:
+    """A sheet's integer value (an image id): an int, or a float or text that is a whole
+    number (``1377``, ``1377.0``, ``"1377"``).
+
+    Raises:
+        DatasetFormatError: naming ``where`` (file and row) for anything else (``1377.9``,
+            ``inf``, ``nan``, an empty cell, text).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        number = None
+    elif isinstance(value, (int, np.integer)):
+        return int(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = None
+    if number is None or not np.isfinite(number) or number != int(number):
+        raise DatasetFormatError(
+            f"{where}: {name} {value!r} is not a whole number; use the sheet as published."
+        )
+    return int(number)
+
+
+def sheet_number(
+    value: object, where: str, name: str, *, minimum: float | None = None, strict: bool = False
+) -> float:
+    """A sheet's finite number (``strict``: above ``minimum``, else at least it).
+
+    Raises:
+        DatasetFormatError: naming ``where`` for text, an empty cell, NaN, inf or a value
+            out of range.
+    """
+    try:
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else value
+    except ValueError:
+        number = float("nan")
+    low_ok = minimum is None or (number > minimum if strict else number >= minimum)
+    if isinstance(value, bool) or not np.isfinite(number) or not low_ok:
+        wanted = "a finite number" + (
+            f" {'>' if strict else '>='} {minimum:g}" if minimum is not None else ""
+        )
+        raise DatasetFormatError(
+            f"{where}: {name} is {value!r}, not {wanted}; use the sheet as published."
+        )
+    return float(number)
+
+
+def refuse_duplicates(
+    keys: Sequence[Hashable], source: Path, name: str, first_row: int = 2
+) -> None:
+    """Raise :class:`DatasetFormatError` naming ``source`` and both rows when a key
+    (an image id, a file stem) appears twice: a sheet whose rows would be used twice.
+    Row numbers count from ``first_row`` (the line after the header)."""
+    seen: dict[Hashable, int] = {}
+    for row, key in enumerate(keys, start=first_row):
+        if key in seen:
+            raise DatasetFormatError(
+                f"{source}, row {row}: {name} {key!r} is already on row {seen[key]}; each "
+                "image is listed once in the published sheet."
+            )
+        seen[key] = row
+
+
+def require_rows(count: int, source: Path, split: str) -> None:
+    """Raise :class:`DatasetFormatError` when the sheet ``source`` gives ``split`` no
+    sample (a header-only sheet, every row filtered out)."""
+    if count == 0:
+        raise DatasetFormatError(
+            f"{source}: no {split} sample (the sheet holds a header and no row?); use the "
+            "sheet as published."
+        )
+
+
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
     """Raise :class:`DatasetFormatError` unless ``frame`` has all ``columns``."""
     missing = [c for c in columns if c not in frame.columns]

@@ -15,6 +15,7 @@ from typing import Any
 
 from radiologynet.models import _hub as hub
 from radiologynet.models._builder import pretrained_cfg_for, resolve_checked
+from radiologynet.models._folder import is_pickle, pickle_refused
 from radiologynet.models._hub import ResolvedWeights
 from radiologynet.models._registry import Architecture
 from radiologynet.models._weights import WeightRecord
@@ -28,9 +29,12 @@ def weights_file(weights: str | Path) -> Path:
 
     Raises:
         WeightsNotFoundError: when neither exists.
+        CheckpointFormatError: a pickled checkpoint (it is read only by the converter).
     """
     path = Path(weights).expanduser()
     if path.is_file():
+        if is_pickle(path):
+            raise pickle_refused(str(path))
         return path
     _, file = hub.read_weights_folder(path, require_config=False)
     return file

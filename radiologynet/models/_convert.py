@@ -22,7 +22,14 @@ import torch
 from torch import Tensor
 
 from radiologynet.errors import CheckpointFormatError, UnknownModelError, WeightsNotFoundError
-from radiologynet.models._folder import head_rows, shape_mismatch, timm_layout, write_weights_folder
+from radiologynet.models._folder import (
+    head_rows,
+    pickle_refused,
+    refused_global,
+    shape_mismatch,
+    timm_layout,
+    write_weights_folder,
+)
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import (
     IMAGENET_NUM_CLASSES,
@@ -74,43 +81,69 @@ def load_original_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Te
             prefix=".radiologynet-extract-",
             dir=path.parent if os.access(path.parent, os.W_OK) else None,
         ) as tmp:
-            member = _extract_checkpoint(path, Path(tmp))
-            return _read_checkpoint(member, shown=f"{path} (member {member.name})")
+            return _checkpoint_in_archive(path, Path(tmp))
     return _read_checkpoint(path, shown=str(path))
 
 
-def _extract_checkpoint(archive: Path, dest: Path) -> Path:
-    """Extract the one checkpoint member of ``archive`` into ``dest`` after checking every
-    member is a plain file with a safe relative name."""
+def _checkpoint_in_archive(archive: Path, dest: Path) -> tuple[dict[str, Tensor], str | None]:
+    """The checkpoint an archive holds, chosen by content: each checkpoint-named member
+    (the one named like the archive first, then in order) is extracted and read until one
+    is a state dict; a decoy member before it (notes saved as ``.pth``, another object) is
+    passed over. Only when none is a checkpoint is the first one's error raised."""
+    failures: list[CheckpointFormatError] = []
+    for member in _checkpoint_members(archive):
+        file = _extract_member(archive, member, dest)
+        try:
+            return _read_checkpoint(file, shown=f"{archive} (member {member.name})")
+        except CheckpointFormatError as err:
+            failures.append(err)
+        finally:
+            file.unlink(missing_ok=True)
+    if len(failures) == 1:
+        raise failures[0]
+    raise CheckpointFormatError(
+        f"Archive {archive}: none of its {len(failures)} checkpoint members is a state dict "
+        f"({'; '.join(str(f) for f in failures[:3])})."
+    )
+
+
+def _checkpoint_members(archive: Path) -> list[tarfile.TarInfo]:
+    """Every ``.pth``/``.pt``/... member of ``archive`` (the one named like the archive
+    first), after checking every member is a plain file with a safe relative name and the
+    total unpacks within bounds."""
     redownload = f"Re-download {archive.name} (the file may be truncated or corrupt)."
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
-            for member in members:
-                _check_member(archive, member)
-            _check_extracted_size(archive, members)
-            candidates = [
-                m for m in members if m.isfile() and m.name.endswith(_CHECKPOINT_SUFFIXES)
-            ]
-            if not candidates:
-                raise CheckpointFormatError(
-                    f"Archive {archive} holds no checkpoint (.pth/.pt) file; members: "
-                    f"{', '.join(m.name for m in members) or 'none'}. {redownload}"
-                )
-            stem = archive.name.split(".")[0]
-            chosen = next(
-                (m for m in candidates if PurePosixPath(m.name).name.split(".")[0] == stem),
-                candidates[0],
-            )
-            if hasattr(tarfile, "data_filter"):
-                tar.extract(chosen, dest, filter="data")
-            else:  # pragma: no cover - Python without extraction filters
-                tar.extract(chosen, dest)
-    except CheckpointFormatError:
-        raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise CheckpointFormatError(f"Cannot read archive {archive}: {err}. {redownload}") from err
-    return dest / chosen.name
+    for member in members:
+        _check_member(archive, member)
+    _check_extracted_size(archive, members)
+    candidates = [m for m in members if m.isfile() and m.name.endswith(_CHECKPOINT_SUFFIXES)]
+    if not candidates:
+        raise CheckpointFormatError(
+            f"Archive {archive} holds no checkpoint (.pth/.pt) file; members: "
+            f"{', '.join(m.name for m in members) or 'none'}. {redownload}"
+        )
+    stem = archive.name.split(".")[0]
+    return sorted(candidates, key=lambda m: PurePosixPath(m.name).name.split(".")[0] != stem)
+
+
+def _extract_member(archive: Path, member: tarfile.TarInfo, dest: Path) -> Path:
+    """Extract one checked member of ``archive`` into ``dest``; returns its path."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extract(member, dest, filter="data")
+            else:  # pragma: no cover - Python without extraction filters
+                tar.extract(member, dest)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise CheckpointFormatError(
+            f"Cannot read archive {archive}: {err}. Re-download {archive.name} (the file "
+            "may be truncated or corrupt)."
+        ) from err
+    return dest / member.name
 
 
 def _check_extracted_size(archive: Path, members: list[tarfile.TarInfo]) -> None:
@@ -153,10 +186,7 @@ def _read_checkpoint(path: Path, shown: str) -> tuple[dict[str, Tensor], str | N
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointFormatError(
-            f"Checkpoint {shown} holds objects other than tensors and plain containers, "
-            f"which are refused for safety (torch.load weights_only=True): {err}"
-        ) from err
+        raise pickle_refused(shown, refused_global(err)) from err
     except Exception as err:  # a damaged file fails anywhere inside the unpickler
         raise CheckpointFormatError(
             f"Cannot read checkpoint {shown}: {err}. Re-download or re-save it "

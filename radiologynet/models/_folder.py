@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, ChecksumError, WeightsNotFoundError
 from radiologynet.models._card import render_model_card
+from radiologynet.models._config import MAX_CONFIG_BYTES, check_config
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import WeightRecord, pretrained_cfg_keys, timm_pretrained_cfg
 from radiologynet.paper import PAPER, PAPER_DOI
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 SHA256_SUFFIX = ".sha256"
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 #: What a weights folder can hold (``config.json``'s ``model_type``).
 MODEL_TYPES = ("timm", "vanilla_unet", "task")
 
@@ -76,27 +76,59 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return _HASHED[identity]
 
 
+#: The forms a recorded sha256 is written in: a bare hash (any case), ``sha256sum``'s text
+#: (``<hash>  <name>``) and binary (``<hash> *<name>``) lines, with the leading backslash
+#: it writes before escaped names, and the BSD tag form (``SHA256 (<name>) = <hash>``).
+_SHA256_FORMS = (
+    re.compile(r"\\?([0-9a-f]{64})(?:\s+\*?.*)?", re.IGNORECASE | re.DOTALL),
+    re.compile(r"SHA256 \(.*\) = ([0-9a-f]{64})", re.IGNORECASE | re.DOTALL),
+)
+
+
+def parse_sha256(text: str) -> str | None:
+    """The hash in ``text``, lower-cased, whatever form it is written in (a bare hash in
+    either case, a ``sha256sum`` text or binary line, the BSD tag line); ``None`` when
+    ``text`` holds none. The one reader of every recorded sha256."""
+    line = text.strip()
+    for form in _SHA256_FORMS:
+        match = form.fullmatch(line)
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def same_sha256(actual: str, expected: str) -> bool:
+    """Whether the computed hash ``actual`` is the recorded ``expected`` (any form
+    :func:`parse_sha256` reads; case does not matter); the one comparison of hashes."""
+    wanted = parse_sha256(expected)
+    return wanted is not None and wanted == parse_sha256(actual)
+
+
 def read_sha256_sidecar(path: Path) -> str:
-    """The hash recorded in a ``<file>.sha256`` sidecar (``sha256sum`` format).
+    """The hash recorded in a ``<file>.sha256`` sidecar (its first line, in any form
+    :func:`parse_sha256` reads), lower-cased.
 
     Raises:
         ChecksumError: the sidecar is empty or holds no 64-digit hex hash.
     """
-    words = path.read_text(encoding="utf-8", errors="replace").split()
-    if not words or not _SHA256.fullmatch(words[0].lower()):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.strip().splitlines()
+    digest = parse_sha256(lines[0]) if lines else None
+    if digest is None:
         raise ChecksumError(
             f"{path} holds no sha256 (it is empty or not `sha256sum` output). Delete it "
             "and the weights folder beside it, then fetch the weights again (or write it "
             f"with `sha256sum {path.name.removesuffix(SHA256_SUFFIX)} > {path.name}`)."
         )
-    return words[0].lower()
+    return digest
 
 
 def verify_sha256(path: Path, expected: str, what: str, *, remove: bool) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected``; ``remove``
-    deletes the bad file first (cache entries, which are fetched anew)."""
+    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected`` (any form
+    :func:`parse_sha256` reads); ``remove`` deletes the bad file first (cache entries,
+    which are fetched anew)."""
     actual = sha256_file(path)
-    if actual != expected.lower():
+    if not same_sha256(actual, expected):
         if remove:
             path.unlink(missing_ok=True)
         raise ChecksumError(
@@ -110,8 +142,13 @@ def verify_sha256(path: Path, expected: str, what: str, *, remove: bool) -> None
 
 
 def verify_folder(file: Path, config: dict | None, what: str, pin: str | None) -> None:
-    """Check a weights file against the record's pin, its ``.sha256`` sidecar or the
-    sha256 its ``config.json`` recorded, whichever are present."""
+    """Check a weights file against every hash recorded for it: the record's pin, its
+    ``.sha256`` sidecar and the sha256 its ``config.json`` recorded, whichever are present
+    (each must match; a recorded value that is no hash is refused too).
+
+    Raises:
+        ChecksumError: a hash that differs, or a sidecar / config.json sha256 that is none.
+    """
     if pin:
         verify_sha256(file, pin, what, remove=False)
     sidecar = file.with_name(file.name + SHA256_SUFFIX)
@@ -119,22 +156,81 @@ def verify_folder(file: Path, config: dict | None, what: str, pin: str | None) -
         verify_sha256(
             file, read_sha256_sidecar(sidecar), f"{what} (per {sidecar.name})", remove=False
         )
-    elif not pin and config and isinstance(config.get("radiologynet"), dict):
-        recorded = config["radiologynet"].get("sha256")
-        if isinstance(recorded, str) and _SHA256.fullmatch(recorded):
-            verify_sha256(file, recorded, f"{what} (per config.json)", remove=False)
+    meta = (config or {}).get("radiologynet")
+    recorded = meta.get("sha256") if isinstance(meta, dict) else None
+    if recorded not in (None, ""):
+        if not isinstance(recorded, str) or parse_sha256(recorded) is None:
+            raise ChecksumError(
+                f"{file.parent / CONFIG_NAME}: radiologynet.sha256 is {recorded!r}, not a "
+                "sha256; the folder is damaged or was edited by hand. Fetch or convert the "
+                "weights again."
+            )
+        verify_sha256(file, recorded, f"{what} (per config.json)", remove=False)
+
+
+#: How a pickled checkpoint starts: a ``torch.save`` zip, or a bare pickle (protocol >= 2).
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def is_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickled checkpoint (``torch.save``'s zip or a bare pickle)
+    rather than safetensors, from its first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(_PICKLE_MAGIC)
+
+
+def refused_global(err: Exception) -> str:
+    """What torch's safe unpickler refused (``unsupported GLOBAL posix.system ...``), in
+    one line, without its advice to load the file unsafely."""
+    lines = [line.strip().rstrip(".;") for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        for part in line.split(";"):
+            if "GLOBAL" in part or "Unsupported" in part:
+                return part.strip().removeprefix("Trying to load ")
+    return "an object the safe unpickler does not know"
+
+
+def pickle_refused(shown: str, detail: str | None = None) -> CheckpointFormatError:
+    """The one refusal of a pickled checkpoint, from the converter and every entry point
+    that takes a path (CLI and Python alike). ``detail`` is what the safe unpickler
+    refused; without it the pickle was passed where a weights folder is read."""
+    why = (
+        f"holds objects other than tensors and plain containers ({detail}), which are "
+        "refused for safety: a pickle can run code when loaded, and only tensors are "
+        "unpickled (torch.load weights_only=True). Re-save the bare state dict "
+        "(torch.save(model.state_dict(), PATH)) from a copy you trust."
+        if detail
+        else "is a pickled PyTorch checkpoint, not a weights folder or a .safetensors "
+        "file. A pickle can run code when loaded, so it is read only by the converter, "
+        "which unpickles tensors alone: run `radiologynet convert "
+        f"{shown} --out DIR` (or radiologynet.models.convert_checkpoint) and pass DIR."
+    )
+    return CheckpointFormatError(f"Checkpoint {shown} {why}")
 
 
 def read_config(folder: Path) -> dict | None:
     """A weights folder's parsed ``config.json`` (``None`` when it has none).
 
     Raises:
-        CheckpointFormatError: config.json is not a valid JSON object; the message names
-            it and says how to get an intact copy.
+        CheckpointFormatError: config.json is not a valid JSON object, is larger than
+            :data:`~radiologynet.models._config.MAX_CONFIG_BYTES`, or a field has a value
+            of the wrong type or out of range (:func:`~radiologynet.models._config.
+            check_config`); the message names the file and field and says what to do.
     """
     path = folder / CONFIG_NAME
     if not path.is_file():
         return None
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointFormatError(
+            f"{path} is {size} bytes, more than the {MAX_CONFIG_BYTES}-byte limit of a "
+            "weights folder's config.json; it is not one this library wrote. Fetch or "
+            "convert the weights again."
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -148,6 +244,7 @@ def read_config(folder: Path) -> dict | None:
             f"{path} holds a {type(config).__name__}, not a JSON "
             "object. Delete the folder and fetch the weights again."
         )
+    check_config(config, path)
     return config
 
 

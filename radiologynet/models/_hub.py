@@ -48,6 +48,7 @@ from radiologynet.models._folder import (
     read_config,
     read_sha256_sidecar,
     read_weights_folder,
+    same_sha256,
     sha256_file,
     verify_folder,
     verify_sha256,
@@ -263,7 +264,7 @@ def _cached_conversion(record: WeightRecord) -> Path | None:
         return None
     try:
         expected = read_sha256_sidecar(sidecar)
-        if record.sha256 and expected != record.sha256.lower():
+        if record.sha256 and not same_sha256(expected, record.sha256):
             raise ChecksumError(
                 f"{record.full_name}: the cached {file} has sha256 {expected}, but the "
                 f"record pins {record.sha256}. The cached copy was removed; run the command "
@@ -309,7 +310,7 @@ def _download_and_convert(record: WeightRecord) -> Path:
             archive.unlink(missing_ok=True)
         file = folder / WEIGHTS_NAME
         digest = sha256_file(file)
-        if record.sha256 and digest != record.sha256.lower():
+        if record.sha256 and not same_sha256(digest, record.sha256):
             file.unlink(missing_ok=True)
             raise ChecksumError(
                 f"{record.full_name}: the weights converted from {record.source_url} have "
@@ -387,13 +388,13 @@ def download(
                 f"{what}: download from {url} is {written} bytes, the record expects {size}."
                 " The file was discarded; the source may have changed: report it."
             )
-        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix.lower()):
             raise ChecksumError(
                 f"{what}: download from {url} has sha256 {digest.hexdigest()}, which does not "
                 f"start with {sha256_prefix} as its name says. The file was discarded; run "
                 "the command again."
             )
-        if sha256 and digest.hexdigest() != sha256.lower():
+        if sha256 and not same_sha256(digest.hexdigest(), sha256):
             raise ChecksumError(
                 f"{what}: download from {url} has sha256 {digest.hexdigest()}, expected "
                 f"{sha256}. The file was discarded; the source may have changed: report it."
@@ -422,7 +423,7 @@ def bundle_weight(record: WeightRecord, to: Path) -> Path:
         if (
             (target / CONFIG_NAME).is_file()
             and (target / WEIGHTS_NAME).is_file()
-            and sha256_file(target / WEIGHTS_NAME) == digest
+            and same_sha256(sha256_file(target / WEIGHTS_NAME), digest)
         ):
             return target  # already bundled (by a concurrent or earlier run)
         source_dir = resolved.file.parent
@@ -511,6 +512,20 @@ def _arch_from_config(config: dict | None) -> Architecture | None:
     return get_architecture(str(config["architecture"]))
 
 
+def _intact_conversion(folder: Path) -> bool:
+    """Whether the cached conversion ``folder`` is complete (its ``config.json``, written
+    last, is there and sound) and its ``model.safetensors`` still has the sha256 that
+    config.json recorded; a damaged one is converted again."""
+    try:
+        config = read_config(folder)
+        if config is None or not (folder / WEIGHTS_NAME).is_file():
+            return False
+        verify_folder(folder / WEIGHTS_NAME, config, str(folder), None)
+    except (ChecksumError, CheckpointFormatError):
+        return False
+    return True
+
+
 def _convert_local(path: Path) -> ResolvedWeights:
     """Convert a local original checkpoint once into the cache (``converted/``), under
     the record its contents show (:func:`radiologynet.models._convert.record_for`)."""
@@ -523,9 +538,11 @@ def _convert_local(path: Path) -> ResolvedWeights:
     with FileLock(str(folder) + ".lock"):
         for place in (root, folder):
             remove_stale_temporaries(place)
-        if read_config(folder) is None:  # config.json is written last
+        if not _intact_conversion(folder):  # config.json is written last
+            shutil.rmtree(folder, ignore_errors=True)
             convert_checkpoint(path, folder)
     config, file = read_weights_folder(folder)
+    verify_folder(file, config, f"{path} (its cached conversion)", None)
     return ResolvedWeights(
         file, _need_arch(_arch_from_config(config), folder), None, config, "path"
     )

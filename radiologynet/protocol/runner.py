@@ -14,9 +14,9 @@ import json
 import logging
 import platform
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from radiologynet.train.config import (
     config_changes,
 )
 from radiologynet.train.heads import build_model, task_regularisation
+from radiologynet.train.lock import empty_run_folder, run_folder_lock
 from radiologynet.train.loop import fit
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.preemption import TrainingInterrupted
@@ -390,34 +391,48 @@ def _stale_error(folder: Path, changes: list[str]) -> StaleRunError:
     )
 
 
-def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
-    run of another configuration, or deletes it with ``overwrite``. A run that never
-    ended and left no checkpoint (it failed, or stopped, before one was written) is
-    deleted: there is nothing to resume, so a rerun starts afresh, whatever its settings."""
-    existing = _read_result(folder)
-    if (
+def _never_ran(folder: Path, existing: dict[str, Any] | None) -> bool:
+    """Whether ``folder`` holds a run that never ended and left no checkpoint (it failed,
+    or stopped, before anything resumable was saved): nothing to resume or to protect."""
+    return (
         existing is not None
         and existing.get("status") not in DONE
         and not (folder / CHECKPOINT_NAME).is_file()
-    ):
-        # a run that failed or was stopped before anything resumable was saved: start afresh
-        ddp.barrier()
-        if ddp.is_main():
-            shutil.rmtree(folder)
-        ddp.barrier()
-        return None
+    )
+
+
+def _existing_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The finished result to reuse, ``None`` to (re)start; refuses a folder that holds a
+    run of another configuration, or empties it with ``overwrite``. A run that never
+    ended and left no checkpoint is emptied: a rerun starts afresh, whatever its
+    settings. Called under the run folder's lock."""
+    existing = _read_result(folder)
     resumable = RESUMABLE_FIELDS | RUN_RESUMABLE_FIELDS
     changes = config_changes(existing.get("config") or {}, record, resumable) if existing else []
-    ddp.barrier()  # every rank has read the folder before it may be deleted
-    if changes:
-        if not overwrite:
+    afresh = _never_ran(folder, existing)
+    ddp.barrier()  # every rank has read the folder before it may be emptied
+    if changes or afresh:
+        if changes and not afresh and not overwrite:
             raise _stale_error(folder, changes)
         if ddp.is_main():
-            shutil.rmtree(folder)
+            empty_run_folder(folder)  # the lock inside stays held
         ddp.barrier()
         return None
     return existing if existing is not None and existing.get("status") in DONE else None
+
+
+def _finished_run(folder: Path, record: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The finished result of ``folder`` when it was made with ``record``; refuses one of
+    another configuration unless ``overwrite`` or it never ran (emptied later, under the
+    lock)."""
+    existing = _read_result(folder)
+    if existing is None or _never_ran(folder, existing):
+        return None
+    resumable = RESUMABLE_FIELDS | RUN_RESUMABLE_FIELDS
+    changes = config_changes(existing.get("config") or {}, record, resumable)
+    if changes and not overwrite:
+        raise _stale_error(folder, changes)
+    return existing if not changes and existing.get("status") in DONE else None
 
 
 def run_one(
@@ -434,9 +449,13 @@ def run_one(
     """Train and test one run into ``out/<spec.name>/``; returns its ``result.json``.
 
     A finished (or diverged) run with the same configuration is returned as it is; an
-    interrupted one resumes from its checkpoint. A folder holding a run with another
-    configuration is refused (:class:`~radiologynet.errors.StaleRunError`) unless
-    ``overwrite`` (it is deleted and the run made again).
+    interrupted one resumes from its checkpoint; one that failed before its first
+    checkpoint starts afresh. A folder holding a run with another configuration is
+    refused (:class:`~radiologynet.errors.StaleRunError`) unless ``overwrite`` (it is
+    emptied and the run made again). The folder is locked while the run writes it
+    (:func:`radiologynet.train.lock.run_folder_lock`): a second run into it is refused
+    with :class:`~radiologynet.errors.RunInProgressError`. A run that raises records
+    status ``failed`` and the error.
     """
     config, settings = _with_paper_defaults(config, settings)
     folder = check_output_folder(out) / spec.name
@@ -447,39 +466,55 @@ def run_one(
     settings = replace(settings, input_size=settings.input_size or preprocessing.input_size)
     preprocessing = replace(preprocessing, input_size=int(settings.input_size))
     record = _run_record(task, resolved, data_root, train_config, settings, preprocessing)
-    existing = _existing_run(folder, record, overwrite)
-    if existing is not None:
-        return existing
-    result = _started_result(spec, task, train_config, record)
-    _write_result(folder, result)
-    try:
-        _train(
-            spec, task, data_root, folder, train_config, settings, preprocessing, result, callbacks
-        )
-    except TrainingInterrupted:
-        raise  # resumable: the checkpoint holds the step, the status stays "running"
-    except Exception as err:
-        result.update(status=FAILED, error=f"{type(err).__name__}: {err}")
-        with contextlib.suppress(OSError, RadiologyNetError):
-            _write_result(folder, result)
-        raise
-    return result
+    finished = _finished_run(folder, record, overwrite)  # reads only: no lock needed
+    if finished is not None:
+        return finished
+    # data and model before anything is written: a bad --data or --weights is refused
+    # before the run folder (or its lock) exists
+    data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
+    with run_folder_lock(folder) if ddp.is_main() else nullcontext(folder):
+        existing = _existing_run(folder, record, overwrite)  # another run may have ended
+        if existing is not None:
+            return existing
+        result = _started_result(spec, task, train_config, record)
+        _write_result(folder, result)
+        try:
+            _train_run(
+                spec,
+                task,
+                folder,
+                train_config,
+                settings,
+                preprocessing,
+                result,
+                data,
+                model,
+                callbacks,
+            )
+        except TrainingInterrupted:
+            raise  # resumable: the checkpoint holds the step, the status stays "running"
+        except Exception as err:
+            result.update(status=FAILED, error=f"{type(err).__name__}: {err}")
+            with contextlib.suppress(OSError, RadiologyNetError):
+                _write_result(folder, result)
+            raise
+        return result
 
 
-def _train(
+def _train_run(
     spec: RunSpec,
     task: TaskSpec,
-    data_root: str | Path,
     folder: Path,
     train_config: TrainConfig,
     settings: RunSettings,
     preprocessing: Preprocessing,
     result: dict[str, Any],
+    data: TaskData,
+    model: torch.nn.Module,
     callbacks: Sequence[Callable[[str, dict[str, Any]], None]],
 ) -> None:
-    """Build, train and test the run; fills ``result`` and writes the run folder."""
-    data, model = _build(spec, task, data_root, train_config, settings, preprocessing)
-    outcome = _train(model, data, task, train_config, folder, callbacks)
+    """Train and test the run; fills ``result`` and writes the run folder."""
+    outcome = _fit_task(model, data, task, train_config, folder, callbacks)
     result.update(
         status=outcome.status,
         best_epoch=outcome.best_epoch,
@@ -536,7 +571,7 @@ def _with_paper_defaults(
     )
 
 
-def _train(
+def _fit_task(
     model: torch.nn.Module,
     data: TaskData,
     task: TaskSpec,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import pickle
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ import torch.distributed as dist
 
 from radiologynet._atomic import atomic_write
 from radiologynet.errors import CheckpointFormatError, OutputWriteError, StaleRunError
+from radiologynet.models._folder import pickle_refused, refused_global
 from radiologynet.train import distributed as ddp
 from radiologynet.train.config import TrainConfig, config_changes
 from radiologynet.train.state import FitState
@@ -184,6 +186,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle_refused(str(path), refused_global(err)) from err
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing
         raise CheckpointFormatError(
             f"{path}: not a readable radiologynet training checkpoint ({err}). Delete it to "

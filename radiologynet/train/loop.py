@@ -54,6 +54,7 @@ from radiologynet.train.config import (
 )
 from radiologynet.train.emissions import start_emissions, stop_emissions
 from radiologynet.train.heads import loss_for
+from radiologynet.train.lock import run_folder_lock
 from radiologynet.train.metrics import PredictionMetrics
 from radiologynet.train.preemption import Preemption, TrainingInterrupted
 from radiologynet.train.runs import LOG_NAME
@@ -634,6 +635,7 @@ def fit(
     Raises:
         TrainingInterrupted: on SIGTERM/SIGINT, after the current step and its checkpoint.
         StaleRunError: ``out_dir`` holds a checkpoint of other settings or ``recorded``.
+        RunInProgressError: another process is writing ``out_dir`` (its lock is held).
     """
     if isinstance(test, TrainConfig):
         raise TypeError("fit(model, train, val, test, config): pass the config as config=")
@@ -642,6 +644,35 @@ def fit(
     if len(train) == 0 or len(val) == 0 or any(len(d) == 0 for d, _ in extra_val.values()):
         raise RadiologyNetError("fit: the training and validation sets must not be empty")
     out = Path(out_dir) if out_dir is not None else None
+    with run_folder_lock(out) if out is not None and ddp.is_main() else contextlib.nullcontext():
+        return _fit(
+            model,
+            train,
+            val,
+            test,
+            config,
+            out,
+            loss,
+            metrics,
+            batch_transform,
+            callbacks,
+            recorded,
+        )
+
+
+def _fit(
+    model: nn.Module,
+    train: torch.utils.data.Dataset,
+    val: torch.utils.data.Dataset,
+    test: torch.utils.data.Dataset | None,
+    config: TrainConfig,
+    out: Path | None,
+    loss: nn.Module | None,
+    metrics: Any,
+    batch_transform: Callable[..., Any] | None,
+    callbacks: Sequence[Callback],
+    recorded: Mapping[str, Any] | None,
+) -> FitResult:
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
     run.extra_val = extra_val
     checkpointer = Checkpointer(out, config.checkpoint_interval_s, recorded)

@@ -33,6 +33,10 @@ from radiologynet.data.splits import (
     check_seed,
     dataset_not_found,
     read_csv_table,
+    refuse_duplicates,
+    require_rows,
+    sheet_integer,
+    sheet_number,
 )
 from radiologynet.errors import DatasetFormatError
 
@@ -162,23 +166,18 @@ def _image_split(path: Path, root: Path) -> str:
 def _samples(split: str, sheet: Path, index: dict[str, Path], root: Path) -> list[Sample]:
     id_col, target_col, sex_col, sex_kind = SHEET_COLUMNS[split]
     frame = _read_sheet(sheet)
+    require_rows(len(frame), sheet, split)
+    ids = [sheet_integer(v, f"{sheet}, row {row}") for row, v in enumerate(frame[id_col], 2)]
+    refuse_duplicates(ids, sheet, "id")
     samples, missing = [], []
     for row, (image_id, target, sex) in enumerate(
-        zip(frame[id_col], frame[target_col], frame[sex_col], strict=True), start=2
+        zip(ids, frame[target_col], frame[sex_col], strict=True), start=2
     ):
         where = f"{sheet}, row {row}"
-        try:
-            stem = str(int(float(image_id)))
-            months = float(target)
-        except (TypeError, ValueError):
-            raise DatasetFormatError(
-                f"{where}: id {image_id!r} / bone age {target!r} is not a number"
-            ) from None
-        if not np.isfinite(months) or months < 0:
-            raise DatasetFormatError(f"{where}: bone age {target!r} is not a valid month count")
-        path = index.get(stem)
+        months = sheet_number(target, where, "bone age (months)", minimum=0)
+        path = index.get(str(image_id))
         if path is None:
-            missing.append(f"{stem}.png")
+            missing.append(f"{image_id}.png")
             continue
         samples.append(Sample(str(path), months, sex=parse_sex(sex, sex_kind, where)))
     if missing:

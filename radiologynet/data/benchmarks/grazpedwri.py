@@ -39,7 +39,9 @@ from radiologynet.data.splits import (
     find_dataset_dir,
     grouped_split,
     read_csv_table,
+    refuse_duplicates,
     require_columns,
+    require_rows,
     sorted_samples,
 )
 from radiologynet.errors import DatasetFormatError
@@ -82,6 +84,16 @@ def read_table(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
             "expected 1 or empty"
         )
     frame = frame.assign(osteopenia=flags.fillna(0).astype(int))
+    require_rows(len(frame), csv_path, "image")
+    for column in ("filestem", "patient_id"):
+        blank = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0]) + 2
+            raise DatasetFormatError(
+                f"{csv_path}, row {row}: {column} is empty; every image has one in the "
+                "published dataset.csv"
+            )
+    refuse_duplicates(frame["filestem"].tolist(), csv_path, "filestem")
     return frame.sort_values("filestem", kind="stable").reset_index(drop=True)
 
 

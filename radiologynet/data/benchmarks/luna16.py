@@ -34,7 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from radiologynet._atomic import atomic_write
-from radiologynet.data.splits import check_fraction, check_seed, read_csv_table, require_columns
+from radiologynet.data.splits import (
+    check_fraction,
+    check_seed,
+    read_csv_table,
+    require_columns,
+    sheet_number,
+)
 from radiologynet.errors import DatasetFormatError, DatasetNotFoundError, InvalidArgumentError
 from radiologynet.io import read_volume
 
@@ -89,10 +95,18 @@ def _read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
 
 
 def _numbers(path: Path, line: int, row: dict[str, str], names: Sequence[str]) -> list[float]:
-    try:
-        return [float(row[name]) for name in names]
-    except ValueError as err:
-        raise DatasetFormatError(f"{path} line {line}: {err}; use the sheet as published.") from err
+    """The finite numbers of ``names`` in ``row`` (a diameter > 0): NaN, inf, text and
+    empty cells are a :class:`DatasetFormatError` naming the file, line and column."""
+    return [
+        sheet_number(
+            row[name],
+            f"{path} line {line}",
+            name,
+            minimum=0 if name == "diameter_mm" else None,
+            strict=True,
+        )
+        for name in names
+    ]
 
 
 def read_annotations(root: str | Path, name: str = "annotations.csv") -> list[Nodule]:
@@ -110,6 +124,8 @@ def read_annotations(root: str | Path, name: str = "annotations.csv") -> list[No
     columns = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
     nodules = []
     for line, row in enumerate(_read_rows(path, columns), start=2):
+        if not row["seriesuid"].strip():
+            raise DatasetFormatError(f"{path} line {line}: seriesuid is empty.")
         x, y, z, diameter = _numbers(path, line, row, columns[1:])
         nodules.append(Nodule(row["seriesuid"], (x, y, z), diameter))
     return nodules
