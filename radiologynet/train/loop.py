@@ -657,6 +657,7 @@ def fit(
             batch_transform,
             callbacks,
             recorded,
+            extra_val,
         )
 
 
@@ -672,6 +673,7 @@ def _fit(
     batch_transform: Callable[..., Any] | None,
     callbacks: Sequence[Callback],
     recorded: Mapping[str, Any] | None,
+    extra_val: dict[str, tuple[torch.utils.data.Dataset, Any]],
 ) -> FitResult:
     run = _setup(model, config, loss, metrics, batch_transform, callbacks)
     run.extra_val = extra_val
