@@ -110,3 +110,9 @@ class StaleRunError(RadiologyNetError):
 class ImageReadWarning(UserWarning):
     """An image or volume was read, but part of its header was contradictory or invalid and
     was ignored or corrected (the message names the file, the tag and what was used)."""
+
+
+class ExportVerificationError(RadiologyNetError):
+    """An exported model (ONNX, TorchScript, torch.export) whose outputs on real images
+    differ from PyTorch's beyond the tolerance; the message gives the differences, and no
+    file is left behind."""
