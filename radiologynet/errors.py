@@ -112,7 +112,12 @@ class ImageReadWarning(UserWarning):
     was ignored or corrected (the message names the file, the tag and what was used)."""
 
 
-class ExportVerificationError(RadiologyNetError):
+class ExportError(RadiologyNetError):
+    """A model the exporter (ONNX, TorchScript, torch.export) could not convert; the
+    message names the model, the format and the exporter's reason."""
+
+
+class ExportVerificationError(ExportError):
     """An exported model (ONNX, TorchScript, torch.export) whose outputs on real images
     differ from PyTorch's beyond the tolerance; the message gives the differences, and no
     file is left behind."""

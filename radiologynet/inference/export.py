@@ -22,7 +22,7 @@ from torch import nn
 
 from radiologynet._atomic import atomic_path
 from radiologynet._version import __version__
-from radiologynet.errors import ExportVerificationError, InvalidArgumentError
+from radiologynet.errors import ExportError, ExportVerificationError, InvalidArgumentError
 from radiologynet.inference.export_formats import (
     DEFAULT_OPSET,
     FORMATS,
@@ -281,6 +281,7 @@ def export_module(
     verify_data: str | os.PathLike[str] | Sequence[Any] | None = None,
     preprocessing_in_graph: bool = False,
     input_dtype: str = "float32",
+    in_chans: int | None = None,
     opset: int | None = None,
     dynamo: bool = False,
     rtol: float = RTOL,
@@ -305,6 +306,7 @@ def export_module(
         preprocessing_in_graph: put channel expansion and mean/std in the graph
             (:func:`with_preprocessing`): the input is a ``(B, 1, S, S)`` grey batch.
         input_dtype: with ``preprocessing_in_graph``, ``"float32"`` ([0, 1]) or ``"uint8"``.
+        in_chans: the model's input channels (default: its first convolution's).
         opset / dynamo: ONNX opset (>= 17; default 17, 18 with dynamo) and exporter
             (``dynamo=False``: the TorchScript-based one).
 
@@ -312,6 +314,7 @@ def export_module(
         An :class:`ExportResult`.
 
     Raises:
+        ExportError: the exporter failed (its reason in the message).
         ExportVerificationError: the outputs differ (the message gives the differences;
             nothing is written).
         InvalidArgumentError: a bad format, input dtype, opset or verification folder.
@@ -321,10 +324,12 @@ def export_module(
         raise InvalidArgumentError(
             f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}"
         )
+    if opset is not None and opset < DEFAULT_OPSET:
+        raise InvalidArgumentError(f"opset must be >= {DEFAULT_OPSET}, got {opset}")
     if input_dtype == "uint8" and not preprocessing_in_graph:
         raise InvalidArgumentError("a uint8 input needs the preprocessing in the graph")
     model = model.eval().to("cpu")
-    in_chans = model_in_chans(model)
+    in_chans = model_in_chans(model) if in_chans is None else int(in_chans)
     network = (
         with_preprocessing(model, preprocessing, in_chans) if preprocessing_in_graph else model
     )
@@ -346,8 +351,24 @@ def export_module(
         eager = network(batch).numpy()
     options = {"opset": opset, "dynamo": dynamo} if format == "onnx" else {}
     with atomic_path(out) as tmp:
-        WRITERS[format](network, _example(batch), tmp, meta, **options)
-        verification = compare(RUNNERS[format](tmp)(batch), eager, rtol, atol)
+        try:
+            WRITERS[format](network, _example(batch), tmp, meta, **options)
+        except Exception as err:  # the exporters raise their own types (and RuntimeError)
+            what = meta.get("arch") or type(model).__name__
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(
+                f"{out}: {what} cannot be exported to {format} at "
+                f"{preprocessing.input_size} px: {reason}"
+            ) from err
+        try:
+            outputs = RUNNERS[format](tmp)(batch)
+        except Exception as err:  # onnxruntime's Fail, a TorchScript RuntimeError, ...
+            raise ExportVerificationError(
+                f"{out}: the exported {format} model fails on the {len(batch)} verification "
+                f"images ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
+                "nothing was written."
+            ) from err
+        verification = compare(outputs, eager, rtol, atol)
         if not verification.passed:
             raise ExportVerificationError(
                 f"{out}: the exported {format} model does not reproduce PyTorch: "
