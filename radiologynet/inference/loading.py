@@ -64,12 +64,12 @@ class LoadedModel:
     in_chans: int = 3
 
     def class_names(self) -> tuple[str, ...]:
-        """One name per output: the label names, or ``"0"``, ``"1"``, ... without them
-        (a binary task's single output is named by its positive class)."""
+        """One name per class: the label names, or ``"0"``, ``"1"``, ... without them. A
+        binary task has two classes (negative first) for its one output."""
         if self.label_names:
             return self.label_names
         if self.task_kind == "binary":
-            return ("1",)
+            return ("0", "1")
         outputs = int(getattr(self.model, "num_classes", 0) or 0)
         return tuple(str(i) for i in range(outputs))
 
@@ -137,6 +137,13 @@ def _labels(config: dict[str, Any] | None, model: nn.Module) -> tuple[str, ...] 
     return tuple(str(n) for n in names) if names else None
 
 
+def _fitting(labels: tuple[str, ...] | None, outputs: int, kind: str) -> tuple[str, ...] | None:
+    """The label names when they fit the head: one per output, or a binary task's two."""
+    if labels and (len(labels) == outputs or (kind == "binary" and len(labels) == 2)):
+        return labels
+    return None
+
+
 def _recorded_kind(config: dict[str, Any] | None) -> str | None:
     meta = (config or {}).get("radiologynet")
     kind = meta.get("task_kind") if isinstance(meta, dict) else None
@@ -168,7 +175,7 @@ def _load_backbone(
     return LoadedModel(
         model=model,
         preprocessing=read_preprocessing(model),
-        label_names=labels if labels and len(labels) in (outputs, 1) else None,
+        label_names=_fitting(labels, outputs, kind or _zoo_kind(outputs, labels)),
         task_kind=kind or _zoo_kind(outputs, labels),
         arch=get_architecture(name).name,
         weights_tag=str(meta.get("weights") or _folder_tag(path)),
@@ -190,7 +197,7 @@ def _load_zoo(name: str, arch: str | None, num_classes: int | None) -> LoadedMod
     return LoadedModel(
         model=model,
         preprocessing=read_preprocessing(model),
-        label_names=labels if labels and len(labels) == outputs else None,
+        label_names=_fitting(labels, outputs, _zoo_kind(outputs, labels)),
         task_kind=_zoo_kind(outputs, labels),
         arch=model.radiologynet_arch.name,
         weights_tag=record.full_name if record is not None else "random" if tag is None else tag,

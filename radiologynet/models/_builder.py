@@ -84,6 +84,9 @@ def pretrained_cfg_for(arch: Architecture, resolved: ResolvedWeights | None) -> 
         return {**timm_pretrained_cfg(arch), "tag": "random"}
     config = resolved.config or {}
     base = config.get("pretrained_cfg") if resolved.record is None else None
+    if base is not None:  # timm reads the class names from config.json's top level
+        labels = {k: config[k] for k in ("label_names", "label_descriptions") if k in config}
+        base = {**base, **labels}
     num_classes = config.get("num_classes")
     if resolved.record is None and num_classes is None:
         num_classes = _head_rows(resolved.file, arch)
@@ -147,6 +150,8 @@ def create_model(
     model_args.update(kwargs)
     if num_classes is None:
         num_classes = int(cfg.get("num_classes") or 1000)
+    elif num_classes != cfg.get("num_classes"):  # a new head: the names were the old one's
+        cfg = {k: v for k, v in cfg.items() if k not in ("label_names", "label_descriptions")}
     model = timm.create_model(
         arch.timm_name,
         pretrained=resolved is not None,
