@@ -18,10 +18,9 @@ from radiologynet import Preprocessing
 from radiologynet.errors import ExportError, ExportVerificationError, InvalidArgumentError
 from radiologynet.inference.export import (
     export_module,
-    read_metadata,
     verification_batch,
 )
-from radiologynet.inference.export_formats import RUNNERS
+from radiologynet.inference.export_formats import RUNNERS, read_metadata
 
 pytest.importorskip("onnxruntime")
 

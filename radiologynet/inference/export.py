@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.layers import set_layer_config
 from torch import nn
 
 from radiologynet._atomic import atomic_path
@@ -25,36 +26,35 @@ from radiologynet._version import __version__
 from radiologynet.errors import ExportError, ExportVerificationError, InvalidArgumentError
 from radiologynet.inference.export_formats import (
     DEFAULT_OPSET,
-    FORMATS,
     INPUT_NAME,
-    METADATA_KEY,
     OUTPUT_NAME,
     RUNNERS,
     WRITERS,
     check_format,
-    read_metadata,
 )
+from radiologynet.inference.loading import LoadedModel, load
 from radiologynet.io import WINDOW_PRESETS, list_image_files
+from radiologynet.models._folder import read_config
 from radiologynet.models._preprocessing import Preprocessing, channel_mean_std
 from radiologynet.transforms import BatchTransform, decode_uint8, model_in_chans
 
 __all__ = [
     "ATOL",
-    "DEFAULT_OPSET",
-    "FORMATS",
-    "METADATA_KEY",
     "RTOL",
     "ExportResult",
     "Verification",
     "export_metadata",
+    "export",
     "export_module",
-    "read_metadata",
+    "load_exportable",
+    "loaded_metadata",
     "verification_batch",
     "with_preprocessing",
 ]
 
 #: The tolerance an export is verified at (fp32), as ``numpy.allclose`` applies it.
-RTOL, ATOL = 1e-3, 1e-5
+RTOL = 1e-3
+ATOL = 1e-5
 INPUT_DTYPES = ("float32", "uint8")
 
 #: How DICOM and other wide-range images become the 8-bit grey images every weight takes
@@ -271,6 +271,62 @@ def _example(batch: torch.Tensor) -> torch.Tensor:
     return torch.rand(shape, generator=generator) * (high - low) + low
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def _write_verified(
+    network: nn.Module,
+    out: Path,
+    format: str,
+    meta: Mapping[str, Any],
+    batch: torch.Tensor,
+    options: Mapping[str, Any],
+    *,
+    tolerance: tuple[float, float],
+) -> Verification:
+    """Write ``network`` to a temp file beside ``out``, run it on ``batch``, compare with
+    eager and rename it to ``out`` only when it agrees."""
+    with torch.no_grad():
+        eager = network(batch).numpy()
+    size = int(batch.shape[-1])
+    with atomic_path(out) as tmp:
+        try:
+            WRITERS[format](network, _example(batch), tmp, meta, **options)
+        except Exception as err:  # the exporters raise their own types (and RuntimeError)
+            what = meta.get("arch") or type(network).__name__
+            raise ExportError(
+                f"{out}: {what} cannot be exported to {format} at {size} px: {_first_line(err)}"
+            ) from err
+        try:
+            outputs = RUNNERS[format](tmp)(batch)
+        except Exception as err:  # onnxruntime's Fail, a TorchScript RuntimeError, ...
+            raise ExportVerificationError(
+                f"{out}: the exported {format} model fails on the {len(batch)} verification "
+                f"images ({_first_line(err)}); nothing was written."
+            ) from err
+        verification = compare(outputs, eager, *tolerance)
+        if not verification.passed:
+            raise ExportVerificationError(
+                f"{out}: the exported {format} model does not reproduce PyTorch: "
+                f"{verification.summary()}; nothing was written. Try the other ONNX exporter "
+                "(--dynamo or not), or report the model and this line."
+            )
+    return verification
+
+
+def _check_options(input_dtype: str, opset: int | None, in_graph: bool) -> None:
+    if input_dtype not in INPUT_DTYPES:
+        raise InvalidArgumentError(
+            f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}"
+        )
+    if opset is not None and opset < DEFAULT_OPSET:
+        raise InvalidArgumentError(f"opset must be >= {DEFAULT_OPSET}, got {opset}")
+    if input_dtype == "uint8" and not in_graph:
+        raise InvalidArgumentError("a uint8 input needs the preprocessing in the graph")
+
+
 def export_module(
     model: nn.Module,
     out: str | os.PathLike[str],
@@ -289,13 +345,13 @@ def export_module(
 ) -> ExportResult:
     """Export ``model`` to ``out`` and verify it; the core of :func:`export`.
 
-    The file is written beside ``out`` under a temporary name, run (onnxruntime, the
-    loaded TorchScript, the loaded ``torch.export`` program) on real preprocessed images
-    (:func:`verification_batch`), compared with ``model`` in fp32 at ``rtol``/``atol``,
+    The file is written beside ``out`` under a temporary name, run (onnxruntime, loaded
+    TorchScript, loaded ``torch.export`` program) on real preprocessed images
+    (:func:`verification_batch`), compared with ``model`` in fp32 at ``rtol``/``atol``
     and only then renamed to ``out``.
 
     Args:
-        model: the network (put in eval mode, on the CPU).
+        model: the network (put in eval mode on the CPU).
         preprocessing: the weight's :class:`~radiologynet.Preprocessing`.
         metadata: what :func:`export_metadata` takes besides the preprocessing
             (``label_names``, ``task_kind``, ``arch``, ``weights_tag``, ``sha256``,
@@ -320,14 +376,7 @@ def export_module(
         InvalidArgumentError: a bad format, input dtype, opset or verification folder.
     """
     check_format(format)
-    if input_dtype not in INPUT_DTYPES:
-        raise InvalidArgumentError(
-            f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}"
-        )
-    if opset is not None and opset < DEFAULT_OPSET:
-        raise InvalidArgumentError(f"opset must be >= {DEFAULT_OPSET}, got {opset}")
-    if input_dtype == "uint8" and not preprocessing_in_graph:
-        raise InvalidArgumentError("a uint8 input needs the preprocessing in the graph")
+    _check_options(input_dtype, opset, preprocessing_in_graph)
     model = model.eval().to("cpu")
     in_chans = model_in_chans(model) if in_chans is None else int(in_chans)
     network = (
@@ -347,32 +396,88 @@ def export_module(
         preprocessing_in_graph=preprocessing_in_graph,
         input_dtype=input_dtype,
     )
-    with torch.no_grad():
-        eager = network(batch).numpy()
     options = {"opset": opset, "dynamo": dynamo} if format == "onnx" else {}
-    with atomic_path(out) as tmp:
-        try:
-            WRITERS[format](network, _example(batch), tmp, meta, **options)
-        except Exception as err:  # the exporters raise their own types (and RuntimeError)
-            what = meta.get("arch") or type(model).__name__
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(
-                f"{out}: {what} cannot be exported to {format} at "
-                f"{preprocessing.input_size} px: {reason}"
-            ) from err
-        try:
-            outputs = RUNNERS[format](tmp)(batch)
-        except Exception as err:  # onnxruntime's Fail, a TorchScript RuntimeError, ...
-            raise ExportVerificationError(
-                f"{out}: the exported {format} model fails on the {len(batch)} verification "
-                f"images ({type(err).__name__}: {str(err).strip().splitlines()[0]}); "
-                "nothing was written."
-            ) from err
-        verification = compare(outputs, eager, rtol, atol)
-        if not verification.passed:
-            raise ExportVerificationError(
-                f"{out}: the exported {format} model does not reproduce PyTorch: "
-                f"{verification.summary()}; nothing was written. Export without --dynamo, "
-                "or report the model and this line."
-            )
+    verification = _write_verified(
+        network, Path(out), format, meta, batch, options, tolerance=(rtol, atol)
+    )
     return ExportResult(Path(out), format, meta, verification)
+
+
+def _licence(loaded: LoadedModel) -> str | None:
+    """The licence of the loaded weights: the zoo record's, else the folder's
+    ``config.json`` ``radiologynet.license``."""
+    record = getattr(loaded.model, "radiologynet_weights", None)
+    if record is not None and getattr(record, "license", None):
+        return str(record.license)
+    source = Path(loaded.source) if isinstance(loaded.source, (str, Path)) else None
+    folder = source if source is not None and source.is_dir() else None
+    config = read_config(folder) if folder is not None else None
+    meta = (config or {}).get("radiologynet")
+    return str(meta["license"]) if isinstance(meta, dict) and meta.get("license") else None
+
+
+def loaded_metadata(loaded: LoadedModel) -> dict[str, Any]:
+    """What :func:`export_metadata` records of a :class:`LoadedModel` besides its
+    preprocessing (labels, task kind, architecture, weights tag, sha256, licence)."""
+    return {
+        "label_names": list(loaded.class_names()),
+        "task_kind": loaded.task_kind,
+        "arch": loaded.arch,
+        "weights_tag": loaded.weights_tag,
+        "sha256": loaded.sha256,
+        "license": _licence(loaded),
+    }
+
+
+def load_exportable(
+    weights: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
+) -> LoadedModel:
+    """:func:`radiologynet.inference.load` with the network built with timm's
+    ``exportable=True`` (no memory-efficient custom autograd activations, which neither
+    ONNX nor torch.export can trace)."""
+    with set_layer_config(exportable=True):
+        return load(weights, arch=arch, num_classes=num_classes)
+
+
+def export(
+    weights: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    format: str = "onnx",
+    arch: str | None = None,
+    num_classes: int | None = None,
+    verify_data: str | os.PathLike[str] | Sequence[Any] | None = None,
+    preprocessing_in_graph: bool = False,
+    input_dtype: str = "float32",
+    opset: int | None = None,
+    dynamo: bool = False,
+) -> ExportResult:
+    """Export any weights :func:`radiologynet.inference.load` takes (a run folder, a
+    weights folder, a zoo name with ``num_classes``) to ``out`` as ONNX, TorchScript or a
+    ``torch.export`` program, verified on real images and carrying its preprocessing,
+    class names, task kind, weights tag, sha256 and licence (:func:`export_metadata`).
+
+    The other arguments are :func:`export_module`'s.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        ExportError / ExportVerificationError: the export failed or differs from PyTorch.
+        RadiologyNetError: weights that cannot be loaded (see :func:`load`).
+    """
+    check_format(format)
+    loaded = load_exportable(weights, arch=arch, num_classes=num_classes)
+    return export_module(
+        loaded.model,
+        out,
+        preprocessing=loaded.preprocessing,
+        metadata=loaded_metadata(loaded),
+        format=format,
+        verify_data=verify_data,
+        preprocessing_in_graph=preprocessing_in_graph,
+        input_dtype=input_dtype,
+        in_chans=loaded.in_chans,
+        opset=opset,
+        dynamo=dynamo,
+    )
