@@ -55,6 +55,10 @@ COMMANDS: dict[str, Command] = {
         "pretrain_reconstruction",
         "pretrain the vanilla U-Net to reconstruct its input (the paper's)",
     ),
+    "export": Command(
+        "export",
+        "export a model to ONNX, TorchScript, torch.export or a MONAI bundle, verified",
+    ),
     "demo": Command(
         "demo", "offline end-to-end demo on generated radiographs (about a minute on CPU)"
     ),
