@@ -47,6 +47,9 @@ COMMANDS: dict[str, Command] = {
     "predict": Command(
         "predict", "predict a folder, DICOMDIR or CSV of images with a trained model"
     ),
+    "embed": Command(
+        "embed", "embed images with a backbone (pooled pre-logits features) into Parquet"
+    ),
     "gradcam": Command("gradcam", "Grad-CAM heatmaps of fine-tuned classifiers (PNG + index.json)"),
     "pseudo-label": Command(
         "pseudo_label", "cluster an unlabelled DICOM archive into pseudo-labels"
