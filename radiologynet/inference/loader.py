@@ -7,18 +7,23 @@ abort."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from radiologynet.errors import DatasetFormatError, ImageReadError
+from radiologynet.errors import DatasetFormatError, ImageReadError, InvalidArgumentError
+from radiologynet.inference.loading import LoadedModel
 from radiologynet.io.dicom import header_text, is_dicom
 from radiologynet.io.windowing import Window
 from radiologynet.models._preprocessing import Preprocessing
+from radiologynet.train.config import PRECISIONS, autocast, check_device
+from radiologynet.transforms.batch import BatchTransform
 from radiologynet.transforms.pipeline import decode_uint8
 
 #: ``sex`` of an image whose sex is unknown.
@@ -142,3 +147,74 @@ def image_batches(
             errors=list(item["error"]),
             sex=item["sex"].float(),
         )
+
+
+#: Outputs of one batch: ``compute(images, batch, readable)`` on the readable images.
+Compute = Callable[[torch.Tensor, Batch, torch.Tensor], torch.Tensor]
+
+
+def run_batches(
+    loaded: LoadedModel,
+    paths: Sequence[str | os.PathLike[str]],
+    compute: Compute,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    num_workers: int | None = None,
+    window: Window = None,
+    sex: Sequence[float] | None = None,
+    sex_from_header: bool = False,
+    progress: bool | None = None,
+    desc: str = "images",
+) -> Iterator[tuple[Batch, torch.Tensor | None]]:
+    """Run ``compute`` over the images of ``paths`` batch by batch, under the model's own
+    preprocessing (:class:`~radiologynet.transforms.BatchTransform` on ``device``), with
+    decoding in worker processes overlapping the computation, and a progress bar
+    (``progress=None`` leaves tqdm to switch it off where the output is no terminal).
+
+    Yields:
+        Each :class:`Batch` and ``compute``'s outputs (float32, on the CPU) for its
+        readable images, in their order (``None`` when none of them could be read).
+
+    Raises:
+        InvalidArgumentError: a batch size below one, an unknown precision or device.
+    """
+    if int(batch_size) < 1:
+        raise InvalidArgumentError(f"--batch-size {batch_size}: must be at least 1")
+    if precision not in PRECISIONS:
+        raise InvalidArgumentError(
+            f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}"
+        )
+    target = check_device(device) if device is not None else _model_device(loaded.model)
+    transform = BatchTransform(
+        loaded.preprocessing, train=False, in_chans=loaded.in_chans, augment=None
+    ).to(target)
+    loaded.model.to(target).eval()
+    dataset = DecodedImages(
+        paths, loaded.preprocessing, window=window, sex=sex, sex_from_header=sex_from_header
+    )
+    batches = image_batches(
+        dataset, int(batch_size), num_workers=num_workers, pin_memory=target.type == "cuda"
+    )
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=progress_off(progress)) as bar:
+        for batch in batches:
+            readable = batch.readable
+            outputs = None
+            if bool(readable.any()):
+                images = batch.images[readable].to(target, non_blocking=True)
+                with torch.inference_mode(), autocast(target, precision):
+                    outputs = compute(transform(images), batch, readable).float().cpu()
+            bar.update(len(batch.indices))
+            yield batch, outputs
+
+
+def progress_off(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` setting: ``None`` (automatic: off where the
+    output is no terminal), ``True`` on, ``False`` off."""
+    return None if progress is None else not progress
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")

@@ -256,7 +256,7 @@ def _bone_age_regressor(path: Path, config: dict[str, Any]) -> tuple[nn.Module, 
     input channels and whether its head is pooled or the paper's flattened map."""
     from safetensors.torch import load_file
 
-    from radiologynet.train.heads import build_model
+    from radiologynet.train.heads import build_model, pooled_features
 
     arch = get_architecture(str(config.get("encoder")))
     state = load_file(str(path / WEIGHTS_NAME))
@@ -266,8 +266,9 @@ def _bone_age_regressor(path: Path, config: dict[str, Any]) -> tuple[nn.Module, 
         raise CheckpointFormatError(f"{path / WEIGHTS_NAME} does not hold a {arch.name} regressor.")
     in_chans = int(first.shape[1])
     pre = Preprocessing.from_timm_cfg(config.get("pretrained_cfg") or {})
-    pooled = create_model(arch.name, num_classes=0, in_chans=in_chans)
-    head = "pooled" if dense.shape[1] == int(pooled.num_features) + 128 else "paper"
+    with torch.device("meta"):  # the width only
+        pooled = pooled_features(create_model(arch.name, num_classes=0, in_chans=in_chans))
+    head = "pooled" if dense.shape[1] == pooled + 128 else "paper"
     model = build_model(
         arch.name,
         None,
