@@ -63,14 +63,14 @@ def measure(name: str, batch_size: int, repeats: int, size: int | None, folder: 
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="*", default=list(DEFAULT_ARCHS))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--input-size", type=int, default=None, help="default: the zoo's")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"batch {args.batch_size}, {args.threads} threads, median of {args.repeats}")
     print(f"{'architecture':20s} {'eager img/s':>12s} {'onnxruntime img/s':>18s} {'ratio':>6s}")

@@ -212,3 +212,23 @@ def test_the_dynamo_exporter_is_verified_the_same_way(tmp_path):
 
     opset = {o.domain: o.version for o in onnx.load(str(tmp_path / "d.onnx")).opset_import}
     assert opset[""] >= 18
+
+
+def test_the_export_benchmark_prints_a_verified_ratio(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "export.py"
+    spec = importlib.util.spec_from_file_location("benchmark_export", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--arch", "mobilenet_v3_small", "--batch-size", "2", "--repeats", "1"]
+    threads = torch.get_num_threads()
+    try:
+        module.main([*argv, "--input-size", "32", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)  # the script sets it for the process
+    row = next(line for line in capsys.readouterr().out.splitlines() if "mobilenet" in line)
+    eager, ort, ratio = row.split()[1:4]
+    assert float(ratio.rstrip("x")) == pytest.approx(float(ort) / float(eager), rel=0.02)
+    assert "verified" in row
