@@ -232,3 +232,20 @@ def test_the_export_benchmark_prints_a_verified_ratio(capsys):
     eager, ort, ratio = row.split()[1:4]
     assert float(ratio.rstrip("x")) == pytest.approx(float(ort) / float(eager), rel=0.02)
     assert "verified" in row
+
+
+class _TwoInputs(nn.Module):
+    """Bone age's shape: the image and the patient's sex."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3)
+
+    def forward(self, x: torch.Tensor, sex: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean(dim=(2, 3)) + sex[:, None]
+
+
+def test_a_model_with_two_inputs_is_refused_clearly(tmp_path):
+    with pytest.raises(ExportError, match="export takes models with one image input"):
+        export_module(_TwoInputs(), tmp_path / "m.onnx", preprocessing=Preprocessing(input_size=32))
+    assert list(tmp_path.iterdir()) == []

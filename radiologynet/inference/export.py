@@ -288,9 +288,15 @@ def _write_verified(
 ) -> Verification:
     """Write ``network`` to a temp file beside ``out``, run it on ``batch``, compare with
     eager and rename it to ``out`` only when it agrees."""
-    with torch.no_grad():
-        eager = network(batch).numpy()
     size = int(batch.shape[-1])
+    try:
+        with torch.no_grad():
+            eager = network(batch).numpy()
+    except Exception as err:  # a model with more inputs (bone age takes the sex), a bad size
+        raise ExportError(
+            f"{out}: the model does not run on one image batch {tuple(batch.shape)} "
+            f"({_first_line(err)}); export takes models with one image input"
+        ) from err
     with atomic_path(out) as tmp:
         try:
             WRITERS[format](network, _example(batch), tmp, meta, **options)
