@@ -61,3 +61,22 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys):
     assert main(argv) == 1
     assert "holds no image files" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_export_a_unet_weights_folder(tmp_path, capsys):
+    from radiologynet.models._vanilla_unet import VanillaUNet, save_vanilla_unet
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = VanillaUNet(in_chans=1, num_classes=1, depth=2, first_width=4)
+    cfg = {"input_size": [3, 32, 32], "crop_mode": "border", "interpolation": "bilinear"}
+    folder = save_vanilla_unet(net, tmp_path / "unet", metadata={"pretrained_cfg": cfg})
+    out = tmp_path / "unet.onnx"
+    assert main(["export", str(folder), "--out", str(out)]) == 0
+    assert "verified on 6 images" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["task_kind"] == "segmentation" and meta["channels"]["in_chans"] == 1
+    size = meta["input"]["size"][0]
+    assert size == 32
+    batch = verification_batch(load(folder).preprocessing, in_chans=1)[:2]
+    assert RUNNERS["onnx"](out)(batch).shape == (2, 1, size, size)
