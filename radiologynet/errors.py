@@ -114,3 +114,14 @@ class ImageReadWarning(UserWarning):
 
 class RunInProgressError(RadiologyNetError):
     """A run folder that another run (another process) is writing now: its lock is held."""
+
+
+class ExportError(RadiologyNetError):
+    """A model the exporter (ONNX, TorchScript, torch.export) could not convert; the
+    message names the model, the format and the exporter's reason."""
+
+
+class ExportVerificationError(ExportError):
+    """An exported model (ONNX, TorchScript, torch.export) whose outputs on real images
+    differ from PyTorch's beyond the tolerance; the message gives the differences, and no
+    file is left behind."""

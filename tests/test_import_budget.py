@@ -121,6 +121,7 @@ def test_create_model_create_unet_read_image_and_for_model_import_no_optional_pa
         # built from TrainConfig's fields, which load without torch
         ["finetune", "--help"],
         ["benchmark", "--help"],
+        ["export", "--help"],
     ],
 )
 def test_light_commands_import_no_torch(argv):

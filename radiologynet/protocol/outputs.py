@@ -217,7 +217,8 @@ def write_model_folder(
             folder,
             arch=arch,
             num_classes=data.num_classes if kind == "multiclass" else 1,
-            label_names=data.class_names if kind == "multiclass" else (),
+            label_names=data.class_names,  # binary: both, negative first
+            task_kind=kind,
             extra_config={
                 "pretrained_cfg": {**pretrained, **({"license": meta["license"]} if meta else {})},
                 "radiologynet": meta,
@@ -245,6 +246,7 @@ def write_model_folder(
         encoder=arch,
         decoder=getattr(model, "decoder", None),
         model=model_name,
+        label_names=data.class_names if kind != "regression" else (),
     )
     if meta:
         config["radiologynet"] = meta
