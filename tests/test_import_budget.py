@@ -161,7 +161,7 @@ def test_console_entry_point_runs_help():
 @pytest.mark.parametrize(
     ("missing", "argv", "extra"),
     [
-        (("scipy",), ["compare", "no-such-results"], "analysis"),
+        (("scipy",), ["compare", "."], "analysis"),  # an existing folder: the extra is next
         (("SimpleITK",), None, "volumes"),
     ],
 )
