@@ -110,3 +110,9 @@ class StaleRunError(RadiologyNetError):
 class ImageReadWarning(UserWarning):
     """An image or volume was read, but part of its header was contradictory or invalid and
     was ignored or corrected (the message names the file, the tag and what was used)."""
+
+
+class FeatureFileError(RadiologyNetError, ValueError):
+    """A feature file (``radiologynet embed``'s parquet) that cannot be probed as given:
+    unreadable, not in the embedding format, or for other images or labels than the
+    files it is compared with; the message names the files and what differs."""

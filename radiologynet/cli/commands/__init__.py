@@ -55,6 +55,9 @@ COMMANDS: dict[str, Command] = {
         "pretrain_reconstruction",
         "pretrain the vanilla U-Net to reconstruct its input (the paper's)",
     ),
+    "probe": Command(
+        "probe", "do these weights help on my data? frozen-feature probes of embeddings"
+    ),
     "demo": Command(
         "demo", "offline end-to-end demo on generated radiographs (about a minute on CPU)"
     ),
