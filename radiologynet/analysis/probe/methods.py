@@ -39,6 +39,18 @@ DEFAULT_SHOTS = (1, 2, 5, 10, 25)
 DEFAULT_DRAWS = 10
 #: L-BFGS iterations per fit (DINOv2 uses 1,000 too).
 MAX_ITER = 1000
+#: BLAS / OpenMP threads of the scikit-learn fits unless asked otherwise. One: the fits
+#: are small enough that threads gain little, and on shared cores they lose a lot (a
+#: 23-value C sweep on 6,000 x 2,048 features: 9 s with one thread, 52 s with the
+#: libraries' default, on 2 cores busy with other work; see benchmarks/probe.py).
+DEFAULT_THREADS = 1
+
+
+def limit_threads(threads: int | None) -> Any:
+    """A context manager capping the BLAS and OpenMP threads of scikit-learn's fits at
+    ``threads`` (``None``: the libraries' own default)."""
+    threadpoolctl = require("threadpoolctl", "the probes")
+    return threadpoolctl.threadpool_limits(limits=threads)
 
 
 @dataclass(frozen=True)
@@ -202,10 +214,7 @@ def fewshot(
         ``{n: [Scores per draw]}``; each ``settings`` holds ``C``, ``n`` and ``draw``.
     """
     x_train, x_val, x_test = _standardise(split.x_train, split.x_train, split.x_val, split.x_test)
-    threadpoolctl = require("threadpoolctl", "the few-shot probe")
-    # a few dozen images per fit: threads cost more than they give (5x slower on 2 cores)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return _fewshot_curve(split, x_train, x_val, x_test, shots, draws, seed, c_values)
+    return _fewshot_curve(split, x_train, x_val, x_test, shots, draws, seed, c_values)
 
 
 def _fewshot_curve(

@@ -90,6 +90,7 @@ def probe(
     draws: int = probes.DEFAULT_DRAWS,
     alphas: Sequence[float] = probes.DEFAULT_ALPHAS,
     alpha: float = stats.ALPHA,
+    threads: int | None = probes.DEFAULT_THREADS,
     progress: bool = True,
 ) -> ProbeResult:
     """Do these weights help on my data? Probe frozen features of several
@@ -116,6 +117,8 @@ def probe(
         k, temperature: the k-NN probe's neighbours and softmax temperature.
         shots, draws: the few-shot curve's images per class and seeded draws per point.
         alpha: the significance level of the comparisons.
+        threads: BLAS/OpenMP threads of the fits (default 1, fastest on shared cores;
+            ``None``: the libraries' default, for a machine to yourself with many cores).
 
     Returns:
         A :class:`ProbeResult`.
@@ -142,7 +145,8 @@ def probe(
     )
     split_names, split_note = assign_splits(sets[0], kind, settings.seed)
     classes, targets = _encode(sets[0].labels, kind)
-    outputs, details = _run_probes(sets, split_names, targets, len(classes), settings, progress)
+    with probes.limit_threads(threads):
+        outputs, details = _run_probes(sets, split_names, targets, len(classes), settings, progress)
     table, distributions, draws_rows = _score(outputs, split_names, targets, len(classes), settings)
     result = _result(
         sets,

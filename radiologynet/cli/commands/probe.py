@@ -80,6 +80,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RESAMPLES,
         help=f"bootstrap resamples of the test images ({DEFAULT_RESAMPLES})",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP threads of the fits (default 1: fastest on shared cores; 0: the "
+        "libraries' default)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         shots=_integers("--shots", args.shots),
         draws=args.draws,
+        threads=args.threads or None,
     )
     print(result.summary)
     print()
