@@ -32,6 +32,7 @@ __all__ = [
     "__version__",
     "create_model",
     "create_unet",
+    "embed",
     "get_architecture",
     "get_weights",
     "list_models",
@@ -39,10 +40,13 @@ __all__ = [
     "register_weights",
 ]
 
-#: Public names whose modules import torch: loaded on first use (PEP 562).
+#: Public names whose modules import torch: loaded on first use (PEP 562). ``embed``
+#: lives in :mod:`radiologynet.inference` (above this floor); it is re-exported for
+#: convenience, as ``timm.create_model`` is, and importing it here imports nothing early.
 _LAZY = {
     "create_model": "radiologynet.models",
     "create_unet": "radiologynet.models",
+    "embed": "radiologynet.inference.embed",
 }
 
 

@@ -267,8 +267,13 @@ def _write_png(path: Path, array: np.ndarray) -> Path:
 
 
 def _names(model: nn.Module) -> list[str]:
+    """One name per output: ``pretrained_cfg["label_names"]``; a binary model (one logit)
+    records both of its classes, negative first, and its output is the positive one."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    return list(cfg.get("label_names") or [])
+    names = list(cfg.get("label_names") or [])
+    if getattr(model, "num_classes", None) == 1 and len(names) == 2:
+        return names[1:]
+    return names
 
 
 def save_cams(

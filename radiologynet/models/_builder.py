@@ -11,12 +11,13 @@ import torch.nn as nn
 
 from radiologynet.errors import UnknownWeightsError
 from radiologynet.models._folder import check_model_args, check_weights_file
-from radiologynet.models._hub import ResolvedWeights
+from radiologynet.models._hub import ResolvedWeights, resolve_path
 from radiologynet.models._hub import resolve as resolve_weights
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._weights import (
     WeightRecord,
     get_weights,
+    looks_like_path,
     resolve_weights_arg,
     split_name,
     timm_pretrained_cfg,
@@ -24,14 +25,18 @@ from radiologynet.models._weights import (
 
 
 def resolve(
-    name: str, weights: str | os.PathLike | WeightRecord | None = None
+    name: str | None, weights: str | os.PathLike | WeightRecord | None = None
 ) -> tuple[Architecture, ResolvedWeights | None]:
     """Resolve ``name`` (``arch`` or ``arch.tag[@version]``) and ``weights`` to a file.
 
     Returns the architecture and the resolved weights, or ``None`` for random init.
     With a tag in ``name``, ``weights`` may only name the same weight record (as a tag,
-    full name or record); anything else is refused.
+    full name or record); anything else is refused. ``name=None`` takes the architecture
+    from ``weights``: a weight record, a full weight name, or a folder whose config.json
+    names it.
     """
+    if name is None:
+        name = _name_from_weights(weights)
     arch_name, tag, _ = split_name(name)
     arch = get_architecture(arch_name)
     if tag is not None:
@@ -43,6 +48,21 @@ def resolve(
             )
         weights = named
     return arch, resolve_checked(arch, weights)
+
+
+def _name_from_weights(weights: str | os.PathLike | WeightRecord | None) -> str:
+    """The architecture ``weights`` name (for ``create_model(weights=...)`` without one)."""
+    if isinstance(weights, WeightRecord):
+        return weights.arch
+    if isinstance(weights, str) and not looks_like_path(weights):
+        return split_name(weights)[0]
+    if weights is not None and looks_like_path(weights):
+        return resolve_path(Path(os.fspath(weights).strip())).arch.name
+    raise UnknownWeightsError(
+        f"create_model(weights={weights!r}) without an architecture: pass its name, "
+        "e.g. create_model('resnet50', weights=...), or weights that name it (a weight "
+        "record, 'resnet50.radiologynet', or a weights folder with config.json)."
+    )
 
 
 def resolve_checked(
@@ -64,6 +84,9 @@ def pretrained_cfg_for(arch: Architecture, resolved: ResolvedWeights | None) -> 
         return {**timm_pretrained_cfg(arch), "tag": "random"}
     config = resolved.config or {}
     base = config.get("pretrained_cfg") if resolved.record is None else None
+    if base is not None:  # timm reads the class names from config.json's top level
+        labels = {k: config[k] for k in ("label_names", "label_descriptions") if k in config}
+        base = {**base, **labels}
     num_classes = config.get("num_classes")
     if resolved.record is None and num_classes is None:
         num_classes = _head_rows(resolved.file, arch)
@@ -83,7 +106,7 @@ def _head_rows(file: Path, arch: Architecture) -> int:
 
 
 def create_model(
-    name: str,
+    name: str | None = None,
     weights: str | os.PathLike | WeightRecord | None = None,
     *,
     num_classes: int | None = None,
@@ -94,7 +117,9 @@ def create_model(
     """Build a registry architecture as a plain timm model, optionally with weights.
 
     Args:
-        name: an architecture (``"resnet50"``, timm names accepted) or ``"arch.tag[@v]"``.
+        name: an architecture (``"resnet50"``, timm names accepted) or ``"arch.tag[@v]"``;
+            ``None`` takes it from ``weights`` (a record, a full weight name, or a weights
+            folder whose config.json names it).
         weights: a tag (``"radiologynet"``, ``"radiologynet-mr"``, ``"imagenet"``, with an
             optional ``@version``), a :class:`WeightRecord`, a path to a weights folder,
             ``.safetensors`` file or original checkpoint, or ``None`` for random
@@ -125,6 +150,8 @@ def create_model(
     model_args.update(kwargs)
     if num_classes is None:
         num_classes = int(cfg.get("num_classes") or 1000)
+    elif num_classes != cfg.get("num_classes"):  # a new head: the names were the old one's
+        cfg = {k: v for k, v in cfg.items() if k not in ("label_names", "label_descriptions")}
     model = timm.create_model(
         arch.timm_name,
         pretrained=resolved is not None,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from radiologynet._atomic import atomic_write, atomic_write_text
 from radiologynet.errors import CheckpointFormatError, ChecksumError, WeightsNotFoundError
 from radiologynet.models._card import render_model_card
+from radiologynet.models._preprocessing import Preprocessing
 from radiologynet.models._registry import ARCHITECTURES, Architecture, get_architecture
 from radiologynet.models._weights import WeightRecord, pretrained_cfg_keys, timm_pretrained_cfg
 from radiologynet.paper import PAPER, PAPER_DOI
@@ -241,10 +242,12 @@ def task_config(
     encoder: str | None = None,
     decoder: str | None = None,
     model: str | None = None,
+    label_names: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The ``config.json`` of a whole task model (``model_type: "task"``): the class
     (``task_model``), the task kind, the zoo architecture of its encoder and the U-Net
-    decoder when it has them, the run's model name and its preprocessing. It names no timm
+    decoder when it has them, the run's model name, its class names (one per output) and its
+    preprocessing. It names no timm
     ``architecture``: plain timm and :func:`radiologynet.create_model` refuse it with a
     message, :func:`radiologynet.models.load_unet` loads the U-Nets."""
     config: dict[str, Any] = {
@@ -254,6 +257,7 @@ def task_config(
         "encoder": encoder,
         "decoder": decoder,
         "model": model or encoder,
+        "label_names": list(label_names) or None,
         "pretrained_cfg": dict(pretrained_cfg),
     }
     return {k: v for k, v in config.items() if v is not None}
@@ -351,9 +355,12 @@ def build_config(
     label_names: Iterable[str] = (),
     sha256: str = "",
     extra_config: Mapping[str, Any] | None = None,
+    task_kind: str | None = None,
 ) -> dict[str, Any]:
-    """The ``config.json`` of a weights folder: timm's keys, plus this library's metadata
-    under the top-level ``radiologynet`` key (timm ignores it)."""
+    """The ``config.json`` of a weights folder: timm's keys (``label_names`` at the top
+    level, where timm reads it into ``pretrained_cfg``), plus this library's metadata under
+    the top-level ``radiologynet`` key (timm ignores it): the task kind (``task_kind``:
+    default ``"binary"`` for one output, else ``"multiclass"``) and the preprocessing."""
     _, num_features = timm_layout(arch.name, num_classes)
     labels = list(label_names)
     if not labels and record is not None and record.num_classes == num_classes:
@@ -387,6 +394,9 @@ def build_config(
             config[key] = value
     if not config["label_names"]:
         del config["label_names"]
+    meta = config["radiologynet"]
+    meta.setdefault("task_kind", task_kind or ("binary" if num_classes == 1 else "multiclass"))
+    meta.setdefault("preprocessing", asdict(Preprocessing.from_timm_cfg(config["pretrained_cfg"])))
     return config
 
 
@@ -428,6 +438,7 @@ def write_weights_folder(
     label_names: Iterable[str] = (),
     extra_config: Mapping[str, Any] | None = None,
     card_extra: Mapping[str, Any] | None = None,
+    task_kind: str | None = None,
 ) -> Path:
     """Write a timm state dict as a weights folder: ``model.safetensors``, ``README.md``
     (model card) and ``config.json`` (written last, each atomically).
@@ -441,7 +452,10 @@ def write_weights_folder(
         arch: the architecture (or its name).
         record: the weight this is; supplies preprocessing, licence, labels and results.
         num_classes: the head's size (default: read from the state dict).
-        label_names: one name per class (default: the record's when the sizes agree).
+        label_names: one name per class (default: the record's when the sizes agree); a
+            binary task's one output gets both names, negative class first.
+        task_kind: what the head computes (``"multiclass"``, ``"binary"``,
+            ``"multilabel"``), recorded as ``config.json``'s ``radiologynet.task_kind``.
         extra_config: merged into config.json (``pretrained_cfg`` and ``radiologynet`` are
             merged into those dicts).
         card_extra: passed to :func:`radiologynet.models._card.render_model_card`.
@@ -457,7 +471,12 @@ def write_weights_folder(
             f"{arch.classifier}.weight has {rows} rows."
         )
     config = build_config(
-        arch, rows, record=record, label_names=label_names, extra_config=extra_config
+        arch,
+        rows,
+        record=record,
+        label_names=label_names,
+        extra_config=extra_config,
+        task_kind=task_kind,
     )
     return write_folder(
         out_dir,

@@ -461,6 +461,8 @@ def resolve_path(path: str | Path, arch: Architecture | None = None) -> Resolved
             "model.safetensors), a .safetensors file, or an original checkpoint (.pth, "
             ".tar.gz)."
         )
+    if path.is_dir() and not (path / WEIGHTS_NAME).is_file():
+        path = run_weights_folder(path)
     if path.is_dir() or path.suffix == ".safetensors":
         folder = path if path.is_dir() else path.parent
         if path.is_dir():
@@ -477,6 +479,30 @@ def resolve_path(path: str | Path, arch: Architecture | None = None) -> Resolved
         f"Don't know how to load weights from {path}: expected a folder, a .safetensors "
         f"file or an original checkpoint ({', '.join(ORIGINAL_SUFFIXES)})."
     )
+
+
+#: The weights folder inside a run folder (``radiologynet.train.runs.MODEL_DIR``).
+RUN_MODEL_DIR = "model"
+#: The file that marks a run folder (``radiologynet.train.runs.RESULT_NAME``).
+RUN_RESULT_NAME = "result.json"
+
+
+def run_weights_folder(path: Path) -> Path:
+    """A run folder's trained weights (``RUN/model``); any other folder as it is. A run
+    folder passed where weights go (``create_model``, ``predict``, ``embed``) loads them.
+
+    Raises:
+        WeightsNotFoundError: a run folder that holds no trained weights yet.
+    """
+    inner = path / RUN_MODEL_DIR
+    if (inner / CONFIG_NAME).is_file():
+        return inner
+    if (path / RUN_RESULT_NAME).is_file():
+        raise WeightsNotFoundError(
+            f"{path} is a run folder without trained weights ({RUN_MODEL_DIR}/{CONFIG_NAME} "
+            "is missing): the run has not finished an epoch. Rerun it, or pass another run."
+        )
+    return path
 
 
 def _need_arch(arch: Architecture | None, path: Path) -> Architecture:
@@ -541,4 +567,5 @@ __all__ = [
     "resolve",
     "resolve_path",
     "resolve_record",
+    "run_weights_folder",
 ]

@@ -295,7 +295,8 @@ def _write_model_folder(
             folder,
             arch=arch,
             num_classes=num_classes if kind == "multiclass" else 1,
-            label_names=class_names if kind == "multiclass" else (),
+            label_names=class_names,  # binary: both, negative first
+            task_kind=kind,
             extra_config={"pretrained_cfg": pretrained},
         )
         return
@@ -320,6 +321,7 @@ def _write_model_folder(
         encoder=arch,
         decoder=getattr(model, "decoder", None),
         model=model_name,
+        label_names=class_names if kind != "regression" else (),
     )
     write_folder(folder, state, config, render_task_card)
 

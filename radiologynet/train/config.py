@@ -10,6 +10,7 @@ with a different configuration is refused instead of mixing the two
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
@@ -178,6 +179,17 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         shown = ", ".join("None" if c is None else str(c) for c in choices)
         raise InvalidSettingError(name, f"must be one of {shown}, got {value!r}")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of ``precision`` (:data:`PRECISIONS`) on ``device``:
+    bf16 autocast for ``"bf16"`` (and ``"auto"`` on CUDA), none otherwise. Training,
+    evaluation and inference all compute under it."""
+    import torch
+
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -52,6 +52,13 @@ class BoneAgeRegressor(nn.Module):
         return self.regressor(torch.cat([features, sex_features], dim=1))
 
 
+def pooled_features(backbone: nn.Module) -> int:
+    """The width of what a timm model built with ``num_classes=0`` returns: its
+    ``head_hidden_size`` (MobileNetV3's and VGG's pre-logits layers widen the pooled
+    ``num_features``: 576 -> 1024, 512 -> 4096), else ``num_features``."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 def build_model(
     arch: str,
     weights: str | Path | None,
@@ -94,7 +101,7 @@ def build_model(
         arch, weights=weights, num_classes=0, in_chans=in_chans, **extra, **timm_kwargs
     )
     if head == "pooled":
-        num_features = int(backbone.num_features)
+        num_features = pooled_features(backbone)
     else:
         size = input_size or get_architecture(arch).input_size
         was_training = backbone.training

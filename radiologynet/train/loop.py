@@ -18,7 +18,6 @@ NaN or inf ends the run with status ``diverged``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -51,6 +50,7 @@ from radiologynet.train.config import (
     TrainConfig,
     resolve_device,
 )
+from radiologynet.train.config import autocast as _autocast
 from radiologynet.train.emissions import start_emissions, stop_emissions
 from radiologynet.train.heads import loss_for
 from radiologynet.train.metrics import PredictionMetrics
@@ -98,12 +98,6 @@ def _make_optimizer(
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise RadiologyNetError(f"fit: optimizer must be one of {OPTIMIZERS}, got {name!r}")
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def evaluate(

@@ -44,6 +44,12 @@ COMMANDS: dict[str, Command] = {
         "card",
         "write a sweep's downstream results into a weights folder's model card and config.json",
     ),
+    "predict": Command(
+        "predict", "predict a folder, DICOMDIR or CSV of images with a trained model"
+    ),
+    "embed": Command(
+        "embed", "embed images with a backbone (pooled pre-logits features) into Parquet"
+    ),
     "gradcam": Command("gradcam", "Grad-CAM heatmaps of fine-tuned classifiers (PNG + index.json)"),
     "pseudo-label": Command(
         "pseudo_label", "cluster an unlabelled DICOM archive into pseudo-labels"
