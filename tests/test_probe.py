@@ -199,7 +199,7 @@ def test_the_probe_ranks_separating_features_above_noise_with_disjoint_intervals
     assert paired and all(c["significant"] and c["difference"] > 0 for c in paired)
     fewshot = [c for c in result.comparisons if c["method"] == "fewshot-5"]
     assert fewshot and all(c["test"] == "mannwhitneyu" for c in fewshot)
-    assert "YES, better than resnet18" in result.summary
+    assert "pretext vs resnet18 (logreg): YES, better: accuracy +" in result.summary
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == {
         "probe.csv",
@@ -224,7 +224,7 @@ def test_the_probe_says_when_it_cannot_tell(tmp_path):
     a = write_features(tmp_path / "a.parquet", paths, labels, splits, noise)
     b = write_features(tmp_path / "b.parquet", paths, labels, splits, other)
     result = probe([a, b], names=["a", "b"], methods=["logreg"], progress=False, **FAST)
-    assert "NOT SHOWN against b" in result.summary
+    assert "a vs b (logreg): NOT SHOWN: accuracy" in result.summary
 
 
 def test_few_shot_draws_are_the_same_images_for_every_feature_set():
@@ -260,13 +260,14 @@ def test_ridge_probes_a_numeric_label(tmp_path):
     informative = np.column_stack([age / 50 + rng.normal(0, 0.05, n), rng.normal(0, 1, (n, 7))])
     noise = rng.normal(0, 1, (n, 8))
     paths = [f"hand{i}.png" for i in range(n)]
-    a = write_features(tmp_path / "a.parquet", paths, age.tolist(), [None] * n, informative)
-    b = write_features(tmp_path / "b.parquet", paths, age.tolist(), [None] * n, noise)
+    months = [f"{v:g}" for v in age]  # embed writes a regression target as text
+    a = write_features(tmp_path / "a.parquet", paths, months, [""] * n, informative)
+    b = write_features(tmp_path / "b.parquet", paths, months, [""] * n, noise)
     result = probe([a, b], names=["bones", "noise"], n_resamples=200, progress=False)
     assert result.task == "regression"
     rows = {(r["features"], r["metric"]): r for r in result.table}
     assert rows[("bones", "mae")]["value"] < 10 < rows[("noise", "mae")]["ci_low"]
-    assert "YES, better than noise: MAE -" in result.summary
+    assert "bones vs noise (ridge): YES, better: MAE -" in result.summary
     split = Split(
         informative[:150],
         age[:150],
@@ -342,7 +343,9 @@ def test_cli_names_feature_files_and_prints_the_summary(files, tmp_path, capsys)
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "Do the mine features help" in printed and "YES, better than baseline" in printed
+    assert (
+        "Do the mine features help" in printed and "mine vs baseline (knn): YES, better" in printed
+    )
     assert (out / "summary.txt").read_text().startswith("Do the mine features help")
 
 
@@ -375,3 +378,65 @@ def test_feature_set_in_memory_needs_no_file():
     ]
     result = probe(sets, methods=["knn"], progress=False, **FAST)
     assert result.names == ("pretext", "noise") and not result.files
+
+
+def test_numeric_class_names_stay_classes_and_empty_labels_are_refused(tmp_path):
+    paths, _, splits, pretext, _, y = synthetic_task()
+    digits = [str(v) for v in y]  # class folders named 0, 1, 2
+    a = write_features(tmp_path / "a.parquet", paths, digits, splits, pretext)
+    result = probe([a], methods=["knn"], progress=False, **FAST)
+    assert result.task == "classification" and result.details["classes"] == ["0", "1", "2"]
+    unlabelled = write_features(tmp_path / "u.parquet", paths, [""] * len(paths), splits, pretext)
+    with pytest.raises(FeatureFileError, match="240 images have no label"):
+        probe([unlabelled], progress=False, **FAST)
+
+
+@pytest.mark.slow
+def test_embed_then_probe_end_to_end(tmp_path, capsys):
+    """The real flow: ``radiologynet embed`` two initialisations of a folder task, then
+    ``radiologynet probe`` on the files it wrote."""
+    from inference_fakes import weights_folder
+
+    from radiologynet.demo.quick import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "data", train=8, val=3, test=4)
+    seeded = weights_folder(tmp_path / "w", label_names=("a", "b", "c"))
+    for name, weights in (("seeded", str(seeded)), ("random", "random")):
+        argv = [
+            "embed",
+            "--task",
+            "folder",
+            "--data",
+            str(data),
+            "--model",
+            "mobilenet_v3_small",
+            "--weights",
+            weights,
+            "--input-size",
+            "32",
+            "--out",
+            str(tmp_path / f"{name}.parquet"),
+        ]
+        assert main(argv) == 0, capsys.readouterr().err
+    out = tmp_path / "probe"
+    argv = [
+        "probe",
+        str(tmp_path / "seeded.parquet"),
+        str(tmp_path / "random.parquet"),
+        "--out",
+        str(out),
+        "--shots",
+        "1,2",
+        "--draws",
+        "3",
+        "--bootstrap",
+        "100",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "(12 test images, 3 classes; split: from the feature files)" in printed
+    assert "Do the w features help" in printed  # named after the weights folder
+    with open(out / "probe.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["features"] for r in rows} == {"w", "random"}
+    assert (out / "probe.png").stat().st_size > 1000

@@ -115,11 +115,11 @@ def _verdict(candidate: str, other: str, row: Mapping[str, Any], metric: str) ->
         f"{name} {difference:+.3f} ({interval}, p = {row['p_corrected']:.3g} Bonferroni-corrected)"
     )
     if row["significant"] and better > 0:
-        return f"YES, better than {other}: {numbers}."
+        return f"YES, better: {numbers}."
     if row["significant"]:
-        return f"NO, worse than {other}: {numbers}."
+        return f"NO, worse: {numbers}."
     return (
-        f"NOT SHOWN against {other}: {numbers}; the interval includes no difference "
+        f"NOT SHOWN: {numbers}; the interval includes no difference "
         "(more test images would narrow it)."
     )
 

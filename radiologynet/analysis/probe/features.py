@@ -8,7 +8,6 @@ model, weights (tag and sha256), preprocessing and library version made it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from radiologynet._optional import require
-from radiologynet.errors import FeatureFileError
+from radiologynet.errors import FeatureFileError, ResultsFormatError
 
 #: The columns a feature file must have.
 COLUMNS = ("path", "label", "split", "embedding")
@@ -90,58 +89,64 @@ def read_features(
     name: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FeatureSet:
-    """Read one feature file written by ``radiologynet embed``.
+    """Read one feature file written by ``radiologynet embed`` (Parquet, or ``.npy`` with
+    its ``.json``), through :func:`radiologynet.inference.embed.read_embeddings`.
 
     Args:
-        path: the parquet file.
+        path: the file.
         name: what to call these features; default the weights named in its metadata
             (``radiologynet``, ``imagenet``, ``random``...), else the file's stem.
-        max_bytes: refuse a file whose embeddings would take more memory than this.
+        max_bytes: refuse a Parquet file whose embeddings would take more memory than this
+            (checked from its footer, before anything is decoded).
 
     Returns:
-        A :class:`FeatureSet` (embeddings as float32, rows in file order).
+        A :class:`FeatureSet` (embeddings as float32, rows in file order; an empty label
+        is ``None``).
 
     Raises:
         FeatureFileError: a missing or unreadable file, missing columns, null or
             non-finite embeddings, duplicate paths, or unknown split names.
     """
-    pq = require("pyarrow.parquet", "reading feature files")
+    from radiologynet.inference.embed import read_embeddings
+
     path = Path(path)
     if not path.is_file():
         raise FeatureFileError(f"{path}: no such feature file; make it with `radiologynet embed`")
+    if path.suffix.lower() != ".npy":
+        _check_parquet(path, max_bytes)
     try:
-        parquet = pq.ParquetFile(path)
-        _check_schema(path, parquet.schema_arrow, max_bytes, parquet.metadata.num_rows)
-        table = parquet.read()
-    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        if isinstance(err, FeatureFileError):
-            raise
-        raise FeatureFileError(f"{path}: not a readable parquet file ({err})") from err
-    metadata = _metadata(path, table.schema.metadata or {})
+        embeddings = read_embeddings(path)
+    except ResultsFormatError as err:
+        raise FeatureFileError(f"{path}: not a feature file ({err})") from err
+    vectors = np.asarray(embeddings.vectors, dtype=np.float32)
+    _check_finite(path, vectors)
     features = FeatureSet(
-        name=name or _default_name(metadata, path),
+        name=name or _default_name(embeddings.metadata, path),
         source=str(path),
-        paths=np.asarray(table.column("path").to_pylist(), dtype=object),
-        labels=_labels(table.column("label")),
-        splits=_splits(path, table.column("split").to_pylist()),
-        embeddings=_embeddings(path, table.column("embedding")),
-        metadata=metadata,
+        paths=np.asarray([str(p) for p in embeddings.paths], dtype=object),
+        labels=_labels(embeddings.labels),
+        splits=_splits(path, embeddings.splits),
+        embeddings=vectors,
+        metadata=dict(embeddings.metadata),
     )
     _check_rows(features)
     return features
 
 
-def _metadata(path: Path, raw: dict[bytes, bytes]) -> dict[str, Any]:
-    text = raw.get(METADATA_KEY.encode())
-    if text is None:
-        return {}
+def _check_parquet(path: Path, max_bytes: int) -> None:
+    pq = require("pyarrow.parquet", "reading feature files")
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
+        parquet = pq.ParquetFile(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise FeatureFileError(f"{path}: not a readable parquet file ({err})") from err
+    _check_schema(path, parquet.schema_arrow, max_bytes, parquet.metadata.num_rows)
+    if parquet.schema_arrow.metadata is None or (
+        METADATA_KEY.encode() not in parquet.schema_arrow.metadata
+    ):
         raise FeatureFileError(
-            f"{path}: its {METADATA_KEY!r} metadata is not JSON ({err})"
-        ) from err
-    return value if isinstance(value, dict) else {}
+            f"{path}: no {METADATA_KEY!r} schema metadata saying which weights made it; "
+            "make it with `radiologynet embed`"
+        )
 
 
 def _default_name(metadata: dict[str, Any], path: Path) -> str:
@@ -155,11 +160,9 @@ def _default_name(metadata: dict[str, Any], path: Path) -> str:
     return path.stem
 
 
-def _labels(column: Any) -> np.ndarray:
-    if _field_is_float(column.type):
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)
-    values = column.to_pylist()
-    return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+def _labels(values: list[Any]) -> np.ndarray:
+    """Labels as stored: class names (str) or numbers; an empty one is ``None``."""
+    return np.asarray([None if v is None or v == "" else v for v in values], dtype=object)
 
 
 def _splits(path: Path, values: list[Any]) -> np.ndarray | None:
@@ -176,21 +179,12 @@ def _splits(path: Path, values: list[Any]) -> np.ndarray | None:
     return np.asarray(values, dtype=object)
 
 
-def _embeddings(path: Path, column: Any) -> np.ndarray:
-    if column.null_count:
-        raise FeatureFileError(
-            f"{path}: {column.null_count} rows have no embedding; embed those images again"
-        )
-    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    dimension = int(array.type.list_size)
-    values = array.flatten().to_numpy(zero_copy_only=False)
-    matrix = np.asarray(values, dtype=np.float32).reshape(-1, dimension)
+def _check_finite(path: Path, matrix: np.ndarray) -> None:
     if not np.isfinite(matrix).all():
         bad = int((~np.isfinite(matrix)).any(axis=1).sum())
         raise FeatureFileError(
             f"{path}: {bad} embeddings hold NaN or infinite values; embed those images again"
         )
-    return matrix
 
 
 def _check_rows(features: FeatureSet) -> None:

@@ -187,29 +187,47 @@ def _load(
     return align(sets)
 
 
+#: Numeric labels with more distinct values than this are a regression target under
+#: ``task="auto"`` (bone age in months); fewer are class names ("0", "1").
+REGRESSION_MIN_VALUES = 20
+
+
+def _numbers(labels: np.ndarray) -> np.ndarray | None:
+    """The labels as floats, or ``None`` when one is not a number."""
+    try:
+        values = np.asarray([float(v) for v in labels], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return values if np.isfinite(values).all() else None
+
+
 def _task_kind(features: FeatureSet, task: str) -> str:
+    """``classification`` or ``regression``: ``task``, or under ``auto`` regression for
+    numeric labels with more than :data:`REGRESSION_MIN_VALUES` distinct values or any
+    fraction."""
     if task not in ("auto", "classification", "regression"):
         raise InvalidArgumentError(f"task must be auto, classification or regression, got {task!r}")
     labels = features.labels
-    is_float = labels.dtype.kind == "f"
-    missing = int(np.isnan(labels).sum()) if is_float else sum(v is None for v in labels)
+    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in labels)
     if missing:
         raise FeatureFileError(
             f"{features.source or features.name}: {missing} images have no label; a probe "
             "needs every image labelled (embed labelled data: a class folder, a CSV with "
             "labels, or --task)"
         )
-    if task == "auto":
-        return "regression" if is_float else "classification"
-    if task == "regression" and not is_float:
-        try:
-            labels.astype(float)
-        except ValueError as err:
-            raise FeatureFileError(
-                f"{features.source or features.name}: labels are not numbers ({labels[0]!r}); "
-                "a regression probe needs a numeric label"
-            ) from err
-    return task
+    numbers = _numbers(labels)
+    if task == "regression" and numbers is None:
+        raise FeatureFileError(
+            f"{features.source or features.name}: labels are not all numbers (e.g. "
+            f"{labels[0]!r}); a regression probe needs a numeric label"
+        )
+    if task != "auto":
+        return task
+    if numbers is not None and (
+        len(np.unique(numbers)) > REGRESSION_MIN_VALUES or (numbers != np.round(numbers)).any()
+    ):
+        return "regression"
+    return "classification"
 
 
 def _settings(
@@ -287,8 +305,10 @@ def assign_splits(features: FeatureSet, kind: str, seed: int) -> tuple[np.ndarra
     rng = np.random.default_rng([seed, 0x5B17])
     labels = features.labels
     if kind == "classification":
-        index = {c: i for i, c in enumerate(sorted(set(labels)))}
-        samples = [Sample(str(p), index[v]) for p, v in zip(features.paths, labels, strict=True)]
+        index = {c: i for i, c in enumerate(sorted({str(v) for v in labels}))}
+        samples = [
+            Sample(str(p), index[str(v)]) for p, v in zip(features.paths, labels, strict=True)
+        ]
     else:
         samples = [Sample(str(p), float(v)) for p, v in zip(features.paths, labels, strict=True)]
     strata = stratify_labels(samples, "multiclass" if kind == "classification" else kind)
@@ -317,7 +337,7 @@ def assign_splits(features: FeatureSet, kind: str, seed: int) -> tuple[np.ndarra
 
 def _encode(labels: np.ndarray, kind: str) -> tuple[tuple[str, ...], np.ndarray]:
     if kind == "regression":
-        return (), labels.astype(float)
+        return (), np.asarray([float(v) for v in labels], dtype=float)
     classes = tuple(sorted({str(v) for v in labels}))
     index = {c: i for i, c in enumerate(classes)}
     return classes, np.asarray([index[str(v)] for v in labels], dtype=np.int64)
