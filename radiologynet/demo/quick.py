@@ -453,6 +453,8 @@ def _probe_features(
     """Embed the findings task with the pretext backbone and a random one and probe both
     (``out/probe``); returns the probe's summary. Timed as the ``probe`` phase."""
     mark = time.perf_counter()
+    import torch
+
     from radiologynet.analysis.probe import probe
     from radiologynet.inference.embed import embed
 
@@ -460,16 +462,18 @@ def _probe_features(
     files = []
     for name, source in (("pretext", weights), ("random", "random")):
         path = out / "probe" / f"{name}.parquet"
-        embed(
-            task="folder",
-            root=data,
-            model=model,
-            weights=source,
-            input_size=input_size,
-            out=path,
-            num_workers=0,
-            progress=False,
-        )
+        with torch.random.fork_rng():  # the same random backbone every time, RNG untouched
+            torch.manual_seed(0)
+            embed(
+                task="folder",
+                root=data,
+                model=model,
+                weights=source,
+                input_size=input_size,
+                out=path,
+                num_workers=0,
+                progress=False,
+            )
         files.append(path)
     result = probe(files, out / "probe", names=["pretext", "random"], progress=False)
     timings.add("probe", time.perf_counter() - mark)
