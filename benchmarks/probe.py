@@ -9,8 +9,9 @@ comparisons, figure and summary).
 
 Target: under 2 minutes on 2 CPU cores. The baseline, measured in the same run on the same
 data, is one scikit-learn ``LogisticRegression()`` fit (default C, L-BFGS) on one
-initialisation's standardised training split, with the probe's thread setting: the ratio says how many such fits the whole
-probe costs, which stays meaningful on a busy or a faster machine.
+initialisation's standardised training split, with the probe's thread setting: the ratio
+says how many such fits the whole probe costs, which stays meaningful on a busy or a
+faster machine.
 
 Usage::
 

@@ -105,3 +105,15 @@ def test_gpu_suite_runs_to_completion_on_cpu(tmp_path):
     work = tmp_path / "work" / "task"
     assert len(list((work / "train").glob("*/*.jpg"))) == result["sizes"]["train"]
     assert (tmp_path / "work" / "results").is_dir()
+
+
+@pytest.mark.slow
+def test_probe_benchmark_reports_its_time_against_one_fit(tmp_path, capsys):
+    out = tmp_path / "probe.json"
+    _load("probe").main(["--images", "300", "--dim", "16", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["initialisations"] == 3 and result["methods"] == ["logreg", "knn", "fewshot"]
+    assert result["ratio_to_one_fit"] == pytest.approx(
+        result["probe_s"] / result["baseline_fit_s"], rel=0.05
+    )
+    assert "the probe costs" in capsys.readouterr().out

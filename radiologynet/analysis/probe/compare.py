@@ -194,25 +194,33 @@ def _comparison(
 def _agreement(
     comparisons: Sequence[Mapping[str, Any]], names: Sequence[str], metric: str, primary: str
 ) -> list[str]:
-    """Lines naming the other methods whose significant comparisons disagree in sign with
-    the primary method's, so a reader sees when the answer depends on the probe."""
+    """Lines naming the other methods whose significant comparisons do not agree with the
+    primary method's verdict, so a reader sees when the answer depends on the probe."""
     lines = []
     for other in names[1:]:
         base = _comparison(comparisons, primary, metric, names[0], other)
         if base is None:
             continue
+        disagreeing: dict[str, list[str]] = {}
         for row in comparisons:
-            if row["metric"] != metric or row["method"] == primary:
+            pair = set(row["groups"].split(" vs "))
+            if row["metric"] != metric or row["method"] == primary or pair != {names[0], other}:
                 continue
-            if set(row["groups"].split(" vs ")) != {names[0], other} or not row["significant"]:
-                continue
-            if base["significant"] and math.copysign(1, row["difference"]) == math.copysign(
-                1, base["difference"]
-            ):
-                continue
+            same_sign = math.copysign(1, row["difference"]) == math.copysign(1, base["difference"])
+            if row["significant"] and not (base["significant"] and same_sign):
+                sign = (
+                    "higher"
+                    if (row["groups"].startswith(names[0])) == (row["difference"] > 0)
+                    else "lower"
+                )
+                family = "few-shot" if row["method"].startswith("fewshot-") else row["method"]
+                disagreeing.setdefault(f"{family} ({sign} for {names[0]})", []).append(
+                    row["method"]
+                )
+        for what, methods in disagreeing.items():
+            where = ", ".join(m.removeprefix("fewshot-") for m in methods)
+            at = f" at {where} images per class" if what.startswith("few-shot") else ""
             lines.append(
-                f"  note: {row['method']} finds a significant difference "
-                f"({row['difference']:+.3f} for {row['groups']}, p = {row['p_corrected']:.3g}) "
-                f"that {primary} does not show the same way."
+                f"  note: {what} differs significantly from {other}{at}, unlike {primary}."
             )
     return lines

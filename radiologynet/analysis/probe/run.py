@@ -129,37 +129,27 @@ def probe(
     """
     sets = _load(features, names)
     kind = _task_kind(sets[0], task)
-    settings = _settings(
-        kind,
-        methods,
-        metric,
-        seed,
-        n_resamples,
-        c_values,
-        k,
-        temperature,
-        shots,
-        draws,
-        alphas,
-        alpha,
-    )
+    settings = _settings(kind, methods, metric, seed, n_resamples, c_values, k, temperature,
+                         shots, draws, alphas, alpha)  # fmt: skip
+    return _probe(sets, kind, settings, out, threads, progress)
+
+
+def _probe(
+    sets: list[FeatureSet],
+    kind: str,
+    settings: _Settings,
+    out: str | os.PathLike[str] | None,
+    threads: int | None,
+    progress: bool,
+) -> ProbeResult:
+    """:func:`probe` after its arguments are checked: split, probe, score, compare, write."""
     split_names, split_note = assign_splits(sets[0], kind, settings.seed)
     classes, targets = _encode(sets[0].labels, kind)
     with probes.limit_threads(threads):
         outputs, details = _run_probes(sets, split_names, targets, len(classes), settings, progress)
     table, distributions, draws_rows = _score(outputs, split_names, targets, len(classes), settings)
-    result = _result(
-        sets,
-        kind,
-        classes,
-        split_names,
-        split_note,
-        table,
-        distributions,
-        draws_rows,
-        details,
-        settings,
-    )
+    result = _result(sets, kind, classes, split_names, split_note, table, distributions,
+                     draws_rows, details, settings)  # fmt: skip
     if out is None:
         return result
     files = write_outputs(result, Path(out), sets, split_names, settings)
