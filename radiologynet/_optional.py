@@ -20,6 +20,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "torchmetrics": ("torchmetrics", "training"),
     "pandas": ("pandas", "training"),
     "sklearn": ("scikit-learn", "training"),
+    "threadpoolctl": ("threadpoolctl", "training"),  # scikit-learn's own dependency
     "openpyxl": ("openpyxl", "training"),
     "scipy": ("scipy", "analysis"),
     "matplotlib": ("matplotlib", "analysis"),

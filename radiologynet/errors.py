@@ -125,3 +125,9 @@ class ExportVerificationError(ExportError):
     """An exported model (ONNX, TorchScript, torch.export) whose outputs on real images
     differ from PyTorch's beyond the tolerance; the message gives the differences, and no
     file is left behind."""
+
+
+class FeatureFileError(RadiologyNetError, ValueError):
+    """A feature file (``radiologynet embed``'s parquet) that cannot be probed as given:
+    unreadable, not in the embedding format, or for other images or labels than the
+    files it is compared with; the message names the files and what differs."""

@@ -129,3 +129,15 @@ def test_cli_fuzz_campaign_counts_outcomes_and_finds_no_bug_in_compare(tmp_path,
     assert outcomes == {"refused"}
     outcome, _ = fuzz.run_case(["list"], tmp_path, timeout=60)  # a valid command: taken
     assert outcome == "accepted"
+
+
+@pytest.mark.slow
+def test_probe_benchmark_reports_its_time_against_one_fit(tmp_path, capsys):
+    out = tmp_path / "probe.json"
+    _load("probe").main(["--images", "300", "--dim", "16", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["initialisations"] == 3 and result["methods"] == ["logreg", "knn", "fewshot"]
+    assert result["ratio_to_one_fit"] == pytest.approx(
+        result["probe_s"] / result["baseline_fit_s"], rel=0.05
+    )
+    assert "the probe costs" in capsys.readouterr().out

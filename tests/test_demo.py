@@ -73,6 +73,14 @@ def test_run_demo_end_to_end(tmp_path, capsys):
     assert set(timings["phases"]) == set(PHASES)
     assert timings["phases"]["pretraining"] > 0 and timings["phases"]["fine-tuning"] > 0
     assert timings["phases"]["evaluation"] > 0 and timings["phases"]["writing"] > 0
+    # the frozen-feature probe of the pretext backbone against a random one, after the table
+    assert timings["phases"]["probe"] > 0
+    assert printed.index("test accuracy") < printed.index("Do the pretext features help")
+    assert "pretext vs random (logreg):" in printed
+    probe = tmp_path / "probe"
+    assert {"pretext.parquet", "random.parquet", "probe.csv", "probe.png", "summary.txt"} <= {
+        p.name for p in probe.iterdir()
+    }
     assert sum(timings["phases"].values()) == pytest.approx(timings["total_s"], abs=0.05)
     assert timings["training_s"] == pytest.approx(
         timings["phases"]["pretraining"] + timings["phases"]["fine-tuning"], abs=0.01

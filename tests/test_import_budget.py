@@ -20,6 +20,7 @@ EXTRA_PACKAGES = (
     "scipy",
     "pandas",
     "sklearn",
+    "threadpoolctl",
     "matplotlib",
     "SimpleITK",
     "pytorch_grad_cam",
@@ -122,6 +123,8 @@ def test_create_model_create_unet_read_image_and_for_model_import_no_optional_pa
         ["finetune", "--help"],
         ["benchmark", "--help"],
         ["export", "--help"],
+        # the probe's options are plain argparse: no torch, no scikit-learn before it runs
+        ["probe", "--help"],
     ],
 )
 def test_light_commands_import_no_torch(argv):

@@ -140,3 +140,23 @@ def test_cli_embed_a_task_with_its_labels_and_splits(tmp_path, capsys):
     assert back.metadata["weights"] == "random" and back.metadata["sha256"] == ""
     assert main(["embed", "--task", "btmr", "--model", "resnet18", "--out", str(out)]) == 1
     assert "needs --data ROOT" in capsys.readouterr().err
+
+
+def test_pseudo_label_embeddings_use_the_weights_mean_and_std_as_embed_does(tmp_path):
+    from radiologynet.pretraining.pseudolabel import features
+
+    folder = weights_folder(tmp_path / "w", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    for i in range(3):
+        png(tmp_path / "archive" / f"{i}.png", i, shape=(30, 40))
+    names = [f"{i}.png" for i in range(3)]
+    pooled, _, failed = features.image_embeddings(
+        tmp_path / "archive",
+        names,
+        arch="mobilenet_v3_small",
+        weights=str(folder),
+        image_size=32,
+        progress=False,
+    )
+    assert not failed
+    expected = radiologynet.embed(tmp_path / "archive", weights=folder, num_workers=0)
+    np.testing.assert_allclose(pooled, expected.vectors, rtol=1e-4, atol=1e-6)

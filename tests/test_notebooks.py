@@ -9,11 +9,12 @@ import runpy
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-NOTEBOOKS = ("finetune.ipynb", "segmentation.ipynb", "benchmark_grid.ipynb")
+NOTEBOOKS = ("finetune.ipynb", "segmentation.ipynb", "benchmark_grid.ipynb", "probe.ipynb")
 RUNNER = runpy.run_path(str(ROOT / "docs/scripts/run_notebooks.py"))
 
 
@@ -84,7 +85,7 @@ def test_notebooks_extra_brings_progress_bar_widgets():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["finetune.ipynb", "benchmark_grid.ipynb"])
+@pytest.mark.parametrize("name", ["finetune.ipynb", "benchmark_grid.ipynb", "probe.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # a forced backend hides inline figures
     monkeypatch.delenv("RADIOLOGYNET_ONLINE", raising=False)  # the tests never download
@@ -100,6 +101,15 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
         assert len(log) >= 2 and "val_loss" in json.loads(log[-1])
         config = json.loads((tmp_path / "weights/resnet18-stand-in/config.json").read_text())
         assert config["pretrained_cfg"]["input_size"] == [3, 32, 32]
+    elif name == "probe.ipynb":  # embed -> probe on the demo's data, pretext vs random
+        assert "pretext vs random (logreg): " in text
+        table = pd.read_csv(tmp_path / "probe-out" / "probe.csv").set_index(
+            ["features", "method", "metric"]
+        )["value"]
+        assert table[("pretext", "logreg", "accuracy")] > table[("random", "logreg", "accuracy")]
+        assert {"probe.csv", "comparison.csv", "probe.png"} <= {
+            p.name for p in (tmp_path / "probe-out").iterdir()
+        }
     else:
         assert "4 runs" in text
         assert len(list((tmp_path / "grid-results" / "grid").glob("*/result.json"))) == 4

@@ -5,6 +5,12 @@ equal variances; Kruskal-Wallis across the three initialisations; where it sugge
 difference, pairwise two-sided Mann-Whitney U tests with Bonferroni correction. Modality
 comparisons (multi-modality vs MR/CR/CT-only pretraining) use Student's t-test.
 
+Frozen-feature probes (:mod:`radiologynet.analysis.probe`) score every initialisation on
+the same test images, so their intervals and comparisons are bootstrap ones over those
+images: :func:`bootstrap_distribution` draws the resamples (the same ones for every
+initialisation with the same seed), :func:`percentile_interval` gives a 95 % interval,
+:func:`paired_bootstrap` the difference of two initialisations on the same resamples.
+
 Every test returns a frozen :class:`TestResult`. Two fully separated groups of five give
 an exact two-sided Mann-Whitney p of 0.00794, times three comparisons 0.024: the value the
 paper reports again and again.
@@ -367,4 +373,155 @@ def _result(
         n_comparisons=n_comparisons,
         alpha=alpha,
         method=method,
+    )
+
+
+#: Resamples of a bootstrap unless asked otherwise.
+N_RESAMPLES = 1000
+
+
+def bootstrap_distribution(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    chunk: int = 100,
+) -> np.ndarray:
+    """A statistic over ``n_resamples`` bootstrap resamples of ``n`` items.
+
+    ``statistic`` receives a ``(resamples, n)`` array of row indices (each row a resample
+    drawn with replacement) and returns one value per row; it is called on chunks of
+    ``chunk`` rows, so memory stays at ``chunk x n`` indices. The resamples depend only on
+    ``n``, ``n_resamples`` and ``seed``: two statistics bootstrapped with the same seed see
+    the same resamples, which is what makes :func:`paired_bootstrap` paired.
+
+    Returns:
+        The ``n_resamples`` values of the statistic, in resample order.
+
+    Raises:
+        StatisticsInputError: ``n`` or ``n_resamples`` below 1.
+    """
+    if n < 1 or n_resamples < 1:
+        raise StatisticsInputError(
+            f"a bootstrap needs at least one item and one resample; got n={n}, "
+            f"n_resamples={n_resamples}"
+        )
+    rng = np.random.default_rng(seed)
+    values = []
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        values.append(np.asarray(statistic(rng.integers(0, n, (rows, n))), dtype=float))
+    return np.concatenate(values)
+
+
+def percentile_interval(
+    distribution: Sequence[float] | np.ndarray, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The percentile interval holding ``confidence`` of ``distribution`` (NaNs, from
+    resamples where the statistic is undefined, ignored); NaNs when all are NaN."""
+    values = np.asarray(distribution, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """The difference ``a - b`` of one metric between two groups scored on the same items,
+    with its bootstrap interval and two-sided p-value.
+
+    Attributes:
+        groups: the names of ``a`` and ``b``.
+        difference: the metric of ``a`` minus that of ``b`` on all items.
+        ci_low, ci_high: the percentile interval of the difference at ``confidence``.
+        p: the two-sided bootstrap p-value of "no difference".
+        p_corrected: ``p`` Bonferroni-corrected for ``n_comparisons``.
+        n_resamples: the resamples drawn.
+    """
+
+    groups: tuple[str, str]
+    difference: float
+    ci_low: float
+    ci_high: float
+    p: float
+    p_corrected: float
+    n_comparisons: int = 1
+    n_resamples: int = N_RESAMPLES
+    confidence: float = 0.95
+    alpha: float = ALPHA
+
+    @property
+    def significant(self) -> bool:
+        """Whether the corrected p-value is below ``alpha``."""
+        return bool(self.p_corrected < self.alpha)
+
+    def as_dict(self) -> dict[str, object]:
+        """A flat, JSON-friendly dict (groups joined with ``" vs "``)."""
+        return {
+            "test": "paired bootstrap",
+            "groups": " vs ".join(self.groups),
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p": self.p,
+            "p_corrected": self.p_corrected,
+            "n_comparisons": self.n_comparisons,
+            "n_resamples": self.n_resamples,
+            "significant": self.significant,
+        }
+
+
+def paired_bootstrap(
+    estimate_a: float,
+    estimate_b: float,
+    distribution_a: Sequence[float] | np.ndarray,
+    distribution_b: Sequence[float] | np.ndarray,
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    n_comparisons: int = 1,
+    alpha: float = ALPHA,
+    confidence: float = 0.95,
+) -> PairedBootstrap:
+    """Paired bootstrap comparison of two groups scored on the same items.
+
+    ``distribution_a`` and ``distribution_b`` are the metric of each group on the same
+    resamples (:func:`bootstrap_distribution` with one seed); their difference per
+    resample is the bootstrap distribution of ``a - b``. The p-value is twice the smaller
+    share of resamples on either side of zero, as ``(count + 1) / (resamples + 1)``
+    (never 0), capped at 1, then Bonferroni-corrected for ``n_comparisons``.
+
+    Raises:
+        StatisticsInputError: distributions of different lengths or with no finite value.
+    """
+    a = np.asarray(distribution_a, dtype=float)
+    b = np.asarray(distribution_b, dtype=float)
+    if a.shape != b.shape:
+        raise StatisticsInputError(
+            f"paired bootstrap of {names[0]} and {names[1]}: {a.size} and {b.size} "
+            "resamples; bootstrap both with the same n_resamples and seed"
+        )
+    difference = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    if difference.size == 0:
+        raise StatisticsInputError(
+            f"paired bootstrap of {names[0]} and {names[1]}: no resample where both are defined"
+        )
+    below = (np.count_nonzero(difference <= 0) + 1) / (difference.size + 1)
+    above = (np.count_nonzero(difference >= 0) + 1) / (difference.size + 1)
+    p = float(min(1.0, 2 * min(below, above)))
+    low, high = percentile_interval(difference, confidence)
+    return PairedBootstrap(
+        groups=(str(names[0]), str(names[1])),
+        difference=float(estimate_a - estimate_b),
+        ci_low=low,
+        ci_high=high,
+        p=p,
+        p_corrected=bonferroni(p, n_comparisons),
+        n_comparisons=n_comparisons,
+        n_resamples=int(a.size),
+        confidence=confidence,
+        alpha=alpha,
     )

@@ -10,6 +10,11 @@ protocol runner and trainer a real benchmark uses, comparing two initialisations
   labelled "archive" (body part and orientation clusters) - RadiologyNET's recipe in
   miniature. The real RadiologyNET weights cannot be fetched offline, and the demo says so
   instead of pretending.
+
+Then it asks the cheap question too: do the pretext features help without any fine-tuning?
+It embeds the findings task with the pretext backbone and with a random one
+(:func:`radiologynet.embed`) and probes both (:func:`radiologynet.analysis.probe.probe`):
+``probe/`` holds the table, the comparison, the few-shot figure and the summary.
 """
 
 from __future__ import annotations
@@ -229,6 +234,7 @@ PHASES = (
     "fine-tuning",
     "evaluation",
     "writing",
+    "probe",
     "other",
 )
 _PHASE_NOTES = {
@@ -239,6 +245,7 @@ _PHASE_NOTES = {
     "fine-tuning": "training steps on the findings task",
     "evaluation": "validation after each epoch, the test set at the end",
     "writing": "checkpoints, logs, model folders, result files",
+    "probe": "embedding the findings task, frozen-feature probes, their figure",
     "other": "the rest",
 }
 #: the phases that are training compute (forward, backward and optimiser steps)
@@ -374,6 +381,7 @@ def run_demo(
     per_class: tuple[int, int, int] = (48, 16, 30),
     pretext_per_class: tuple[int, int] = (64, 16),
     batch_size: int = 16,
+    probe: bool = True,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Generate the data, pretrain the ``pretext`` backbone, run the random-vs-pretext
@@ -384,7 +392,9 @@ def run_demo(
     run; its ``model/`` is the second initialisation), ``results/`` (one folder per run,
     in the format ``radiologynet report`` reads) and ``timings.json`` (seconds per phase,
     :class:`DemoTimings`). Re-running reuses finished runs. ``per_class`` is the images
-    per class in train/val/test, ``pretext_per_class`` in the archive's train/val.
+    per class in train/val/test, ``pretext_per_class`` in the archive's train/val. With
+    ``probe``, ``probe/`` gets the frozen-feature probe of the pretext backbone against a
+    random one (``probe.csv``, ``comparison.csv``, ``probe.png``, ``summary.txt``).
 
     Raises:
         InvalidArgumentError: an argument out of range, before any work is done.
@@ -413,21 +423,61 @@ def run_demo(
     base = TrainConfig(batch_size=batch_size, progress=False, log_epochs=False)
     pretext_config = replace(base, max_epochs=pretrain_epochs, patience=pretrain_epochs)
     finetune_config = replace(base, max_epochs=max_epochs, patience=max(3, max_epochs // 2))
-    say(f"1/2 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
+    say(f"1/3 pretraining the pretext backbone on {archive} ({pretrain_epochs} epochs) ...")
     pretext = one_run(
         pretext_plan[0], archive, out / "pretext", pretext_config, "pretext", "pretraining"
     )
     say(f"    pseudo-label accuracy {pretext['val']['accuracy']:.3f} on held-out archive images")
     say(
-        f"2/2 fine-tuning on {data} (random vs pretext, {runs} runs each, up to "
+        f"2/3 fine-tuning on {data} (random vs pretext, {runs} runs each, up to "
         f"{max_epochs} epochs) ..."
     )
     results = [
         one_run(spec, data, out / "results", finetune_config, _run_label(spec, runs), "fine-tuning")
         for spec in finetune_plan
     ]
-    _say_demo_results(say, out, results, timings)
+    summary = _probe_features(out, data, model, weights, input_size, timings, say) if probe else ""
+    _say_demo_results(say, out, results, timings, summary)
     return results
+
+
+def _probe_features(
+    out: Path,
+    data: Path,
+    model: str,
+    weights: Path,
+    input_size: int,
+    timings: DemoTimings,
+    say: Callable[..., None],
+) -> str:
+    """Embed the findings task with the pretext backbone and a random one and probe both
+    (``out/probe``); returns the probe's summary. Timed as the ``probe`` phase."""
+    mark = time.perf_counter()
+    import torch
+
+    from radiologynet.analysis.probe import probe
+    from radiologynet.inference.embed import embed
+
+    say("3/3 probing frozen features: pretext vs random backbone, no fine-tuning ...")
+    files = []
+    for name, source in (("pretext", weights), ("random", "random")):
+        path = out / "probe" / f"{name}.parquet"
+        with torch.random.fork_rng():  # the same random backbone every time, RNG untouched
+            torch.manual_seed(0)
+            embed(
+                task="folder",
+                root=data,
+                model=model,
+                weights=source,
+                input_size=input_size,
+                out=path,
+                num_workers=0,
+                progress=False,
+            )
+        files.append(path)
+    result = probe(files, out / "probe", names=["pretext", "random"], progress=False)
+    timings.add("probe", time.perf_counter() - mark)
+    return f"{result.summary}\n\nProbe: {out / 'probe'} (probe.csv, comparison.csv, probe.png)."
 
 
 def _say_demo_intro(say: Callable[..., None], model: str, input_size: int) -> None:
@@ -492,13 +542,21 @@ class _DemoRunner:
 
 
 def _say_demo_results(
-    say: Callable[..., None], out: Path, results: list[dict[str, Any]], timings: DemoTimings
+    say: Callable[..., None],
+    out: Path,
+    results: list[dict[str, Any]],
+    timings: DemoTimings,
+    probe_summary: str = "",
 ) -> None:
-    """Print the results table and the time breakdown; write ``timings.json``."""
+    """Print the results table, the probe's summary and the time breakdown; write
+    ``timings.json``."""
     say("")
     say(init_summary_table(results))
     say("")
     say(f"Results: {out / 'results'} (one folder per run: result.json, log.jsonl, model/).")
+    if probe_summary:
+        say("")
+        say(probe_summary)
     say(
         "Tiny synthetic data and few epochs: read the numbers as a smoke test of the "
         "pipeline, not as evidence about RadiologyNET."

@@ -65,6 +65,9 @@ COMMANDS: dict[str, Command] = {
         "export",
         "export a model to ONNX, TorchScript, torch.export or a MONAI bundle, verified",
     ),
+    "probe": Command(
+        "probe", "do these weights help on my data? frozen-feature probes of embeddings"
+    ),
     "demo": Command(
         "demo", "offline end-to-end demo on generated radiographs (about a minute on CPU)"
     ),

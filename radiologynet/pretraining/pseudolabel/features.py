@@ -59,6 +59,9 @@ MISSING = "MISSING"
 #: Side of the ``thumbnail`` feature block.
 THUMBNAIL_SIZE = 16
 #: The version of the pixel decoding behind cached embeddings (part of the cache's spec):
+#: The input normalisation of the embeddings; 1: the weights' own mean/std
+#: (:func:`weights_transform`); before it, none (a cache made then is not reused).
+NORMALISE_VERSION = 1
 #: 2 is :func:`radiologynet.transforms.decode_uint8` (middle frame of a stack, a float
 #: image in [0, 1] kept as ``v * 255``); 1 was the first frame and min-max for floats.
 DECODE_VERSION = 2
@@ -280,6 +283,17 @@ def build_backbone(arch: str, weights: str | None = None) -> torch.nn.Module:
     return create_model(arch, weights=weights, num_classes=0).eval()
 
 
+def weights_transform(model: torch.nn.Module, image_size: int) -> torch.nn.Module:
+    """The batch transform of ``model``'s weights (their mean/std, three channels) for
+    letterboxed uint8 batches of side ``image_size``: the route every embedding takes
+    (``transforms.read_preprocessing`` then ``transforms.BatchTransform``, as
+    ``radiologynet embed`` does)."""
+    from radiologynet.transforms import BatchTransform, model_in_chans, read_preprocessing
+
+    preprocessing = replace(read_preprocessing(model), input_size=int(image_size))
+    return BatchTransform(preprocessing, in_chans=model_in_chans(model), augment=None).eval()
+
+
 class EmbeddingCache:
     """Image embeddings on disk, in shards, so an interrupted run resumes where it stopped.
 
@@ -350,6 +364,7 @@ def image_embeddings(
         "image_size": image_size,
         "thumbnail": THUMBNAIL_SIZE,
         "decode": DECODE_VERSION,
+        "normalise": NORMALISE_VERSION,
     }
     cache = EmbeddingCache(cache_dir, spec) if cache_dir is not None else None
     keys = [EmbeddingCache.key(root, p) for p in paths]
@@ -358,6 +373,7 @@ def image_embeddings(
     failed: dict[str, str] = {}
     if todo:
         model = build_backbone(arch, weights)
+        normalise = weights_transform(model, image_size)
         bar = tqdm(total=len(todo), desc="image embeddings", disable=not progress, leave=False)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
@@ -369,11 +385,11 @@ def image_embeddings(
                 except ArchiveError as err:
                     failed[paths[i]] = str(err).replace(str(root / paths[i]), paths[i])
             if tensors:
-                batch = torch.stack(tensors).float().div_(255).expand(-1, 3, -1, -1)
+                batch = torch.stack(tensors)
                 with torch.inference_mode():
-                    pooled = model(batch).float().flatten(1)
+                    pooled = model(normalise(batch)).float().flatten(1)
                     thumbs = torch.nn.functional.adaptive_avg_pool2d(
-                        batch[:, :1], THUMBNAIL_SIZE
+                        batch.float().div_(255), THUMBNAIL_SIZE
                     ).flatten(1)
                 out = torch.cat([pooled, thumbs], 1).numpy()
                 batch_keys = [keys[i] for i in ok]
