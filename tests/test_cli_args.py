@@ -243,6 +243,10 @@ BASE_ARGV = {
     "pretrain": ["--data", "{dir}", "--labels", "{file}", "--out", "{out}"],
     "pretrain-reconstruction": ["--data", "{dir}", "--out", "{out}"],
     "demo": ["--out", "{out}"],
+    "predict": ["resnet18.radiologynet", "{dir}", "--num-classes", "2", "--out", "{outfile}"],
+    "embed": ["{dir}", "--model", "resnet18", "--weights", "random", "--out", "{outfile}"],
+    "export": ["resnet18.radiologynet", "--num-classes", "2", "--out", "{outfile}"],
+    "probe": ["{file}", "--out", "{out}"],
 }
 
 
@@ -340,8 +344,15 @@ def _snapshot(root):
 
 def _with_value(argv: list[str], action, value: str) -> list[str]:
     """``argv`` with ``action``'s value replaced (or added) by ``value``."""
-    if not action.option_strings:  # a positional: the base argv's first {dir}/{file}
-        index = next(i for i, a in enumerate(argv) if i > 0 and not a.startswith("-"))
+    if not action.option_strings:  # a positional: the base argv's one in its place
+        parser = _command_parser(argv[0])
+        nth = [a.dest for a in parser._actions if not a.option_strings].index(action.dest)
+        taken = [
+            i
+            for i, a in enumerate(argv)
+            if i > 0 and not a.startswith("-") and not argv[i - 1].startswith("--")
+        ]
+        index = taken[nth]
         return argv[:index] + [value] + argv[index + 1 :]
     flag = action.option_strings[-1]
     if flag in argv:  # --flag=VALUE: a value such as -inf is not read as an option

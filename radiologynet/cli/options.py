@@ -376,6 +376,11 @@ PATH_OPTIONS: dict[str, dict[str, str]] = {
     "pretrain": {"--data": "dir", "--labels": "file", "--out": "out_dir"},
     "pretrain-reconstruction": {"--data": "dir", "--out": "out_dir", "--cache": "out_dir"},
     "demo": {"--out": "out_dir"},
+    "predict": {"data": "any", "--out": "out_file", "--gradcam": "out_dir"},
+    "embed": {"source": "any", "--data": "any", "--out": "out_file"},
+    # a bundle is a folder, written whole by the exporter (which refuses what is not ours)
+    "export": {"--out": "out_file", "--verify-data": "any"},
+    "probe": {"--out": "out_dir"},  # FEATURES may be NAME=FILE: read by the probe
 }
 
 
