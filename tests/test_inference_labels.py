@@ -15,7 +15,8 @@ import radiologynet
 from radiologynet.analysis import explain
 from radiologynet.inference import load
 from radiologynet.models._preprocessing import Preprocessing
-from radiologynet.protocol.runner import _write_model_folder
+from radiologynet.protocol.outputs import write_model_folder
+from radiologynet.protocol.spec import TaskData
 
 
 def test_label_names_round_trip_through_plain_timm_and_create_model(tmp_path):
@@ -38,13 +39,12 @@ def test_label_names_round_trip_through_plain_timm_and_create_model(tmp_path):
 
 def test_a_fine_tuned_binary_run_records_both_classes_and_its_kind(tmp_path):
     model = tiny_timm_model(ARCH, num_classes=1)
-    _write_model_folder(
+    write_model_folder(
         model,
         tmp_path / "model",
         ARCH,
         "binary",
-        2,
-        ("normal", "covid"),
+        TaskData([], [], None, 2, ("normal", "covid")),
         Preprocessing(input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
         32,
         zoo_model=True,

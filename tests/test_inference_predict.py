@@ -14,7 +14,8 @@ from radiologynet.cli import main
 from radiologynet.inference import load
 from radiologynet.inference.predict import predict
 from radiologynet.models._preprocessing import Preprocessing
-from radiologynet.protocol.runner import _write_model_folder
+from radiologynet.protocol.outputs import write_model_folder
+from radiologynet.protocol.spec import TaskData
 from radiologynet.train.heads import build_model
 
 
@@ -78,8 +79,15 @@ def test_written_as_csv_json_and_parquet(run, tmp_path):
 def test_binary_scores_are_a_sigmoid_and_its_complement(tmp_path):
     model = tiny_timm_model(ARCH, num_classes=1)
     pre = Preprocessing(input_size=32)
-    _write_model_folder(
-        model, tmp_path / "m", ARCH, "binary", 2, ("normal", "covid"), pre, 32, True
+    write_model_folder(
+        model,
+        tmp_path / "m",
+        ARCH,
+        "binary",
+        TaskData([], [], None, 2, ("normal", "covid")),
+        pre,
+        32,
+        zoo_model=True,
     )
     image = png(tmp_path / "x.png")
     (row,) = predict(tmp_path / "m", image, num_workers=0).rows
@@ -95,7 +103,8 @@ def test_bone_age_takes_sex_from_a_column_or_the_dicom_header(tmp_path):
     torch.manual_seed(0)
     model = build_model(ARCH, None, kind="regression", num_classes=1).eval()
     pre = Preprocessing(input_size=32)
-    _write_model_folder(model, tmp_path / "m", ARCH, "regression", 1, (), pre, 32, True)
+    data = TaskData([], [], None, 1)
+    write_model_folder(model, tmp_path / "m", ARCH, "regression", data, pre, 32, zoo_model=True)
     loaded = load(tmp_path / "m")
     assert loaded.task_kind == "regression"
     one = png(tmp_path / "imgs" / "one.png")
@@ -126,7 +135,7 @@ def test_cli_predict_writes_the_file_and_refuses_bad_input_in_one_line(run, tmp_
     missing = tmp_path / "nothing.csv"
     assert main(["predict", str(run), str(tmp_path / "gone"), "--out", str(missing)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no such file or folder" in err
+    assert err.count("\n") == 1 and "gone: no such file or" in err.lower()
     assert not missing.exists()
 
 
