@@ -60,9 +60,13 @@ PATHS: dict[str, dict[str, str]] = {
     "pretrain": {"--data": "dir", "--labels": "file", "--out": "out_dir"},
     "pretrain-reconstruction": {"--data": "dir", "--out": "out_dir", "--cache": "out_dir"},
     "demo": {"--out": "out_dir"},
+    "predict": {"data": "any", "--out": "out_file", "--gradcam": "out_dir"},
+    "embed": {"source": "any", "--data": "any", "--out": "out_file"},
+    "export": {"--out": "out_file", "--verify-data": "any"},
+    "probe": {"--out": "out_dir"},
 }
 
-#: Valid required arguments of each command, as in tests/test_cli_args.py.
+#: Valid required arguments of each command (tests/test_cli_args.py reads this table).
 BASE_ARGV = {
     "list": [],
     "info": ["resnet50.radiologynet"],
@@ -80,6 +84,10 @@ BASE_ARGV = {
     "pretrain": ["--data", "{dir}", "--labels", "{file}", "--out", "{out}"],
     "pretrain-reconstruction": ["--data", "{dir}", "--out", "{out}"],
     "demo": ["--out", "{out}"],
+    "predict": ["resnet18.radiologynet", "{dir}", "--num-classes", "2", "--out", "{outfile}"],
+    "embed": ["{dir}", "--model", "resnet18", "--weights", "random", "--out", "{outfile}"],
+    "export": ["resnet18.radiologynet", "--num-classes", "2", "--out", "{outfile}"],
+    "probe": ["{file}", "--out", "{out}"],
 }
 
 INT_VALUES = ("-1", "99999999999999999999", "abc", "1.5")

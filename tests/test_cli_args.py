@@ -4,6 +4,8 @@ before any training or decoding starts (run in-process through ``radiologynet.cl
 from __future__ import annotations
 
 import dataclasses
+import runpy
+from pathlib import Path
 
 import pytest
 import torch
@@ -226,28 +228,11 @@ def test_preprocess_names_its_decoding_threads_threads(tmp_path):
 
 #: Valid required arguments of each command ({dir}: an existing folder, {file}: an
 #: existing file, {out}: a new folder, {outfile}: a new file).
-BASE_ARGV = {
-    "list": [],
-    "info": ["resnet50.radiologynet"],
-    "download": ["resnet50.radiologynet", "--to", "{out}"],
-    "convert": ["{file}", "--out", "{out}"],
-    "publish": ["{dir}", "--repo-id", "org/name", "--dry-run"],
-    "preprocess": ["{dir}", "--out", "{out}"],
-    "finetune": ["--task", "btmr", "--data", "{dir}", "--model", "resnet18", "--out", "{out}"],
-    "benchmark": ["--task", "btmr", "--data", "{dir}", "--out", "{out}"],
-    "report": ["{dir}", "--out", "{out}"],
-    "compare": ["{dir}"],
-    "card-results": ["{dir}", "--weights-dir", "{dir}"],
-    "gradcam": ["--model", "{dir}", "--images", "{file}", "--out", "{out}"],
-    "pseudo-label": ["{dir}", "--out", "{outfile}"],
-    "pretrain": ["--data", "{dir}", "--labels", "{file}", "--out", "{out}"],
-    "pretrain-reconstruction": ["--data", "{dir}", "--out", "{out}"],
-    "demo": ["--out", "{out}"],
-    "predict": ["resnet18.radiologynet", "{dir}", "--num-classes", "2", "--out", "{outfile}"],
-    "embed": ["{dir}", "--model", "resnet18", "--weights", "random", "--out", "{outfile}"],
-    "export": ["resnet18.radiologynet", "--num-classes", "2", "--out", "{outfile}"],
-    "probe": ["{file}", "--out", "{out}"],
-}
+#: Valid required arguments of each command: the CLI campaign's table
+#: (benchmarks/fuzz_cli.py), which these tests run in-process.
+BASE_ARGV = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks/fuzz_cli.py"))[
+    "BASE_ARGV"
+]
 
 
 def _command_parser(name: str):
