@@ -133,3 +133,22 @@ def test_efficientnet_b4_encoder_keeps_torchvisions_stochastic_depth():
     with torch.device("meta"):
         none = create_unet("efficientnet_b4", decoder="paper", drop_path_rate=0.0)
     assert not any(isinstance(m, DropPath) for m in none.encoder.modules())
+
+
+def test_random_paper_unet_encoder_is_torchvision_initialised_as_the_authors():
+    """The authors' random U-Net encoder is ``torchvision.models.<name>(weights=None)``
+    (their ``UNet._init_weights`` ran before any layer existed): ResNet blocks end in a
+    BatchNorm of gamma 1 (timm's own init zeroes it), and the weights are torchvision's
+    draw for the same seed."""
+    import torchvision
+
+    from radiologynet.models.unet import create_unet
+
+    torch.manual_seed(7)
+    unet = create_unet("resnet18", weights=None, decoder="paper")
+    torch.manual_seed(7)
+    reference = torchvision.models.resnet18(weights=None)
+    gammas = [m.weight for n, m in unet.named_modules() if n.endswith("bn2")]
+    assert gammas and all(torch.all(g == 1) for g in gammas)
+    conv1 = next(p for n, p in unet.named_parameters() if n.endswith("conv1.weight"))
+    assert torch.equal(conv1, reference.conv1.weight)

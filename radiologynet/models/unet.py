@@ -36,6 +36,7 @@ from radiologynet.models._backbone import (
 )
 from radiologynet.models._folder import model_type, read_config
 from radiologynet.models._hub import ResolvedWeights
+from radiologynet.models._init import torchvision_random_state
 from radiologynet.models._paper_unet import PaperEncoder, PaperUNet
 from radiologynet.models._registry import Architecture, get_architecture
 from radiologynet.models._vanilla_unet import (
@@ -142,12 +143,20 @@ def _paper_unet(
     resolved: ResolvedWeights | None,
     drop_path_rate: float,
 ) -> tuple[nn.Module, nn.Module, int]:
+    # the authors' random encoder is torchvision's network as torchvision initialises it
+    # (their UNet._init_weights ran before any layer existed, so it set nothing); drawn
+    # first, as theirs was
+    body = torchvision_random_state(arch, in_chans) if resolved is None else None
     backbone = timm.create_model(
         arch.timm_name,
         in_chans=in_chans,
         pretrained=resolved is not None,
         **encoder_kwargs(arch, resolved, drop_path_rate),
     )
+    if body is not None:
+        missing, unexpected = backbone.load_state_dict(body, strict=False)
+        if unexpected or any(not k.startswith(f"{arch.classifier}.") for k in missing):
+            raise RuntimeError(f"torchvision's {arch.name} does not fit: {missing} {unexpected}")
     net = PaperUNet(PaperEncoder(backbone, in_chans), in_chans=in_chans, num_classes=num_classes)
     return net, backbone, net.stride
 
