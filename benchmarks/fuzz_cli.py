@@ -2,10 +2,9 @@
 option of every command, counted by outcome.
 
 The options come from the commands' own parsers (a new option is fuzzed as soon as it is
-added); path options are those of :data:`PATHS` (the same table as
-``radiologynet.cli.options.PATH_OPTIONS``, kept here so the script also runs on trees
-from before it). Every case runs in-process through ``radiologynet.cli.main`` in a fresh
-sandbox folder holding a folder, a file, a FIFO and (as root) a character device.
+added); path options are those of ``radiologynet.cli.options.PATH_OPTIONS``. Every
+case runs in-process through ``radiologynet.cli.main`` in a fresh sandbox folder
+holding a folder, a file, a FIFO and (as root) a character device.
 
 Outcomes:
     refused     one line on stderr, a non-zero exit, no traceback, nothing written
@@ -38,33 +37,8 @@ from pathlib import Path
 
 OUTCOMES = ("refused", "traceback", "multiline", "wrote", "accepted", "timeout")
 
-#: Path options by command: out_dir / out_file to write, dir / file / any to read.
-PATHS: dict[str, dict[str, str]] = {
-    "download": {"--to": "out_dir"},
-    "convert": {"src": "file", "--out": "out_dir"},
-    "publish": {"folder": "dir"},
-    "preprocess": {"src": "dir", "--out": "out_dir"},
-    "finetune": {"--data": "any", "--out": "out_dir", "--cache": "out_dir"},
-    "benchmark": {"--data": "any", "--out": "out_dir", "--cache": "out_dir"},
-    "report": {"results": "dir", "--out": "out_dir"},
-    "compare": {"results": "dir", "--csv": "out_file"},
-    "card-results": {"results": "dir", "--weights-dir": "dir"},
-    "gradcam": {"--model": "dir", "--images": "any", "--out": "out_dir"},
-    "pseudo-label": {
-        "archive": "dir",
-        "--out": "out_file",
-        "--text-csv": "file",
-        "--cache": "out_dir",
-        "--report": "out_dir",
-    },
-    "pretrain": {"--data": "dir", "--labels": "file", "--out": "out_dir"},
-    "pretrain-reconstruction": {"--data": "dir", "--out": "out_dir", "--cache": "out_dir"},
-    "demo": {"--out": "out_dir"},
-    "predict": {"data": "any", "--out": "out_file", "--gradcam": "out_dir"},
-    "embed": {"source": "any", "--data": "any", "--out": "out_file"},
-    "export": {"--out": "out_file", "--verify-data": "any"},
-    "probe": {"--out": "out_dir"},
-}
+#: Path options by command: the command line's own table.
+from radiologynet.cli.options import PATH_OPTIONS as PATHS  # noqa: E402
 
 #: Valid required arguments of each command (tests/test_cli_args.py reads this table).
 BASE_ARGV = {
